@@ -1,0 +1,47 @@
+"""The ``llmrank`` command. Each command group lives in its own module and maps 1:1 to a
+public library function; heavy libraries are imported inside the commands, not here."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from llmrank.cli.common import run_guarded
+
+app = typer.Typer(
+    name="llmrank",
+    help="LLM recommender: FAISS retrieval, one-pass LLM reranking, bandit exploration.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# (module, group name or None for top-level commands). A group's module defines ``app``;
+# a top-level module defines ``register(app)``.
+_GROUPS: list[tuple[str, str | None]] = [
+    ("llmrank.cli.data", "data"),
+    ("llmrank.cli.index", "index"),
+    ("llmrank.cli.retrieve", None),
+    ("llmrank.cli.doctor", None),
+    ("llmrank.cli.demo", None),
+]
+
+
+def _mount() -> None:
+    for module_name, group in _GROUPS:
+        module = importlib.import_module(module_name)
+        if group is None:
+            module.register(app)
+        else:
+            app.add_typer(module.app, name=group)
+
+
+_mount()
+
+
+def main() -> None:  # console entry point with typed-error handling
+    run_guarded(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""One config file (TOML or YAML) describes a deployment: data, retriever, reranker,
+policy, feedback. Flags override it; seeds live here so every run is reproducible.
+
+Each section is a pydantic model with defaults that run offline on this repository's
+embedded catalog, so ``Config()`` alone is a working deployment."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmrank.errors import ConfigError
+
+DATA_DIR_ENV = "LLMRANK_DATA_DIR"
+HOME_ENV = "LLMRANK_HOME"
+
+
+def llmrank_home() -> Path:
+    """Where converted models, indexes and caches live (``$LLMRANK_HOME`` or ~/.cache/llmrank)."""
+    return Path(os.environ.get(HOME_ENV, Path.home() / ".cache" / "llmrank"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    """Which dataset to load and how to preprocess it."""
+
+    dataset: str = "catalog"  # 'catalog' (embedded), 'ml-100k', 'ml-latest-small', ... or a path
+    data_dir: str | None = None  # default: $LLMRANK_DATA_DIR, else ./data
+    format: str | None = None  # loader name; detected from the files when None
+    kcore: int = 0
+    min_rating: float | None = None
+    on_error: Literal["skip", "raise"] = "skip"
+
+
+class EmbedderConfig(_Section):
+    backend: str = "sentence-transformers"
+    model: str = "default"  # 'default' = the offline all-MiniLM-L6-v2 from PyPI
+    batch_size: int = 64
+
+
+class IndexConfig(_Section):
+    backend: str = "faiss"
+    kind: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
+    path: str | None = None
+    use_gpu: bool = True  # only when faiss sees a GPU
+
+
+class RetrieverConfig(_Section):
+    kind: Literal["text", "sequential", "fused"] = "text"
+    n_candidates: int = 20
+    recency_half_life: float = 10.0  # in history positions, for text query vectors
+    model_path: str | None = None  # trained sequential model / fused index folder
+
+
+class RerankerConfig(_Section):
+    enabled: bool = True
+    backend: str = "transformers"
+    model: str = "default"  # 'default' = SmolLM2-135M-Instruct converted from the PyPI GGUF
+    adapter: str | None = None
+    template: str = "rank"
+    permutations: int = 1
+    max_history: int = 20
+    blend_retrieval: float = 0.0  # weight of the normalised retrieval score in the final score
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+    options: dict[str, Any] = Field(default_factory=dict)  # backend-specific settings
+
+
+class ExplainConfig(_Section):
+    template: str = "explain"
+    max_new_tokens: int = 48
+
+
+class PolicyConfig(_Section):
+    name: str = "greedy"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class FeedbackConfig(_Section):
+    backend: str = "sqlite"
+    path: str | None = None
+
+
+class Config(_Section):
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
+    reranker: RerankerConfig = Field(default_factory=RerankerConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+
+
+def load_config(source: str | Path | dict[str, Any] | Config | None = None,
+                overrides: dict[str, Any] | None = None) -> Config:
+    """Load a Config from a TOML/YAML file, a dict or nothing (defaults); ``overrides`` are
+    dotted keys (``{"reranker.permutations": 3}``) applied on top, as flags do."""
+    if isinstance(source, Config):
+        raw: dict[str, Any] = source.model_dump()
+    elif source is None:
+        raw = {}
+    elif isinstance(source, dict):
+        raw = dict(source)
+    else:
+        raw = _read_file(Path(source))
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config: {exc}") from exc
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: top level must be a mapping")
+            return data
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    raise ConfigError(f"{path}: config must be .toml, .yaml or .yml")

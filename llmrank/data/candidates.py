@@ -1,0 +1,50 @@
+"""Candidate lists for the ranking protocols, deterministic under a seed.
+
+- ``random_candidates``: the target plus n negatives the user never touched (LLMRank's
+  20-candidate protocol), shuffled.
+- ``retriever`` top-N lists come from llmrank.retrieve and are not built here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def user_rng(seed: int, user: int, salt: int = 0) -> np.random.Generator:
+    """An RNG that depends only on (seed, user, salt): results do not depend on the order in
+    which users are processed, so parallel and resumed runs agree."""
+    return np.random.default_rng([seed, user, salt])
+
+
+def sample_negatives(n_items: int, exclude: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` distinct item codes uniformly from ``range(n_items)`` minus ``exclude``."""
+    excluded = np.zeros(n_items, dtype=bool)
+    excluded[np.asarray(exclude, dtype=np.int64)] = True
+    available = n_items - int(excluded.sum())
+    if available < n:
+        raise ValueError(f"only {available} items left to sample {n} negatives from")
+    out: list[int] = []
+    chosen = set()
+    # rejection sampling is fast when exclusions are a small part of the catalog
+    while len(out) < n:
+        draw = rng.integers(0, n_items, size=2 * (n - len(out)) + 8)
+        for c in draw.tolist():
+            if not excluded[c] and c not in chosen:
+                chosen.add(c)
+                out.append(c)
+                if len(out) == n:
+                    break
+    return np.asarray(out, dtype=np.int64)
+
+
+def random_candidates(
+    n_items: int, target: int, seen: np.ndarray, *, n_negatives: int = 19, seed: int = 0,
+    user: int = 0,
+) -> np.ndarray:
+    """Target plus ``n_negatives`` random unseen items, shuffled (LLMRank protocol)."""
+    rng = user_rng(seed, user)
+    exclude = np.append(np.asarray(seen, dtype=np.int64), target)
+    negs = sample_negatives(n_items, exclude, n_negatives, rng)
+    cands = np.append(negs, target)
+    rng.shuffle(cands)
+    return cands

@@ -1,0 +1,211 @@
+"""The one canonical in-memory dataset every loader produces and every stage consumes.
+
+Items and users are typed records keyed by the dataset's string ids. Interactions are
+columnar numpy arrays of integer codes (``Dataset.item_ids[code]`` is the id) so that
+millions of events stay cheap; ``Dataset.histories()`` gives each user's time-ordered items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from llmrank.errors import UnknownItemError, UnknownUserError
+from llmrank.records import Item, User
+
+
+@dataclass
+class Interactions:
+    """Columnar interaction log. ``user``/``item`` are codes into the dataset's id lists;
+    ``order`` is the position in the source file, the tie-breaker for equal timestamps."""
+
+    user: np.ndarray  # int32
+    item: np.ndarray  # int32
+    timestamp: np.ndarray  # int64, seconds
+    rating: np.ndarray  # float32, NaN when the source has no rating
+    order: np.ndarray  # int64
+
+    def __post_init__(self) -> None:
+        n = len(self.user)
+        for name in ("item", "timestamp", "rating", "order"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"interaction column {name!r} has {len(getattr(self, name))} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    @classmethod
+    def empty(cls) -> Interactions:
+        return cls(
+            np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64),
+            np.zeros(0, np.float32), np.zeros(0, np.int64),
+        )
+
+    def take(self, mask_or_index: np.ndarray) -> Interactions:
+        return Interactions(
+            self.user[mask_or_index], self.item[mask_or_index], self.timestamp[mask_or_index],
+            self.rating[mask_or_index], self.order[mask_or_index],
+        )
+
+    def has_ratings(self) -> bool:
+        return bool(len(self.rating)) and not bool(np.isnan(self.rating).all())
+
+
+@dataclass
+class Dataset:
+    """Items, users and timestamped interactions of one domain."""
+
+    name: str
+    items: dict[str, Item]
+    users: dict[str, User]
+    interactions: Interactions
+    item_ids: list[str] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.item_ids:
+            self.item_ids = list(self.items)
+        if not self.user_ids:
+            self.user_ids = list(self.users)
+        self._item_index = {iid: i for i, iid in enumerate(self.item_ids)}
+        self._user_index = {uid: i for i, uid in enumerate(self.user_ids)}
+        self._histories: list[np.ndarray] | None = None
+
+    # ---- sizes and lookups -------------------------------------------------------------
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    def item_code(self, item_id: str) -> int:
+        try:
+            return self._item_index[item_id]
+        except KeyError:
+            raise UnknownItemError(f"unknown item id {item_id!r} in dataset {self.name!r}") from None
+
+    def user_code(self, user_id: str) -> int:
+        try:
+            return self._user_index[user_id]
+        except KeyError:
+            raise UnknownUserError(f"unknown user id {user_id!r} in dataset {self.name!r}") from None
+
+    def has_item(self, item_id: str) -> bool:
+        return item_id in self._item_index
+
+    def has_user(self, user_id: str) -> bool:
+        return user_id in self._user_index
+
+    def item(self, item_id: str) -> Item:
+        try:
+            return self.items[item_id]
+        except KeyError:
+            raise UnknownItemError(f"unknown item id {item_id!r} in dataset {self.name!r}") from None
+
+    def item_codes(self, item_ids: Iterable[str]) -> np.ndarray:
+        return np.fromiter((self.item_code(i) for i in item_ids), dtype=np.int64)
+
+    # ---- histories ---------------------------------------------------------------------
+    def histories(self) -> list[np.ndarray]:
+        """Per user code, the item codes ordered by (timestamp, file order). Cached."""
+        if self._histories is None:
+            inter = self.interactions
+            order = np.lexsort((inter.order, inter.timestamp, inter.user))
+            users = inter.user[order]
+            items = inter.item[order]
+            bounds = np.searchsorted(users, np.arange(self.n_users + 1))
+            self._histories = [items[bounds[u]: bounds[u + 1]] for u in range(self.n_users)]
+        return self._histories
+
+    def history(self, user_id: str) -> list[str]:
+        """A user's items in time order, as ids."""
+        codes = self.histories()[self.user_code(user_id)]
+        return [self.item_ids[c] for c in codes]
+
+    def item_popularity(self) -> np.ndarray:
+        """Interaction count per item code."""
+        return np.bincount(self.interactions.item, minlength=self.n_items)
+
+    # ---- construction ------------------------------------------------------------------
+    @classmethod
+    def from_records(
+        cls,
+        name: str,
+        items: Iterable[Item],
+        users: Iterable[User],
+        events: Iterable[tuple[str, str, int, float | None]],
+    ) -> Dataset:
+        """Build from (user_id, item_id, timestamp, rating) tuples. Ids seen only in events get
+        bare Item/User records so that no interaction is dropped."""
+        item_map: dict[str, Item] = {it.item_id: it for it in items}
+        user_map: dict[str, User] = {u.user_id: u for u in users}
+        u_codes: list[int] = []
+        i_codes: list[int] = []
+        ts: list[int] = []
+        ratings: list[float] = []
+        item_index = {iid: k for k, iid in enumerate(item_map)}
+        user_index = {uid: k for k, uid in enumerate(user_map)}
+        for uid, iid, t, r in events:
+            if uid not in user_index:
+                user_index[uid] = len(user_index)
+                user_map[uid] = User(uid)
+            if iid not in item_index:
+                item_index[iid] = len(item_index)
+                item_map[iid] = Item(iid)
+            u_codes.append(user_index[uid])
+            i_codes.append(item_index[iid])
+            ts.append(int(t))
+            ratings.append(np.nan if r is None else float(r))
+        inter = Interactions(
+            np.asarray(u_codes, np.int32), np.asarray(i_codes, np.int32),
+            np.asarray(ts, np.int64), np.asarray(ratings, np.float32),
+            np.arange(len(u_codes), dtype=np.int64),
+        )
+        return cls(name, item_map, user_map, inter)
+
+    def subset(self, interaction_mask: np.ndarray, *, name: str | None = None,
+               drop_unused: bool = True) -> Dataset:
+        """A new dataset with only the masked interactions. With ``drop_unused`` the users and
+        items left without interactions are removed and codes are renumbered."""
+        inter = self.interactions.take(interaction_mask)
+        if not drop_unused:
+            return Dataset(name or self.name, self.items, self.users, inter,
+                           list(self.item_ids), list(self.user_ids))
+        keep_users = np.unique(inter.user)
+        keep_items = np.unique(inter.item)
+        user_remap = np.full(self.n_users, -1, np.int64)
+        user_remap[keep_users] = np.arange(len(keep_users))
+        item_remap = np.full(self.n_items, -1, np.int64)
+        item_remap[keep_items] = np.arange(len(keep_items))
+        item_ids = [self.item_ids[c] for c in keep_items]
+        user_ids = [self.user_ids[c] for c in keep_users]
+        new_inter = Interactions(
+            user_remap[inter.user].astype(np.int32), item_remap[inter.item].astype(np.int32),
+            inter.timestamp, inter.rating, inter.order,
+        )
+        return Dataset(
+            name or self.name,
+            {i: self.items[i] for i in item_ids},
+            {u: self.users[u] for u in user_ids},
+            new_inter, item_ids, user_ids,
+        )
+
+    def summary(self) -> Mapping[str, object]:
+        inter = self.interactions
+        n = len(inter)
+        density = n / max(1, self.n_users * self.n_items)
+        lengths = np.bincount(inter.user, minlength=self.n_users) if n else np.zeros(1)
+        return {
+            "name": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": n,
+            "density": round(density, 6),
+            "has_ratings": inter.has_ratings(),
+            "history_length_median": float(np.median(lengths)) if n else 0.0,
+            "items_with_title": sum(1 for it in self.items.values() if it.title),
+        }

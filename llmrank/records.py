@@ -1,0 +1,124 @@
+"""Typed records that flow between pipeline stages (retrieve -> rerank -> explore -> explain).
+
+Ids are always the dataset's own ids as strings; integer codes are an internal detail of
+models and indexes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Item:
+    """One catalog item with the text fields used for embeddings and prompts."""
+
+    item_id: str
+    title: str = ""
+    year: int | None = None
+    genres: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Business filters applied inside retrieval (before ranking), so that k results survive.
+
+    ``attributes`` keeps items whose attribute (or ``genre``) value is in the given set.
+    """
+
+    allow: frozenset[str] | None = None
+    deny: frozenset[str] = frozenset()
+    attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    exclude_seen: bool = True
+
+    def is_empty(self) -> bool:
+        return self.allow is None and not self.deny and not self.attributes
+
+
+@dataclass
+class RecRequest:
+    """What a caller asks for. One of ``user_id``, ``history`` or ``text`` must be given;
+    a known user with an explicit history uses the explicit history."""
+
+    user_id: str | None = None
+    history: list[str] | None = None
+    text: str | None = None
+    k: int = 10
+    n_candidates: int = 20
+    filters: Filters = field(default_factory=Filters)
+    explain: bool = False
+    explore: bool = False
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A retrieved item with its retrieval score (inner product in the index)."""
+
+    item_id: str
+    score: float
+    source: str = "retriever"
+
+
+@dataclass
+class RankedItem:
+    """One shown item. ``score`` is the final ranking score; the parts are kept for traces."""
+
+    item_id: str
+    score: float
+    position: int
+    retrieval_score: float | None = None
+    rerank_score: float | None = None
+    propensity: float | None = None
+    explanation: str | None = None
+    title: str = ""
+
+
+@dataclass
+class LLMCall:
+    """Trace of one LLM call: what ran, with which template, and what it cost."""
+
+    stage: str
+    backend: str
+    model: str
+    adapter: str | None
+    template: str
+    template_version: str
+    prompt_tokens: int
+    seconds: float
+    n_prompts: int = 1
+
+
+@dataclass
+class Trace:
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    llm_calls: list[LLMCall] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecResponse:
+    request_id: str
+    user_id: str | None
+    items: list[RankedItem]
+    trace: Trace = field(default_factory=Trace)
+    policy: str = "greedy"
+
+    def item_ids(self) -> list[str]:
+        return [it.item_id for it in self.items]
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)

@@ -1,0 +1,86 @@
+"""Backends registered by name. Built-ins register exactly as a third-party plugin would:
+a name maps to a dotted path ``module:attr``, imported only when that backend is created,
+so ``import llmrank`` never imports torch, faiss or vllm."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+from llmrank.errors import UnknownBackendError
+
+T = TypeVar("T")
+
+_PLUGIN_GROUP = "llmrank.plugins"
+_plugins_loaded = False
+
+
+class Registry(Generic[T]):
+    """A named family of interchangeable backends (LLM, Embedder, VectorIndex, ...)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, str | Callable[..., T]] = {}
+
+    def register(self, name: str, target: str | Callable[..., T]) -> None:
+        """Register ``target`` (a factory or a lazy ``'module:attr'`` path) under ``name``."""
+        self._entries[name] = target
+
+    def names(self) -> list[str]:
+        _load_plugins()
+        return sorted(self._entries)
+
+    def get(self, name: str) -> Callable[..., T]:
+        """The factory registered under ``name``; raises with the valid names otherwise."""
+        _load_plugins()
+        try:
+            target = self._entries[name]
+        except KeyError:
+            valid = ", ".join(self.names()) or "(none)"
+            raise UnknownBackendError(
+                f"unknown {self.kind} backend {name!r}; valid names: {valid}"
+            ) from None
+        if isinstance(target, str):
+            module_name, _, attr = target.partition(":")
+            target = getattr(importlib.import_module(module_name), attr)
+            self._entries[name] = target
+        return target
+
+    def create(self, name: str, /, **kwargs: Any) -> T:
+        return self.get(name)(**kwargs)
+
+
+def _load_plugins() -> None:
+    """Import modules advertised under the ``llmrank.plugins`` entry point once; they call
+    ``register`` on the registries below."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry in metadata.entry_points(group=_PLUGIN_GROUP):
+        entry.load()
+
+
+# The registries of the house. Each built-in is a lazy path: nothing heavy is imported here.
+llms: Registry[Any] = Registry("llm")
+embedders: Registry[Any] = Registry("embedder")
+vector_indexes: Registry[Any] = Registry("vector index")
+feedback_stores: Registry[Any] = Registry("feedback store")
+batch_engines: Registry[Any] = Registry("batch engine")
+retrievers: Registry[Any] = Registry("retriever")
+policies: Registry[Any] = Registry("policy")
+loaders: Registry[Any] = Registry("dataset loader")
+rankers: Registry[Any] = Registry("ranker")
+
+
+# ---- built-in backends (lazy paths; a plugin calls the same ``register``) ----------------
+embedders.register("sentence-transformers", "llmrank.embed.sentence_transformers:SentenceTransformerEmbedder")
+vector_indexes.register("faiss", "llmrank.index.faiss_index:FaissIndex")
+llms.register("transformers", "llmrank.llm.transformers_backend:TransformersLLM")
+llms.register("vllm", "llmrank.llm.vllm_backend:VllmLLM")
+llms.register("openai", "llmrank.llm.openai_backend:OpenAILLM")
+feedback_stores.register("sqlite", "llmrank.feedback.sqlite_store:SqliteFeedbackStore")
+batch_engines.register("local", "llmrank.batch.local:LocalBatchEngine")
+batch_engines.register("ray", "llmrank.batch.ray_engine:RayBatchEngine")

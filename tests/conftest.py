@@ -1,0 +1,43 @@
+"""Shared fixtures: the real datasets in ../shared/datasets (never copied into the repo) and
+small generated ones."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("LLMRANK_TEST_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+def _dataset_dir(name: str) -> Path:
+    path = DATASETS / name
+    if not path.is_dir():
+        pytest.skip(f"real dataset {name} not found at {path} (set LLMRANK_TEST_DATASETS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    return _dataset_dir("ml-100k")
+
+
+@pytest.fixture(scope="session")
+def ml_small_dir() -> Path:
+    return _dataset_dir("ml-latest-small")
+
+
+@pytest.fixture(scope="session")
+def ml100k(ml100k_dir):
+    from llmrank.data.loaders.movielens import load_movielens
+
+    return load_movielens(ml100k_dir)
+
+
+@pytest.fixture(scope="session")
+def ml_small(ml_small_dir):
+    from llmrank.data.loaders.movielens import load_movielens
+
+    return load_movielens(ml_small_dir)
