@@ -1,0 +1,158 @@
+"""Per-user ranking metrics.
+
+The leave-one-out protocols have exactly one relevant item per user, so every accuracy
+metric is a function of the 1-based rank of that target: compute ranks once with
+``target_ranks`` and derive Recall/HR, NDCG and MRR at any K with ``metrics_from_ranks``.
+A target that was never ranked (e.g. a retriever did not return it) has rank ``inf`` and
+scores 0 on every metric. ``ranking_metrics`` is the general multi-relevance version (binary
+gains) used to cross-check against ranx.
+
+All functions return per-user arrays, never means: confidence intervals and paired tests
+(llmrank.eval.stats) need the per-user values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+
+Ties = Literal["pessimistic", "optimistic", "random"]
+DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
+ACCURACY_METRICS: tuple[str, ...] = ("recall", "ndcg", "mrr")
+
+
+def tie_keys(
+    shape: tuple[int, int], targets: np.ndarray, ties: Ties = "pessimistic",
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Secondary sort keys (ascending = better) that break equal scores.
+
+    ``pessimistic`` puts the target after every item tied with it (the conservative default:
+    a scorer that gives many items the same score, such as popularity, earns no credit for
+    the tie), ``optimistic`` before them, ``random`` at a uniformly random place (pass a
+    seeded ``rng``). Other tied items keep column order, so ranked lists are deterministic."""
+    n_cols = shape[1]
+    targets = np.asarray(targets, dtype=np.int64).reshape(-1)
+    if ties == "random":
+        rng = rng or np.random.default_rng(0)
+        return rng.random(shape)
+    if ties not in ("pessimistic", "optimistic"):
+        raise ValueError(f"ties must be pessimistic, optimistic or random, got {ties!r}")
+    keys = np.broadcast_to(np.arange(n_cols, dtype=np.float64), shape).copy()
+    rows = np.flatnonzero(targets >= 0)
+    keys[rows, targets[rows]] = np.inf if ties == "pessimistic" else -np.inf
+    return keys
+
+
+def target_ranks(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    *,
+    ties: Ties = "pessimistic",
+    rng: np.random.Generator | None = None,
+    keys: np.ndarray | None = None,
+) -> np.ndarray:
+    """1-based rank of each row's target column in ``scores`` (higher score = better).
+
+    ``scores`` is (n_users, n_columns); ``targets`` holds a column index per row, or -1 when
+    the target is absent from the row (rank ``inf``). Items that must not compete (the
+    user's history) should be set to ``-inf`` by the caller; a target scored ``-inf`` or NaN
+    counts as a miss. Ties are broken by ``tie_keys`` (or the ``keys`` given, so that ranks
+    agree with the lists from ``top_k`` built with the same keys)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim == 1:
+        scores = scores[None, :]
+    targets = np.asarray(targets, dtype=np.int64).reshape(-1)
+    if len(targets) != scores.shape[0]:
+        raise ValueError(f"{len(targets)} targets for {scores.shape[0]} score rows")
+    if keys is None:
+        keys = tie_keys(scores.shape, targets, ties, rng)
+    ranks = np.full(len(targets), np.inf)
+    rows = np.flatnonzero(targets >= 0)
+    if not len(rows):
+        return ranks
+    s = np.nan_to_num(scores[rows], nan=-np.inf, neginf=-np.inf, posinf=np.inf)
+    kk = keys[rows]
+    idx = np.arange(len(rows))
+    t = s[idx, targets[rows]][:, None]
+    tk = kk[idx, targets[rows]][:, None]
+    before = (s > t) | ((s == t) & (kk < tk))
+    r = before.sum(axis=1) + 1.0
+    r[np.isneginf(t[:, 0])] = np.inf
+    ranks[rows] = r
+    return ranks
+
+
+def rank_of(ranked: Sequence[int] | np.ndarray, target: int) -> float:
+    """1-based position of ``target`` in an already ranked list, ``inf`` if absent."""
+    hits = np.flatnonzero(np.asarray(ranked) == target)
+    return float(hits[0] + 1) if len(hits) else float("inf")
+
+
+def metrics_from_ranks(
+    ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS,
+    names: Iterable[str] = ACCURACY_METRICS,
+) -> dict[str, np.ndarray]:
+    """Per-user ``recall@k`` (= HR@k with one target), ``ndcg@k`` and ``mrr@k``.
+
+    With one relevant item, NDCG@k = 1/log2(rank+1) if rank <= k (the ideal DCG is 1), and
+    MRR@k = 1/rank if rank <= k."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    out: dict[str, np.ndarray] = {}
+    wanted = set(names)
+    unknown = wanted - set(ACCURACY_METRICS)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; valid: {ACCURACY_METRICS}")
+    finite = np.where(np.isfinite(ranks), ranks, 1.0)
+    for k in ks:
+        hit = ranks <= k
+        if "recall" in wanted:
+            out[f"recall@{k}"] = hit.astype(np.float64)
+        if "ndcg" in wanted:
+            out[f"ndcg@{k}"] = np.where(hit, 1.0 / np.log2(finite + 1.0), 0.0)
+        if "mrr" in wanted:
+            out[f"mrr@{k}"] = np.where(hit, 1.0 / finite, 0.0)
+    return out
+
+
+def ranking_metrics(
+    ranked: Sequence[Sequence[int]], relevant: Sequence[Iterable[int]],
+    ks: Iterable[int] = DEFAULT_KS,
+) -> dict[str, np.ndarray]:
+    """Per-user Recall/NDCG/MRR@k for any number of relevant items (binary relevance).
+
+    recall@k = |relevant in top k| / |relevant|; ndcg@k = DCG@k / IDCG@k with gain 1 and
+    discount 1/log2(pos+1); mrr@k = 1/position of the first relevant item in the top k.
+    Users without relevant items score 0 (ranx does the same)."""
+    ks = list(ks)
+    n = len(ranked)
+    if len(relevant) != n:
+        raise ValueError(f"{len(relevant)} relevance sets for {n} ranked lists")
+    out = {f"{m}@{k}": np.zeros(n) for k in ks for m in ACCURACY_METRICS}
+    for u, (lst, rel) in enumerate(zip(ranked, relevant, strict=True)):
+        rel_set = set(int(x) for x in rel)
+        if not rel_set:
+            continue
+        hits = np.fromiter((int(x) in rel_set for x in lst), dtype=bool, count=len(lst))
+        pos = np.flatnonzero(hits) + 1
+        for k in ks:
+            p = pos[pos <= k]
+            out[f"recall@{k}"][u] = len(p) / len(rel_set)
+            idcg = float(np.sum(1.0 / np.log2(np.arange(2, min(len(rel_set), k) + 2))))
+            out[f"ndcg@{k}"][u] = float(np.sum(1.0 / np.log2(p + 1.0))) / idcg
+            out[f"mrr@{k}"][u] = 1.0 / p[0] if len(p) else 0.0
+    return out
+
+
+def top_k(scores: np.ndarray, k: int, keys: np.ndarray | None = None) -> np.ndarray:
+    """Column indices of the ``k`` best scores per row, best first. Ties are broken by
+    ``keys`` (ascending; see ``tie_keys``), else by column order, so the lists written to
+    run files are deterministic and agree with ``target_ranks`` given the same keys."""
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf, neginf=-np.inf, posinf=np.inf)
+    k = min(k, scores.shape[1])
+    if keys is None:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    order = np.lexsort((keys, -scores), axis=1)
+    return order[:, :k]

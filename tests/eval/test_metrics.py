@@ -1,0 +1,76 @@
+"""Hand-computed values for the per-user metrics and tie handling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from llmrank.eval.metrics import (
+    metrics_from_ranks,
+    rank_of,
+    ranking_metrics,
+    target_ranks,
+    tie_keys,
+    top_k,
+)
+
+
+def test_metrics_from_ranks_hand_computed():
+    m = metrics_from_ranks(np.array([1, 3, 11, np.inf]), ks=(1, 5, 10))
+    assert m["recall@1"].tolist() == [1, 0, 0, 0]
+    assert m["recall@5"].tolist() == [1, 1, 0, 0]
+    assert m["recall@10"].tolist() == [1, 1, 0, 0]
+    assert m["ndcg@5"] == pytest.approx([1.0, 0.5, 0, 0])  # 1/log2(3+1) = 0.5
+    assert m["mrr@10"] == pytest.approx([1.0, 1 / 3, 0, 0])
+    assert m["ndcg@1"].tolist() == [1, 0, 0, 0]
+
+
+def test_target_ranks_masks_and_ties():
+    scores = np.array([[0.9, 0.5, 0.5, 0.1], [0.2, -np.inf, 0.4, 0.3], [1, 1, 1, 1]])
+    targets = np.array([2, 1, 0])
+    pess = target_ranks(scores, targets, ties="pessimistic")
+    opt = target_ranks(scores, targets, ties="optimistic")
+    assert pess.tolist() == [3, math.inf, 4]
+    assert opt.tolist() == [2, math.inf, 1]
+    assert target_ranks(scores, np.array([-1, 0, 3])).tolist() == [math.inf, 3, 4]
+
+
+def test_random_ties_are_uniform():
+    scores = np.zeros((4000, 5))
+    ranks = target_ranks(scores, np.zeros(4000, int), ties="random", rng=np.random.default_rng(1))
+    counts = np.bincount(ranks.astype(int), minlength=6)[1:]
+    assert counts.min() > 700 and counts.max() < 900
+
+
+def test_top_k_agrees_with_ranks():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=(50, 12)).astype(float)
+    targets = rng.integers(0, 12, size=50)
+    for ties in ("pessimistic", "optimistic", "random"):
+        keys = tie_keys(scores.shape, targets, ties, np.random.default_rng(3))
+        lists = top_k(scores, 12, keys)
+        ranks = target_ranks(scores, targets, keys=keys)
+        assert [rank_of(lst, t) for lst, t in zip(lists, targets, strict=True)] == ranks.tolist()
+
+
+def test_ranking_metrics_multi_relevance():
+    m = ranking_metrics([[5, 1, 7, 3]], [{1, 3}], ks=(2, 4))
+    assert m["recall@2"][0] == pytest.approx(0.5)
+    assert m["recall@4"][0] == pytest.approx(1.0)
+    idcg = 1 + 1 / math.log2(3)
+    assert m["ndcg@4"][0] == pytest.approx((1 / math.log2(3) + 1 / math.log2(5)) / idcg)
+    assert m["mrr@4"][0] == pytest.approx(0.5)
+
+
+def test_single_target_versions_agree():
+    rng = np.random.default_rng(0)
+    scores = rng.random((30, 40))
+    targets = rng.integers(0, 40, 30)
+    ranks = target_ranks(scores, targets)
+    lists = top_k(scores, 40)
+    a = metrics_from_ranks(ranks, (1, 5, 10, 20))
+    b = ranking_metrics(lists.tolist(), [[t] for t in targets], (1, 5, 10, 20))
+    for name in a:
+        assert a[name] == pytest.approx(b[name])
