@@ -1,0 +1,103 @@
+"""Preference pairs for DPO fine-tuning (``llmrank finetune --dpo`` consumes them).
+
+Within one impression, an item the user clicked (or rated highly) is *chosen* and an item that
+was shown in the same slate but not acted on (or explicitly skipped) is *rejected*. Comparing
+inside one slate keeps the context identical for both sides, which is what DPO assumes.
+
+``negatives`` picks which non-clicked items count as rejected:
+  * ``"shown"``: every shown item without a positive event (default; most pairs);
+  * ``"above"``: only those shown above the lowest click, plus explicit skips (cascade
+    assumption: the user looked at them and passed; fewer but cleaner pairs);
+  * ``"skipped"``: only explicit skips and low ratings."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import IO, Literal
+
+from llmrank.errors import FeedbackError
+from llmrank.feedback.base import FeedbackStore
+from llmrank.feedback.records import PreferencePair
+from llmrank.feedback.rounds import RewardSpec, rounds
+
+HistoryFn = Callable[[str | None, float], list[str]]
+
+
+def store_history(store: FeedbackStore, reward: RewardSpec | None = None) -> HistoryFn:
+    """History from the store itself: the user's positive events before a time, oldest first."""
+    spec = reward or RewardSpec()
+    per_user: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for ev in store.events():
+        if ev.user_id is not None and ev.kind != "skip" and (spec.of(ev) or 0.0) > 0.0:
+            per_user[ev.user_id].append((ev.timestamp, ev.item_id))
+    for events in per_user.values():
+        events.sort()
+    times = {u: [t for t, _ in evs] for u, evs in per_user.items()}
+
+    def history(user_id: str | None, before: float) -> list[str]:
+        if user_id is None or user_id not in per_user:
+            return []
+        cut = bisect.bisect_left(times[user_id], before)
+        return [item for _, item in per_user[user_id][:cut]]
+
+    return history
+
+
+def preference_pairs(
+    store: FeedbackStore,
+    *,
+    negatives: Literal["shown", "above", "skipped"] = "shown",
+    reward: RewardSpec | None = None,
+    history: HistoryFn | Literal["store"] | None = "store",
+    max_history: int = 20,
+    max_pairs_per_impression: int | None = None,
+    policy: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[PreferencePair]:
+    """All (chosen, rejected) pairs in the store's impressions, in time order."""
+    if negatives not in ("shown", "above", "skipped"):
+        raise FeedbackError(f"negatives must be shown, above or skipped, got {negatives!r}")
+    hist_fn = store_history(store, reward) if history == "store" else history
+    out: list[PreferencePair] = []
+    for rnd in rounds(store, reward=reward, policy=policy, since=since, until=until):
+        imp = rnd.impression
+        pos_slots = [s for s, r in enumerate(rnd.rewards) if r > 0.0]
+        if not pos_slots:
+            continue
+        neg_slots = _negatives(rnd.rewards, rnd.skipped, imp.positions, pos_slots, negatives)
+        if not neg_slots:
+            continue
+        hist: tuple[str, ...] | None = None
+        if hist_fn is not None:
+            full = [i for i in hist_fn(imp.user_id, imp.timestamp) if i not in imp.items]
+            hist = tuple(full[-max_history:]) if max_history > 0 else ()
+        pairs = [PreferencePair(imp.user_id, hist, imp.items[p], imp.items[n], imp.request_id)
+                 for p in pos_slots for n in neg_slots]
+        out.extend(pairs[:max_pairs_per_impression] if max_pairs_per_impression else pairs)
+    return out
+
+
+def _negatives(rewards: tuple[float, ...], skipped: tuple[bool, ...], positions: tuple[int, ...],
+               pos_slots: list[int], mode: str) -> list[int]:
+    candidates = [s for s, r in enumerate(rewards) if r <= 0.0]
+    if mode == "shown":
+        return candidates
+    if mode == "skipped":
+        return [s for s in candidates if skipped[s]]
+    lowest_click = max(positions[s] for s in pos_slots)
+    return [s for s in candidates if skipped[s] or positions[s] < lowest_click]
+
+
+def pairs_to_dicts(pairs: Iterable[PreferencePair]) -> list[dict[str, object]]:
+    return [{"user_id": p.user_id, "history": None if p.history is None else list(p.history),
+             "chosen": p.chosen, "rejected": p.rejected, "request_id": p.request_id}
+            for p in pairs]
+
+
+def write_pairs_jsonl(pairs: Iterable[PreferencePair], out: IO[str]) -> int:
+    from llmrank.feedback.jsonl import write_jsonl
+
+    return write_jsonl(pairs_to_dicts(pairs), out)

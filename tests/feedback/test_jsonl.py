@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from llmrank.errors import MalformedLineError
+from llmrank.feedback import FeedbackEvent, Impression
+from llmrank.feedback.jsonl import export_jsonl, import_jsonl
+from llmrank.feedback.sqlite_store import SqliteFeedbackStore
+
+
+def _filled(path) -> SqliteFeedbackStore:
+    store = SqliteFeedbackStore(path)
+    store.log_impression(Impression("r1", "u1", ("a", "b"), (2.0, 1.0), (0.7, 0.4), "softmax",
+                                    timestamp=10.0, candidates=("a", "b", "c"),
+                                    candidate_scores=(2.0, 1.0, 0.5), propensity_method="exact",
+                                    context={"segment": "x"}))
+    store.log_event(FeedbackEvent("u1", "b", "click", request_id="r1", timestamp=11.0, event_id="e1"))
+    store.log_event(FeedbackEvent("u1", "a", "skip", request_id="r1", timestamp=12.0, event_id="e2"))
+    return store
+
+
+def test_export_import_round_trip(tmp_path):
+    src = _filled(tmp_path / "a.sqlite")
+    buf = io.StringIO()
+    assert export_jsonl(src, buf) == {"impressions": 1, "events": 2}
+    path = tmp_path / "fb.jsonl"
+    path.write_text(buf.getvalue())
+    dst = SqliteFeedbackStore(tmp_path / "b.sqlite")
+    counts = import_jsonl(dst, path)
+    assert counts["written"] == 3 and counts["skipped"] == 0
+    again = io.StringIO()
+    export_jsonl(dst, again)
+    assert again.getvalue() == buf.getvalue()
+    # idempotent: importing twice writes nothing new
+    assert import_jsonl(dst, path)["written"] == 0
+
+
+def test_malformed_lines_reported_with_line_numbers(tmp_path):
+    src = _filled(tmp_path / "a.sqlite")
+    buf = io.StringIO()
+    export_jsonl(src, buf)
+    good = buf.getvalue().splitlines()
+    bad_event = json.dumps({"type": "event", "event_id": "e9", "item_id": "a", "kind": "buy",
+                            "timestamp": 1.0})
+    lines = [good[0], "{not json", good[1], bad_event, '["list"]', good[2]]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    from llmrank.data.lines import LoadReport
+
+    report = LoadReport()
+    dst = SqliteFeedbackStore(tmp_path / "b.sqlite")
+    counts = import_jsonl(dst, path, report=report)
+    assert counts["skipped"] == 3 and counts["written"] == 3  # the rest is never lost
+    assert [p.split(":")[1] for p in report.problems] == ["2", "4", "5"]
+    assert "kind" in report.problems[1]
+
+    with pytest.raises(MalformedLineError) as exc:
+        import_jsonl(SqliteFeedbackStore(tmp_path / "c.sqlite"), path, on_error="raise")
+    assert exc.value.line_no == 2

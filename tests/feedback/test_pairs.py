@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import io
+import json
+
+from llmrank.feedback import FeedbackEvent, Impression, preference_pairs
+from llmrank.feedback.pairs import write_pairs_jsonl
+from llmrank.feedback.sqlite_store import SqliteFeedbackStore
+
+
+def _store(tmp_path) -> SqliteFeedbackStore:
+    s = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    ones = (1.0, 1.0, 1.0, 1.0)
+    s.log_impression(Impression("r1", "u1", ("a", "b", "c", "d"), (4, 3, 2, 1), ones, "greedy", timestamp=1.0))
+    s.log_event(FeedbackEvent("u1", "c", "click", request_id="r1", timestamp=1.1))
+    s.log_event(FeedbackEvent("u1", "d", "skip", request_id="r1", timestamp=1.2))
+    # second impression: a high rating is positive, a low one is an explicit negative
+    s.log_impression(Impression("r2", "u1", ("e", "f", "g"), (3, 2, 1), ones[:3], "greedy", timestamp=2.0))
+    s.log_event(FeedbackEvent("u1", "f", "rating", value=5.0, request_id="r2", timestamp=2.1))
+    s.log_event(FeedbackEvent("u1", "e", "rating", value=1.0, request_id="r2", timestamp=2.2))
+    # no positive: no pairs
+    s.log_impression(Impression("r3", "u2", ("a", "b"), (2, 1), ones[:2], "greedy", timestamp=3.0))
+    s.log_event(FeedbackEvent("u2", "a", "skip", request_id="r3", timestamp=3.1))
+    return s
+
+
+def test_pairs_shown_above_skipped(tmp_path):
+    s = _store(tmp_path)
+    shown = preference_pairs(s)
+    assert [(p.request_id, p.chosen, p.rejected) for p in shown] == [
+        ("r1", "c", "a"), ("r1", "c", "b"), ("r1", "c", "d"), ("r2", "f", "e"), ("r2", "f", "g")]
+    above = preference_pairs(s, negatives="above")
+    assert {(p.chosen, p.rejected) for p in above} == {("c", "a"), ("c", "b"), ("c", "d"), ("f", "e")}
+    skipped = preference_pairs(s, negatives="skipped")
+    assert {(p.chosen, p.rejected) for p in skipped} == {("c", "d"), ("f", "e")}
+
+
+def test_pairs_history_from_store_is_before_the_impression(tmp_path):
+    s = _store(tmp_path)
+    pairs = preference_pairs(s)
+    assert pairs[0].history == ()  # nothing positive before r1
+    assert pairs[-1].history == ("c",)  # the click in r1 precedes r2
+    assert preference_pairs(s, history=None)[0].history is None
+    buf = io.StringIO()
+    assert write_pairs_jsonl(pairs, buf) == len(pairs)
+    first = json.loads(buf.getvalue().splitlines()[0])
+    assert set(first) == {"user_id", "history", "chosen", "rejected", "request_id"}

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from llmrank.errors import FeedbackError
+from llmrank.feedback import FeedbackEvent, FeedbackStore, Impression, open_store
+from llmrank.feedback.sqlite_store import SqliteFeedbackStore
+
+WRITER = Path(__file__).with_name("_writer.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imp(rid: str, user: str = "u1", ts: float = 1.0) -> Impression:
+    return Impression(rid, user, ("a", "b", "c"), (0.9, 0.5, 0.1), (0.8, 0.5, 0.25), "softmax",
+                      timestamp=ts, candidates=("a", "b", "c", "d"),
+                      candidate_scores=(0.9, 0.5, 0.1, 0.0), propensity_method="exact",
+                      context={"segment": "s1"})
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_round_trip_and_filters(tmp_path):
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    assert isinstance(store, FeedbackStore)
+    store.log_impression(_imp("r1", ts=1.0))
+    store.log_impression(_imp("r2", user="u2", ts=2.0))
+    ev = FeedbackEvent("u1", "b", "click", request_id="r1", position=1, timestamp=1.5)
+    store.log_event(ev)
+    store.log_event(FeedbackEvent("u1", "a", "rating", value=4.5, request_id="r1", timestamp=1.6))
+    store.close()
+
+    again = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    assert again.impression("r1") == _imp("r1", ts=1.0)
+    assert [i.request_id for i in again.impressions()] == ["r1", "r2"]
+    assert [i.request_id for i in again.impressions(user_id="u2")] == ["r2"]
+    assert [i.request_id for i in again.impressions(since=1.5)] == ["r2"]
+    events = list(again.events(request_id="r1"))
+    assert events[0] == ev and events[1].kind == "rating" and events[1].value == 4.5
+    assert [e.kind for e in again.events(kind="rating")] == ["rating"]
+    assert again.counts() == {"impressions": 2, "events": 2, "click": 1, "rating": 1, "skip": 0}
+    assert again.integrity_check() == "ok"
+    mode = again._read("PRAGMA journal_mode")[0][0]
+    assert mode == "wal"
+
+
+def test_writes_are_idempotent_and_conflicts_raise(tmp_path):
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    ev = FeedbackEvent("u1", "a", "click", request_id="r1", event_id="e1")
+    store.log_impression(_imp("r1"))
+    store.log_impression(_imp("r1"))  # a retry of the same slate is a no-op
+    store.log_event(ev)
+    store.log_event(ev)
+    assert store.counts()["events"] == 1 and store.counts()["impressions"] == 1
+    other = Impression("r1", "u1", ("x",), (1.0,), (1.0,), "greedy")
+    with pytest.raises(FeedbackError, match="different slate"):
+        store.log_impression(other)
+
+
+def test_batch_is_atomic(tmp_path):
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    good = FeedbackEvent("u1", "a", "click", event_id="ok")
+    with pytest.raises(FeedbackError):
+        # the second impression conflicts with the first: nothing of the batch may remain
+        store.log_many([_imp("r1"), Impression("r1", "u", ("z",), (1.0,), (1.0,), "g")], [good])
+    assert store.counts()["events"] == 0 and store.counts()["impressions"] == 0
+
+
+def test_invalid_records_are_rejected():
+    with pytest.raises(FeedbackError):
+        Impression("r", "u", ("a", "b"), (1.0,), (1.0, 1.0), "g")
+    with pytest.raises(FeedbackError):
+        Impression("r", "u", ("a",), (1.0,), (0.0,), "g")  # zero propensity cannot be logged
+    with pytest.raises(FeedbackError):
+        Impression("r", "u", ("a",), (1.0,), (1.0,), "g", candidates=("b",))
+    with pytest.raises(FeedbackError):
+        FeedbackEvent("u", "a", "purchase")
+    with pytest.raises(FeedbackError):
+        FeedbackEvent("u", "a", "rating")  # a rating needs a value
+
+
+def test_open_store_uses_registry(tmp_path):
+    from llmrank.config import FeedbackConfig
+
+    store = open_store(FeedbackConfig(path=str(tmp_path / "x.sqlite")))
+    assert isinstance(store, SqliteFeedbackStore) and store.synchronous == "FULL"
+
+
+def test_concurrent_writer_processes_lose_nothing(tmp_path):
+    db = str(tmp_path / "fb.sqlite")
+    SqliteFeedbackStore(db).close()
+    n_proc, n_batches = 4, 15
+    procs = [subprocess.Popen([sys.executable, str(WRITER), db, f"w{p}", str(n_batches), "1", "FULL"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+             for p in range(n_proc)]
+    acked: list[str] = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        acked += out.split()
+    assert len(acked) == n_proc * n_batches
+    store = SqliteFeedbackStore(db)
+    stored = {e.event_id for e in store.events()}
+    assert stored == set(acked)
+    assert store.counts()["impressions"] == n_proc * n_batches
+    assert store.integrity_check() == "ok"
+
+
+@pytest.mark.parametrize("sync", ["FULL", "NORMAL"])
+def test_sigkill_while_writing_loses_no_acknowledged_event(tmp_path, sync):
+    """Kill a writer in the middle of its work, three times over the same file: every id it
+    printed (after the write call returned) is present, and batches are all-or-nothing."""
+    db = str(tmp_path / "fb.sqlite")
+    batch = 8
+    acked: list[str] = []
+    for round_no, wait_acks in enumerate((5, 17, 40)):
+        proc = subprocess.Popen(
+            [sys.executable, str(WRITER), db, f"k{round_no}", "-1", str(batch), sync],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+        assert proc.stdout is not None
+        got: list[str] = []
+        deadline = time.monotonic() + 60
+        while len(got) < wait_acks * batch and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            got.append(line.strip())
+        time.sleep(0.003 * round_no)  # vary the point in the write cycle where the kill lands
+        proc.send_signal(signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=30)
+        got += rest.split()  # ids flushed before the kill are acknowledged too
+        assert proc.returncode == -signal.SIGKILL
+        assert len(got) >= wait_acks * batch
+        acked += got
+
+    store = SqliteFeedbackStore(db)  # the "restart"
+    assert store.integrity_check() == "ok"
+    stored = {e.event_id for e in store.events()}
+    missing = set(acked) - stored
+    assert not missing, f"{len(missing)} acknowledged events lost"
+    per_batch: dict[str, int] = {}
+    for eid in stored:
+        key = eid.rsplit("-e", 1)[0]
+        per_batch[key] = per_batch.get(key, 0) + 1
+    assert set(per_batch.values()) == {batch}, "a batch was partially written"
+    # every stored batch has its impression (same transaction)
+    rids = {i.request_id for i in store.impressions()}
+    assert {k.replace("-b", "-r") for k in per_batch} == rids
