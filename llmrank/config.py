@@ -43,6 +43,8 @@ class EmbedderConfig(_Section):
     backend: str = "sentence-transformers"
     model: str = "default"  # 'default' = the offline all-MiniLM-L6-v2 from PyPI
     batch_size: int = 64
+    device: str = "auto"  # 'auto' = cuda when torch sees a GPU
+    cache: bool = True  # disk cache of item embeddings under $LLMRANK_HOME/embeddings
 
 
 class IndexConfig(_Section):

@@ -1,8 +1,11 @@
-"""VectorIndex interface: inner-product search over item vectors, keyed by dataset ids."""
+"""VectorIndex interface: inner-product search over item vectors, keyed by dataset ids.
+
+An index saves to a folder holding at least ``index.json`` (a manifest whose ``backend`` names
+the ``vector_indexes`` registry entry that can load it); see ``llmrank.index.load_index``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -10,6 +13,10 @@ import numpy as np
 
 # A search hit list per query: (item_id, score), best first.
 Hits = list[tuple[str, float]]
+# Keep-predicate over item ids, applied inside the search (business filters).
+KeepFn = Callable[[str], bool]
+
+MANIFEST = "index.json"
 
 
 @runtime_checkable
@@ -19,7 +26,14 @@ class VectorIndex(Protocol):
     @property
     def dim(self) -> int: ...
 
+    @property
+    def kind(self) -> str:
+        """The structure actually used ('flat', 'hnsw', 'ivf')."""
+        ...
+
     def __len__(self) -> int: ...
+
+    def __contains__(self, item_id: object) -> bool: ...
 
     def ids(self) -> list[str]: ...
 
@@ -36,13 +50,18 @@ class VectorIndex(Protocol):
         queries: np.ndarray,
         k: int,
         *,
-        exclude: Sequence[set[str]] | None = None,
-        keep: Callable[[str], bool] | None = None,
+        exclude: Sequence[Collection[str]] | None = None,
+        keep: KeepFn | None = None,
     ) -> list[Hits]:
         """Top-k per query row, never returning an id in that query's ``exclude`` set nor one
-        for which ``keep`` is False (filters are applied inside the search, so k survive)."""
+        for which ``keep`` is False (filters are applied inside the search, so k survive
+        whenever k items pass them)."""
         ...
 
-    def reconstruct(self, ids: Sequence[str]) -> np.ndarray: ...
+    def reconstruct(self, ids: Sequence[str]) -> np.ndarray:
+        """Stored vectors of ``ids`` (raises UnknownItemError for an id not in the index)."""
+        ...
 
-    def save(self, path: str | Path) -> None: ...
+    def save(self, path: str | Path) -> None:
+        """Write the index folder (``index.json`` manifest plus backend files)."""
+        ...
