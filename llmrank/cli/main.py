@@ -24,6 +24,7 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("llmrank.cli.retrieve", None),
     ("llmrank.cli.doctor", None),
     ("llmrank.cli.demo", None),
+    ("llmrank.cli.eval", None),
 ]
 
 

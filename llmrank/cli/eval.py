@@ -1,0 +1,96 @@
+"""``llmrank eval``: run an evaluation config (llmrank.eval.run_eval) with flags on top.
+
+Interrupt it at any time (Ctrl-C, kill) and run the same command again: finished shards of
+users are reused and the numbers equal an uninterrupted run's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progress_bar, setup_logging
+
+
+def _overrides(dataset: str | None, data_dir: str | None, kcore: int | None, protocol: str | None,
+               stage: str | None, workers: int | None, out: str | None, seed: int | None,
+               max_users: int | None, reference: str | None, retriever: str | None,
+               plots: bool | None) -> dict[str, Any]:
+    return {
+        "data.dataset": dataset, "data.data_dir": data_dir, "data.kcore": kcore,
+        "protocol.name": protocol, "protocol.stage": stage, "protocol.max_users": max_users,
+        "protocol.retriever": retriever, "run.workers": workers, "run.out": out, "seed": seed,
+        "run.reference": reference, "run.plots": plots,
+    }
+
+
+def _select_rankers(raw: dict[str, Any], names: str) -> list[dict[str, Any]]:
+    """``--rankers a,b``: keep config entries with those labels/names, add bare ones."""
+    existing = raw.get("rankers", [])
+    out = []
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        match = next((r for r in existing if r.get("label", r.get("name")) == name), None)
+        out.append(match or {"name": name})
+    return out
+
+
+def eval_command(
+    config: Path | None = typer.Option(None, "--config", "-c", help="Eval config (TOML/YAML)."),
+    dataset: str | None = typer.Option(None, help="Dataset folder name under --data-dir, or a path."),
+    data_dir: str | None = typer.Option(None, help="Folder holding datasets ($LLMRANK_DATA_DIR)."),
+    kcore: int | None = typer.Option(None, help="k-core filter (LlamaRec used 5; 0 = none)."),
+    protocol: str | None = typer.Option(None, help="full | candidates | retriever"),
+    rankers: str | None = typer.Option(None, help="Comma-separated ranker names or config labels."),
+    retriever: str | None = typer.Option(None, help="Retriever protocol: label of the proposer."),
+    stage: str | None = typer.Option(None, help="valid (tuning) | test (reporting)"),
+    workers: int | None = typer.Option(None, help="Worker processes (users are sharded)."),
+    out: str | None = typer.Option(None, help="Output folder (default eval/out/<name>)."),
+    seed: int | None = typer.Option(None, help="Seed (candidates, ties, bootstrap, rankers)."),
+    max_users: int | None = typer.Option(None, help="Evaluate only the first N users."),
+    reference: str | None = typer.Option(None, help="Ranker label for paired tests."),
+    plots: bool | None = typer.Option(None, "--plots/--no-plots", help="Write PNG plots."),
+    fresh: bool = typer.Option(False, "--fresh", help="Discard checkpoints instead of resuming."),
+    json_out: bool = JsonOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Evaluate rankers under a protocol; writes run files, metrics.json, results.md, plots."""
+    from llmrank.eval.api import header_lines, run_eval
+    from llmrank.eval.config import load_eval_config, read_config_file
+    from llmrank.eval.report import fmt_ci, headline_metrics
+
+    setup_logging(verbose)
+    raw: dict[str, Any] = read_config_file(config) if config else {}
+    if rankers:
+        raw["rankers"] = _select_rankers(raw, rankers)
+    cfg = load_eval_config(raw, _overrides(dataset, data_dir, kcore, protocol, stage, workers,
+                                           out, seed, max_users, reference, retriever, plots))
+    with progress_bar(enabled=not json_out) as bar:
+        def factory(label: str, total: int):  # type: ignore[no-untyped-def]
+            task = bar.add_task(f"{label}: users", total=total)
+            return lambda n: bar.advance(task, n)
+
+        rep = run_eval(cfg, progress=factory, fresh=fresh)
+    if json_out:
+        print_json({"out_dir": str(rep.out_dir), "header": header_lines(rep),
+                    "results": {r.label: r.to_dict() for r in rep.results}})
+        return
+    from rich.table import Table
+
+    head = header_lines(rep)
+    for k, v in head.items():
+        console.print(f"[bold]{k}[/]: {v}")
+    ks = sorted({int(k.split("@")[1]) for k in rep.results[0].summary})
+    cols = headline_metrics(cfg.protocol.name, ks)
+    table = Table(title="mean [95% bootstrap CI]")
+    table.add_column("ranker")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for r in rep.results:
+        table.add_row(r.label, *[fmt_ci(r.summary.get(c)) for c in cols])
+    console.print(table)
+    console.print(f"outputs: {rep.out_dir}/ (results.md, metrics.json, runs/, plots)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

@@ -1,0 +1,213 @@
+"""The three evaluation protocols (``../shared/datasets/README.md``), applied to one shard of
+users at a time so that the runner can parallelise and checkpoint.
+
+- ``full``: score every item, mask the user's history (except the target), rank.
+- ``candidates``: the target plus ``n_negatives`` random items the user never interacted
+  with (LLMRank; seeded per user), shuffled; the ranker orders those only.
+- ``retriever``: a retriever's top-N (history masked) is reordered by the ranker; a target
+  outside the N is a miss (rank inf), and ``retrieved`` marks users whose target was in.
+
+Everything random comes from ``user_rng(seed, user, salt)``: a user's result never depends
+on the shard it landed in or on processing order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from llmrank.data.candidates import random_candidates, user_rng
+from llmrank.data.splits import LeaveOneOut
+from llmrank.eval.base import OutputStatus, Ranker, ReportsOutputStatus
+from llmrank.eval.config import EvalProtocol
+from llmrank.eval.metrics import target_ranks, tie_keys, top_k
+
+_TIE_SALT = 7919  # user_rng salt for random tie-breaking (distinct from candidate sampling)
+
+
+@dataclass
+class ShardResult:
+    """Per-user outcome of one shard (all arrays have one row per user, in shard order)."""
+
+    users: np.ndarray  # user codes
+    ranks: np.ndarray  # 1-based target rank, inf = not ranked (miss)
+    lists: np.ndarray  # (n, L) ranked item codes, -1 padded
+    list_scores: np.ndarray  # (n, L) the ranker's scores for ``lists``
+    target_pos: np.ndarray  # target's 0-based position in the candidate list shown; -1 if none
+    retrieved: np.ndarray  # bool: target among the candidates (always True for full/candidates)
+    invalid: np.ndarray  # bool: ranker reported an unusable output
+    n_missing: np.ndarray  # candidates without a score (NaN or reported missing)
+    n_candidates: np.ndarray  # candidates the ranker had to order (n_items - |seen| for full)
+    seconds: float = 0.0
+
+    def save(self, path: Path) -> None:
+        """Atomic write (temp file + rename): a kill never leaves a half shard behind."""
+        tmp = path.with_suffix(".tmp.npz")
+        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "seconds"}
+        np.savez(tmp, seconds=np.float64(self.seconds), **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> ShardResult:
+        with np.load(path) as z:
+            kw = {f.name: z[f.name] for f in fields(cls) if f.name != "seconds"}
+            return cls(seconds=float(z["seconds"]), **kw)
+
+    @classmethod
+    def concat(cls, parts: list[ShardResult]) -> ShardResult:
+        if not parts:
+            raise ValueError("no shards to concatenate")
+        width = max(p.lists.shape[1] for p in parts)
+
+        def pad(a: np.ndarray, fill: float) -> np.ndarray:
+            if a.shape[1] == width:
+                return a
+            out = np.full((a.shape[0], width), fill, dtype=a.dtype)
+            out[:, : a.shape[1]] = a
+            return out
+
+        kw = {
+            f.name: np.concatenate([getattr(p, f.name) for p in parts])
+            for f in fields(cls) if f.name not in ("seconds", "lists", "list_scores")
+        }
+        return cls(
+            lists=np.concatenate([pad(p.lists, -1) for p in parts]),
+            list_scores=np.concatenate([pad(p.list_scores, np.nan) for p in parts]),
+            seconds=sum(p.seconds for p in parts), **kw,
+        )
+
+
+@dataclass
+class ProtocolContext:
+    """What a shard evaluation needs besides the ranker: split, stage, protocol, seed and,
+    for the retriever protocol, the fitted retriever."""
+
+    split: LeaveOneOut
+    protocol: EvalProtocol
+    seed: int
+    retriever: Ranker | None = None
+
+    @property
+    def stage(self) -> str:
+        return self.protocol.stage
+
+
+def eval_users(split: LeaveOneOut, protocol: EvalProtocol) -> np.ndarray:
+    """Users with both targets, optionally the first ``max_users`` of them (stable order)."""
+    users = split.eval_users()
+    if protocol.max_users is not None:
+        users = users[: protocol.max_users]
+    return users
+
+
+def call_ranker(ranker: Ranker, users: np.ndarray, candidates: np.ndarray | None,
+                stage: str) -> tuple[np.ndarray, OutputStatus]:
+    """Scores plus output status (rankers without ``score_with_status`` are always valid)."""
+    if isinstance(ranker, ReportsOutputStatus):
+        scores, status = ranker.score_with_status(users, candidates, stage)
+    else:
+        scores, status = ranker.score(users, candidates, stage), OutputStatus.ok(len(users))
+    scores = np.asarray(scores, dtype=np.float64)
+    expected = (len(users), candidates.shape[1]) if candidates is not None else None
+    if expected is not None and scores.shape != expected:
+        raise ValueError(f"ranker {ranker.name!r} returned scores {scores.shape}, expected {expected}")
+    return scores, status
+
+
+def _keys(ctx: ProtocolContext, users: np.ndarray, shape: tuple[int, int],
+          targets: np.ndarray) -> np.ndarray:
+    if ctx.protocol.ties != "random":
+        return tie_keys(shape, targets, ctx.protocol.ties)
+    return np.stack([user_rng(ctx.seed, int(u), _TIE_SALT).random(shape[1]) for u in users])
+
+
+def _rank_rows(ctx: ProtocolContext, users: np.ndarray, scores: np.ndarray,
+               target_cols: np.ndarray, columns: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ranks of the targets and the top ``list_len`` (item codes, scores) per row.
+    ``columns`` maps score columns to item codes (None: column = item code)."""
+    keys = _keys(ctx, users, scores.shape, target_cols)
+    ranks = target_ranks(scores, target_cols, keys=keys)
+    cols = top_k(scores, ctx.protocol.list_len, keys)
+    top_scores = np.take_along_axis(np.nan_to_num(scores, nan=-np.inf), cols, axis=1)
+    items = cols if columns is None else np.take_along_axis(columns, cols, axis=1)
+    items = np.where(np.isneginf(top_scores), -1, items)  # masked items are not recommended
+    return ranks, items, top_scores
+
+
+def full_ranking_shard(ranker: Ranker, ctx: ProtocolContext, users: np.ndarray) -> ShardResult:
+    split, stage = ctx.split, ctx.stage
+    targets = np.array([split.target(int(u), stage) for u in users], dtype=np.int64)
+    scores, status = call_ranker(ranker, users, None, stage)
+    n_items = split.dataset.n_items
+    if scores.shape != (len(users), n_items):
+        raise ValueError(f"ranker {ranker.name!r} returned {scores.shape}, expected {(len(users), n_items)}")
+    scores = scores.copy()
+    n_cand = np.empty(len(users), dtype=np.int64)
+    for i, u in enumerate(users):
+        seen = split.seen(int(u), stage)
+        seen = seen[seen != targets[i]]  # a re-consumed target still competes
+        scores[i, seen] = -np.inf
+        n_cand[i] = n_items - len(np.unique(seen))
+    n_missing = np.isnan(scores).sum(axis=1) + status.n_missing
+    ranks, items, top_scores = _rank_rows(ctx, users, scores, targets, None)
+    n = len(users)
+    return ShardResult(users, ranks, items, top_scores, np.full(n, -1), np.ones(n, bool),
+                       status.invalid, n_missing, n_cand)
+
+
+def candidate_matrix(ctx: ProtocolContext, users: np.ndarray) -> np.ndarray:
+    """(n, 1 + n_negatives) candidates per user: target + random never-interacted items."""
+    split = ctx.split
+    hists = split.dataset.histories()
+    return np.stack([
+        random_candidates(split.dataset.n_items, split.target(int(u), ctx.stage), hists[int(u)],
+                          n_negatives=ctx.protocol.n_negatives, seed=ctx.seed, user=int(u))
+        for u in users
+    ])
+
+
+def retrieved_matrix(ctx: ProtocolContext, users: np.ndarray) -> np.ndarray:
+    """(n, N) the retriever's top-N unseen items per user, best first."""
+    if ctx.retriever is None:
+        raise ValueError("retriever protocol needs a fitted retriever in the context")
+    sub = EvalProtocol(**{**ctx.protocol.model_dump(), "name": "full",
+                          "list_len": ctx.protocol.n_retrieve})
+    res = full_ranking_shard(ctx.retriever, ProtocolContext(ctx.split, sub, ctx.seed), users)
+    return res.lists
+
+
+def candidates_shard(ranker: Ranker, ctx: ProtocolContext, users: np.ndarray,
+                     cands: np.ndarray) -> ShardResult:
+    """Order a given candidate matrix (-1 entries are padding: never ranked)."""
+    stage = ctx.stage
+    targets = np.array([ctx.split.target(int(u), stage) for u in users], dtype=np.int64)
+    hit = cands == targets[:, None]
+    target_cols = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+    safe = np.where(cands < 0, 0, cands)
+    scores, status = call_ranker(ranker, users, safe, stage)
+    pad = cands < 0
+    n_missing = (np.isnan(scores) & ~pad).sum(axis=1) + status.n_missing
+    scores = np.where(pad, -np.inf, scores)
+    ranks, items, top_scores = _rank_rows(ctx, users, scores, target_cols, cands)
+    return ShardResult(users, ranks, items, top_scores, target_cols, target_cols >= 0,
+                       status.invalid, n_missing, (~pad).sum(axis=1))
+
+
+def evaluate_shard(ranker: Ranker, ctx: ProtocolContext, users: np.ndarray) -> ShardResult:
+    """Run ``ranker`` on ``users`` under ``ctx.protocol``."""
+    start = time.perf_counter()
+    name = ctx.protocol.name
+    if name == "full":
+        res = full_ranking_shard(ranker, ctx, users)
+    elif name == "candidates":
+        res = candidates_shard(ranker, ctx, users, candidate_matrix(ctx, users))
+    elif name == "retriever":
+        res = candidates_shard(ranker, ctx, users, retrieved_matrix(ctx, users))
+    else:
+        raise ValueError(f"unknown protocol {name!r}")
+    res.seconds = time.perf_counter() - start
+    return res
