@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import numpy as np
+
+from llmrank.config import EmbedderConfig
+from llmrank.embed.cache import CachedEmbedder, EmbeddingCache, model_key, text_key
+from llmrank.embed.factory import create_embedder
+from llmrank.embed.hashing import HashingEmbedder
+
+
+class CountingEmbedder(HashingEmbedder):
+    """Counts the texts it is actually asked to embed."""
+
+    def __init__(self, dim: int = 32) -> None:
+        super().__init__(dim=dim)
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts, **kwargs):  # type: ignore[override]
+        self.calls.append(list(texts))
+        return super().encode(texts, **kwargs)
+
+
+def test_second_encode_is_served_from_disk(tmp_path):
+    inner = CountingEmbedder()
+    cached = CachedEmbedder(inner, tmp_path)
+    texts = ["a b c", "d e f", "a b c"]
+    first = cached.encode(texts)
+    assert inner.calls == [["a b c", "d e f"]]  # duplicates embedded once
+    assert (cached.last_hits, cached.last_misses) == (0, 2)
+
+    again = CachedEmbedder(CountingEmbedder(), tmp_path)  # a new process would see the same file
+    second = again.encode([*texts, "new text"])
+    assert again.inner.calls == [["new text"]]  # type: ignore[attr-defined]
+    assert (again.last_hits, again.last_misses) == (2, 1)
+    np.testing.assert_array_equal(first, second[:3])
+    np.testing.assert_array_equal(second[3], HashingEmbedder(dim=32).encode(["new text"])[0])
+
+
+def test_models_do_not_share_entries(tmp_path):
+    a, b = HashingEmbedder(dim=32), HashingEmbedder(dim=64)
+    assert model_key(a) != model_key(b)
+    CachedEmbedder(a, tmp_path).encode(["x"])
+    cb = CachedEmbedder(b, tmp_path)
+    assert cb.encode(["x"]).shape == (1, 64) and cb.last_misses == 1
+
+
+def test_cache_ignores_rows_of_wrong_dim(tmp_path):
+    cache = EmbeddingCache(tmp_path, "k", dim=4)
+    cache.put_many([text_key("x")], np.ones((1, 3), np.float32))
+    assert cache.get_many([text_key("x")]) == {}
+
+
+def test_callback_ends_at_total(tmp_path):
+    cached = CachedEmbedder(HashingEmbedder(dim=16), tmp_path)
+    cached.encode(["a", "b"])
+    seen: list[int] = []
+    cached.encode(["a", "b", "c"], callback=seen.append)
+    assert seen[0] == 2 and seen[-1] == 3
+
+
+def test_factory_wraps_in_cache_unless_disabled(tmp_path):
+    cfg = EmbedderConfig(backend="hashing")
+    assert isinstance(create_embedder(cfg, cache=tmp_path), CachedEmbedder)
+    assert isinstance(create_embedder(cfg, cache=False), HashingEmbedder)
+    assert isinstance(create_embedder(EmbedderConfig(backend="hashing", cache=False)), HashingEmbedder)

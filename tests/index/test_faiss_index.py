@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmrank.errors import IndexError_, UnknownItemError
+from llmrank.index import VectorIndex, create_index, load_index
+from llmrank.index.faiss_index import FaissIndex
+
+KINDS = ["flat", "hnsw", "ivf"]
+
+
+def unit(n: int, d: int = 16, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def ids(n: int, prefix: str = "m") -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_string_ids_in_and_out(kind):
+    x = unit(600)
+    index = FaissIndex.build(ids(600), x, kind=kind)
+    assert isinstance(index, VectorIndex) and index.kind == kind and len(index) == 600
+    hits = index.search(x[:3], 5)
+    assert [h[0][0] for h in hits] == ["m0", "m1", "m2"]  # each vector finds itself first
+    assert all(isinstance(i, str) for h in hits for i, _ in h)
+    scores = [s for _, s in hits[0]]
+    assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_add_remove_reconstruct_round_trip(kind):
+    x = unit(500)
+    index = FaissIndex.build(ids(500), x, kind=kind)
+    np.testing.assert_allclose(index.reconstruct(["m7", "m3"]), x[[7, 3]], atol=1e-6)
+    assert index.remove(["m0", "m1", "nope", "m0"]) == 2
+    assert len(index) == 498 and "m0" not in index and "m2" in index
+    assert all(i not in ("m0", "m1") for i, _ in index.search(x[:2], 20)[0])
+    with pytest.raises(UnknownItemError):
+        index.reconstruct(["m0"])
+    new = unit(2, seed=9)
+    index.add(["m0", "extra"], new)  # re-added id gets a fresh label
+    assert index.search(new[:1], 1)[0][0][0] == "m0"
+    np.testing.assert_allclose(index.reconstruct(["extra"]), new[1:], atol=1e-6)
+    assert len(index) == 500
+
+
+def test_add_replaces_existing_vector():
+    x = unit(50)
+    index = FaissIndex.build(ids(50), x, kind="flat")
+    index.add(["m5"], x[10:11])
+    assert len(index) == 50
+    np.testing.assert_allclose(index.reconstruct(["m5"]), x[10:11], atol=1e-6)
+
+
+def test_hnsw_tombstones_compact():
+    x = unit(300)
+    index = FaissIndex.build(ids(300), x, kind="hnsw")
+    index.remove(ids(50))
+    assert index.ntotal == 300  # tombstones, not yet compacted
+    index.remove([f"m{i}" for i in range(50, 120)])
+    assert index.ntotal == len(index) == 180  # compacted past a third
+    assert index.search(x[200:201], 1)[0][0][0] == "m200"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_round_trip(tmp_path, kind):
+    x = unit(400)
+    index = FaissIndex.build(ids(400), x, kind=kind)
+    index.remove(["m1"])
+    index.save(tmp_path / "ix")
+    loaded = load_index(tmp_path / "ix")
+    assert isinstance(loaded, FaissIndex)
+    assert loaded.kind == kind and len(loaded) == 399 and set(loaded.ids()) == set(index.ids())
+    assert loaded.search(x[:4], 6) == index.search(x[:4], 6)
+    loaded.add(["fresh"], x[1:2])  # labels continue after the saved ones
+    assert loaded.search(x[1:2], 1)[0][0][0] == "fresh"
+
+
+def test_load_rejects_missing_or_corrupt(tmp_path):
+    with pytest.raises(IndexError_):
+        load_index(tmp_path)
+    (tmp_path / "index.json").write_text('{"format": "other"}')
+    with pytest.raises(IndexError_):
+        FaissIndex.load(tmp_path)
+
+
+def test_input_validation():
+    index = FaissIndex(8, kind="flat")
+    with pytest.raises(ValueError):
+        index.add(["a"], np.zeros((1, 4), np.float32))
+    with pytest.raises(ValueError):
+        index.add(["a", "a"], unit(2, 8))
+    with pytest.raises(ValueError):
+        index.add(["a"], unit(2, 8))
+    index.add(["a", "b"], unit(2, 8))
+    with pytest.raises(ValueError):
+        index.search(unit(2, 8), 1, exclude=[set()])
+    assert FaissIndex(8).search(unit(1, 8), 3) == [[]]  # empty index
+
+
+def test_ivf_trains_on_small_first_batch():
+    index = FaissIndex(16, kind="ivf", expected_size=100_000)
+    index.add(ids(200), unit(200))
+    assert index.params.nlist is not None and index.params.nlist <= 200 // 39
+    assert index.search(unit(200)[:1], 1)[0][0][0] == "m0"
+
+
+def test_registry_creates_faiss():
+    index = create_index("faiss", dim=4, kind="flat")
+    assert isinstance(index, FaissIndex) and index.dim == 4

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from _text_fixtures import tiny_dataset
+
+from llmrank.config import load_config
+from llmrank.errors import IndexError_, UnknownBackendError
+from llmrank.records import Filters
+from llmrank.registry import retrievers
+from llmrank.retrieve import build_retriever, load_retriever, read_manifest, save_retriever
+from llmrank.retrieve.manifest import MANIFEST_NAME
+from llmrank.retrieve.text import TextRetriever
+
+
+@pytest.fixture()
+def cfg(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMRANK_HOME", str(tmp_path / "home"))
+    return load_config({"embedder": {"backend": "hashing"}, "data": {"dataset": "tiny-src"}})
+
+
+def test_save_load_round_trip(cfg, tmp_path):
+    built = build_retriever(tiny_dataset(), cfg)
+    out = tmp_path / "idx"
+    manifest = save_retriever(built, out)
+    assert manifest.kind == "text" and manifest.n_items == 80 and manifest.dim == 256
+    on_disk = json.loads((out / MANIFEST_NAME).read_text())
+    assert on_disk["embedder"]["backend"] == "hashing" and on_disk["embedder"]["model_id"]
+    assert on_disk["dataset"]["name"] == "tiny" and on_disk["dataset"]["source"] == "tiny-src"
+    assert on_disk["index"]["kind"] == "flat" and on_disk["created"]
+    assert read_manifest(out).settings["recency_half_life"] == 10.0
+
+    loaded = load_retriever(out)
+    assert isinstance(loaded, TextRetriever)
+    hist = tiny_dataset().history("u1")
+    f = Filters(attributes={"genre": frozenset({"comedy"})})
+    assert loaded.retrieve(history=hist, k=5, filters=f) == built.retrieve(history=hist, k=5, filters=f)
+    assert loaded.retrieve(text="ghost", k=3) == built.retrieve(text="ghost", k=3)
+    assert loaded.items["i0"].genres == ("Horror",)
+
+
+def test_rebuild_of_unchanged_catalog_embeds_nothing(cfg):
+    build_retriever(tiny_dataset(), cfg)
+    again = build_retriever(tiny_dataset(), cfg)
+    assert again.embedder.last_misses == 0 and again.embedder.last_hits == 80  # type: ignore[attr-defined]
+
+
+def test_refuses_to_overwrite_a_non_index_folder(cfg, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "keep.txt").write_text("mine")
+    with pytest.raises(IndexError_):
+        save_retriever(build_retriever(tiny_dataset(), cfg), tmp_path / "docs")
+    assert (tmp_path / "docs" / "keep.txt").read_text() == "mine"
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(IndexError_, match="llmrank index build"):
+        load_retriever(tmp_path)
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({
+        "format": "llmrank.retriever/1", "kind": "no-such-kind", "dim": 4, "n_items": 0,
+        "dataset": {"name": "x"}}))
+    with pytest.raises(UnknownBackendError):
+        load_retriever(tmp_path)
+
+
+def test_dispatch_on_manifest_kind(cfg, tmp_path):
+    class Wrapped(TextRetriever):
+        kind = "wrapped-test"
+
+    retrievers.register("wrapped-test", Wrapped)
+    try:
+        built = build_retriever(tiny_dataset(), cfg, kind="wrapped-test")
+        save_retriever(built, tmp_path / "w")
+        assert read_manifest(tmp_path / "w").kind == "wrapped-test"
+        assert type(load_retriever(tmp_path / "w")) is Wrapped
+    finally:
+        retrievers._entries.pop("wrapped-test", None)
+
+
+def test_real_catalog_user_never_gets_seen_items(ml_small, cfg):
+    r = build_retriever(ml_small, cfg)
+    uid = ml_small.user_ids[0]
+    hist = ml_small.history(uid)
+    got = r.retrieve_many([hist], k=50)[0]
+    assert len(got) == 50 and not {c.item_id for c in got} & set(hist)
