@@ -1,0 +1,94 @@
+"""The exploration stage's records and interface.
+
+A policy takes the reranked list ``[(item_id, score), ...]`` (best first) and a context, and
+returns the shown Slate: k items plus, for each shown item, the probability that the policy puts
+that item at that position (the per-position marginal). Those propensities are what off-policy
+evaluation divides by, so every policy must be able to report them: exactly where that is
+tractable (greedy, epsilon-greedy, Plackett-Luce softmax) and by Monte Carlo otherwise (the
+sample count is in ``Slate.propensity_method``, e.g. ``"mc:1000"``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from llmrank.feedback.records import Impression
+
+Ranked = Sequence[tuple[str, float]]
+
+
+@dataclass
+class ExploreContext:
+    """What a policy may condition on. ``history`` is time-ordered item ids; ``segment`` picks
+    per-segment posteriors (e.g. an age band or a user cluster); ``user_vector`` overrides the
+    history-mean embedding that linear bandits use."""
+
+    user_id: str | None = None
+    history: Sequence[str] = ()
+    segment: str | None = None
+    request_id: str | None = None
+    user_vector: np.ndarray | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Slate:
+    """The shown list. ``propensities[p]`` = P(policy shows ``items[p]`` at position p | context);
+    None when the caller asked not to compute them. ``reasons[p]`` says why the slot holds its
+    item: 'policy', 'pinned' (a must-show business rule) or 'cold-start' (the reserved slot)."""
+
+    items: list[str]
+    scores: list[float]
+    propensities: list[float] | None
+    policy: str
+    candidates: list[str]
+    candidate_scores: list[float]
+    propensity_method: str = "exact"
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def positions(self) -> list[int]:
+        return list(range(len(self.items)))
+
+    def impression(self, request_id: str, user_id: str | None, *, timestamp: float | None = None,
+                   context: Mapping[str, Any] | None = None) -> Impression:
+        """The record the feedback store keeps for this slate."""
+        from llmrank.errors import FeedbackError
+        from llmrank.feedback.records import Impression
+
+        if self.propensities is None:
+            raise FeedbackError("slate was selected without propensities; cannot be logged for OPE")
+        return Impression(
+            request_id=request_id, user_id=user_id, items=tuple(self.items),
+            scores=tuple(self.scores), propensities=tuple(self.propensities), policy=self.policy,
+            timestamp=time.time() if timestamp is None else timestamp,
+            candidates=tuple(self.candidates), candidate_scores=tuple(self.candidate_scores),
+            propensity_method=self.propensity_method, context=dict(context or {}),
+        )
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """An exploration policy over a reranked list (see module docstring)."""
+
+    name: str
+
+    def select(self, ranked: Ranked, k: int, context: ExploreContext | None = None, *,
+               propensities: bool = True) -> Slate:
+        """Choose the shown slate; advances the policy's random state."""
+        ...
+
+    def marginals(self, ranked: Ranked, k: int,
+                  context: ExploreContext | None = None) -> tuple[np.ndarray, str]:
+        """(k, n) matrix: P(candidate j at position p) under the current state, and how it was
+        computed ('exact', 'deterministic', 'mc:<samples>'). Does not change the policy."""
+        ...
+
+    def update(self, context: ExploreContext, slate: Slate, rewards: Sequence[float]) -> None:
+        """Learn from the rewards of a shown slate (one per shown item, 0 when ignored)."""
+        ...

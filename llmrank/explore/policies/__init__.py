@@ -1,0 +1,1 @@
+"""Exploration policies, registered by name in ``llmrank.registry.policies``."""

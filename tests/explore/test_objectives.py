@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import numpy as np
+
+from llmrank.explore import ExploreContext, ItemFeatures, make_policy
+from llmrank.explore.objectives import AssemblyInputs, ObjectivesConfig, assemble, eligible_mask
+
+
+def _features() -> ItemFeatures:
+    # a0..a3 are near-duplicates (genre A), b0..b3 differ from them (genre B)
+    ids = [f"a{j}" for j in range(4)] + [f"b{j}" for j in range(4)]
+    rng = np.random.default_rng(0)
+    base_a, base_b = np.eye(8)[0], np.eye(8)[1]
+    emb = np.stack([base_a + 0.05 * rng.normal(size=8) for _ in range(4)]
+                   + [base_b + 0.05 * rng.normal(size=8) for _ in range(4)])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    genres = np.zeros((8, 2), np.float32)
+    genres[:4, 0] = 1
+    genres[4:, 1] = 1
+    pop = np.array([100, 90, 80, 70, 5, 4, 3, 2], float)
+    return ItemFeatures(ids, emb, {"genre": (["A", "B"], genres)}, pop, n_users=100)
+
+
+RANKED = [("a0", 1.0), ("a1", 0.95), ("a2", 0.9), ("a3", 0.85),
+          ("b0", 0.5), ("b1", 0.45), ("b2", 0.4), ("b3", 0.3)]
+
+
+def test_mmr_breaks_up_near_duplicates():
+    feats = _features()
+    plain = make_policy("greedy", features=feats).select(RANKED, 4)
+    assert plain.items == ["a0", "a1", "a2", "a3"]
+    mmr = make_policy("greedy", {"objectives": {"diversity": 0.6}}, features=feats).select(RANKED, 4)
+    assert mmr.items[0] == "a0" and mmr.items[1] == "b0"  # the next item is the dissimilar one
+    assert mmr.propensities == [1.0, 1.0, 1.0, 1.0] and mmr.propensity_method == "deterministic"
+
+
+def test_novelty_bonus_promotes_rare_items():
+    feats = _features()
+    nov = make_policy("greedy", {"objectives": {"novelty": 0.7}}, features=feats).select(RANKED, 3)
+    assert sum(i.startswith("b") for i in nov.items) >= 2
+
+
+def test_calibration_matches_the_users_genre_mix():
+    feats = _features()
+    history = ["a0", "b0", "b1", "b2"] * 3  # 25% A, 75% B
+    ctx = ExploreContext(history=history)
+    plain = make_policy("greedy", features=feats).select(RANKED, 4, ctx)
+    cal = make_policy("greedy", {"objectives": {"calibration": 0.9}}, features=feats).select(RANKED, 4, ctx)
+    share_b = lambda s: sum(i.startswith("b") for i in s.items) / 4  # noqa: E731
+    assert share_b(plain) == 0.0
+    assert share_b(cal) == 0.75
+
+
+def test_hard_rules_must_must_not_deny_and_caps():
+    feats = _features()
+    cfg = {"objectives": {"must": ["b3"], "must_not": ["a0"], "max_per": {"genre": 2}}}
+    s = make_policy("softmax", cfg, features=feats).select(RANKED, 5)
+    assert s.items[0] == "b3" and s.reasons[0] == "pinned" and s.propensities[0] == 1.0
+    assert "a0" not in s.items
+    # caps are hard: 2 of genre A and 2 of B (the pinned one included) fit, so 4 of 5 slots
+    assert len(s.items) == 4
+    assert sum(i.startswith("a") for i in s.items) == 2 and sum(i.startswith("b") for i in s.items) == 2
+    assert s.propensity_method.startswith("mc:")  # caps make the slate non-top-k
+    deny = ObjectivesConfig(deny={"genre": ["A"]})
+    codes = feats.codes([i for i, _ in RANKED])
+    assert eligible_mask(deny, feats, [i for i, _ in RANKED], codes).tolist() == [False] * 4 + [True] * 4
+
+
+def test_must_item_outside_the_candidates_is_added():
+    s = make_policy("greedy", {"objectives": {"must": ["zz"]}}).select(RANKED, 2)
+    assert s.items == ["zz", "a0"] and "zz" in s.candidates
+
+
+def test_caps_hold_for_every_draw():
+    feats = _features()
+    cfg = ObjectivesConfig(max_per={"genre": 2})
+    codes = feats.codes([i for i, _ in RANKED])
+    inputs = AssemblyInputs.build(cfg, feats, codes, [])
+    values = np.random.default_rng(0).normal(size=(200, 8))
+    out = assemble(values, np.ones(8, bool), 4, cfg, inputs)
+    a_count = (out < 4).sum(1)
+    assert (a_count == 2).all()
+
+
+def test_cold_start_budget_caps_the_share():
+    policy = make_policy("greedy", {"cold_start": {"max_share": 0.2, "min_impressions": 1}})
+    ranked = [(f"i{j}", float(-j)) for j in range(60)]
+    fired, seen = 0, set()
+    for _ in range(200):
+        s = policy.select(ranked, 5)
+        if "cold-start" in s.reasons:
+            fired += 1
+            slot = s.reasons.index("cold-start")
+            n_cold = 60 - len(seen)
+            assert slot == 4 and s.items[slot] not in seen
+            assert s.propensities[slot] == 1.0 / n_cold  # uniform over never-shown candidates
+        seen.update(s.items)
+    assert fired == 40  # 20% of 200 requests
+    assert policy.budget.share == 0.2
