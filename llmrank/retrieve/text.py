@@ -63,6 +63,7 @@ class TextRetriever:
         self.recency_half_life = float(recency_half_life)
         self.dataset = dataset or DatasetInfo(name="unknown", n_items=len(index))
         self.embedder_model_id = embedder.model_id if embedder else self.embedder_config.model
+        self.build_info: dict[str, Any] = {}  # timings and cache hits of ``build`` (for the CLI)
         qv.recency_weights(1, self.recency_half_life)  # validate early
 
     # ---- construction -----------------------------------------------------------------
@@ -85,11 +86,18 @@ class TextRetriever:
         progress("indexing", 0, len(items))
         index.add([it.item_id for it in items], vectors,  # type: ignore[call-arg]
                   callback=lambda n: progress("indexing", n, len(items)))
+        t2 = time.perf_counter()
         log.info("text index: %d items embedded in %.1fs, indexed (%s) in %.1fs",
-                 len(items), t1 - t0, index.kind, time.perf_counter() - t1)
-        return cls(index, dataset.items, embedder=emb, embedder_config=cfg.embedder,
-                   recency_half_life=cfg.retriever.recency_half_life,
-                   dataset=dataset_info(dataset, cfg))
+                 len(items), t1 - t0, index.kind, t2 - t1)
+        retriever = cls(index, dataset.items, embedder=emb, embedder_config=cfg.embedder,
+                        recency_half_life=cfg.retriever.recency_half_life,
+                        dataset=dataset_info(dataset, cfg))
+        retriever.build_info = {
+            "embed_seconds": round(t1 - t0, 3), "index_seconds": round(t2 - t1, 3),
+            "embeddings_cached": getattr(emb, "last_hits", None),
+            "embeddings_new": getattr(emb, "last_misses", len(items)),
+        }
+        return retriever
 
     @property
     def embedder(self) -> Embedder:

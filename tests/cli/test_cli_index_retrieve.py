@@ -1,0 +1,93 @@
+"""`llmrank index build|query|info`, `llmrank retrieve` and `llmrank doctor` end to end, with
+the hashing embedder (fast) on the real ml-latest-small files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from llmrank.cli import doctor, index, retrieve
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    app = typer.Typer()
+    app.add_typer(index.app, name="index")
+    retrieve.register(app)
+    doctor.register(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def built(app, ml_small_dir, tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LLMRANK_HOME", str(home))
+    out = home / "idx"
+    result = CliRunner().invoke(app, ["index", "build", "--dataset", str(ml_small_dir),
+                                      "--out", str(out), "--embedder", "hashing", "--json"])
+    assert result.exit_code == 0, result.output
+    yield out, json.loads(result.stdout)
+    mp.undo()
+
+
+def test_build_writes_index_folder(built):
+    out, summary = built
+    assert (out / "retriever.json").is_file() and (out / "index" / "index.faiss").is_file()
+    m = summary["manifest"]
+    assert m["kind"] == "text" and m["n_items"] == 9742 and m["index"]["kind"] == "flat"
+    assert m["embedder"]["backend"] == "hashing"
+
+
+def test_query_by_text_and_item(app, built):
+    out, _ = built
+    r = CliRunner().invoke(app, ["index", "query", "--index", str(out), "--text", "toy story",
+                                 "-k", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)["results"]
+    assert len(res) == 4 and any(x["title"].startswith("Toy Story") for x in res)
+    r = CliRunner().invoke(app, ["index", "query", "--index", str(out), "--item", "1", "--json",
+                                 "--genre", "Animation"])
+    ids = [x["item_id"] for x in json.loads(r.stdout)["results"]]
+    assert len(ids) == 10 and "1" not in ids
+    r = CliRunner().invoke(app, ["index", "query", "--index", str(out)])
+    assert r.exit_code != 0  # neither --text nor --item
+
+
+def test_retrieve_user_from_index_folder(app, built, ml_small):
+    out, _ = built
+    r = CliRunner().invoke(app, ["retrieve", "--index", str(out), "--user", "1", "-k", "20",
+                                 "--deny", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    ids = [c["item_id"] for c in data["candidates"]]
+    assert len(ids) == 20 and not set(ids) & set(ml_small.history("1")) and "2" not in ids
+    assert data["history_length"] == len(ml_small.history("1"))
+
+
+def test_retrieve_text_and_errors(app, built):
+    out, _ = built
+    r = CliRunner().invoke(app, ["retrieve", "--index", str(out), "--text", "space", "-k", "3"])
+    assert r.exit_code == 0 and "space" in r.stdout.lower()
+    assert CliRunner().invoke(app, ["retrieve", "--index", str(out)]).exit_code != 0
+    r = CliRunner().invoke(app, ["index", "build", "--kind", "annoy"])
+    assert r.exit_code != 0
+
+
+def test_info(app, built):
+    out, _ = built
+    r = CliRunner().invoke(app, ["index", "info", "--index", str(out), "--json"])
+    assert json.loads(r.stdout)["dataset"]["name"] == "ml-latest-small"
+
+
+def test_doctor_json(app):
+    r = CliRunner().invoke(app, ["doctor", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["versions"]["python"] and "faiss" in rep["backends"]["vector index"]
+    assert "text" in rep["backends"]["retriever"]
+    assert rep["gpu"]["faiss_gpus"] is not None
+    assert {"gpu", "dev"} <= set(rep["extras"])
