@@ -1,0 +1,71 @@
+"""Typed training/model configuration of the sequential retriever.
+
+One dataclass holds everything that determines a trained model (architecture, optimisation,
+seed), so a saved model folder can be rebuilt from its ``config.json`` and every run is
+reproducible from its config alone."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+Architecture = Literal["sasrec", "lru"]
+
+
+@dataclass
+class SequentialConfig:
+    """Architecture and training settings.
+
+    Defaults are the tuned LRURec-style settings for MovieLens-sized data (see
+    eval/RESULTS.md section 4); ``model="sasrec"`` with ``item_bias=False`` is the plain
+    cross-entropy SASRec baseline."""
+
+    model: Architecture = "lru"
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 2  # sasrec only
+    dropout: float = 0.2
+    attn_dropout: float = 0.2  # attention (sasrec) or recurrent-output (lru) dropout
+    max_len: int = 200
+    item_bias: bool = True  # a learned per-item logit bias (folded into the FAISS vectors)
+    # optimisation
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    max_grad_norm: float = 5.0
+    epochs: int = 200
+    patience: int = 10  # epochs without a validation NDCG@10 gain before stopping
+    min_epochs: int = 1
+    eval_every: int = 1  # validate every n epochs
+    window_step: int | None = None  # sliding-window step over long histories (None = max_len)
+    # reproducibility and hardware
+    seed: int = 0
+    device: str = "auto"  # auto = cuda when available, else cpu
+    threads: int | None = 2  # torch CPU threads (the dev machine is 2 shared cores)
+    eval_batch_size: int = 256
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes stored with the model
+
+    def __post_init__(self) -> None:
+        if self.model not in ("sasrec", "lru"):
+            raise ValueError(f"model must be 'sasrec' or 'lru', got {self.model!r}")
+        if self.hidden % max(1, self.heads):
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.max_len < 2 or self.batch_size < 1 or self.epochs < 0:
+            raise ValueError("max_len >= 2, batch_size >= 1 and epochs >= 0 are required")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SequentialConfig:
+        """Build from a dict, ignoring unknown keys (older/newer saved folders still load)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def sasrec_baseline(cls, **overrides: Any) -> SequentialConfig:
+        """The reference SASRec: 2 blocks, hidden 64, full cross-entropy, no item bias."""
+        base: dict[str, Any] = dict(model="sasrec", item_bias=False, max_len=200, dropout=0.2,
+                                    attn_dropout=0.2, batch_size=64)
+        base.update(overrides)
+        return cls(**base)
