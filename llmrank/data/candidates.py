@@ -2,7 +2,8 @@
 
 - ``random_candidates``: the target plus n negatives the user never touched (LLMRank's
   20-candidate protocol), shuffled.
-- ``retriever`` top-N lists come from llmrank.retrieve and are not built here.
+- ``top_n_candidates``: the first N unseen items of a retriever's ranking (the retriever
+  top-N protocol); the ranking itself comes from llmrank.retrieve.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ def sample_negatives(n_items: int, exclude: np.ndarray, n: int, rng: np.random.G
     available = n_items - int(excluded.sum())
     if available < n:
         raise ValueError(f"only {available} items left to sample {n} negatives from")
+    if available < n_items // 2:
+        # most of the catalog is excluded: rejection sampling would spin, draw from the rest
+        return rng.choice(np.flatnonzero(~excluded), size=n, replace=False).astype(np.int64)
     out: list[int] = []
     chosen = set()
     # rejection sampling is fast when exclusions are a small part of the catalog
@@ -48,3 +52,17 @@ def random_candidates(
     cands = np.append(negs, target)
     rng.shuffle(cands)
     return cands
+
+
+def top_n_candidates(ranked: np.ndarray, seen: np.ndarray, n: int = 20) -> np.ndarray:
+    """The first ``n`` item codes of ``ranked`` (best first) that are not in ``seen``, in
+    order, without duplicates. Fewer than ``n`` when the ranking runs out."""
+    seen_set = set(np.asarray(seen, dtype=np.int64).tolist())
+    out: list[int] = []
+    for c in np.asarray(ranked, dtype=np.int64).tolist():
+        if c not in seen_set:
+            seen_set.add(c)
+            out.append(c)
+            if len(out) == n:
+                break
+    return np.asarray(out, dtype=np.int64)

@@ -7,13 +7,23 @@ millions of events stay cheap; ``Dataset.histories()`` gives each user's time-or
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import datetime as _dt
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmrank.errors import UnknownItemError, UnknownUserError
+from llmrank.data.lines import LoadReport
+from llmrank.data.presplit import PredefinedSplit
+from llmrank.errors import DataError, UnknownItemError, UnknownUserError
 from llmrank.records import Item, User
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,7 +65,10 @@ class Interactions:
 
 @dataclass
 class Dataset:
-    """Items, users and timestamped interactions of one domain."""
+    """Items, users and timestamped interactions of one domain.
+
+    ``report`` says how it was loaded (files, skipped lines, preprocessing steps);
+    ``split`` is a split shipped with the data (RecBole benchmark files), None otherwise."""
 
     name: str
     items: dict[str, Item]
@@ -63,6 +76,8 @@ class Dataset:
     interactions: Interactions
     item_ids: list[str] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
+    report: LoadReport | None = None
+    split: PredefinedSplit | None = None
 
     def __post_init__(self) -> None:
         if not self.item_ids:
@@ -141,40 +156,54 @@ class Dataset:
     ) -> Dataset:
         """Build from (user_id, item_id, timestamp, rating) tuples. Ids seen only in events get
         bare Item/User records so that no interaction is dropped."""
-        item_map: dict[str, Item] = {it.item_id: it for it in items}
-        user_map: dict[str, User] = {u.user_id: u for u in users}
-        u_codes: list[int] = []
-        i_codes: list[int] = []
+        uids: list[str] = []
+        iids: list[str] = []
         ts: list[int] = []
         ratings: list[float] = []
-        item_index = {iid: k for k, iid in enumerate(item_map)}
-        user_index = {uid: k for k, uid in enumerate(user_map)}
         for uid, iid, t, r in events:
-            if uid not in user_index:
-                user_index[uid] = len(user_index)
-                user_map[uid] = User(uid)
-            if iid not in item_index:
-                item_index[iid] = len(item_index)
-                item_map[iid] = Item(iid)
-            u_codes.append(user_index[uid])
-            i_codes.append(item_index[iid])
+            uids.append(uid)
+            iids.append(iid)
             ts.append(int(t))
             ratings.append(np.nan if r is None else float(r))
-        inter = Interactions(
-            np.asarray(u_codes, np.int32), np.asarray(i_codes, np.int32),
-            np.asarray(ts, np.int64), np.asarray(ratings, np.float32),
-            np.arange(len(u_codes), dtype=np.int64),
-        )
-        return cls(name, item_map, user_map, inter)
+        return cls.from_arrays(name, items, users, uids, iids, np.asarray(ts, np.int64),
+                               np.asarray(ratings, np.float32))
+
+    @classmethod
+    def from_arrays(
+        cls,
+        name: str,
+        items: Iterable[Item],
+        users: Iterable[User],
+        user_ids: Sequence[str] | pa.Array | pa.ChunkedArray,
+        item_ids: Sequence[str] | pa.Array | pa.ChunkedArray,
+        timestamps: np.ndarray,
+        ratings: np.ndarray | None = None,
+        order: np.ndarray | None = None,
+    ) -> Dataset:
+        """Columnar construction, the fast path for large logs: ids are encoded in C by
+        pyarrow. Codes follow the catalog's order, then first appearance in the log (the
+        same numbering as ``from_records``). ``order`` defaults to the row position."""
+        item_map: dict[str, Item] = {it.item_id: it for it in items}
+        user_map: dict[str, User] = {u.user_id: u for u in users}
+        u_codes = _encode(user_ids, user_map, User, "user")
+        i_codes = _encode(item_ids, item_map, Item, "item")
+        n = len(u_codes)
+        ts = np.asarray(timestamps, dtype=np.int64)
+        rt = np.full(n, np.nan, np.float32) if ratings is None else np.asarray(ratings, np.float32)
+        od = np.arange(n, dtype=np.int64) if order is None else np.asarray(order, np.int64)
+        return cls(name, item_map, user_map, Interactions(u_codes, i_codes, ts, rt, od))
 
     def subset(self, interaction_mask: np.ndarray, *, name: str | None = None,
                drop_unused: bool = True) -> Dataset:
         """A new dataset with only the masked interactions. With ``drop_unused`` the users and
         items left without interactions are removed and codes are renumbered."""
         inter = self.interactions.take(interaction_mask)
+        if self.split is not None:
+            # positions in the shipped split refer to the unfiltered histories
+            log.warning("dataset %s: filtering drops its predefined split", self.name)
         if not drop_unused:
             return Dataset(name or self.name, self.items, self.users, inter,
-                           list(self.item_ids), list(self.user_ids))
+                           list(self.item_ids), list(self.user_ids), report=self.report)
         keep_users = np.unique(inter.user)
         keep_items = np.unique(inter.item)
         user_remap = np.full(self.n_users, -1, np.int64)
@@ -191,15 +220,17 @@ class Dataset:
             name or self.name,
             {i: self.items[i] for i in item_ids},
             {u: self.users[u] for u in user_ids},
-            new_inter, item_ids, user_ids,
+            new_inter, item_ids, user_ids, report=self.report,
         )
 
     def summary(self) -> Mapping[str, object]:
+        """Sizes and distributions a person checks first (``llmrank data info``)."""
         inter = self.interactions
         n = len(inter)
         density = n / max(1, self.n_users * self.n_items)
-        lengths = np.bincount(inter.user, minlength=self.n_users) if n else np.zeros(1)
-        return {
+        lengths = np.bincount(inter.user, minlength=self.n_users) if n else np.zeros(1, np.int64)
+        rated = inter.rating[~np.isnan(inter.rating)] if n else inter.rating
+        out: dict[str, Any] = {
             "name": self.name,
             "users": self.n_users,
             "items": self.n_items,
@@ -207,5 +238,60 @@ class Dataset:
             "density": round(density, 6),
             "has_ratings": inter.has_ratings(),
             "history_length_median": float(np.median(lengths)) if n else 0.0,
+            "history_length_min": int(lengths.min()) if n else 0,
+            "history_length_mean": round(float(lengths.mean()), 2) if n else 0.0,
+            "history_length_max": int(lengths.max()) if n else 0,
             "items_with_title": sum(1 for it in self.items.values() if it.title),
+            "rating_min": float(rated.min()) if len(rated) else None,
+            "rating_max": float(rated.max()) if len(rated) else None,
+            "first_timestamp": _iso(int(inter.timestamp.min())) if n else None,
+            "last_timestamp": _iso(int(inter.timestamp.max())) if n else None,
+            "predefined_split": self.split is not None,
         }
+        return out
+
+
+def _iso(ts: int) -> str:
+    """UTC date of a Unix timestamp; synthetic position 'timestamps' show as 1970 dates."""
+    try:
+        return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+
+
+def _encode(ids: Any, records: dict[str, Any], factory: Any, what: str) -> np.ndarray:
+    """Codes for an id column, adding a bare record for each id the catalog lacks. Python
+    lists are encoded with a dict (no pyarrow import for small data); pyarrow arrays from
+    the fast readers are encoded in C."""
+    index = {key: k for k, key in enumerate(records)}
+    if isinstance(ids, (list, tuple)):
+        codes = np.empty(len(ids), np.int64)
+        for k, key in enumerate(ids):
+            code = index.get(key)
+            if code is None:
+                if key is None:
+                    raise DataError(f"interaction {k} has no {what} id")
+                code = index[key] = len(index)
+                records[key] = factory(key)
+            codes[k] = code
+        return codes.astype(np.int32)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(ids, type=pa.string())
+    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+        arr = pc.cast(arr, pa.string())
+    if arr.null_count:
+        raise DataError(f"{arr.null_count} interactions have no {what} id")
+    uniques = pc.unique(arr)
+    remap = np.empty(len(uniques), np.int64)
+    for k, key in enumerate(uniques.to_pylist()):
+        code = index.get(key)
+        if code is None:
+            code = index[key] = len(index)
+            records[key] = factory(key)
+        remap[k] = code
+    positions = pc.index_in(arr, value_set=uniques)
+    if isinstance(positions, pa.ChunkedArray):
+        positions = positions.combine_chunks()
+    return remap[positions.to_numpy(zero_copy_only=False)].astype(np.int32)

@@ -2,16 +2,21 @@
 
 Every loader reads through here so that a bad line is reported the same way everywhere:
 with its file and 1-based line number, then skipped and counted (``on_error="skip"``) or
-raised as MalformedLineError (``on_error="raise"``)."""
+raised as MalformedLineError (``on_error="raise"``). Files ending in ``.gz`` are read
+through gzip transparently, so the line numbers are those of the decompressed text."""
 
 from __future__ import annotations
 
+import ast
 import csv
+import gzip
+import json
 import logging
+import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Any, Literal
 
 from llmrank.errors import DataError, MalformedLineError
 
@@ -23,14 +28,20 @@ MAX_REPORTED = 20
 
 @dataclass
 class LoadReport:
-    """What a load did: lines read, lines skipped, and the first problems with locations."""
+    """What a load did: where from, which loader, lines read and skipped, the first problems
+    (with locations), the preprocessing steps applied and how long it took."""
 
     files: list[str] = field(default_factory=list)
     lines_read: int = 0
     skipped: int = 0
     problems: list[str] = field(default_factory=list)
+    source: str = ""
+    format: str = ""
+    steps: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     def problem(self, err: MalformedLineError, policy: ErrorPolicy) -> None:
+        """Raise ``err`` under the 'raise' policy; otherwise count it and keep the first few."""
         if policy == "raise":
             raise err
         self.skipped += 1
@@ -43,6 +54,24 @@ class LoadReport:
         self.lines_read += other.lines_read
         self.skipped += other.skipped
         self.problems += other.problems[: max(0, MAX_REPORTED - len(self.problems))]
+        self.steps += other.steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open a file for binary reading, through gzip when its name ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def check_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    return path
 
 
 def iter_lines(
@@ -54,29 +83,34 @@ def iter_lines(
     skip_header: bool = False,
 ) -> Iterator[tuple[int, str]]:
     """Yield (line_no, text) for non-empty lines, decoding each line on its own so that one
-    badly encoded line is reported instead of failing the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
+    badly encoded line is reported instead of failing the file. An empty file is an error
+    (a loader that silently returns nothing hides a wrong path or a failed download)."""
+    path = check_file(path)
     report.files.append(str(path))
     any_line = False
-    with path.open("rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode(encoding)
-            except UnicodeDecodeError as exc:
-                report.problem(MalformedLineError(str(path), line_no, f"not valid {encoding}: {exc.reason}"), on_error)
-                continue
-            if line_no == 1 and text.startswith("\ufeff"):
-                text = text[1:]
-            any_line = True
-            if skip_header and line_no == 1:
-                continue
-            report.lines_read += 1
-            yield line_no, text
+    line_no = 0
+    with open_binary(path) as fh:
+        try:
+            for line_no, raw in enumerate(fh, start=1):
+                raw = raw.rstrip(b"\r\n")
+                if not raw.strip():
+                    continue
+                try:
+                    text = raw.decode(encoding)
+                except UnicodeDecodeError as exc:
+                    any_line = True
+                    report.problem(MalformedLineError(str(path), line_no, f"not valid {encoding}: {exc.reason}"), on_error)
+                    continue
+                if line_no == 1 and text.startswith("\ufeff"):
+                    text = text[1:]
+                any_line = True
+                if skip_header and line_no == 1:
+                    continue
+                report.lines_read += 1
+                yield line_no, text
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            # a truncated or corrupt archive cannot be resynchronised: report and stop here
+            report.problem(MalformedLineError(str(path), line_no + 1, f"corrupt or truncated gzip data: {exc}"), on_error)
     if not any_line:
         raise DataError(f"file is empty: {path}")
 
@@ -87,10 +121,7 @@ def split_fields(
 ) -> list[str]:
     """Split one line; raise MalformedLineError when the field count is wrong, which is how a
     truncated line or a wrong delimiter shows up."""
-    if quoted:
-        fields = next(csv.reader([text], delimiter=sep))
-    else:
-        fields = text.split(sep)
+    fields = next(csv.reader([text], delimiter=sep)) if quoted else text.split(sep)
     lo = min_fields if min_fields is not None else n_fields
     if lo is not None and len(fields) < lo:
         raise MalformedLineError(path, line_no, f"expected {n_fields or lo} fields separated by {sep!r}, got {len(fields)}")
@@ -117,3 +148,50 @@ def parse_float(value: str, *, what: str, path: str, line_no: int) -> float:
         return float(value)
     except ValueError:
         raise MalformedLineError(path, line_no, f"{what} is not a number: {value!r}") from None
+
+
+def iter_records(
+    path: str | Path,
+    *,
+    report: LoadReport,
+    on_error: ErrorPolicy = "skip",
+    python_literals: bool = False,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line_no, object) for a JSON-lines file (optionally gzipped).
+
+    With ``python_literals`` a line that is not JSON is tried as a Python dict literal
+    (``{'asin': 'X', ...}``), which is how some Amazon 2014/2018 metadata files are written.
+    ``ast.literal_eval`` only builds literals, so this never executes code from the file."""
+    path = check_file(path)
+    literal_mode = False  # once a file proves to be Python literals, try that first
+    for line_no, text in iter_lines(path, report=report, on_error=on_error):
+        ok, obj, how = _parse_record(text, python_literals, literal_mode)
+        if not ok:
+            report.problem(MalformedLineError(str(path), line_no, f"not a valid JSON record ({how})"), on_error)
+            continue
+        if how == "literal":
+            literal_mode = True
+        if not isinstance(obj, dict):
+            report.problem(MalformedLineError(str(path), line_no, f"expected a JSON object, got {type(obj).__name__}"), on_error)
+            continue
+        yield line_no, obj
+
+
+_PARSE_ERRORS = (ValueError, SyntaxError, MemoryError, RecursionError, TypeError)
+
+
+def _parse_record(text: str, python_literals: bool, literal_first: bool) -> tuple[bool, Any, str]:
+    """(True, object, 'json' or 'literal'), or (False, None, reason) when nothing parses."""
+    order = ["literal", "json"] if literal_first else ["json", "literal"]
+    if not python_literals:
+        order = ["json"]
+    reason = ""
+    for how in order:
+        try:
+            if how == "json":
+                return True, json.loads(text), how
+            return True, ast.literal_eval(text), how
+        except _PARSE_ERRORS as exc:
+            if not reason:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+    return False, None, reason

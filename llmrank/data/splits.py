@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmrank.data.dataset import Dataset, Interactions
+from llmrank.errors import DataError
 
 
 def kcore(dataset: Dataset, k: int) -> Dataset:
@@ -67,6 +68,18 @@ class LeaveOneOut:
             else:
                 train.append(h)
         return cls(dataset, train, valid, test)
+
+    @classmethod
+    def from_predefined(cls, dataset: Dataset) -> LeaveOneOut:
+        """The split shipped with the data (RecBole benchmark files) as a LeaveOneOut; it
+        must be one (valid and test = each user's last two items), else DataError."""
+        if dataset.split is None:
+            raise DataError(f"dataset {dataset.name!r} has no predefined split")
+        if not dataset.split.is_leave_one_out(dataset.histories()):
+            raise DataError(
+                f"the predefined split of {dataset.name!r} is not leave-one-out; iterate it with "
+                "dataset.split.examples(stage, dataset.histories())")
+        return cls.from_dataset(dataset)
 
     def eval_users(self) -> np.ndarray:
         """User codes that have validation and test targets."""

@@ -8,6 +8,9 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
+
+from llmrank.data.columns import EventColumns, read_clean_table
 from llmrank.data.dataset import Dataset
 from llmrank.data.lines import (
     ErrorPolicy,
@@ -23,7 +26,11 @@ from llmrank.records import Item, User
 log = logging.getLogger(__name__)
 
 _YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
-_ARTICLE = re.compile(r"^(?P<body>.*), (?P<article>The|A|An)$")
+# "Misérables, Les" and "Double vie de Véronique, La (Double Life of Veronique, The)"
+_ARTICLE = re.compile(
+    r"^(?P<body>.*?), (?P<article>The|A|An|Les|Le|La|L'|Il|El|Los|Las|Lo|Gli|I|Das|Der|Die|Den|Det|De|Het|Une|Un)"
+    r"(?P<alt>\s+\(.*\))?$"
+)
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
@@ -45,10 +52,12 @@ def split_title(raw: str) -> tuple[str, int | None]:
     m = _YEAR.match(raw)
     if m:
         raw, year = m.group("title").strip(), int(m.group("year"))
-    # "Title, The (alt title)" also occurs; only move a trailing article
+    # only a trailing article moves (optionally followed by an alternative title in brackets)
     a = _ARTICLE.match(raw)
     if a:
-        raw = f"{a.group('article')} {a.group('body')}"
+        article = a.group("article")
+        joiner = "" if article.endswith("'") else " "
+        raw = f"{article}{joiner}{a.group('body')}{a.group('alt') or ''}"
     return raw, year
 
 
@@ -85,8 +94,14 @@ def load_movielens(
 # ---- helpers shared by the formats -------------------------------------------------------
 
 def _ratings(path: Path, sep: str, encoding: str, header: bool, on_error: ErrorPolicy,
-             report: LoadReport) -> list[tuple[str, str, int, float | None]]:
-    events: list[tuple[str, str, int, float | None]] = []
+             report: LoadReport) -> EventColumns:
+    """Rating events; a clean file takes the pyarrow fast path (same result, ~10x faster)."""
+    fast = read_clean_table(path, sep=sep, n_fields=4, header=header, encoding=encoding,
+                            types={2: "float64", 3: "int64"}, report=report)
+    if fast is not None:
+        users, items, rating, ts = fast
+        return EventColumns(users, items, ts.to_numpy(), rating.to_numpy().astype(np.float32))
+    events = EventColumns()
     for line_no, text in iter_lines(path, encoding=encoding, report=report, on_error=on_error, skip_header=header):
         try:
             f = split_fields(text, sep=sep, n_fields=4, path=str(path), line_no=line_no)
@@ -98,7 +113,7 @@ def _ratings(path: Path, sep: str, encoding: str, header: bool, on_error: ErrorP
         except MalformedLineError as err:
             report.problem(err, on_error)
             continue
-        events.append((uid, iid, ts, rating))
+        events.append(uid, iid, ts, rating)
     return events
 
 
@@ -152,7 +167,7 @@ def _load_100k(path: Path, name: str, on_error: ErrorPolicy, report: LoadReport)
         if not _unique(seen, iid, item_file, line_no, report, on_error):
             continue
         title, year = split_title(f[1])
-        genres = tuple(g for g, flag in zip(ML100K_GENRES, flags) if flag == "1" and g != "unknown")
+        genres = tuple(g for g, flag in zip(ML100K_GENRES, flags, strict=True) if flag == "1" and g != "unknown")
         attrs = {k: v for k, v in (("release_date", f[2]), ("imdb_url", f[4])) if v}
         items.append(Item(iid, title, year, genres, attributes=attrs))
 
@@ -171,7 +186,7 @@ def _load_100k(path: Path, name: str, on_error: ErrorPolicy, report: LoadReport)
                 users.append(User(uid, {"age": f[1], "gender": f[2], "occupation": f[3], "zip": f[4]}))
 
     events = _ratings(path / "u.data", "\t", "latin-1", False, on_error, report)
-    return Dataset.from_records(name, items, users, events)
+    return Dataset.from_arrays(name, items, users, *events.arrays())
 
 
 def _load_dat(path: Path, name: str, on_error: ErrorPolicy, report: LoadReport) -> Dataset:
@@ -209,7 +224,7 @@ def _load_dat(path: Path, name: str, on_error: ErrorPolicy, report: LoadReport) 
                 "occupation": ML1M_OCCUPATIONS[occ] if occ is not None else f[3], "zip": f[4],
             }))
     events = _ratings(path / "ratings.dat", "::", "latin-1", False, on_error, report)
-    return Dataset.from_records(name, items, users, events)
+    return Dataset.from_arrays(name, items, users, *events.arrays())
 
 
 def _load_csv(path: Path, name: str, on_error: ErrorPolicy, report: LoadReport) -> Dataset:
@@ -239,4 +254,4 @@ def _load_csv(path: Path, name: str, on_error: ErrorPolicy, report: LoadReport) 
             title, year = split_title(f[1])
             items.append(Item(iid, title, year, _genres(f[2]), tags.get(iid, ()), attributes=links.get(iid, {})))
     events = _ratings(path / "ratings.csv", ",", "utf-8", True, on_error, report)
-    return Dataset.from_records(name, items, users=[], events=events)
+    return Dataset.from_arrays(name, items, [], *events.arrays())
