@@ -37,6 +37,9 @@ class DataConfig(_Section):
     kcore: int = 0
     min_rating: float | None = None
     on_error: Literal["skip", "raise"] = "skip"
+    download: bool = False  # fetch a known MovieLens release into data_dir when missing
+    mapping: dict[str, Any] = Field(default_factory=dict)  # generic tables: {"user": "uid", ...}
+    options: dict[str, Any] = Field(default_factory=dict)  # extra loader arguments (e.g. seed)
 
 
 class EmbedderConfig(_Section):
