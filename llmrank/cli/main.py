@@ -25,6 +25,7 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("llmrank.cli.doctor", None),
     ("llmrank.cli.demo", None),
     ("llmrank.cli.eval", None),
+    ("llmrank.cli.train_retriever", None),
 ]
 
 

@@ -41,7 +41,9 @@ class SequentialConfig:
     # reproducibility and hardware
     seed: int = 0
     device: str = "auto"  # auto = cuda when available, else cpu
-    threads: int | None = 2  # torch CPU threads (the dev machine is 2 shared cores)
+    # torch CPU threads. 1 by default: on the shared 2-core dev machine two threads ran a
+    # training step 5x slower than one whenever other jobs were running (OpenMP spin-waits).
+    threads: int | None = 1
     eval_batch_size: int = 256
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes stored with the model
 

@@ -1,0 +1,140 @@
+"""``llmrank train-retriever``: train the sequential model (SASRec or LRURec) on a dataset's
+histories, early-stopping on each user's last item, fuse it with text embeddings (unless
+``--retriever sequential``) and write an index folder that ``llmrank retrieve --index`` and
+``load_retriever`` use. Maps to ``SequentialRetriever.build`` / ``FusedRetriever.build`` +
+``save_retriever``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progress_bar, setup_logging
+from llmrank.cli.index import ConfigOpt, DataDirOpt, DatasetOpt, load_data, make_config
+
+KINDS = ("fused", "sequential")
+MODELS = ("lru", "sasrec")
+
+
+def _epoch_table(history: list[Any]) -> Table:
+    table = Table(title="validation (each user's last training item, full ranking)")
+    for col in ("epoch", "loss", "NDCG@10", "Recall@10", "MRR@10", "Recall@20", "s", "best"):
+        table.add_column(col, justify="right")
+    for h in history:
+        m = h.metrics
+        table.add_row(str(h.epoch), f"{h.loss:.4f}",
+                      *(f"{m[k]:.4f}" if k in m else "-" for k in
+                        ("ndcg@10", "recall@10", "mrr@10", "recall@20")),
+                      f"{h.seconds:.1f}", "*" if h.best else "")
+    return table
+
+
+def train_retriever(
+    dataset: str | None = DatasetOpt,
+    data_dir: str | None = DataDirOpt,
+    kcore: int | None = typer.Option(None, "--kcore", help="k-core filter first (LlamaRec: 5)."),
+    retriever: str = typer.Option("fused", "--retriever", help="fused (behaviour + text) or sequential."),
+    model: str | None = typer.Option(None, "--model", "-m", help="lru (default) or sasrec."),
+    epochs: int | None = typer.Option(None, "--epochs", min=0, help="Maximum epochs."),
+    patience: int | None = typer.Option(None, "--patience", min=1,
+                                        help="Stop after this many epochs without a gain."),
+    hidden: int | None = typer.Option(None, "--hidden", min=2, help="Embedding size."),
+    max_len: int | None = typer.Option(None, "--max-len", min=2, help="History window."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1),
+    lr: float | None = typer.Option(None, "--lr"),
+    dropout: float | None = typer.Option(None, "--dropout"),
+    seed: int | None = typer.Option(None, "--seed"),
+    device: str | None = typer.Option(None, "--device", help="auto (GPU if any), cpu, cuda."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default 1)."),
+    embedder: str | None = typer.Option(None, "--embedder", help="Embedder backend (fused)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Index folder to write "
+                                    "(default $LLMRANK_HOME/indexes/<dataset>/<retriever>)."),
+    config: Path | None = ConfigOpt,
+    json_out: bool = JsonOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Train a behavioural (and fused) retriever with per-epoch validation metrics."""
+    from llmrank.retrieve import default_index_dir, save_retriever
+    from llmrank.retrieve.sequential.retriever import sequential_config
+
+    setup_logging(verbose)
+    if retriever not in KINDS:
+        raise typer.BadParameter(f"--retriever must be one of {', '.join(KINDS)}")
+    if model is not None and model not in MODELS:
+        raise typer.BadParameter(f"--model must be one of {', '.join(MODELS)}")
+    cfg = make_config(config, {"data.dataset": dataset, "data.data_dir": data_dir,
+                               "data.kcore": kcore, "retriever.kind": retriever,
+                               "embedder.backend": embedder, "seed": seed})
+    scfg = sequential_config(cfg, model=model, epochs=epochs, patience=patience, hidden=hidden,
+                             max_len=max_len, batch_size=batch_size, lr=lr, dropout=dropout,
+                             device=device, threads=threads)
+    t0 = time.perf_counter()
+    ds = load_data(cfg.data)
+    history: list[Any] = []
+    with progress_bar(not json_out) as bar:
+        tasks: dict[str, Any] = {}
+        epoch_task = bar.add_task(f"training {scfg.model}", total=scfg.epochs)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage.startswith("training"):
+                stage = "batches"
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        def on_epoch(report: Any) -> None:
+            history.append(report)
+            bar.update(epoch_task, completed=report.epoch)
+            m = report.metrics
+            if m and not json_out:
+                bar.console.print(
+                    f"epoch {report.epoch:3d}  loss {report.loss:.4f}  NDCG@10 {m['ndcg@10']:.4f}"
+                    f"  Recall@10 {m['recall@10']:.4f}  {report.seconds:.1f}s"
+                    + ("  [green]best[/]" if report.best else ""))
+
+        cls: Any
+        if retriever == "fused":
+            from llmrank.retrieve.fused import FusedRetriever as cls
+        else:
+            from llmrank.retrieve.sequential.retriever import SequentialRetriever as cls
+        built = cls.build(ds, cfg, progress=progress, seq_config=scfg, on_epoch=on_epoch)
+    t1 = time.perf_counter()
+    folder = out or default_index_dir(ds.name, retriever)
+    manifest = save_retriever(built, folder)
+    meta = built.model.meta
+    summary = {
+        "path": str(folder), "retriever": retriever, "dataset": ds.name,
+        "model": scfg.to_dict(), "best_epoch": meta.get("best_epoch"),
+        "best_valid_ndcg10": meta.get("best_valid_ndcg10"), "epochs_run": meta.get("epochs_run"),
+        "fusion": getattr(built, "report", None),
+        "epochs": [{"epoch": h.epoch, "loss": h.loss, "seconds": h.seconds, **h.metrics}
+                   for h in history],
+        "seconds": round(t1 - t0, 1), "manifest": manifest.to_dict(),
+    }
+    if json_out:
+        print_json(summary)
+        return
+    console.print(_epoch_table(history))
+    table = Table(title=f"index folder {folder}", show_header=False)
+    rows = [("retriever", retriever), ("model", f"{scfg.model} (hidden {scfg.hidden}, "
+                                                f"{scfg.layers} layers, max_len {scfg.max_len})"),
+            ("dataset", f"{ds.name} ({ds.n_users} users, {ds.n_items} items)"),
+            ("best epoch", f"{meta.get('best_epoch')} (valid NDCG@10 "
+                           f"{meta.get('best_valid_ndcg10', 0):.4f})"),
+            ("index", f"{manifest.index.get('kind')} ({manifest.n_items} vectors, {manifest.dim}-d)"),
+            ("time", f"{t1 - t0:.1f}s")]
+    if retriever == "fused":
+        rep = built.report
+        rows.append(("fusion", f"kappa {rep['kappa']}, ridge {rep['ridge']}, "
+                               f"{rep['cold_items']} items without training interactions"))
+    for key, value in rows:
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train-retriever")(train_retriever)

@@ -1,0 +1,139 @@
+"""Fusion of behavioural and text vectors: the projection math, the count blend, and the
+cold-start behaviour of the fused retriever (items nobody interacted with, and items added
+to a live index from their text alone, are still retrieved)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _seq_fixtures import tiny_config
+
+from llmrank.config import load_config
+from llmrank.embed.hashing import HashingEmbedder
+from llmrank.records import Filters, Item
+from llmrank.registry import retrievers
+from llmrank.retrieve import load_retriever, save_retriever
+from llmrank.retrieve.fused import FusedRetriever
+from llmrank.retrieve.fusion import (
+    FusionConfig,
+    TextProjection,
+    blend_weights,
+    choose_ridge,
+    fuse,
+)
+from llmrank.retrieve.sequential.retriever import SequentialRetriever, index_vectors
+from llmrank.retrieve.sequential.synthetic import cyclic_dataset, item_id
+
+COLD = (item_id(0, 3), item_id(2, 7))
+
+
+@pytest.fixture(scope="module")
+def cold_dataset():
+    return cyclic_dataset(cold=COLD)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config({"embedder": {"backend": "hashing"}})
+
+
+@pytest.fixture(scope="module")
+def fused(cold_dataset, cfg):
+    return FusedRetriever.build(cold_dataset, cfg, embedder=HashingEmbedder(),
+                                seq_config=tiny_config("sasrec"))
+
+
+def test_projection_recovers_a_linear_map():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 12))
+    true = rng.normal(size=(12, 5))
+    y = x @ true + 0.5
+    proj = TextProjection.fit(x, y, ridge=1e-6)
+    np.testing.assert_allclose(proj(x), y, atol=1e-3)
+    assert proj.text_dim == 12 and proj.dim == 5
+    noisy = y + rng.normal(scale=3.0, size=y.shape)
+    assert choose_ridge(x, noisy, np.full(400, 5), ridges=(1e-3, 1e6)) == 1e-3
+
+
+def test_projection_save_load(tmp_path):
+    proj = TextProjection(np.arange(12, dtype=np.float64).reshape(4, 3), 0.5)
+    proj.save(tmp_path / "p.npz")
+    again = TextProjection.load(tmp_path / "p.npz")
+    np.testing.assert_array_equal(again.weight, proj.weight)
+    assert again.ridge == 0.5
+
+
+def test_blend_weights_follow_counts():
+    counts = np.array([0, 1, 4, 100])
+    assert blend_weights(counts, 0.0).tolist() == [0.0, 1.0, 1.0, 1.0]
+    np.testing.assert_allclose(blend_weights(counts, 4.0), [0.0, 0.2, 0.5, 100 / 104])
+    b, p = np.ones((4, 2)), np.zeros((4, 2))
+    np.testing.assert_allclose(fuse(b, p, counts, 4.0)[:, 0], [0.0, 0.2, 0.5, 100 / 104],
+                               rtol=1e-6)
+
+
+def test_fusion_config_round_trip():
+    fc = FusionConfig(kappa=2.0, ridges=(1.0,))
+    assert FusionConfig.from_dict(fc.to_dict()) == fc
+
+
+def test_cold_items_are_retrievable_from_text(fused, cfg):
+    """A cold item (no interactions at all) is found from its neighbourhood: the history
+    that precedes it in its genre's cycle. The same model without text cannot find it."""
+    assert fused.report["cold_items"] == 2 and fused.counts.get(COLD[0], 0) == 0
+    behaviour_only = SequentialRetriever(
+        fused.model, index_vectors(fused.model.item_ids, fused.model.item_vectors(), cfg),
+        fused.items)
+    for genre, pos in ((0, 3), (2, 7)):
+        hist = [item_id(genre, pos - k) for k in (3, 2, 1)]
+        target = item_id(genre, pos)
+        f = [c.item_id for c in fused.retrieve(history=hist, k=37)]
+        s = [c.item_id for c in behaviour_only.retrieve(history=hist, k=37)]
+        assert f.index(target) < 10  # within the genre's 10 items, out of 37 candidates
+        assert f.index(target) < s.index(target)
+
+
+def test_warm_retrieval_still_follows_the_cycle(fused):
+    hist = [item_id(1, p) for p in (3, 4, 5)]
+    assert fused.retrieve(history=hist, k=3)[0].item_id == item_id(1, 6)
+
+
+def test_history_with_a_cold_item_and_text_queries(fused):
+    got = [c.item_id for c in fused.retrieve(history=[item_id(0, 1), COLD[0]], k=5)]
+    assert COLD[0] not in got and all(g.startswith("g0") for g in got[:3])
+    horror = [c.item_id for c in fused.retrieve(text="ghost haunted scream", k=5)]
+    assert sum(h.startswith("g2") for h in horror) >= 4
+
+
+def test_add_items_from_text_alone(cold_dataset, cfg):
+    live = FusedRetriever.build(cold_dataset, cfg, embedder=HashingEmbedder(),
+                                seq_config=tiny_config("sasrec"))
+    new = Item("new-horror", title="Horror ghost haunted scream 42", genres=("horror",))
+    live.add_items([new])
+    assert "new-horror" in live.index and live.items["new-horror"].title.startswith("Horror")
+    hist = [item_id(2, p) for p in (1, 2, 3)]
+    top = [c.item_id for c in live.retrieve(history=hist, k=12)]
+    assert "new-horror" in top
+    only_new = live.retrieve(history=hist, k=3, filters=Filters(allow=frozenset({"new-horror"})))
+    assert [c.item_id for c in only_new] == ["new-horror"]
+    after = live.retrieve(history=[*hist, "new-horror"], k=3)  # a new item inside a history
+    assert "new-horror" not in {c.item_id for c in after}
+    assert live.remove_items(["new-horror"]) == 1 and "new-horror" not in live.index
+
+
+def test_hard_negatives_never_hold_target_or_history(fused):
+    hist = [item_id(3, p) for p in (2, 3, 4)]
+    negs = fused.hard_negatives(hist, 8, exclude={item_id(3, 5)})
+    assert len(negs) == 8 and item_id(3, 5) not in negs and not set(negs) & set(hist)
+
+
+def test_fused_save_load_round_trip(fused, tmp_path):
+    manifest = save_retriever(fused, tmp_path / "fused")
+    assert manifest.kind == "fused" and manifest.embedder is not None
+    assert manifest.embedder.backend == "hashing" and manifest.settings["kappa"] == fused.kappa
+    loaded = load_retriever(tmp_path / "fused", embedder=HashingEmbedder())
+    assert isinstance(loaded, FusedRetriever)
+    hists = [[item_id(0, 0), item_id(0, 1)], [COLD[1], item_id(2, 8)]]
+    assert loaded.retrieve_many(hists, k=8) == fused.retrieve_many(hists, k=8)
+    assert loaded.retrieve(text="cowboy", k=4) == fused.retrieve(text="cowboy", k=4)
+    assert retrievers.get("fused") is FusedRetriever
