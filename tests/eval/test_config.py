@@ -1,0 +1,41 @@
+"""Eval configs: files, overrides, validation, fingerprints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmrank.errors import ConfigError
+from llmrank.eval.config import load_eval_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "eval" / "configs"
+
+
+def test_shipped_configs_load():
+    paths = sorted(CONFIGS.glob("*.toml"))
+    assert paths, "eval/configs has no configs"
+    for p in paths:
+        cfg = load_eval_config(p)
+        assert cfg.rankers and cfg.name == p.stem
+
+
+def test_overrides_and_errors(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('name = "c"\n[protocol]\nname = "full"\n[[rankers]]\nname = "random"\n')
+    cfg = load_eval_config(p, {"protocol.name": "candidates", "run.workers": 3, "seed": None})
+    assert cfg.protocol.name == "candidates" and cfg.run.workers == 3 and cfg.seed == 0
+    with pytest.raises(ConfigError, match="protcol"):
+        load_eval_config({"protcol": {}})
+    with pytest.raises(ConfigError, match="retriever"):
+        load_eval_config({"protocol": {"name": "retriever"}})
+    with pytest.raises(ConfigError, match="unique"):
+        load_eval_config({"rankers": [{"name": "random"}, {"name": "random"}]})
+
+
+def test_fingerprint_ignores_workers_but_not_seed():
+    a = load_eval_config({"rankers": [{"name": "random"}]})
+    b = load_eval_config({"rankers": [{"name": "random"}], "run": {"workers": 4}})
+    c = load_eval_config({"rankers": [{"name": "random"}], "seed": 1})
+    spec = a.rankers[0]
+    assert a.fingerprint(spec) == b.fingerprint(spec) != c.fingerprint(spec)
