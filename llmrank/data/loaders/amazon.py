@@ -27,6 +27,7 @@ import numpy as np
 from llmrank.data.columns import EventColumns
 from llmrank.data.dataset import Dataset
 from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, open_binary
+from llmrank.data.loaders import copy_signature
 from llmrank.errors import DataError, MalformedLineError
 from llmrank.records import Item
 
@@ -89,6 +90,10 @@ def load_amazon_2018(path: str | Path, **kwargs: Any) -> Dataset:
 
 def load_amazon_2023(path: str | Path, **kwargs: Any) -> Dataset:
     return load_amazon(path, version="2023", **kwargs)
+
+
+for _wrapper in (load_amazon_2018, load_amazon_2023):
+    copy_signature(_wrapper, load_amazon, "version")
 
 
 # ---- files -----------------------------------------------------------------------------------

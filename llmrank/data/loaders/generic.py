@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import logging
 import math
 import re
@@ -22,6 +23,7 @@ import numpy as np
 from llmrank.data.columns import EventColumns
 from llmrank.data.dataset import Dataset
 from llmrank.data.lines import ErrorPolicy, LoadReport, check_file, iter_records, open_binary
+from llmrank.data.loaders import copy_signature
 from llmrank.data.mapping import ColumnMapping
 from llmrank.errors import DataError, MalformedLineError
 from llmrank.records import Item
@@ -64,25 +66,31 @@ def load_table(
     m = base.with_guesses(columns)
     m.require(str(path), columns)
     items: dict[str, Item] = {}
-    events: EventColumns | None = None
-    if not m.item_fields() and not m.attributes:
-        events = _fast_events(path, fmt, m, sep, encoding, report)
-    if events is None:
-        events = EventColumns()
+    fast = None if m.item_fields() or m.attributes else _fast_events(path, fmt, m, sep, encoding, report)
+    if fast is not None:
+        events, exact = fast
+    else:
+        events, exact_list = EventColumns(), []
         for line_no, row in _rows(path, fmt, sep, encoding, report, on_error):
             try:
-                uid, iid, ts, rating = _event(row, m, str(path), line_no)
+                uid, iid, t, rating = _event(row, m, str(path), line_no)
             except MalformedLineError as err:
                 report.problem(err, on_error)
                 continue
-            events.append(uid, iid, ts, rating)
+            events.append(uid, iid, math.floor(t), rating)
+            exact_list.append(t)
             if iid not in items and (m.item_fields() or m.attributes):
                 items[iid] = _item(iid, row, m)
+        exact = np.asarray(exact_list, np.float64)
     if items_path is not None:
         items.update(_read_items(Path(items_path), items_mapping, m, sep, encoding, report, on_error))
     if not len(events):
         raise DataError(f"{path}: no valid interactions")
-    return Dataset.from_arrays(name or path.name.split(".")[0], items.values(), [], *events.arrays())
+    # within one second, sub-second precision (ms, ISO fractions) then file order decide
+    n = len(exact)
+    order = np.empty(n, np.int64)
+    order[np.lexsort((np.arange(n), exact))] = np.arange(n)
+    return Dataset.from_arrays(name or path.name.split(".")[0], items.values(), [], *events.arrays(), order)
 
 
 def load_csv(path: str | Path, **kwargs: Any) -> Dataset:
@@ -95,6 +103,10 @@ def load_jsonl(path: str | Path, **kwargs: Any) -> Dataset:
 
 def load_parquet(path: str | Path, **kwargs: Any) -> Dataset:
     return load_table(path, format="parquet", **kwargs)
+
+
+for _wrapper in (load_csv, load_jsonl, load_parquet):
+    copy_signature(_wrapper, load_table, "format")
 
 
 # ---- row sources -----------------------------------------------------------------------------
@@ -125,11 +137,14 @@ def _columns(path: Path, fmt: TableFormat, sep: str | None, encoding: str) -> li
         except Exception as exc:  # pyarrow raises several types for a non-Parquet file
             raise DataError(f"{path}: not a readable Parquet file: {exc}") from exc
     cols: dict[str, None] = {}
-    probe = LoadReport()
-    for k, (_, rec) in enumerate(iter_records(path, report=probe, on_error="skip")):
-        cols.update(dict.fromkeys(rec))
-        if k >= 100:
-            break
+    with open_binary(path) as fh:  # a quiet peek: bad lines are reported by the real pass
+        for _, raw in zip(range(200), fh, strict=False):
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                cols.update(dict.fromkeys(rec))
     return list(cols)
 
 
@@ -218,12 +233,18 @@ def _id(value: Any, what: str, path: str, line_no: int) -> str:
 
 
 def to_seconds(value: Any, unit: str, path: str, line_no: int) -> int:
-    """A timestamp in seconds from seconds, milliseconds ('auto': values above 1e11), an
-    ISO-8601 string or a datetime; naive datetimes are taken as UTC."""
+    """A timestamp in whole seconds (see ``exact_time``)."""
+    return math.floor(exact_time(value, unit, path, line_no))
+
+
+def exact_time(value: Any, unit: str, path: str, line_no: int) -> float:
+    """Seconds, with any fraction, from seconds, milliseconds ('auto': values above 1e11),
+    an ISO-8601 string or a datetime; naive datetimes are taken as UTC. The fraction orders
+    events within one second."""
     if isinstance(value, dt.datetime):
-        return int((value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp())
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
     if isinstance(value, dt.date):
-        return int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp())
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()
     number: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
@@ -234,27 +255,28 @@ def to_seconds(value: Any, unit: str, path: str, line_no: int) -> int:
             number = None
     if number is not None and math.isfinite(number):
         if unit == "ms" or (unit == "auto" and abs(number) > MS_THRESHOLD):
-            return int(number // 1000)
-        return int(number)
+            return number / 1000
+        return number
     if isinstance(value, str) and unit in ("auto", "iso"):
         try:
             parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             pass
         else:
-            return to_seconds(parsed, unit, path, line_no)
+            return exact_time(parsed, unit, path, line_no)
     raise MalformedLineError(path, line_no, f"timestamp is not a {'date' if unit == 'iso' else 'time'}: {value!r}")
 
 
-def _event(row: Row, m: ColumnMapping, path: str, line_no: int) -> tuple[str, str, int, float | None]:
+def _event(row: Row, m: ColumnMapping, path: str, line_no: int) -> tuple[str, str, float, float | None]:
+    """(user, item, exact time in seconds, rating) of one row."""
     uid = _id(row.get(m.user or ""), "user", path, line_no)
     iid = _id(row.get(m.item or ""), "item", path, line_no)
-    ts = 0
+    ts = 0.0
     if m.timestamp:
         value = row.get(m.timestamp)
         if not _present(value):
             raise MalformedLineError(path, line_no, "empty timestamp")
-        ts = to_seconds(value, m.timestamp_unit, path, line_no)
+        ts = exact_time(value, m.timestamp_unit, path, line_no)
     rating: float | None = None
     if m.rating and _present(row.get(m.rating)):
         try:
@@ -323,7 +345,7 @@ def _read_items(path: Path, mapping: ColumnMapping | Mapping[str, Any] | None, e
 # ---- vectorised path ---------------------------------------------------------------------------
 
 def _fast_events(path: Path, fmt: TableFormat, m: ColumnMapping, sep: str | None, encoding: str,
-                 report: LoadReport) -> EventColumns | None:
+                 report: LoadReport) -> tuple[EventColumns, np.ndarray] | None:
     """Events from a clean CSV or Parquet file in one pass of pyarrow, or None (then the
     row-by-row path runs and reports what is wrong)."""
     import pyarrow as pa
@@ -353,16 +375,16 @@ def _fast_events(path: Path, fmt: TableFormat, m: ColumnMapping, sep: str | None
         items = _clean_ids(cols[m.item or ""])
         if users is None or items is None or table.num_rows == 0:
             return None
-        ts = _vector_seconds(cols[m.timestamp], m.timestamp_unit) if m.timestamp else np.zeros(table.num_rows, np.int64)
+        exact = _vector_seconds(cols[m.timestamp], m.timestamp_unit) if m.timestamp else np.zeros(table.num_rows)
         rating = _vector_float(cols[m.rating]) if m.rating else np.full(table.num_rows, np.nan, np.float32)
     except (pa.ArrowException, OSError, UnicodeError, ValueError, LookupError, TypeError) as exc:
         log.debug("fast path declined %s: %s", path, exc)
         return None
-    if ts is None or rating is None:
+    if exact is None or rating is None:
         return None
     report.files.append(str(path))
     report.lines_read += table.num_rows
-    return EventColumns(users, items, ts, rating)
+    return EventColumns(users, items, np.floor(exact).astype(np.int64), rating), exact
 
 
 def _clean_ids(col: Any) -> Any:
@@ -382,23 +404,25 @@ def _clean_ids(col: Any) -> Any:
 
 
 def _vector_seconds(col: Any, unit: str) -> np.ndarray | None:
+    """Exact times in seconds (float64), as ``exact_time`` computes them row by row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if col.null_count:
         return None
     if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
-        return np.asarray(pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64()).to_numpy(zero_copy_only=False))
+        micros = pc.cast(pc.cast(col, pa.timestamp("us")), pa.int64()).to_numpy(zero_copy_only=False)
+        return np.asarray(micros, np.float64) / 1e6
     if unit == "iso":
         return None
     values = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False))
     if not np.isfinite(values).all():
         return None
     if unit == "ms":
-        return (values // 1000).astype(np.int64)
+        return values / 1000
     if unit == "auto":
-        return np.where(np.abs(values) > MS_THRESHOLD, values // 1000, values).astype(np.int64)
-    return values.astype(np.int64)
+        return np.where(np.abs(values) > MS_THRESHOLD, values / 1000, values)
+    return values
 
 
 def _vector_float(col: Any) -> np.ndarray | None:

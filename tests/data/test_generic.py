@@ -1,0 +1,128 @@
+"""Generic CSV / JSON lines / Parquet tables with a column mapping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from llmrank.data.lines import LoadReport
+from llmrank.data.loaders import generic
+from llmrank.data.loaders.generic import load_table, to_seconds
+from llmrank.data.mapping import ColumnMapping
+from llmrank.errors import ConfigError, MalformedLineError
+
+from ._files import write
+
+CSV = (
+    "cust,sku,when,stars,name,cats,brand\n"
+    "c1,s1,2021-01-02T00:00:00Z,5,Red Mug,Kitchen|Mugs,Acme\n"
+    'c1,s2,2021-01-01,4,"Tea, green",Food,Leafy\n'
+    "c2,s1,2021-01-03 10:00:00,3,Red Mug,Kitchen|Mugs,Acme\n"
+)
+MAPPING = {"user": "cust", "item": "sku", "timestamp": "when", "rating": "stars", "title": "name",
+           "genres": "cats", "attributes": ["brand"]}
+
+
+def test_csv_with_mapping_and_item_text(tmp_path):
+    ds = load_table(write(tmp_path / "shop.csv", CSV), mapping=MAPPING)
+    assert (ds.n_users, ds.n_items, len(ds.interactions)) == (2, 2, 3)
+    assert ds.history("c1") == ["s2", "s1"]  # ISO dates ordered
+    assert ds.items["s2"].title == "Tea, green" and ds.items["s1"].genres == ("Kitchen", "Mugs")
+    assert ds.items["s1"].attributes == {"brand": "Acme"}
+    assert int(ds.interactions.timestamp[0]) == 1_609_545_600
+
+
+def test_guessed_mapping_fast_path_equals_row_path(tmp_path, monkeypatch):
+    text = "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{(u + i) % 5 + 1},{1000 + u * 7 + i}\n"
+                                                         for u in range(20) for i in range(0, 30, 3))
+    path = write(tmp_path / "r.csv", text)
+    fast_report = LoadReport()
+    fast = load_table(path, report=fast_report)
+    monkeypatch.setattr(generic, "_fast_events", lambda *a, **k: None)
+    slow = load_table(path)
+    assert fast.user_ids == slow.user_ids and fast.item_ids == slow.item_ids
+    for col in ("user", "item", "timestamp", "rating"):
+        assert np.array_equal(getattr(fast.interactions, col), getattr(slow.interactions, col))
+    assert fast_report.lines_read == 200
+
+
+def test_separate_items_table(tmp_path):
+    events = write(tmp_path / "e.tsv", "uid\titem\tts\nu1\tb1\t5\nu1\tb2\t6\n")
+    items = write(tmp_path / "books.csv", "item,title,year,description\nb1,Sea Glass,1999,A novel.\n"
+                                          "b2,Dune Grass,first printed 2004,Poems.\nb1,dup,2000,x\n")
+    report = LoadReport()
+    ds = load_table(events, mapping={"user": "uid", "timestamp": "ts"}, items_path=items, report=report)
+    assert ds.items["b1"].title == "Sea Glass" and ds.items["b2"].year == 2004
+    assert report.skipped == 1 and report.problems[0].startswith(f"{items}:4: duplicate id 'b1'")
+
+
+def test_malformed_rows_both_policies(tmp_path):
+    text = ("user,item,timestamp,rating\n"
+            "u1,i1,10,4\n"
+            "u1,i2,11\n"          # truncated
+            "u2;i1;12;3\n"        # wrong delimiter
+            "u2,i3,yesterday,5\n"  # bad timestamp
+            ",i1,13,2\n")          # empty id
+    path = write(tmp_path / "bad.csv", text)
+    report = LoadReport()
+    ds = load_table(path, report=report)
+    assert len(ds.interactions) == 1 and report.skipped == 4
+    assert [p.split(": ")[0] for p in report.problems] == [f"{path}:{n}" for n in (3, 4, 5, 6)]
+    with pytest.raises(MalformedLineError) as exc:
+        load_table(path, on_error="raise")
+    assert (exc.value.path, exc.value.line_no) == (str(path), 3)
+
+
+def test_bad_encoding_row(tmp_path):
+    path = write(tmp_path / "enc.csv", b"user,item,timestamp\nu1,i1,1\nu\xe9,i2,2\nu2,i2,3\n")
+    report = LoadReport()
+    ds = load_table(path, report=report)
+    assert len(ds.interactions) == 2 and report.problems[0].startswith(f"{path}:3: not valid utf-8")
+    assert load_table(path, encoding="latin-1").has_user("ué")
+
+
+def test_jsonl_with_ms_and_nested_lists(tmp_path):
+    rows = [{"u": "a", "i": 1, "t": 1_600_000_000_500, "title": "One", "genres": ["X", "Y"]},
+            {"u": "a", "i": 2, "t": 1_600_000_000_000, "title": "Two"}]
+    path = write(tmp_path / "ev.jsonl", "".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
+    report = LoadReport()
+    ds = load_table(path, mapping={"user": "u", "item": "i", "timestamp": "t"}, report=report)
+    assert ds.history("a") == ["2", "1"] and ds.items["1"].genres == ("X", "Y")
+    assert int(ds.interactions.timestamp.max()) == 1_600_000_000
+    assert report.problems[0].startswith(f"{path}:3:")
+
+
+def test_parquet_round_trip_and_row_numbers(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "ev.parquet"
+    pq.write_table(pa.table({"user_id": ["a", "b", None], "item_id": [1, 2, 3],
+                             "timestamp": pa.array([5, 6, 7], pa.int64())}), path)
+    report = LoadReport()
+    ds = load_table(path, report=report)
+    assert ds.user_ids == ["a", "b"] and ds.item_ids == ["1", "2"]
+    assert report.problems == [f"{path}:3: empty user id"]
+
+
+def test_mapping_parse_and_errors(tmp_path):
+    m = ColumnMapping.parse("user=uid,item=sku,attributes=brand;color,timestamp_unit=ms")
+    assert (m.user, m.item, m.attributes, m.timestamp_unit) == ("uid", "sku", ("brand", "color"), "ms")
+    assert ColumnMapping.parse('{"user": "u"}').user == "u"
+    with pytest.raises(ConfigError, match="unknown column mapping keys"):
+        ColumnMapping.parse("usr=x")
+    with pytest.raises(ConfigError, match="no user column"):
+        load_table(write(tmp_path / "x.csv", "a,b\n1,2\n"))
+    with pytest.raises(ConfigError, match="not in the file"):
+        load_table(write(tmp_path / "y.csv", "user,item\n1,2\n"), mapping={"rating": "stars"})
+
+
+@pytest.mark.parametrize(("value", "unit", "expected"), [
+    (1_600_000_000, "auto", 1_600_000_000), (1_600_000_000_123, "auto", 1_600_000_000),
+    ("1600000000.9", "s", 1_600_000_000), (1_600_000_000_000, "ms", 1_600_000_000),
+    ("2020-09-13T12:26:40+00:00", "iso", 1_600_000_000), ("2020-09-13", "auto", 1_599_955_200),
+])
+def test_to_seconds(value, unit, expected):
+    assert to_seconds(value, unit, "p", 1) == expected

@@ -1,0 +1,84 @@
+"""Line reading shared by every loader: policies, locations, gzip, BOM, JSON records."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from llmrank.data.lines import LoadReport, iter_lines, iter_records, split_fields
+from llmrank.errors import DataError, MalformedLineError
+
+from ._files import write
+
+
+def test_iter_lines_skips_blank_lines_and_strips_bom_and_crlf(tmp_path):
+    path = write(tmp_path / "a.txt", "\ufeffh\r\n\r\nx\r\n")
+    report = LoadReport()
+    assert list(iter_lines(path, report=report)) == [(1, "h"), (3, "x")]
+    assert report.lines_read == 2 and report.files == [str(path)]
+
+
+def test_gzip_is_transparent(tmp_path):
+    path = write(tmp_path / "a.txt.gz", "one\ntwo\n", gz=True)
+    assert [t for _, t in iter_lines(path, report=LoadReport())] == ["one", "two"]
+
+
+def test_truncated_gzip_is_reported_with_location(tmp_path):
+    full = gzip.compress(b"".join(b"line %d\n" % i for i in range(5000)))
+    path = write(tmp_path / "t.gz", full[: len(full) // 2])
+    report = LoadReport()
+    lines = list(iter_lines(path, report=report, on_error="skip"))
+    assert lines and report.skipped == 1 and "gzip" in report.problems[0]
+    assert report.problems[0].startswith(f"{path}:{len(lines) + 1}:")
+    with pytest.raises(MalformedLineError, match="gzip"):
+        list(iter_lines(path, report=LoadReport(), on_error="raise"))
+
+
+def test_bad_encoding_policy(tmp_path):
+    path = write(tmp_path / "b.txt", b"ok\nbad \xff byte\nok2\n")
+    report = LoadReport()
+    assert [t for _, t in iter_lines(path, report=report)] == ["ok", "ok2"]
+    assert report.skipped == 1 and report.problems[0].startswith(f"{path}:2: not valid utf-8")
+    with pytest.raises(MalformedLineError) as exc:
+        list(iter_lines(path, report=LoadReport(), on_error="raise"))
+    assert exc.value.line_no == 2
+
+
+def test_empty_and_missing_files(tmp_path):
+    with pytest.raises(DataError, match="empty"):
+        list(iter_lines(write(tmp_path / "e.txt", "\n\n"), report=LoadReport()))
+    with pytest.raises(DataError, match="not found"):
+        list(iter_lines(tmp_path / "missing.txt", report=LoadReport()))
+
+
+def test_split_fields_counts():
+    assert split_fields('1,"a, b",c', sep=",", n_fields=3, path="p", line_no=1, quoted=True) == ["1", "a, b", "c"]
+    with pytest.raises(MalformedLineError, match="p:4: expected 3 fields"):
+        split_fields("1,2,3,4", sep=",", n_fields=3, path="p", line_no=4)
+
+
+def test_records_json_and_python_literals(tmp_path):
+    path = write(tmp_path / "m.json", '{"a": 1}\n{\'a\': 2, \'b\': [\'x\']}\n{oops\n[1, 2]\n')
+    report = LoadReport()
+    got = list(iter_records(path, report=report, python_literals=True))
+    assert got == [(1, {"a": 1}), (2, {"a": 2, "b": ["x"]})]
+    assert report.skipped == 2
+    assert report.problems[0].startswith(f"{path}:3: not a valid JSON record")
+    assert report.problems[1].startswith(f"{path}:4: expected a JSON object")
+    strict = LoadReport()
+    assert [n for n, _ in iter_records(path, report=strict)] == [1]  # literals off: line 2 is bad
+
+
+def test_literal_eval_does_not_execute_code(tmp_path):
+    path = write(tmp_path / "evil.json", "{'a': __import__('os').system('false')}\n")
+    report = LoadReport()
+    assert list(iter_records(path, report=report, python_literals=True)) == []
+    assert report.skipped == 1
+
+
+def test_report_keeps_first_problems_only():
+    report = LoadReport()
+    for k in range(30):
+        report.problem(MalformedLineError("f", k + 1, "bad"), "skip")
+    assert report.skipped == 30 and len(report.problems) == 20
