@@ -1,0 +1,57 @@
+"""``llmrank data info|download|convert`` through the Typer app (no network)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+from typer.testing import CliRunner
+
+from llmrank.cli.common import run_guarded
+from llmrank.cli.data import app
+
+runner = CliRunner()
+
+
+def test_info_json_on_real_data(ml_small_dir):
+    result = runner.invoke(app, ["info", str(ml_small_dir), "--kcore", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert (out["summary"]["users"], out["summary"]["items"], out["summary"]["interactions"]) == (610, 3650, 90274)
+    assert out["report"]["format"] == "movielens" and out["report"]["steps"][0].startswith("5-core")
+
+
+def test_info_table_and_convert_round_trip(tmp_path, ml100k_dir):
+    dst = tmp_path / "ml100k-canonical"
+    result = runner.invoke(app, ["convert", str(ml100k_dir), str(dst), "--min-rating", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["interactions"] == 55_375
+    table = runner.invoke(app, ["info", str(dst)])
+    assert table.exit_code == 0 and "55,375" in table.stdout and "min_rating 4" in table.stdout
+    again = runner.invoke(app, ["convert", str(ml100k_dir), str(dst)])
+    assert again.exit_code != 0  # refuses to overwrite without --overwrite
+
+
+def test_convert_generic_csv_with_mapping(tmp_path):
+    src = tmp_path / "ev.csv"
+    src.write_text("who,what,when\na,x,1\na,y,2\n")
+    result = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--mapping",
+                                 "user=who,item=what,timestamp=when", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["users"] == 1
+
+
+def test_download_offline_exits_with_data_error_and_advice(tmp_path, monkeypatch, capsys):
+    def offline(url, timeout):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(sys, "argv", ["llmrank-data", "download", "ml-latest-small", "--data-dir", str(tmp_path), "--json"])
+    with pytest.raises(SystemExit) as exc:
+        run_guarded(app)
+    assert exc.value.code == 3  # DataError family
+    err = capsys.readouterr().err
+    assert "could not download ml-latest-small" in err and "--data-dir" in " ".join(err.split())

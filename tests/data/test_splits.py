@@ -1,0 +1,79 @@
+"""Leave-one-out splits and candidate lists: deterministic, and negatives never seen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmrank.data.candidates import random_candidates, sample_negatives, top_n_candidates, user_rng
+from llmrank.data.dataset import Dataset
+from llmrank.data.splits import LeaveOneOut, kcore, min_rating
+from llmrank.errors import DataError
+from llmrank.records import Item
+
+
+def _tiny() -> Dataset:
+    events = [("a", "i1", 3, 5.0), ("a", "i2", 1, 2.0), ("a", "i3", 2, 4.0), ("a", "i4", 2, 1.0),
+              ("b", "i1", 1, None), ("b", "i2", 2, 3.0), ("c", "i3", 1, 4.0)]
+    return Dataset.from_records("tiny", [Item("i0", "Unused")], [], events)
+
+
+def test_leave_one_out_by_time_ties_by_file_order():
+    ds = _tiny()
+    split = LeaveOneOut.from_dataset(ds)
+    a = ds.user_code("a")
+    assert ds.history("a") == ["i2", "i3", "i4", "i1"]
+    assert [ds.item_ids[c] for c in split.history(a, "valid")] == ["i2", "i3"]
+    assert ds.item_ids[split.target(a, "valid")] == "i4" and ds.item_ids[split.target(a, "test")] == "i1"
+    assert [ds.item_ids[c] for c in split.history(a, "test")] == ["i2", "i3", "i4"]
+    assert split.eval_users().tolist() == [a]  # b and c are too short
+    with pytest.raises(DataError, match="no predefined split"):
+        LeaveOneOut.from_predefined(ds)
+
+
+def test_min_rating_keeps_unrated_and_catalog():
+    ds = min_rating(_tiny(), 3.0)
+    assert len(ds.interactions) == 5 and ds.n_items == 5
+    assert kcore(_tiny(), 2).n_users == 2
+
+
+def test_ml_small_split_sizes(ml_small):
+    split = LeaveOneOut.from_dataset(kcore(ml_small, 5))
+    assert len(split.eval_users()) == 610
+
+
+@pytest.mark.parametrize("seed", [0, 13])
+def test_random_candidates_deterministic_and_valid(ml100k, seed):
+    split = LeaveOneOut.from_dataset(ml100k)
+    for u in split.eval_users()[:50]:
+        seen = split.seen(u, "test")
+        target = split.target(u, "test")
+        c1 = random_candidates(ml100k.n_items, target, seen, seed=seed, user=int(u))
+        c2 = random_candidates(ml100k.n_items, target, seen, seed=seed, user=int(u))
+        assert np.array_equal(c1, c2) and len(c1) == 20 and len(set(c1.tolist())) == 20
+        negatives = [c for c in c1.tolist() if c != target]
+        assert target in c1.tolist() and len(negatives) == 19
+        assert not set(negatives) & set(seen.tolist())
+
+
+def test_candidates_depend_on_seed_and_user_not_on_order():
+    seen = np.arange(10)
+    a = random_candidates(1000, 500, seen, seed=1, user=3)
+    assert not np.array_equal(a, random_candidates(1000, 500, seen, seed=2, user=3))
+    assert not np.array_equal(a, random_candidates(1000, 500, seen, seed=1, user=4))
+    random_candidates(1000, 7, seen, seed=1, user=9)  # another user in between changes nothing
+    assert np.array_equal(a, random_candidates(1000, 500, seen, seed=1, user=3))
+
+
+def test_negatives_when_most_of_the_catalog_is_excluded():
+    exclude = np.arange(95)
+    neg = sample_negatives(100, exclude, 5, user_rng(0, 0))
+    assert sorted(neg.tolist()) == [95, 96, 97, 98, 99]
+    with pytest.raises(ValueError, match="only 5 items left"):
+        sample_negatives(100, exclude, 6, user_rng(0, 0))
+
+
+def test_top_n_candidates_skips_seen_and_duplicates():
+    ranked = np.array([5, 3, 5, 9, 1, 2, 8])
+    assert top_n_candidates(ranked, np.array([3, 1]), 3).tolist() == [5, 9, 2]
+    assert top_n_candidates(ranked, np.array([]), 50).tolist() == [5, 3, 9, 1, 2, 8]
