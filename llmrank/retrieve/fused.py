@@ -1,13 +1,17 @@
-"""The fused retriever (registry name ``fused``): sequential user states against item vectors
-that blend behaviour and text (llmrank.retrieve.fusion), in one FAISS index.
+"""The fused retriever (registry name ``fused``): one FAISS inner-product search scores
+items by behaviour and text together (llmrank.retrieve.fusion_fit has the formula).
+
+Index rows are [f_i, t_i]: f_i blends the sequential model's item vector with a projection
+of the item's text (llmrank.retrieve.fusion), t_i is the text embedding. Queries are
+[s_u, 1, beta q_u]: the sequential user state and the recency-weighted text of the history.
 
 - Warm items keep (almost) their behavioural vectors; items with few interactions lean on
   their text; items with none, including items added later with ``add_items``, are placed
   by their text alone, so they are retrievable from day one.
-- Histories may contain such items: the sequential encoder reads their fused vector as the
-  input embedding (the model's item table is tied between input and output).
+- Histories may contain such items: the sequential encoder reads their blended vector as
+  the input embedding (the model's item table is tied between input and output).
 - Free text works as a query: its embedding, projected into the behavioural space, is read
-  as one more (pseudo) item at the end of the history.
+  as one more (pseudo) item at the end of the history, and joins the text part of the query.
 """
 
 from __future__ import annotations
@@ -22,20 +26,14 @@ import numpy as np
 
 from llmrank.config import Config, EmbedderConfig
 from llmrank.data.dataset import Dataset
-from llmrank.data.splits import LeaveOneOut
-from llmrank.embed.base import Embedder
+from llmrank.embed.base import Embedder, normalize_rows
 from llmrank.errors import IndexError_
 from llmrank.index import VectorIndex, load_index
 from llmrank.records import Item
+from llmrank.retrieve import query as qv
 from llmrank.retrieve.base import ProgressFn, no_progress
 from llmrank.retrieve.catalog import merge_items, read_items, write_items
-from llmrank.retrieve.fusion import (
-    FusionConfig,
-    TextProjection,
-    choose_ridge,
-    fuse,
-    reliability_weights,
-)
+from llmrank.retrieve.fusion import FusionConfig, TextProjection, fuse
 from llmrank.retrieve.manifest import DatasetInfo, EmbedderInfo, RetrieverManifest
 from llmrank.retrieve.sequential.config import SequentialConfig
 from llmrank.retrieve.sequential.model import SequentialModel
@@ -54,16 +52,9 @@ PROJECTION_FILE = "projection.npz"
 FUSION_FILE = "fusion.json"
 
 
-def train_counts(split: LeaveOneOut) -> np.ndarray:
-    """Interactions per item code in the split's training histories."""
-    n = split.dataset.n_items
-    if not split.train:
-        return np.zeros(n, np.int64)
-    return np.bincount(np.concatenate(split.train).astype(np.int64), minlength=n)
-
-
 def embed_catalog(embedder: Embedder, items: Sequence[Item], batch_size: int = 64,
                   progress: ProgressFn = no_progress) -> np.ndarray:
+    """Text embeddings of ``render_item`` (the text retriever's, so caches are shared)."""
     from llmrank.retrieve.text import embed_items
 
     return embed_items(embedder, items, batch_size=batch_size, progress=progress)
@@ -77,7 +68,8 @@ class FusedRetriever(VectorSearchMixin):
     source = "fused"
 
     def __init__(self, model: SequentialModel, projection: TextProjection, index: VectorIndex,
-                 items: Mapping[str, Item], counts: Mapping[str, int], kappa: float, *,
+                 items: Mapping[str, Item], counts: Mapping[str, int], kappa: float,
+                 text_weight: float = 0.0, *, half_life: float = 10.0,
                  embedder: Embedder | None = None, embedder_config: EmbedderConfig | None = None,
                  dataset: DatasetInfo | None = None, report: dict[str, Any] | None = None) -> None:
         self.model = model
@@ -86,10 +78,13 @@ class FusedRetriever(VectorSearchMixin):
         self.items = dict(items)
         self.counts = dict(counts)  # training interactions per item id (0 / absent = cold)
         self.kappa = float(kappa)
+        self.text_weight = float(text_weight)
+        self.half_life = float(half_life)
         self._embedder = embedder
         self.embedder_config = embedder_config or EmbedderConfig()
         self.dataset = dataset or DatasetInfo(name="unknown", n_items=len(index))
         self.report = dict(report or {})
+        self._hidden = model.config.hidden
 
     # ---- construction -----------------------------------------------------------------
     @classmethod
@@ -99,36 +94,38 @@ class FusedRetriever(VectorSearchMixin):
               model: SequentialModel | None = None, text_vectors: np.ndarray | None = None,
               on_epoch: Callable[[Any], None] | None = None, **kwargs: Any) -> FusedRetriever:
         """Train (or take) a sequential model on every history but its last item, embed every
-        catalog item's text, fit the projection on warm items, tune kappa on the last items,
-        and index the fused vectors of the whole catalog."""
+        catalog item's text, fit the projection on warm items, tune the blend on the last
+        items, and index the fused vectors of the whole catalog."""
+        from llmrank.retrieve.fusion_fit import fit_fusion
         from llmrank.retrieve.sequential.train import holdout_split, train_sequential
 
         cfg = config or Config()
         split = holdout_split(dataset)
         if model is None:
-            scfg = sequential_config(cfg, seq_config)
             model = train_sequential(
-                split, scfg, on_epoch=on_epoch,
+                split, sequential_config(cfg, seq_config), on_epoch=on_epoch,
                 on_step=lambda d, t: progress("training sequential model", d, t)).model
-        if len(model.item_ids) != dataset.n_items or model.item_ids != dataset.item_ids:
+        if model.item_ids != dataset.item_ids:
             raise IndexError_("the sequential model's items differ from the dataset's")
         emb = embedder
         if text_vectors is None:
             from llmrank.embed.factory import create_embedder
 
             emb = emb or create_embedder(cfg.embedder)
-            items_list = [dataset.items[i] for i in dataset.item_ids]
-            text_vectors = embed_catalog(emb, items_list, cfg.embedder.batch_size, progress)
+            text_vectors = embed_catalog(emb, [dataset.items[i] for i in dataset.item_ids],
+                                         cfg.embedder.batch_size, progress)
         fcfg = fusion or FusionConfig.from_dict(
-            dict(getattr(cfg.retriever, "options", {}).get("fusion", {}) or {}))
-        fitted = fit_fusion(model, split, np.asarray(text_vectors, np.float32), fcfg)
+            dict(cfg.retriever.options.get("fusion", {}) or {}))
+        half_life = cfg.retriever.recency_half_life
+        fitted = fit_fusion(model, split, np.asarray(text_vectors, np.float32), fcfg, half_life)
         progress("indexing", 0, dataset.n_items)
         index = index_vectors(dataset.item_ids, fitted.vectors, cfg)
         progress("indexing", dataset.n_items, dataset.n_items)
         counts = {dataset.item_ids[c]: int(n) for c, n in enumerate(fitted.counts) if n}
         return cls(model, fitted.projection, index, dataset.items, counts, fitted.kappa,
-                   embedder=emb, embedder_config=cfg.embedder,
-                   dataset=dataset_info(dataset, cfg), report=fitted.report)
+                   fitted.text_weight, half_life=half_life, embedder=emb,
+                   embedder_config=cfg.embedder, dataset=dataset_info(dataset, cfg),
+                   report=fitted.report)
 
     @property
     def embedder(self) -> Embedder:
@@ -145,8 +142,8 @@ class FusedRetriever(VectorSearchMixin):
         text projections, blended with behaviour only if the model already knows them."""
         if not items:
             return
-        tv = text_vectors if text_vectors is not None else embed_catalog(
-            self.embedder, items, self.embedder_config.batch_size)
+        tv = np.asarray(text_vectors if text_vectors is not None else embed_catalog(
+            self.embedder, items, self.embedder_config.batch_size), dtype=np.float32)
         projected = self.projection(tv)
         ids = [it.item_id for it in items]
         behaviour = np.zeros_like(projected)
@@ -154,7 +151,7 @@ class FusedRetriever(VectorSearchMixin):
         known = [j for j, i in enumerate(ids) if self.model.has_item(i) and counts[j] > 0]
         if known:
             behaviour[known] = self.model.item_vectors()[self.model.codes([ids[j] for j in known])]
-        self.index.add(ids, fuse(behaviour, projected, counts, self.kappa))
+        self.index.add(ids, np.hstack([fuse(behaviour, projected, counts, self.kappa), tv]))
         self.items = merge_items(self.items, items)
 
     def remove_items(self, item_ids: Sequence[str]) -> int:
@@ -163,33 +160,44 @@ class FusedRetriever(VectorSearchMixin):
         return self.index.remove(item_ids)
 
     # ---- queries ----------------------------------------------------------------------
-    def input_sequence(self, history: Sequence[str]) -> np.ndarray:
-        """Input embeddings of a history: the trained embedding for items the model learned,
-        the indexed (text-derived) vector for the others; ids in neither are skipped."""
-        learned = [self.model.has_item(i) and self.counts.get(i, 0) > 0 for i in history]
-        keep = [j for j, i in enumerate(history) if learned[j] or i in self.index]
-        out = np.zeros((len(keep), self.model.config.hidden), dtype=np.float32)
-        from_model = [r for r, j in enumerate(keep) if learned[j]]
-        from_index = [r for r, j in enumerate(keep) if not learned[j]]
-        if from_model:
-            out[from_model] = self.model.input_embeddings(
-                self.model.codes([history[keep[r]] for r in from_model]))
-        if from_index:
-            out[from_index] = self.index.reconstruct(
-                [history[keep[r]] for r in from_index])[:, :-1]
-        return out
+    def _history_parts(self, history: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(input embeddings, text query or None) of a history. Inputs are the trained
+        embedding for items the model learned and the indexed (text-derived) vector for the
+        others; ids unknown to the index are skipped."""
+        recent_text = qv.useful_length(self.half_life)
+        window = max(self.model.config.max_len, recent_text or len(history))
+        hist = [i for i in list(history)[-window:] if i in self.index]
+        if not hist:
+            return np.zeros((0, self._hidden), np.float32), None
+        stored = self.index.reconstruct(hist)
+        inputs = stored[:, : self._hidden].copy()
+        learned = [j for j, i in enumerate(hist)
+                   if self.model.has_item(i) and self.counts.get(i, 0) > 0]
+        if learned:
+            inputs[learned] = self.model.input_embeddings(
+                self.model.codes([hist[j] for j in learned]))
+        texts = stored[:, self._hidden + 1:]
+        text_q = qv.weighted_query(texts[-recent_text:] if recent_text else texts,
+                                   self.half_life)
+        return inputs, text_q
 
     def query_vectors(self, histories: Sequence[Sequence[str]],
                       texts: Sequence[str | None] | None = None) -> np.ndarray:
-        seqs = [self.input_sequence(h) for h in histories]
-        if texts is not None:
-            wanted = [j for j, t in enumerate(texts) if t and t.strip()]
-            if wanted:
-                tv = self.embedder.encode([str(texts[j]) for j in wanted])
-                pseudo = self.projection(tv)[:, :-1]
-                for row, j in enumerate(wanted):
-                    seqs[j] = np.vstack([seqs[j], pseudo[row: row + 1]])
-        return self.model.user_vectors_from_embeddings(seqs)
+        parts = [self._history_parts(h) for h in histories]
+        seqs = [p[0] for p in parts]
+        text_q = np.zeros((len(histories), self.projection.text_dim), np.float32)
+        for row, (_, q) in enumerate(parts):
+            if q is not None:
+                text_q[row] = q
+        wanted = [j for j, t in enumerate(texts or []) if t and t.strip()]
+        if wanted and texts is not None:
+            tv = self.embedder.encode([str(texts[j]) for j in wanted])
+            pseudo = self.projection(tv)[:, : self._hidden]
+            for row, j in enumerate(wanted):
+                seqs[j] = np.vstack([seqs[j], pseudo[row: row + 1]])
+                text_q[j] = qv.combine(parts[j][1], tv[row])
+        users = self.model.user_vectors_from_embeddings(seqs)
+        return np.hstack([users, self.text_weight * normalize_rows(text_q)])
 
     # ---- persistence ------------------------------------------------------------------
     def manifest(self) -> RetrieverManifest:
@@ -198,7 +206,8 @@ class FusedRetriever(VectorSearchMixin):
                             model_id=emb.model_id if emb else self.embedder_config.model,
                             dim=self.projection.text_dim)
         describe = getattr(self.index, "describe", None)
-        settings = {"kappa": self.kappa, "ridge": self.projection.ridge,
+        settings = {"kappa": self.kappa, "text_weight": self.text_weight,
+                    "recency_half_life": self.half_life, "ridge": self.projection.ridge,
                     "model": self.model.config.to_dict(), "training": self.model.meta,
                     "fusion": self.report}
         return RetrieverManifest(kind=self.kind, dim=self.index.dim, n_items=len(self.index),
@@ -211,8 +220,9 @@ class FusedRetriever(VectorSearchMixin):
         self.model.save(path / MODEL_DIR)
         self.index.save(path / INDEX_DIR)
         self.projection.save(path / PROJECTION_FILE)
-        (path / FUSION_FILE).write_text(json.dumps(
-            {"kappa": self.kappa, "counts": self.counts, "report": self.report}, indent=1))
+        state = {"kappa": self.kappa, "text_weight": self.text_weight,
+                 "half_life": self.half_life, "counts": self.counts, "report": self.report}
+        (path / FUSION_FILE).write_text(json.dumps(state, indent=1))
         write_items(path, (self.items[i] for i in self.index.ids() if i in self.items))
         return self.manifest()
 
@@ -229,57 +239,6 @@ class FusedRetriever(VectorSearchMixin):
             emb_cfg = EmbedderConfig(backend=manifest.embedder.backend,
                                      model=manifest.embedder.model)
         return cls(model, projection, index, read_items(path), state["counts"],
-                   float(state["kappa"]), embedder=embedder, embedder_config=emb_cfg,
-                   dataset=manifest.dataset, report=state.get("report"))
-
-
-class FittedFusion:
-    """Result of ``fit_fusion``: fused vectors of every dataset item and how they were made."""
-
-    def __init__(self, vectors: np.ndarray, projection: TextProjection, kappa: float,
-                 counts: np.ndarray, report: dict[str, Any]) -> None:
-        self.vectors = vectors
-        self.projection = projection
-        self.kappa = kappa
-        self.counts = counts
-        self.report = report
-
-
-def fit_fusion(model: SequentialModel, split: LeaveOneOut, text_vectors: np.ndarray,
-               config: FusionConfig) -> FittedFusion:
-    """Fit the projection on warm items and pick kappa by validation NDCG@10."""
-    from llmrank.retrieve.sequential.evaluate import split_ranks, summarize
-
-    counts = train_counts(split)
-    behaviour = model.item_vectors()
-    warm = np.flatnonzero(counts > 0)
-    ridge = config.ridge if config.ridge is not None else choose_ridge(
-        text_vectors[warm], behaviour[warm], counts[warm], config.ridges, config.folds,
-        config.seed)
-    projection = TextProjection.fit(text_vectors[warm], behaviour[warm],
-                                    reliability_weights(counts[warm]), ridge)
-    projected = projection(text_vectors)
-    kappas = (config.kappa,) if config.kappa is not None else config.kappas
-    emb_table = model.input_embeddings(np.arange(model.n_items))
-    scores_by_kappa: dict[str, float] = {}
-    best_kappa, best, best_vectors = float(kappas[0]), -1.0, None
-    for kappa in kappas:
-        vectors = fuse(behaviour, projected, counts, float(kappa))
-        inputs = np.where((counts > 0)[:, None], emb_table, vectors[:, :-1])
-
-        def score(hists: Sequence[np.ndarray], vectors: np.ndarray = vectors,
-                  inputs: np.ndarray = inputs) -> np.ndarray:
-            users = model.user_vectors_from_embeddings([inputs[h] for h in hists])
-            return users @ vectors.T
-
-        value = summarize(split_ranks(score, split, "valid"))["ndcg@10"] \
-            if len(kappas) > 1 else float("nan")
-        scores_by_kappa[str(kappa)] = value
-        if len(kappas) == 1 or value > best:
-            best_kappa, best, best_vectors = float(kappa), value, vectors
-    assert best_vectors is not None
-    log.info("fusion: ridge %.3g, kappa %.3g (valid NDCG@10 by kappa: %s)", ridge, best_kappa,
-             scores_by_kappa)
-    report = {"ridge": ridge, "kappa": best_kappa, "valid_ndcg10_by_kappa": scores_by_kappa,
-              "warm_items": len(warm), "cold_items": int(len(counts) - len(warm))}
-    return FittedFusion(best_vectors, projection, best_kappa, counts, report)
+                   float(state["kappa"]), float(state.get("text_weight", 0.0)),
+                   half_life=float(state.get("half_life", 10.0)), embedder=embedder,
+                   embedder_config=emb_cfg, dataset=manifest.dataset, report=state.get("report"))

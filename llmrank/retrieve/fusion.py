@@ -27,16 +27,19 @@ import numpy as np
 
 DEFAULT_KAPPAS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 DEFAULT_RIDGES: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+DEFAULT_TEXT_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass
 class FusionConfig:
-    """``kappa=None`` tunes the blend on validation over ``kappas``; ``ridge=None`` picks
-    the ridge strength by k-fold error over ``ridges`` (held-out warm items stand in for
-    cold ones)."""
+    """``kappa=None`` / ``text_weight=None`` are tuned jointly on validation over ``kappas``
+    x ``text_weights``; ``ridge=None`` picks the ridge strength by k-fold error over
+    ``ridges`` (held-out warm items stand in for cold ones)."""
 
     kappa: float | None = None
     kappas: tuple[float, ...] = DEFAULT_KAPPAS
+    text_weight: float | None = None
+    text_weights: tuple[float, ...] = DEFAULT_TEXT_WEIGHTS
     ridge: float | None = None
     ridges: tuple[float, ...] = DEFAULT_RIDGES
     folds: int = 5
@@ -45,14 +48,15 @@ class FusionConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["kappas"], d["ridges"] = list(self.kappas), list(self.ridges)
+        for key in ("kappas", "ridges", "text_weights"):
+            d[key] = list(d[key])
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FusionConfig:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in data.items() if k in known}
-        for key in ("kappas", "ridges"):
+        for key in ("kappas", "ridges", "text_weights"):
             if key in kw:
                 kw[key] = tuple(float(x) for x in kw[key])
         return cls(**kw)

@@ -137,3 +137,21 @@ def test_fused_save_load_round_trip(fused, tmp_path):
     assert loaded.retrieve_many(hists, k=8) == fused.retrieve_many(hists, k=8)
     assert loaded.retrieve(text="cowboy", k=4) == fused.retrieve(text="cowboy", k=4)
     assert retrievers.get("fused") is FusedRetriever
+
+
+def test_blend_is_tuned_on_validation(fused):
+    grid = fused.report["valid_ndcg10_grid"]
+    assert len(grid) == len(FusionConfig().kappas) * len(FusionConfig().text_weights)
+    assert fused.report["valid_ndcg10"] == pytest.approx(max(grid.values()))
+    assert fused.kappa == fused.report["kappa"] and fused.text_weight == fused.report["text_weight"]
+
+
+def test_text_takes_over_when_behaviour_is_uninformative(cold_dataset, cfg):
+    """With an untrained sequential model (0 epochs) the only signal is the text (genre):
+    validation must pick a positive text weight, and genre items must come first."""
+    untrained = FusedRetriever.build(cold_dataset, cfg, embedder=HashingEmbedder(),
+                                     seq_config=tiny_config("sasrec", epochs=0))
+    assert untrained.text_weight > 0
+    hist = [item_id(3, p) for p in (0, 1, 2)]
+    top = [c.item_id for c in untrained.retrieve(history=hist, k=5)]
+    assert all(t.startswith("g3") for t in top)

@@ -116,7 +116,9 @@ class SequentialRetriever(VectorSearchMixin):
 
     # ---- queries ----------------------------------------------------------------------
     def history_codes(self, history: Sequence[str]) -> np.ndarray:
-        codes = self.model.codes(history)
+        """Codes of the history items this retriever knows (in the model and the index:
+        an item removed from the index, or never trained on, is not fed to the model)."""
+        codes = self.model.codes([i for i in history if i in self.index])
         if len(codes) < len(history):
             log.debug("skipping %d item id(s) unknown to the model", len(history) - len(codes))
         return codes
