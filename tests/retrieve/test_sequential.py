@@ -166,3 +166,21 @@ def test_registered_and_configurable():
     with pytest.raises(ConfigError):
         sequential_config(load_config({"retriever": {"options": {"sequential": {"model": "x"}}}}))
     assert SequentialConfig.from_dict({**sc.to_dict(), "unknown": 1}) == sc
+
+
+@pytest.mark.parametrize("kind", ["sequential", "fused"])
+def test_eval_harness_ranker_adapter(split, kind):
+    """The eval harness's RetrieverRanker builds the retriever on what the stage makes
+    visible and scores through its index: the cycle's next item comes first."""
+    from llmrank.eval.metrics import target_ranks
+    from llmrank.registry import rankers
+
+    options = {"sequential": tiny_config("sasrec").to_dict()}
+    ranker = rankers.create("retriever", kind=kind, k=40, config={
+        "embedder": {"backend": "hashing"}, "retriever": {"options": options}})
+    ranker.fit(split, "test")
+    users = split.eval_users()[:30]
+    scores = ranker.score(users, None, "test")
+    assert scores.shape == (30, split.dataset.n_items)
+    ranks = target_ranks(scores, split.test_target[users])
+    assert np.mean(ranks == 1) > 0.8
