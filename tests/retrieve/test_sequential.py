@@ -184,3 +184,13 @@ def test_eval_harness_ranker_adapter(split, kind):
     assert scores.shape == (30, split.dataset.n_items)
     ranks = target_ranks(scores, split.test_target[users])
     assert np.mean(ranks == 1) > 0.8
+
+
+def test_similar_items_and_build_info(retriever):
+    from llmrank.errors import UnknownItemError
+
+    got = retriever.similar_items(item_id(2, 4), k=3)
+    assert got[0].item_id == item_id(2, 5) and item_id(2, 4) not in {c.item_id for c in got}
+    with pytest.raises(UnknownItemError):
+        retriever.similar_items("nope")
+    assert retriever.build_info["best_epoch"] >= 1

@@ -8,9 +8,11 @@ filtering instead of being thinned out afterwards."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
 import numpy as np
 
+from llmrank.errors import UnknownItemError
 from llmrank.index import VectorIndex
 from llmrank.records import Candidate, Filters, Item
 from llmrank.retrieve.filters import compile_filters
@@ -39,6 +41,27 @@ class VectorSearchMixin:
         """One batched index search for many histories."""
         q = self.query_vectors(histories)
         return self._search(q, histories, k, filters)
+
+    def similar_items(self, item_id: str, *, k: int = 20,
+                      filters: Filters | None = None) -> list[Candidate]:
+        """Items a user is likely to pick right after ``item_id`` (the model's next-item
+        view of similarity), the item itself excluded."""
+        if item_id not in self.index:
+            raise UnknownItemError(f"item {item_id!r} is not in the index")
+        return self.retrieve(history=[item_id], k=k, filters=filters)
+
+    @property
+    def build_info(self) -> dict[str, Any]:
+        """Training summary shown by ``llmrank index build``."""
+        model = getattr(self, "model", None)
+        meta = dict(model.meta) if model is not None else {}
+        info = {k: meta[k] for k in ("best_epoch", "best_valid_ndcg10", "epochs_run",
+                                     "train_seconds") if k in meta}
+        report = getattr(self, "report", None)
+        if report:
+            info.update({k: report[k] for k in ("kappa", "text_weight", "cold_items")
+                         if k in report})
+        return info
 
     def hard_negatives(self, history: Sequence[str], k: int, *, exclude: Collection[str] = (),
                        filters: Filters | None = None) -> list[str]:
