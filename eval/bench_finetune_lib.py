@@ -1,0 +1,88 @@
+"""Shared pieces of the fine-tuning benchmark (eval/bench_finetune.py): data, the fused
+retrievers per stage (built once, saved, reused), and the evaluation of rerankers under the
+harness's protocols with per-user results kept for paired tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("bench_finetune")
+
+OUT = Path("eval/out/bench_finetune")
+
+
+def prepared(dataset: str = "ml-latest-small", kcore: int = 5) -> Any:
+    from llmrank.eval.config import EvalData
+    from llmrank.eval.data import prepare
+
+    return prepare(EvalData(dataset=dataset, kcore=kcore))
+
+
+def retriever_dir(out: Path, stage: str) -> Path:
+    return out / "retrievers" / stage
+
+
+def build_retrievers(data: Any, out: Path, kind: str = "fused",
+                     stages: tuple[str, ...] = ("valid",)) -> dict[str, float]:
+    """Fused (LRU + text) retriever on the validation-stage visible data (no evaluated user's
+    validation or test item), saved to disk. It serves the hard negatives of the training
+    examples and both evaluation stages: at test time its query history includes the
+    validation item, which it never trained on (a slightly weaker retriever than one
+    retrained per stage, and no leak; one training instead of two on the shared CPU)."""
+    from llmrank.baselines.retriever import visible_dataset
+    from llmrank.config import load_config
+    from llmrank.registry import retrievers
+    from llmrank.retrieve.store import save_retriever
+
+    seconds: dict[str, float] = {}
+    for stage in stages:
+        path = retriever_dir(out, stage)
+        if (path / "retriever.json").is_file():
+            log.info("retriever for %s exists at %s", stage, path)
+            continue
+        start = time.perf_counter()
+        cls: Any = retrievers.get(kind)
+        retr = cls.build(visible_dataset(data.split, stage), load_config({}))
+        save_retriever(retr, path)
+        seconds[stage] = time.perf_counter() - start
+        log.info("built %s retriever for %s in %.0fs", kind, stage, seconds[stage])
+    return seconds
+
+
+def retriever_ranker(out: Path, stage: str) -> Any:
+    """The saved retriever of ``stage`` as an eval Ranker (top-100 full ranking)."""
+    from llmrank.baselines.retriever import RetrieverRanker
+    from llmrank.retrieve.store import load_retriever
+
+    return RetrieverRanker("fused", k=100, retriever=load_retriever(retriever_dir(out, stage)),
+                           name=f"fused-{stage}")
+
+
+def evaluate(ranker: Any, split: Any, protocol: dict[str, Any], *, retriever: Any = None,
+             seed: int = 0, label: str | None = None, ckpt: Path | None = None) -> Any:
+    """One harness evaluation (checkpointed under ``ckpt`` so a killed run resumes)."""
+    from llmrank.eval.config import EvalProtocol
+    from llmrank.eval.runner import evaluate_ranker
+
+    proto = EvalProtocol(**protocol)
+    blob = json.dumps({"protocol": protocol, "label": label or ranker.name, "seed": seed},
+                      sort_keys=True).encode()
+    return evaluate_ranker(ranker, split, proto, seed=seed, label=label, retriever=retriever,
+                           out_dir=ckpt, fingerprint=hashlib.sha256(blob).hexdigest()[:16],
+                           shard_size=32, fit=True)
+
+
+def per_user(result: Any, metric: str = "ndcg@10") -> np.ndarray:
+    return np.asarray(result.per_user[metric], dtype=np.float64)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")

@@ -1,0 +1,220 @@
+"""Adapters as artifacts: a peft LoRA folder plus ``llmrank_adapter.json``, a manifest that
+says what the adapter is for and how it was made (base model, prompt template and version,
+prompt settings, dataset and preprocessing, metrics, seed, package versions, git commit,
+training time).
+
+Why a manifest: an adapter is only valid with the prompt it was trained on (template
+version, history length, candidate text), and users most often cannot reproduce a number.
+The reranker reads ``prompt`` from it to render the same prompts at inference.
+
+Loading by name: ``llmrank_home()/adapters/<name>`` or a path, resolved by
+``llmrank.models.resolve_adapter``; every backend's ``load_adapter(name_or_path)`` uses that
+(transformers through peft, vLLM through ``LoRARequest(name, id, path)``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmrank.errors import ModelError
+from llmrank.finetune.config import PromptSpec
+from llmrank.models.resolve import adapters_dir, resolve_adapter, resolve_model
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "llmrank_adapter.json"
+FORMAT_VERSION = 1
+PACKAGES = ("llmrank", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "numpy")
+
+
+@dataclass
+class AdapterManifest:
+    """Everything needed to use and to reproduce an adapter."""
+
+    name: str
+    base_model: str  # as the recipe named it ('default', an HF id, a path)
+    base_model_path: str  # what it resolved to when training
+    template: str
+    template_version: str
+    prompt: dict[str, Any]  # PromptSpec fields: the reranker must render the same prompts
+    mode: str  # 'sft' or 'dpo'
+    seed: int
+    dataset: dict[str, Any] = field(default_factory=dict)  # name, preprocessing, examples
+    metrics: dict[str, Any] = field(default_factory=dict)  # best validation + history
+    training: dict[str, Any] = field(default_factory=dict)  # steps, seconds, memory, device
+    lora: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    from_adapter: str | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+    git: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def prompt_spec(self) -> PromptSpec:
+        return PromptSpec(**self.prompt)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdapterManifest:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def provenance() -> dict[str, Any]:
+    """Package versions and git state, from the eval harness's helpers."""
+    from llmrank.eval.provenance import git_state, versions
+
+    return {"versions": versions(PACKAGES), "git": git_state()}
+
+
+def write_manifest(folder: Path, manifest: AdapterManifest) -> Path:
+    if not manifest.created:
+        manifest.created = time.strftime("%Y-%m-%dT%H:%M:%S")
+    path = Path(folder) / MANIFEST
+    path.write_text(json.dumps(manifest.to_dict(), indent=2, default=str), encoding="utf-8")
+    return path
+
+
+def read_manifest(adapter: str | Path) -> AdapterManifest:
+    """The manifest of an adapter given by registry name or path."""
+    folder = resolve_adapter(str(adapter))
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ModelError(f"adapter {adapter!r} ({folder}) has no {MANIFEST}; it was not "
+                         "saved by llmrank finetune")
+    return AdapterManifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def prompt_spec_for(adapter: str | Path | None) -> PromptSpec:
+    """The prompt settings an adapter was trained with (defaults for the base model or an
+    adapter without a manifest): what a reranker passes to ``make_builder``."""
+    if adapter is None:
+        return PromptSpec()
+    try:
+        return read_manifest(adapter).prompt_spec()
+    except ModelError:
+        log.warning("adapter %s has no llmrank manifest; using default prompt settings", adapter)
+        return PromptSpec()
+
+
+def save_adapter(model: Any, folder: str | Path, manifest: AdapterManifest,
+                 adapter_names: tuple[str, ...] = ("default",)) -> Path:
+    """Save the LoRA weights of ``model`` (a PeftModel; only ``adapter_names``, e.g. not a
+    DPO reference copy) and the manifest. Written to a temporary folder, then renamed, so a
+    crash never leaves a half adapter under the final name."""
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    names = [n for n in adapter_names if n in getattr(model, "peft_config", {})]
+    model.save_pretrained(str(tmp), selected_adapters=names or None)
+    write_manifest(tmp, manifest)
+    _replace(tmp, folder)
+    return folder
+
+
+def copy_adapter(src: str | Path, dest: str | Path, manifest: AdapterManifest) -> Path:
+    """Copy a saved adapter folder (e.g. the best checkpoint) to ``dest`` with ``manifest``."""
+    src, dest = Path(src), Path(dest)
+    if not (src / "adapter_config.json").is_file():
+        raise ModelError(f"{src} holds no adapter (adapter_config.json missing)")
+    tmp = dest.with_name(dest.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("best.json", MANIFEST))
+    write_manifest(tmp, manifest)
+    _replace(tmp, dest)
+    return dest
+
+
+def publish(folder: str | Path, name: str) -> Path:
+    """Copy an adapter into the registry folder so that it loads by ``name`` everywhere."""
+    if not name or "/" in name or name.startswith("."):
+        raise ModelError(f"invalid adapter name {name!r}")
+    dest = adapters_dir() / name
+    tmp = dest.with_name(dest.name + ".partial")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(folder, tmp)
+    _replace(tmp, dest)
+    log.info("adapter %r published to %s", name, dest)
+    return dest
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    if dest.exists():
+        old = dest.with_name(dest.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(dest)
+
+
+def load_peft_model(adapter: str | Path, *, base_model: str | None = None,
+                    trainable: bool = False, dtype: Any = None) -> Any:
+    """Base model + adapter as a peft model (transformers). The base comes from the manifest
+    unless ``base_model`` is given; ``trainable`` to continue training it."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    folder = resolve_adapter(str(adapter))
+    base = base_model or _manifest_base(folder)
+    path = resolve_model(base)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=trainable)
+
+
+def _manifest_base(folder: Path) -> str:
+    path = folder / MANIFEST
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return str(data.get("base_model_path") or data.get("base_model") or "default")
+    cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    return str(cfg.get("base_model_name_or_path") or "default")
+
+
+def merge_adapter(adapter: str | Path, dest: str | Path, *, base_model: str | None = None) -> Path:
+    """Fold the LoRA weights into the base model and save a plain HF model folder (faster
+    inference, no peft needed; loses the ability to switch adapters). The adapter's manifest
+    is copied next to it as a record of what was merged."""
+    from transformers import AutoTokenizer
+
+    folder = resolve_adapter(str(adapter))
+    model = load_peft_model(folder, base_model=base_model)
+    merged = model.merge_and_unload()
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(dest), safe_serialization=True)
+    AutoTokenizer.from_pretrained(resolve_model(base_model or _manifest_base(folder))) \
+        .save_pretrained(str(dest))
+    if (folder / MANIFEST).is_file():
+        shutil.copy(folder / MANIFEST, dest / MANIFEST)
+    return dest
+
+
+def list_adapters() -> list[AdapterManifest]:
+    """Manifests of the adapters in the registry folder (those saved by llmrank)."""
+    root = adapters_dir()
+    out: list[AdapterManifest] = []
+    if not root.is_dir():
+        return out
+    for folder in sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()):
+        try:
+            out.append(AdapterManifest.from_dict(json.loads((folder / MANIFEST).read_text())))
+        except (ValueError, TypeError) as exc:
+            log.warning("unreadable manifest in %s: %s", folder, exc)
+    return out

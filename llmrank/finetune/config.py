@@ -1,0 +1,204 @@
+"""Typed recipe for `llmrank finetune`: one TOML file in ``finetune/`` describes a run (data,
+prompt, examples, LoRA, training, validation, DPO); command-line flags override single fields.
+
+Why dataclasses (validated by pydantic, unknown keys rejected): a typo in a recipe must fail
+before an hour of CPU training, not silently fall back to a default, and the whole recipe is
+written into the adapter's manifest so a result can be reproduced from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
+
+from llmrank.errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid")
+
+DEFAULT_TARGETS: tuple[str, ...] = (
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+)
+
+
+@dataclass(config=_STRICT)
+class DataSpec:
+    """Dataset and preprocessing; the same fields and order as the eval harness (min_rating,
+    then k-core, then leave-one-out) so training and evaluation see the same split."""
+
+    dataset: str = "ml-latest-small"
+    data_dir: str | None = None
+    kcore: int = 5
+    min_rating: float | None = None
+
+
+@dataclass(config=_STRICT)
+class PromptSpec:
+    """How rank prompts are rendered. The reranker must use the same values at inference:
+    they are saved in the adapter manifest (``prompt``) for that reason.
+
+    ``candidate_text`` 'title' ('Title (1995)') keeps 20 candidates near 250 tokens; 'full'
+    is the reranker's richer default (genres, tags), about 1.6x longer prompts."""
+
+    template: str = "rank"
+    max_history: int = 10
+    candidate_text: Literal["title", "full"] = "title"
+    max_prompt_tokens: int = 640
+
+
+@dataclass(config=_STRICT)
+class ExampleSpec:
+    """Training examples from the training split only (never the valid/test targets).
+
+    Each user contributes ``per_user`` examples: the last ``per_user`` positions of their
+    training history are targets, each with the history before it. Candidates are the
+    target plus ``n_candidates - 1`` negatives, ``hard_negatives`` of them drawn from the top
+    ``hard_depth`` items a retriever proposes for that history prefix, the rest uniformly
+    random; all are items the user never interacted with in training."""
+
+    per_user: int = 2
+    min_history: int = 3
+    n_candidates: int = 20
+    hard_negatives: int = 0
+    hard_depth: int = 50
+    retriever: str = "none"  # 'none', or a `retrievers` registry name ('text', 'sequential', 'fused')
+    retriever_options: dict[str, Any] = Field(default_factory=dict)  # llmrank Config dict
+    retriever_path: str | None = None  # a saved index folder (llmrank.retrieve.store) to reuse
+    max_users: int | None = None  # first N users (smoke runs)
+
+
+@dataclass(config=_STRICT)
+class LoraSpec:
+    """LoRA settings. ``top_layers`` > 0 puts adapters on the last N blocks only: backward
+    then stops there, which makes a CPU step cheaper at some cost in capacity."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    top_layers: int = 0
+
+
+@dataclass(config=_STRICT)
+class TrainSpec:
+    """Optimiser and loop. ``device`` 'auto' picks CUDA when present: bf16 and gradient
+    checkpointing there, fp32 and ``use_cpu`` on CPU (bf16 matmuls are slow on CPU)."""
+
+    max_steps: int = 600
+    learning_rate: float = 3e-4
+    batch_size: int = 1
+    grad_accum: int = 4
+    warmup_ratio: float = 0.05
+    scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 10
+    save_steps: int = 50
+    save_total_limit: int = 2
+    threads: int = 1  # 2 threads ran 2-3x slower than 1 on the shared 2-core machine
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
+    report_to: tuple[str, ...] = ("auto",)  # 'auto' = tensorboard, plus wandb when installed
+    progress: bool = True
+
+
+@dataclass(config=_STRICT)
+class ValidationSpec:
+    """Validation by the reranker's own metric: label scoring of a fixed, seeded sample of
+    validation users (their validation target + random negatives), every ``every`` steps.
+    The adapter with the best ``metric`` is kept. ``users`` 0 turns it off."""
+
+    users: int = 100
+    every: int = 100
+    n_negatives: int = 19
+    metric: str = "ndcg@10"
+    batch_size: int = 4
+
+
+@dataclass(config=_STRICT)
+class DPOSpec:
+    """Preference tuning. ``source`` 'split': chosen = the true next item, rejected = a hard
+    (or random) negative from the example builder; 'feedback': clicked vs shown-but-skipped
+    pairs from a FeedbackStore (``feedback_db``)."""
+
+    source: Literal["split", "feedback"] = "split"
+    feedback_db: str | None = None
+    negatives: Literal["shown", "above", "skipped"] = "shown"
+    beta: float = 0.1
+    pairs_per_example: int = 1
+    loss_type: str = "sigmoid"
+
+
+@dataclass(config=_STRICT)
+class Recipe:
+    """One fine-tuning run. ``out`` holds checkpoints, logs and the final adapter; the
+    adapter is also copied into the registry (``llmrank_home()/adapters/<adapter_name>``)
+    when ``adapter_name`` is set."""
+
+    name: str = "finetune"
+    seed: int = 0
+    base_model: str = "default"
+    from_adapter: str | None = None  # start from this adapter (cross-domain, DPO after SFT)
+    mode: Literal["sft", "dpo"] = "sft"
+    out: str | None = None  # default eval/out/finetune/<name>
+    adapter_name: str | None = None
+    data: DataSpec = Field(default_factory=DataSpec)
+    prompt: PromptSpec = Field(default_factory=PromptSpec)
+    examples: ExampleSpec = Field(default_factory=ExampleSpec)
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    dpo: DPOSpec = Field(default_factory=DPOSpec)
+
+    def out_dir(self) -> Path:
+        return Path(self.out or Path("eval") / "out" / "finetune" / self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(self), default=list))
+        return data
+
+
+def recipe_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> Recipe:
+    """A validated Recipe from a dict; ``overrides`` are dotted keys (``train.max_steps``)
+    as CLI flags give them, None values ignored."""
+    data = json.loads(json.dumps(raw))  # deep copy, plain types
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
+        node[leaf] = value
+    try:
+        return Recipe(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid finetune recipe: {exc}") from exc
+    except TypeError as exc:  # unknown top-level key
+        raise ConfigError(f"invalid finetune recipe: {exc}") from exc
+
+
+def load_recipe(source: str | Path | dict[str, Any] | Recipe | None = None,
+                overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a recipe (TOML file, dict, Recipe or nothing = defaults) and apply overrides."""
+    if isinstance(source, Recipe):
+        raw = source.to_dict()
+    elif source is None:
+        raw = {}
+    elif isinstance(source, dict):
+        raw = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"finetune recipe not found: {path}")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    return recipe_from_dict(raw, overrides)

@@ -1,0 +1,191 @@
+"""Preference tuning (TRL DPOTrainer) of the reranker on (history prompt, chosen label,
+rejected label) pairs.
+
+Pairs come from the training split (chosen = the true next item, rejected = a retriever's
+hard negative in the same prompt, else a random one) or from logged feedback (an item the
+user clicked vs one shown in the same slate and skipped: ``llmrank.feedback.preference_pairs``).
+Both sides share one prompt, so the preference is about the label alone, which is what the
+one-pass scorer reads.
+
+Starting from an SFT adapter, TRL copies it into a frozen 'ref' adapter: the reference
+policy is the SFT model, as DPO intends. Only the trained 'default' adapter is saved.
+TRL appends EOS after each answer label; the EOS term is nearly the same on both sides."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from llmrank.data.candidates import sample_negatives, user_rng
+from llmrank.errors import ConfigError, FeedbackError
+from llmrank.finetune.config import Recipe
+from llmrank.finetune.prepare import PreparedRun, prepare_run
+from llmrank.llm.labels import ALPHABET, continuation
+from llmrank.rerank.prompt import RankPromptBuilder
+
+if TYPE_CHECKING:
+    import datasets
+
+    from llmrank.data.dataset import Dataset
+    from llmrank.feedback.records import PreferencePair
+    from llmrank.finetune.sft import TrainResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreferenceExample:
+    prompt: str
+    chosen: str  # label continuation, e.g. ' C'
+    rejected: str
+    user_id: str | None
+    chosen_item: str
+    rejected_item: str
+    source: str  # 'split' or 'feedback'
+
+
+def split_pairs(examples: datasets.Dataset, pairs_per_example: int = 1, seed: int = 0) -> list[PreferenceExample]:
+    """From SFT examples: the target's label is chosen; rejected are hard negatives of the
+    same prompt first (seeded choice), random candidates when it has none. Labels are the
+    alphabet in prompt order (what ``RankPromptBuilder`` assigns)."""
+    out: list[PreferenceExample] = []
+    for k, row in enumerate(examples):
+        cands: list[str] = row["candidates"]
+        hard = [i for i, h in enumerate(row["hard"]) if h]
+        others = [i for i, c in enumerate(cands) if c != row["target"] and i not in hard]
+        rng = np.random.default_rng([seed, k, 17])
+        order = list(rng.permutation(hard)) + list(rng.permutation(others))
+        for i in order[:pairs_per_example]:
+            out.append(PreferenceExample(
+                row["prompt"], row["completion"], continuation(ALPHABET[int(i)]),
+                row["user_id"], row["target"], cands[int(i)], "split"))
+    return out
+
+
+def feedback_pairs(pairs: Sequence[PreferencePair], dataset: Dataset, builder: RankPromptBuilder,
+                   *, store: Any = None, n_candidates: int = 20, seed: int = 0) -> list[PreferenceExample]:
+    """Rank prompts for logged pairs: the history the pair carries (or the dataset's), and the
+    slate's candidates when the store still has the impression (else chosen + rejected +
+    random fill), shuffled with a seeded RNG. Pairs naming unknown items are skipped."""
+    items = dataset.items
+    out: list[PreferenceExample] = []
+    skipped = 0
+    for k, p in enumerate(pairs):
+        if p.chosen not in items or p.rejected not in items:
+            skipped += 1
+            continue
+        history = list(p.history) if p.history is not None else (
+            dataset.history(p.user_id) if p.user_id and dataset.has_user(p.user_id) else [])
+        history = [h for h in history if h in items]
+        slate: list[str] = []
+        imp = store.impression(p.request_id) if store is not None else None
+        if imp is not None:
+            slate = [c for c in (imp.candidates or imp.items) if c in items]
+        others = [c for c in dict.fromkeys(slate) if c not in (p.chosen, p.rejected)]
+        rng = user_rng(seed, k, salt=31)
+        others = [others[i] for i in rng.permutation(len(others))][: n_candidates - 2]
+        if len(others) < n_candidates - 2:
+            exclude = dataset.item_codes([*history, p.chosen, p.rejected, *others])
+            fill = sample_negatives(dataset.n_items, exclude, n_candidates - 2 - len(others), rng)
+            others += [dataset.item_ids[c] for c in fill]
+        cands = [p.chosen, p.rejected, *others]
+        cands = [cands[i] for i in rng.permutation(len(cands))]
+        rp = builder.build([items[h] for h in history], [items[c] for c in cands])
+        out.append(PreferenceExample(rp.text, rp.completion_for(p.chosen),
+                                     rp.completion_for(p.rejected), p.user_id, p.chosen,
+                                     p.rejected, "feedback"))
+    if skipped:
+        log.warning("skipped %d preference pairs that name items outside the catalog", skipped)
+    return out
+
+
+def load_feedback_pairs(recipe: Recipe, run: PreparedRun) -> list[PreferenceExample]:
+    from llmrank.feedback import open_store, preference_pairs
+
+    spec = recipe.dpo
+    if not spec.feedback_db:
+        raise ConfigError("dpo.source = 'feedback' needs dpo.feedback_db (a SQLite feedback file)")
+    store = open_store(path=spec.feedback_db)
+    try:
+        pairs = preference_pairs(store, negatives=spec.negatives,
+                                 max_history=recipe.prompt.max_history)
+        if not pairs:
+            raise FeedbackError(f"no preference pairs in {spec.feedback_db}: it needs impressions "
+                                "with at least one click and one non-clicked item")
+        return feedback_pairs(pairs, run.data.split.dataset, run.builder, store=store,
+                              n_candidates=recipe.examples.n_candidates, seed=recipe.seed)
+    finally:
+        store.close()
+
+
+def to_dpo_dataset(pairs: Sequence[PreferenceExample]) -> datasets.Dataset:
+    from datasets import Dataset
+
+    return Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}
+                              for p in pairs])
+
+
+def check_tokenization(tokenizer: Any, prompt_model: Any, prompt: str) -> None:
+    """TRL tokenizes with the tokenizer's defaults; the scorer encodes without special tokens.
+    They must agree, or DPO would train on a context the reranker never sees."""
+    ids = list(tokenizer(text=prompt)["input_ids"])
+    if ids != prompt_model.encode(prompt):
+        raise ConfigError("this tokenizer adds special tokens to plain text: DPO prompts would "
+                          "differ from the reranker's; use SFT or another tokenizer")
+
+
+def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None = None,
+              pairs: Sequence[PreferenceExample] | None = None, progress: bool | None = None,
+              callbacks: Sequence[Any] = (), dataset: Dataset | None = None) -> TrainResult:
+    """DPO from ``recipe.from_adapter`` (an SFT adapter; the reference is that adapter) or from
+    the base model (a new LoRA; the reference is the base). Same artifacts as SFT."""
+    from trl import DPOConfig, DPOTrainer
+
+    from llmrank.finetune.sft import (
+        _validation,
+        common_args,
+        finish,
+        last_checkpoint,
+        load_model,
+        lora_config,
+        pick_device,
+        tensorboard_dir,
+        torch_threads,
+    )
+
+    out = recipe.out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(recipe.train)
+    show = recipe.train.progress if progress is None else progress
+    with torch_threads(recipe.train.threads):
+        run = run or prepare_run(recipe, dataset=dataset)
+        if pairs is None:
+            pairs = (load_feedback_pairs(recipe, run) if recipe.dpo.source == "feedback"
+                     else split_pairs(run.examples, recipe.dpo.pairs_per_example, recipe.seed))
+        if not pairs:
+            raise ConfigError("no preference pairs to train on")
+        log.info("DPO on %d preference pairs (%s)", len(pairs), recipe.dpo.source)
+        check_tokenization(run.prompt_model.tokenizer, run.prompt_model, pairs[0].prompt)
+        model = load_model(run, device, recipe.from_adapter)
+        peft_cfg = None if recipe.from_adapter else lora_config(
+            recipe.lora, int(model.config.num_hidden_layers))
+        args = DPOConfig(**common_args(recipe, device, out, show), beta=recipe.dpo.beta,
+                         loss_type=[recipe.dpo.loss_type], max_length=None)
+        validation, cb = _validation(recipe, run, out)
+        trainer = DPOTrainer(model=model, args=args, train_dataset=to_dpo_dataset(pairs),
+                             processing_class=run.prompt_model.tokenizer, peft_config=peft_cfg,
+                             callbacks=[*([cb] if cb else []), *callbacks])
+        if cb is not None:
+            cb.trainer = trainer
+        checkpoint = last_checkpoint(out / "checkpoints") if resume else None
+        start = time.perf_counter()
+        with tensorboard_dir(out / "tensorboard"):
+            trainer.train(resume_from_checkpoint=checkpoint)
+        seconds = time.perf_counter() - start
+        run.data_meta["preference_pairs"] = {"source": recipe.dpo.source, "pairs": len(pairs)}
+        return finish(recipe, run, trainer, validation, device, seconds, checkpoint)

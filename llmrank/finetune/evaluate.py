@@ -1,0 +1,117 @@
+"""The reranker as an eval-harness Ranker, to measure an adapter against the zero-shot model
+under the 20-candidate and retriever top-N protocols.
+
+Scores are the reranker's: one-pass label scoring (``LabelScorer``) of prompts rendered with
+the adapter's own prompt settings (from its manifest). Raw label log-probs are cached per
+(stage, user, candidates), in memory and optionally on disk, so that re-weighting the blend
+with the retriever costs no model call and a killed evaluation loses nothing.
+
+Blend: in the retriever protocol the candidates arrive in the retriever's order, so
+``retriever_weight`` w adds a rank prior ``-w * ln(1 + rank)`` (a Zipf-shaped prior; w=0
+is the LLM alone, large w the retriever's order). Only meaningful when candidates come in
+retrieval order; keep w=0 for the 20-candidate protocol, whose order is random."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmrank.data.splits import LeaveOneOut
+from llmrank.eval.base import check_stage
+from llmrank.finetune.artifacts import prompt_spec_for
+from llmrank.finetune.config import PromptSpec
+
+log = logging.getLogger(__name__)
+
+
+class RerankRanker:
+    """Eval Ranker for a base model plus optional adapter (candidate protocols only)."""
+
+    def __init__(self, model: str = "default", adapter: str | None = None, *,
+                 name: str | None = None, prompt: PromptSpec | None = None,
+                 permutations: int = 1, seed: int = 0, batch_size: int = 4,
+                 retriever_weight: float = 0.0, cache_path: str | Path | None = None,
+                 llm: Any = None) -> None:
+        self.model = model
+        self.adapter = adapter
+        self.name = name or (f"rerank+{Path(adapter).name}" if adapter else "rerank-zero-shot")
+        self.prompt = prompt or prompt_spec_for(adapter)
+        self.permutations = permutations
+        self.seed = seed
+        self.batch_size = batch_size
+        self.retriever_weight = float(retriever_weight)
+        self.cache_path = Path(cache_path) if cache_path else None
+        self._llm = llm
+        self._scorer: Any = None
+        self._split: LeaveOneOut | None = None
+        self._cache: dict[str, list[float]] = {}
+        if self.cache_path and self.cache_path.is_file():
+            for line in self.cache_path.read_text(encoding="utf-8").splitlines():
+                rec = json.loads(line)
+                self._cache[rec["key"]] = rec["scores"]
+            log.info("%s: %d cached score rows from %s", self.name, len(self._cache), self.cache_path)
+
+    def fit(self, split: LeaveOneOut, stage: str) -> None:
+        self._split = split
+        check_stage(stage)
+
+    def _scorer_(self) -> Any:
+        if self._scorer is None:
+            from llmrank.finetune.prompting import make_builder
+            from llmrank.rerank.scorer import LabelScorer
+
+            if self._llm is None:
+                from llmrank.llm.transformers_backend import TransformersLLM
+
+                self._llm = TransformersLLM(self.model, self.adapter, batch_size=self.batch_size)
+            self._scorer = LabelScorer(self._llm, make_builder(self._llm, self.prompt),
+                                       permutations=self.permutations, seed=self.seed)
+        return self._scorer
+
+    def raw_scores(self, users: np.ndarray, candidates: np.ndarray, stage: str) -> np.ndarray:
+        """Renormalised label log-probs (n_users, n_cand), cached."""
+        from llmrank.rerank.scorer import RankInput
+
+        if self._split is None:
+            raise RuntimeError("call fit(split, stage) first")
+        ds = self._split.dataset
+        items = ds.items
+        out = np.zeros(candidates.shape, dtype=np.float64)
+        todo: list[tuple[int, str, Any]] = []
+        for row, (u, cands) in enumerate(zip(users.tolist(), candidates, strict=True)):
+            key = f"{stage}:{u}:{','.join(map(str, cands.tolist()))}"
+            if key in self._cache:
+                out[row] = self._cache[key]
+                continue
+            hist = [items[ds.item_ids[c]] for c in self._split.history(int(u), stage)]
+            req = RankInput(hist, [items[ds.item_ids[c]] for c in cands], key=str(u))
+            todo.append((row, key, req))
+        if todo:
+            results = self._scorer_().score([t[2] for t in todo])
+            lines = []
+            for (row, key, _), res in zip(todo, results, strict=True):
+                out[row] = res.scores
+                self._cache[key] = [float(x) for x in res.scores]
+                lines.append(json.dumps({"key": key, "scores": self._cache[key]}))
+            if self.cache_path:
+                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.cache_path, "a", encoding="utf-8") as fh:
+                    fh.write("\n".join(lines) + "\n")
+        return out
+
+    def score(self, users: np.ndarray, candidates: np.ndarray | None, stage: str) -> np.ndarray:
+        if candidates is None:
+            raise ValueError(f"{self.name} reranks candidates; it cannot score the full catalog")
+        scores = self.raw_scores(np.asarray(users), np.asarray(candidates), stage)
+        if self.retriever_weight:
+            scores = scores + rank_prior(candidates.shape[1], self.retriever_weight)[None, :]
+        return scores
+
+
+def rank_prior(n: int, weight: float) -> np.ndarray:
+    """``-weight * ln(1 + rank)`` for ranks 1..n (column j holds rank j + 1)."""
+    return -weight * np.log1p(np.arange(1, n + 1, dtype=np.float64))

@@ -1,0 +1,142 @@
+"""What SFT and DPO share before training: load and split the data exactly as the eval harness
+does, resolve the base model, build (or reuse) the training examples, and draw the fixed
+validation sample.
+
+Examples are cached in ``<out>/data`` with a fingerprint of everything that shapes them, so a
+resumed run trains on the very same examples and does not rebuild a retriever."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmrank.finetune.config import Recipe
+from llmrank.finetune.data import META_FILE, build_examples, describe, save_examples
+from llmrank.finetune.negatives import (
+    HardNegativeSource,
+    build_retriever_negatives,
+    load_retriever_negatives,
+)
+from llmrank.finetune.prompting import TokenizerPromptModel, make_builder
+from llmrank.finetune.validation import ValidationSample, validation_sample
+from llmrank.models.resolve import resolve_model
+from llmrank.rerank.prompt import RankPromptBuilder
+
+if TYPE_CHECKING:
+    import datasets
+
+    from llmrank.data.dataset import Dataset
+    from llmrank.eval.data import PreparedData
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class PreparedRun:
+    recipe: Recipe
+    data: PreparedData
+    model_path: str
+    prompt_model: TokenizerPromptModel
+    builder: RankPromptBuilder
+    examples: datasets.Dataset
+    data_dir: Path
+    data_meta: dict[str, Any]
+    validation: ValidationSample | None
+
+
+def load_data(recipe: Recipe, dataset: Dataset | None = None) -> PreparedData:
+    """The eval harness's loader and preprocessing (min_rating, k-core, leave-one-out)."""
+    from llmrank.eval.config import EvalData
+    from llmrank.eval.data import prepare
+
+    spec = recipe.data
+    cfg = EvalData(dataset=spec.dataset, data_dir=spec.data_dir, kcore=spec.kcore,
+                   min_rating=spec.min_rating)
+    return prepare(cfg, dataset)
+
+
+def data_fingerprint(recipe: Recipe, model_path: str, template_id: str) -> str:
+    payload = {"data": recipe.to_dict()["data"], "prompt": recipe.to_dict()["prompt"],
+               "examples": recipe.to_dict()["examples"], "seed": recipe.seed,
+               "tokenizer": model_path, "template": template_id}
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
+                hard_source: HardNegativeSource | None = None,
+                progress: Progress | None = None) -> PreparedRun:
+    """Data, prompt builder, training examples (cached) and the validation sample."""
+    from llmrank.finetune.data import load_examples
+
+    prepared = load_data(recipe, dataset)
+    model_path = resolve_model(recipe.base_model)
+    prompt_model = TokenizerPromptModel.from_path(model_path, recipe.prompt.max_prompt_tokens)
+    builder = make_builder(prompt_model, recipe.prompt)
+    data_dir = recipe.out_dir() / "data"
+    fp = data_fingerprint(recipe, model_path, builder.template.id)
+    meta_path = data_dir / META_FILE
+    examples: datasets.Dataset
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
+        log.info("reusing training examples in %s", data_dir)
+        examples = load_examples(data_dir)
+        meta = json.loads(meta_path.read_text())
+    else:
+        spec = recipe.examples
+        source = hard_source
+        if source is None and spec.hard_negatives > 0 and spec.retriever_path:
+            source = load_retriever_negatives(spec.retriever_path)
+        elif source is None and spec.hard_negatives > 0 and spec.retriever != "none":
+            if progress:
+                progress(f"building {spec.retriever} retriever for hard negatives", 0, 1)
+            source = build_retriever_negatives(spec.retriever, prepared.split,
+                                               spec.retriever_options)
+
+        def step(done: int, total: int) -> None:
+            if progress:
+                progress("rendering training prompts", done, total)
+
+        rows = build_examples(prepared.split, builder, spec, seed=recipe.seed,
+                              hard_source=source, progress=step)
+        meta = {
+            "fingerprint": fp, "dataset": recipe.data.dataset,
+            "preprocessing": prepared.preprocessing, "template": builder.template.name,
+            "template_version": builder.template.version, "prompt": recipe.to_dict()["prompt"],
+            "examples": recipe.to_dict()["examples"], "seed": recipe.seed,
+            "hard_source": type(source).__name__ if source is not None else None,
+        }
+        save_examples(rows, data_dir, meta)
+        meta["summary"] = describe(rows)
+        examples = load_examples(data_dir)
+    sample = None
+    if recipe.validation.users > 0:
+        sample = validation_sample(prepared.split, recipe.validation.users,
+                                   n_negatives=recipe.validation.n_negatives, seed=recipe.seed)
+    return PreparedRun(recipe, prepared, model_path, prompt_model, builder, examples,
+                       data_dir, meta, sample)
+
+
+def tokenize_sft(examples: datasets.Dataset, prompt_model: TokenizerPromptModel) -> datasets.Dataset:
+    """``input_ids`` = the prompt tokens exactly as the backend encodes them for scoring, plus
+    the label token; ``completion_mask`` marks the label only. TRL turns the mask into labels
+    (-100 on the prompt) with ``completion_only_loss``. No EOS: only the label is scored."""
+
+    def encode(row: dict[str, Any]) -> dict[str, Any]:
+        ids = prompt_model.encode(row["prompt"])
+        label_id = prompt_model.label_ids([row["completion"]])[0]
+        return {"input_ids": [*ids, label_id], "completion_mask": [0] * len(ids) + [1]}
+
+    keep = {"input_ids", "completion_mask"}
+    drop = [c for c in examples.column_names if c not in keep]
+    return examples.map(encode, remove_columns=drop)
+
+
+def out_path(recipe: Recipe, *parts: str) -> Path:
+    return recipe.out_dir().joinpath(*parts)

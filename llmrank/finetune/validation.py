@@ -1,0 +1,188 @@
+"""Validation by the reranker's own metric, not only by loss: the model being trained ranks a
+fixed, seeded sample of validation users (their validation target plus random negatives,
+exactly the eval harness's 20-candidate protocol at the 'valid' stage) by one-pass label
+scoring, and NDCG@10 decides which adapter is kept.
+
+Why not the loss: the loss of the answer token can fall while the ranking does not improve
+(e.g. the model grows confident on easy examples), and only the ranking is the product."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmrank.data.candidates import random_candidates
+from llmrank.data.splits import LeaveOneOut
+from llmrank.eval.metrics import metrics_from_ranks, target_ranks
+from llmrank.finetune.config import ValidationSpec
+from llmrank.records import Item
+from llmrank.rerank.prompt import RankPromptBuilder
+from llmrank.rerank.scorer import LabelScorer, RankInput
+
+log = logging.getLogger(__name__)
+
+_SAMPLE_SALT = 4242  # the user sample is independent of the candidate draws
+
+
+@dataclass
+class ValidationSample:
+    """Fixed users with their validation-stage history and 20-candidate lists."""
+
+    users: np.ndarray  # user codes
+    histories: list[list[Item]]
+    candidates: list[list[Item]]
+    target_cols: np.ndarray  # column of the target in each candidate list
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+def validation_sample(split: LeaveOneOut, n_users: int, *, n_negatives: int = 19,
+                      seed: int = 0) -> ValidationSample:
+    """``n_users`` evaluable users drawn with a seeded RNG (all when fewer), sorted; their
+    candidates are the eval harness's (same ``random_candidates`` call and seed)."""
+    ds = split.dataset
+    eligible = split.eval_users()
+    rng = np.random.default_rng([seed, _SAMPLE_SALT])
+    users = np.sort(rng.choice(eligible, size=min(n_users, len(eligible)), replace=False))
+    items = [ds.items[i] for i in ds.item_ids]
+    hists = ds.histories()
+    histories, cands, cols = [], [], []
+    for u in users.tolist():
+        target = split.target(u, "valid")
+        c = random_candidates(ds.n_items, target, hists[u], n_negatives=n_negatives, seed=seed,
+                              user=u)
+        histories.append([items[i] for i in split.history(u, "valid")])
+        cands.append([items[i] for i in c])
+        cols.append(int(np.flatnonzero(c == target)[0]))
+    return ValidationSample(users, histories, cands, np.asarray(cols, dtype=np.int64))
+
+
+def score_sample(llm: Any, builder: RankPromptBuilder, sample: ValidationSample, *,
+                 seed: int = 0, chunk: int = 16,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+    """Label-score every user of ``sample`` with ``llm`` and return mean metrics: NDCG/Recall
+    at 1, 5, 10, 20, MRR@20 and ``label_nll`` (cross-entropy of the target among labels)."""
+    scorer = LabelScorer(llm, builder, permutations=1, seed=seed)
+    rows: list[np.ndarray] = []
+    for start in range(0, len(sample), chunk):
+        inputs = [RankInput(h, c, key=str(int(u))) for h, c, u in zip(
+            sample.histories[start: start + chunk], sample.candidates[start: start + chunk],
+            sample.users[start: start + chunk], strict=True)]
+        rows.extend(o.scores for o in scorer.score(inputs))
+        if progress:
+            progress(min(start + chunk, len(sample)), len(sample))
+    return metrics_for(np.stack(rows), sample.target_cols)
+
+
+def metrics_for(scores: np.ndarray, target_cols: np.ndarray) -> dict[str, float]:
+    """Means of the harness's per-user metrics (pessimistic ties) plus the label NLL."""
+    ranks = target_ranks(scores, target_cols)
+    per_user = metrics_from_ranks(ranks, ks=(1, 5, 10, 20))
+    out = {k: float(v.mean()) for k, v in per_user.items() if not k.startswith("mrr@") or k == "mrr@20"}
+    logp = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
+    out["label_nll"] = float(-logp[np.arange(len(scores)), target_cols].mean())
+    return out
+
+
+class RankingValidation:
+    """Runs the validation of one training run, logs each result to ``validation.jsonl``
+    and keeps the best adapter in ``<out>/best`` (restored on resume from ``best.json``)."""
+
+    def __init__(self, sample: ValidationSample, make_builder: Callable[[Any], RankPromptBuilder],
+                 tokenizer_path: str, spec: ValidationSpec, out_dir: Path, *, seed: int = 0,
+                 adapter_names: Sequence[str] = ("default",)) -> None:
+        self.sample = sample
+        self.make_builder = make_builder
+        self.tokenizer_path = tokenizer_path
+        self.spec = spec
+        self.out_dir = Path(out_dir)
+        self.seed = seed
+        self.adapter_names = list(adapter_names)
+        self.best_dir = self.out_dir / "best"
+        self.best: dict[str, Any] | None = None
+        best_json = self.best_dir / "best.json"
+        if best_json.is_file():
+            self.best = json.loads(best_json.read_text(encoding="utf-8"))
+        self.history: list[dict[str, Any]] = []
+
+    def evaluate(self, model: Any) -> dict[str, float]:
+        """Metrics of ``model`` (a peft model in training) on the sample; mode restored."""
+        from llmrank.finetune.live import LiveTransformersLLM
+
+        was_training = model.training
+        model.eval()
+        try:
+            llm = LiveTransformersLLM(model, self.tokenizer_path, batch_size=self.spec.batch_size)
+            return score_sample(llm, self.make_builder(llm), self.sample, seed=self.seed)
+        finally:
+            if was_training:
+                model.train()
+
+    def step(self, model: Any, global_step: int) -> dict[str, float]:
+        """Evaluate, record, and save the adapter when it beats the best so far."""
+        start = time.perf_counter()
+        metrics = self.evaluate(model)
+        seconds = time.perf_counter() - start
+        record = {"step": global_step, "seconds": round(seconds, 1), **metrics}
+        self.history.append(record)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / "validation.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        value = metrics[self.spec.metric]
+        if self.best is None or value > float(self.best["value"]):
+            self.best = {"step": global_step, "metric": self.spec.metric, "value": value,
+                         "metrics": metrics}
+            self._save_best(model)
+        log.info("validation at step %d: %s %.4f (best %.4f at step %s), %.0fs", global_step,
+                 self.spec.metric, value, self.best["value"], self.best["step"], seconds)
+        return metrics
+
+    def _save_best(self, model: Any) -> None:
+        self.best_dir.mkdir(parents=True, exist_ok=True)
+        names = [n for n in self.adapter_names if n in getattr(model, "peft_config", {})]
+        model.save_pretrained(str(self.best_dir), selected_adapters=names or None)
+        (self.best_dir / "best.json").write_text(json.dumps(self.best, indent=2), encoding="utf-8")
+
+
+def make_callback(validation: RankingValidation, every: int, *, at_start: bool = True) -> Any:
+    """A transformers ``TrainerCallback`` that runs ``validation`` every ``every`` steps (and
+    at the start and the end), logging ``val_<metric>`` through the trainer so the values
+    reach TensorBoard / W&B next to the loss."""
+    from transformers import TrainerCallback
+
+    class RankingValidationCallback(TrainerCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.trainer: Any = None  # set after the trainer exists (to log through it)
+            self.done_steps: set[int] = set()
+
+        def _run(self, model: Any, step: int) -> None:
+            if step in self.done_steps or model is None:
+                return
+            self.done_steps.add(step)
+            metrics = validation.step(model, step)
+            if self.trainer is not None:
+                self.trainer.log({f"val_{k}": v for k, v in metrics.items()})
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
+                           **kw: Any) -> None:
+            if at_start and state.global_step == 0:
+                self._run(model, 0)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None,
+                        **kw: Any) -> None:
+            if every > 0 and state.global_step % every == 0:
+                self._run(model, state.global_step)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None,
+                         **kw: Any) -> None:
+            self._run(model, state.global_step)
+
+    return RankingValidationCallback()

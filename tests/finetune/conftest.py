@@ -1,0 +1,78 @@
+"""Fixtures for fine-tuning tests: the tiny random model (2 layers, byte-level BPE, built once
+per session), a small slice of ml-100k, and recipes that train in seconds on CPU."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_DISABLED", "true")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    from llmrank.llm.tiny import tiny_model
+
+    return tiny_model("llama")
+
+
+@pytest.fixture(scope="session")
+def prompt_model(tiny_model_dir):
+    from llmrank.finetune.prompting import TokenizerPromptModel
+
+    return TokenizerPromptModel.from_path(str(tiny_model_dir), 4096)
+
+
+@pytest.fixture(scope="session")
+def split100k(ml100k):
+    from llmrank.data.splits import LeaveOneOut
+
+    return LeaveOneOut.from_dataset(ml100k)
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch) -> Path:
+    """A private LLMRANK_HOME so adapters published by a test stay in the test."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("LLMRANK_HOME", str(path))
+    return path
+
+
+@pytest.fixture()
+def make_recipe(tiny_model_dir, ml100k_dir, tmp_path):
+    """A factory of recipes that train the tiny model for a few steps on 12 ml-100k users
+    (5 candidates, so prompts stay short for the tiny tokenizer)."""
+
+    def make(out: Path | None = None, **overrides: Any):
+        return tiny_recipe(tiny_model_dir, out or tmp_path / "run", ml100k_dir, **overrides)
+
+    return make
+
+
+def tiny_recipe(model_dir: Path, out: Path, ml100k_dir: Path, **overrides: Any):
+    from llmrank.finetune.config import load_recipe
+
+    base = {
+        "base_model": str(model_dir), "out": str(out), "name": "tiny",
+        "data.dataset": str(ml100k_dir), "data.kcore": 0,
+        "prompt.max_prompt_tokens": 4096, "prompt.max_history": 5,
+        "examples.max_users": 12, "examples.per_user": 1, "examples.n_candidates": 5,
+        "train.max_steps": 3, "train.grad_accum": 1, "train.learning_rate": 5e-3,
+        "train.save_steps": 100, "train.logging_steps": 1, "train.threads": 1,
+        "train.warmup_ratio": 0.0, "train.report_to": ["none"], "train.progress": False,
+        "validation.users": 0, "validation.n_negatives": 4, "validation.every": 1,
+    }
+    base.update(overrides)
+    return load_recipe(None, base)

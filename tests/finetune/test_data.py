@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from llmrank.data.itemtext import item_title
+from llmrank.finetune.config import ExampleSpec, PromptSpec
+from llmrank.finetune.data import (
+    META_FILE,
+    build_examples,
+    describe,
+    example_positions,
+    load_examples,
+    save_examples,
+)
+from llmrank.finetune.prompting import make_builder
+from llmrank.llm.labels import ALPHABET
+from llmrank.prompts.escape import escape_data
+
+
+@pytest.fixture(scope="module")
+def builder(prompt_model):
+    return make_builder(prompt_model, PromptSpec(max_history=5, max_prompt_tokens=4096))
+
+
+class FixedHard:
+    """A hard-negative source that proposes the same items for every prefix (in order)."""
+
+    def __init__(self, ids):
+        self.ids = list(ids)
+        self.calls = 0
+
+    def top_items(self, histories, k):
+        self.calls += 1
+        return [self.ids[:k] for _ in histories]
+
+
+def test_targets_come_from_training_history_only(split100k, builder):
+    spec = ExampleSpec(per_user=3, max_users=40, n_candidates=8)
+    examples = build_examples(split100k, builder, spec, seed=1)
+    ds = split100k.dataset
+    assert len(examples) == 120
+    for ex in examples:
+        u = ds.user_code(ex.user_id)
+        train = split100k.train[u]
+        assert 0 <= ex.position < len(train)
+        assert ds.item_code(ex.target) == train[ex.position]
+        held_out = {split100k.valid_target[u], split100k.test_target[u]}
+        assert ds.item_code(ex.target) not in held_out
+        # negatives: never an item the user touched in training, never a held-out target
+        negs = [ds.item_code(c) for c in ex.candidates if c != ex.target]
+        assert not set(negs) & set(train.tolist())
+        # the history shown is exactly the most recent prefix before the target
+        shown = [x[3:-1] for x in ex.prompt.split("Candidates:")[0].splitlines()
+                 if x.startswith('- "')]
+        prefix = train[: ex.position][-ex.n_history:] if ex.n_history else train[:0]
+        assert shown == [escape_data(item_title(ds.items[ds.item_ids[c]])) for c in prefix]
+        assert len(shown) == min(5, ex.position)
+    # positions are the last `per_user` training positions
+    pos = example_positions(split100k, spec)
+    assert pos[:3] == [(0, len(split100k.train[0]) - 3), (0, len(split100k.train[0]) - 2),
+                       (0, len(split100k.train[0]) - 1)]
+
+
+def test_target_label_is_the_label_of_the_true_item(split100k, builder):
+    ds = split100k.dataset
+    examples = build_examples(split100k, builder, ExampleSpec(per_user=2, max_users=15,
+                                                               n_candidates=6), seed=0)
+    for ex in examples:
+        idx = ex.candidates.index(ex.target)
+        assert ex.label == ALPHABET[idx] and ex.completion == " " + ex.label
+        assert ex.prompt.endswith("Answer:")
+        title = escape_data(ds.items[ex.target].title)
+        line = next(x for x in ex.prompt.splitlines() if x.startswith(f"{ex.label}. "))
+        assert title in line
+        assert len(ex.candidates) == len(set(ex.candidates)) == 6
+
+
+def test_positions_are_shuffled_uniformly_and_deterministically(split100k, builder):
+    spec = ExampleSpec(per_user=2, max_users=150, n_candidates=4)
+    examples = build_examples(split100k, builder, spec, seed=3)
+    counts = Counter(ex.label for ex in examples)
+    observed = np.array([counts[lab] for lab in ALPHABET[:4]], dtype=float)
+    expected = len(examples) / 4
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    assert chi2 < 16.3, (counts, chi2)  # p < 0.001 at 3 degrees of freedom
+    again = build_examples(split100k, builder, spec, seed=3)
+    assert [e.candidates for e in again] == [e.candidates for e in examples]
+    other = build_examples(split100k, builder, spec, seed=4)
+    assert [e.candidates for e in other] != [e.candidates for e in examples]
+
+
+def test_hard_negatives_mix(split100k, builder):
+    ds = split100k.dataset
+    pool = ds.item_ids[-120:]  # rare items: no user of the slice exhausts them
+    source = FixedHard(pool)
+    spec = ExampleSpec(per_user=1, max_users=20, n_candidates=8, hard_negatives=4, hard_depth=100)
+    examples = build_examples(split100k, builder, spec, seed=0, hard_source=source)
+    assert source.calls == 1  # one batched query for every prefix
+    for ex in examples:
+        hard = [c for c, h in zip(ex.candidates, ex.hard, strict=True) if h]
+        assert len(hard) == 4 and set(hard) <= set(pool)
+        assert ex.target not in hard
+        u = ds.user_code(ex.user_id)
+        assert not {ds.item_code(c) for c in hard} & set(split100k.train[u].tolist())
+    assert describe(examples)["hard_negative_share"] == pytest.approx(0.5)
+
+
+def test_dataset_is_prompt_completion_on_disk(split100k, builder, tmp_path):
+    examples = build_examples(split100k, builder, ExampleSpec(per_user=1, max_users=5,
+                                                               n_candidates=4), seed=0)
+    path = save_examples(examples, tmp_path / "data", {"seed": 0})
+    ds = load_examples(path)
+    assert {"prompt", "completion", "label", "user_id", "target", "candidates"} <= set(ds.column_names)
+    assert ds[0]["prompt"] == examples[0].prompt and ds[0]["completion"] == examples[0].completion
+    assert (path / META_FILE).is_file()
