@@ -9,6 +9,7 @@ the fast path never changes a result, it only skips work when there is nothing t
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,19 @@ import numpy as np
 from llmrank.data.lines import LoadReport
 
 log = logging.getLogger(__name__)
+
+# Below this size the line-by-line parser is about as fast as importing pyarrow's CSV reader
+# in a fresh process (~0.3 s), so the fast path only runs on larger files, or when pyarrow
+# is already loaded anyway.
+FAST_PATH_MIN_BYTES = 8 << 20
+
+
+def worth_fast_path(path: Path) -> bool:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    return size >= FAST_PATH_MIN_BYTES or "pyarrow.csv" in sys.modules
 
 
 @dataclass
@@ -48,9 +62,69 @@ def read_clean_table(
     path: Path, *, sep: str, n_fields: int, header: bool, encoding: str,
     types: Mapping[int, str], report: LoadReport,
 ) -> list[Any] | None:
-    """All ``n_fields`` columns of a clean unquoted file as pyarrow arrays (``types`` maps a
-    field index to 'string', 'int64' or 'float64'; others are strings), or None when the
-    file is not perfectly clean, in which case nothing is recorded in ``report``."""
+    """All ``n_fields`` columns of a clean unquoted file (``types`` maps a field index to
+    'string', 'int64' or 'float64'; others are strings): numeric columns as numpy arrays,
+    string columns as lists or pyarrow arrays. None when the file is not perfectly clean,
+    in which case nothing is recorded in ``report``."""
+    if worth_fast_path(path):
+        cols = _read_arrow(path, sep, n_fields, header, encoding, types)
+    else:
+        cols = _read_python(path, sep, n_fields, header, encoding, types)
+    if cols is None or not len(cols[0]):
+        return None
+    report.files.append(str(path))
+    report.lines_read += len(cols[0])
+    return cols
+
+
+def _read_python(path: Path, sep: str, n_fields: int, header: bool, encoding: str,
+                 types: Mapping[int, str]) -> list[Any] | None:
+    """One split of the whole text and strided slices per column, all in C-level string
+    methods, then numpy conversions: ~5x faster than the careful reader on small files.
+    Every line must hold exactly ``n_fields - 1`` separators (checked), else None."""
+    from llmrank.data.lines import open_binary
+
+    with open_binary(path) as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    if len(sep) != 1:
+        if "\x1f" in text:
+            return None
+        text, sep = text.replace(sep, "\x1f"), "\x1f"
+    text = text.replace("\r\n", "\n")
+    if "\r" in text or text.startswith(("\n", "\ufeff")) or "\n\n" in text.rstrip("\n"):
+        return None  # stray CRs, BOMs and blank lines: let the careful reader handle them
+    text = text.rstrip("\n")
+    if header:
+        text = text.partition("\n")[2]
+    if not text:
+        return None
+    lines = text.split("\n")
+    if any(c != n_fields - 1 for c in map(str.count, lines, [sep] * len(lines))):
+        return None
+    fields = text.replace("\n", sep).split(sep)
+    out: list[Any] = []
+    try:
+        for idx in range(n_fields):
+            col = fields[idx::n_fields]
+            kind = types.get(idx, "string")
+            if kind == "string":
+                if any(not v or v != v.strip() for v in set(col)):
+                    return None
+                out.append(col)
+            else:
+                out.append(np.array(col, dtype=np.float64 if kind == "float64" else np.int64))
+    except ValueError:
+        return None
+    return out
+
+
+def _read_arrow(path: Path, sep: str, n_fields: int, header: bool, encoding: str,
+                types: Mapping[int, str]) -> list[Any] | None:
+    """pyarrow's multi-threaded CSV reader under strict options, for large files."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -93,12 +167,14 @@ def read_clean_table(
     for i in gaps:
         if not pc.all(pc.equal(table.column(names[i]), "")).as_py():
             return None
-    out = [table.column(names[i]).combine_chunks() for i in take]
-    for idx, col in enumerate(out):
+    out: list[Any] = []
+    for idx, i in enumerate(take):
+        col = table.column(names[i]).combine_chunks()
         if types.get(idx, "string") == "string":
             uniq = pc.unique(col)
             if not pc.all(pc.equal(pc.utf8_trim_whitespace(uniq), uniq)).as_py() or pc.any(pc.equal(uniq, "")).as_py():
                 return None
-    report.files.append(str(path))
-    report.lines_read += table.num_rows
+            out.append(col)
+        else:
+            out.append(col.to_numpy())
     return out

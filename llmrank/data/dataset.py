@@ -265,16 +265,13 @@ def _encode(ids: Any, records: dict[str, Any], factory: Any, what: str) -> np.nd
     the fast readers are encoded in C."""
     index = {key: k for k, key in enumerate(records)}
     if isinstance(ids, (list, tuple)):
-        codes = np.empty(len(ids), np.int64)
-        for k, key in enumerate(ids):
-            code = index.get(key)
-            if code is None:
+        for key in dict.fromkeys(ids):  # unique ids in first-appearance order, deduped in C
+            if key not in index:
                 if key is None:
-                    raise DataError(f"interaction {k} has no {what} id")
-                code = index[key] = len(index)
+                    raise DataError(f"an interaction has no {what} id")
+                index[key] = len(index)
                 records[key] = factory(key)
-            codes[k] = code
-        return codes.astype(np.int32)
+        return np.fromiter(map(index.__getitem__, ids), dtype=np.int32, count=len(ids))
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from llmrank.data import columns
 from llmrank.data.dataset import Dataset
 from llmrank.data.lines import LoadReport
 from llmrank.data.loaders import movielens
@@ -61,8 +62,12 @@ def test_split_title(raw, title, year):
     assert split_title(raw) == (title, year)
 
 
-def test_fast_path_equals_line_by_line(ml100k_dir, monkeypatch):
-    fast = load_movielens(ml100k_dir)
+@pytest.mark.parametrize("reader", ["python", "arrow"])
+def test_fast_paths_equal_line_by_line(ml100k_dir, monkeypatch, reader):
+    monkeypatch.setattr(columns, "worth_fast_path", lambda path: reader == "arrow")
+    report = LoadReport()
+    fast = load_movielens(ml100k_dir, report=report)
+    assert report.lines_read == 100_000 + 1_682 + 943
     monkeypatch.setattr(movielens, "read_clean_table", lambda *a, **k: None)
     slow = load_movielens(ml100k_dir)
     assert fast.item_ids == slow.item_ids and fast.user_ids == slow.user_ids

@@ -100,21 +100,36 @@ def _ratings(path: Path, sep: str, encoding: str, header: bool, on_error: ErrorP
                             types={2: "float64", 3: "int64"}, report=report)
     if fast is not None:
         users, items, rating, ts = fast
-        return EventColumns(users, items, ts.to_numpy(), rating.to_numpy().astype(np.float32))
+        return EventColumns(users, items, ts, rating.astype(np.float32))
     events = EventColumns()
+    users, items, stamps, ratings = events.users, events.items, events.timestamps, events.ratings
     for line_no, text in iter_lines(path, encoding=encoding, report=report, on_error=on_error, skip_header=header):
-        try:
-            f = split_fields(text, sep=sep, n_fields=4, path=str(path), line_no=line_no)
-            uid, iid = f[0].strip(), f[1].strip()
+        try:  # the common, clean line: one split and two conversions
+            uid, iid, r, t = text.split(sep)
+            uid, iid, rating, ts = uid.strip(), iid.strip(), float(r), int(t)
             if not uid or not iid:
-                raise MalformedLineError(str(path), line_no, "empty user or item id")
-            rating = parse_float(f[2], what="rating", path=str(path), line_no=line_no)
-            ts = parse_int(f[3], what="timestamp", path=str(path), line_no=line_no)
-        except MalformedLineError as err:
-            report.problem(err, on_error)
-            continue
-        events.append(uid, iid, ts, rating)
+                raise ValueError
+        except ValueError:  # anything odd: the careful parse names the problem
+            try:
+                uid, iid, rating, ts = _careful_rating(text, sep, str(path), line_no)
+            except MalformedLineError as err:
+                report.problem(err, on_error)
+                continue
+        users.append(uid)
+        items.append(iid)
+        stamps.append(ts)
+        ratings.append(rating)
     return events
+
+
+def _careful_rating(text: str, sep: str, path: str, line_no: int) -> tuple[str, str, float, int]:
+    f = split_fields(text, sep=sep, n_fields=4, path=path, line_no=line_no)
+    uid, iid = f[0].strip(), f[1].strip()
+    if not uid or not iid:
+        raise MalformedLineError(path, line_no, "empty user or item id")
+    rating = parse_float(f[2], what="rating", path=path, line_no=line_no)
+    ts = parse_int(f[3], what="timestamp", path=path, line_no=line_no)
+    return uid, iid, rating, ts
 
 
 def _unique(ids_seen: set[str], iid: str, path: Path, line_no: int, report: LoadReport,

@@ -163,8 +163,8 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
                                 types=types, report=report)
         if fast is not None:
             n = len(fast[0])
-            ts = fast[t_idx].to_numpy().astype(np.int64) if t_idx is not None else np.zeros(n, np.int64)
-            rt = fast[r_idx].to_numpy().astype(np.float32) if r_idx is not None else np.full(n, np.nan, np.float32)
+            ts = np.asarray(fast[t_idx]).astype(np.int64) if t_idx is not None else np.zeros(n, np.int64)
+            rt = np.asarray(fast[r_idx]).astype(np.float32) if r_idx is not None else np.full(n, np.nan, np.float32)
             return EventColumns(fast[by_name[names["user"]]], fast[by_name[names["item"]]], ts, rt)
     events = EventColumns()
     for line_no, row, _ in iter_rows(path, report, on_error):
@@ -174,12 +174,12 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
                 raise MalformedLineError(str(path), line_no, "empty user or item id")
             rating = parse_float(row[names["rating"]], what="rating", path=str(path), line_no=line_no) \
                 if r_idx is not None else None
-            ts = int(parse_float(row[names["timestamp"]], what="timestamp", path=str(path), line_no=line_no)) \
+            when = int(parse_float(row[names["timestamp"]], what="timestamp", path=str(path), line_no=line_no)) \
                 if t_idx is not None else 0
         except MalformedLineError as err:
             report.problem(err, on_error)
             continue
-        events.append(uid, iid, ts, rating)
+        events.append(uid, iid, when, rating)
     return events
 
 
