@@ -26,6 +26,9 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("llmrank.cli.demo", None),
     ("llmrank.cli.eval", None),
     ("llmrank.cli.train_retriever", None),
+    ("llmrank.cli.finetune", None),
+    ("llmrank.cli.feedback", "feedback"),
+    ("llmrank.cli.simulate", None),
 ]
 
 

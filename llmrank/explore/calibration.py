@@ -27,7 +27,7 @@ def pav_decreasing(y: np.ndarray, w: np.ndarray) -> np.ndarray:
             m1, w1, n1 = blocks.pop()
             wt = w1 + w2
             blocks.append([(m1 * w1 + m2 * w2) / wt, wt, n1 + n2])
-    return np.concatenate([np.full(int(n), m) for m, _, n in blocks])
+    return np.repeat([b[0] for b in blocks], [int(b[2]) for b in blocks])
 
 
 class ScoreCalibrator:

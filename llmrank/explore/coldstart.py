@@ -45,6 +45,8 @@ class ColdStartBudget:
 
     def cold_mask(self, items: Sequence[str]) -> np.ndarray:
         m = self.config.min_impressions
+        if self.config.max_share <= 0:
+            return np.zeros(len(items), dtype=bool)
         return np.array([self.shown[i] < m for i in items], dtype=bool)
 
     def fires(self, n_cold: int) -> bool:

@@ -101,7 +101,8 @@ class AssemblyInputs:
 def eligible_mask(cfg: ObjectivesConfig, features: ItemFeatures | None, items: Sequence[str],
                   codes: np.ndarray) -> np.ndarray:
     """False for candidates a hard rule forbids (must_not ids, denied attribute values)."""
-    mask = np.array([i not in set(cfg.must_not) for i in items], dtype=bool)
+    banned = set(cfg.must_not)
+    mask = np.array([i not in banned for i in items], dtype=bool) if banned else np.ones(len(items), bool)
     if features is not None:
         for attr, values in cfg.deny.items():
             if attr not in features.attributes:

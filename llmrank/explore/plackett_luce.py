@@ -9,9 +9,12 @@ weights w is ordering independent arrival times T_j ~ Exp(w_j), so
 where PB_{-i}(p; t) is the Poisson-binomial probability that exactly p of the other items
 arrived before t (each with probability 1 - exp(-w_j t)). We integrate in s = log t with the
 trapezoid rule, which converges geometrically for this smooth, doubly-exponentially decaying
-integrand (error about exp(-pi^2 / h); h = 0.3 gives ~1e-13), and get PB_{-i} for all i at
+integrand. The discretisation error grows with n (a product of n factors bounds it); measured
+against h = 0.05: at h = 0.4 it reaches 3e-6 for 60 items, at h = 0.25 it stays below 5e-11 up
+to 200 items, so h = 0.25. Starting the integral at t = 1e-10 adds a truncation error near
+1e-9. PB_{-i} for all i comes at
 once from prefix and suffix products truncated at k terms: O(nodes * n * k^2) work, a few
-milliseconds for 100 candidates and k = 10. ``enumerate_marginals`` is the brute-force
+milliseconds for 20 candidates, ~15 ms for 100 candidates and k = 10. ``enumerate_marginals`` is the brute-force
 reference used in tests."""
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import itertools
 import numpy as np
 
 LOGIT_RANGE = 50.0  # logits are clipped to [max - 50, max]: callers sample with the same clip
-_STEP = 0.3
-_T_LO = 1e-14
+_STEP = 0.25
+_T_LO = 1e-10
 
 
 def clip_logits(logits: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from llmrank.explore.plackett_luce import enumerate_marginals, pl_marginals, sam
 @pytest.mark.parametrize(("n", "k", "scale"), [(5, 3, 1.0), (6, 6, 3.0), (7, 4, 10.0), (6, 3, 200.0)])
 def test_quadrature_matches_enumeration(n, k, scale):
     logits = np.random.default_rng(n).normal(size=n) * scale
-    np.testing.assert_allclose(pl_marginals(logits, k), enumerate_marginals(logits, k), atol=1e-10)
+    np.testing.assert_allclose(pl_marginals(logits, k), enumerate_marginals(logits, k), atol=1e-8)
 
 
 def test_large_list_matches_sampling_and_is_a_distribution():

@@ -81,30 +81,43 @@ def test_seeds_make_runs_reproducible(name, opts):
         assert other != [r[0] for r in runs[0]]
 
 
-def test_thompson_posterior_updates_and_segments():
-    policy = make_policy("thompson", {"prior_strength": 10.0, "segment_pooling": 0.25})
+def test_thompson_beta_posterior_updates_and_segments():
+    policy = make_policy("thompson", {"model": "beta", "prior_strength": 10.0, "segment_pooling": 0.25})
     from llmrank.explore.policies.base import Request
 
     ctx = ExploreContext(user_id="u", segment="young")
-    req = Request.make(RANKED, ctx, None)
-    a0, b0 = policy.posterior(req)
+    a0, b0, mu = policy.posterior(Request.make(RANKED, ctx, None))
     np.testing.assert_allclose(a0 + b0, 10.0)
-    assert np.all(np.diff(a0 / (a0 + b0)) <= 1e-12)  # prior mean follows the ranker's order
+    assert np.all(np.diff(mu) <= 1e-12)  # prior mean follows the ranker's order
     slate = policy.select(RANKED, 2, ctx)
     first, second = slate.items
     policy.update(ctx, slate, [1.0, 0.0])
-    assert policy.item_counts[first] == [1.0, 0.0]
-    assert policy.item_counts[second] == [0.0, 1.0]
-    assert policy.segment_counts[("young", first)] == [1.0, 0.0]
-    # same segment: full evidence; another segment: pooled with weight 0.25
-    a1, b1 = policy.posterior(Request.make(RANKED, ctx, None))
+    assert policy.item_counts[first][:2] == [1.0, 0.0]
+    assert policy.item_counts[second][:2] == [0.0, 1.0]
+    assert policy.segment_counts[("young", first)][:2] == [1.0, 0.0]
     j = [i for i, _ in RANKED].index(first)
-    prior_shift = a1 - a0  # the calibrator also moved, so compare totals per candidate
-    assert abs((a1[j] + b1[j]) - (a0[j] + b0[j]) - 1.0) < 1e-9
-    other = Request.make(RANKED, ExploreContext(user_id="v", segment="old"), None)
-    a2, b2 = policy.posterior(other)
-    assert abs((a2[j] + b2[j]) - 10.0 - 0.25) < 1e-9
-    del prior_shift
+    # same segment: the click counts fully; another segment: pooled with weight 0.25
+    a1, b1, _ = policy.posterior(Request.make(RANKED, ctx, None))
+    assert abs((a1[j] + b1[j]) - 11.0) < 1e-9
+    a2, b2, _ = policy.posterior(Request.make(RANKED, ExploreContext(user_id="v", segment="old"), None))
+    assert abs((a2[j] + b2[j]) - 10.25) < 1e-9
+
+
+def test_thompson_gamma_multiplier_counts_expected_clicks():
+    policy = make_policy("thompson", {"prior_strength": 5.0})
+    from llmrank.explore.policies.base import Request
+
+    ctx = ExploreContext(user_id="u")
+    req = Request.make(RANKED, ctx, None)
+    a0, b0, mu0 = policy.posterior(req)
+    np.testing.assert_allclose(a0, 5.0)
+    np.testing.assert_allclose(b0, 5.0)  # multiplier ~ Gamma(5, 5): mean 1, the prior as is
+    slate = policy.select(RANKED, 2, ctx)
+    policy.update(ctx, slate, [1.0, 0.0])
+    j = [i for i, _ in RANKED].index(slate.items[0])
+    a1, b1, _ = policy.posterior(Request.make(RANKED, ctx, None))
+    assert a1[j] == pytest.approx(6.0)  # one click
+    assert b1[j] == pytest.approx(5.0 + mu0[j])  # plus the clicks the prior expected
 
 
 def test_thompson_learns_which_item_clicks():
@@ -119,12 +132,16 @@ def test_thompson_learns_which_item_clicks():
 
 
 def test_flat_prior_ignores_scores():
-    policy = make_policy("thompson", {"prior": "flat", "base_rate": 0.1, "prior_strength": 10.0})
     from llmrank.explore.policies.base import Request
 
-    a, b = policy.posterior(Request.make(RANKED, ExploreContext(), None))
+    req = Request.make(RANKED, ExploreContext(), None)
+    beta = make_policy("thompson", {"prior": "flat", "model": "beta", "base_rate": 0.1,
+                                    "prior_strength": 10.0})
+    a, b, _ = beta.posterior(req)
     np.testing.assert_allclose(a, 1.0)
     np.testing.assert_allclose(b, 9.0)
+    gamma = make_policy("thompson", {"prior": "flat", "base_rate": 0.1})
+    np.testing.assert_allclose(gamma.prior_mean(req), 0.1)
 
 
 def _linear_world(seed=0, n_items=40, d=6):

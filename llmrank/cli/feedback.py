@@ -1,0 +1,160 @@
+"""``llmrank feedback import|export|stats|pairs|ope``: the feedback store from the shell.
+
+Each command maps to a library function: ``import_jsonl``, ``export_jsonl``,
+``FeedbackStore.counts``, ``preference_pairs`` (DPO pairs for ``llmrank finetune --dpo``) and
+``llmrank.explore.ope.evaluate`` over the store's logged impressions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_logging
+
+app = typer.Typer(help="Feedback store: import/export JSON lines, stats, DPO pairs, off-policy estimates.",
+                  no_args_is_help=True)
+
+StoreOpt = typer.Option(None, "--store", "-s", help="SQLite file (default: [feedback] path in the "
+                        "config, else $LLMRANK_HOME/feedback.sqlite).")
+ConfigOpt = typer.Option(None, "--config", "-c", help="Deployment config (TOML/YAML) with [feedback].")
+
+
+def _store(store: Path | None, config: Path | None) -> Any:
+    from llmrank.config import load_config
+    from llmrank.feedback import open_store
+
+    cfg = load_config(config)
+    return open_store(cfg.feedback, path=store)
+
+
+@app.command("import")
+def import_cmd(
+    file: Path = typer.Argument(..., help="JSON-lines file of impressions and events."),
+    store: Path = StoreOpt, config: Path = ConfigOpt,
+    on_error: str = typer.Option("skip", "--on-error", help="skip (report and count) or raise."),
+    json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
+) -> None:
+    """Import records; a malformed line is reported with its line number and skipped or raised."""
+    from llmrank.data.lines import LoadReport
+    from llmrank.errors import ConfigError
+    from llmrank.feedback.jsonl import import_jsonl
+
+    setup_logging(verbose)
+    if on_error not in ("skip", "raise"):
+        raise ConfigError("--on-error must be skip or raise")
+    report = LoadReport()
+    fb = _store(store, config)
+    counts = import_jsonl(fb, file, on_error=on_error, report=report)  # type: ignore[arg-type]
+    result = {**counts, "problems": report.problems, "store": getattr(fb, "path", None)}
+    if json_out:
+        print_json(result)
+        return
+    console.print(f"imported {counts['written']} new records ({counts['impressions']} impressions, "
+                  f"{counts['events']} events read, {counts['skipped']} lines skipped) into {result['store']}")
+    for p in report.problems:
+        console.print(f"[yellow]skipped[/] {p}")
+
+
+@app.command("export")
+def export_cmd(
+    out: Path = typer.Option(None, "--out", "-o", help="Output file (default: stdout)."),
+    what: str = typer.Option("all", "--what", help="all, impressions or events."),
+    since: float = typer.Option(None, "--since", help="Unix time lower bound."),
+    until: float = typer.Option(None, "--until", help="Unix time upper bound (exclusive)."),
+    store: Path = StoreOpt, config: Path = ConfigOpt,
+    json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
+) -> None:
+    """Export the store as JSON lines (the format `import` reads)."""
+    from llmrank.feedback.jsonl import export_jsonl
+
+    setup_logging(verbose)
+    fb = _store(store, config)
+    if out is None:
+        export_jsonl(fb, sys.stdout, what=what, since=since, until=until)
+        return
+    with out.open("w", encoding="utf-8") as fh:
+        counts = export_jsonl(fb, fh, what=what, since=since, until=until)
+    if json_out:
+        print_json({**counts, "file": str(out)})
+    else:
+        console.print(f"exported {counts['impressions']} impressions and {counts['events']} events to {out}")
+
+
+@app.command("stats")
+def stats_cmd(store: Path = StoreOpt, config: Path = ConfigOpt, json_out: bool = JsonOpt) -> None:
+    """Counts of impressions and events by kind."""
+    fb = _store(store, config)
+    counts = fb.counts()
+    if json_out:
+        print_json({**counts, "store": getattr(fb, "path", None)})
+        return
+    table = Table("record", "count")
+    for k, v in counts.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+@app.command("pairs")
+def pairs_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="JSON-lines file of preference pairs."),
+    negatives: str = typer.Option("shown", "--negatives", help="shown, above or skipped."),
+    max_history: int = typer.Option(20, "--max-history", min=0),
+    store: Path = StoreOpt, config: Path = ConfigOpt,
+    json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
+) -> None:
+    """Write (chosen, rejected) pairs from the same impression for `llmrank finetune --dpo`."""
+    from llmrank.feedback.pairs import preference_pairs, write_pairs_jsonl
+
+    setup_logging(verbose)
+    pairs = preference_pairs(_store(store, config), negatives=negatives,  # type: ignore[arg-type]
+                             max_history=max_history)
+    with out.open("w", encoding="utf-8") as fh:
+        n = write_pairs_jsonl(pairs, fh)
+    if json_out:
+        print_json({"pairs": n, "file": str(out)})
+    else:
+        console.print(f"wrote {n} preference pairs to {out}")
+
+
+@app.command("ope")
+def ope_cmd(
+    policy: str = typer.Option(..., "--policy", help="Target policy name (llmrank.registry.policies)."),
+    options: str = typer.Option("{}", "--options", help="Target policy options as JSON."),
+    logged: str = typer.Option(None, "--logged-policy", help="Only impressions of this logging policy."),
+    n_boot: int = typer.Option(1000, "--n-boot", min=10),
+    store: Path = StoreOpt, config: Path = ConfigOpt,
+    json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
+) -> None:
+    """Estimate a policy's clicks per impression from the logs of another (IPS, SNIPS, DR)."""
+    from llmrank.errors import ConfigError
+    from llmrank.explore import make_policy
+    from llmrank.explore.ope import evaluate, from_store, memoize, policy_target
+    from llmrank.explore.reward_model import cross_fit
+
+    setup_logging(verbose)
+    try:
+        opts = json.loads(options)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--options is not JSON: {exc}") from exc
+    rounds, skipped = from_store(_store(store, config), policy=logged)
+    if not rounds:
+        raise ConfigError("no impressions with candidate lists in the store")
+    k = max(len(r.shown) for r in rounds)
+    target = memoize(policy_target(make_policy(policy, opts)))
+    est = evaluate(rounds, target, reward_model=memoize(cross_fit(rounds, k)), n_boot=n_boot)
+    rows: dict[str, dict[str, Any]] = {
+        name: {"value": e.value, "ci": [e.ci_low, e.ci_high], "ess": e.ess} for name, e in est.items()}
+    if json_out:
+        print_json({"policy": policy, "options": opts, "rounds": len(rounds), "skipped": skipped,
+                    "estimates": rows})
+        return
+    table = Table("estimator", "clicks / impression", "95% CI", "ESS")
+    for name, r in rows.items():
+        table.add_row(name, f"{r['value']:.4f}", f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]", f"{r['ess']:.0f}")
+    console.print(f"{policy} from {len(rounds)} logged impressions ({skipped} without candidates skipped)")
+    console.print(table)

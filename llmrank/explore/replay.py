@@ -1,0 +1,201 @@
+"""Replay simulator: walk a dataset in time order and let policies show slates to the real
+users, with the users' real next interactions as the only clicks.
+
+Protocol:
+1. Interactions are ordered by (timestamp, file order). The first ``warmup`` share fits the
+   prior (and the item embeddings and popularity the policies use); nothing after it is seen
+   by any model before its time.
+2. At each served event (user u consumes item i at time t), u's history h_t is everything u
+   did before t. The prior scores the catalog for h_t; the top ``n_candidates`` items not in
+   h_t are the candidate pool, with their prior scores (the "reranked list").
+3. Every policy, in lockstep on the same request, shows k items. A shown item is clicked
+   (reward 1) when it is among u's next ``lookahead`` items (i and the following ones), else 0.
+   Each policy learns online from its own rewards.
+4. Tracked over time: cumulative hit rate (share of requests with at least one click), clicks,
+   and catalog coverage (distinct items shown / catalog size).
+Unserved events (when ``max_steps`` samples a subset) still extend the users' histories."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from llmrank.data.dataset import Dataset
+from llmrank.explore.base import ExploreContext, Policy
+from llmrank.explore.features import ItemFeatures
+from llmrank.explore.priors import Prior, interaction_embeddings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplayConfig:
+    k: int = 10
+    n_candidates: int = 100
+    warmup: float = 0.5
+    max_steps: int | None = None  # served requests, sampled uniformly (seeded); None = all
+    lookahead: int = 1
+    history_items: int = 50
+    embedding_dim: int = 32
+    segment_by: str | None = None  # a user attribute (e.g. 'gender'), or 'activity' buckets
+    refit_every: int = 0  # refit the prior on everything seen so far every N served steps
+    seed: int = 0
+
+
+@dataclass
+class PolicySpec:
+    label: str  # e.g. 'thompson-flat'
+    name: str  # registry name
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PolicyTrace:
+    label: str
+    hits: np.ndarray  # (steps,) bool: the slate held a clicked item
+    clicks: np.ndarray  # (steps,) number of clicked items
+    coverage: np.ndarray  # (steps,) distinct items shown so far
+    shown: Counter[str]
+    seconds: float
+
+
+@dataclass
+class ReplayResult:
+    dataset: str
+    prior: str
+    config: ReplayConfig
+    n_items: int
+    steps: int
+    timestamps: np.ndarray  # (steps,) event time of each served request
+    pool_items: int  # distinct items that ever were candidates (the coverage ceiling)
+    traces: dict[str, PolicyTrace]
+    seconds: float = 0.0
+
+
+def build_features(dataset: Dataset, warm: list[np.ndarray], warm_mask: np.ndarray,
+                   dim: int, seed: int) -> ItemFeatures:
+    emb = interaction_embeddings(dataset, warm, dim=dim, seed=seed) if dim > 0 else None
+    return ItemFeatures.from_dataset(dataset, embeddings=emb, interaction_mask=warm_mask)
+
+
+def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
+           config: ReplayConfig | None = None, *,
+           make: Callable[[PolicySpec, ItemFeatures], Policy] | None = None,
+           progress: Callable[[int, int], None] | None = None,
+           log_to: Any = None, log_label: str | None = None) -> ReplayResult:
+    """Run the replay for every policy spec. ``log_to`` (a FeedbackStore) receives the
+    impressions (with propensities) and clicks of the policy labelled ``log_label``."""
+    cfg = config or ReplayConfig()
+    started = time.perf_counter()
+    inter = dataset.interactions
+    order = np.lexsort((inter.order, inter.timestamp))
+    n_events = len(order)
+    cut = round(cfg.warmup * n_events)
+    timelines = dataset.histories()  # per user, sorted by (timestamp, order) like ``order``
+    # position of each event inside its user's timeline
+    ev_user = inter.user[order].astype(np.int64)
+    ev_pos = np.zeros(n_events, np.int64)
+    seen_count = np.zeros(dataset.n_users, np.int64)
+    for e, u in enumerate(ev_user.tolist()):
+        ev_pos[e] = seen_count[u]
+        seen_count[u] += 1
+    warm_len = np.zeros(dataset.n_users, np.int64)
+    np.add.at(warm_len, ev_user[:cut], 1)
+    warm = [timelines[u][: warm_len[u]] for u in range(dataset.n_users)]
+    warm_mask = np.zeros(n_events, dtype=bool)
+    warm_mask[order[:cut]] = True
+    prior.fit(dataset, warm)
+    features = build_features(dataset, warm, warm_mask, cfg.embedding_dim, cfg.seed)
+    from llmrank.explore import make_policy
+
+    builder = make or (lambda spec, feats: make_policy(spec.name, spec.options, features=feats))
+    policies = {s.label: builder(s, features) for s in specs}
+    stream = np.arange(cut, n_events)
+    if cfg.max_steps is not None and cfg.max_steps < len(stream):
+        rng = np.random.default_rng(cfg.seed)
+        stream = np.sort(rng.choice(stream, size=cfg.max_steps, replace=False))
+    steps = len(stream)
+    hits = {s.label: np.zeros(steps, bool) for s in specs}
+    clicks = {s.label: np.zeros(steps, np.int32) for s in specs}
+    coverage = {s.label: np.zeros(steps, np.int32) for s in specs}
+    shown: dict[str, Counter[str]] = {s.label: Counter() for s in specs}
+    seconds = dict.fromkeys(hits, 0.0)
+    pool: set[int] = set()
+    stamps = np.zeros(steps, np.int64)
+    item_ids = dataset.item_ids
+    for step, e in enumerate(stream.tolist()):
+        u, pos = int(ev_user[e]), int(ev_pos[e])
+        history = timelines[u][:pos]
+        if cfg.refit_every and step and step % cfg.refit_every == 0:
+            before = np.bincount(ev_user[:e], minlength=dataset.n_users)
+            prior.fit(dataset, [timelines[v][: before[v]] for v in range(dataset.n_users)])
+        future = set(timelines[u][pos: pos + cfg.lookahead].tolist())
+        ranked = _candidates(prior, u, history, dataset.n_items, cfg.n_candidates)
+        pool.update(ranked[0].tolist())
+        ranked_ids = [(item_ids[c], float(s)) for c, s in zip(ranked[0], ranked[1], strict=True)]
+        ctx = ExploreContext(
+            user_id=dataset.user_ids[u],
+            history=[item_ids[c] for c in history[-cfg.history_items:]],
+            segment=_segment(dataset, u, len(history), cfg.segment_by),
+            request_id=f"replay-{step}",
+        )
+        stamps[step] = int(inter.timestamp[order[e]])
+        for label, policy in policies.items():
+            t0 = time.perf_counter()
+            logging_this = log_to is not None and label == log_label
+            slate = policy.select(ranked_ids, cfg.k, ctx, propensities=logging_this)
+            rewards = [1.0 if dataset.item_code(i) in future else 0.0 for i in slate.items]
+            policy.update(ctx, slate, rewards)
+            seconds[label] += time.perf_counter() - t0
+            n_click = int(sum(rewards))
+            hits[label][step] = n_click > 0
+            clicks[label][step] = n_click
+            shown[label].update(slate.items)
+            coverage[label][step] = len(shown[label])
+            if logging_this:
+                _log(log_to, slate, ctx, rewards, float(stamps[step]))
+        if progress is not None:
+            progress(step + 1, steps)
+    traces = {label: PolicyTrace(label, hits[label], clicks[label], coverage[label], shown[label],
+                                 seconds[label]) for label in policies}
+    return ReplayResult(dataset.name, prior.name, cfg, dataset.n_items, steps, stamps, len(pool),
+                        traces, time.perf_counter() - started)
+
+
+def _candidates(prior: Prior, user: int, history: np.ndarray, n_items: int,
+                n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-n item codes by prior score, excluding the history, best first."""
+    scores = np.asarray(prior.score(user, history, None), dtype=np.float64).copy()
+    scores[history] = -np.inf
+    n = min(n, n_items - len(set(history.tolist())))
+    top = np.argpartition(-scores, n - 1)[:n]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return top, scores[top]
+
+
+def _segment(dataset: Dataset, user: int, n_history: int, by: str | None) -> str | None:
+    if by is None:
+        return None
+    if by == "activity":  # history-length buckets: new, casual, regular, heavy
+        return "new" if n_history < 5 else "casual" if n_history < 20 else "regular" if n_history < 100 else "heavy"
+    attrs = dataset.users[dataset.user_ids[user]].attributes
+    value = attrs.get(by)
+    return None if value is None else str(value)
+
+
+def _log(store: Any, slate: Any, ctx: ExploreContext, rewards: list[float], ts: float) -> None:
+    from llmrank.feedback.records import FeedbackEvent
+
+    assert ctx.request_id is not None
+    imp = slate.impression(ctx.request_id, ctx.user_id, timestamp=ts,
+                           context={"segment": ctx.segment})
+    events = [FeedbackEvent(ctx.user_id, item, "click", request_id=ctx.request_id, position=p,
+                            timestamp=ts, event_id=f"{ctx.request_id}-{p}")
+              for p, (item, r) in enumerate(zip(slate.items, rewards, strict=True)) if r > 0]
+    store.log_many([imp], events)

@@ -1,0 +1,126 @@
+"""``simulate(config)``: the library function behind ``llmrank simulate``. A simulation config
+(TOML/YAML) names the data, the replay protocol, the prior and the policies to compare:
+
+    seed = 0
+    [data]
+    dataset = "ml-100k"
+    [replay]
+    k = 10
+    n_candidates = 100
+    max_steps = 20000
+    [prior]
+    kind = "itemknn"            # itemknn | popularity | ranker:<name in llmrank.registry.rankers>
+    [[policies]]
+    label = "thompson"
+    name = "thompson"
+    options = { prior_strength = 20 }
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmrank.config import DataConfig
+from llmrank.errors import ConfigError
+from llmrank.explore.replay import PolicySpec, ReplayConfig, ReplayResult
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PolicyEntry(_Model):
+    label: str
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PriorConfig(_Model):
+    kind: str = "itemknn"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_policies() -> list[PolicyEntry]:
+    return [PolicyEntry(label=n, name=n) for n in ("greedy", "egreedy", "thompson", "linucb")]
+
+
+class SimulateConfig(_Model):
+    seed: int = 0
+    data: DataConfig = Field(default_factory=lambda: DataConfig(dataset="ml-100k"))
+    replay: dict[str, Any] = Field(default_factory=dict)  # ReplayConfig fields
+    prior: PriorConfig = Field(default_factory=PriorConfig)
+    policies: list[PolicyEntry] = Field(default_factory=_default_policies)
+    out: str | None = None
+
+    def replay_config(self) -> ReplayConfig:
+        valid = {f.name for f in dataclasses.fields(ReplayConfig)}
+        unknown = sorted(set(self.replay) - valid)
+        if unknown:
+            raise ConfigError(f"unknown [replay] key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        return ReplayConfig(**{"seed": self.seed, **self.replay})
+
+    def select(self, names: Sequence[str] | None) -> list[PolicySpec]:
+        """Policies by label from the config; a name not in the config is a registry name with
+        default options."""
+        entries = {p.label: p for p in self.policies}
+        chosen = [entries.get(n) or PolicyEntry(label=n, name=n) for n in names] if names else self.policies
+        return [PolicySpec(p.label, p.name, dict(p.options)) for p in chosen]
+
+
+def load_simulate_config(path: str | Path | None) -> SimulateConfig:
+    if path is None:
+        return SimulateConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"simulation config not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            raw = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"{path}: a simulation config must be .toml, .yaml or .yml")
+        return SimulateConfig.model_validate(raw)
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError(f"invalid simulation config {path}: {exc}") from exc
+
+
+def make_prior(cfg: PriorConfig) -> Any:
+    from llmrank.explore.priors import ItemKNNPrior, PopularityPrior, RankerPrior
+
+    if cfg.kind == "itemknn":
+        return ItemKNNPrior(**cfg.options)
+    if cfg.kind == "popularity":
+        return PopularityPrior()
+    if cfg.kind.startswith("ranker:"):
+        from llmrank.registry import rankers
+
+        return RankerPrior(rankers.create(cfg.kind.split(":", 1)[1], **cfg.options))
+    raise ConfigError(f"unknown prior kind {cfg.kind!r}; use itemknn, popularity or ranker:<name>")
+
+
+def simulate(config: SimulateConfig, *, policies: Sequence[str] | None = None,
+             steps: int | None = None, dataset: Any = None,
+             progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+    """Load the data, run the replay for the chosen policies and return the raw result."""
+    from llmrank.explore.replay import replay
+
+    if dataset is None:
+        from llmrank.data import load_dataset
+
+        dataset = load_dataset(config.data)
+    rcfg = config.replay_config()
+    if steps is not None:
+        rcfg.max_steps = steps
+    return replay(dataset, config.select(policies), make_prior(config.prior), rcfg,
+                  progress=progress)
