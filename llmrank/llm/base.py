@@ -1,12 +1,19 @@
 """LLM backend interface: score the next-token log-probs of label tokens (one forward pass
-per prompt) and generate text. Every backend (transformers, vllm, openai) implements it."""
+per prompt) and generate text. Every backend (transformers, vllm, openai) implements it.
+
+Prompts reach a backend as finished strings: the caller renders a template and applies the
+backend's chat template through ``format_chat``, so that every backend scores exactly the
+same text and the transformers backend can serve as the numerical reference."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from llmrank.prompts.chat import ChatMessage
 
 
 @dataclass(frozen=True)
@@ -21,16 +28,47 @@ class GenerationConfig:
 @runtime_checkable
 class LLM(Protocol):
     name: str  # backend name in the registry
-    model_id: str
-    adapter: str | None
+    model_id: str  # what was asked for ('default', an HF id, a path)
+    adapter: str | None  # name of the active LoRA adapter, None for the base model
 
-    def label_logprobs(self, prompts: list[str], labels: list[str]) -> np.ndarray:
-        """(len(prompts), len(labels)) next-token log-probs of each label's first token after
-        each prompt (chat template already applied by the caller's template rendering)."""
+    def format_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+        """The model's chat template applied to ``messages``."""
         ...
 
-    def generate(self, prompts: list[str], config: GenerationConfig) -> list[str]: ...
+    def label_logprobs(self, prompts: list[str], labels: list[str]) -> np.ndarray:
+        """(len(prompts), len(labels)) full-vocabulary next-token log-probs of each label after
+        each prompt. Labels are continuation strings that must each be ONE token (e.g. ' A');
+        a backend raises ModelError otherwise. Not renormalised: the caller does that."""
+        ...
 
-    def count_tokens(self, text: str) -> int: ...
+    def generate(self, prompts: list[str], config: GenerationConfig) -> list[str]:
+        """Greedy (temperature 0) or sampled continuations, stop strings cut off."""
+        ...
 
-    def max_prompt_tokens(self) -> int: ...
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as the model sees it (no special tokens added)."""
+        ...
+
+    def max_prompt_tokens(self) -> int:
+        """The longest prompt this backend accepts; callers shorten prompts to fit."""
+        ...
+
+    def load_adapter(self, adapter: str, name: str | None = None) -> str:
+        """Load a LoRA adapter (a name under ``llmrank_home()/adapters`` or a path), make it
+        active and return its name."""
+        ...
+
+    def set_adapter(self, name: str | None) -> None:
+        """Activate a loaded adapter by name; None scores with the base model."""
+        ...
+
+
+def check_prompt_lengths(llm: LLM, prompts: Sequence[str], lengths: Sequence[int]) -> None:
+    """Raise PromptError when a prompt exceeds the backend's bound (callers truncate first)."""
+    from llmrank.errors import PromptError
+
+    limit = llm.max_prompt_tokens()
+    for n in lengths:
+        if n > limit:
+            raise PromptError(f"prompt of {n} tokens exceeds the backend limit of {limit}")
+    del prompts

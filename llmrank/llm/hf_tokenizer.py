@@ -1,0 +1,56 @@
+"""Tokenizer helpers shared by the backends that hold a Hugging Face tokenizer (transformers,
+vllm, and openai when a local tokenizer is given): chat formatting, token counting and label
+token ids, so that all of them build byte-identical prompts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llmrank.llm.labels import label_token_ids
+from llmrank.prompts.chat import ChatMessage, hf_format_chat
+
+
+class HFTokenizerMixin:
+    tokenizer: Any
+    answer_context: str = "Answer:"
+    _label_cache: dict[tuple[str, ...], list[int]]
+
+    def format_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+        return hf_format_chat(self.tokenizer, messages, add_generation_prompt=add_generation_prompt)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def label_ids(self, labels: Sequence[str]) -> list[int]:
+        """Token ids of label continuations, checked once per label set (cached)."""
+        key = tuple(labels)
+        cache = self.__dict__.setdefault("_label_cache", {})
+        if key not in cache:
+            cache[key] = label_token_ids(self.encode, labels, self.answer_context)
+        return cache[key]
+
+    def special_tokens(self) -> list[str]:
+        return [t for t in getattr(self.tokenizer, "all_special_tokens", []) if t]
+
+
+def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
+    """An HF tokenizer set up for left-padded batches (the next token sits at the end)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token or tok.unk_token
+    return tok
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cut = len(text)
+    for s in stop:
+        if s and (i := text.find(s)) >= 0:
+            cut = min(cut, i)
+    return text[:cut]

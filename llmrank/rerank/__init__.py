@@ -1,0 +1,7 @@
+"""LLM reranking: rank prompts (shared with finetuning), one-pass label scoring with
+permutation averaging, tournament/window strategies, and the reranker stage."""
+
+from llmrank.rerank.prompt import RankPrompt, RankPromptBuilder
+from llmrank.rerank.scorer import LabelScorer, RankInput, RankOutput
+
+__all__ = ["LabelScorer", "RankInput", "RankOutput", "RankPrompt", "RankPromptBuilder"]

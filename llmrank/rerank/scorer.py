@@ -1,0 +1,157 @@
+"""One-pass label scoring (the verbalizer) over many requests at once.
+
+For each request and each seeded permutation of its candidates, a strategy job asks for
+windows; every window becomes one rank prompt whose next-token log-probs of the labels,
+renormalised over the labels, score all of its candidates in ONE forward pass. Scores map
+back through the labels to candidate positions, so the result can only ever contain the
+candidates. Windows of all requests in a round go to the backend together (batching)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from llmrank.llm.base import LLM
+from llmrank.records import Item
+from llmrank.rerank.prompt import RankPromptBuilder
+from llmrank.rerank.strategies import Job, make_job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RankInput:
+    """What the scorer ranks: a history (oldest first), candidates, an optional query, and
+    a key (user or request id) that seeds the permutations of this request."""
+
+    history: Sequence[Item]
+    candidates: Sequence[Item]
+    query: str | None = None
+    key: str = ""
+
+
+@dataclass
+class RankOutput:
+    """Candidate positions (into ``RankInput.candidates``) best first, with their scores."""
+
+    order: list[int]
+    scores: np.ndarray  # per candidate position, in input order
+    n_prompts: int = 0
+    prompt_tokens: int = 0
+    seconds: float = 0.0
+    histories_kept: list[int] = field(default_factory=list)
+
+
+def renormalise(logp: np.ndarray) -> np.ndarray:
+    """Log-probs over the labels only: log p(label) - logsumexp(labels)."""
+    m = logp.max(axis=-1, keepdims=True)
+    return logp - (m + np.log(np.exp(logp - m).sum(axis=-1, keepdims=True)))
+
+
+def permutation(n: int, index: int, seed: int, key: str) -> np.ndarray:
+    """Permutation 0 is the given order; the others are seeded by (seed, index, key) so
+    results do not depend on batch composition or request order."""
+    if index == 0:
+        return np.arange(n)
+    rng = np.random.default_rng([seed, index, zlib.crc32(key.encode("utf-8"))])
+    return rng.permutation(n)
+
+
+@dataclass
+class _Task:
+    request: int
+    perm: np.ndarray  # presented position -> candidate position
+    job: Job
+
+
+class LabelScorer:
+    """Scores candidates with an LLM through a RankPromptBuilder.
+
+    ``permutations`` > 1 averages the scores of that many orderings (position-bias
+    reduction); ``strategy`` ('tournament' or 'window') handles more candidates than labels;
+    ``max_labels`` caps the labels per prompt (<= the builder's alphabet)."""
+
+    def __init__(self, llm: LLM, builder: RankPromptBuilder, *, permutations: int = 1,
+                 seed: int = 0, strategy: str = "tournament", max_labels: int = 20) -> None:
+        self.llm = llm
+        self.builder = builder
+        self.permutations = max(1, int(permutations))
+        self.seed = seed
+        self.strategy = strategy
+        self.max_labels = min(max_labels, builder.max_labels)
+        make_job(self.max_labels + 1, self.max_labels, strategy)  # fail fast on a bad name
+
+    def score(self, inputs: Sequence[RankInput]) -> list[RankOutput]:
+        start = time.perf_counter()
+        outs = [RankOutput(order=[], scores=np.zeros(len(r.candidates))) for r in inputs]
+        tasks: list[_Task] = []
+        for i, req in enumerate(inputs):
+            n = len(req.candidates)
+            if n == 0:
+                continue
+            if n == 1:  # nothing to rank; no model call
+                continue
+            for p in range(self.permutations):
+                tasks.append(_Task(i, permutation(n, p, self.seed, req.key),
+                                   make_job(n, self.max_labels, self.strategy)))
+        while True:
+            round_windows = [(t, w) for t in tasks for w in t.job.pending()]
+            if not round_windows:
+                break
+            scored = self._score_windows(inputs, round_windows, outs)
+            for t in tasks:
+                mine = [s for (task, _), s in zip(round_windows, scored, strict=True) if task is t]
+                if mine:
+                    t.job.feed(mine)
+        sums: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(0))
+        for t in tasks:
+            presented = t.job.result()  # per presented position
+            per_cand = np.empty_like(presented)
+            per_cand[t.perm] = presented
+            sums[t.request] = per_cand if t.request not in sums else sums[t.request] + per_cand
+        for i, out in enumerate(outs):
+            n = len(inputs[i].candidates)
+            if i in sums:
+                out.scores = sums[i] / self.permutations
+            else:
+                out.scores = np.zeros(n)
+            # ties keep the given (retrieval) order: a stable sort on -score
+            out.order = [int(j) for j in np.argsort(-out.scores, kind="stable")]
+        elapsed = time.perf_counter() - start
+        for out in outs:
+            out.seconds = elapsed / max(1, len(outs))
+        return outs
+
+    def _score_windows(self, inputs: Sequence[RankInput], windows: list[tuple[_Task, list[int]]],
+                       outs: list[RankOutput]) -> list[np.ndarray]:
+        """Build one prompt per window, score all prompts with the same label count in one
+        backend call, renormalise over the labels."""
+        prompts = []
+        for task, window in windows:
+            req = inputs[task.request]
+            cands = [req.candidates[int(task.perm[pos])] for pos in window]
+            rp = self.builder.build(req.history, cands, query=req.query)
+            prompts.append(rp)
+            out = outs[task.request]
+            out.n_prompts += 1
+            out.prompt_tokens += rp.prompt_tokens
+            out.histories_kept.append(rp.n_history)
+        results: list[np.ndarray | None] = [None] * len(prompts)
+        by_size: dict[int, list[int]] = defaultdict(list)
+        for k, rp in enumerate(prompts):
+            by_size[len(rp.labels)].append(k)
+        for size, idx in by_size.items():
+            conts = prompts[idx[0]].continuations
+            logp = self.llm.label_logprobs([prompts[k].text for k in idx], conts)
+            logp = np.asarray(logp, dtype=np.float64).reshape(len(idx), size)
+            # a backend may return -inf for a label it could not see; keep them finite
+            logp = np.where(np.isfinite(logp), logp, -1e4)
+            for row, k in enumerate(idx):
+                results[k] = renormalise(logp[row])
+        return [r for r in results if r is not None]

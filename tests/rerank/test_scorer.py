@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmrank.llm.fake import FakeLLM
+from llmrank.records import Item
+from llmrank.rerank.prompt import RankPromptBuilder
+from llmrank.rerank.scorer import LabelScorer, RankInput, permutation, renormalise
+
+ITEMS = [Item(str(i), f"Movie {i}", genres=("Drama",)) for i in range(80)]
+
+
+def scorer(llm=None, **kw):
+    llm = llm or FakeLLM()
+    return LabelScorer(llm, RankPromptBuilder(llm), **kw)
+
+
+def test_renormalise_is_a_distribution():
+    p = np.exp(renormalise(np.array([[-3.0, -7.0, -1.0]])))
+    np.testing.assert_allclose(p.sum(), 1.0)
+
+
+def test_real_model_scores_a_distribution_over_exactly_the_candidates(tiny_llm):
+    s = LabelScorer(tiny_llm, RankPromptBuilder(tiny_llm))
+    out = s.score([RankInput(ITEMS[:3], ITEMS[10:30], key="u")])[0]
+    assert sorted(out.order) == list(range(20))
+    np.testing.assert_allclose(np.exp(out.scores).sum(), 1.0, atol=1e-6)
+    assert out.n_prompts == 1 and out.prompt_tokens > 0
+
+
+def test_permutation_zero_is_identity_and_others_seeded():
+    assert list(permutation(5, 0, 1, "k")) == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(permutation(9, 2, 1, "k"), permutation(9, 2, 1, "k"))
+    assert not np.array_equal(permutation(30, 1, 1, "k"), permutation(30, 1, 2, "k"))
+
+
+def test_permutation_averaging_deterministic_and_batch_independent(tiny_llm):
+    reqs = [RankInput(ITEMS[:2], ITEMS[10:18], key="u1"), RankInput([], ITEMS[20:26], key="u2")]
+    a = scorer(tiny_llm, permutations=3, seed=7).score(reqs)
+    b = scorer(tiny_llm, permutations=3, seed=7).score(reqs[::-1])[::-1]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.scores, y.scores, atol=1e-5)
+        assert x.n_prompts == 3
+    c = scorer(tiny_llm, permutations=3, seed=8).score(reqs)
+    assert not np.allclose(a[0].scores, c[0].scores)
+
+
+def test_more_candidates_than_labels(tiny_llm):
+    for strategy in ("tournament", "window"):
+        out = scorer(tiny_llm, strategy=strategy, max_labels=8).score(
+            [RankInput([], ITEMS[:30], key="u")])[0]
+        assert sorted(out.order) == list(range(30))
+        assert out.n_prompts > 1
+
+
+def test_one_backend_call_per_round_for_many_requests():
+    llm = FakeLLM()
+    reqs = [RankInput([], ITEMS[i: i + 10], key=str(i)) for i in range(6)]
+    scorer(llm, permutations=2).score(reqs)
+    assert llm.calls == [("label_logprobs", 12)]
+
+
+def test_zero_and_one_candidate_need_no_model():
+    llm = FakeLLM()
+    outs = scorer(llm).score([RankInput([], []), RankInput([], ITEMS[:1])])
+    assert outs[0].order == [] and outs[1].order == [0]
+    assert llm.calls == []
+
+
+GARBAGE = st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1e30, -1e30, 5.0])
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(0, 45), perms=st.integers(1, 3), strategy=st.sampled_from(["tournament", "window"]),
+       garbage=st.lists(GARBAGE, min_size=1, max_size=5), dup=st.booleans())
+def test_output_is_always_a_permutation_of_the_candidates(n, perms, strategy, garbage, dup):
+    """Whatever the model returns (NaN, inf, constant rows), the order is exactly the
+    candidates, once each."""
+    llm = FakeLLM(scores=lambda p, labels: [garbage[i % len(garbage)] for i in range(len(labels))])
+    cands = ITEMS[:n]
+    out = scorer(llm, permutations=perms, strategy=strategy, max_labels=12).score(
+        [RankInput(ITEMS[50:53] if dup else [], cands, key="k")])[0]
+    assert sorted(out.order) == list(range(n))
+    assert np.all(np.isfinite(out.scores))
