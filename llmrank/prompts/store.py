@@ -10,10 +10,10 @@ to a ``.toml`` file is loaded directly."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 from llmrank.errors import PromptError
@@ -28,17 +28,24 @@ _SOURCE_TREE = Path(__file__).resolve().parents[2] / "prompts"
 def template_dirs() -> list[Path]:
     """Template folders in search order (only those that exist)."""
     dirs = [Path(p) for p in os.environ.get(PROMPTS_DIR_ENV, "").split(os.pathsep) if p]
-    try:
-        packaged = resources.files("llmrank._prompts")
-        dirs.append(Path(str(packaged)))
-    except (ModuleNotFoundError, TypeError):
-        pass
+    dirs += _packaged_dirs()
     dirs.append(_SOURCE_TREE)
     seen: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in [s.resolve() for s in seen]:
             seen.append(d)
     return seen
+
+
+def _packaged_dirs() -> list[Path]:
+    """Folders of the data package ``llmrank._prompts`` (a namespace package: no __init__)."""
+    try:
+        spec = importlib.util.find_spec("llmrank._prompts")
+    except (ImportError, ValueError):
+        return []
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(p) for p in spec.submodule_search_locations]
 
 
 def _iter_files() -> Iterator[Path]:

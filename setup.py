@@ -1,0 +1,12 @@
+"""Package list for setuptools (everything else is in pyproject.toml).
+
+The prompt templates live in the top-level ``prompts/`` folder (DESIGN.md) and ship inside
+the wheel as the data package ``llmrank._prompts``; ``llmrank.prompts.store`` falls back to
+the source tree's ``prompts/`` in editable installs, where that package does not exist."""
+
+from setuptools import find_packages, setup
+
+setup(
+    packages=[*find_packages(include=["llmrank", "llmrank.*"]), "llmrank._prompts"],
+    package_dir={"llmrank._prompts": "prompts"},
+)
