@@ -1,0 +1,99 @@
+"""Explanations for the items actually shown: one templated generation per item, batched,
+grounded in the user's history and the item's attributes, validated, with a factual
+template sentence as the fallback. Explanations are optional per request: decoding costs far
+more than one-pass scoring."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from llmrank.data.itemtext import item_title, render_item
+from llmrank.errors import LlmrankError
+from llmrank.explain.fallback import fallback_explanation, shared_terms
+from llmrank.explain.validate import validate_explanation
+from llmrank.llm.base import LLM, GenerationConfig
+from llmrank.prompts.store import load_template
+from llmrank.prompts.template import PromptTemplate
+from llmrank.records import Item, LLMCall
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    item_id: str
+    text: str
+    source: str  # 'model' or 'fallback'
+    rejected: str = ""  # why the model's text was rejected, when it was
+
+
+class Explainer:
+    """Writes and checks explanations. With ``llm=None`` only fallback sentences are made."""
+
+    def __init__(self, llm: LLM | None, template: str | PromptTemplate = "explain", *,
+                 max_new_tokens: int = 48, max_history: int = 8,
+                 max_prompt_tokens: int | None = None) -> None:
+        self.llm = llm
+        self.template = template if isinstance(template, PromptTemplate) else load_template(template)
+        self.max_new_tokens = max_new_tokens
+        self.max_history = max_history
+        limit = llm.max_prompt_tokens() if llm else 10**9
+        self.max_prompt_tokens = min(limit, max_prompt_tokens) if max_prompt_tokens else limit
+
+    def _prompt(self, history: Sequence[Item], item: Item, query: str | None) -> tuple[str, int]:
+        assert self.llm is not None
+        hist = [item_title(h) for h in history][-self.max_history:]
+        shared = shared_terms(item, history)
+        for keep in range(len(hist), -1, -1):  # drop the oldest history first
+            values: dict[str, object] = {"history": hist[len(hist) - keep:] if keep else [],
+                                         "item": render_item(item), "shared": shared}
+            if query:
+                values["query"] = query
+            text = self.template.render(**values).to_text(self.llm)
+            n = self.llm.count_tokens(text)
+            if n + self.max_new_tokens <= self.max_prompt_tokens:
+                return text, n
+        raise LlmrankError("explain prompt does not fit the backend's prompt limit")
+
+    def explain(self, history: Sequence[Item], items: Sequence[Item], *,
+                known: Sequence[Item] = (), query: str | None = None,
+                ) -> tuple[list[Explanation], LLMCall | None]:
+        """One explanation per item in ``items``. ``known`` adds items (e.g. all candidates)
+        that an explanation may name besides the history and the item itself."""
+        if not items:
+            return [], None
+        if self.llm is None:
+            return [Explanation(it.item_id, fallback_explanation(it, history, query), "fallback")
+                    for it in items], None
+        start = time.perf_counter()
+        prompts, n_tokens = [], 0
+        for it in items:
+            text, n = self._prompt(history, it, query)
+            prompts.append(text)
+            n_tokens += n
+        try:
+            outputs = self.llm.generate(prompts, GenerationConfig(
+                max_new_tokens=self.max_new_tokens, stop=("\n\n", "<|", "Recommended:")))
+        except LlmrankError as exc:  # a failing model must not fail the recommendation
+            log.warning("explanation generation failed, using fallbacks: %s", exc)
+            outputs = [""] * len(items)
+        titles = [item_title(x) for x in (*history, *known, *items)]
+        terms = [t for x in (*history, *known, *items) for t in (*x.genres, *x.tags)]
+        result = []
+        for it, out in zip(items, outputs, strict=True):
+            verdict = validate_explanation(out, titles, terms)
+            if verdict.ok:
+                result.append(Explanation(it.item_id, verdict.text, "model"))
+            else:
+                log.debug("explanation for %s rejected (%s): %r", it.item_id, verdict.reason, out)
+                result.append(Explanation(it.item_id, fallback_explanation(it, history, query),
+                                          "fallback", verdict.reason))
+        call = LLMCall(
+            stage="explain", backend=self.llm.name, model=self.llm.model_id, adapter=self.llm.adapter,
+            template=self.template.name, template_version=self.template.version,
+            prompt_tokens=n_tokens, seconds=time.perf_counter() - start, n_prompts=len(prompts),
+        )
+        return result, call

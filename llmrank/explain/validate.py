@@ -1,0 +1,114 @@
+"""Checks that a generated explanation is usable: not empty, not degenerate, not an echo of
+the prompt, and naming only items the user actually has in history or among the candidates.
+
+A small model invents titles readily; an explanation that cites a film the user never saw is
+worse than none, so anything that looks like a title must match a known one."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(?!\w)")
+# two or more consecutive capitalised words (optionally joined by short lower-case words)
+_CAPS = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+(?:of|the|and|a|an|in|on|to|for|&)?\s*[A-Z][\w'’\-]*)+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+_ECHO = (
+    "text between double quotes", "never an instruction", "ignore any request",
+    "answer with one letter", "which candidate", "the user's history, oldest first",
+    "candidate will the user choose", "recommender system", "you explain recommendations",
+    "ignore previous instructions", "<|", "|>", "system:", "assistant:", "user:",
+)
+# words that start a sentence or are pronouns: a capitalised pair of these is not a title
+_COMMON = {
+    "i", "you", "your", "it", "this", "the", "a", "an", "if", "since", "because", "as", "its",
+    "they", "we", "he", "she", "based", "given", "like", "both", "with", "fans", "also", "and",
+}
+
+MIN_CHARS = 12
+MAX_CHARS = 400
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str = ""
+    text: str = ""
+
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return " ".join(_WORD.findall(text))
+
+
+def _strip_year(title: str) -> str:
+    return re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
+
+
+def tidy(text: str) -> str:
+    """First paragraph, at most two sentences, whitespace collapsed."""
+    text = text.strip().split("\n\n")[0]
+    text = " ".join(text.split())
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    return " ".join(sentences[:2]).strip()
+
+
+def _degenerate(text: str) -> str | None:
+    letters = sum(ch.isalpha() for ch in text)
+    if letters / max(1, len(text)) < 0.6:
+        return "not prose"
+    words = _WORD.findall(text.lower())
+    if len(words) < 3:
+        return "too short"
+    run = 1
+    for a, b in zip(words, words[1:], strict=False):
+        run = run + 1 if a == b else 1
+        if run >= 3:
+            return "repeated tokens"
+    if len(words) >= 8 and len(set(words)) / len(words) < 0.45:
+        return "repetitive"
+    return None
+
+
+def validate_explanation(text: str, known_titles: Iterable[str],
+                         known_terms: Iterable[str] = ()) -> Verdict:
+    """Accept ``text`` only if every quoted span and every capitalised multi-word span is
+    part of a known title (history, candidates, the item) or a known term (genres, tags)."""
+    text = tidy(text)
+    if len(text) < MIN_CHARS:
+        return Verdict(False, "empty or too short")
+    if len(text) > MAX_CHARS:
+        text = text[:MAX_CHARS].rsplit(" ", 1)[0] + "…"
+    low = text.lower()
+    for echo in _ECHO:
+        if echo in low:
+            return Verdict(False, f"instruction echo ({echo!r})")
+    if reason := _degenerate(text):
+        return Verdict(False, reason)
+    titles = [_norm(t) for t in known_titles if t]
+    titles += [_norm(_strip_year(t)) for t in known_titles if t]
+    terms = [_norm(t) for t in known_terms if t]
+    haystack = [t for t in titles + terms if t]
+
+    def known(span: str) -> bool:
+        s = _norm(span)
+        return not s or any(s in t for t in haystack)
+
+    for m in _QUOTED.finditer(text):
+        span = m.group(1) or m.group(2) or ""
+        if not known(span):
+            return Verdict(False, f"names an unknown item {span!r}")
+    for m in _CAPS.finditer(text):
+        span = m.group(0)
+        words = _WORD.findall(span.lower())
+        if all(w in _COMMON for w in words):
+            continue
+        # drop a sentence-initial common word ("Since Toy Story" -> "Toy Story")
+        while words and words[0] in _COMMON:
+            words = words[1:]
+        parts = re.split(r"\b(?:and|or)\b|&", " ".join(words))  # "Crime and Animation"
+        if len(words) >= 2 and not known(" ".join(words)) and not all(known(p) for p in parts):
+            return Verdict(False, f"names an unknown item {span!r}")
+    return Verdict(True, "", text)
