@@ -53,7 +53,7 @@ class Estimate:
     ess: float  # effective sample size of the importance weights (Kish), per position mean
 
     def covers(self, truth: float) -> bool:
-        return self.ci_low <= truth <= self.ci_high
+        return bool(self.ci_low <= truth <= self.ci_high)
 
 
 @dataclass

@@ -1,0 +1,112 @@
+"""The explore stage as the Recommender uses it: a policy plus the feedback store.
+
+    step = ExploreStep.from_config(config, features=item_features)   # once
+    shown = step(request, reranked_items, history)                    # per request, after rerank
+    step.feedback(FeedbackEvent(...))                                 # Recommender.feedback
+    step.learn()                                                      # fold settled feedback in
+
+``__call__`` returns the shown RankedItems (positions and propensities set) and logs the
+impression (with the candidate list, for off-policy evaluation) before returning, so every
+shown slate is on record. Feedback arrives later and one item at a time, so policies learn from
+*settled* impressions: ``learn()`` takes the impressions older than ``settle_seconds`` that it
+has not seen yet, joins their events (clicked = 1, shown without a click = 0) and calls
+``policy.update``. A request with ``explore=False`` is served greedily (propensity 1) and
+logged as policy 'greedy'."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from llmrank.explore.base import ExploreContext, Policy, Slate
+from llmrank.explore.features import ItemFeatures
+from llmrank.feedback.base import FeedbackStore
+from llmrank.feedback.records import FeedbackEvent, Impression
+from llmrank.records import RankedItem, RecRequest
+
+
+class ExploreStep:
+    def __init__(self, policy: Policy, store: FeedbackStore | None = None, *,
+                 settle_seconds: float = 3600.0, segment_key: str | None = None,
+                 features: ItemFeatures | None = None) -> None:
+        from llmrank.explore import make_policy
+
+        self.policy = policy
+        self.greedy = make_policy("greedy", features=features)
+        self.store = store
+        self.settle_seconds = settle_seconds
+        self.segment_key = segment_key
+        self.learned_until: float | None = None
+
+    @classmethod
+    def from_config(cls, config: Any, *, features: ItemFeatures | None = None,
+                    store: FeedbackStore | None = None, open_feedback: bool = True) -> ExploreStep:
+        """From a llmrank Config: ``[policy] name/options`` (seeded by ``config.seed``) and the
+        ``[feedback]`` store. Options ``settle_seconds`` and ``segment_key`` (a user attribute)
+        belong to the step, everything else to the policy."""
+        from llmrank.explore import make_policy
+        from llmrank.feedback import open_store
+
+        options = dict(config.policy.options)
+        settle = float(options.pop("settle_seconds", 3600.0))
+        segment_key = options.pop("segment_key", None)
+        options.setdefault("seed", config.seed)
+        policy = make_policy(config.policy.name, options, features=features)
+        if store is None and open_feedback:
+            store = open_store(config.feedback)
+        return cls(policy, store, settle_seconds=settle, segment_key=segment_key, features=features)
+
+    def __call__(self, request: RecRequest, ranked: Sequence[RankedItem], history: Sequence[str] = (),
+                 *, segment: str | None = None, log: bool = True) -> list[RankedItem]:
+        policy = self.policy if request.explore else self.greedy
+        ctx = ExploreContext(user_id=request.user_id, history=list(history), segment=segment,
+                             request_id=request.request_id)
+        slate = policy.select([(it.item_id, float(it.score)) for it in ranked], request.k, ctx)
+        by_id = {it.item_id: it for it in ranked}
+        shown = []
+        for pos, (item_id, prop) in enumerate(zip(slate.items, slate.propensities or [], strict=True)):
+            base = by_id.get(item_id) or RankedItem(item_id=item_id, score=float("nan"), position=pos)
+            shown.append(replace(base, position=pos, propensity=prop))
+        if log and self.store is not None:
+            self.store.log_impression(slate.impression(request.request_id, request.user_id,
+                                                       context={"segment": segment}))
+        return shown
+
+    def feedback(self, event: FeedbackEvent) -> str:
+        """Store one event (returns after it is durable: the acknowledgement)."""
+        if self.store is None:
+            from llmrank.errors import FeedbackError
+
+            raise FeedbackError("no feedback store configured")
+        return self.store.log_event(event)
+
+    def learn(self, *, now: float | None = None) -> int:
+        """Update the policy from impressions settled since the last call; returns how many."""
+        if self.store is None:
+            return 0
+        from llmrank.feedback.rounds import rounds
+
+        until = (time.time() if now is None else now) - self.settle_seconds
+        n = 0
+        for rnd in rounds(self.store, since=self.learned_until, until=until):
+            imp = rnd.impression  # any policy's slate is evidence about the items it showed
+            self.policy.update(context_of(imp), slate_of(imp), list(rnd.rewards))
+            n += 1
+        self.learned_until = until
+        return n
+
+
+def slate_of(imp: Impression) -> Slate:
+    """The Slate a logged impression records (the candidates default to the shown items)."""
+    cands = list(imp.candidates) or list(imp.items)
+    scores = list(imp.candidate_scores) or ([*imp.scores] if not imp.candidates else [0.0] * len(cands))
+    return Slate(items=list(imp.items), scores=list(imp.scores), propensities=list(imp.propensities),
+                 policy=imp.policy, candidates=cands, candidate_scores=scores,
+                 propensity_method=imp.propensity_method)
+
+
+def context_of(imp: Impression) -> ExploreContext:
+    return ExploreContext(user_id=imp.user_id, segment=imp.context.get("segment"),
+                          request_id=imp.request_id)

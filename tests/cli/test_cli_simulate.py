@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import json
+
+import typer
+from typer.testing import CliRunner
+
+from llmrank.cli.simulate import register
+
+
+def test_simulate_command_on_ml100k(ml100k_dir, tmp_path):
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:  # keep `simulate` a subcommand
+        pass
+
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text('[data]\ndataset = "ml-100k"\n[replay]\nk = 5\nn_candidates = 30\n'
+                   '[[policies]]\nlabel = "greedy"\nname = "greedy"\n'
+                   '[[policies]]\nlabel = "ts"\nname = "thompson"\n')
+    out = tmp_path / "report"
+    res = CliRunner().invoke(app, ["simulate", "--config", str(cfg), "--data-dir", str(ml100k_dir.parent),
+                                   "--steps", "40", "--out", str(out), "--policies", "greedy,ts,egreedy",
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.stdout)
+    assert body["steps"] == 40 and set(body["policies"]) == {"greedy", "ts", "egreedy"}
+    for name in ("metrics.json", "report.md", "cumulative_hit_rate.png", "coverage.png", "regret_vs_best.png"):
+        assert (out / name).stat().st_size > 0
