@@ -78,6 +78,9 @@ class RerankerConfig(_Section):
     batch_size: int = 8
     device: str = "auto"
     dtype: str = "auto"
+    strategy: Literal["tournament", "window"] = "tournament"  # more candidates than labels
+    max_labels: int = 20  # labels per prompt (A..T); at most 26
+    max_prompt_tokens: int = 2048  # every backend's prompt bound; oldest history dropped first
     options: dict[str, Any] = Field(default_factory=dict)  # backend-specific settings
 
 
