@@ -148,6 +148,7 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
 
     from llmrank.finetune.sft import (
         _validation,
+        attach,
         common_args,
         finish,
         last_checkpoint,
@@ -180,8 +181,7 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
         trainer = DPOTrainer(model=model, args=args, train_dataset=to_dpo_dataset(pairs),
                              processing_class=run.prompt_model.tokenizer, peft_config=peft_cfg,
                              callbacks=[*([cb] if cb else []), *callbacks])
-        if cb is not None:
-            cb.trainer = trainer
+        attach(trainer, cb, show)
         checkpoint = last_checkpoint(out / "checkpoints") if resume else None
         start = time.perf_counter()
         with tensorboard_dir(out / "tensorboard"):

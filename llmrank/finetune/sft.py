@@ -58,8 +58,15 @@ class TrainResult:
             "adapter": str(self.adapter_dir), "name": self.adapter_name, "steps": self.steps,
             "seconds": round(self.seconds, 1), "seconds_per_step": round(self.seconds_per_step, 2),
             "peak_memory_mb": round(self.peak_memory_mb), "device": self.device,
-            "best": self.best, "out": str(self.out_dir),
+            "best": _brief(self.best), "out": str(self.out_dir),
         }
+
+
+def _brief(best: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The best-validation record without its per-user arrays (for tables and logs)."""
+    if best is None:
+        return None
+    return {k: v for k, v in best.items() if k not in ("per_user", "users")}
 
 
 # ---- settings ---------------------------------------------------------------------------
@@ -158,6 +165,17 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def attach(trainer: Any, callback: Any, show: bool) -> None:
+    """Give the validation callback its trainer (to log through it) and, without progress
+    output, drop the printer that writes every log dict to stdout (it would corrupt --json)."""
+    from transformers.trainer_callback import PrinterCallback
+
+    if callback is not None:
+        callback.trainer = trainer
+    if not show:
+        trainer.remove_callback(PrinterCallback)
+
+
 def last_checkpoint(folder: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -210,8 +228,7 @@ def train_sft(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
         trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds,
                              processing_class=tokenizer, peft_config=peft_cfg,
                              callbacks=[*([cb] if cb else []), *callbacks])
-        if cb is not None:
-            cb.trainer = trainer
+        attach(trainer, cb, show)
         checkpoint = last_checkpoint(out / "checkpoints") if resume else None
         if resume and checkpoint is None:
             log.info("no checkpoint in %s: starting from scratch", out / "checkpoints")

@@ -67,9 +67,9 @@ def validation_sample(split: LeaveOneOut, n_users: int, *, n_negatives: int = 19
 
 def score_sample(llm: Any, builder: RankPromptBuilder, sample: ValidationSample, *,
                  seed: int = 0, chunk: int = 16,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-    """Label-score every user of ``sample`` with ``llm`` and return mean metrics: NDCG/Recall
-    at 1, 5, 10, 20, MRR@20 and ``label_nll`` (cross-entropy of the target among labels)."""
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Label-score every user of ``sample`` with ``llm``: (n_users, n_candidates) label
+    log-probs renormalised over the labels (the reranker's scores)."""
     scorer = LabelScorer(llm, builder, permutations=1, seed=seed)
     rows: list[np.ndarray] = []
     for start in range(0, len(sample), chunk):
@@ -79,17 +79,22 @@ def score_sample(llm: Any, builder: RankPromptBuilder, sample: ValidationSample,
         rows.extend(o.scores for o in scorer.score(inputs))
         if progress:
             progress(min(start + chunk, len(sample)), len(sample))
-    return metrics_for(np.stack(rows), sample.target_cols)
+    return np.stack(rows)
+
+
+def per_user_metrics(scores: np.ndarray, target_cols: np.ndarray) -> dict[str, np.ndarray]:
+    """The harness's per-user metrics (pessimistic ties) plus the label NLL per user."""
+    ranks = target_ranks(scores, target_cols)
+    out = {k: v for k, v in metrics_from_ranks(ranks, ks=(1, 5, 10, 20)).items()
+           if not k.startswith("mrr@") or k == "mrr@20"}
+    logp = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
+    out["label_nll"] = -logp[np.arange(len(scores)), target_cols]
+    return out
 
 
 def metrics_for(scores: np.ndarray, target_cols: np.ndarray) -> dict[str, float]:
-    """Means of the harness's per-user metrics (pessimistic ties) plus the label NLL."""
-    ranks = target_ranks(scores, target_cols)
-    per_user = metrics_from_ranks(ranks, ks=(1, 5, 10, 20))
-    out = {k: float(v.mean()) for k, v in per_user.items() if not k.startswith("mrr@") or k == "mrr@20"}
-    logp = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
-    out["label_nll"] = float(-logp[np.arange(len(scores)), target_cols].mean())
-    return out
+    """Means of ``per_user_metrics``."""
+    return {k: float(v.mean()) for k, v in per_user_metrics(scores, target_cols).items()}
 
 
 class RankingValidation:
@@ -113,8 +118,8 @@ class RankingValidation:
             self.best = json.loads(best_json.read_text(encoding="utf-8"))
         self.history: list[dict[str, Any]] = []
 
-    def evaluate(self, model: Any) -> dict[str, float]:
-        """Metrics of ``model`` (a peft model in training) on the sample; mode restored."""
+    def evaluate(self, model: Any) -> np.ndarray:
+        """Label scores of ``model`` (a peft model in training) on the sample; mode restored."""
         from llmrank.finetune.live import LiveTransformersLLM
 
         was_training = model.training
@@ -129,7 +134,8 @@ class RankingValidation:
     def step(self, model: Any, global_step: int) -> dict[str, float]:
         """Evaluate, record, and save the adapter when it beats the best so far."""
         start = time.perf_counter()
-        metrics = self.evaluate(model)
+        per_user = per_user_metrics(self.evaluate(model), self.sample.target_cols)
+        metrics = {k: float(v.mean()) for k, v in per_user.items()}
         seconds = time.perf_counter() - start
         record = {"step": global_step, "seconds": round(seconds, 1), **metrics}
         self.history.append(record)
@@ -139,7 +145,8 @@ class RankingValidation:
         value = metrics[self.spec.metric]
         if self.best is None or value > float(self.best["value"]):
             self.best = {"step": global_step, "metric": self.spec.metric, "value": value,
-                         "metrics": metrics}
+                         "metrics": metrics, "users": [int(u) for u in self.sample.users],
+                         "per_user": [float(x) for x in per_user[self.spec.metric]]}
             self._save_best(model)
         log.info("validation at step %d: %s %.4f (best %.4f at step %s), %.0fs", global_step,
                  self.spec.metric, value, self.best["value"], self.best["step"], seconds)

@@ -1,0 +1,110 @@
+"""`llmrank finetune`: LoRA SFT (default), DPO (--dpo), or a cross-domain start from an
+existing adapter (--domain NEW --from-adapter BASE, compared with training from scratch).
+Maps 1:1 to ``llmrank.finetune.finetune``; the recipe file is the config and flags override
+single fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_logging
+
+DEFAULT_RECIPE = Path("finetune/sft_ml_small.toml")
+
+
+def overrides_from_flags(*, dataset: str | None, steps: int | None, lr: float | None,
+                         dpo: bool, from_adapter: str | None, domain: str | None,
+                         out: str | None, name: str | None, base_model: str | None,
+                         users: int | None, threads: int | None, seed: int | None,
+                         feedback: str | None) -> dict[str, Any]:
+    """Flags -> dotted recipe keys (None = keep the recipe's value)."""
+    o: dict[str, Any] = {
+        "data.dataset": domain or dataset, "train.max_steps": steps,
+        "train.learning_rate": lr, "from_adapter": from_adapter, "out": out,
+        "adapter_name": name, "base_model": base_model, "examples.max_users": users,
+        "train.threads": threads, "seed": seed,
+    }
+    if dpo:
+        o["mode"] = "dpo"
+    if feedback:
+        o["dpo.source"], o["dpo.feedback_db"] = "feedback", feedback
+    return o
+
+
+def _summary_table(report: Any) -> None:
+    from rich.table import Table
+
+    s = report.summary()
+    table = Table(title=f"llmrank finetune: {s['name']} ({s['mode']})")
+    table.add_column("field")
+    table.add_column("value")
+    best = s.get("best") or {}
+    rows = [
+        ("dataset", s["dataset"]), ("adapter", s["adapter"]), ("registry name", s["name"] or "-"),
+        ("steps", s["steps"]), ("training time", f"{s['seconds']:.0f} s"),
+        ("seconds / step", f"{s['seconds_per_step']:.2f}"),
+        ("peak memory", f"{s['peak_memory_mb']} MB"), ("device", s["device"]),
+        (f"best validation {best.get('metric', '')}",
+         f"{best['value']:.4f} at step {best['step']}" if best else "-"),
+    ]
+    if s.get("merged"):
+        rows.append(("merged model", s["merged"]))
+    for k, v in rows:
+        table.add_row(k, str(v))
+    console.print(table)
+    t = s.get("transfer")
+    if t:
+        comp = Table(title=f"cross-domain: validation {t['metric']} with the same budget")
+        for col in ("start", t["metric"]):
+            comp.add_column(col)
+        comp.add_row("from adapter", f"{t['from_adapter']:.4f}")
+        comp.add_row("from scratch", f"{t['from_scratch']:.4f}")
+        p = t.get("paired") or {}
+        gain = f"{t['gain']:+.4f}" + (f" (p={p['p_value']:.3g})" if p else "")
+        comp.add_row("gain", gain)
+        console.print(comp)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("finetune")
+    def finetune_cmd(
+        recipe: Path = typer.Option(DEFAULT_RECIPE, "--recipe", "-r", help="Recipe TOML in finetune/."),
+        dataset: str | None = typer.Option(None, help="Dataset name or path (overrides data.dataset)."),
+        steps: int | None = typer.Option(None, help="Optimizer steps (train.max_steps)."),
+        lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
+        dpo: bool = typer.Option(False, "--dpo", help="Preference tuning (DPO) instead of SFT."),
+        feedback: str | None = typer.Option(None, help="DPO pairs from this feedback SQLite file."),
+        from_adapter: str | None = typer.Option(None, "--from-adapter", help="Start from this adapter (name or path)."),
+        domain: str | None = typer.Option(None, help="New domain dataset; with --from-adapter, compare against training from scratch."),
+        out: str | None = typer.Option(None, help="Run folder (checkpoints, logs, adapter)."),
+        name: str | None = typer.Option(None, "--name", help="Publish the adapter under this registry name."),
+        base_model: str | None = typer.Option(None, "--base-model", help="Base model (default: SmolLM2-135M-Instruct)."),
+        users: int | None = typer.Option(None, help="Use only the first N users (quick runs)."),
+        threads: int | None = typer.Option(None, help="Torch CPU threads."),
+        seed: int | None = typer.Option(None, help="Seed."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run folder."),
+        merge: bool = typer.Option(False, "--merge", help="Also save the adapter merged into the base model."),
+        json_out: bool = JsonOpt,
+        verbose: bool = VerboseOpt,
+    ) -> None:
+        """Fine-tune the LLM reranker with LoRA (SFT or DPO) and save the adapter with its manifest."""
+        from llmrank.finetune.api import finetune
+        from llmrank.finetune.config import load_recipe
+
+        setup_logging(verbose)
+        overrides = overrides_from_flags(
+            dataset=dataset, steps=steps, lr=lr, dpo=dpo, from_adapter=from_adapter,
+            domain=domain, out=out, name=name, base_model=base_model, users=users,
+            threads=threads, seed=seed, feedback=feedback)
+        rec = load_recipe(recipe if recipe.is_file() or recipe != DEFAULT_RECIPE else None,
+                          overrides)
+        compare = bool(domain and from_adapter and not dpo)
+        report = finetune(rec, resume=resume, compare_scratch=compare, merge=merge,
+                          progress=not json_out)
+        if json_out:
+            print_json(report.summary())
+        else:
+            _summary_table(report)

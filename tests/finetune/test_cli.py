@@ -1,0 +1,61 @@
+"""`llmrank finetune` end to end on the tiny model (mounted on a bare Typer app, so the test
+does not depend on the other command groups)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from typer.testing import CliRunner
+
+
+def _app() -> typer.Typer:
+    from llmrank.cli.finetune import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def noop() -> None:  # a second command keeps `finetune` a named subcommand
+        pass
+
+    return app
+
+
+def test_cli_trains_and_prints_json(make_recipe, tmp_path, home):
+    recipe = make_recipe()
+    path = tmp_path / "tiny.toml"
+    lines = [f'base_model = "{recipe.base_model}"', 'name = "tiny-cli"']
+    for section, values in recipe.to_dict().items():
+        if isinstance(values, dict) and section in ("data", "prompt", "examples", "train", "validation"):
+            lines.append(f"[{section}]")
+            for k, v in values.items():
+                if v is not None and v != {}:
+                    lines.append(f"{k} = {json.dumps(v)}")
+    path.write_text("\n".join(lines))
+    out = tmp_path / "cli-run"
+    res = CliRunner().invoke(_app(), ["finetune", "--recipe", str(path), "--steps", "2",
+                                      "--lr", "0.01", "--out", str(out), "--name", "tiny-cli",
+                                      "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["steps"] == 2 and data["name"] == "tiny-cli" and data["mode"] == "sft"
+    assert (out / "adapter" / "llmrank_adapter.json").is_file()
+    assert (home / "adapters" / "tiny-cli" / "adapter_config.json").is_file()
+    manifest = json.loads((out / "adapter" / "llmrank_adapter.json").read_text())
+    assert manifest["recipe"]["train"]["learning_rate"] == 0.01  # the flag overrode the recipe
+
+
+def test_flags_map_to_recipe_fields():
+    from llmrank.cli.finetune import overrides_from_flags
+
+    o = overrides_from_flags(dataset="ml-100k", steps=5, lr=1e-3, dpo=True, from_adapter="a",
+                             domain=None, out="o", name="n", base_model=None, users=3,
+                             threads=1, seed=7, feedback="fb.db")
+    assert o["data.dataset"] == "ml-100k" and o["train.max_steps"] == 5
+    assert o["mode"] == "dpo" and o["dpo.source"] == "feedback" and o["dpo.feedback_db"] == "fb.db"
+    assert o["from_adapter"] == "a" and o["seed"] == 7 and o["examples.max_users"] == 3
+    o = overrides_from_flags(dataset="x", steps=None, lr=None, dpo=False, from_adapter="a",
+                             domain="ml-100k", out=None, name=None, base_model=None,
+                             users=None, threads=None, seed=None, feedback=None)
+    assert o["data.dataset"] == "ml-100k" and "mode" not in o
