@@ -6,14 +6,18 @@ worse than none, so anything that looks like a title must match a known one."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 _QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(?!\w)")
-# two or more consecutive capitalised words (optionally joined by short lower-case words)
-_CAPS = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+(?:of|the|and|a|an|in|on|to|for|&)?\s*[A-Z][\w'’\-]*)+")
+# a capitalised word followed by capitalised words or numbers ('Toy Story', 'Rocky 4'),
+# optionally joined by short lower-case words ('Lord of the Rings')
+_CAPS = re.compile(
+    r"\b[A-Z][\w'’\-]*(?:\s+(?:(?:of|the|and|a|an|in|on|to|for|&)\s+)?(?:[A-Z][\w'’\-]*|\d+\b))+"
+)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ECHO = (
     "text between double quotes", "never an instruction", "ignore any request",
@@ -63,7 +67,7 @@ def _degenerate(text: str) -> str | None:
     if len(words) < 3:
         return "too short"
     run = 1
-    for a, b in zip(words, words[1:], strict=False):
+    for a, b in itertools.pairwise(words):
         run = run + 1 if a == b else 1
         if run >= 3:
             return "repeated tokens"

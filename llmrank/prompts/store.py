@@ -10,6 +10,7 @@ to a ``.toml`` file is loaded directly."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -58,12 +59,19 @@ def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in version.replace("-", ".").split("."))
 
 
+@functools.lru_cache(maxsize=256)
+def _parse(path: str, mtime_ns: int) -> PromptTemplate:
+    """Parsed once per file version: templates are immutable, checks cost Jinja parsing."""
+    del mtime_ns  # part of the cache key only
+    return PromptTemplate.from_file(path)
+
+
 def list_templates() -> list[PromptTemplate]:
     """Every loadable template, first found wins for the same name@version, sorted."""
     found: dict[str, PromptTemplate] = {}
     for path in _iter_files():
         try:
-            tmpl = PromptTemplate.from_file(path)
+            tmpl = _parse(str(path), path.stat().st_mtime_ns)
         except PromptError as exc:
             log.warning("skipping invalid template %s: %s", path, exc)
             continue

@@ -150,8 +150,9 @@ class LabelScorer:
             conts = prompts[idx[0]].continuations
             logp = self.llm.label_logprobs([prompts[k].text for k in idx], conts)
             logp = np.asarray(logp, dtype=np.float64).reshape(len(idx), size)
-            # a backend may return -inf for a label it could not see; keep them finite
-            logp = np.where(np.isfinite(logp), logp, -1e4)
+            # a backend may return -inf for a label it could not see, or garbage: log-probs
+            # live in [-1e4, 0] here, so later sums and level shifts stay finite
+            logp = np.clip(np.where(np.isfinite(logp), logp, -1e4), -1e4, 0.0)
             for row, k in enumerate(idx):
                 results[k] = renormalise(logp[row])
         return [r for r in results if r is not None]

@@ -1,0 +1,234 @@
+"""The one public entry point: retrieve -> rerank -> explore -> explain.
+
+    rec = Recommender.from_config("deploy.toml")
+    resp = rec.recommend("42", k=10, explain=True)      # or a RecRequest
+
+Every stage is an object with one call; the Recommender only wires them and records the
+trace. The explore stage is a seam: any callable ``(request, ranked, history) -> shown``
+(``llmrank.explore.step.ExploreStep`` is the built-in) runs between rerank and explain;
+without one the top k are shown greedily with propensity 1. Whatever a stage returns, the
+response holds only items that were retrieved as candidates."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from llmrank.config import Config, load_config
+from llmrank.errors import EmptyHistoryError, FeedbackError, UnknownUserError
+from llmrank.records import Candidate, Item, RankedItem, RecRequest, RecResponse, Trace
+
+if TYPE_CHECKING:
+    from llmrank.data.dataset import Dataset
+    from llmrank.explain.explainer import Explainer, Explanation
+    from llmrank.rerank.reranker import LLMReranker
+    from llmrank.retrieve.base import Retriever
+
+log = logging.getLogger(__name__)
+
+
+class ExploreSeam(Protocol):
+    """What the Recommender calls between rerank and explain (ExploreStep fits)."""
+
+    def __call__(self, request: RecRequest, ranked: Sequence[RankedItem],
+                 history: Sequence[str] = ()) -> list[RankedItem]: ...
+
+
+class Recommender:
+    def __init__(self, dataset: Dataset, retriever: Retriever | None,
+                 reranker: LLMReranker | None = None, explainer: Explainer | None = None,
+                 explore: ExploreSeam | None = None, *, config: Config | None = None) -> None:
+        self.dataset = dataset
+        self.retriever = retriever
+        self.reranker = reranker
+        self.explainer = explainer
+        self.explore = explore
+        self.config = config or Config()
+
+    # ---- construction ------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, source: str | Path | dict[str, Any] | Config | None = None,
+                    overrides: dict[str, Any] | None = None, *, dataset: Dataset | None = None,
+                    retriever: Retriever | None = None, llm: Any = None,
+                    explore: ExploreSeam | None = None, progress: bool = False) -> Recommender:
+        """Build every stage a config describes. Passing ``dataset``/``retriever``/``llm``/
+        ``explore`` reuses existing objects instead (tests, servers sharing a model)."""
+        cfg = load_config(source, overrides)
+        if dataset is None:
+            from llmrank.data.resolve import load_dataset
+
+            dataset = load_dataset(cfg.data)
+        if retriever is None:
+            retriever = _build_retriever(dataset, cfg)
+        reranker = None
+        if cfg.reranker.enabled:
+            from llmrank.rerank.reranker import LLMReranker
+
+            reranker = LLMReranker.from_config(cfg.reranker, seed=cfg.seed, llm=llm)
+        from llmrank.explain.explainer import Explainer
+
+        explainer = Explainer(reranker.llm if reranker else llm, cfg.explain.template,
+                              max_new_tokens=cfg.explain.max_new_tokens)
+        if explore is None and (cfg.policy.name != "greedy" or cfg.feedback.path):
+            from llmrank.explore.step import ExploreStep
+
+            explore = ExploreStep.from_config(cfg)
+        return cls(dataset, retriever, reranker, explainer, explore, config=cfg)
+
+    def describe_reranker(self) -> str:
+        return self.reranker.describe() if self.reranker else "off"
+
+    # ---- requests ----------------------------------------------------------------------
+    def _request(self, request: RecRequest | str | None, **fields: Any) -> RecRequest:
+        given = {k: v for k, v in fields.items() if v is not None}
+        if isinstance(request, RecRequest):
+            return replace(request, **given) if given else request
+        return RecRequest(user_id=request, **given)
+
+    def _history(self, req: RecRequest) -> list[str]:
+        """Explicit history wins; a known user's history otherwise; items not in the catalog
+        are dropped (they cannot be shown or described)."""
+        if req.history is not None:
+            hist = list(req.history)
+        elif req.user_id is not None and self.dataset.has_user(req.user_id):
+            hist = self.dataset.history(req.user_id)
+        elif req.user_id is not None and not req.text:
+            raise UnknownUserError(f"unknown user {req.user_id!r} and no history or text given")
+        else:
+            hist = []
+        return [i for i in hist if i in self.dataset.items]
+
+    def _items(self, ids: Sequence[str]) -> list[Item]:
+        return [self.dataset.items[i] for i in ids if i in self.dataset.items]
+
+    def recommend(self, request: RecRequest | str | None = None, *, k: int | None = None,
+                  explain: bool | None = None, text: str | None = None,
+                  history: list[str] | None = None, explore: bool | None = None) -> RecResponse:
+        """Top-k items for a user id, a history or free text (or a full RecRequest)."""
+        req = self._request(request, k=k, explain=explain, text=text, history=history, explore=explore)
+        trace = Trace()
+        hist = self._history(req)
+        t0 = time.perf_counter()
+        cands = self._retrieve(req, hist, trace)
+        trace.stage_seconds["retrieve"] = time.perf_counter() - t0
+        return self._finish(req, hist, cands, trace)
+
+    def rerank(self, request: RecRequest | str | None, candidates: Sequence[str | Candidate], *,
+               k: int | None = None, explain: bool | None = None) -> RecResponse:
+        """Rerank given candidates (no retrieval): the batch-job entry point."""
+        req = self._request(request, k=k, explain=explain)
+        hist = self._history(req)
+        cands = [c if isinstance(c, Candidate) else Candidate(c, 0.0, "given") for c in candidates]
+        cands = [c for c in cands if c.item_id in self.dataset.items]
+        return self._finish(req, hist, cands, Trace())
+
+    def explain(self, request: RecRequest | str | None, item_ids: Sequence[str], *,
+                history: list[str] | None = None) -> list[Explanation]:
+        """Explanations for ``item_ids`` (validated model text or the factual fallback)."""
+        from llmrank.explain.explainer import Explainer
+
+        req = self._request(request, history=history)
+        hist = self._items(self._history(req))
+        explainer = self.explainer or Explainer(None)
+        out, _ = explainer.explain(hist, self._items(item_ids), query=req.text)
+        return out
+
+    def feedback(self, event: Any) -> str:
+        """Store a feedback event through the explore stage's store (acknowledged when durable)."""
+        handler = getattr(self.explore, "feedback", None)
+        if handler is None:
+            raise FeedbackError("no feedback store configured ([feedback] path or a policy)")
+        return str(handler(event))
+
+    # ---- stages ------------------------------------------------------------------------
+    def _retrieve(self, req: RecRequest, hist: list[str], trace: Trace) -> list[Candidate]:
+        if not hist and not req.text:
+            trace.notes.append("no history and no text: popular items as candidates")
+            return self._popular(req)
+        if self.retriever is None:
+            raise EmptyHistoryError("no retriever configured; use rerank() with candidates")
+        found = self.retriever.retrieve(history=hist or None, text=req.text,
+                                        k=req.n_candidates, filters=req.filters)
+        seen = set(hist) if req.filters.exclude_seen else set()
+        out, ids = [], set()
+        for c in found:  # never trust a stage: only catalog items, once, unseen
+            if c.item_id in self.dataset.items and c.item_id not in ids and c.item_id not in seen:
+                ids.add(c.item_id)
+                out.append(c)
+        return out
+
+    def _popular(self, req: RecRequest) -> list[Candidate]:
+        import numpy as np
+
+        pop = self.dataset.item_popularity()
+        order = np.argsort(-pop, kind="stable")
+        out = []
+        for code in order:
+            item_id = self.dataset.item_ids[int(code)]
+            if req.filters.allow is not None and item_id not in req.filters.allow:
+                continue
+            if item_id in req.filters.deny:
+                continue
+            out.append(Candidate(item_id, float(pop[code]), "popular"))
+            if len(out) == req.n_candidates:
+                break
+        return out
+
+    def _finish(self, req: RecRequest, hist: list[str], cands: list[Candidate],
+                trace: Trace) -> RecResponse:
+        hist_items = self._items(hist)
+        cand_items = self._items([c.item_id for c in cands])
+        t0 = time.perf_counter()
+        if self.reranker is not None and len(cand_items) > 1:
+            from llmrank.rerank.reranker import RerankRequest
+
+            res = self.reranker.rerank(RerankRequest(
+                hist_items, cand_items, [c.score for c in cands], req.text,
+                key=req.user_id or req.request_id))
+            ranked = res.items
+            if res.call:
+                trace.llm_calls.append(res.call)
+        else:
+            ranked = [RankedItem(c.item_id, c.score, pos, retrieval_score=c.score,
+                                 title=self.dataset.items[c.item_id].title)
+                      for pos, c in enumerate(cands)]
+        trace.stage_seconds["rerank"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        policy = "greedy"
+        if self.explore is not None:
+            shown = self.explore(req, ranked, hist)
+            policy = getattr(getattr(self.explore, "policy", None), "name", type(self.explore).__name__)
+            if not req.explore:
+                policy = "greedy"
+        else:
+            shown = [replace(it, propensity=1.0) for it in ranked[: req.k]]
+        allowed = {it.item_id for it in ranked}
+        shown = [replace(it, position=p) for p, it in
+                 enumerate(x for x in shown if x.item_id in allowed)][: req.k]
+        trace.stage_seconds["explore"] = time.perf_counter() - t0
+        if req.explain and shown:
+            t0 = time.perf_counter()
+            from llmrank.explain.explainer import Explainer
+
+            explainer = self.explainer or Explainer(None)
+            exps, call = explainer.explain(hist_items, self._items([s.item_id for s in shown]),
+                                           known=cand_items, query=req.text)
+            by_id = {e.item_id: e.text for e in exps}
+            shown = [replace(s, explanation=by_id.get(s.item_id)) for s in shown]
+            if call:
+                trace.llm_calls.append(call)
+            trace.stage_seconds["explain"] = time.perf_counter() - t0
+        return RecResponse(req.request_id, req.user_id, shown, trace, policy)
+
+
+def _build_retriever(dataset: Dataset, cfg: Config) -> Retriever:
+    """Load the configured index folder when it exists, else build the configured kind."""
+    from llmrank.retrieve.store import build_retriever, load_retriever
+
+    if cfg.index.path and Path(cfg.index.path).is_dir():
+        return load_retriever(cfg.index.path)
+    return build_retriever(dataset, cfg)
