@@ -8,6 +8,8 @@ scores a user's *live* history, which grows as the replay walks forward in time.
   warm-up interactions, user score = sum of similarities to the live history. Cheap enough for
   replays of 100k events on two cores.
 * ``PopularityPrior``: warm-up interaction counts (the same list for everyone).
+* ``TwoStagePrior``: retrieve with one prior, rescore its top n with another (item-kNN then
+  the LLM reranker): the recommender's retrieve -> rerank as a replay prior.
 * ``RankerPrior``: any ``llmrank.eval.base.Ranker`` (sequential retriever, LLM reranker, ...).
   It is fitted on a split whose training histories are the warm-up, and scores through a split
   whose ``history(user, stage)`` returns the live history, so rankers that read the history at
@@ -137,3 +139,37 @@ def interaction_embeddings(dataset: Dataset, warm_histories: list[np.ndarray], d
     emb = (vt.T * np.sqrt(s)[None, :])
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
     return np.asarray(np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0))
+
+
+class TwoStagePrior:
+    """Retrieve with one prior, rescore the top ``n`` with another (e.g. item-kNN then the LLM
+    reranker through ``RankerPrior``): the pipeline's retrieve -> rerank, as a replay prior.
+    Items below the top n keep their retrieval score shifted under the reranked block, so a
+    replay with ``n_candidates <= n`` sees exactly the retriever's top n, in reranker order."""
+
+    def __init__(self, retrieve: Prior, rerank: Prior, n: int = 20) -> None:
+        self.retrieve = retrieve
+        self.rerank = rerank
+        self.n = n
+        self.name = f"{retrieve.name}>{rerank.name}"
+
+    def fit(self, dataset: Dataset, warm_histories: list[np.ndarray]) -> None:
+        self.retrieve.fit(dataset, warm_histories)
+        self.rerank.fit(dataset, warm_histories)
+
+    def score(self, user: int, history: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:
+        if candidates is not None:
+            return self.rerank.score(user, history, candidates)
+        full = np.asarray(self.retrieve.score(user, history, None), dtype=np.float64).copy()
+        full[history] = -np.inf
+        top = np.argpartition(-full, self.n - 1)[: self.n]
+        top = top[np.isfinite(full[top])]
+        reranked = np.asarray(self.rerank.score(user, history, top), dtype=np.float64)
+        rest = np.isfinite(full)
+        rest[top] = False
+        out = np.full_like(full, -np.inf)
+        if rest.any():  # everything else strictly below the reranked block, in retrieval order
+            span = full[rest].max() - full[rest].min()
+            out[rest] = reranked.min() - 1.0 - (full[rest].max() - full[rest]) / (span or 1.0)
+        out[top] = reranked
+        return out

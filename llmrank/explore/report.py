@@ -143,7 +143,9 @@ def plot(summary: dict[str, Any], out_dir: Path, prefix: str = "") -> list[Path]
     import matplotlib.pyplot as plt
 
     c = summary["curves"]
-    x = c["step"]
+    x = np.asarray(c["step"], dtype=np.float64)
+    # rates over the first few requests are noise: start the rate curves after them
+    early = x < min(100, max(1, summary["steps"] // 50))
     panels = [
         ("cumulative_hit_rate", "cumulative hit rate"),
         ("windowed_hit_rate", f"hit rate, moving window of {c['window']} requests"),
@@ -154,7 +156,10 @@ def plot(summary: dict[str, Any], out_dir: Path, prefix: str = "") -> list[Path]
     for key, title in panels:
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         for label, ys in c[key].items():
-            ax.plot(x, ys, label=label, lw=1.6)
+            y = np.asarray(ys, dtype=np.float64)
+            if key in ("cumulative_hit_rate", "windowed_hit_rate"):
+                y = np.where(early, np.nan, y)
+            ax.plot(x, y, label=label, lw=1.6)
         ax.set_xlabel("request (time order)")
         ax.set_title(f"{summary['dataset']}: {title}", fontsize=10)
         ax.grid(alpha=0.3)

@@ -38,8 +38,14 @@ class SyntheticWorld:
         self.item_ids = [f"i{j}" for j in range(self.n_items)]
         self.exam = 1.0 / (1.0 + np.arange(self.k)) ** self.eta
 
-    def features(self) -> ItemFeatures:
+    def features(self, noise: float = 0.0) -> ItemFeatures:
+        """Item embeddings for the policies: the true item vectors, plus Gaussian noise of
+        this scale relative to their norm (imperfect side information)."""
         emb = self.V / np.linalg.norm(self.V, axis=1, keepdims=True)
+        if noise > 0:
+            rng = np.random.default_rng(self.seed + 1)
+            emb = emb + noise * rng.normal(size=emb.shape) / np.sqrt(self.dim)
+            emb /= np.linalg.norm(emb, axis=1, keepdims=True)
         return ItemFeatures(self.item_ids, emb)
 
     def context(self, rng: np.random.Generator) -> tuple[int, np.ndarray, np.ndarray]:

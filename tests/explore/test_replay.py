@@ -121,3 +121,35 @@ def test_ranker_prior_adapter_sees_the_live_history():
     prior.fit(ds, [h[:2] for h in ds.histories()])
     hist = ds.histories()[0][:5]
     assert int(np.argmax(prior.score(0, hist, None))) == (hist[-1] + 1) % ds.n_items
+
+
+def test_two_stage_prior_reranks_the_retrievers_top_n():
+    from llmrank.explore.priors import TwoStagePrior
+
+    class Reverse:
+        """A 'reranker' that reverses the retriever's order inside the top n."""
+
+        name = "reverse"
+
+        def fit(self, dataset, warm):
+            self.knn = ItemKNNPrior(neighbors=10)
+            self.knn.fit(dataset, warm)
+
+        def score(self, user, history, candidates):
+            return -self.knn.score(user, history, candidates)
+
+    ds = tiny_dataset()
+    warm = [h[:5] for h in ds.histories()]
+    knn = ItemKNNPrior(neighbors=10)
+    knn.fit(ds, warm)
+    two = TwoStagePrior(ItemKNNPrior(neighbors=10), Reverse(), n=5)
+    two.fit(ds, warm)
+    hist = ds.histories()[0][:5]
+    base = knn.score(0, hist, None).copy()
+    base[hist] = -np.inf
+    top5 = np.argsort(-base, kind="stable")[:5]
+    out = two.score(0, hist, None)
+    order = np.argsort(-out, kind="stable")
+    assert set(order[:5].tolist()) == set(top5.tolist())
+    assert order[0] == top5[-1]  # the reranker's favourite leads
+    assert np.isneginf(out[hist]).all()
