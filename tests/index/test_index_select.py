@@ -25,6 +25,6 @@ def test_index_uses_size_and_forced_kind():
 
 def test_ivf_sizes_follow_sqrt():
     p = IndexParams().with_ivf_sizes(1_000_000)
-    assert p.nlist == 1000 and p.nprobe == 31
+    assert p.nlist == 1000 and p.nprobe == 125
     assert IndexParams(nlist=64, nprobe=4).with_ivf_sizes(10**6).nlist == 64
     assert IndexParams().with_ivf_sizes(25).nprobe == 5  # never more probes than lists
