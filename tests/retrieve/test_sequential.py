@@ -194,3 +194,11 @@ def test_similar_items_and_build_info(retriever):
     with pytest.raises(UnknownItemError):
         retriever.similar_items("nope")
     assert retriever.build_info["best_epoch"] >= 1
+
+
+def test_refit_trains_on_validation_items_for_the_best_epoch_count(split, trained):
+    result = train_sequential(split, tiny_config("sasrec", refit=True))
+    assert result.model.meta["refit"] and result.best_epoch == trained.best_epoch
+    assert not np.array_equal(result.model.item_vectors(), trained.model.item_vectors())
+    test = summarize(split_ranks(result.model.scores, split, "test"), ks=(1,))
+    assert test["recall@1"] > 0.8

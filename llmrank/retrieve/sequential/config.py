@@ -38,6 +38,9 @@ class SequentialConfig:
     min_epochs: int = 1
     eval_every: int = 1  # validate every n epochs
     window_step: int | None = None  # sliding-window step over long histories (None = max_len)
+    # after early stopping, retrain from scratch on training + validation items for the best
+    # epoch count (the validation item is visible when predicting the test item)
+    refit: bool = False
     # reproducibility and hardware
     seed: int = 0
     device: str = "auto"  # auto = cuda when available, else cpu

@@ -96,6 +96,44 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+class _Run:
+    """One model being trained on a fixed set of histories (net, optimiser, windows, rng)."""
+
+    def __init__(self, config: SequentialConfig, n_items: int, histories: list[np.ndarray]) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        if self.device.type == "cpu" and config.threads:
+            torch.set_num_threads(config.threads)
+        seed_everything(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.net = SequentialNet(n_items, config).to(self.device)
+        self.windows = training_windows(histories, config.max_len, config.window_step)
+        if not self.windows:
+            raise ValueError("no training history has two or more items")
+        self.lengths = np.array([len(w) for w in self.windows])
+        self.opt = torch.optim.AdamW(_param_groups(self.net, config.weight_decay), lr=config.lr)
+        self.n_batches = (len(self.windows) + config.batch_size - 1) // config.batch_size
+
+    def epoch(self, on_step: Callable[[int, int], None] | None = None) -> float:
+        """One pass over the windows; returns the mean training loss."""
+        cfg, net = self.config, self.net
+        net.train()
+        total = 0.0
+        for step, batch_idx in enumerate(_length_batches(self.lengths, cfg.batch_size, self.rng)):
+            batch = [self.windows[i] for i in batch_idx]
+            inputs, labels = train_batch(batch, max(len(w) for w in batch) - 1)
+            loss = net.loss(torch.from_numpy(inputs).to(self.device),
+                            torch.from_numpy(labels).to(self.device))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            self.opt.step()
+            total += loss.item()
+            if on_step:
+                on_step(step + 1, self.n_batches)
+        return total / self.n_batches
+
+
 def train_sequential(
     split: LeaveOneOut,
     config: SequentialConfig,
@@ -104,46 +142,24 @@ def train_sequential(
     on_step: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Train on the split's training histories and early-stop on its validation targets.
+    With ``config.refit`` a fresh model is then trained on training + validation items for
+    the early-stopped number of epochs, and that model is returned.
 
     ``on_step(step, steps_per_epoch)`` and ``on_epoch(report)`` let a CLI draw progress."""
     t0 = time.perf_counter()
-    device = resolve_device(config.device)
-    if device.type == "cpu" and config.threads:
-        torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
-    rng = np.random.default_rng(config.seed)
     dataset = split.dataset
-    net = SequentialNet(dataset.n_items, config).to(device)
+    run = _Run(config, dataset.n_items, split.train)
+    net = run.net
     model = SequentialModel(net, config, dataset.item_ids, meta={"dataset": dataset.name})
-    windows = training_windows(split.train, config.max_len, config.window_step)
-    if not windows:
-        raise ValueError("no training history has two or more items")
-    opt = torch.optim.AdamW(_param_groups(net, config.weight_decay), lr=config.lr)
-    n_batches = (len(windows) + config.batch_size - 1) // config.batch_size
-    lengths = np.array([len(w) for w in windows])
     log.info("training %s on %d windows, %d items, %d batches/epoch, device %s",
-             config.model, len(windows), dataset.n_items, n_batches, device)
+             config.model, len(run.windows), dataset.n_items, run.n_batches, run.device)
 
     history: list[EpochReport] = []
     best_metric, best_epoch, best_state = -1.0, 0, copy.deepcopy(net.state_dict())
     since_best, stopped_early = 0, False
     for epoch in range(1, config.epochs + 1):
         e0 = time.perf_counter()
-        net.train()
-        total = 0.0
-        for step, batch_idx in enumerate(_length_batches(lengths, config.batch_size, rng)):
-            batch = [windows[i] for i in batch_idx]
-            length = max(len(w) for w in batch) - 1
-            inputs, labels = train_batch(batch, length)
-            loss = net.loss(torch.from_numpy(inputs).to(device), torch.from_numpy(labels).to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), config.max_grad_norm)
-            opt.step()
-            total += loss.item()
-            if on_step:
-                on_step(step + 1, n_batches)
-        report = EpochReport(epoch, total / n_batches, 0.0)
+        report = EpochReport(epoch, run.epoch(on_step), 0.0)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             report.metrics = summarize(split_ranks(model.scores, split, "valid",
                                                    batch_size=config.eval_batch_size))
@@ -164,8 +180,25 @@ def train_sequential(
             stopped_early = True
             break
     net.load_state_dict(best_state)
-    net.eval()
+    if config.refit and best_epoch > 0:
+        model = _refit(split, config, best_epoch, on_step)
+    model.net.eval()
     seconds = time.perf_counter() - t0
     model.meta.update(best_epoch=best_epoch, best_valid_ndcg10=best_metric,
-                      epochs_run=len(history), train_seconds=round(seconds, 1))
+                      epochs_run=len(history), train_seconds=round(seconds, 1),
+                      refit=bool(config.refit and best_epoch > 0))
     return TrainResult(model, history, best_epoch, best_metric, seconds, stopped_early)
+
+
+def _refit(split: LeaveOneOut, config: SequentialConfig, epochs: int,
+           on_step: Callable[[int, int], None] | None) -> SequentialModel:
+    """A fresh model trained on every user's history including the validation item (what
+    is visible when predicting the test item) for a fixed number of epochs."""
+    histories = [split.history(u, "test") for u in range(split.dataset.n_users)]
+    run = _Run(config, split.dataset.n_items, histories)
+    log.info("refitting on training + validation items for %d epochs", epochs)
+    for epoch in range(1, epochs + 1):
+        loss = run.epoch(on_step)
+        log.info("refit epoch %d loss %.4f", epoch, loss)
+    return SequentialModel(run.net, config, split.dataset.item_ids,
+                           meta={"dataset": split.dataset.name})
