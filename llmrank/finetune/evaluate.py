@@ -13,6 +13,7 @@ retrieval order; keep w=0 for the 20-candidate protocol, whose order is random."
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
@@ -47,6 +48,7 @@ class RerankRanker:
         self.cache_path = Path(cache_path) if cache_path else None
         self._llm = llm
         self._scorer: Any = None
+        self._shared: RerankRanker | None = None  # with_weight copies use this one's model
         self._split: LeaveOneOut | None = None
         self._cache: dict[str, list[float]] = {}
         if self.cache_path and self.cache_path.is_file():
@@ -59,7 +61,17 @@ class RerankRanker:
         self._split = split
         check_stage(stage)
 
+    def with_weight(self, weight: float, name: str | None = None) -> RerankRanker:
+        """The same reranker (model, prompts, score cache) with another blend weight."""
+        clone = copy.copy(self)
+        clone.retriever_weight = float(weight)
+        clone.name = name or f"{self.name}-w{weight:g}"
+        clone._shared = self._shared or self
+        return clone
+
     def _scorer_(self) -> Any:
+        if self._shared is not None:
+            return self._shared._scorer_()
         if self._scorer is None:
             from llmrank.finetune.prompting import make_builder
             from llmrank.rerank.scorer import LabelScorer

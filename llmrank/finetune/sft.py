@@ -119,7 +119,7 @@ def load_model(run: PreparedRun, device: str, trainable_adapter: str | None) -> 
     from transformers import AutoModelForCausalLM
 
     dtype = torch.float32 if device == "cpu" else torch.bfloat16
-    model = AutoModelForCausalLM.from_pretrained(run.model_path, dtype=dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(run.model_path, dtype=dtype)
     if trainable_adapter:
         from peft import PeftModel
 

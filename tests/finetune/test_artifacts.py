@@ -1,0 +1,81 @@
+"""Adapters as artifacts: manifest, registry names, prompt settings, merging."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from llmrank.errors import ModelError
+from llmrank.finetune.artifacts import (
+    MANIFEST,
+    AdapterManifest,
+    list_adapters,
+    merge_adapter,
+    prompt_spec_for,
+    publish,
+    read_manifest,
+    save_adapter,
+)
+from llmrank.finetune.config import PromptSpec
+
+
+def _random_adapter(model_dir, dest, prompt: PromptSpec):
+    """A LoRA with non-zero random weights on the tiny model, saved with a manifest."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                            init_lora_weights=False))
+    manifest = AdapterManifest(
+        name="rand", base_model=str(model_dir), base_model_path=str(model_dir), template="rank",
+        template_version="1.0.0", prompt=dataclasses.asdict(prompt), mode="sft", seed=0)
+    return save_adapter(model, dest, manifest)
+
+
+@pytest.fixture()
+def adapter(tiny_model_dir, tmp_path):
+    return _random_adapter(tiny_model_dir, tmp_path / "rand",
+                           PromptSpec(max_history=7, candidate_text="full", max_prompt_tokens=900))
+
+
+def test_manifest_roundtrip_and_prompt_spec(adapter):
+    assert (adapter / MANIFEST).is_file() and (adapter / "adapter_config.json").is_file()
+    assert not adapter.with_name("rand.partial").exists()
+    m = read_manifest(adapter)
+    assert m.created and m.format_version == 1
+    assert prompt_spec_for(adapter) == PromptSpec(max_history=7, candidate_text="full",
+                                                  max_prompt_tokens=900)
+    assert prompt_spec_for(None) == PromptSpec()
+
+
+def test_publish_then_load_by_name_in_the_backend(adapter, home, tiny_model_dir):
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    dest = publish(adapter, "my-adapter")
+    assert dest == home / "adapters" / "my-adapter"
+    assert [m.name for m in list_adapters()] == ["rand"]
+    llm = TransformersLLM(str(tiny_model_dir), adapter="my-adapter")
+    assert llm.adapter == "my-adapter"
+    with pytest.raises(ModelError):
+        publish(adapter, "../escape")
+    with pytest.raises(ModelError):
+        read_manifest("no-such-adapter")
+
+
+def test_merged_model_scores_like_base_plus_adapter(adapter, tmp_path, tiny_model_dir):
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    merged = merge_adapter(adapter, tmp_path / "merged")
+    assert (merged / MANIFEST).is_file() and (merged / "config.json").is_file()
+    prompts = ["<|im_start|>user\nPick one<|im_end|>\n<|im_start|>assistant\nAnswer:"]
+    labels = [" A", " B", " C"]
+    with_adapter = TransformersLLM(str(tiny_model_dir), adapter=str(adapter)).label_logprobs(prompts, labels)
+    plain = TransformersLLM(str(merged)).label_logprobs(prompts, labels)
+    base = TransformersLLM(str(tiny_model_dir)).label_logprobs(prompts, labels)
+    np.testing.assert_allclose(plain, with_adapter, atol=1e-4)
+    assert np.abs(base - with_adapter).max() > 1e-3

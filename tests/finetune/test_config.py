@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmrank.errors import ConfigError
+from llmrank.finetune.config import load_recipe
+
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "finetune").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipes_are_valid(path):
+    recipe = load_recipe(path)
+    assert recipe.name and recipe.train.max_steps > 0
+    assert recipe.prompt.template == "rank"
+
+
+def test_flags_override_and_typos_fail(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('name = "x"\n[train]\nmax_steps = 10\nlearning_rate = 1e-4\n')
+    r = load_recipe(path, {"train.max_steps": 3, "train.learning_rate": None, "mode": "dpo"})
+    assert (r.train.max_steps, r.train.learning_rate, r.mode) == (3, 1e-4, "dpo")
+    assert r.out_dir() == Path("eval/out/finetune/x")
+    assert load_recipe(r.to_dict()) == r  # the manifest's copy rebuilds the same recipe
+    for bad in ({"train": {"max_stepz": 1}}, {"trian": {}}, {"mode": "rl"},
+                {"prompt": {"candidate_text": "poem"}}):
+        with pytest.raises(ConfigError):
+            load_recipe(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_recipe(tmp_path / "missing.toml")

@@ -1,0 +1,52 @@
+"""The reranker as an eval-harness Ranker (used by the fine-tuning benchmark)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llmrank.finetune.config import PromptSpec
+from llmrank.finetune.evaluate import RerankRanker, rank_prior
+
+
+class CountingLLM:
+    """Wraps a backend and counts scored prompts (to check the score cache)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.prompts = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def label_logprobs(self, prompts, labels):
+        self.prompts += len(prompts)
+        return self.inner.label_logprobs(prompts, labels)
+
+
+def test_rerank_ranker_in_the_harness(split100k, tiny_model_dir, tmp_path):
+    from llmrank.eval.config import EvalProtocol
+    from llmrank.eval.runner import evaluate_ranker
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    llm = CountingLLM(TransformersLLM(str(tiny_model_dir), max_prompt_tokens=4096))
+    spec = PromptSpec(max_history=3, max_prompt_tokens=4096)
+    ranker = RerankRanker(llm=llm, prompt=spec, cache_path=tmp_path / "cache.jsonl")
+    proto = EvalProtocol(name="candidates", stage="test", n_negatives=4, max_users=5)
+    res = evaluate_ranker(ranker, split100k, proto, seed=0)
+    assert res.n_users == 5 and llm.prompts == 5
+    assert 0.0 <= res.summary["ndcg@10"].mean <= 1.0
+    again = evaluate_ranker(ranker, split100k, proto, seed=0)
+    assert llm.prompts == 5  # every row came from the cache
+    np.testing.assert_array_equal(again.outcome.ranks, res.outcome.ranks)
+    # a new ranker reads the cache written on disk: no model call either
+    fresh = RerankRanker(llm=CountingLLM(llm.inner), prompt=spec, cache_path=tmp_path / "cache.jsonl")
+    evaluate_ranker(fresh, split100k, proto, seed=0)
+    assert fresh._llm.prompts == 0
+
+
+def test_retriever_weight_moves_toward_retrieval_order():
+    prior = rank_prior(4, 2.0)
+    assert prior[0] > prior[1] > prior[3] and prior[0] == -2.0 * np.log(2.0)
+    scores = np.log(np.array([[0.1, 0.2, 0.3, 0.4]]))
+    assert np.argmax(scores + prior[None, :]) == 0  # strong prior: retrieval order wins
+    assert np.argmax(scores + rank_prior(4, 0.0)[None, :]) == 3
