@@ -63,6 +63,10 @@ class PolicyTrace:
     coverage: np.ndarray  # (steps,) distinct items shown so far
     shown: Counter[str]
     seconds: float
+    # beyond-accuracy per request (NaN where the side information is missing)
+    diversity: np.ndarray = field(default_factory=lambda: np.zeros(0))  # intra-list distance
+    novelty: np.ndarray = field(default_factory=lambda: np.zeros(0))  # mean self-information
+    miscalibration: np.ndarray = field(default_factory=lambda: np.zeros(0))  # KL(user || slate)
 
 
 @dataclass
@@ -125,6 +129,7 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
     clicks = {s.label: np.zeros(steps, np.int32) for s in specs}
     coverage = {s.label: np.zeros(steps, np.int32) for s in specs}
     shown: dict[str, Counter[str]] = {s.label: Counter() for s in specs}
+    extra = {s.label: np.full((steps, 3), np.nan) for s in specs}
     seconds = dict.fromkeys(hits, 0.0)
     pool: set[int] = set()
     stamps = np.zeros(steps, np.int64)
@@ -146,6 +151,7 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
             request_id=f"replay-{step}",
         )
         stamps[step] = int(inter.timestamp[order[e]])
+        user_mix = features.distribution("genre", ctx.history)
         for label, policy in policies.items():
             t0 = time.perf_counter()
             logging_this = log_to is not None and label == log_label
@@ -158,14 +164,39 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
             clicks[label][step] = n_click
             shown[label].update(slate.items)
             coverage[label][step] = len(shown[label])
+            extra[label][step] = slate_stats(features, features.codes(slate.items), user_mix)
             if logging_this:
                 _log(log_to, slate, ctx, rewards, float(stamps[step]))
         if progress is not None:
             progress(step + 1, steps)
     traces = {label: PolicyTrace(label, hits[label], clicks[label], coverage[label], shown[label],
-                                 seconds[label]) for label in policies}
+                                 seconds[label], extra[label][:, 0], extra[label][:, 1],
+                                 extra[label][:, 2]) for label in policies}
     return ReplayResult(dataset.name, prior.name, cfg, dataset.n_items, steps, stamps, len(pool),
                         traces, time.perf_counter() - started)
+
+
+def slate_stats(features: ItemFeatures, codes: np.ndarray,
+                user_mix: np.ndarray | None, alpha: float = 0.01) -> tuple[float, float, float]:
+    """(intra-list distance: mean pairwise 1 - cosine; mean novelty in bits; KL of the user's
+    genre mix to the slate's, smoothed as in Steck 2018)."""
+    ild = nov = kl = float("nan")
+    emb = features.embedding_rows(codes)
+    if emb is not None and len(codes) > 1:
+        sim = emb @ emb.T
+        n = len(codes)
+        ild = float(1.0 - (sim.sum() - np.trace(sim)) / (n * (n - 1)))
+    novelty = features.novelty(codes)
+    if novelty is not None:
+        nov = float(novelty.mean())
+    rows = features.attribute_rows("genre", codes)
+    if user_mix is not None and rows is not None:
+        q = (rows / np.maximum(rows.sum(1, keepdims=True), 1.0)).mean(0)
+        q = (1 - alpha) * q + alpha * user_mix
+        p = user_mix
+        mask = p > 0
+        kl = float((p[mask] * np.log(p[mask] / np.maximum(q[mask], 1e-12))).sum())
+    return ild, nov, kl
 
 
 def _candidates(prior: Prior, user: int, history: np.ndarray, n_items: int,

@@ -67,6 +67,9 @@ def summarize(result: ReplayResult, baseline: str = "greedy") -> dict[str, Any]:
             "hit_rate_first_10pct": float(hits[:early].mean()),
             "hit_rate_last_50pct": float(hits[steps // 2:].mean()),
             "regret_vs_best": int(totals[best] - totals[label]),
+            "intra_list_distance": _nanmean(tr.diversity),
+            "novelty_bits": _nanmean(tr.novelty),
+            "miscalibration_kl": _nanmean(tr.miscalibration),
             "ms_per_request": 1000.0 * tr.seconds / max(steps, 1),
         }
         if base is not None and label != baseline:
@@ -100,6 +103,11 @@ def summarize(result: ReplayResult, baseline: str = "greedy") -> dict[str, Any]:
         "best_fixed_policy": best, "seconds": result.seconds, "policies": policies,
         "curves": curves,
     }
+
+
+def _nanmean(x: np.ndarray) -> float | None:
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.nanmean(x)) if len(x) and np.isfinite(x).any() else None
 
 
 def _windowed(hits: np.ndarray, window: int) -> np.ndarray:

@@ -34,9 +34,14 @@ SPECS = [PolicySpec("greedy", "greedy"), PolicySpec("softmax", "softmax", {"temp
 CFG = ReplayConfig(k=3, n_candidates=10, warmup=0.4, embedding_dim=4, seed=0)
 
 
-def test_replay_walks_time_and_scores_real_next_items():
+@pytest.fixture(scope="module")
+def result():
+    return replay(tiny_dataset(), SPECS, ItemKNNPrior(neighbors=10), CFG)
+
+
+def test_replay_walks_time_and_scores_real_next_items(result):
     ds = tiny_dataset()
-    res = replay(ds, SPECS, ItemKNNPrior(neighbors=10), CFG)
+    res = result
     n_stream = len(ds.interactions) - round(0.4 * len(ds.interactions))
     assert res.steps == n_stream and set(res.traces) == {s.label for s in SPECS}
     assert np.all(np.diff(res.timestamps) >= 0)  # time order
@@ -51,21 +56,18 @@ def test_replay_walks_time_and_scores_real_next_items():
     assert res.traces["thompson"].hits.mean() > res.traces["thompson-flat"].hits.mean()
 
 
-def test_replay_is_reproducible_and_lookahead_counts_more_clicks():
-    ds = tiny_dataset()
-    a = replay(ds, SPECS[:3], ItemKNNPrior(neighbors=10), CFG)
-    b = replay(ds, SPECS[:3], ItemKNNPrior(neighbors=10), CFG)
-    for label in a.traces:
-        assert np.array_equal(a.traces[label].hits, b.traces[label].hits)
-        assert a.traces[label].shown == b.traces[label].shown
+def test_replay_is_reproducible_and_lookahead_counts_more_clicks(result):
+    again = replay(tiny_dataset(), SPECS, ItemKNNPrior(neighbors=10), CFG)
+    for label in result.traces:
+        assert np.array_equal(result.traces[label].hits, again.traces[label].hits)
+        assert result.traces[label].shown == again.traces[label].shown
     cfg3 = ReplayConfig(**{**CFG.__dict__, "lookahead": 3, "max_steps": 100})
-    c = replay(ds, SPECS[:1], ItemKNNPrior(neighbors=10), cfg3)
+    c = replay(tiny_dataset(), SPECS[:1], ItemKNNPrior(neighbors=10), cfg3)
     assert c.steps == 100 and c.traces["greedy"].clicks.max() >= 2
 
 
-def test_report_files_and_regret(tmp_path):
-    res = replay(tiny_dataset(), SPECS, PopularityPrior(), ReplayConfig(**{**CFG.__dict__, "max_steps": 150}))
-    summary = summarize(res)
+def test_report_files_and_regret(result, tmp_path):
+    summary = summarize(result)
     best = summary["best_fixed_policy"]
     assert summary["policies"][best]["regret_vs_best"] == 0
     assert all(r["regret_vs_best"] >= 0 for r in summary["policies"].values())
@@ -78,6 +80,8 @@ def test_report_files_and_regret(tmp_path):
     assert "| greedy |" in markdown(summary)
     assert gini(np.array([1, 1, 1, 1])) == pytest.approx(0.0)
     assert gini(np.array([0, 0, 0, 8])) == pytest.approx(0.75)
+    pop = replay(tiny_dataset(), SPECS[:1], PopularityPrior(), ReplayConfig(**{**CFG.__dict__, "max_steps": 50}))
+    assert len(set(pop.traces["greedy"].shown)) <= 3 + 10  # one list for everyone (minus seen items)
 
 
 def test_replay_logs_impressions_that_ope_can_read(tmp_path):
@@ -153,3 +157,22 @@ def test_two_stage_prior_reranks_the_retrievers_top_n():
     assert set(order[:5].tolist()) == set(top5.tolist())
     assert order[0] == top5[-1]  # the reranker's favourite leads
     assert np.isneginf(out[hist]).all()
+
+
+def test_slate_stats_diversity_novelty_calibration():
+    from llmrank.explore.features import ItemFeatures
+    from llmrank.explore.replay import slate_stats
+
+    emb = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    genres = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    feats = ItemFeatures(["a", "b", "c"], emb, {"genre": (["x", "y"], genres)},
+                         np.array([9.0, 1.0, 1.0]), n_users=9)
+    same = slate_stats(feats, feats.codes(["a", "b"]), np.array([1.0, 0.0]))
+    mixed = slate_stats(feats, feats.codes(["a", "c"]), np.array([0.5, 0.5]))
+    assert same[0] == pytest.approx(0.0) and mixed[0] == pytest.approx(1.0)
+    assert same[2] == pytest.approx(0.0) and mixed[2] == pytest.approx(0.0)  # mix matches
+    off = slate_stats(feats, feats.codes(["a", "b"]), np.array([0.5, 0.5]))
+    assert off[2] > 0.5  # all-x slate for a half-y user
+    rare = slate_stats(feats, feats.codes(["b", "c"]), None)
+    assert rare[1] > same[1]  # b and c are rarer than a
+    assert np.isnan(rare[2])  # no user mix, no calibration
