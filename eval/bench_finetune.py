@@ -114,11 +114,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         res[f"{label}/retriever"] = evaluate(ranker, split, rtop, retriever=retr, label=label,
                                              ckpt=ck / f"{label}-retriever")
         log.info("%s evaluated in %.0fs", label, time.perf_counter() - t)
-    # blend weight of the retriever's rank prior, chosen on validation users
+    # weight of the production blend with the retriever's scores, chosen on validation users
     retr_valid = retriever_ranker(out, "valid")
     retr_valid.fit(split, "valid")
     tuned = rankers["tuned"]
-    grid = [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 100.0]
+    tuned.retrieval = retr_valid
+    grid = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     vproto = {"name": "retriever", "stage": "valid", "retriever": "fused",
               "max_users": args.valid_users}
     valid_scores = {}
@@ -129,9 +130,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     best_w = max(valid_scores, key=lambda w: valid_scores[w])
     results["blend_valid_ndcg@10"] = valid_scores
     results["blend_weight"] = best_w
+    tuned.retrieval = retr
     res["tuned-blend/retriever"] = evaluate(tuned.with_weight(best_w, "tuned-blend"), split,
-                                            rtop, retriever=retr,
-                                            label="tuned-blend")
+                                            rtop, retriever=retr, label="tuned-blend")
     results["results"] = {k: _summ(v) for k, v in res.items()}
     comps = {"tuned vs zero-shot (candidates)": ("tuned/candidates", "zero-shot/candidates"),
              "tuned vs zero-shot (retriever top-20)": ("tuned/retriever", "zero-shot/retriever"),

@@ -6,10 +6,10 @@ the adapter's own prompt settings (from its manifest). Raw label log-probs are c
 (stage, user, candidates), in memory and optionally on disk, so that re-weighting the blend
 with the retriever costs no model call and a killed evaluation loses nothing.
 
-Blend: in the retriever protocol the candidates arrive in the retriever's order, so
-``retriever_weight`` w adds a rank prior ``-w * ln(1 + rank)`` (a Zipf-shaped prior; w=0
-is the LLM alone, large w the retriever's order). Only meaningful when candidates come in
-retrieval order; keep w=0 for the 20-candidate protocol, whose order is random."""
+Blend: with a fitted ``retrieval`` Ranker (e.g. the eval harness's RetrieverRanker) and
+``blend_weight`` w > 0, the final score is the production reranker's blend
+(``llmrank.rerank.blend``): (1 - w) z(LLM) + w z(retrieval score), z-scored per user. w=0 is
+the LLM alone, w=1 the retriever's own order."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ class RerankRanker:
     def __init__(self, model: str = "default", adapter: str | None = None, *,
                  name: str | None = None, prompt: PromptSpec | None = None,
                  permutations: int = 1, seed: int = 0, batch_size: int = 4,
-                 retriever_weight: float = 0.0, cache_path: str | Path | None = None,
-                 llm: Any = None) -> None:
+                 retrieval: Any = None, blend_weight: float = 0.0,
+                 cache_path: str | Path | None = None, llm: Any = None) -> None:
         self.model = model
         self.adapter = adapter
         self.name = name or (f"rerank+{Path(adapter).name}" if adapter else "rerank-zero-shot")
@@ -44,7 +44,8 @@ class RerankRanker:
         self.permutations = permutations
         self.seed = seed
         self.batch_size = batch_size
-        self.retriever_weight = float(retriever_weight)
+        self.retrieval = retrieval
+        self.blend_weight = float(blend_weight)
         self.cache_path = Path(cache_path) if cache_path else None
         self._llm = llm
         self._scorer: Any = None
@@ -64,7 +65,7 @@ class RerankRanker:
     def with_weight(self, weight: float, name: str | None = None) -> RerankRanker:
         """The same reranker (model, prompts, score cache) with another blend weight."""
         clone = copy.copy(self)
-        clone.retriever_weight = float(weight)
+        clone.blend_weight = float(weight)
         clone.name = name or f"{self.name}-w{weight:g}"
         clone._shared = self._shared or self
         return clone
@@ -118,12 +119,11 @@ class RerankRanker:
     def score(self, users: np.ndarray, candidates: np.ndarray | None, stage: str) -> np.ndarray:
         if candidates is None:
             raise ValueError(f"{self.name} reranks candidates; it cannot score the full catalog")
-        scores = self.raw_scores(np.asarray(users), np.asarray(candidates), stage)
-        if self.retriever_weight:
-            scores = scores + rank_prior(candidates.shape[1], self.retriever_weight)[None, :]
+        users, candidates = np.asarray(users), np.asarray(candidates)
+        scores = self.raw_scores(users, candidates, stage)
+        if self.blend_weight > 0 and self.retrieval is not None:
+            from llmrank.rerank.blend import blend
+
+            retr = np.asarray(self.retrieval.score(users, candidates, stage), dtype=np.float64)
+            scores = np.stack([blend(s, r, self.blend_weight) for s, r in zip(scores, retr, strict=True)])
         return scores
-
-
-def rank_prior(n: int, weight: float) -> np.ndarray:
-    """``-weight * ln(1 + rank)`` for ranks 1..n (column j holds rank j + 1)."""
-    return -weight * np.log1p(np.arange(1, n + 1, dtype=np.float64))

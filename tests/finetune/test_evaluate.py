@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmrank.finetune.config import PromptSpec
-from llmrank.finetune.evaluate import RerankRanker, rank_prior
+from llmrank.finetune.evaluate import RerankRanker
 
 
 class CountingLLM:
@@ -44,9 +44,18 @@ def test_rerank_ranker_in_the_harness(split100k, tiny_model_dir, tmp_path):
     assert fresh._llm.prompts == 0
 
 
-def test_retriever_weight_moves_toward_retrieval_order():
-    prior = rank_prior(4, 2.0)
-    assert prior[0] > prior[1] > prior[3] and prior[0] == -2.0 * np.log(2.0)
-    scores = np.log(np.array([[0.1, 0.2, 0.3, 0.4]]))
-    assert np.argmax(scores + prior[None, :]) == 0  # strong prior: retrieval order wins
-    assert np.argmax(scores + rank_prior(4, 0.0)[None, :]) == 3
+def test_blend_weight_moves_toward_the_retrieval_order(split100k):
+    class Fixed:  # an LLM that prefers the last candidate, a retriever the first
+        def __init__(self, scores):
+            self.scores = np.asarray(scores, dtype=float)
+
+        def score(self, users, candidates, stage):
+            return np.tile(self.scores, (len(users), 1))
+
+    ranker = RerankRanker(llm=object(), retrieval=Fixed([4.0, 3.0, 2.0, 1.0]))
+    ranker.fit(split100k, "test")
+    ranker.raw_scores = lambda u, c, s: np.log(np.tile([0.1, 0.2, 0.3, 0.4], (len(u), 1)))
+    users, cands = np.array([0, 1]), np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    assert ranker.score(users, cands, "test").argmax(axis=1).tolist() == [3, 3]
+    assert ranker.with_weight(0.9).score(users, cands, "test").argmax(axis=1).tolist() == [0, 0]
+    assert ranker.with_weight(0.9)._shared is ranker
