@@ -74,9 +74,10 @@ class Recommender:
         explainer = Explainer(reranker.llm if reranker else llm, cfg.explain.template,
                               max_new_tokens=cfg.explain.max_new_tokens)
         if explore is None and (cfg.policy.name != "greedy" or cfg.feedback.path):
+            from llmrank.explore.features import features_for
             from llmrank.explore.step import ExploreStep
 
-            explore = ExploreStep.from_config(cfg)
+            explore = ExploreStep.from_config(cfg, features=features_for(dataset, retriever))
         return cls(dataset, retriever, reranker, explainer, explore, config=cfg)
 
     def describe_reranker(self) -> str:

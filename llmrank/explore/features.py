@@ -118,3 +118,25 @@ class ItemFeatures:
         pop = np.bincount(items, minlength=len(ids)).astype(np.float64)
         n_users = max(1, len(np.unique(users)))
         return cls(ids, embeddings, attrs, pop, n_users)
+
+
+def features_for(dataset: object, retriever: object | None = None) -> ItemFeatures:
+    """The Recommender's item features: genres and popularity from the dataset, and item
+    embeddings from the retriever's vector index when it has one (``index.reconstruct``), so
+    MMR, calibration, caps and the linear bandit work out of the box. Embeddings are optional:
+    a retriever without an index (or a failing reconstruct) leaves them out, with a log line."""
+    import logging
+
+    from llmrank.data.dataset import Dataset
+
+    assert isinstance(dataset, Dataset)
+    emb = None
+    index = getattr(retriever, "index", None)
+    if index is not None and hasattr(index, "reconstruct"):
+        try:
+            vecs = np.asarray(index.reconstruct(list(dataset.item_ids)), dtype=np.float64)
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+            emb = np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
+        except Exception as exc:  # an index may not hold every catalog item (filters, removals)
+            logging.getLogger(__name__).info("explore: no item embeddings from the index (%s)", exc)
+    return ItemFeatures.from_dataset(dataset, embeddings=emb)

@@ -1,0 +1,50 @@
+"""The explore stage inside the Recommender: a bandit policy built from the config, impressions
+logged with propensities, feedback acknowledged and learnt from."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llmrank.data.dataset import Dataset
+from llmrank.explore.step import ExploreStep
+from llmrank.feedback import FeedbackEvent
+from llmrank.llm.fake import FakeLLM
+from llmrank.recommender import Recommender
+from llmrank.records import Candidate, Item, RecRequest, User
+
+ITEMS = [Item(str(i), f"Film {i}", 1990 + i, (("Drama", "Comedy")[i % 2],)) for i in range(30)]
+
+
+class Retriever:
+    name = "fake"
+
+    def retrieve(self, *, history=None, text=None, k=20, filters=None):
+        seen = set(history or [])
+        ids = [str(i) for i in range(30) if str(i) not in seen][:k]
+        return [Candidate(i, 1.0 / (n + 1)) for n, i in enumerate(ids)]
+
+
+def test_recommender_explores_logs_and_learns(tmp_path):
+    rng = np.random.default_rng(0)
+    events = [(f"u{u}", str(int(i)), t, 4.0) for u in range(5)
+              for t, i in enumerate(rng.choice(30, size=4, replace=False))]
+    ds = Dataset.from_records("tiny", ITEMS, [User(f"u{u}") for u in range(5)], events)
+    cfg = {"reranker": {"enabled": False}, "seed": 1,
+           "policy": {"name": "thompson", "options": {"settle_seconds": 0,
+                                                      "objectives": {"max_per": {"genre": 3}}}},
+           "feedback": {"path": str(tmp_path / "fb.sqlite")}}
+    rec = Recommender.from_config(cfg, dataset=ds, retriever=Retriever(), llm=FakeLLM())
+    assert isinstance(rec.explore, ExploreStep)
+    assert rec.explore.policy.features is not None  # genres reach the caps rule
+    resp = rec.recommend(RecRequest(user_id="u1", k=6, explore=True))
+    assert resp.policy == "thompson" and len(resp.items) == 6
+    assert all(0.0 < it.propensity <= 1.0 for it in resp.items)
+    genres = [ds.items[it.item_id].genres[0] for it in resp.items]
+    assert max(genres.count(g) for g in set(genres)) <= 3
+    store = rec.explore.store
+    imp = store.impression(resp.request_id)
+    assert imp is not None and list(imp.items) == resp.item_ids()
+    clicked = resp.items[1].item_id
+    rec.feedback(FeedbackEvent("u1", clicked, "click", request_id=resp.request_id))
+    assert rec.explore.learn(now=imp.timestamp + 1) == 1
+    assert rec.explore.policy.item_counts[clicked][0] == 1.0
