@@ -62,7 +62,7 @@ def main() -> None:
 
         res = replay(ds, specs, prior, cfg, progress=tick)
         summary = summarize(res)
-        write_report(summary, out / label)
+        write_report(summary, out / label, result=res)
         results[label] = {k: {m: v[m] for m in ("hit_rate", "hit_rate_ci", "hit_rate_first_10pct",
                                                 "hit_rate_last_50pct", "coverage_items")}
                           for k, v in summary["policies"].items()}

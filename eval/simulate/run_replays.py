@@ -35,7 +35,7 @@ def main() -> None:
 
         result = simulate(cfg, steps=args.steps, progress=tick)
         summary = summarize(result)
-        write_report(summary, cfg.out or f"eval/out/simulate/{name}")
+        write_report(summary, cfg.out or f"eval/out/simulate/{name}", result=result)
         logging.info("%s done in %.0fs\n%s", name, time.time() - started, markdown(summary))
 
 

@@ -45,7 +45,7 @@ def simulate_cmd(
         result = simulate(cfg, policies=names, steps=steps, progress=tick)
     summary = summarize(result)
     folder = out or Path(cfg.out or Path("eval/out/simulate") / Path(cfg.data.dataset).name)
-    files = write_report(summary, folder, plots=not no_plots)
+    files = write_report(summary, folder, plots=not no_plots, result=result)
     if json_out:
         print_json({"files": files, **{k: v for k, v in summary.items() if k != "curves"}})
         return

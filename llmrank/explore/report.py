@@ -78,6 +78,10 @@ def summarize(result: ReplayResult, baseline: str = "greedy") -> dict[str, Any]:
             row["hit_rate_vs_" + baseline] = float(diff.mean())
             row["hit_rate_vs_" + baseline + "_ci"] = [dlo, dhi]
             row["coverage_ratio_vs_" + baseline] = float(tr.coverage[-1] / max(base.coverage[-1], 1))
+            late = diff[steps // 2:]  # the long run: the second half of the replay
+            llo, lhi = _boot_mean(late, seed=2)
+            row["hit_rate_last_50pct_vs_" + baseline] = float(late.mean())
+            row["hit_rate_last_50pct_vs_" + baseline + "_ci"] = [llo, lhi]
         policies[label] = row
     cp = checkpoints(steps)
     window = max(1, steps // 10)
@@ -125,9 +129,9 @@ def markdown(summary: dict[str, Any], baseline: str = "greedy") -> str:
         f"catalog {summary['n_items']} items ({summary['pool_items']} ever candidates). "
         f"Best fixed policy: `{summary['best_fixed_policy']}`.",
         "",
-        f"| policy | hit rate [95% CI] | vs {baseline} [95% CI] | coverage (items) | x {baseline} "
-        "| first 10% | last 50% | gini | regret | ms/req |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| policy | hit rate [95% CI] | vs {baseline} [95% CI] | last 50% vs {baseline} [95% CI] "
+        f"| coverage (items) | x {baseline} | first 10% | last 50% | gini | regret | ms/req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, r in summary["policies"].items():
         lo, hi = r["hit_rate_ci"]
@@ -135,8 +139,12 @@ def markdown(summary: dict[str, Any], baseline: str = "greedy") -> str:
         vs_txt = "" if vs is None else (f"{vs:+.4f} [{r[f'hit_rate_vs_{baseline}_ci'][0]:+.4f}, "
                                         f"{r[f'hit_rate_vs_{baseline}_ci'][1]:+.4f}]")
         ratio = r.get(f"coverage_ratio_vs_{baseline}")
+        late = r.get(f"hit_rate_last_50pct_vs_{baseline}")
+        late_txt = "" if late is None else (
+            f"{late:+.4f} [{r[f'hit_rate_last_50pct_vs_{baseline}_ci'][0]:+.4f}, "
+            f"{r[f'hit_rate_last_50pct_vs_{baseline}_ci'][1]:+.4f}]")
         lines.append(
-            f"| {label} | {r['hit_rate']:.4f} [{lo:.4f}, {hi:.4f}] | {vs_txt} | "
+            f"| {label} | {r['hit_rate']:.4f} [{lo:.4f}, {hi:.4f}] | {vs_txt} | {late_txt} | "
             f"{r['coverage']:.3f} ({r['coverage_items']}) | {'' if ratio is None else f'{ratio:.2f}'} | "
             f"{r['hit_rate_first_10pct']:.4f} | {r['hit_rate_last_50pct']:.4f} | "
             f"{r['exposure_gini']:.3f} | {r['regret_vs_best']} | {r['ms_per_request']:.1f} |")
@@ -180,9 +188,16 @@ def plot(summary: dict[str, Any], out_dir: Path, prefix: str = "") -> list[Path]
     return paths
 
 
-def write_report(summary: dict[str, Any], out_dir: str | Path, *, plots: bool = True) -> dict[str, str]:
+def write_report(summary: dict[str, Any], out_dir: str | Path, *, plots: bool = True,
+                 result: ReplayResult | None = None) -> dict[str, str]:
+    """metrics.json, report.md, the PNG plots, and with ``result`` the per-request arrays
+    (traces.npz: hits, clicks, coverage per policy) for later paired analyses."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if result is not None:
+        arrays = {f"{key}/{label}": getattr(tr, key) for label, tr in result.traces.items()
+                  for key in ("hits", "clicks", "coverage")}
+        np.savez_compressed(out / "traces.npz", timestamps=result.timestamps, **arrays)
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
     (out / "report.md").write_text(markdown(summary))
     files = {"metrics": str(out / "metrics.json"), "markdown": str(out / "report.md")}

@@ -74,7 +74,10 @@ def test_report_files_and_regret(result, tmp_path):
     lo, hi = summary["policies"]["greedy"]["hit_rate_ci"]
     assert lo <= summary["policies"]["greedy"]["hit_rate"] <= hi
     assert "hit_rate_vs_greedy" in summary["policies"]["softmax"]
-    files = write_report(summary, tmp_path)
+    files = write_report(summary, tmp_path, result=result)
+    arrays = np.load(tmp_path / "traces.npz")
+    assert np.array_equal(arrays["hits/greedy"], result.traces["greedy"].hits)
+    assert "hit_rate_last_50pct_vs_greedy_ci" in summary["policies"]["linucb"]
     for key in ("metrics", "markdown", "cumulative_hit_rate", "coverage", "regret_vs_best"):
         assert (tmp_path / files[key].split("/")[-1]).stat().st_size > 0
     assert "| greedy |" in markdown(summary)
