@@ -19,9 +19,9 @@ from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_l
 app = typer.Typer(help="Feedback store: import/export JSON lines, stats, DPO pairs, off-policy estimates.",
                   no_args_is_help=True)
 
-StoreOpt = typer.Option(None, "--store", "-s", help="SQLite file (default: [feedback] path in the "
+StoreOpt = typer.Option(None, "--store", "-s", help="SQLite file (default: the feedback path in the "
                         "config, else $LLMRANK_HOME/feedback.sqlite).")
-ConfigOpt = typer.Option(None, "--config", "-c", help="Deployment config (TOML/YAML) with [feedback].")
+ConfigOpt = typer.Option(None, "--config", "-c", help="Deployment config (TOML/YAML) with a feedback section.")
 
 
 def _store(store: Path | None, config: Path | None) -> Any:

@@ -12,7 +12,7 @@ from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progres
 
 def simulate_cmd(
     config: Path = typer.Option(None, "--config", "-c", help="Simulation config (TOML/YAML)."),
-    dataset: str = typer.Option(None, "--dataset", "-d", help="Dataset name or path (overrides [data])."),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Dataset name or path (overrides the config's data section)."),
     data_dir: str = typer.Option(None, "--data-dir", help="Where named datasets live."),
     policies: str = typer.Option(None, "--policies", "-p",
                                  help="Comma-separated policy labels from the config (or registry names)."),
