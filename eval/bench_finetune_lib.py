@@ -41,15 +41,25 @@ def build_retrievers(data: Any, out: Path, kind: str = "fused",
     from llmrank.registry import retrievers
     from llmrank.retrieve.store import save_retriever
 
+    from llmrank.retrieve.sequential.model import SequentialModel
+    from llmrank.retrieve.store import load_retriever
+
     seconds: dict[str, float] = {}
     for stage in stages:
         path = retriever_dir(out, stage)
+        kwargs: dict[str, Any] = {}
         if (path / "retriever.json").is_file():
-            log.info("retriever for %s exists at %s", stage, path)
-            continue
+            try:
+                load_retriever(path).retrieve_many([[data.split.dataset.item_ids[0]]], k=1)
+                log.info("retriever for %s exists at %s", stage, path)
+                continue
+            except Exception as exc:  # saved by an older version of the retriever code
+                log.warning("saved retriever unusable (%s): refitting the fusion on its "
+                            "trained sequential model", exc)
+                kwargs["model"] = SequentialModel.load(path / "model")
         start = time.perf_counter()
         cls: Any = retrievers.get(kind)
-        retr = cls.build(visible_dataset(data.split, stage), load_config({}))
+        retr = cls.build(visible_dataset(data.split, stage), load_config({}), **kwargs)
         save_retriever(retr, path)
         seconds[stage] = time.perf_counter() - start
         log.info("built %s retriever for %s in %.0fs", kind, stage, seconds[stage])

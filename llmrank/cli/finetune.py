@@ -10,7 +10,14 @@ from typing import Any
 
 import typer
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_logging
+from llmrank.cli.common import (
+    JsonOpt,
+    VerboseOpt,
+    console,
+    print_json,
+    progress_bar,
+    setup_logging,
+)
 
 DEFAULT_RECIPE = Path("finetune/sft_ml_small.toml")
 
@@ -102,8 +109,18 @@ def register(app: typer.Typer) -> None:
         rec = load_recipe(recipe if recipe.is_file() or recipe != DEFAULT_RECIPE else None,
                           overrides)
         compare = bool(domain and from_adapter and not dpo)
-        report = finetune(rec, resume=resume, compare_scratch=compare, merge=merge,
-                          progress=not json_out)
+        with progress_bar(enabled=not json_out) as bar:
+            tasks: dict[str, Any] = {}
+
+            def on_prepare(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+                if stage.startswith("rendering") and done >= total:
+                    bar.stop()  # training shows its own bar (transformers' tqdm)
+
+            report = finetune(rec, resume=resume, compare_scratch=compare, merge=merge,
+                              progress=not json_out, on_prepare=on_prepare)
         if json_out:
             print_json(report.summary())
         else:

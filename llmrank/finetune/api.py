@@ -5,6 +5,7 @@ resulting adapter into its base model."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,25 +33,28 @@ class FinetuneReport:
 
 
 def finetune(recipe: Recipe, *, resume: bool = False, compare_scratch: bool = False,
-             merge: bool = False, progress: bool | None = None) -> FinetuneReport:
+             merge: bool = False, progress: bool | None = None,
+             on_prepare: Callable[[str, int, int], None] | None = None) -> FinetuneReport:
     """Train per ``recipe.mode``. ``compare_scratch`` (needs ``recipe.from_adapter``) also
-    trains from scratch with the same budget and reports the gain of the adapter start."""
+    trains from scratch with the same budget and reports the gain of the adapter start.
+    ``on_prepare(stage, done, total)`` reports data preparation (retriever, prompts)."""
     transfer = None
     if compare_scratch:
         if not recipe.from_adapter or recipe.mode != "sft":
             raise ValueError("a cross-domain comparison needs an SFT recipe with from_adapter")
         from llmrank.finetune.crossdomain import run_transfer
 
-        transfer = run_transfer(recipe, recipe.from_adapter, resume=resume, progress=progress)
+        transfer = run_transfer(recipe, recipe.from_adapter, resume=resume, progress=progress,
+                                on_prepare=on_prepare)
         result = transfer.transferred
     elif recipe.mode == "dpo":
         from llmrank.finetune.dpo import train_dpo
 
-        result = train_dpo(recipe, resume=resume, progress=progress)
+        result = train_dpo(recipe, resume=resume, progress=progress, on_prepare=on_prepare)
     else:
         from llmrank.finetune.sft import train_sft
 
-        result = train_sft(recipe, resume=resume, progress=progress)
+        result = train_sft(recipe, resume=resume, progress=progress, on_prepare=on_prepare)
     merged = None
     if merge:
         from llmrank.finetune.artifacts import merge_adapter

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -141,7 +141,8 @@ def check_tokenization(tokenizer: Any, prompt_model: Any, prompt: str) -> None:
 
 def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None = None,
               pairs: Sequence[PreferenceExample] | None = None, progress: bool | None = None,
-              callbacks: Sequence[Any] = (), dataset: Dataset | None = None) -> TrainResult:
+              callbacks: Sequence[Any] = (), dataset: Dataset | None = None,
+              on_prepare: Callable[[str, int, int], None] | None = None) -> TrainResult:
     """DPO from ``recipe.from_adapter`` (an SFT adapter; the reference is that adapter) or from
     the base model (a new LoRA; the reference is the base). Same artifacts as SFT."""
     from trl import DPOConfig, DPOTrainer
@@ -164,7 +165,7 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
     device = pick_device(recipe.train)
     show = recipe.train.progress if progress is None else progress
     with torch_threads(recipe.train.threads):
-        run = run or prepare_run(recipe, dataset=dataset)
+        run = run or prepare_run(recipe, dataset=dataset, progress=on_prepare)
         if pairs is None:
             pairs = (load_feedback_pairs(recipe, run) if recipe.dpo.source == "feedback"
                      else split_pairs(run.examples, recipe.dpo.pairs_per_example, recipe.seed))

@@ -98,6 +98,8 @@ def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
                 progress(f"building {spec.retriever} retriever for hard negatives", 0, 1)
             source = build_retriever_negatives(spec.retriever, prepared.split,
                                                spec.retriever_options)
+            if progress:
+                progress(f"building {spec.retriever} retriever for hard negatives", 1, 1)
 
         def step(done: int, total: int) -> None:
             if progress:

@@ -105,3 +105,29 @@ def test_validation_by_ranking_keeps_the_best(make_recipe, tmp_path):
     assert (tmp_path / "run" / "best" / "adapter_config.json").is_file()
     assert result.manifest.metrics["best"]["step"] == best["step"]
     assert all(0.0 <= r["ndcg@10"] <= 1.0 and r["label_nll"] > 0 for r in records)
+
+
+def test_gpu_style_settings_run(make_recipe):
+    """Gradient checkpointing (the GPU default) works with LoRA; on CPU it is only tested."""
+    from llmrank.finetune.config import TrainSpec
+    from llmrank.finetune.sft import device_args, train_sft
+
+    assert device_args(TrainSpec(), "cuda") == {"use_cpu": False, "bf16": True, "fp16": False,
+                                                "gradient_checkpointing": True}
+    assert device_args(TrainSpec(), "cpu")["bf16"] is False
+    result = train_sft(make_recipe(**{"train.max_steps": 1,
+                                      "train.gradient_checkpointing": "on"}))
+    assert result.steps == 1 and result.device == "cpu"
+
+
+def test_report_targets(monkeypatch):
+    import importlib.util
+
+    from llmrank.finetune.config import TrainSpec
+    from llmrank.finetune.sft import report_targets
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "wandb" else real(name, *a))
+    assert report_targets(TrainSpec()) == ["tensorboard", "wandb"]
+    assert report_targets(TrainSpec(report_to=("none",))) == []
