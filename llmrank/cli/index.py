@@ -37,32 +37,12 @@ AllowOpt = typer.Option(None, "--allow", help="Only return these item ids (repea
 
 # ---- helpers shared with `llmrank retrieve` ----------------------------------------------
 def load_data(data: DataConfig) -> Dataset:
-    """The dataset a DataConfig names, via ``llmrank.data.load_dataset`` when the data layer
-    provides it, else the MovieLens loader on a path or ``<data dir>/<name>``."""
-    try:
-        from llmrank.data import load_dataset  # type: ignore[attr-defined]
-    except ImportError:
-        return _load_movielens(data)
+    """The dataset a DataConfig names (``llmrank.data.load_dataset``: a name under the data
+    dir, a path, or the embedded 'catalog'), preprocessed as configured (k-core, ...)."""
+    from llmrank.data import load_dataset
+
     ds: Dataset = load_dataset(data)
     return ds
-
-
-def _load_movielens(data: DataConfig) -> Dataset:
-    import os
-
-    from llmrank.data.loaders.movielens import load_movielens
-    from llmrank.data.splits import kcore
-    from llmrank.errors import DatasetNotFoundError
-
-    path = Path(data.dataset).expanduser()
-    if not path.exists():
-        root = Path(data.data_dir or os.environ.get("LLMRANK_DATA_DIR", "data"))
-        path = root / data.dataset
-    if not path.exists():
-        raise DatasetNotFoundError(f"dataset {data.dataset!r} not found at {path}; pass --dataset "
-                                   "PATH or --data-dir (or set LLMRANK_DATA_DIR)")
-    ds = load_movielens(path)
-    return kcore(ds, data.kcore) if data.kcore > 1 else ds
 
 
 def make_config(config: Path | None, overrides: dict[str, Any]) -> Config:

@@ -78,9 +78,13 @@ def retrieve(
 
 
 def _data_of(info: Any, dataset: str | None, data_dir: str | None, data: DataConfig) -> DataConfig:
-    """Where the index's dataset came from, unless --dataset/--data-dir say otherwise."""
+    """Where the index's dataset came from (its recorded DataConfig), unless --dataset says
+    otherwise; --data-dir still overrides the recorded folder."""
     if dataset is not None:
         return data
+    if info.data_config:
+        recorded = DataConfig.model_validate(info.data_config)
+        return recorded.model_copy(update={"data_dir": data_dir or recorded.data_dir})
     return data.model_copy(update={
         "dataset": info.source or info.name,
         "data_dir": data_dir or info.data_dir,

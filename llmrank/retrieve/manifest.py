@@ -11,9 +11,13 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmrank.errors import IndexError_
+
+if TYPE_CHECKING:
+    from llmrank.config import Config
+    from llmrank.data.dataset import Dataset
 
 MANIFEST_NAME = "retriever.json"
 FORMAT = "llmrank.retriever/1"
@@ -29,6 +33,16 @@ class DatasetInfo:
     kcore: int = 0
     n_items: int = 0
     n_users: int = 0
+    data_config: dict[str, Any] | None = None  # the full DataConfig, to reload it exactly
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset, config: Config | None = None) -> DatasetInfo:
+        """What a retriever built on ``dataset`` (loaded with ``config.data``) records."""
+        data = config.data if config is not None else None
+        return cls(name=dataset.name, source=data.dataset if data else None,
+                   data_dir=data.data_dir if data else None, kcore=data.kcore if data else 0,
+                   n_items=dataset.n_items, n_users=dataset.n_users,
+                   data_config=data.model_dump(mode="json") if data else None)
 
 
 @dataclass

@@ -31,10 +31,8 @@ INDEX_DIR = "index"
 
 
 def dataset_info(dataset: Dataset, config: Config | None = None) -> DatasetInfo:
-    data = config.data if config is not None else None
-    return DatasetInfo(name=dataset.name, source=data.dataset if data else None,
-                       data_dir=data.data_dir if data else None, kcore=data.kcore if data else 0,
-                       n_items=dataset.n_items, n_users=dataset.n_users)
+    """Kept for callers of the first version; use ``DatasetInfo.from_dataset``."""
+    return DatasetInfo.from_dataset(dataset, config)
 
 
 def embed_items(embedder: Embedder, items: Sequence[Item], *, batch_size: int = 64,

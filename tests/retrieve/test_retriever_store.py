@@ -28,6 +28,7 @@ def test_save_load_round_trip(cfg, tmp_path):
     on_disk = json.loads((out / MANIFEST_NAME).read_text())
     assert on_disk["embedder"]["backend"] == "hashing" and on_disk["embedder"]["model_id"]
     assert on_disk["dataset"]["name"] == "tiny" and on_disk["dataset"]["source"] == "tiny-src"
+    assert on_disk["dataset"]["data_config"]["dataset"] == "tiny-src"  # reloadable exactly
     assert on_disk["index"]["kind"] == "flat" and on_disk["created"]
     assert read_manifest(out).settings["recency_half_life"] == 10.0
 
