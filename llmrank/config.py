@@ -99,6 +99,23 @@ class FeedbackConfig(_Section):
     path: str | None = None
 
 
+class ChatConfig(_Section):
+    """Chat sessions (``llmrank chat``, POST /chat): the chat model that drives the tools.
+    ``local`` runs the project's own chat model (Hermes tool calls) over a transformers
+    model (None = share the reranker's LLM); ``openai`` talks to an OpenAI-compatible server
+    such as ``vllm serve --enable-auto-tool-choice --tool-call-parser hermes``."""
+
+    backend: Literal["local", "openai"] = "local"
+    model: str | None = None  # local: HF id/path (None = the reranker's LLM); openai: served name
+    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"  # read from the environment; 'EMPTY' when unset
+    temperature: float = 0.0
+    max_new_tokens: int = 256
+    max_messages: int = 40  # conversation kept in the prompt (older turns dropped)
+    max_sessions: int = 1000  # HTTP server: least recently used sessions are dropped
+    catalog: str | None = None  # one line for the system prompt; default: the dataset name
+
+
 class Config(_Section):
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)
@@ -109,6 +126,7 @@ class Config(_Section):
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    chat: ChatConfig = Field(default_factory=ChatConfig)
 
 
 def load_config(source: str | Path | dict[str, Any] | Config | None = None,

@@ -85,6 +85,7 @@ vector_indexes.register("faiss", "llmrank.index.faiss_index:FaissIndex")
 llms.register("transformers", "llmrank.llm.transformers_backend:TransformersLLM")
 llms.register("vllm", "llmrank.llm.vllm_backend:VllmLLM")
 llms.register("openai", "llmrank.llm.openai_backend:OpenAILLM")
+llms.register("fake", "llmrank.llm.fake:FakeLLM")  # model-free, for tests and dry runs
 feedback_stores.register("sqlite", "llmrank.feedback.sqlite_store:SqliteFeedbackStore")
 policies.register("greedy", "llmrank.explore.policies.greedy:GreedyPolicy")
 policies.register("egreedy", "llmrank.explore.policies.egreedy:EpsilonGreedyPolicy")
