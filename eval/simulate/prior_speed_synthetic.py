@@ -68,7 +68,7 @@ def main() -> None:
     traces = {label: PolicyTrace(label, clicks[label] > 0, clicks[label], coverage[label], shown[label], 0.0)
               for label in policies}
     cfg = ReplayConfig(k=world.k, n_candidates=world.n_candidates, warmup=0.0, lookahead=0)
-    result = ReplayResult("synthetic", "noisy score (u.v + N(0, 1))", cfg, world.n_items, n,
+    result = ReplayResult("synthetic", "noisy score (u.v + N(0, 0.5^2))", cfg, world.n_items, n,
                           np.arange(n), world.n_items, traces)
     summary = summarize(result, baseline="greedy (ranker)")
     window = n // 10
