@@ -18,6 +18,7 @@ from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progres
 from llmrank.config import Config, DataConfig, load_config
 from llmrank.data.dataset import Dataset
 from llmrank.records import Candidate, Filters
+from llmrank.registry import retrievers
 
 app = typer.Typer(help="Build and query retrieval index folders.", no_args_is_help=True)
 
@@ -105,7 +106,7 @@ def build(
     out: Path | None = typer.Option(None, "--out", "-o", help="Index folder to write "
                                     "(default $LLMRANK_HOME/indexes/<dataset>/<retriever>)."),
     kind: str = typer.Option("auto", "--kind", help="Index structure: auto|flat|hnsw|ivf."),
-    retriever: str = typer.Option("text", "--retriever", help="Retriever kind (registered)."),
+    retriever: str = typer.Option("text", "--retriever", help="Retriever kind: " + ", ".join(retrievers.names()) + "."),
     kcore: int | None = typer.Option(None, "--kcore", help="k-core filter before indexing."),
     embedder: str | None = typer.Option(None, "--embedder", help="Embedder backend name."),
     model: str | None = typer.Option(None, "--model", help="Embedding model id or path."),

@@ -27,6 +27,7 @@ from llmrank.cli.index import (
     show_candidates,
 )
 from llmrank.config import DataConfig
+from llmrank.registry import retrievers
 
 
 def retrieve(
@@ -36,7 +37,7 @@ def retrieve(
     index: Path | None = typer.Option(None, "--index", "-i", help="Index folder (else built in memory)."),
     dataset: str | None = DatasetOpt,
     data_dir: str | None = DataDirOpt,
-    retriever: str = typer.Option("text", "--retriever", help="Retriever kind when building."),
+    retriever: str = typer.Option("text", "--retriever", help="Retriever kind when building: " + ", ".join(retrievers.names()) + "."),
     genre: list[str] | None = GenreOpt,
     attr: list[str] | None = AttrOpt,
     deny: list[str] | None = DenyOpt,
