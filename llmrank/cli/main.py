@@ -29,6 +29,8 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("llmrank.cli.finetune", None),
     ("llmrank.cli.feedback", "feedback"),
     ("llmrank.cli.simulate", None),
+    ("llmrank.cli.serve", None),
+    ("llmrank.cli.chat", None),
 ]
 
 

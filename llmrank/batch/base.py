@@ -1,0 +1,88 @@
+"""The BatchEngine interface and its report.
+
+A batch job reranks many requests: a JSON-lines file (one BatchLineModel per line, the same
+body as POST /recommend, plus optional ``candidates`` for POST /rerank semantics) or an
+iterable of RecRequests, into a JSON-lines output (one RecResponse per line, tagged with its
+input line number). Every engine keeps the same promises:
+
+* a bad line (malformed JSON, invalid fields, unknown user, ...) is reported with its line
+  number and reason in ``<out>.errors.jsonl`` and skipped; it never stops the job;
+* results are appended and synced every batch, so an interrupted job (Ctrl-C, kill, crash)
+  resumes on re-run without redoing finished lines and without losing any written result;
+* an existing output is never overwritten unless asked (``overwrite=True``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from llmrank.records import RecRequest
+
+# progress(processed_in_this_run, total_lines_or_None): drives CLI progress bars
+BatchProgress = Callable[[int, int | None], None]
+RequestSource = str | Path | Iterable[Any]  # a JSON-lines path, or RecRequests / BatchLineModels / dicts
+
+
+@dataclass(frozen=True)
+class FailedLine:
+    line: int  # 1-based line number in the input (index + 1 for an iterable)
+    reason: str
+    error: str = "DataError"  # the exception type
+
+
+@dataclass
+class BatchReport:
+    """What a run did. ``done`` and ``failed`` cover the whole output (all runs of a resumed
+    job); ``processed``, ``seconds`` and ``throughput`` cover this run only."""
+
+    engine: str
+    out_path: str
+    errors_path: str
+    total: int = 0  # input lines (requests) seen
+    done: int = 0
+    failed: list[FailedLine] = field(default_factory=list)
+    resumed: int = 0  # lines finished by an earlier run and skipped now
+    processed: int = 0  # lines handled in this run (succeeded or failed)
+    seconds: float = 0.0
+
+    @property
+    def throughput(self) -> float:
+        """Requests handled per second in this run."""
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["throughput"] = round(self.throughput, 3)
+        out["n_failed"] = len(self.failed)
+        return out
+
+
+@runtime_checkable
+class BatchEngine(Protocol):
+    name: str
+
+    def run(self, requests: RequestSource, out: str | Path, *, overwrite: bool = False,
+            progress: BatchProgress | None = None) -> BatchReport:
+        """Process ``requests`` into ``out`` (JSON lines), resuming a previous run of the same
+        input; returns the report."""
+        ...
+
+
+def run_batch(requests: RequestSource | Iterable[RecRequest], out: str | Path, engine: str = "local", *,
+              recommender: Any = None, config: Any = None, overrides: dict[str, Any] | None = None,
+              overwrite: bool = False, progress: BatchProgress | None = None,
+              **options: Any) -> BatchReport:
+    """Run a batch job on the engine registered as ``engine`` ('local' or 'ray').
+
+    ``recommender`` reuses a built Recommender (local engine, one worker); otherwise each
+    worker builds one from ``config`` (a path, dict or Config) and ``overrides``. Engine
+    options: local ``workers``, ``batch_size``; ray ``concurrency``, ``batch_size``,
+    ``num_gpus_per_worker``, ``address``."""
+    from llmrank.registry import batch_engines
+
+    eng: BatchEngine = batch_engines.create(engine, recommender=recommender, config=config,
+                                            overrides=overrides, **options)
+    return eng.run(requests, out, overwrite=overwrite, progress=progress)

@@ -1,0 +1,123 @@
+"""Batch inputs and the per-request work every engine shares.
+
+Inputs become ``Job``s (line number + validated request as a JSON-able dict, so they cross
+process and Ray boundaries unchanged) or ``FailedLine``s. ``run_job`` is the one function that
+turns a job into an output line, used by the local engine, its worker processes and the Ray
+actors alike, so all engines write identical results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from llmrank.batch.base import FailedLine, RequestSource
+from llmrank.errors import LlmrankError
+from llmrank.records import RecRequest
+from llmrank.serve.schemas import BatchLineModel, FiltersModel, RecResponseModel
+
+if TYPE_CHECKING:
+    from llmrank.recommender import Recommender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    line: int
+    request: dict[str, Any]  # a BatchLineModel as JSON-able dict, request_id always set
+
+
+def fingerprint(path: str | Path) -> str:
+    """sha256 of the input file: a resumed run must read the same requests."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+    return "invalid request: " + "; ".join(parts)
+
+
+def line_from_record(req: RecRequest, candidates: list[str] | None = None) -> BatchLineModel:
+    f = req.filters
+    return BatchLineModel(
+        user_id=req.user_id, history=req.history, text=req.text, k=req.k,
+        n_candidates=req.n_candidates, explain=req.explain, explore=req.explore,
+        request_id=req.request_id, candidates=candidates,
+        filters=FiltersModel(allow=sorted(f.allow) if f.allow is not None else None,
+                             deny=sorted(f.deny), exclude_seen=f.exclude_seen,
+                             attributes={k: sorted(v) for k, v in f.attributes.items()}))
+
+
+def iter_jobs(source: RequestSource, *, id_prefix: str | None = None) -> Iterator[Job | FailedLine]:
+    """Jobs in input order; blank lines are skipped silently, bad ones become FailedLines.
+    Requests without a request_id get ``<id_prefix>-<line>`` (deterministic, so a retried
+    request logs the same impression id) or a random one without a prefix."""
+    for line, raw in _raw(source):
+        if isinstance(raw, FailedLine):
+            yield raw
+            continue
+        try:
+            model = raw if isinstance(raw, BatchLineModel) else BatchLineModel.model_validate(raw)
+        except ValidationError as exc:
+            yield FailedLine(line, _validation_reason(exc), "ValidationError")
+            continue
+        if not model.request_id:
+            rid = f"{id_prefix}-{line}" if id_prefix else RecRequest().request_id
+            model = model.model_copy(update={"request_id": rid})
+        yield Job(line, model.model_dump(mode="json", exclude_none=True))
+
+
+def _raw(source: RequestSource) -> Iterator[tuple[int, Any]]:
+    if isinstance(source, (str, Path)):
+        with open(source, encoding="utf-8", errors="replace", newline="") as fh:
+            for n, text in enumerate(fh, 1):
+                if not text.strip():
+                    continue
+                try:
+                    yield n, json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield n, FailedLine(n, f"malformed JSON: {exc.msg} at column {exc.colno}",
+                                        "MalformedLineError")
+        return
+    for n, item in enumerate(source, 1):
+        if isinstance(item, RecRequest):
+            yield n, line_from_record(item)
+        else:
+            yield n, item
+
+
+def run_job(recommender: Recommender, job: Job) -> dict[str, Any]:
+    """One output line: ``{"line", "ok": true, ...RecResponse}`` or ``{"line", "ok": false,
+    "error", "reason"}``. Never raises for a bad request (only for KeyboardInterrupt and
+    the like)."""
+    try:
+        model = BatchLineModel.model_validate(job.request)
+        req = model.to_record()
+        if model.candidates:
+            resp = recommender.rerank(req, model.candidates)
+        else:
+            resp = recommender.recommend(req)
+        body = RecResponseModel.from_record(resp).model_dump(mode="json")
+        return {"line": job.line, "ok": True, **body}
+    except LlmrankError as exc:
+        return {"line": job.line, "ok": False, "error": type(exc).__name__, "reason": str(exc)}
+    except ValidationError as exc:
+        return {"line": job.line, "ok": False, "error": "ValidationError", "reason": _validation_reason(exc)}
+    except Exception as exc:  # a bug or a backend failure on one request must not end the job
+        log.exception("batch line %d failed", job.line)
+        return {"line": job.line, "ok": False, "error": type(exc).__name__, "reason": str(exc)}
+
+
+def with_line(failed: FailedLine, line: int) -> FailedLine:
+    return replace(failed, line=line)

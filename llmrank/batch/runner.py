@@ -1,0 +1,100 @@
+"""The bookkeeping every engine shares: open (or resume) the output, hand out the pending
+jobs, write results and failures, keep the report. Engines differ only in how they turn
+pending jobs into results (in process, a worker pool, Ray actors)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator, Sized
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from llmrank.batch.base import BatchProgress, BatchReport, FailedLine, RequestSource
+from llmrank.batch.jobs import Job, fingerprint, iter_jobs
+from llmrank.batch.sink import ResultSink
+
+log = logging.getLogger(__name__)
+
+
+def config_key(config: Any) -> str:
+    """A short hash of the deployment config (a resumed run must use the same one)."""
+    from llmrank.config import load_config
+
+    cfg = load_config(config) if config is not None else load_config()
+    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _count_lines(path: str | Path) -> int:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return sum(1 for text in fh if text.strip())
+
+
+class BatchRun:
+    """One run of one engine over one input (a context manager)."""
+
+    def __init__(self, engine: str, source: RequestSource, out: str | Path, *, config: Any,
+                 overwrite: bool = False, progress: BatchProgress | None = None) -> None:
+        is_path = isinstance(source, (str, Path))
+        key = fingerprint(source) if is_path else None  # type: ignore[arg-type]
+        self.source = source
+        self.prefix = key[:12] if key else None
+        self.sink = ResultSink(out, input_key=key, config_key=config_key(config), engine=engine,
+                               overwrite=overwrite)
+        self.report = BatchReport(engine, str(self.sink.path), str(self.sink.errors_path))
+        self.total: int | None = _count_lines(source) if is_path else (  # type: ignore[arg-type]
+            len(source) if isinstance(source, Sized) else None)
+        self.progress = progress
+        self._start = 0.0
+
+    def __enter__(self) -> BatchRun:
+        self.sink.open()
+        self._start = time.perf_counter()
+        if self.sink.done or self.sink.failed:
+            log.info("resuming %s: %d done, %d failed before", self.sink.path,
+                     len(self.sink.done), len(self.sink.failed))
+        return self
+
+    def pending(self) -> Iterator[Job]:
+        """Jobs not finished by an earlier run; bad input lines are recorded on the way."""
+        seen = 0
+        for job in iter_jobs(self.source, id_prefix=self.prefix):
+            seen += 1
+            if self.sink.finished(job.line):
+                self.report.resumed += 1
+                continue
+            if isinstance(job, FailedLine):
+                self.sink.fail(job)
+                self._tick()
+                continue
+            yield job
+        self.report.total = seen
+
+    def record(self, result: dict[str, Any]) -> None:
+        self.sink.write(result)
+        self._tick()
+
+    def checkpoint(self) -> None:
+        self.sink.checkpoint()
+
+    def _tick(self) -> None:
+        self.report.processed += 1
+        if self.progress is not None:
+            self.progress(self.report.processed + self.report.resumed, self.total)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.sink.close()
+        r = self.report
+        r.seconds = time.perf_counter() - self._start
+        r.done = len(self.sink.done)
+        r.total = r.total or self.total or 0
+        r.failed = sorted(self.sink.failed.values(), key=lambda f: f.line)
+        if exc_type is not None:
+            log.warning("batch run interrupted (%s) after %d requests; re-run to resume",
+                        exc_type.__name__, r.processed)
+        else:
+            log.info("batch run: %d done, %d failed, %d resumed, %.1f req/s", r.done, len(r.failed),
+                     r.resumed, r.throughput)

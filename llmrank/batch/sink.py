@@ -1,0 +1,145 @@
+"""Where results go, and how a job resumes: the output file *is* the checkpoint.
+
+    <out>              one JSON line per finished request ({"line": n, ...RecResponse})
+    <out>.errors.jsonl one JSON line per failed request ({"line", "error", "reason"})
+    <out>.meta.json    the input fingerprint and config hash the output belongs to
+
+Lines are appended, flushed per line and fsynced per batch. A kill can leave at most a
+partial last line, which ``open`` cuts off before resuming; every complete line is a finished
+request and is never redone. Resuming against a different input or config is refused rather
+than silently mixing outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from llmrank.batch.base import FailedLine
+from llmrank.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a partial last line (a write interrupted by a kill)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return
+        keep = data.rfind(b"\n") + 1
+        log.warning("%s: dropping a partial last line (%d bytes) from an interrupted run",
+                    path, len(data) - keep)
+        fh.truncate(keep)
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8") as fh:
+        for n, text in enumerate(fh, 1):
+            try:
+                rec = json.loads(text)
+                out.append(rec)
+            except json.JSONDecodeError:
+                log.warning("%s:%d is corrupt; its request will be redone", path, n)
+    return out
+
+
+class ResultSink:
+    def __init__(self, out: str | Path, *, input_key: str | None, config_key: str,
+                 engine: str, overwrite: bool = False) -> None:
+        self.path = Path(out)
+        self.errors_path = self.path.with_name(self.path.name + ".errors.jsonl")
+        self.meta_path = self.path.with_name(self.path.name + ".meta.json")
+        self.input_key = input_key
+        self.config_key = config_key
+        self.engine = engine
+        self.overwrite = overwrite
+        self.done: set[int] = set()
+        self.failed: dict[int, FailedLine] = {}
+        self._out: IO[str] | None = None
+        self._err: IO[str] | None = None
+
+    # ---- resume ------------------------------------------------------------------------
+    def open(self) -> None:
+        """Prepare the files: fresh, overwritten, or resumed (reading what is finished)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        exists = self.path.exists() or self.errors_path.exists()
+        if exists and self.overwrite:
+            for p in (self.path, self.errors_path, self.meta_path):
+                p.unlink(missing_ok=True)
+        elif exists:
+            self._check_meta()
+            for p in (self.path, self.errors_path):
+                _repair_tail(p)
+            self.done = {int(r["line"]) for r in _lines(self.path) if "line" in r}
+            for r in _lines(self.errors_path):
+                line = int(r.get("line", 0))
+                if line not in self.done:
+                    self.failed[line] = FailedLine(line, str(r.get("reason", "")), str(r.get("error", "")))
+        if not self.meta_path.exists():
+            meta = {"input": self.input_key, "config": self.config_key, "engine": self.engine,
+                    "created": time.time()}
+            self.meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        # kept open across calls (closed in close()): one append stream per file
+        self._out = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self._err = open(self.errors_path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _check_meta(self) -> None:
+        if not self.meta_path.exists():
+            raise DataError(f"{self.path} exists but is not a llmrank batch output (no "
+                            f"{self.meta_path.name}); pass overwrite=True or choose another path")
+        meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        if meta.get("input") != self.input_key:
+            raise DataError(f"{self.path} belongs to a different input file; pass overwrite=True "
+                            "to start again or choose another output path")
+        if meta.get("config") != self.config_key:
+            raise DataError(f"{self.path} was written with a different config; pass overwrite=True "
+                            "to start again or choose another output path")
+
+    def finished(self, line: int) -> bool:
+        return line in self.done or line in self.failed
+
+    # ---- writing -----------------------------------------------------------------------
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one run_job() record to the output or the errors file."""
+        line = int(record["line"])
+        if record.get("ok", True):
+            body = {k: v for k, v in record.items() if k != "ok"}
+            self._append(self._out, body)
+            self.done.add(line)
+            self.failed.pop(line, None)
+        else:
+            self.fail(FailedLine(line, str(record.get("reason", "")), str(record.get("error", "Error"))))
+
+    def fail(self, failed: FailedLine) -> None:
+        self._append(self._err, {"line": failed.line, "error": failed.error, "reason": failed.reason})
+        self.failed[failed.line] = failed
+
+    @staticmethod
+    def _append(fh: IO[str] | None, obj: dict[str, Any]) -> None:
+        if fh is None:
+            raise RuntimeError("ResultSink.open() was not called")
+        fh.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+        fh.flush()
+
+    def checkpoint(self) -> None:
+        """Make everything written so far durable (one fsync per batch, not per line)."""
+        for fh in (self._out, self._err):
+            if fh is not None:
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def close(self) -> None:
+        self.checkpoint()
+        for fh in (self._out, self._err):
+            if fh is not None:
+                fh.close()
+        self._out = self._err = None

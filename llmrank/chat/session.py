@@ -1,0 +1,175 @@
+"""ChatSession: one user's conversation with the recommender through a tool-calling agent.
+
+    session = ChatSession(recommender, chat_model, user_id="u001")
+    turn = session.send("something like Rocket Summer but funnier")
+    turn.answer, turn.item_ids        # item_ids: catalog items the tools returned, never invented
+
+The agent is ``langchain.agents.create_agent(model, tools, system_prompt=...)`` with the
+versioned ``chat_system`` template. The session keeps the messages (trimmed to whole
+exchanges), the user id and the items the tools showed. Grounding: the answer's item ids are
+the tool-offered items the answer names (by id or title); when it names none, the items the
+tools listed in this turn. Ids the model passed to tools that were refused, or bracketed ids in
+its answer that no tool returned, are reported as ``rejected_ids`` and never returned as items."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langgraph.errors import GraphRecursionError
+
+from llmrank.chat.model import message_text
+from llmrank.chat.tools import ChatTools, SessionState
+from llmrank.errors import UnknownUserError
+from llmrank.prompts.store import load_template
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from llmrank.recommender import Recommender
+
+log = logging.getLogger(__name__)
+_BRACKETED = re.compile(r"\[([^\[\]\s]{1,64})\]")
+
+
+@dataclass(frozen=True)
+class ToolCallRecord:
+    name: str
+    args: dict[str, Any]
+    ok: bool = True
+    error: str | None = None
+
+
+@dataclass
+class ChatTurn:
+    """The result of one user message."""
+
+    session_id: str
+    answer: str
+    item_ids: list[str]
+    titles: dict[str, str] = field(default_factory=dict)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    rejected_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def system_prompt(recommender: Recommender, user_id: str | None, catalog: str | None = None,
+                  template: str = "chat_system") -> str:
+    """The rendered ``chat_system`` template (catalog and user are escaped as data)."""
+    tmpl = load_template(template)
+    what = catalog or recommender.dataset.name
+    values: dict[str, Any] = {"catalog": what}
+    if user_id:
+        values["user"] = user_id
+    rendered = tmpl.render(**values)
+    return "\n\n".join(m.content for m in rendered.messages if m.role == "system")
+
+
+def mentioned(answer: str, candidates: dict[str, str]) -> list[str]:
+    """Ids in ``candidates`` (id -> title) that ``answer`` names, in order of first mention:
+    as ``[id]``, as a whole-word id, or by title (titles of 4+ characters)."""
+    low = answer.lower()
+    hits: list[tuple[int, str]] = []
+    for item_id, title in candidates.items():
+        positions = []
+        m = re.search(r"(?<![\w-])" + re.escape(item_id) + r"(?![\w-])", answer)
+        if m:
+            positions.append(m.start())
+        if len(title) >= 4:
+            p = low.find(title.lower())
+            if p >= 0:
+                positions.append(p)
+        if positions:
+            hits.append((min(positions), item_id))
+    return [i for _, i in sorted(hits)]
+
+
+class ChatSession:
+    """A conversation. Not thread-safe by itself: ``send`` holds the session's own lock, so
+    two requests for one session run one after the other."""
+
+    def __init__(self, recommender: Recommender, model: BaseChatModel, *, user_id: str | None = None,
+                 history: list[str] | None = None, session_id: str | None = None,
+                 lock: AbstractContextManager[Any] | None = None, max_messages: int = 40,
+                 catalog: str | None = None, recursion_limit: int = 16) -> None:
+        if user_id is not None and history is None and not recommender.dataset.has_user(user_id):
+            raise UnknownUserError(f"unknown user {user_id!r}: give a known user id or a history")
+        from langchain.agents import create_agent
+
+        self.session_id = session_id or uuid.uuid4().hex
+        self.recommender = recommender
+        self.user_id = user_id
+        self.state = SessionState(user_id=user_id, history=history)
+        self.tools = ChatTools(recommender, self.state, lock).tools()
+        self.system_prompt = system_prompt(recommender, user_id, catalog)
+        self.agent = create_agent(model, self.tools, system_prompt=self.system_prompt)
+        self.messages: list[BaseMessage] = []
+        self.max_messages = max_messages
+        self.recursion_limit = recursion_limit
+        self._lock = threading.Lock()
+
+    @property
+    def shown(self) -> list[str]:
+        """Every item the tools showed in this session, in order."""
+        return list(self.state.shown)
+
+    def _window(self) -> list[BaseMessage]:
+        """The last messages, cut at a user message so tool calls keep their results."""
+        msgs = self.messages[-self.max_messages:] if self.max_messages else list(self.messages)
+        for i, m in enumerate(msgs):
+            if isinstance(m, HumanMessage):
+                return msgs[i:]
+        return []
+
+    def send(self, message: str) -> ChatTurn:
+        with self._lock:
+            self.state.start_turn()
+            inputs = [*self._window(), HumanMessage(message)]
+            try:
+                state: Any = {"messages": inputs}
+                result = self.agent.invoke(state,
+                                           config={"recursion_limit": self.recursion_limit})
+            except GraphRecursionError:
+                # the model kept calling tools: answer honestly, keep the session usable
+                log.warning("session %s: no answer within %d steps", self.session_id, self.recursion_limit)
+                turn = self._turn([])
+                turn.answer = "Sorry, I could not finish that request. Could you rephrase it?"
+                turn.notes.append(f"stopped after {self.recursion_limit} agent steps")
+                self.messages += [HumanMessage(message), AIMessage(turn.answer)]
+                return turn
+            new = list(result["messages"])[len(inputs):]
+            self.messages += [HumanMessage(message), *new]
+            return self._turn(new)
+
+    def _turn(self, new: list[BaseMessage]) -> ChatTurn:
+        calls: list[ToolCallRecord] = []
+        results = {m.tool_call_id: m for m in new if isinstance(m, ToolMessage)}
+        notes: list[str] = []
+        for m in new:
+            if not isinstance(m, AIMessage):
+                continue
+            for c in m.tool_calls:
+                res = results.get(c.get("id") or "")
+                failed = res is not None and res.status == "error"
+                calls.append(ToolCallRecord(c["name"], dict(c.get("args", {})), not failed,
+                                            message_text(res) if failed and res is not None else None))
+            for bad in m.invalid_tool_calls:
+                calls.append(ToolCallRecord(str(bad.get("name") or "?"), {}, False, bad.get("error")))
+                notes.append(f"invalid tool call: {bad.get('error')}")
+        answers = [m for m in new if isinstance(m, AIMessage)]
+        answer = message_text(answers[-1]) if answers else ""
+        items = self.recommender.dataset.items
+        shown = {i: items[i].title for i in self.state.shown if i in items}
+        item_ids = mentioned(answer, shown) or [i for i in self.state.offered if i in items]
+        rejected = list(dict.fromkeys(
+            [*self.state.rejected, *(b for b in _BRACKETED.findall(answer) if b not in shown)]))
+        if rejected:
+            log.info("session %s: rejected ids %s", self.session_id, rejected)
+        return ChatTurn(self.session_id, answer, item_ids, {i: shown[i] for i in item_ids},
+                        calls, rejected, notes)

@@ -1,0 +1,51 @@
+"""``llmrank serve``: the HTTP API (FastAPI + uvicorn) over one Recommender.
+
+One process holds one Recommender and serialises model calls (llmrank.serve.service); run
+several processes behind a load balancer to serve more, or use the vllm backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_logging
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML/YAML deployment config.")
+
+
+def serve(
+    config: Path | None = ConfigOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 exposes it)."),
+    port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, help="TCP port."),
+    check: bool = typer.Option(False, "--check", help="Load everything, print /health and exit."),
+    json_out: bool = JsonOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Serve recommend, rerank, explain, feedback and chat over HTTP (OpenAPI at /docs)."""
+    from llmrank._optional import require
+
+    setup_logging(verbose)
+    require("fastapi", extra="serve")
+    uvicorn = require("uvicorn", extra="serve")
+    from llmrank.recommender import Recommender
+    from llmrank.serve import create_app
+
+    rec = Recommender.from_config(config, progress=not json_out)
+    app = create_app(rec)
+    health = app.state.service.health()
+    url = f"http://{host}:{port}"
+    if json_out:
+        print_json({"url": url, "check": check, "health": health})
+    else:
+        console.print(f"[bold]llmrank[/] {'checked' if check else 'serving at ' + url}: dataset "
+                      f"{health['dataset']['name']} ({health['dataset']['n_items']} items), "
+                      f"reranker {health['model']['reranker']}, policy {health['policy']}"
+                      + ("" if check else f"; OpenAPI at {url}/docs"))
+    if check:
+        return
+    uvicorn.run(app, host=host, port=port, workers=1, log_level="debug" if verbose else "info")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

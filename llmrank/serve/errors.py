@@ -1,0 +1,104 @@
+"""Typed library errors -> HTTP status codes and a JSON body ({error, message, status}).
+
+The mapping is a table, not an if-chain, so a new error type gets its status in one line.
+Clients never see a stack trace: an unexpected exception is logged with its traceback under
+an error id, and the response carries only its type and that id."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from llmrank.errors import (
+    ConfigError,
+    DataError,
+    EmptyHistoryError,
+    FeedbackError,
+    LlmrankError,
+    MissingExtraError,
+    PromptError,
+    UnknownBackendError,
+    UnknownItemError,
+    UnknownUserError,
+)
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+
+class FeatureUnavailableError(LlmrankError):
+    """The server was started without something the endpoint needs (e.g. a feedback store)."""
+
+
+class SessionConflictError(LlmrankError):
+    """A chat session id was reused with a different user id."""
+
+
+class InternalError(LlmrankError):
+    """An unexpected exception, already logged with its traceback; carries a safe message."""
+
+
+def internal(exc: BaseException) -> InternalError:
+    """Log ``exc`` with its traceback under an error id; return the client-safe error."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error("internal error %s", error_id, exc_info=exc)
+    return InternalError(f"internal error ({type(exc).__name__}); see the server log, error id {error_id}")
+
+
+# first match wins: subclasses before their bases
+STATUS: list[tuple[type[BaseException], int]] = [
+    (UnknownUserError, 404),
+    (UnknownItemError, 404),
+    (MissingExtraError, 501),
+    (FeatureUnavailableError, 501),
+    (SessionConflictError, 409),
+    (EmptyHistoryError, 422),
+    (ConfigError, 422),
+    (PromptError, 422),
+    (FeedbackError, 422),
+    (UnknownBackendError, 422),
+    (DataError, 422),
+    (LlmrankError, 500),
+]
+
+
+def status_for(exc: BaseException) -> int:
+    for cls, code in STATUS:
+        if isinstance(exc, cls):
+            return code
+    return 500
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    """The JSON body for ``exc``. Library errors keep their message (it was written for
+    users); anything else is an internal error whose details stay in the server log."""
+    status = status_for(exc)
+    if isinstance(exc, LlmrankError):
+        if status >= 500 and not isinstance(exc, InternalError):
+            log.error("request failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        return {"error": type(exc).__name__, "message": str(exc), "status": status}
+    return {"error": "InternalError", "message": str(internal(exc)), "status": 500}
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``: typed errors, request validation, everything else."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    def _typed(request: Request, exc: Exception) -> JSONResponse:
+        body = error_body(exc)
+        return JSONResponse(body, status_code=body["status"])
+
+    def _validation(request: Request, exc: Exception) -> JSONResponse:
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors]
+        return JSONResponse({"error": "ValidationError", "message": "; ".join(parts) or str(exc),
+                             "status": 422}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(LlmrankError, _typed)
+    app.add_exception_handler(Exception, _typed)
