@@ -186,10 +186,13 @@ def main() -> None:
     ap.add_argument("--real", type=Path, default=None,
                     help="a .npy of real unit embeddings to compare with the synthetic data")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--fixed-centres", type=int, default=0,
+                    help="use this many clusters at every size (easier data) instead of n/10")
+    ap.add_argument("--plot", type=Path, default=PLOT)
     ap.add_argument("--replot", action="store_true", help="only redraw the plot from results.json")
     args = ap.parse_args()
     if args.replot:
-        plot(json.loads((args.out / "results.json").read_text())["rows"])
+        plot(json.loads((args.out / "results.json").read_text())["rows"], args.plot)
         return
 
     import faiss
@@ -210,7 +213,7 @@ def main() -> None:
             n = len(x)
             label = f"real:{args.real.name}"
         else:
-            c = max(1000, n // 10)
+            c = args.fixed_centres or max(1000, n // 10)
             x, q = synthetic(n, seed=0, centres=c), synthetic(args.queries, seed=1, centres=c)
             label = "synthetic"
         rows = [r for r in rows if not (r["n"] == n and r["data"] == label)]
@@ -231,12 +234,13 @@ def main() -> None:
         results_file.write_text(json.dumps({
             "machine": f"{platform.node()} ({os.cpu_count()} cores, shared with other jobs), no GPU",
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "faiss": faiss.__version__, "threads": args.threads, "dim": DIM, "rows": rows,
+            "faiss": faiss.__version__, "threads": args.threads, "dim": DIM,
+            "centres": args.fixed_centres or "n/10 (at least 1000)", "rows": rows,
         }, indent=2))
-    plot(rows)
+    plot(rows, args.plot)
 
 
-def plot(rows: list[dict]) -> None:
+def plot(rows: list[dict], path: Path = PLOT) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -264,8 +268,8 @@ def plot(rows: list[dict]) -> None:
     axes[2].legend()
     fig.suptitle("FAISS structures on 384-d synthetic vectors (2-core shared CPU, no GPU)")
     fig.tight_layout()
-    PLOT.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(PLOT, dpi=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
