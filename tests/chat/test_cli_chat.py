@@ -1,0 +1,45 @@
+"""``llmrank chat``: one turn with --once (text and --json) and the interactive loop."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from llmrank.cli.main import app
+
+runner = CliRunner()
+CONFIG = """
+[embedder]
+backend = "hashing"
+cache = false
+
+[reranker]
+backend = "fake"
+options = { generations = ["Hello! Ask me for a film."] }
+"""
+
+
+def config(tmp_path):
+    path = tmp_path / "deploy.toml"
+    path.write_text(CONFIG)
+    return str(path)
+
+
+def test_once_json(tmp_path):
+    res = runner.invoke(app, ["chat", "--once", "hi", "--json", "--config", config(tmp_path), "--user", "u001"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["answer"] == "Hello! Ask me for a film." and out["item_ids"] == [] and out["session_id"]
+
+
+def test_once_text_and_repl(tmp_path):
+    res = runner.invoke(app, ["chat", "--once", "hi", "--config", config(tmp_path)])
+    assert res.exit_code == 0 and "Hello! Ask me for a film." in res.stdout
+    res = runner.invoke(app, ["chat", "--config", config(tmp_path)], input="hello\n\n/quit\n")
+    assert res.exit_code == 0 and res.stdout.count("Hello! Ask me for a film.") == 1
+
+
+def test_unknown_user_is_an_error(tmp_path):
+    res = runner.invoke(app, ["chat", "--once", "hi", "--config", config(tmp_path), "--user", "nobody"])
+    assert res.exit_code != 0 and "nobody" in str(res.exception)
