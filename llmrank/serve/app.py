@@ -106,8 +106,8 @@ def _routes(app: FastAPI, service: Service) -> None:
             raise UnknownItemError(f"unknown item id {body.item_id!r}")
         if getattr(rec.explore, "feedback", None) is None:
             raise FeatureUnavailableError("this server has no feedback store ([feedback] path in the config)")
-        fields: dict[str, Any] = body.model_dump(exclude_none=True)
-        event = FeedbackEvent(**fields)
+        fields: dict[str, Any] = body.model_dump(exclude_none=True, exclude={"user_id"})
+        event = FeedbackEvent(user_id=body.user_id, **fields)
         event_id = service.call(lambda: rec.feedback(event))
         return FeedbackResponseModel(event_id=event_id)
 

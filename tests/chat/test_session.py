@@ -4,7 +4,7 @@ explain -> feedback conversation, grounding of the answer's item ids, invented i
 from __future__ import annotations
 
 import pytest
-from conftest import ScriptedChatModel, call, last_tool
+from chat_fakes import ScriptedChatModel, call, last_tool
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from llmrank.chat.session import ChatSession, mentioned, system_prompt
