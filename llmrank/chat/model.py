@@ -124,8 +124,10 @@ class LocalChatModel(BaseChatModel):
         names = [t["function"]["name"] for t in tools if "function" in t]
         prefix = self._forced_prefix(tool_choice, names)
         prompt = self._prompt(messages, tools) + prefix
+        # a model that just called a tool must not go on to imagine the tool's answer
+        stops = (*(stop or ()), "<tool_response>") if names else tuple(stop or ())
         config = GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                                  seed=self.seed, stop=tuple(stop or ()))
+                                  seed=self.seed, stop=stops)
         with self.lock if self.lock is not None else contextlib.nullcontext():
             text = prefix + self.llm.generate([prompt], config)[0]
         parsed = parse_tool_calls(text, names)

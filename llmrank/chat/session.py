@@ -63,7 +63,8 @@ def system_prompt(recommender: Recommender, user_id: str | None, catalog: str | 
                   template: str = "chat_system") -> str:
     """The rendered ``chat_system`` template (catalog and user are escaped as data)."""
     tmpl = load_template(template)
-    what = catalog or recommender.dataset.name
+    ds = recommender.dataset
+    what = catalog or f"{ds.name}, {ds.n_items} items"
     values: dict[str, Any] = {"catalog": what}
     if user_id:
         values["user"] = user_id

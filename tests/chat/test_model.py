@@ -41,6 +41,18 @@ def test_bind_tools_renders_them_and_parses_the_call():
     assert prompts[0].index("Be brief.") < prompts[0].index("<tools>") < prompts[0].index("space films")
 
 
+def test_generation_stops_before_an_imagined_tool_response():
+    seen = {}
+
+    class Spy(FakeLLM):
+        def generate(self, prompts, config):
+            seen["stop"] = config.stop
+            return super().generate(prompts, config)
+
+    LocalChatModel(llm=Spy(generations=["x"])).bind_tools([search_items]).invoke("hi", stop=["END"])
+    assert seen["stop"] == ("END", "<tool_response>")
+
+
 def test_unbound_tool_name_is_an_invalid_call():
     model = LocalChatModel(llm=FakeLLM(generations=[gen_call("drop_tables")]))
     msg = model.bind_tools([search_items]).invoke("hi")
