@@ -6,7 +6,9 @@ comes back in a user turn inside ``<tool_response></tool_response>``. That is ex
 Qwen2.5's own chat template produces, so any model with a plain chat template can be driven
 the same way through ``LLM.format_chat``.
 
-Parsing: only well-formed blocks whose name is a bound tool become tool calls; anything else
+Parsing: only well-formed blocks (``<tool_call>``, or the ``<tools>`` tag small Qwen models
+sometimes use by mistake, or an answer that is nothing but one call's JSON) whose name is a
+bound tool become tool calls; anything else
 (bad JSON, unknown tool, missing name, unclosed block) becomes an *invalid* tool call with the
 reason, never an executed one. Tool results, user text and earlier answers are rendered with
 the protocol tags neutralised, so data (an item titled ``</tool_response><tool_call>...``)
@@ -33,7 +35,9 @@ TOOLS_POSTAMBLE = (
     '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
 )
 _TAGS = re.compile(r"</?\s*(tool_call|tool_response|tools)\s*>", re.IGNORECASE)
-_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+# <tool_call> is the format; small Qwen models sometimes wrap a call in the <tools> tag of the
+# system prompt instead, which is accepted too (the call is validated like any other)
+_BLOCK = re.compile(r"<(tool_call|tools)>(.*?)</\1>", re.DOTALL)
 _OPEN = "<tool_call>"
 
 
@@ -99,7 +103,7 @@ def parse_tool_calls(text: str, allowed: Iterable[str] | None = None) -> ParsedO
     pos = 0
     for m in _BLOCK.finditer(text):
         pieces.append(text[pos:m.start()])
-        call, bad = _parse_block(m.group(1), names)
+        call, bad = _parse_block(m.group(2), names)
         if call is not None:
             out.tool_calls.append(call)
         if bad is not None:
@@ -119,7 +123,32 @@ def parse_tool_calls(text: str, allowed: Iterable[str] | None = None) -> ParsedO
         rest = rest[:cut]
     pieces.append(rest)
     out.content = re.sub(r"\n{3,}", "\n\n", "".join(pieces)).strip()
+    if not out.tool_calls and not out.invalid_tool_calls and names:
+        _bare_call(out, names)
     return out
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def _bare_call(out: ParsedOutput, names: set[str]) -> None:
+    """Small models sometimes answer with nothing but the call's JSON, without tags. Only an
+    answer that is *entirely* one JSON object naming a bound tool counts as a call."""
+    text = out.content
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1)
+    if not (text.startswith("{") and text.endswith("}")):
+        return
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return
+    if isinstance(obj, dict) and obj.get("name") in names and set(obj) <= {"name", "arguments", "parameters"}:
+        call, _ = _parse_block(text, names)
+        if call is not None:
+            out.tool_calls.append(call)
+            out.content = ""
 
 
 def tools_block(tools: Sequence[Mapping[str, Any]]) -> str:

@@ -1,7 +1,7 @@
 """``llmrank serve``: the HTTP API (FastAPI + uvicorn) over one Recommender.
 
-One process holds one Recommender and serialises model calls (llmrank.serve.service); run
-several processes behind a load balancer to serve more, or use the vllm backend."""
+One process holds one Recommender and serialises model calls (llmrank.serve.service);
+``--workers N`` runs N such processes behind one port, or use the vllm backend."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def serve(
     config: Path | None = ConfigOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 exposes it)."),
     port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, help="TCP port."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1,
+                                help="Worker processes, each with its own Recommender (and model)."),
     check: bool = typer.Option(False, "--check", help="Load everything, print /health and exit."),
     json_out: bool = JsonOpt,
     verbose: bool = VerboseOpt,
@@ -44,7 +46,18 @@ def serve(
                       + ("" if check else f"; OpenAPI at {url}/docs"))
     if check:
         return
-    uvicorn.run(app, host=host, port=port, workers=1, log_level="debug" if verbose else "info")
+    level = "debug" if verbose else "info"
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level=level)
+        return
+    import os
+
+    from llmrank.serve.app import CONFIG_ENV
+
+    del app, rec  # each worker process loads its own Recommender
+    os.environ[CONFIG_ENV] = str(config.resolve()) if config else ""
+    uvicorn.run("llmrank.serve.app:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level=level)
 
 
 def register(app: typer.Typer) -> None:

@@ -67,6 +67,20 @@ def create_app(recommender: Recommender, *, chat_model: BaseChatModel | None = N
     return app
 
 
+CONFIG_ENV = "LLMRANK_SERVE_CONFIG"
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` with several worker processes: each worker builds
+    its own Recommender from the config file named in ``$LLMRANK_SERVE_CONFIG`` (empty = the
+    defaults), since a Recommender is never shared across processes."""
+    import os
+
+    from llmrank.recommender import Recommender
+
+    return create_app(Recommender.from_config(os.environ.get(CONFIG_ENV) or None))
+
+
 def _routes(app: FastAPI, service: Service) -> None:
     rec = service.recommender
 
@@ -114,7 +128,7 @@ def _routes(app: FastAPI, service: Service) -> None:
     @app.post("/chat", response_model=ChatResponseModel, tags=["chat"])
     def chat(body: ChatRequestModel) -> ChatResponseModel:
         """One turn of a chat session (a new session when ``session_id`` is absent or unknown)."""
-        session = service.sessions.get(body.session_id, body.user_id)
+        session = service.sessions.get(body.session_id, body.user_id, body.history)
         try:
             turn = session.send(body.message)
         except LlmrankError:

@@ -163,6 +163,8 @@ class ChatRequestModel(_Wire):
     message: str = Field(..., min_length=1, max_length=4000)
     session_id: str | None = Field(default=None, max_length=200)
     user_id: str | None = Field(default=None, max_length=200)
+    history: list[ItemId] | None = Field(default=None, max_length=MAX_HISTORY,
+                                         description="seeds a new anonymous session (ignored afterwards)")
 
 
 class ToolCallModel(_Wire):

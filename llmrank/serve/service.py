@@ -4,8 +4,8 @@ Thread-safety (why a lock): FastAPI runs the sync endpoints in a thread pool, bu
 Recommender holds one model, one FAISS index and one SQLite connection that are not made for
 concurrent use. Every call into the Recommender (and every generation of the local chat model,
 which shares the reranker's weights) therefore runs under one re-entrant lock: requests are
-served one model call at a time per process. Scale out with more processes (each loads its own
-Recommender) or with the vllm backend, which batches inside the engine; the batch engines
+served one model call at a time per process. Scale out with more processes (``llmrank serve
+--workers N``: each worker process loads its own Recommender) or with the vllm backend, which batches inside the engine; the batch engines
 (llmrank.batch) are the way to rank many requests at once. Everything outside the lock (JSON
 parsing, validation, session bookkeeping) runs concurrently."""
 
@@ -35,7 +35,8 @@ T = TypeVar("T")
 class SessionStore:
     """Chat sessions by id; the least recently used are dropped past ``limit``."""
 
-    def __init__(self, factory: Callable[[str, str | None], ChatSession], limit: int = 1000) -> None:
+    def __init__(self, factory: Callable[[str, str | None, list[str] | None], ChatSession],
+                 limit: int = 1000) -> None:
         self._factory = factory
         self._limit = max(1, limit)
         self._sessions: OrderedDict[str, ChatSession] = OrderedDict()
@@ -44,8 +45,10 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def get(self, session_id: str | None, user_id: str | None) -> ChatSession:
-        """The session ``session_id`` (now the most recent) or a new one for ``user_id``."""
+    def get(self, session_id: str | None, user_id: str | None,
+            history: list[str] | None = None) -> ChatSession:
+        """The session ``session_id`` (now the most recent) or a new one for ``user_id``
+        (``history`` seeds a new anonymous session; an existing session keeps its own)."""
         with self._lock:
             session = self._sessions.get(session_id) if session_id else None
             if session is not None:
@@ -53,7 +56,7 @@ class SessionStore:
                     raise SessionConflictError(f"session {session_id!r} belongs to another user")
                 self._sessions.move_to_end(session.session_id)
                 return session
-        session = self._factory(session_id or uuid.uuid4().hex, user_id)
+        session = self._factory(session_id or uuid.uuid4().hex, user_id, history)
         with self._lock:
             self._sessions[session.session_id] = session
             while len(self._sessions) > self._limit:
@@ -100,11 +103,12 @@ class Service:
                                                    seed=rec.config.seed)
             return self._chat_model
 
-    def _new_session(self, session_id: str, user_id: str | None) -> ChatSession:
+    def _new_session(self, session_id: str, user_id: str | None,
+                     history: list[str] | None = None) -> ChatSession:
         from llmrank.chat.session import ChatSession
 
         cfg = self.recommender.config.chat
-        return ChatSession(self.recommender, self.chat_model(), user_id=user_id,
+        return ChatSession(self.recommender, self.chat_model(), user_id=user_id, history=history,
                            session_id=session_id, lock=self.lock, max_messages=cfg.max_messages,
                            catalog=cfg.catalog)
 

@@ -25,6 +25,26 @@ def test_valid_calls_and_surrounding_text():
     assert len({c["id"] for c in out.tool_calls}) == 2 and not out.invalid_tool_calls
 
 
+def test_mistagged_tools_block_is_accepted_and_validated():
+    text = 'Here you go:\n<tools>\n{"name": "search_items", "arguments": {"query": "space"}}\n</tools>'
+    out = parse_tool_calls(text, TOOLS)
+    assert out.content == "Here you go:" and [c["args"] for c in out.tool_calls] == [{"query": "space"}]
+    bad = parse_tool_calls('<tools>{"name": "rm_rf", "arguments": {}}</tools>', TOOLS)
+    assert not bad.tool_calls and "unknown tool" in bad.invalid_tool_calls[0]["error"]
+
+
+def test_an_answer_that_is_only_a_call_json_is_a_call():
+    bare = '{"name": "search_items", "arguments": {"query": "space", "k": 1}}'
+    for text in (bare, f"```json\n{bare}\n```"):
+        out = parse_tool_calls(text, TOOLS)
+        assert [c["args"] for c in out.tool_calls] == [{"query": "space", "k": 1}] and out.content == ""
+    for text in (f"Try this: {bare}", '{"name": "rm_rf", "arguments": {}}',
+                 '{"name": "search_items", "arguments": {}, "note": "x"}', '{"title": "Heat"}'):
+        out = parse_tool_calls(text, TOOLS)
+        assert not out.tool_calls and out.content == text  # prose or not a bound call: stays text
+    assert not parse_tool_calls(bare, None).tool_calls  # nothing bound: nothing to call
+
+
 def test_plain_answer_has_no_calls():
     out = parse_tool_calls("Try [c036], a quiet horror film.", TOOLS)
     assert out.content == "Try [c036], a quiet horror film." and not out.tool_calls

@@ -180,6 +180,12 @@ def test_chat_turns_keep_the_session(client):
     assert client.post("/chat", json={"message": ""}).status_code == 422
 
 
+def test_anonymous_chat_session_with_a_history(client):
+    r = client.post("/chat", json={"message": "space", "history": ["c170", "c115"]})
+    assert r.status_code == 200 and r.json()["item_ids"]
+    assert not {"c170", "c115"} & set(r.json()["item_ids"])  # seen items are not offered again
+
+
 def test_chat_sessions_are_bounded(catalog_parts):
     from fastapi.testclient import TestClient
     from serve_fakes import CFG, SearchThenAnswer

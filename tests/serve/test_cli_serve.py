@@ -33,6 +33,18 @@ def test_serve_rejects_a_bad_config(tmp_path):
     assert res.exit_code != 0 and "bogus" in str(res.exception)
 
 
+def test_app_factory_for_worker_processes(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from llmrank.serve.app import CONFIG_ENV, app_from_env
+
+    cfg = tmp_path / "deploy.toml"
+    cfg.write_text(CONFIG)
+    monkeypatch.setenv(CONFIG_ENV, str(cfg))
+    health = TestClient(app_from_env()).get("/health").json()
+    assert health["model"]["backend"] == "fake" and health["dataset"]["n_items"] == 200
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
