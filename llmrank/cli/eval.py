@@ -94,3 +94,16 @@ def eval_command(
 
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
+
+
+def main() -> None:
+    """``python -m llmrank.cli.eval``: the same command without mounting the other groups."""
+    from llmrank.cli.common import run_guarded
+
+    app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+    app.command()(eval_command)
+    run_guarded(app)
+
+
+if __name__ == "__main__":
+    main()

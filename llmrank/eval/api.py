@@ -76,19 +76,27 @@ def build_ranker(spec: RankerSpec, seed: int) -> Ranker:
 
 
 def item_vectors(cfg: EvalConfig, dataset: Dataset) -> np.ndarray | None:
-    """Item representations for intra-list diversity: 'genres' (multi-hot), 'none', or
-    'npy:<path>' with one row per item code (e.g. text embeddings saved by a retriever)."""
+    """Item representations for intra-list diversity: 'genres' (multi-hot), 'text' (the
+    default embedder over ``render_item``, cached on disk by llmrank.embed), 'none', or
+    'npy:<path>' with one row per item code."""
     spec = cfg.run.diversity_vectors
     if spec == "none":
         return None
     if spec == "genres":
         return genre_vectors(dataset)
+    if spec == "text":
+        from llmrank.config import EmbedderConfig
+        from llmrank.embed.factory import create_embedder
+        from llmrank.retrieve.text import embed_items
+
+        items = [dataset.items[i] for i in dataset.item_ids]
+        return np.asarray(embed_items(create_embedder(EmbedderConfig()), items))
     if spec.startswith("npy:"):
         vec = np.load(spec[4:])
         if vec.shape[0] != dataset.n_items:
             raise ConfigError(f"{spec}: {vec.shape[0]} rows for {dataset.n_items} items")
         return np.asarray(vec)
-    raise ConfigError(f"run.diversity_vectors must be genres, none or npy:<path>, got {spec!r}")
+    raise ConfigError(f"run.diversity_vectors must be genres, text, none or npy:<path>, got {spec!r}")
 
 
 def run_eval(cfg: EvalConfig, *, dataset: Dataset | None = None,

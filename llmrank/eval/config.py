@@ -97,7 +97,7 @@ class EvalRun(_Model):
     out: str | None = None  # default eval/out/<name>
     reference: str | None = None  # label compared against every other ranker (paired test)
     paired_method: Literal["permutation", "t"] = "permutation"
-    diversity_vectors: str = "genres"  # 'genres', 'none', or 'npy:<path>' (n_items x d)
+    diversity_vectors: str = "genres"  # 'genres', 'text', 'none', or 'npy:<path>' (n_items x d)
     plots: bool = True
 
 
