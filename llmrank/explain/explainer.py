@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from llmrank.data.itemtext import item_title, render_item
 from llmrank.errors import LlmrankError
@@ -48,7 +49,7 @@ class Explainer:
         hist = [item_title(h) for h in history][-self.max_history:]
         shared = shared_terms(item, history)
         for keep in range(len(hist), -1, -1):  # drop the oldest history first
-            values: dict[str, object] = {"history": hist[len(hist) - keep:] if keep else [],
+            values: dict[str, Any] = {"history": hist[len(hist) - keep:] if keep else [],
                                          "item": render_item(item), "shared": shared}
             if query:
                 values["query"] = query
