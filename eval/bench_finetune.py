@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_finetune_lib import (
     OUT,
+    TargetListedOnly,
     build_retrievers,
     evaluate,
     per_user,
@@ -95,7 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     retr = retriever_ranker(out, "valid")
     retr.fit(split, "test")
     users = args.users
-    cand = {"name": "candidates", "stage": "test", "max_users": users}
+    cand = {"name": "candidates", "stage": "test", "max_users": args.cand_users or users}
     rtop = {"name": "retriever", "stage": "test", "retriever": "fused", "max_users": users}
     results: dict[str, Any] = {"prompt": spec.__dict__, "adapter": args.adapter,
                                "data": data.describe(), "users": users}
@@ -111,7 +112,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         res[f"{label}/candidates"] = evaluate(ranker, split, cand, label=label,
                                               ckpt=ck / f"{label}-candidates")
-        res[f"{label}/retriever"] = evaluate(ranker, split, rtop, retriever=retr, label=label,
+        res[f"{label}/retriever"] = evaluate(TargetListedOnly(ranker, split), split, rtop,
+                                             retriever=retr, label=label,
                                              ckpt=ck / f"{label}-retriever")
         log.info("%s evaluated in %.0fs", label, time.perf_counter() - t)
     # weight of the production blend with the retriever's scores, chosen on validation users
@@ -124,15 +126,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
               "max_users": args.valid_users}
     valid_scores = {}
     for w in grid:
-        r = evaluate(tuned.with_weight(w, f"tuned-w{w:g}"), split, vproto, retriever=retr_valid,
-                     label=f"tuned-w{w:g}")
+        r = evaluate(TargetListedOnly(tuned.with_weight(w, f"tuned-w{w:g}"), split), split,
+                     vproto, retriever=retr_valid, label=f"tuned-w{w:g}")
         valid_scores[w] = r.summary["ndcg@10"].mean
     best_w = max(valid_scores, key=lambda w: valid_scores[w])
     results["blend_valid_ndcg@10"] = valid_scores
     results["blend_weight"] = best_w
     tuned.retrieval = retr
-    res["tuned-blend/retriever"] = evaluate(tuned.with_weight(best_w, "tuned-blend"), split,
-                                            rtop, retriever=retr, label="tuned-blend")
+    res["tuned-blend/retriever"] = evaluate(
+        TargetListedOnly(tuned.with_weight(best_w, "tuned-blend"), split), split, rtop,
+        retriever=retr, label="tuned-blend")
     results["results"] = {k: _summ(v) for k, v in res.items()}
     comps = {"tuned vs zero-shot (candidates)": ("tuned/candidates", "zero-shot/candidates"),
              "tuned vs zero-shot (retriever top-20)": ("tuned/retriever", "zero-shot/retriever"),
@@ -185,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--adapter", default="eval/out/finetune/sft-ml-small/adapter")
     ap.add_argument("--from-adapter", default="ml-small-sft")
     ap.add_argument("--users", type=int, default=None, help="first N eval users (default all)")
-    ap.add_argument("--valid-users", type=int, default=200)
+    ap.add_argument("--valid-users", type=int, default=None, help="validation users for the blend weight")
+    ap.add_argument("--cand-users", type=int, default=None, help="first N users, 20-candidate protocol")
     ap.add_argument("--skip-zero-shot", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
