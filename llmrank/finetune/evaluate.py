@@ -36,7 +36,8 @@ class RerankRanker:
                  name: str | None = None, prompt: PromptSpec | None = None,
                  permutations: int = 1, seed: int = 0, batch_size: int = 4,
                  retrieval: Any = None, blend_weight: float = 0.0,
-                 cache_path: str | Path | None = None, llm: Any = None) -> None:
+                 cache_path: str | Path | None = None, llm: Any = None,
+                 prefix_reuse: bool | None = False) -> None:
         self.model = model
         self.adapter = adapter
         self.name = name or (f"rerank+{Path(adapter).name}" if adapter else "rerank-zero-shot")
@@ -48,6 +49,7 @@ class RerankRanker:
         self.blend_weight = float(blend_weight)
         self.cache_path = Path(cache_path) if cache_path else None
         self._llm = llm
+        self.prefix_reuse = prefix_reuse
         self._scorer: Any = None
         self._shared: RerankRanker | None = None  # with_weight copies use this one's model
         self._split: LeaveOneOut | None = None
@@ -80,7 +82,8 @@ class RerankRanker:
             if self._llm is None:
                 from llmrank.llm.transformers_backend import TransformersLLM
 
-                self._llm = TransformersLLM(self.model, self.adapter, batch_size=self.batch_size)
+                self._llm = TransformersLLM(self.model, self.adapter, batch_size=self.batch_size,
+                                            prefix_reuse=self.prefix_reuse)
             self._scorer = LabelScorer(self._llm, make_builder(self._llm, self.prompt),
                                        permutations=self.permutations, seed=self.seed)
         return self._scorer

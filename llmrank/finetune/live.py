@@ -16,7 +16,11 @@ class LiveTransformersLLM(TransformersLLM):
     """A ``TransformersLLM`` around an in-memory (peft) model instead of a path.
 
     Reuses the parent's scoring methods unchanged; only the construction differs (nothing
-    is loaded from disk but the tokenizer, which the scorer needs left-padded)."""
+    is loaded from disk but the tokenizer, which the scorer needs left-padded). Scoring uses
+    plain left-padded batches, not shared-prefix KV reuse: a validation pass must not depend
+    on cache machinery while the weights are being trained."""
+
+    prefix_reuse = False
 
     def __init__(self, model: Any, tokenizer_path: str, *, model_id: str = "live",
                  batch_size: int = 4, max_prompt_tokens: int = 2048) -> None:

@@ -4,11 +4,14 @@ token ids, so that all of them build byte-identical prompts."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from llmrank.llm.labels import label_token_ids
 from llmrank.prompts.chat import ChatMessage, hf_format_chat
+
+_ENCODE_CACHE = 512  # prompts remembered per backend
 
 
 class HFTokenizerMixin:
@@ -23,7 +26,18 @@ class HFTokenizerMixin:
         return len(self.encode(text))
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        """Token ids, memoised for recent texts: the prompt builder counts a prompt's tokens
+        and the backend then scores the very same string."""
+        cache: OrderedDict[str, list[int]] = self.__dict__.setdefault("_encode_cache", OrderedDict())
+        ids = cache.get(text)
+        if ids is None:
+            ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+            cache[text] = ids
+            if len(cache) > _ENCODE_CACHE:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(text)
+        return list(ids)
 
     def label_ids(self, labels: Sequence[str]) -> list[int]:
         """Token ids of label continuations, checked once per label set (cached)."""
