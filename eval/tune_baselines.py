@@ -1,5 +1,6 @@
-"""Grid-search the baselines' hyperparameters on the VALIDATION split (full ranking,
-NDCG@10), never on test. The chosen values are copied into eval/configs/*.toml.
+"""Grid-search the baselines' hyperparameters on the VALIDATION split (NDCG@10 under the
+protocol being reported: full ranking or 20 candidates), never on test. The chosen values
+are copied into eval/configs/*.toml.
 
     nice -n 10 python eval/tune_baselines.py --dataset ml-latest-small --kcore 5 \
         --out eval/out/tuning/ml-small-5core.json
@@ -38,12 +39,14 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--rankers", default="itemknn,als,bpr")
     ap.add_argument("--metric", default="ndcg@10")
+    ap.add_argument("--protocol", default="full", choices=["full", "candidates"])
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data = prepare(EvalData(dataset=args.dataset, kcore=args.kcore, data_dir=args.data_dir))
-    proto = EvalProtocol(name="full", stage="valid")
-    report: dict[str, Any] = {"dataset": data.preprocessing, "protocol": "full, stage valid",
+    proto = EvalProtocol(name=args.protocol, stage="valid")
+    report: dict[str, Any] = {"dataset": data.preprocessing,
+                              "protocol": f"{args.protocol}, stage valid",
                               "metric": args.metric, "rankers": {}}
     for name in args.rankers.split(","):
         grid = GRIDS[name]

@@ -48,6 +48,8 @@ def train_retriever(
     lr: float | None = typer.Option(None, "--lr"),
     dropout: float | None = typer.Option(None, "--dropout"),
     seed: int | None = typer.Option(None, "--seed"),
+    refit: bool | None = typer.Option(None, "--refit/--no-refit", help="Retrain on all items "
+                                      "but the held-out ones for the early-stopped epochs."),
     device: str | None = typer.Option(None, "--device", help="auto (GPU if any), cpu, cuda."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default 1)."),
     embedder: str | None = typer.Option(None, "--embedder", help="Embedder backend (fused)."),
@@ -71,7 +73,7 @@ def train_retriever(
                                "embedder.backend": embedder, "seed": seed})
     scfg = sequential_config(cfg, model=model, epochs=epochs, patience=patience, hidden=hidden,
                              max_len=max_len, batch_size=batch_size, lr=lr, dropout=dropout,
-                             device=device, threads=threads)
+                             device=device, threads=threads, refit=refit)
     t0 = time.perf_counter()
     ds = load_data(cfg.data)
     history: list[Any] = []
