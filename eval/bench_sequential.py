@@ -46,7 +46,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kcore", type=int, default=5)
     ap.add_argument("--model", action="append", required=True, help="name=config.json")
     ap.add_argument("--fused", default=None, help="model name to fuse with text (optional)")
-    ap.add_argument("--reference", default=None, help="model name for paired tests")
+    ap.add_argument("--reference", action="append", default=[],
+                    help="retriever name for paired tests (repeatable; 'text' with --text)")
+    ap.add_argument("--text", action="store_true",
+                    help="also evaluate the text retriever (name 'text') on the same users")
+    ap.add_argument("--half-life", type=float, default=None,
+                    help="recency half-life of text query vectors (text and fused; "
+                         "default: the config default)")
     ap.add_argument("--embedder", default="sentence-transformers")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--retrain", action="store_true")
@@ -64,7 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     ds, split = load_split(args.dataset, args.kcore, args.data_root)
     hists, targets = test_queries(split)
-    cfg = load_config({"embedder": {"backend": args.embedder}})
+    overrides: dict = {"embedder": {"backend": args.embedder}}
+    if args.half_life is not None:
+        overrides["retriever"] = {"recency_half_life": args.half_life}
+    cfg = load_config(overrides)
     results: dict[str, dict] = {}
     ranks: dict[str, np.ndarray] = {}
     retrievers: dict[str, object] = {}
@@ -94,24 +103,37 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = {"kind": "fused", "base": args.fused, "fusion": fused.report,
                          "build_seconds_excl_training": round(build_s, 1),
                          "eval_search_seconds": round(search_s, 2)}
+    if args.text:
+        from llmrank.retrieve.text import TextRetriever
+
+        t0 = time.perf_counter()
+        text = TextRetriever.build(visible_dataset(split, "test"), cfg)
+        build_s = time.perf_counter() - t0
+        ranks["text"], search_s = retrieval_ranks(text, hists, targets)
+        retrievers["text"] = text
+        results["text"] = {"kind": "text", "half_life": cfg.retriever.recency_half_life,
+                           "build_seconds": round(build_s, 1),
+                           "eval_search_seconds": round(search_s, 2)}
     for name, r in ranks.items():
         results[name]["metrics"] = summarize(r)
         results[name]["latency_single_query"] = latency(retrievers[name], hists)
         results[name]["users"] = len(r)
-        if args.reference and name != args.reference:
-            results[name]["paired_vs_" + args.reference] = paired(r, ranks[args.reference])
+        for ref in args.reference:
+            if name != ref and ref in ranks:
+                results[name]["paired_vs_" + ref] = paired(r, ranks[ref])
         np.save(args.out / f"ranks_{name}.npy", r)
     meta = {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
             "interactions": len(ds.interactions), "eval_users": len(hists),
             "protocol": "full ranking leave-one-out, test split, seen items excluded",
             "command": "python " + " ".join(sys.argv), "machine": platform.platform(),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"), "threads": args.threads}
+            "date": datetime.now(UTC).isoformat(timespec="seconds"), "threads": args.threads,
+            "recency_half_life": cfg.retriever.recency_half_life}
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     (args.out / "table.md").write_text(markdown(meta, results, args.reference))
     print(markdown(meta, results, args.reference))
 
 
-def markdown(meta: dict, results: dict, reference: str | None) -> str:
+def markdown(meta: dict, results: dict, references: list[str]) -> str:
     cols = ["ndcg@10", "recall@10", "mrr@10", "ndcg@5", "recall@5", "ndcg@20", "recall@20",
             "mrr@20"]
     lines = [f"{meta['dataset']}: {meta['users']} users, {meta['items']} items, "
@@ -121,7 +143,7 @@ def markdown(meta: dict, results: dict, reference: str | None) -> str:
     for name, r in results.items():
         m = r["metrics"]
         lines.append(f"| {name} | " + " | ".join(fmt(m[c]) for c in cols) + " |")
-    if reference:
+    for reference in references:
         lines += ["", f"Paired permutation tests vs {reference} (diff [95% CI], p):", ""]
         for name, r in results.items():
             p = r.get("paired_vs_" + reference)
