@@ -24,7 +24,7 @@ from llmrank.registry import rankers
 log = logging.getLogger("tune")
 
 GRIDS: dict[str, dict[str, list[Any]]] = {
-    "itemknn": {"neighbors": [5, 10, 20, 50, 100, 200, 400], "shrinkage": [0.0, 10.0, 50.0]},
+    "itemknn": {"neighbors": [2, 3, 5, 10, 20, 50, 100, 200, 400], "shrinkage": [0.0, 10.0, 50.0]},
     "als": {"factors": [16, 32, 64, 128], "regularization": [0.1, 1.0, 10.0, 30.0],
             "alpha": [1.0, 5.0, 20.0]},
     "bpr": {"factors": [32, 64, 128], "learning_rate": [0.01, 0.05, 0.1],

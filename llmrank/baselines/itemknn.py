@@ -1,7 +1,13 @@
 """Item-kNN: cosine similarity between item columns of the visible interaction matrix
 (optionally shrunk towards 0 for items with few co-occurrences), keeping each item's
 ``neighbors`` most similar items; a user's score for an item is the sum of its similarities
-to the user's history. Strong on MovieLens, cheap, and deterministic."""
+to the user's history. Strong on MovieLens, cheap, and deterministic.
+
+Every item with no neighbour in the history scores exactly 0, so under the 20-candidate
+protocol the target often ties with most candidates; by default those ties are broken by
+visible popularity (``tie_break='popularity'``; what is still tied goes to the protocol's
+tie policy). With ``tie_break='none'`` the pessimistic policy puts a zero-scored target last
+among the zeros (ml-latest-small 20 candidates, 5 neighbours: NDCG@10 0.32 instead of 0.75)."""
 
 from __future__ import annotations
 
@@ -9,14 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from llmrank.baselines.base import MatrixRanker
+from llmrank.baselines.base import MatrixRanker, TieBreak
 
 
 class ItemKNNRanker(MatrixRanker):
     name = "itemknn"
 
-    def __init__(self, neighbors: int = 100, shrinkage: float = 0.0, block: int = 512) -> None:
-        super().__init__()
+    def __init__(self, neighbors: int = 100, shrinkage: float = 0.0, block: int = 512,
+                 tie_break: TieBreak = "popularity") -> None:
+        super().__init__(tie_break)
         self.neighbors = neighbors
         self.shrinkage = shrinkage
         self.block = block

@@ -10,7 +10,7 @@ Python use::
 """
 
 from llmrank.eval.api import EvalReport, run_eval
-from llmrank.eval.base import OutputStatus, Ranker, ReportsOutputStatus
+from llmrank.eval.base import BreaksTies, OutputStatus, Ranker, ReportsOutputStatus
 from llmrank.eval.config import EvalConfig, EvalProtocol, RankerSpec, load_eval_config
 from llmrank.eval.metrics import metrics_from_ranks, ranking_metrics, target_ranks
 from llmrank.eval.results import RankerResult, compare
@@ -19,6 +19,7 @@ from llmrank.eval.stats import CI, PairedResult, bootstrap_ci, paired_test
 
 __all__ = [
     "CI",
+    "BreaksTies",
     "EvalConfig",
     "EvalProtocol",
     "EvalReport",

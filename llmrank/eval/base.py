@@ -65,6 +65,21 @@ class ReportsOutputStatus(Protocol):
         ...
 
 
+@runtime_checkable
+class BreaksTies(Protocol):
+    """Optional: a ranker whose scores tie often (item-kNN gives 0 to every item with no
+    neighbour in the history) orders its own ties. The harness sorts by (score, tie score)
+    and only what is equal in both falls to ``protocol.ties`` (pessimistic by default: the
+    target after the items tied with it). Without this, a scorer that ties the target with
+    many candidates is ranked as if it had put the target last among them."""
+
+    def tie_scores(self, users: np.ndarray, candidates: np.ndarray | None,
+                   stage: str) -> np.ndarray | None:
+        """Same shape as ``score``'s result (higher = earlier among equal scores), or None
+        for no tie-break."""
+        ...
+
+
 def check_stage(stage: str) -> str:
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")

@@ -53,14 +53,17 @@ def target_ranks(
     ties: Ties = "pessimistic",
     rng: np.random.Generator | None = None,
     keys: np.ndarray | None = None,
+    secondary: np.ndarray | None = None,
 ) -> np.ndarray:
     """1-based rank of each row's target column in ``scores`` (higher score = better).
 
     ``scores`` is (n_users, n_columns); ``targets`` holds a column index per row, or -1 when
     the target is absent from the row (rank ``inf``). Items that must not compete (the
     user's history) should be set to ``-inf`` by the caller; a target scored ``-inf`` or NaN
-    counts as a miss. Ties are broken by ``tie_keys`` (or the ``keys`` given, so that ranks
-    agree with the lists from ``top_k`` built with the same keys)."""
+    counts as a miss. Equal scores are ordered by ``secondary`` (the ranker's own tie-break
+    scores, higher = better; optional), and what is still tied by ``tie_keys`` (or the
+    ``keys`` given, so that ranks agree with the lists from ``top_k`` built with the same
+    keys and ``secondary``)."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim == 1:
         scores = scores[None, :]
@@ -78,7 +81,13 @@ def target_ranks(
     idx = np.arange(len(rows))
     t = s[idx, targets[rows]][:, None]
     tk = kk[idx, targets[rows]][:, None]
-    before = (s > t) | ((s == t) & (kk < tk))
+    tied = s == t
+    if secondary is not None:
+        sec = _secondary(secondary, scores.shape)[rows]
+        ts = sec[idx, targets[rows]][:, None]
+        before = (s > t) | (tied & (sec > ts)) | (tied & (sec == ts) & (kk < tk))
+    else:
+        before = (s > t) | (tied & (kk < tk))
     r = before.sum(axis=1) + 1.0
     r[np.isneginf(t[:, 0])] = np.inf
     ranks[rows] = r
@@ -146,13 +155,28 @@ def ranking_metrics(
     return out
 
 
-def top_k(scores: np.ndarray, k: int, keys: np.ndarray | None = None) -> np.ndarray:
+def top_k(scores: np.ndarray, k: int, keys: np.ndarray | None = None,
+          secondary: np.ndarray | None = None) -> np.ndarray:
     """Column indices of the ``k`` best scores per row, best first. Ties are broken by
-    ``keys`` (ascending; see ``tie_keys``), else by column order, so the lists written to
-    run files are deterministic and agree with ``target_ranks`` given the same keys."""
+    ``secondary`` (descending) and then ``keys`` (ascending; see ``tie_keys``), else by
+    column order, so the lists written to run files are deterministic and agree with
+    ``target_ranks`` given the same keys and secondary scores."""
     scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf, neginf=-np.inf, posinf=np.inf)
     k = min(k, scores.shape[1])
     if keys is None:
-        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    order = np.lexsort((keys, -scores), axis=1)
+        keys = np.broadcast_to(np.arange(scores.shape[1], dtype=np.float64), scores.shape)
+    sort_keys: tuple[np.ndarray, ...] = (keys, -scores)
+    if secondary is not None:
+        sort_keys = (keys, -_secondary(secondary, scores.shape), -scores)
+    order = np.lexsort(sort_keys, axis=1)
     return order[:, :k]
+
+
+def _secondary(secondary: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Tie-break scores as float64 of ``shape``; NaN (no opinion) sorts last."""
+    sec = np.asarray(secondary, dtype=np.float64)
+    if sec.ndim == 1:
+        sec = sec[None, :]
+    if sec.shape != shape:
+        raise ValueError(f"secondary scores {sec.shape} do not match scores {shape}")
+    return np.nan_to_num(sec, nan=-np.inf, neginf=-np.inf, posinf=np.inf)

@@ -21,7 +21,7 @@ import numpy as np
 
 from llmrank.data.candidates import random_candidates, user_rng
 from llmrank.data.splits import LeaveOneOut
-from llmrank.eval.base import OutputStatus, Ranker, ReportsOutputStatus
+from llmrank.eval.base import BreaksTies, OutputStatus, Ranker, ReportsOutputStatus
 from llmrank.eval.config import EvalProtocol
 from llmrank.eval.metrics import target_ranks, tie_keys, top_k
 
@@ -117,6 +117,15 @@ def call_ranker(ranker: Ranker, users: np.ndarray, candidates: np.ndarray | None
     return scores, status
 
 
+def tie_scores(ranker: Ranker, users: np.ndarray, candidates: np.ndarray | None,
+               stage: str) -> np.ndarray | None:
+    """The ranker's own tie-break scores (``BreaksTies``), or None."""
+    if not isinstance(ranker, BreaksTies):
+        return None
+    sec = ranker.tie_scores(users, candidates, stage)
+    return None if sec is None else np.asarray(sec, dtype=np.float64)
+
+
 def _keys(ctx: ProtocolContext, users: np.ndarray, shape: tuple[int, int],
           targets: np.ndarray) -> np.ndarray:
     if ctx.protocol.ties != "random":
@@ -125,13 +134,15 @@ def _keys(ctx: ProtocolContext, users: np.ndarray, shape: tuple[int, int],
 
 
 def _rank_rows(ctx: ProtocolContext, users: np.ndarray, scores: np.ndarray,
-               target_cols: np.ndarray, columns: np.ndarray | None
+               target_cols: np.ndarray, columns: np.ndarray | None,
+               secondary: np.ndarray | None = None,
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ranks of the targets and the top ``list_len`` (item codes, scores) per row.
-    ``columns`` maps score columns to item codes (None: column = item code)."""
+    ``columns`` maps score columns to item codes (None: column = item code). Order: score,
+    then the ranker's ``secondary`` tie scores, then the protocol's tie policy."""
     keys = _keys(ctx, users, scores.shape, target_cols)
-    ranks = target_ranks(scores, target_cols, keys=keys)
-    cols = top_k(scores, ctx.protocol.list_len, keys)
+    ranks = target_ranks(scores, target_cols, keys=keys, secondary=secondary)
+    cols = top_k(scores, ctx.protocol.list_len, keys, secondary)
     top_scores = np.take_along_axis(np.nan_to_num(scores, nan=-np.inf), cols, axis=1)
     items = cols if columns is None else np.take_along_axis(columns, cols, axis=1)
     items = np.where(np.isneginf(top_scores), -1, items)  # masked items are not recommended
@@ -153,7 +164,8 @@ def full_ranking_shard(ranker: Ranker, ctx: ProtocolContext, users: np.ndarray) 
         scores[i, seen] = -np.inf
         n_cand[i] = n_items - len(np.unique(seen))
     n_missing = np.isnan(scores).sum(axis=1) + status.n_missing
-    ranks, items, top_scores = _rank_rows(ctx, users, scores, targets, None)
+    sec = tie_scores(ranker, users, None, stage)
+    ranks, items, top_scores = _rank_rows(ctx, users, scores, targets, None, sec)
     n = len(users)
     return ShardResult(users, ranks, items, top_scores, np.full(n, -1), np.ones(n, bool),
                        status.invalid, n_missing, n_cand)
@@ -192,7 +204,8 @@ def candidates_shard(ranker: Ranker, ctx: ProtocolContext, users: np.ndarray,
     pad = cands < 0
     n_missing = (np.isnan(scores) & ~pad).sum(axis=1) + status.n_missing
     scores = np.where(pad, -np.inf, scores)
-    ranks, items, top_scores = _rank_rows(ctx, users, scores, target_cols, cands)
+    sec = tie_scores(ranker, users, safe, stage)
+    ranks, items, top_scores = _rank_rows(ctx, users, scores, target_cols, cands, sec)
     return ShardResult(users, ranks, items, top_scores, target_cols, target_cols >= 0,
                        status.invalid, n_missing, (~pad).sum(axis=1))
 

@@ -139,3 +139,47 @@ def test_retriever_adapter_full_and_candidates(synth_split):
     users = synth_split.eval_users()[:3]
     scores = ranker.score(users, None, "test")
     assert (np.isfinite(scores).sum(axis=1) == 50).all()  # top-k only; the rest is -inf
+
+
+def _zero_score_target() -> LeaveOneOut:
+    """User z watched a, b and then t (test). t never co-occurs with a or b, so item-kNN
+    gives it 0, like n1; c co-occurs with a (user 4) and scores above 0. Visible counts at
+    test: t = 3 (users 1-3), n1 = 1 (user 3), c = 3."""
+    seqs = {"z": "abt", "1": "tcpq", "2": "tcpq", "3": "tnpq", "4": "acpq"}
+    events = [(u, i, t, None) for u, seq in seqs.items() for t, i in enumerate(seq)]
+    items = [Item(i, title=i) for i in "abctnpq"]  # n is the negative n1
+    ds = Dataset.from_records("zero", items, [User(u) for u in seqs], events)
+    return LeaveOneOut.from_dataset(ds)
+
+
+@pytest.mark.parametrize("tie_break,rank", [("none", 3.0), ("popularity", 2.0)])
+def test_itemknn_zero_score_ties_broken_by_popularity(tie_break, rank):
+    """Candidates (n1, t, c) for z: c scores > 0, t and n1 tie at 0. Without a tie-break the
+    pessimistic policy puts the target last; by popularity t (3 views) beats n1 (1 view)."""
+    from llmrank.eval.protocols import ProtocolContext, candidates_shard
+
+    split = _zero_score_target()
+    code = split.dataset.item_code
+    r = ItemKNNRanker(neighbors=10, tie_break=tie_break)
+    r.fit(split, "test")
+    z = np.array([split.dataset.user_code("z")])
+    cands = np.array([[code("n"), code("t"), code("c")]])
+    scores = r.score(z, cands, "test")[0]
+    assert scores[0] == scores[1] == 0.0 < scores[2]
+    ctx = ProtocolContext(split, EvalProtocol(name="candidates", ties="pessimistic"), seed=0)
+    res = candidates_shard(r, ctx, z, cands)
+    assert res.ranks.tolist() == [rank]
+    expected = ["c", "n", "t"] if tie_break == "none" else ["c", "t", "n"]
+    assert res.lists[0].tolist() == [code(i) for i in expected]
+
+
+def test_itemknn_breaks_ties_by_popularity_by_default(synth_split):
+    r = ItemKNNRanker(neighbors=3)
+    assert r.tie_break == "popularity"
+    r.fit(synth_split, "test")
+    users = synth_split.eval_users()[:4]
+    tie = r.tie_scores(users, None, "test")
+    assert tie is not None and np.array_equal(tie[0], np.asarray(r.matrix.sum(axis=0)).ravel())
+    assert MostPopularRanker().tie_break == "none"
+    with pytest.raises(ValueError):
+        ItemKNNRanker(tie_break="id")  # type: ignore[arg-type]

@@ -74,3 +74,32 @@ def test_single_target_versions_agree():
     b = ranking_metrics(lists.tolist(), [[t] for t in targets], (1, 5, 10, 20))
     for name in a:
         assert a[name] == pytest.approx(b[name])
+
+
+def test_secondary_scores_break_ties_before_the_policy():
+    """Equal scores go by the ranker's tie scores; only what ties in both goes to the policy."""
+    scores = np.zeros((3, 4))
+    secondary = np.array([[1.0, 3.0, 2.0, 3.0]] * 3)
+    targets = np.array([3, 2, 0])
+    for ties, expect in (("pessimistic", [2, 3, 4]), ("optimistic", [1, 3, 4])):
+        keys = tie_keys(scores.shape, targets, ties)
+        ranks = target_ranks(scores, targets, keys=keys, secondary=secondary)
+        assert ranks.tolist() == expect
+        lists = top_k(scores, 4, keys, secondary)
+        assert [rank_of(lst, t) for lst, t in zip(lists, targets, strict=True)] == expect
+    # a higher primary score always wins, whatever the tie scores say
+    assert target_ranks(np.array([[1.0, 0.0]]), np.array([1]), secondary=np.array([[0.0, 9.0]])
+                        ).tolist() == [2]
+    assert target_ranks(scores, targets, secondary=np.full((3, 4), np.nan)).tolist() == [4, 4, 4]
+
+
+def test_top_k_agrees_with_ranks_given_secondary():
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 3, size=(60, 10)).astype(float)
+    secondary = rng.integers(0, 3, size=(60, 10)).astype(float)
+    targets = rng.integers(0, 10, size=60)
+    for ties in ("pessimistic", "optimistic", "random"):
+        keys = tie_keys(scores.shape, targets, ties, np.random.default_rng(2))
+        lists = top_k(scores, 10, keys, secondary)
+        ranks = target_ranks(scores, targets, keys=keys, secondary=secondary)
+        assert [rank_of(lst, t) for lst, t in zip(lists, targets, strict=True)] == ranks.tolist()

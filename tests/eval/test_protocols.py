@@ -141,3 +141,47 @@ def test_invalid_and_missing_outputs_are_reported(synth_split):
     n = res.n_users
     assert res.invalid_rate == pytest.approx(len(range(0, n, 3)) / n)
     assert res.position_bias is not None and len(res.position_bias.positions) > 10
+
+
+class _ConstantRanker:
+    """Scores every item 0; optionally orders its ties by given per-item tie scores."""
+
+    name = "constant"
+
+    def __init__(self, tie: np.ndarray | None = None) -> None:
+        self.tie = tie
+
+    def fit(self, split, stage):
+        pass
+
+    def score(self, users, candidates, stage):
+        return np.zeros(candidates.shape)
+
+    def tie_scores(self, users, candidates, stage):
+        return None if self.tie is None else self.tie[candidates]
+
+
+@pytest.mark.parametrize("ties,expect", [("pessimistic", 0.0), ("optimistic", 1.0)])
+def test_tie_policy_decides_all_tied_candidates(synth_split, ties, expect):
+    """A ranker that ties everything earns nothing under the pessimistic default (target
+    last of 20) and everything under the optimistic policy: the harness never guesses."""
+    res = evaluate_ranker(_ConstantRanker(), synth_split, EvalProtocol(name="candidates", ties=ties))
+    assert res.summary["ndcg@10"].mean == expect
+    assert res.outcome.ranks.tolist() == [20.0 if ties == "pessimistic" else 1.0] * res.n_users
+    rand = evaluate_ranker(_ConstantRanker(), synth_split, EvalProtocol(name="candidates", ties="random"))
+    assert 0.15 < rand.summary["ndcg@10"].mean < 0.32  # 120 users around chance (0.2272)
+
+
+def test_ranker_tie_scores_order_ties_before_the_policy(synth_split):
+    """The ranker's own tie scores come before the protocol's policy: tie scores that favour
+    each user's target make an all-zero scorer perfect, even under pessimistic ties."""
+    target_item = np.zeros(synth_split.dataset.n_items)
+    users = synth_split.eval_users()
+    proto = EvalProtocol(name="candidates", ties="pessimistic")
+    ctx = ProtocolContext(synth_split, proto, seed=0)
+    cands = candidate_matrix(ctx, users[:1])
+    target_item[synth_split.target(int(users[0]), "test")] = 1.0
+    res = evaluate_shard(_ConstantRanker(target_item), ctx, users[:1])
+    assert res.ranks.tolist() == [1.0]
+    assert res.lists[0, 0] == synth_split.target(int(users[0]), "test")
+    assert set(res.lists[0].tolist()) == set(cands[0].tolist())
