@@ -1,7 +1,13 @@
-"""Print the markdown tables of eval/RESULTS.md section 3 from finished runs' metrics.json
-(numbers are never typed by hand).
+"""Print the markdown tables of eval/RESULTS.md section 3 from finished runs (metrics.json and
+runs/<label>.jsonl); numbers are never typed by hand.
 
     python eval/results_table.py ml-small-5core-full ml-small-5core-cand20 ...
+    python eval/results_table.py --beyond ml-small-full ml-100k-full   # one beyond-accuracy table
+    python eval/results_table.py --pair ml-small-full                  # best two baselines, paired
+
+``--pair`` takes the two rankers with the highest mean NDCG@10 in the run and compares them
+user by user (Fisher randomisation test, 10,000 sign flips, seeded by the run's seed; bootstrap
+CI of the mean difference), from the per-user target ranks in the run files.
 """
 
 from __future__ import annotations
@@ -11,30 +17,49 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from llmrank.eval.metrics import metrics_from_ranks
+from llmrank.eval.stats import paired_test
+
 OUT = Path(__file__).resolve().parent / "out"
-FULL = [f"{m}@{k}" for m in ("recall", "ndcg", "mrr") for k in (5, 10, 20)]
-CAND = [f"ndcg@{k}" for k in (1, 5, 10, 20)]
+FULL = [f"{m}@{k}" for m in ("recall", "ndcg", "mrr") for k in (10, 20)]
+CAND = ["recall@10", "mrr@10"] + [f"ndcg@{k}" for k in (1, 5, 10, 20)]
+BEYOND = ["diversity@10", "novelty@10", "popularity@10"]
+NOT_BASELINES = {"oracle"}
 
 
-def cell(ci: dict[str, Any] | None) -> str:
+def cell(ci: dict[str, Any] | None, digits: int = 4) -> str:
     if not ci or ci.get("mean") is None:
         return "-"
-    return f"{ci['mean']:.4f} ({ci['low']:.3f}-{ci['high']:.3f})"
+    return f"{ci['mean']:.{digits}f} ({ci['low']:.{digits - 1}f}-{ci['high']:.{digits - 1}f})"
+
+
+def load(name: str) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads((OUT / name / "metrics.json").read_text())
+    return meta
+
+
+def header(name: str, meta: dict[str, Any]) -> str:
+    proto = meta["config"]["protocol"]
+    pre = meta["preprocessing"]
+    what = {"full": "full ranking, history masked",
+            "candidates": f"target + {proto['n_negatives']} random negatives",
+            "retriever": f"top-{proto['n_retrieve']} of {proto['retriever']} reordered"}[proto["name"]]
+    return (f"**{name}** ({what}; {pre['dataset']}, kcore={pre['kcore']}: {pre['users']} users, "
+            f"{pre['items']} items, {pre['interactions']} interactions; stage {proto['stage']}, "
+            f"ties {proto['ties']}, seed {meta['seed']}; commit "
+            f"{(meta['git'].get('commit') or '?')[:9]}, run {meta['finished'][:16]} UTC)")
 
 
 def table(name: str) -> str:
-    meta = json.loads((OUT / name / "metrics.json").read_text())
+    meta = load(name)
     proto = meta["config"]["protocol"]["name"]
     cols = CAND if proto == "candidates" else FULL
-    pre = meta["preprocessing"]
     ref = meta["config"]["run"].get("reference")
     lines = [
-        f"**{name}** ({proto}; {pre['dataset']}, kcore={pre['kcore']}, min_rating="
-        f"{pre['min_rating']}: {pre['users']} users, {pre['items']} items, "
-        f"{pre['interactions']} interactions; seed {meta['seed']}; commit "
-        f"{(meta['git'].get('commit') or '?')[:9]}; run {meta['finished']})",
-        "",
-        "| ranker | " + " | ".join(cols) + f" | p vs {ref} (ndcg@10) |",
+        header(name, meta), "",
+        "| ranker | " + " | ".join(cols) + f" | p vs {ref} (NDCG@10) |",
         "|---|" + "---:|" * (len(cols) + 1),
     ]
     for label, res in meta["results"].items():
@@ -42,14 +67,71 @@ def table(name: str) -> str:
         pv = "ref" if label == ref else (f"{p['p_value']:.2g}" if p else "-")
         lines.append(f"| {label} | " + " | ".join(cell(res["metrics"].get(c)) for c in cols)
                      + f" | {pv} |")
+    if proto == "retriever":
+        lines += ["", "Over the users whose target was retrieved only:", "",
+                  "| ranker | retrieved | recall@10 | ndcg@10 | mrr@10 |", "|---|---:|---:|---:|---:|"]
+        for label, res in meta["results"].items():
+            sub = res["metrics_retrieved_users"]
+            lines.append(f"| {label} | {res['retrieved_rate']:.3f} | "
+                         + " | ".join(cell(sub.get(c)) for c in ("recall@10", "ndcg@10", "mrr@10"))
+                         + " |")
     return "\n".join(lines) + "\n"
 
 
+def beyond_table(names: list[str]) -> str:
+    lines = ["| run | ranker | coverage | " + " | ".join(BEYOND) + " |",
+             "|---|---|---:|" + "---:|" * len(BEYOND)]
+    for name in names:
+        meta = load(name)
+        for label, res in meta["results"].items():
+            b = res["beyond_accuracy"]
+            lines.append(f"| {name} | {label} | {res['catalog_coverage']:.3f} | "
+                         + " | ".join(f"{b[c]['mean']:.3f}" if c in b else "-" for c in BEYOND)
+                         + " |")
+    return "\n".join(lines) + "\n"
+
+
+def user_ranks(name: str, label: str) -> tuple[list[str], np.ndarray]:
+    users, ranks = [], []
+    with (OUT / name / "runs" / f"{label}.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            users.append(rec["user"])
+            ranks.append(np.inf if rec["rank"] is None else rec["rank"])
+    return users, np.asarray(ranks, dtype=np.float64)
+
+
+def pair_line(name: str, metrics: tuple[str, ...] = ("ndcg@10", "recall@10")) -> str:
+    meta = load(name)
+    means = {label: res["metrics"]["ndcg@10"]["mean"] for label, res in meta["results"].items()
+             if label not in NOT_BASELINES}
+    a, b = sorted(means, key=lambda lbl: -means[lbl])[:2]
+    users_a, ranks_a = user_ranks(name, a)
+    users_b, ranks_b = user_ranks(name, b)
+    if users_a != users_b:
+        raise ValueError(f"{name}: {a} and {b} were evaluated on different users")
+    per_a, per_b = metrics_from_ranks(ranks_a, (10,)), metrics_from_ranks(ranks_b, (10,))
+    parts = []
+    for m in metrics:
+        r = paired_test(per_a[m], per_b[m], seed=int(meta["seed"]))
+        parts.append(f"{m} {r.mean_a:.4f} vs {r.mean_b:.4f}, diff {r.diff:+.4f} "
+                     f"({r.diff_ci.low:+.4f} to {r.diff_ci.high:+.4f}), p = {r.p_value:.2g}")
+    return f"- {name}: **{a} vs {b}** ({len(users_a)} users): " + "; ".join(parts)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="run names under eval/out/")
-    for name in ap.parse_args().runs:
-        print(table(name))
+    ap.add_argument("--beyond", action="store_true", help="one beyond-accuracy table for the runs")
+    ap.add_argument("--pair", action="store_true", help="paired test of each run's best two rankers")
+    args = ap.parse_args()
+    if args.beyond:
+        print(beyond_table(args.runs))
+    elif args.pair:
+        print("\n".join(pair_line(n) for n in args.runs))
+    else:
+        for name in args.runs:
+            print(table(name))
 
 
 if __name__ == "__main__":
