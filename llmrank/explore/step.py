@@ -11,12 +11,17 @@ shown slate is on record. Feedback arrives later and one item at a time, so poli
 *settled* impressions: ``learn()`` takes the impressions older than ``settle_seconds`` that it
 has not seen yet, joins their events (clicked = 1, shown without a click = 0) and calls
 ``policy.update``. A request with ``explore=False`` is served greedily (propensity 1) and
-logged as policy 'greedy'."""
+logged as policy 'greedy'.
+
+Per-segment posteriors: ``segment_key`` names a user attribute (e.g. ``age_band``); with
+``users`` (the dataset's users) the step looks the request's user up and passes the value as
+the segment, and logs it with the impression so ``learn()`` updates the same segment."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -24,13 +29,16 @@ from llmrank.explore.base import ExploreContext, Policy, Slate
 from llmrank.explore.features import ItemFeatures
 from llmrank.feedback.base import FeedbackStore
 from llmrank.feedback.records import FeedbackEvent, Impression
-from llmrank.records import RankedItem, RecRequest
+from llmrank.records import RankedItem, RecRequest, User
+
+log = logging.getLogger(__name__)
 
 
 class ExploreStep:
     def __init__(self, policy: Policy, store: FeedbackStore | None = None, *,
                  settle_seconds: float = 3600.0, segment_key: str | None = None,
-                 features: ItemFeatures | None = None) -> None:
+                 features: ItemFeatures | None = None,
+                 users: Mapping[str, User] | None = None) -> None:
         from llmrank.explore import make_policy
 
         self.policy = policy
@@ -38,11 +46,16 @@ class ExploreStep:
         self.store = store
         self.settle_seconds = settle_seconds
         self.segment_key = segment_key
+        self.users = users
+        if segment_key is not None and users is None:
+            log.warning("segment_key %r is set but the explore step was given no users: "
+                        "requests get no segment unless the caller passes one", segment_key)
         self.learned_until: float | None = None
 
     @classmethod
     def from_config(cls, config: Any, *, features: ItemFeatures | None = None,
-                    store: FeedbackStore | None = None, open_feedback: bool = True) -> ExploreStep:
+                    store: FeedbackStore | None = None, open_feedback: bool = True,
+                    users: Mapping[str, User] | None = None) -> ExploreStep:
         """From a llmrank Config: ``[policy] name/options`` (seeded by ``config.seed``) and the
         ``[feedback]`` store. Options ``settle_seconds`` and ``segment_key`` (a user attribute)
         belong to the step, everything else to the policy."""
@@ -56,11 +69,22 @@ class ExploreStep:
         policy = make_policy(config.policy.name, options, features=features)
         if store is None and open_feedback:
             store = open_store(config.feedback)
-        return cls(policy, store, settle_seconds=settle, segment_key=segment_key, features=features)
+        return cls(policy, store, settle_seconds=settle, segment_key=segment_key, features=features,
+                   users=users)
+
+    def segment_of(self, user_id: str | None) -> str | None:
+        """The request's segment: the user's ``segment_key`` attribute, or None."""
+        if self.segment_key is None or self.users is None or user_id is None:
+            return None
+        user = self.users.get(user_id)
+        value = user.attributes.get(self.segment_key) if user is not None else None
+        return None if value is None else str(value)
 
     def __call__(self, request: RecRequest, ranked: Sequence[RankedItem], history: Sequence[str] = (),
                  *, segment: str | None = None, log: bool = True) -> list[RankedItem]:
         policy = self.policy if request.explore else self.greedy
+        if segment is None:
+            segment = self.segment_of(request.user_id)
         ctx = ExploreContext(user_id=request.user_id, history=list(history), segment=segment,
                              request_id=request.request_id)
         slate = policy.select([(it.item_id, float(it.score)) for it in ranked], request.k, ctx)

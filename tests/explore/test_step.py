@@ -41,3 +41,40 @@ def test_step_without_explore_is_greedy(tmp_path):
     shown = step(RecRequest(user_id="u1", k=3, explore=False), RANKED)
     assert [s.item_id for s in shown] == ["i0", "i1", "i2"]
     assert [s.propensity for s in shown] == [1.0, 1.0, 1.0]
+
+
+def test_step_segments_from_a_user_attribute(tmp_path):
+    """segment_key + users: the request's segment is the user's attribute, logged with the
+    impression, and learn() feeds the per-segment posterior of that segment."""
+    from llmrank.records import User
+
+    cfg = load_config({"seed": 3, "policy": {"name": "thompson",
+                                             "options": {"settle_seconds": 0, "segment_key": "age"}},
+                       "feedback": {"path": str(tmp_path / "fb.sqlite")}})
+    users = {"u1": User("u1", {"age": "25"}), "u2": User("u2", {})}
+    step = ExploreStep.from_config(cfg, users=users)
+    assert step.segment_of("u1") == "25" and step.segment_of("u2") is None
+    assert step.segment_of("nobody") is None and step.segment_of(None) is None
+    req = RecRequest(user_id="u1", k=3, explore=True)
+    shown = step(req, RANKED)
+    store = step.store
+    assert isinstance(store, SqliteFeedbackStore)
+    imp = store.impression(req.request_id)
+    assert imp is not None and imp.context.get("segment") == "25"
+    step.feedback(FeedbackEvent("u1", shown[0].item_id, "click", request_id=req.request_id))
+    assert step.learn(now=imp.timestamp + 10) == 1
+    seg_counts = step.policy.segment_counts  # type: ignore[attr-defined]
+    assert seg_counts[("25", shown[0].item_id)][0] == 1.0
+    # an explicit segment from the caller wins over the attribute
+    req2 = RecRequest(user_id="u1", k=3, explore=True)
+    step(req2, RANKED, segment="vip")
+    imp2 = store.impression(req2.request_id)
+    assert imp2 is not None and imp2.context.get("segment") == "vip"
+
+
+def test_step_segment_key_without_users_warns(tmp_path, caplog):
+    cfg = load_config({"seed": 3, "policy": {"name": "thompson", "options": {"segment_key": "age"}},
+                       "feedback": {"path": str(tmp_path / "fb.sqlite")}})
+    with caplog.at_level("WARNING"):
+        step = ExploreStep.from_config(cfg)
+    assert "segment_key" in caplog.text and step.segment_of("u1") is None
