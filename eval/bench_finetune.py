@@ -8,8 +8,10 @@ leave-one-out. Stages run one at a time (the machine is shared) and each writes 
 
     nice -n 10 python eval/bench_finetune.py retrievers
     nice -n 10 python eval/bench_finetune.py train --recipe finetune/sft_ml_small.toml
-    nice -n 10 python eval/bench_finetune.py evaluate --adapter eval/out/finetune/sft-ml-small/adapter
-    nice -n 10 python eval/bench_finetune.py crossdomain --from-adapter ml-small-sft
+    nice -n 10 python eval/bench_finetune.py evaluate --adapter eval/out/finetune/sft-ml-small/adapter \
+        [--users N --cand-users N --valid-users N --parts tuned-retriever,tuned-candidates,...]
+    nice -n 10 python eval/bench_finetune.py crossdomain --from-adapter ml-small-sft --steps 25 --users 60
+    python eval/bench_finetune.py report      # markdown tables from the JSON outputs
 """
 
 from __future__ import annotations
@@ -21,16 +23,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_finetune_lib import (
     OUT,
     TargetListedOnly,
+    adapter_tag,
     build_retrievers,
     evaluate,
+    paired_dict,
     per_user,
     prepared,
     retriever_dir,
     retriever_ranker,
+    sampled_split,
     write_json,
 )
 
@@ -58,95 +65,174 @@ def cmd_train(args: argparse.Namespace) -> None:
 def _ranker(adapter: str | None, label: str, out: Path, prompt: Any) -> Any:
     from llmrank.finetune.evaluate import RerankRanker
 
+    cache = out / "cache" / f"{label}-{adapter_tag(adapter)}.jsonl"
     return RerankRanker("default", adapter, name=label, prompt=prompt, batch_size=4,
-                        cache_path=out / "cache" / f"{label}.jsonl")
+                        cache_path=cache)
 
 
 def _summ(res: Any) -> dict[str, Any]:
     d = res.to_dict()
     return {"n_users": d["n_users"], "metrics": {k: d["metrics"][k] for k in
-            ("ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "recall@10", "recall@20", "mrr@10")
-            if k in d["metrics"]},
+            ("ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "recall@5", "recall@10", "recall@20",
+             "mrr@10") if k in d["metrics"]},
             "retrieved_rate": d["retrieved_rate"], "score_seconds": d["score_seconds"],
             "retrieved_users": {k: v for k, v in d["metrics_retrieved_users"].items()
-                                if k in ("ndcg@10", "recall@10")}}
+                                if k in ("ndcg@5", "ndcg@10", "recall@5", "recall@10", "mrr@10")}}
 
 
-def _paired(a: Any, b: Any, seed: int = 0) -> dict[str, Any]:
-    from llmrank.eval.stats import paired_test
+_METRICS = ("ndcg@10", "recall@10", "ndcg@5", "mrr@10")
 
+
+def _paired(a: Any, b: Any, mask: Any = None, seed: int = 0) -> dict[str, Any]:
+    """Paired permutation test of ``a`` vs ``b`` (same users), optionally on a user mask."""
+    if list(a.outcome.users) != list(b.outcome.users):
+        raise ValueError("paired test over different users")
     out = {}
-    for m in ("ndcg@10", "recall@10", "ndcg@20"):
-        r = paired_test(per_user(a, m), per_user(b, m), seed=seed)
-        out[m] = {"diff": r.diff, "ci": [r.diff_ci.low, r.diff_ci.high], "p": r.p_value,
-                  "relative": r.diff / r.mean_b if r.mean_b else None,
-                  "a": r.mean_a, "b": r.mean_b}
+    for m in _METRICS:
+        x, y = per_user(a, m), per_user(b, m)
+        if mask is not None:
+            x, y = x[mask], y[mask]
+        out[m] = paired_dict(x, y, seed)
     return out
 
 
-def cmd_evaluate(args: argparse.Namespace) -> None:
-    """Zero-shot vs tuned under the 20-candidate and retriever top-20 protocols (test
-    stage, all users), the retriever alone under full ranking, and the blend weight of the
-    retriever's rank prior chosen on the validation stage."""
-    from llmrank.finetune.artifacts import prompt_spec_for
+def _prompt_spec(adapter: str, recipe: str) -> Any:
+    """The adapter's prompt settings (manifest); an adapter without one (e.g. the training
+    run's ``best`` folder) is read with its recipe's settings."""
+    from llmrank.errors import ModelError
+    from llmrank.finetune.artifacts import read_manifest
+    from llmrank.finetune.config import load_recipe
 
+    try:
+        return read_manifest(adapter).prompt_spec()
+    except ModelError:
+        log.warning("%s has no manifest: prompt settings from %s", adapter, recipe)
+        return load_recipe(recipe).prompt
+
+
+PARTS = ("retriever", "tuned-retriever", "tuned-candidates", "zero-shot-candidates", "blend",
+         "zero-shot-retriever")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Zero-shot vs tuned under the 20-candidate and retriever top-20 protocols (test stage,
+    seeded user samples), the retriever alone under full ranking, and the blend weight of the
+    retriever's scores chosen on validation users. Parts run in ``--parts`` order (most
+    important first) and ``evaluate.json`` is rewritten after each, so a cut-off run still
+    leaves every finished number; a rerun resumes from the score caches and checkpoints.
+
+    Full pipeline (retriever -> top 20 -> reranker) under full-ranking leave-one-out: its
+    first 20 positions ARE the reranked top 20, so at every K <= 20 its metrics equal the
+    retriever protocol's over all users (a target outside the 20 scores 0 in both). The
+    paired test 'pipeline vs retriever' compares those with the retriever's own full ranking
+    on the same users."""
     data = prepared(args.dataset, args.kcore)
     split, out = data.split, args.out
-    spec = prompt_spec_for(args.adapter)  # zero-shot reads the same prompts as the adapter
-    retr = retriever_ranker(out, "valid")
+    rroot = args.retriever_root or out
+    spec = _prompt_spec(args.adapter, args.recipe)
+    tag = adapter_tag(args.adapter)
+    retr = retriever_ranker(rroot, "valid")
     retr.fit(split, "test")
-    users = args.users
-    cand = {"name": "candidates", "stage": "test", "max_users": args.cand_users or users}
-    rtop = {"name": "retriever", "stage": "test", "retriever": "fused", "max_users": users}
-    results: dict[str, Any] = {"prompt": spec.__dict__, "adapter": args.adapter,
-                               "data": data.describe(), "users": users}
+    rsplit = sampled_split(split, args.users, args.user_seed)
+    csplit = sampled_split(split, args.cand_users, args.user_seed)
+    vsplit = sampled_split(split, args.valid_users, args.user_seed)
+    cand = {"name": "candidates", "stage": "test"}
+    rtop = {"name": "retriever", "stage": "test", "retriever": "fused"}
+    results: dict[str, Any] = {
+        "prompt": spec.__dict__, "adapter": args.adapter, "adapter_tag": tag,
+        "data": data.describe(), "user_seed": args.user_seed,
+        "n_users": {"retriever_protocol_and_full": len(rsplit.eval_users()),
+                    "candidates": len(csplit.eval_users()), "valid_blend": len(vsplit.eval_users())},
+        "command": " ".join(sys.argv), "parts": {}}
     ck = out / "checkpoints"
-    full = evaluate(retr, split, {"name": "full", "stage": "test", "max_users": users},
-                    label="fused-retriever", ckpt=ck / "retriever-full")
-    results["retriever_full"] = _summ(full)
-    rankers = {"tuned": _ranker(args.adapter, "tuned", out, spec)}
-    if not args.skip_zero_shot:
-        rankers["zero-shot"] = _ranker(None, "zero-shot", out, spec)
     res: dict[str, Any] = {}
-    for label, ranker in rankers.items():
+    tuned = _ranker(args.adapter, "tuned", out, spec)
+    zero = _ranker(None, "zero-shot", out, spec)
+
+    def save() -> None:
+        results["results"] = {k: _summ(v) for k, v in res.items()}
+        paired: dict[str, Any] = {}
+        full = res.get("retriever/full")
+        for name, a, b in (("tuned vs zero-shot (candidates)", "tuned/candidates", "zero-shot/candidates"),
+                           ("tuned vs zero-shot (retriever top-20)", "tuned/retriever", "zero-shot/retriever"),
+                           ("pipeline (tuned) vs its retriever", "tuned/retriever", "retriever/full"),
+                           ("pipeline (tuned+blend) vs its retriever", "tuned-blend/retriever", "retriever/full"),
+                           ("pipeline (zero-shot) vs its retriever", "zero-shot/retriever", "retriever/full"),
+                           ("tuned+blend vs tuned (retriever top-20)", "tuned-blend/retriever", "tuned/retriever")):
+            if a in res and b in res:
+                paired[name] = {"all_users": _paired(res[a], res[b])}
+                if "candidates" not in a:
+                    mask = np.asarray(res[a].outcome.retrieved, dtype=bool)
+                    paired[name]["retrieved_users"] = _paired(res[a], res[b], mask)
+        if full is not None and "tuned/retriever" in res:
+            results["pipeline_full_ranking"] = {
+                k: _summ(res[k])["metrics"] for k in ("tuned/retriever", "tuned-blend/retriever",
+                                                      "zero-shot/retriever") if k in res}
+        results["paired"] = paired
+        write_json(out / "evaluate.json", results)
+
+    def part(name: str, fn: Any) -> None:
         t = time.perf_counter()
-        res[f"{label}/candidates"] = evaluate(ranker, split, cand, label=label,
-                                              ckpt=ck / f"{label}-candidates")
-        res[f"{label}/retriever"] = evaluate(TargetListedOnly(ranker, split), split, rtop,
-                                             retriever=retr, label=label,
-                                             ckpt=ck / f"{label}-retriever")
-        log.info("%s evaluated in %.0fs", label, time.perf_counter() - t)
-    # weight of the production blend with the retriever's scores, chosen on validation users
-    retr_valid = retriever_ranker(out, "valid")
-    retr_valid.fit(split, "valid")
-    tuned = rankers["tuned"]
-    tuned.retrieval = retr_valid
-    grid = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-    vproto = {"name": "retriever", "stage": "valid", "retriever": "fused",
-              "max_users": args.valid_users}
-    valid_scores = {}
-    for w in grid:
-        r = evaluate(TargetListedOnly(tuned.with_weight(w, f"tuned-w{w:g}"), split), split,
-                     vproto, retriever=retr_valid, label=f"tuned-w{w:g}")
-        valid_scores[w] = r.summary["ndcg@10"].mean
-    best_w = max(valid_scores, key=lambda w: valid_scores[w])
-    results["blend_valid_ndcg@10"] = valid_scores
-    results["blend_weight"] = best_w
-    tuned.retrieval = retr
-    res["tuned-blend/retriever"] = evaluate(
-        TargetListedOnly(tuned.with_weight(best_w, "tuned-blend"), split), split, rtop,
-        retriever=retr, label="tuned-blend")
-    results["results"] = {k: _summ(v) for k, v in res.items()}
-    comps = {"tuned vs zero-shot (candidates)": ("tuned/candidates", "zero-shot/candidates"),
-             "tuned vs zero-shot (retriever top-20)": ("tuned/retriever", "zero-shot/retriever"),
-             "tuned reranker vs its retriever": ("tuned/retriever", None),
-             "tuned+blend vs its retriever": ("tuned-blend/retriever", None),
-             "zero-shot reranker vs its retriever": ("zero-shot/retriever", None)}
-    results["paired"] = {}
-    for name, (a, b) in comps.items():
-        if a in res and (b is None or b in res):
-            results["paired"][name] = _paired(res[a], full if b is None else res[b])
-    write_json(out / "evaluate.json", results)
+        scored = fn()
+        sec = time.perf_counter() - t
+        results["parts"][name] = {"seconds": round(sec, 1), "prompts_scored": scored,
+                                  "seconds_per_prompt": round(sec / scored, 2) if scored else None}
+        log.info("part %s: %.0fs, %s prompts scored", name, sec, scored)
+        save()
+
+    def run_retriever() -> int:
+        res["retriever/full"] = evaluate(retr, rsplit, {"name": "full", "stage": "test"},
+                                         label="fused-retriever", ckpt=ck / "retriever-full")
+        return 0
+
+    def run_rtop(label: str, ranker: Any) -> int:
+        wrapped = TargetListedOnly(ranker, split)
+        res[f"{label}/retriever"] = evaluate(wrapped, rsplit, rtop, retriever=retr, label=label,
+                                             ckpt=ck / f"{label}-retriever", tag=ranker_tag(label))
+        return wrapped.scored
+
+    def run_cand(label: str, ranker: Any) -> int:
+        res[f"{label}/candidates"] = evaluate(ranker, csplit, cand, label=label,
+                                              ckpt=ck / f"{label}-candidates", tag=ranker_tag(label))
+        return len(csplit.eval_users())
+
+    def ranker_tag(label: str) -> str:
+        return f"{tag}|{spec.__dict__}" if label.startswith("tuned") else f"base|{spec.__dict__}"
+
+    def run_blend() -> int:
+        # weight of the production blend with the retriever's scores, chosen on validation users
+        retr_valid = retriever_ranker(rroot, "valid")
+        retr_valid.fit(split, "valid")
+        tuned.retrieval = retr_valid
+        vproto = {"name": "retriever", "stage": "valid", "retriever": "fused"}
+        valid_scores, scored = {}, 0
+        for w in [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]:
+            wrapped = TargetListedOnly(tuned.with_weight(w, f"tuned-w{w:g}"), split)
+            r = evaluate(wrapped, vsplit, vproto, retriever=retr_valid, label=f"tuned-w{w:g}")
+            valid_scores[w] = r.summary["ndcg@10"].mean
+            scored = max(scored, wrapped.scored)
+        best_w = max(valid_scores, key=lambda w: valid_scores[w])
+        results["blend_valid_ndcg@10"] = valid_scores
+        results["blend_weight"] = best_w
+        tuned.retrieval = retr
+        blended = TargetListedOnly(tuned.with_weight(best_w, "tuned-blend"), split)
+        res["tuned-blend/retriever"] = evaluate(blended, rsplit, rtop, retriever=retr,
+                                                label="tuned-blend")
+        return scored + blended.scored
+
+    jobs = {"retriever": run_retriever,
+            "tuned-retriever": lambda: run_rtop("tuned", tuned),
+            "tuned-candidates": lambda: run_cand("tuned", tuned),
+            "zero-shot-candidates": lambda: run_cand("zero-shot", zero),
+            "zero-shot-retriever": lambda: run_rtop("zero-shot", zero),
+            "blend": run_blend}
+    todo = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if "retriever" not in todo:
+        todo.insert(0, "retriever")  # every paired test against the retriever needs it
+    for name in todo:
+        if name not in jobs:
+            raise SystemExit(f"unknown part {name!r}; parts: {', '.join(PARTS)}")
+        part(name, jobs[name])
     log.info("wrote %s", out / "evaluate.json")
 
 
@@ -163,13 +249,15 @@ def cmd_crossdomain(args: argparse.Namespace) -> None:
     transfer = run_transfer(recipe, args.from_adapter, resume=args.resume)
     summary = transfer.summary()
     data = prepared(recipe.data.dataset, recipe.data.kcore)
-    proto = {"name": "candidates", "stage": "test", "max_users": args.users}
+    proto = {"name": "candidates", "stage": "test"}
+    users = sampled_split(data.split, args.users, args.user_seed)
     ck = args.out / "crossdomain" / "checkpoints"
     test = {}
     for label, run in (("from-adapter", transfer.transferred), ("scratch", transfer.scratch)):
-        test[label] = evaluate(_ranker(str(run.adapter_dir), f"ml100k-{label}",
-                                       args.out / "crossdomain", None),
-                               data.split, proto, label=label, ckpt=ck / label)
+        adapter = str(run.adapter_dir)
+        test[label] = evaluate(_ranker(adapter, f"ml100k-{label}", args.out / "crossdomain",
+                                       _prompt_spec(adapter, args.recipe)),
+                               users, proto, label=label, ckpt=ck / label, tag=adapter_tag(adapter))
     summary["test"] = {k: _summ(v) for k, v in test.items()}
     summary["test_paired"] = _paired(test["from-adapter"], test["scratch"])
     write_json(args.out / "crossdomain.json", summary)
@@ -187,10 +275,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--adapter", default="eval/out/finetune/sft-ml-small/adapter")
     ap.add_argument("--from-adapter", default="ml-small-sft")
-    ap.add_argument("--users", type=int, default=None, help="first N eval users (default all)")
-    ap.add_argument("--valid-users", type=int, default=None, help="validation users for the blend weight")
-    ap.add_argument("--cand-users", type=int, default=None, help="first N users, 20-candidate protocol")
-    ap.add_argument("--skip-zero-shot", action="store_true")
+    ap.add_argument("--users", type=int, default=None,
+                    help="seeded sample of N test users: retriever protocol and full ranking (default all)")
+    ap.add_argument("--cand-users", type=int, default=None,
+                    help="seeded sample of N test users, 20-candidate protocol (default all)")
+    ap.add_argument("--valid-users", type=int, default=None,
+                    help="seeded sample of N validation users for the blend weight (default all)")
+    ap.add_argument("--user-seed", type=int, default=0, help="seed of the user samples")
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help=f"evaluate: parts to run, in order (of {', '.join(PARTS)})")
+    ap.add_argument("--retriever-root", type=Path, default=None,
+                    help="folder holding retrievers/ (default --out)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import torch

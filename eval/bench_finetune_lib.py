@@ -74,16 +74,21 @@ def retriever_ranker(out: Path, stage: str) -> Any:
 
 
 def evaluate(ranker: Any, split: Any, protocol: dict[str, Any], *, retriever: Any = None,
-             seed: int = 0, label: str | None = None, ckpt: Path | None = None) -> Any:
-    """One harness evaluation (checkpointed under ``ckpt`` so a killed run resumes)."""
+             seed: int = 0, label: str | None = None, ckpt: Path | None = None,
+             tag: str = "") -> Any:
+    """One harness evaluation (checkpointed under ``ckpt`` so a killed run resumes; ``tag``
+    names what else the checkpoint depends on: the user sample, the adapter's weights)."""
     from llmrank.eval.config import EvalProtocol
     from llmrank.eval.runner import evaluate_ranker
 
     proto = EvalProtocol(**protocol)
-    blob = json.dumps({"protocol": protocol, "label": label or ranker.name, "seed": seed},
+    users = [int(u) for u in split.eval_users()]
+    blob = json.dumps({"protocol": protocol, "label": label or ranker.name, "seed": seed,
+                       "tag": tag, "users": hashlib.sha256(str(users).encode()).hexdigest()},
                       sort_keys=True).encode()
+    fp = hashlib.sha256(blob).hexdigest()[:16]
     return evaluate_ranker(ranker, split, proto, seed=seed, label=label, retriever=retriever,
-                           out_dir=ckpt, fingerprint=hashlib.sha256(blob).hexdigest()[:16],
+                           out_dir=ckpt / fp if ckpt else None, fingerprint=fp,
                            shard_size=32, fit=True)
 
 
@@ -122,3 +127,40 @@ class TargetListedOnly:
             out[listed] = self.inner.score(users[listed], candidates[listed], stage)
         self.scored += int(listed.sum())
         return out
+
+
+def sampled_split(split: Any, n: int | None, seed: int = 0) -> Any:
+    """``split`` whose ``eval_users()`` is a fixed, seeded sample of ``n`` evaluable users
+    (sorted; all users when ``n`` is None or too large). Samples are nested: the first ``n``
+    of one seeded permutation, so a larger run reuses a smaller run's cached scores."""
+    import copy
+
+    users = split.eval_users()
+    if n is None or n >= len(users):
+        return split
+    perm = np.random.default_rng([seed, 6060]).permutation(users)
+    chosen = np.sort(perm[:n])
+    view = copy.copy(split)
+    view.eval_users = lambda: chosen
+    return view
+
+
+def adapter_tag(adapter: str | None) -> str:
+    """Short content hash of an adapter's weights (score caches and checkpoints are keyed
+    by it, so a retrained adapter never reuses an older one's scores)."""
+    if adapter is None:
+        return "base"
+    from llmrank.models.resolve import resolve_adapter
+
+    h = hashlib.sha256()
+    for f in sorted(resolve_adapter(adapter).glob("adapter_model.*")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def paired_dict(a: np.ndarray, b: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    from llmrank.eval.stats import paired_test
+
+    r = paired_test(a, b, seed=seed)
+    return {"a": r.mean_a, "b": r.mean_b, "diff": r.diff, "ci": [r.diff_ci.low, r.diff_ci.high],
+            "p": r.p_value, "relative": r.diff / r.mean_b if r.mean_b else None, "n": r.n}
