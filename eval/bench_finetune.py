@@ -34,7 +34,9 @@ from bench_finetune_lib import (
     evaluate,
     paired_dict,
     per_user,
+    plot_validation,
     prepared,
+    report,
     retriever_dir,
     retriever_ranker,
     sampled_split,
@@ -263,9 +265,21 @@ def cmd_crossdomain(args: argparse.Namespace) -> None:
     write_json(args.out / "crossdomain.json", summary)
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    """Markdown tables for RESULTS.md section 6 from the JSON outputs, and the validation plot."""
+    run_dir = Path(args.run_dir)
+    print(report(args.out, run_dir))
+    runs = {"ml-latest-small SFT": run_dir}
+    for label in ("from-adapter", "scratch"):
+        runs[f"ml-100k {label}"] = args.out / "crossdomain" / label
+    png = plot_validation(runs, Path("eval/plots/finetune_validation.png"))
+    if png:
+        print(f"\nplot: {png}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("stage", choices=["retrievers", "train", "evaluate", "crossdomain"])
+    ap.add_argument("stage", choices=["retrievers", "train", "evaluate", "crossdomain", "report"])
     ap.add_argument("--dataset", default="ml-latest-small")
     ap.add_argument("--kcore", type=int, default=5)
     ap.add_argument("--out", type=Path, default=OUT)
@@ -275,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--adapter", default="eval/out/finetune/sft-ml-small/adapter")
     ap.add_argument("--from-adapter", default="ml-small-sft")
+    ap.add_argument("--run-dir", default="eval/out/finetune/sft-ml-small", help="report: training run folder")
     ap.add_argument("--users", type=int, default=None,
                     help="seeded sample of N test users: retriever protocol and full ranking (default all)")
     ap.add_argument("--cand-users", type=int, default=None,
@@ -288,6 +303,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="folder holding retrievers/ (default --out)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.stage == "report":
+        cmd_report(args)
+        return
     import torch
 
     torch.set_num_threads(args.threads)

@@ -164,3 +164,110 @@ def paired_dict(a: np.ndarray, b: np.ndarray, seed: int = 0) -> dict[str, Any]:
     r = paired_test(a, b, seed=seed)
     return {"a": r.mean_a, "b": r.mean_b, "diff": r.diff, "ci": [r.diff_ci.low, r.diff_ci.high],
             "p": r.p_value, "relative": r.diff / r.mean_b if r.mean_b else None, "n": r.n}
+
+
+# ---- report: markdown from the JSON outputs (numbers are never typed by hand) ------------
+def _ci(m: dict[str, Any] | None) -> str:
+    return "n/a" if not m else f"{m['mean']:.4f} [{m['low']:.4f}, {m['high']:.4f}]"
+
+
+def _pair(p: dict[str, Any] | None) -> str:
+    if not p:
+        return "n/a"
+    rel = "" if p.get("relative") is None else f" ({100 * p['relative']:+.1f}%)"
+    return f"{p['diff']:+.4f}{rel} [{p['ci'][0]:+.4f}, {p['ci'][1]:+.4f}], p={p['p']:.3g}"
+
+
+def report(out: Path, run_dir: Path) -> str:
+    """Section-6 tables from evaluate.json, the training summary and validation.jsonl."""
+    lines: list[str] = []
+    ev_path = out / "evaluate.json"
+    ev = json.loads(ev_path.read_text()) if ev_path.is_file() else {}
+    res, paired = ev.get("results", {}), ev.get("paired", {})
+    if res:
+        n = ev.get("n_users", {})
+        lines += [f"users: {n}; adapter {ev.get('adapter')} (weights {ev.get('adapter_tag')})",
+                  "", "20-candidate protocol (test):", "",
+                  "| ranker | users | NDCG@1 | NDCG@5 | NDCG@10 [95% CI] | NDCG@20 |",
+                  "|---|---|---|---|---|---|"]
+        for k in ("zero-shot/candidates", "tuned/candidates"):
+            if k in res:
+                m = res[k]["metrics"]
+                lines.append(f"| {k.split('/')[0]} | {res[k]['n_users']} | {m['ndcg@1']['mean']:.4f} | "
+                             f"{m['ndcg@5']['mean']:.4f} | {_ci(m['ndcg@10'])} | {m['ndcg@20']['mean']:.4f} |")
+        p = paired.get("tuned vs zero-shot (candidates)", {}).get("all_users", {})
+        lines += ["", f"tuned - zero-shot NDCG@10: {_pair(p.get('ndcg@10'))}", "",
+                  "Retriever top-20 protocol (test) = full pipeline under full ranking at K <= 20:", "",
+                  "| ranker | NDCG@10 all users [95% CI] | Recall@10 | MRR@10 | NDCG@10 target-retrieved users | "
+                  "vs retriever, NDCG@10 all users (paired) |", "|---|---|---|---|---|---|"]
+        full = res.get("retriever/full")
+        if full:
+            m = full["metrics"]
+            lines.append(f"| fused retriever alone | {_ci(m['ndcg@10'])} | {m['recall@10']['mean']:.4f} | "
+                         f"{m['mrr@10']['mean']:.4f} | - | - |")
+        for k, name in (("zero-shot/retriever", "pipeline (zero-shot) vs its retriever"),
+                        ("tuned/retriever", "pipeline (tuned) vs its retriever"),
+                        ("tuned-blend/retriever", "pipeline (tuned+blend) vs its retriever")):
+            if k in res:
+                m, r = res[k]["metrics"], res[k]["retrieved_users"]
+                pr = paired.get(name, {})
+                rb = pr.get("retrieved_users", {}).get("ndcg@10")
+                retr_note = f"{_ci(r.get('ndcg@10'))} (retriever {rb['b']:.4f})" if rb else _ci(r.get("ndcg@10"))
+                lines.append(f"| {k.split('/')[0]} | {_ci(m['ndcg@10'])} | {m['recall@10']['mean']:.4f} | "
+                             f"{m['mrr@10']['mean']:.4f} | {retr_note} | "
+                             f"{_pair(pr.get('all_users', {}).get('ndcg@10'))} |")
+        if "retriever/full" in res:
+            lines.append(f"\nretrieved rate (Recall@20): {res['retriever/full']['metrics']['recall@20']['mean']:.4f}")
+        for name, pr in paired.items():
+            if "retrieved_users" in pr:
+                lines.append(f"- {name}, target-retrieved users, NDCG@10: {_pair(pr['retrieved_users'].get('ndcg@10'))}")
+        if "blend_weight" in ev:
+            lines.append(f"- blend weight (validation NDCG@10 argmax): {ev['blend_weight']}; "
+                         f"grid {ev.get('blend_valid_ndcg@10')}")
+        lines.append(f"- parts: {ev.get('parts')}")
+    train = out / f"train_{run_dir.name}.json"
+    if train.is_file():
+        lines += ["", f"training summary: {train.read_text().strip()}"]
+    manifest = run_dir / "adapter" / "llmrank_adapter.json"  # llmrank.finetune.artifacts.MANIFEST
+    if manifest.is_file():
+        t = json.loads(manifest.read_text()).get("training", {})
+        lines.append("training (manifest): " + json.dumps(
+            {k: t.get(k) for k in ("steps", "seconds", "validation_seconds", "seconds_per_step",
+                                   "seconds_per_step_with_validation", "examples_per_step",
+                                   "peak_memory_mb", "device", "threads")}))
+    val = run_dir / "validation.jsonl"
+    if val.is_file():
+        lines += ["", "validation (100 valid users, 20 candidates): step: NDCG@10 (label NLL)"]
+        for rec in map(json.loads, val.read_text().splitlines()):
+            lines.append(f"- step {rec['step']}: {rec['ndcg@10']:.4f} ({rec['label_nll']:.3f}), {rec['seconds']}s")
+    return "\n".join(lines)
+
+
+def plot_validation(run_dirs: dict[str, Path], path: Path) -> Path | None:
+    """NDCG@10 on the validation sample against the training step, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    drawn = False
+    for label, d in run_dirs.items():
+        f = d / "validation.jsonl"
+        if not f.is_file():
+            continue
+        recs = [json.loads(x) for x in f.read_text().splitlines()]
+        ax.plot([r["step"] for r in recs], [r["ndcg@10"] for r in recs], marker="o", label=label)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.axhline(0.2272, color="grey", ls="--", lw=1, label="random order (0.2272)")
+    ax.set_xlabel("training step (4 examples each)")
+    ax.set_ylabel("valid NDCG@10 (20 candidates)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
