@@ -239,7 +239,8 @@ class OpenAILLM(HFTokenizerMixin):
     def _row(self, choice: dict[str, Any], keys: dict[str, int], n_labels: int) -> list[float]:
         """Log-probs of the labels from one choice; missing labels get the floor."""
         lp = choice.get("logprobs")
-        top = lp.get("top_logprobs") if isinstance(lp, dict) else None
+        lp = lp if isinstance(lp, dict) else {}
+        top = lp.get("top_logprobs")
         if not isinstance(top, list) or not top or not isinstance(top[0], dict):
             raise ModelError("completions choice carries no top_logprobs: does the server "
                              f"support logprobs? {str(choice)[:200]}")

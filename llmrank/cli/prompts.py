@@ -1,0 +1,208 @@
+"""``llmrank prompts list|show|render``: the versioned templates of ``prompts/``
+(``llmrank.prompts.list_templates`` / ``load_template``) and what a model really reads.
+
+``render`` fills a template with a real user's history and candidates the way the pipeline
+does (rank: ``RankPromptBuilder`` with its truncation; explain: the Explainer's prompt),
+applies the model's chat template and counts tokens with the model's tokenizer. Only the
+tokenizer is loaded, never the weights, so rendering is quick."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_logging
+from llmrank.cli.index import ConfigOpt, DataDirOpt, DatasetOpt
+from llmrank.cli.recommend import (
+    AdapterOpt,
+    BackendOpt,
+    IndexOpt,
+    ModelOpt,
+    RetrieverOpt,
+    SetOpt,
+    build_recommender,
+    pipeline_config,
+)
+from llmrank.config import Config
+from llmrank.llm.hf_tokenizer import HFTokenizerMixin
+from llmrank.prompts import PromptTemplate, list_templates, load_template
+
+app = typer.Typer(help="The versioned prompt templates (rank, explain, chat_system).", no_args_is_help=True)
+
+
+def _inputs(t: PromptTemplate) -> list[dict[str, Any]]:
+    return [{"name": i.name, "type": i.type, "required": i.required, "untrusted": i.untrusted,
+             "description": i.description} for i in t.inputs]
+
+
+def _describe(t: PromptTemplate) -> dict[str, Any]:
+    return {"name": t.name, "version": t.version, "id": t.id, "description": t.description,
+            "answer_prefix": t.answer_prefix, "inputs": _inputs(t), "source": t.source}
+
+
+@app.command("list")
+def list_cmd(json_out: bool = JsonOpt) -> None:
+    """Every template found (user dirs in $LLMRANK_PROMPTS_DIR first), with its inputs."""
+    templates = list_templates()
+    if json_out:
+        print_json([_describe(t) for t in templates])
+        return
+    table = Table(title="prompt templates")
+    for col in ("name", "version", "inputs", "description", "source"):
+        table.add_column(col)
+    for t in templates:
+        ins = ", ".join(f"{i.name}: {i.type}{'' if i.required else '?'}{' (untrusted)' if i.untrusted else ''}"
+                        for i in t.inputs)
+        table.add_row(t.name, t.version, ins, t.description, t.source)
+    console.print(table)
+
+
+@app.command("show")
+def show(name: str = typer.Argument(..., help="Template name (rank), name@version or a .toml path."),
+         json_out: bool = JsonOpt) -> None:
+    """The raw template file (TOML with Jinja2 message bodies)."""
+    t = load_template(name)
+    raw = Path(t.source).read_text(encoding="utf-8") if Path(t.source).is_file() else ""
+    if json_out:
+        print_json({**_describe(t), "text": raw, "messages": [{"role": r, "content": c} for r, c in t.messages]})
+        return
+    console.print(Panel(Syntax(raw, "toml", word_wrap=True), title=f"{t.id}  ({t.source})"))
+
+
+class _TokenizerOnly(HFTokenizerMixin):
+    """What prompt building needs from a backend (chat template, token counts, bound),
+    without loading weights: the tokenizer every HF-tokenizer backend uses."""
+
+    def __init__(self, model: str, max_prompt_tokens: int) -> None:
+        from llmrank.llm.hf_tokenizer import load_tokenizer
+        from llmrank.models.resolve import resolve_model
+
+        self.model_id = model
+        self.tokenizer = load_tokenizer(resolve_model(model))
+        self._max = max_prompt_tokens
+
+    def max_prompt_tokens(self) -> int:
+        return self._max
+
+
+def _prompt_model(cfg: Config) -> Any:
+    r = cfg.reranker
+    if r.backend == "fake":
+        from llmrank.registry import llms
+
+        return llms.create("fake", model=r.model, max_prompt_tokens=r.max_prompt_tokens)
+    return _TokenizerOnly(str(r.options.get("tokenizer") or r.model), r.max_prompt_tokens)
+
+
+def _parse_vars(pairs: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--var wants KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except ValueError:
+            out[key.strip()] = raw
+    return out
+
+
+@app.command("render")
+def render(
+    name: str = typer.Argument(..., help="Template name, name@version or a .toml path."),
+    user: str | None = typer.Option(None, "--user", "-u", help="User whose history fills the prompt."),
+    items: list[str] | None = typer.Option(None, "--items", help="Candidate ids, comma-separated "
+                                           "(default: the retriever's top --candidates)."),
+    item: str | None = typer.Option(None, "--item", help="explain: the item to explain (default: the first candidate)."),
+    text: str | None = typer.Option(None, "--text", "-t", help="Free-text request (the 'query' input)."),
+    n_candidates: int = typer.Option(20, "--candidates", "-n", min=1, help="Candidates when retrieved."),
+    var: list[str] | None = typer.Option(None, "--var", help="Other templates: input KEY=VALUE (JSON when it parses)."),
+    config: Path | None = ConfigOpt,
+    dataset: str | None = DatasetOpt,
+    data_dir: str | None = DataDirOpt,
+    index: Path | None = IndexOpt,
+    retriever: str | None = RetrieverOpt,
+    backend: str | None = BackendOpt,
+    model: str | None = ModelOpt,
+    adapter: str | None = AdapterOpt,
+    sets: list[str] | None = SetOpt,
+    json_out: bool = JsonOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Render a template as the model reads it (chat template applied), with its token count."""
+    from llmrank.cli.rerank import split_ids
+
+    setup_logging(verbose)
+    tmpl = load_template(name)
+    names = {i.name for i in tmpl.inputs}
+    cfg = pipeline_config(config, dataset=dataset, data_dir=data_dir, index=index, retriever=retriever,
+                          backend=backend, model=model, adapter=adapter, rerank=False, sets=sets)
+    pmodel = _prompt_model(cfg)
+    needs_candidates = bool(names & {"candidates", "item"})
+    given = split_ids(items)
+    retriever_obj = None
+    if not needs_candidates or given or item:
+        from llmrank.cli.rerank import NoRetriever
+
+        retriever_obj = None if cfg.index.path else NoRetriever()
+    rec = build_recommender(cfg, quiet=json_out, retriever=retriever_obj)
+    ds = rec.dataset
+    history = rec.dataset.history(user) if user is not None and ds.has_user(user) else []
+    if user is not None and not ds.has_user(user):
+        from llmrank.errors import UnknownUserError
+
+        raise UnknownUserError(f"unknown user {user!r} in {ds.name}")
+    cands = given
+    if needs_candidates and not cands and not item:
+        if user is None and not text:
+            raise typer.BadParameter("give --user or --text (to retrieve candidates), or --items")
+        cands = rec.recommend(user, text=text, k=n_candidates).item_ids()
+    unknown = [i for i in [*cands, *([item] if item else [])] if i not in ds.items]
+    if unknown:
+        from llmrank.errors import UnknownItemError
+
+        raise UnknownItemError(f"not in catalog {ds.name!r}: {', '.join(unknown[:10])}")
+    hist_items = [ds.items[i] for i in history if i in ds.items]
+    cand_items = [ds.items[i] for i in cands]
+    out: dict[str, Any] = {"template": tmpl.id, "user": user, "history_length": len(hist_items),
+                           "tokenizer": getattr(pmodel, "model_id", cfg.reranker.model)}
+    if {"candidates", "labels"} <= names:
+        from llmrank.rerank.prompt import RankPromptBuilder
+
+        builder = RankPromptBuilder(pmodel, tmpl, max_history=cfg.reranker.max_history,
+                                    max_prompt_tokens=cfg.reranker.max_prompt_tokens)
+        rp = builder.build(hist_items, cand_items[: builder.max_labels], query=text)
+        out |= {"text": rp.text, "prompt_tokens": rp.prompt_tokens, "history_kept": rp.n_history,
+                "labels": dict(zip(rp.labels, rp.item_ids, strict=True))}
+    elif {"item", "shared"} <= names:
+        from llmrank.explain.explainer import Explainer
+
+        target = ds.items[item] if item else (cand_items[0] if cand_items else None)
+        if target is None:
+            raise typer.BadParameter("give --item ID (or candidates) to explain")
+        prompt, n_tok = Explainer(pmodel, tmpl, max_new_tokens=cfg.explain.max_new_tokens)._prompt(
+            hist_items, target, text)  # the exact prompt the explainer sends
+        out |= {"text": prompt, "prompt_tokens": n_tok, "item": target.item_id}
+    else:
+        values: dict[str, Any] = {"catalog": f"{ds.name}, {ds.n_items} items", "user": user, "query": text,
+                                  "history": [it.title for it in hist_items]}
+        values = {k: v for k, v in values.items() if k in names and v is not None} | _parse_vars(var)
+        prompt = tmpl.render(**values).to_text(pmodel)
+        out |= {"text": prompt, "prompt_tokens": pmodel.count_tokens(prompt), "inputs": values}
+    if json_out:
+        print_json(out)
+        return
+    console.print(Panel(Text(out["text"]), title=f"{tmpl.id} for {'user ' + user if user else repr(text)}"))
+    extra = f", history kept {out['history_kept']}/{len(hist_items)}" if "history_kept" in out else ""
+    console.print(f"[bold]{out['prompt_tokens']}[/] prompt tokens ({out['tokenizer']} tokenizer{extra})",
+                  highlight=False)
+    for label, item_id in out.get("labels", {}).items():
+        console.print(f"  {label} -> {item_id} {ds.items[item_id].title}", highlight=False, markup=False)
