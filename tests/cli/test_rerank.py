@@ -1,0 +1,122 @@
+"""`llmrank rerank`: one request over given candidates (labels and label scores, never an
+item outside the candidates) and JSON-lines batches through the batch engine (bad lines
+reported, resumable). Embedded catalog, fake LLM, hashing embedder: seconds."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from llmrank.cli import rerank
+from llmrank.cli.common import run_guarded
+
+FAST = ["--backend", "fake", "--set", "embedder.backend=hashing"]
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    app = typer.Typer()
+    rerank.register(app)
+    app.command("noop", hidden=True)(lambda: None)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("LLMRANK_HOME", str(tmp_path_factory.getbasetemp() / "home"))
+
+
+def run(app, *args):
+    return CliRunner().invoke(app, ["rerank", *args])
+
+
+def run_json(app, *args):
+    result = run(app, *args, "--json", *FAST)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_single_request_labels_and_renormalised_scores(app):
+    data = run_json(app, "--user", "u001", "--items", "c010,c020,c030,c040")
+    ids = [it["item_id"] for it in data["items"]]
+    assert sorted(ids) == ["c010", "c020", "c030", "c040"]
+    assert data["labels"] == {"c010": "A", "c020": "B", "c030": "C", "c040": "D"}
+    assert sum(math.exp(it["rerank_score"]) for it in data["items"]) == pytest.approx(1.0)
+    scores = [it["score"] for it in data["items"]]
+    assert scores == sorted(scores, reverse=True)
+    call = data["trace"]["llm_calls"][0]
+    assert call["stage"] == "rerank" and call["n_prompts"] == 1 and "retrieve" not in data["trace"]["stage_seconds"]
+
+
+def test_duplicates_repeated_flags_k_and_history(app):
+    data = run_json(app, "--history", "c001,c002", "--items", "c050,c051", "--items", "c050",
+                    "--items", "c052", "-k", "2")
+    assert data["candidates"] == ["c050", "c051", "c052"] and len(data["items"]) == 2
+    assert {it["item_id"] for it in data["items"]} <= {"c050", "c051", "c052"}
+    assert data["user_id"] is None
+
+
+def test_more_candidates_than_labels(app):
+    items = ",".join(f"c{n:03d}" for n in range(1, 31))
+    data = run_json(app, "--user", "u002", "--items", items, "--permutations", "2")
+    assert sorted(it["item_id"] for it in data["items"]) == sorted(items.split(","))
+    assert data["labels"] == {}  # windows relabel candidates: no single label per item
+    assert data["trace"]["llm_calls"][0]["n_prompts"] > 2
+
+
+def test_table_shows_labels(app):
+    result = run(app, "--user", "u001", "--items", "c010,c020", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "label" in result.stdout and "2 candidates reranked for user u001" in result.stdout
+
+
+def test_usage_errors(app, tmp_path):
+    assert run(app, "--user", "u001", *FAST).exit_code != 0  # no items
+    assert run(app, "--items", "c001,c002", *FAST).exit_code != 0  # no user/history/text
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"user_id": "u001"}\n')
+    result = run(app, str(path), "--user", "u001", *FAST)
+    assert result.exit_code != 0 and "batch mode" in result.output
+
+
+def test_unknown_item_and_user_are_clear_errors(app, monkeypatch, capsys):
+    def guarded(*args):
+        monkeypatch.setattr(sys, "argv", ["llmrank", "rerank", *args, *FAST])
+        with pytest.raises(SystemExit) as info:
+            run_guarded(app)
+        return info.value.code, capsys.readouterr().err
+
+    code, err = guarded("--user", "u001", "--items", "c001,ghost")
+    assert code == 5 and "ghost" in err
+    code, err = guarded("--user", "nobody", "--items", "c001,c002")
+    assert code == 5 and "unknown user" in err
+
+
+def test_batch_file_with_bad_lines_and_resume(app, tmp_path):
+    src = tmp_path / "requests.jsonl"
+    lines = [
+        {"user_id": "u001", "candidates": ["c001", "c002", "c003"]},
+        {"user_id": "u002", "k": 3},  # retrieved candidates
+        "not json at all",
+        {"user_id": "nobody", "candidates": ["c001", "c002"]},
+        {"history": ["c005"], "candidates": ["c007", "c008"], "k": 1},
+    ]
+    src.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    report = run_json(app, str(src), str(out))
+    assert (report["total"], report["done"], report["n_failed"]) == (5, 3, 2)
+    assert {f["line"] for f in report["failed"]} == {3, 4}
+    rows = {r["line"]: r for r in map(json.loads, out.read_text().splitlines()) if r.get("ok", True)}
+    assert {it["item_id"] for it in rows[1]["items"]} == {"c001", "c002", "c003"}
+    assert len(rows[2]["items"]) == 3 and len(rows[5]["items"]) == 1
+    again = run_json(app, str(src), str(out))
+    assert again["resumed"] == 5 and again["processed"] == 0
+    # the table form and the default output name
+    result = run(app, str(src), *FAST)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "requests.reranked.jsonl").is_file() and "line 3" in result.output
