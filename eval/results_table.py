@@ -4,6 +4,7 @@ runs/<label>.jsonl); numbers are never typed by hand.
     python eval/results_table.py ml-small-5core-full ml-small-5core-cand20 ...
     python eval/results_table.py --beyond ml-small-full ml-100k-full   # one beyond-accuracy table
     python eval/results_table.py --pair ml-small-full                  # best two baselines, paired
+    python eval/results_table.py --copy-plots ml-small-full            # -> eval/plots/baselines_*
 
 ``--pair`` takes the two rankers with the highest mean NDCG@10 in the run and compares them
 user by user (Fisher randomisation test, 10,000 sign flips, seeded by the run's seed; bootstrap
@@ -23,6 +24,7 @@ from llmrank.eval.metrics import metrics_from_ranks
 from llmrank.eval.stats import paired_test
 
 OUT = Path(__file__).resolve().parent / "out"
+PLOTS = Path(__file__).resolve().parent / "plots"
 FULL = [f"{m}@{k}" for m in ("recall", "ndcg", "mrr") for k in (10, 20)]
 CAND = ["recall@10", "mrr@10"] + [f"ndcg@{k}" for k in (1, 5, 10, 20)]
 BEYOND = ["diversity@10", "novelty@10", "popularity@10"]
@@ -119,13 +121,34 @@ def pair_line(name: str, metrics: tuple[str, ...] = ("ndcg@10", "recall@10")) ->
     return f"- {name}: **{a} vs {b}** ({len(users_a)} users): " + "; ".join(parts)
 
 
+def copy_plots(name: str) -> list[Path]:
+    """The run's metric-vs-K and trade-off plots as small palette PNGs for the repository."""
+    from PIL import Image
+
+    written = []
+    for plot in ("metric_vs_k", "tradeoff"):
+        src = OUT / name / f"{plot}.png"
+        if not src.is_file():
+            continue
+        dst = PLOTS / f"baselines_{name}_{plot}.png"
+        img = Image.open(src).convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+        img.save(dst, optimize=True)
+        written.append(dst)
+    return written
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="run names under eval/out/")
     ap.add_argument("--beyond", action="store_true", help="one beyond-accuracy table for the runs")
     ap.add_argument("--pair", action="store_true", help="paired test of each run's best two rankers")
+    ap.add_argument("--copy-plots", action="store_true", help="write eval/plots/baselines_<run>_*.png")
     args = ap.parse_args()
-    if args.beyond:
+    if args.copy_plots:
+        for name in args.runs:
+            for path in copy_plots(name):
+                print(path)
+    elif args.beyond:
         print(beyond_table(args.runs))
     elif args.pair:
         print("\n".join(pair_line(n) for n in args.runs))
