@@ -32,7 +32,6 @@ from llmrank.cli.recommend import (
     pipeline_config,
 )
 from llmrank.config import Config
-from llmrank.llm.hf_tokenizer import HFTokenizerMixin
 from llmrank.prompts import PromptTemplate, list_templates, load_template
 
 app = typer.Typer(help="The versioned prompt templates (rank, explain, chat_system).", no_args_is_help=True)
@@ -77,29 +76,19 @@ def show(name: str = typer.Argument(..., help="Template name (rank), name@versio
     console.print(Panel(Syntax(raw, "toml", word_wrap=True), title=f"{t.id}  ({t.source})"))
 
 
-class _TokenizerOnly(HFTokenizerMixin):
-    """What prompt building needs from a backend (chat template, token counts, bound),
-    without loading weights: the tokenizer every HF-tokenizer backend uses."""
-
-    def __init__(self, model: str, max_prompt_tokens: int) -> None:
-        from llmrank.llm.hf_tokenizer import load_tokenizer
-        from llmrank.models.resolve import resolve_model
-
-        self.model_id = model
-        self.tokenizer = load_tokenizer(resolve_model(model))
-        self._max = max_prompt_tokens
-
-    def max_prompt_tokens(self) -> int:
-        return self._max
-
-
 def _prompt_model(cfg: Config) -> Any:
     r = cfg.reranker
     if r.backend == "fake":
         from llmrank.registry import llms
 
         return llms.create("fake", model=r.model, max_prompt_tokens=r.max_prompt_tokens)
-    return _TokenizerOnly(str(r.options.get("tokenizer") or r.model), r.max_prompt_tokens)
+    from llmrank.finetune.prompting import TokenizerPromptModel
+    from llmrank.models.resolve import resolve_model
+
+    source = str(r.options.get("tokenizer") or r.model)  # the openai backend's tokenizer option
+    pmodel = TokenizerPromptModel.from_path(resolve_model(source), r.max_prompt_tokens)
+    pmodel.model_id = source  # type: ignore[attr-defined]
+    return pmodel
 
 
 def _parse_vars(pairs: Sequence[str] | None) -> dict[str, Any]:
@@ -177,8 +166,16 @@ def render(
     if {"candidates", "labels"} <= names:
         from llmrank.rerank.prompt import RankPromptBuilder
 
-        builder = RankPromptBuilder(pmodel, tmpl, max_history=cfg.reranker.max_history,
-                                    max_prompt_tokens=cfg.reranker.max_prompt_tokens)
+        if cfg.reranker.adapter and tmpl.name == cfg.reranker.template:
+            # what the reranker renders for this adapter: the settings it was trained with
+            from llmrank.finetune.artifacts import prompt_spec_for
+            from llmrank.finetune.prompting import make_builder
+
+            builder = make_builder(pmodel, prompt_spec_for(cfg.reranker.adapter))
+            out["template"] = builder.template.id
+        else:
+            builder = RankPromptBuilder(pmodel, tmpl, max_history=cfg.reranker.max_history,
+                                        max_prompt_tokens=cfg.reranker.max_prompt_tokens)
         rp = builder.build(hist_items, cand_items[: builder.max_labels], query=text)
         out |= {"text": rp.text, "prompt_tokens": rp.prompt_tokens, "history_kept": rp.n_history,
                 "labels": dict(zip(rp.labels, rp.item_ids, strict=True))}

@@ -205,6 +205,7 @@ class OpenAILLM(HFTokenizerMixin):
             return np.zeros((0, len(labels)), dtype=np.float64)
         keys = self._label_keys(labels, ids)
         payloads = self._prompt_payloads(prompts)
+        self._model_name()  # discover the served model once, not in every thread
         rows = self._map(lambda chunk: self._score_chunk(chunk, ids, keys), payloads)
         return np.asarray(rows, dtype=np.float64).reshape(len(prompts), len(labels))
 
@@ -274,6 +275,7 @@ class OpenAILLM(HFTokenizerMixin):
         if not prompts:
             return []
         payloads = self._prompt_payloads(prompts)
+        self._model_name()
         body: dict[str, Any] = {"max_tokens": int(config.max_new_tokens),
                                 "temperature": float(config.temperature), "top_p": float(config.top_p),
                                 "seed": int(config.seed)}

