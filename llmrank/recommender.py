@@ -77,7 +77,8 @@ class Recommender:
             from llmrank.explore.features import features_for
             from llmrank.explore.step import ExploreStep
 
-            explore = ExploreStep.from_config(cfg, features=features_for(dataset, retriever))
+            explore = ExploreStep.from_config(cfg, features=features_for(dataset, retriever),
+                                              users=dataset.users)
         return cls(dataset, retriever, reranker, explainer, explore, config=cfg)
 
     def describe_reranker(self) -> str:
