@@ -231,6 +231,13 @@ def write_summary(out: Path) -> dict[str, Any]:
             "hit_cap_rate": float(np.mean([r["generate_hit_cap"] for r in timed])),
             "mean_valid_labels": float(np.mean([r["generate_n_valid"] for r in timed])),
         },
+        # prefill rate from the one-pass requests; decode cost per token = the rest of a
+        # generation request (its prefill estimated at that rate) over the tokens decoded
+        "prefill_tokens_per_s_median": float(np.median(
+            np.array(col("onepass_prompt_tokens")) / np.array(col("onepass_s")))),
+        "decode_s_per_token_median_est": float(np.median([
+            (r["generate_s"] - r["onepass_s"] * r["generate_prompt_tokens"] / r["onepass_prompt_tokens"])
+            / max(1, r["generate_new_tokens"]) for r in timed])),
         "ndcg10_on_these_users": {m: float(np.mean([ndcg10(r[f"{m}_rank"]) for r in timed]))
                                   for m in ("onepass", "perm3", "generate")},
     }

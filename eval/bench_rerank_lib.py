@@ -199,3 +199,183 @@ class ListedOnly:
         if listed.any():
             out[listed] = self.inner.score(users[listed], candidates[listed], stage)
         return out
+
+
+# ---- plots (eval/plots/rerank_*.png) from the quality runs' outputs --------------------
+def _runs(out: Path) -> dict[str, list[dict[str, Any]]]:
+    return {f.stem: [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines()]
+            for f in sorted((out / "runs").glob("*.jsonl"))}
+
+
+def _ndcg10(rank: float | None) -> float:
+    return 0.0 if rank is None or rank > 10 else float(1 / np.log2(rank + 1))
+
+
+def _mean_ci(v: np.ndarray) -> tuple[float, float]:
+    half = 1.96 * float(np.std(v, ddof=1)) / np.sqrt(len(v)) if len(v) > 1 else 0.0
+    return float(np.mean(v)) if len(v) else float("nan"), half
+
+
+def make_plots(root: Path, plots: Path, bin_width: int = 4) -> list[Path]:
+    """rerank_position_bias.png (the model's preferred label; NDCG@10 by the target's
+    position in the prompt) and rerank_permutations.png (NDCG@k by permutations)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made: list[Path] = []
+    plots.mkdir(parents=True, exist_ok=True)
+    cand = root / "candidates"
+    if (cand / "summary.json").is_file():
+        summ = json.loads((cand / "summary.json").read_text(encoding="utf-8"))
+        runs = _runs(cand)
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+        mpb = summ.get("model_position_bias") or {}
+        if mpb:
+            share = mpb["argmax_share"]
+            ax1.bar([chr(65 + i) for i in range(len(share))], share, color="tab:blue")
+            ax1.axhline(1 / len(share), color="k", ls="--", lw=1, label="uniform")
+            ax1.set_title(f"label the model puts first ({mpb['prompts']} prompts)", fontsize=9)
+            ax1.set_ylabel("share of prompts")
+            ax1.legend(fontsize=8)
+        labels = [k for k in runs if k == "random" or k.startswith("zero-shot")]
+        for i, label in enumerate(labels):
+            pos = np.array([r["target_position"] for r in runs[label]])
+            val = np.array([_ndcg10(r["rank"]) for r in runs[label]])
+            bins = sorted(set((pos // bin_width).tolist()))
+            stats = [_mean_ci(val[pos // bin_width == b]) for b in bins]
+            xs = np.array(bins) * bin_width + (bin_width + 1) / 2 + (i - 1) * 0.35
+            ax2.errorbar(xs, [m for m, _ in stats], yerr=[h for _, h in stats], marker="o",
+                         capsize=3, ls="-", label=label)
+        ax2.set_xlabel(f"target position in the prompt (1 = label A), bins of {bin_width}")
+        ax2.set_ylabel("NDCG@10 (95% normal CI)")
+        ax2.set_title(f"20-candidate protocol, {summ['user_sample']['n']} users", fontsize=9)
+        ax2.legend(fontsize=8)
+        ax2.grid(alpha=0.3)
+        fig.suptitle("Zero-shot SmolLM2-135M reranker: position bias", fontsize=10)
+        fig.tight_layout()
+        made.append(plots / "rerank_position_bias.png")
+        fig.savefig(made[-1], dpi=100)
+        plt.close(fig)
+    panels = [(p, json.loads((root / p / "summary.json").read_text(encoding="utf-8")))
+              for p in ("candidates", "retriever") if (root / p / "summary.json").is_file()]
+    if panels:
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+        for ax, (proto, summ) in zip(axes[0], panels, strict=True):
+            res = summ["results"]
+            key = "metrics_retrieved_users" if proto == "retriever" else "metrics"
+            ks = ["ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20"]
+            labels = list(res)
+            w = 0.8 / len(labels)
+            for i, label in enumerate(labels):
+                m = res[label][key]
+                if not m:
+                    continue
+                means = [m[k]["mean"] for k in ks]
+                err = [[m[k]["mean"] - m[k]["low"] for k in ks], [m[k]["high"] - m[k]["mean"] for k in ks]]
+                ax.bar(np.arange(len(ks)) + (i - (len(labels) - 1) / 2) * w, means, w, yerr=err,
+                       capsize=2, label=label)
+            ax.set_xticks(range(len(ks)), ks)
+            n = next(iter(res.values()))[key]["ndcg@10"]["n"]
+            what = "users whose target was retrieved" if proto == "retriever" else "users"
+            ax.set_title(f"{proto} protocol: {n} {what}", fontsize=9)
+            ax.set_ylabel("mean (95% bootstrap CI)")
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3, axis="y")
+        fig.suptitle("Zero-shot reranker: 1 vs 3 averaged permutations", fontsize=10)
+        fig.tight_layout()
+        made.append(plots / "rerank_permutations.png")
+        fig.savefig(made[-1], dpi=100)
+        plt.close(fig)
+    return made
+
+
+# ---- report: section-5 markdown tables from the JSON outputs (numbers never typed by hand)
+def _ci(m: dict[str, Any] | None) -> str:
+    return "n/a" if not m else f"{m['mean']:.4f} [{m['low']:.4f}, {m['high']:.4f}]"
+
+
+def _pair(p: dict[str, Any] | None) -> str:
+    if not p:
+        return "n/a"
+    return f"{p['diff']:+.4f} [{p['ci'][0]:+.4f}, {p['ci'][1]:+.4f}], p={p['p']:.3g} (n={p['n']})"
+
+
+def report(root: Path, latency: Path) -> str:
+    lines: list[str] = []
+    lat_path = latency / "latency.json"
+    if lat_path.is_file():
+        d = json.loads(lat_path.read_text(encoding="utf-8"))
+        t, g = d["tokens"], d["generate_parse"]
+        lines += [f"Latency, {d['requests']} requests (users {d['users']}), {d['threads']} torch thread, "
+                  f"{d['dtype']}, run {d['started']} - {d['finished']}:", "",
+                  "| method | p50 s | p95 s | mean s | prompt tokens (mean) | tokens run (mean) |",
+                  "|---|---|---|---|---|---|",
+                  f"| one-pass label scoring, 1 permutation | {d['onepass_s']['p50']:.2f} | {d['onepass_s']['p95']:.2f} | "
+                  f"{d['onepass_s']['mean']:.2f} | {t['onepass_prompt']['mean']:.0f} | {t['onepass_prompt']['mean']:.0f} |",
+                  f"| one-pass label scoring, 3 permutations (KV reuse) | {d['perm3_s']['p50']:.2f} | {d['perm3_s']['p95']:.2f} | "
+                  f"{d['perm3_s']['mean']:.2f} | {t['perm3_prompt_total']['mean']:.0f} (3 prompts) | "
+                  f"{t['perm3_positions_run']['mean']:.0f} ({100 * t['perm3_share_run']:.0f}%) |",
+                  f"| generate the ranked list (greedy, <= {d['max_new_tokens']} new tokens) | {d['generate_s']['p50']:.2f} | "
+                  f"{d['generate_s']['p95']:.2f} | {d['generate_s']['mean']:.2f} | {t['generate_prompt']['mean']:.0f} | "
+                  f"prefill + {t['generate_new']['mean']:.1f} decoded |", "",
+                  f"Ratios (p50): generate / one-pass = {d['ratio_generate_over_onepass_p50']:.2f}x "
+                  f"(median of per-request ratios {d['ratio_generate_over_onepass_per_request_median']:.2f}x); "
+                  f"3 permutations / 1 = {d['ratio_perm3_over_onepass_p50']:.2f}x.", "",
+                  f"Rates (medians): prefill {d.get('prefill_tokens_per_s_median', float('nan')):.0f} tokens/s, "
+                  f"decode {d.get('decode_s_per_token_median_est', float('nan')):.3f} s per new token "
+                  "(generation time minus its prefill at the one-pass rate).", "",
+                  f"Generated lists: unusable (no candidate label at all) {100 * g['unusable_rate']:.0f}%, "
+                  f"not a complete valid ranking {100 * g['incomplete_or_invalid_rate']:.0f}%, "
+                  f"label outside the candidates {100 * g['outside_label_rate']:.0f}%, duplicates "
+                  f"{100 * g['duplicate_rate']:.0f}%, hit the token cap {100 * g['hit_cap_rate']:.0f}%; "
+                  f"mean valid labels per answer {g['mean_valid_labels']:.2f} of 20. "
+                  f"NDCG@10 on these users: {d['ndcg10_on_these_users']}", ""]
+    for proto in ("candidates", "retriever"):
+        path = root / proto / "summary.json"
+        if not path.is_file():
+            continue
+        s = json.loads(path.read_text(encoding="utf-8"))
+        res = s["results"]
+        lines += [f"{proto} protocol: {s['user_sample']['n']} users (seed {s['user_sample']['seed']}), "
+                  f"{s['data']}; run {s['started']} - {s['finished']}; "
+                  f"{s.get('seconds_per_user_newly_scored') or 0:.1f} s per user for all permutations "
+                  f"({s['users_newly_scored']} users scored in this run), mean prompt "
+                  f"{s.get('prompt_tokens_mean') or 0:.0f} tokens.", "",
+                  "| ranker | NDCG@1 | NDCG@5 | NDCG@10 [95% CI] | NDCG@20 | Recall@10 | MRR@10 | invalid |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for label, r in res.items():
+            m = r["metrics"]
+            lines.append(f"| {label} | {m['ndcg@1']['mean']:.4f} | {m['ndcg@5']['mean']:.4f} | {_ci(m['ndcg@10'])} | "
+                         f"{m['ndcg@20']['mean']:.4f} | {m['recall@10']['mean']:.4f} | {m['mrr@10']['mean']:.4f} | "
+                         f"{r['invalid_output_rate']:.3f} |")
+        if proto == "retriever":
+            lines += ["", f"Users whose target was retrieved ({100 * s['retrieved_rate']:.1f}%):", "",
+                      "| ranker | NDCG@1 | NDCG@5 | NDCG@10 [95% CI] | NDCG@20 |", "|---|---|---|---|---|"]
+            for label, r in res.items():
+                m = r["metrics_retrieved_users"]
+                lines.append(f"| {label} | {m['ndcg@1']['mean']:.4f} | {m['ndcg@5']['mean']:.4f} | "
+                             f"{_ci(m['ndcg@10'])} | {m['ndcg@20']['mean']:.4f} |")
+        lines += ["", "Paired tests (NDCG@10 difference a - b, 95% bootstrap CI, permutation p):", ""]
+        for name, parts in s["paired"].items():
+            for who, p in parts.items():
+                lines.append(f"- {name} ({who.replace('_', ' ')}): {_pair(p.get('ndcg@10'))}")
+        base = s.get("baselines_same_users") or {}
+        if base:
+            lines += ["", "Harness baselines on the same users (same candidate lists; NDCG@10): " + ", ".join(
+                f"{k} {v['ndcg@10']:.4f}" for k, v in base.items())]
+        mpb = s.get("model_position_bias") or {}
+        if mpb:
+            share = mpb["argmax_share"]
+            top = sorted(range(len(share)), key=lambda i: -share[i])[:3]
+            lines += ["", f"Model-side position bias over {mpb['prompts']} prompts: label ranked first "
+                      + ", ".join(f"{chr(65 + i)} {100 * share[i]:.0f}%" for i in top)
+                      + f" (uniform {100 / len(share):.0f}%); share at A..T: {share}"]
+        pb = res.get("zero-shot-1perm", {}).get("position_bias")
+        if pb:
+            lines += [f"NDCG@10 of the 1-permutation reranker by target position in the prompt (1 = A; "
+                      f"positions {[p + 1 for p in pb['positions']]}): "
+                      f"{[round(x, 3) for x in pb['means']]} (counts {pb['counts']})"]
+        lines.append("")
+    return "\n".join(lines)

@@ -28,7 +28,9 @@ from bench_rerank_lib import (  # type: ignore[import-not-found]
     ListedOnly,
     PermutationCache,
     ZeroShotRanker,
+    make_plots,
     prepared,
+    report,
     sampled_split,
 )
 
@@ -99,7 +101,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--shard-size", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path("eval/out/rerank_zeroshot"))
+    ap.add_argument("--plots", type=Path, default=Path("eval/plots"),
+                    help="where rerank_position_bias.png / rerank_permutations.png go")
+    ap.add_argument("--plots-only", action="store_true", help="only redraw the plots from --out")
+    ap.add_argument("--report", action="store_true",
+                    help="print the section-5 markdown from --out and eval/out/rerank_latency")
     args = ap.parse_args()
+    if args.report:
+        print(report(args.out, Path("eval/out/rerank_latency")))
+        return
+    if args.plots_only:
+        print(make_plots(args.out, args.plots))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     from llmrank.eval.config import EvalProtocol
@@ -198,6 +211,7 @@ def main() -> None:
         "baselines_same_users": baselines_on(user_ids, args.baselines) if args.protocol == "candidates" else {},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    log.info("plots: %s", make_plots(args.out, args.plots))
     for k, v in results.items():
         log.info("%-22s ndcg@10 %s (retrieved users: %s) invalid %.3f", k, v.summary["ndcg@10"],
                  v.retrieved_summary.get("ndcg@10"), v.invalid_rate)
