@@ -4,7 +4,7 @@
     PYTHONPATH=<repo> <vllm python> tests/llm/vllm_parity_worker.py SPEC.json OUT.json
 
 SPEC: {"model", "prompts", "labels", "token_ids" (what the reference tokenised, checked here),
-"adapters": {name: path}, "engine": {VllmLLM options}, "generate": {"prompts", "max_new_tokens"}}.
+"adapters": {name: path}, "engine": {VllmLLM options}, "generate": {"prompts", "max_new_tokens"} (base model only)}.
 OUT: {"vllm_version", "token_ids_match", "scores": {"base" | name: rows}, "generated",
 "seconds": {...}}. The test (tests/llm/test_vllm_backend.py) compares OUT with transformers."""
 
@@ -42,7 +42,7 @@ def main(spec_path: str, out_path: str) -> None:
         t0 = time.perf_counter()
         out["scores"][key] = llm.label_logprobs(prompts, labels).tolist()
         seconds[f"score_{key}"] = time.perf_counter() - t0
-        if gen.get("prompts"):
+        if gen.get("prompts") and name is None:  # greedy text of the base model
             cfg = GenerationConfig(max_new_tokens=int(gen.get("max_new_tokens", 8)))
             out["generated"][key] = llm.generate(list(gen["prompts"]), cfg)
     llm.close()
