@@ -141,7 +141,7 @@ class VllmLLM(HFTokenizerMixin):
         self.adapter: str | None = None
         rank = adapter_rank(resolve_adapter(adapter)) if adapter else 0
         self.lora_enabled = bool(adapter) if enable_lora is None else bool(enable_lora)
-        self.max_lora_rank = int(max_lora_rank) if max_lora_rank else lora_rank_bound(max(rank, 16))
+        self.max_lora_rank = lora_rank_bound(int(max_lora_rank) if max_lora_rank else max(rank, 16))
         kwargs: dict[str, Any] = {
             "tokenizer": self.path, "dtype": _engine_dtype(dtype, cuda), "seed": self.seed,
             "max_model_len": self.max_model_len, "enable_prefix_caching": bool(enable_prefix_caching),
@@ -150,6 +150,7 @@ class VllmLLM(HFTokenizerMixin):
             "enforce_eager": (not cuda) if enforce_eager is None else bool(enforce_eager),
             "trust_remote_code": trust_remote_code, "tensor_parallel_size": int(tensor_parallel_size),
             "logprobs_mode": "raw_logprobs",  # the model's own log-softmax, before sampling tweaks
+            "max_logprobs": max(self.top_logprobs, MAX_LABEL_TOKEN_IDS),  # top-N fallback: all labels
         }
         kv_gib = kv_cache_gib if kv_cache_gib is not None else (None if cuda else DEFAULT_CPU_KV_GIB)
         if kv_gib is not None:

@@ -156,6 +156,7 @@ def test_fake_engine_scoring_is_one_call_on_shared_token_ids(monkeypatch, tiny_m
     kw = llm.engine.kwargs
     assert kw["max_num_seqs"] == 4 and kw["enable_prefix_caching"] and kw["dtype"] == "float32"
     assert kw["logprobs_mode"] == "raw_logprobs" and "enable_lora" not in kw
+    assert kw["max_logprobs"] >= 26  # the top-N fallback asks for at least every label
     assert kw["max_model_len"] >= 64 + 1 and llm.max_prompt_tokens() == 64
     prompts = ["Answer:", "Pick A or B. Answer:", "Toy Story (1995). Answer:"]
     out = llm.label_logprobs(prompts, LABELS)
@@ -207,7 +208,7 @@ def test_fake_engine_adapters_switch_by_name(monkeypatch, tiny_model_dir, tmp_pa
 
     _fake_vllm(monkeypatch)
     first = _adapter(tmp_path, "first")
-    llm = VllmLLM(str(tiny_model_dir), adapter=first, max_loras=2)
+    llm = VllmLLM(str(tiny_model_dir), adapter=first, max_loras=2, max_lora_rank=10)
     kw = llm.engine.kwargs
     assert kw["enable_lora"] and kw["max_loras"] == 2 and kw["max_lora_rank"] == 16
     assert llm.adapter == "first"
