@@ -148,7 +148,7 @@ def scoring(args: argparse.Namespace, summary: dict[str, Any], work: Path) -> di
         return info
     from llmrank.llm.vllm_backend import VllmLLM
 
-    v = VllmLLM(model_path, dtype="auto", batch_size=256, gpu_memory_utilization=0.4, max_prompt_tokens=2048)
+    v = VllmLLM(model_path, dtype="auto", max_num_seqs=256, gpu_memory_utilization=0.4, max_prompt_tokens=2048)
     v_scores, v_dt = timed_scores(v, texts, labels, warm)
     cached = shared_prefix_tokens(ids)
     summary["vllm"] = {"requests_per_s": len(texts) / v_dt, "seconds": v_dt,

@@ -102,7 +102,9 @@ def generation_budget(prompt_len: int, max_new_tokens: int, max_model_len: int) 
 
 # ---- the backend -----------------------------------------------------------------------
 class VllmLLM(HFTokenizerMixin):
-    """Options: ``batch_size``/``max_num_seqs`` (sequences per engine step),
+    """Options: ``max_num_seqs`` (sequences per engine step, default 256: vLLM schedules its
+    own batches, so the reranker's generic ``batch_size``, sized for transformers, is not a
+    cap here and is only recorded),
     ``gpu_memory_utilization``, ``enable_prefix_caching``, ``dtype`` ('auto': bf16 on a GPU,
     fp32 on CPU, like the reference), ``enable_lora``, ``max_loras``, ``max_lora_rank``,
     ``max_new_tokens`` (generation room beyond the prompt bound), ``kv_cache_gib`` (CPU
@@ -145,7 +147,7 @@ class VllmLLM(HFTokenizerMixin):
         kwargs: dict[str, Any] = {
             "tokenizer": self.path, "dtype": _engine_dtype(dtype, cuda), "seed": self.seed,
             "max_model_len": self.max_model_len, "enable_prefix_caching": bool(enable_prefix_caching),
-            "max_num_seqs": max(1, int(max_num_seqs or batch_size or 256)),
+            "max_num_seqs": max(1, int(max_num_seqs or 256)),
             "gpu_memory_utilization": float(gpu_memory_utilization),
             "enforce_eager": (not cuda) if enforce_eager is None else bool(enforce_eager),
             "trust_remote_code": trust_remote_code, "tensor_parallel_size": int(tensor_parallel_size),
@@ -159,7 +161,7 @@ class VllmLLM(HFTokenizerMixin):
             kwargs |= {"enable_lora": True, "max_loras": max(1, int(max_loras)),
                        "max_lora_rank": self.max_lora_rank}
         kwargs |= dict(engine_args or {})
-        self.batch_size = kwargs["max_num_seqs"]
+        self.batch_size = batch_size  # informational (see max_num_seqs)
         try:
             self.engine: Any = vllm.LLM(model=self.path, **kwargs)
         except (OSError, ValueError, RuntimeError, TypeError) as exc:

@@ -151,10 +151,10 @@ def test_fake_engine_scoring_is_one_call_on_shared_token_ids(monkeypatch, tiny_m
     from llmrank.llm.vllm_backend import VllmLLM
 
     _fake_vllm(monkeypatch)
-    llm = VllmLLM(str(tiny_model_dir), max_prompt_tokens=64, batch_size=4)
+    llm = VllmLLM(str(tiny_model_dir), max_prompt_tokens=64, batch_size=4, max_num_seqs=16)
     assert isinstance(llm, LLM)
     kw = llm.engine.kwargs
-    assert kw["max_num_seqs"] == 4 and kw["enable_prefix_caching"] and kw["dtype"] == "float32"
+    assert kw["max_num_seqs"] == 16 and kw["enable_prefix_caching"] and kw["dtype"] == "float32"
     assert kw["logprobs_mode"] == "raw_logprobs" and "enable_lora" not in kw
     assert kw["max_logprobs"] >= 26  # the top-N fallback asks for at least every label
     assert kw["max_model_len"] >= 64 + 1 and llm.max_prompt_tokens() == 64
@@ -179,7 +179,8 @@ def test_fake_engine_top_n_fallback(monkeypatch, tiny_model_dir):
     from llmrank.llm.vllm_backend import VllmLLM
 
     _fake_vllm(monkeypatch, with_token_ids=False)
-    llm = VllmLLM(str(tiny_model_dir), top_logprobs=5)
+    llm = VllmLLM(str(tiny_model_dir), top_logprobs=5, batch_size=8)
+    assert llm.engine.kwargs["max_num_seqs"] == 256  # the generic batch_size does not cap vLLM
     out = llm.label_logprobs(["Answer:"], LABELS)
     params = llm.engine.calls[0][1]
     assert params.logprobs == 5 and not llm.label_token_ids
@@ -239,10 +240,14 @@ def test_fake_engine_without_lora_refuses_adapters(monkeypatch, tiny_model_dir, 
 
 
 # ---- parity with the transformers reference (slow; needs an interpreter with vllm) -------
-def _vllm_python() -> str:
-    """An interpreter that can import vllm, or skip with the reason."""
+@pytest.fixture(scope="module")
+def vllm_python() -> str:
+    """An interpreter that can import vllm, or skip with the reason (before any data loads).
+    A relative $LLMRANK_VLLM_PYTHON is taken from the current directory, links kept (a
+    virtual environment's python is a link to the base interpreter)."""
     env = os.environ.get("LLMRANK_VLLM_PYTHON")
-    candidates = [env] if env else [str(ROOT.parent / ".venv-vllm" / "bin" / "python"), sys.executable]
+    candidates = [os.path.abspath(env)] if env else [str(ROOT.parent / ".venv-vllm" / "bin" / "python"),
+                                                    sys.executable]
     for python in candidates:
         if not python or not Path(python).is_file():
             continue
@@ -313,10 +318,10 @@ def compare_scores(ref: np.ndarray, other: np.ndarray, margin: float = 0.05) -> 
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # two model loads and a vLLM engine start on a shared 2-core CPU
-def test_parity_with_transformers_on_rank_prompts(ml_small, tmp_path):
+def test_parity_with_transformers_on_rank_prompts(vllm_python, ml_small, tmp_path):
     """Same prompts, same tokens, same LoRA adapter: vLLM's label log-probs match the
     transformers reference within float tolerance, with and without the adapter."""
-    python = _vllm_python()
+    python = vllm_python
     import torch
 
     torch.set_num_threads(1)
@@ -336,7 +341,7 @@ def test_parity_with_transformers_on_rank_prompts(ml_small, tmp_path):
 
     spec = {"model": ref.path, "prompts": texts, "labels": labels,
             "token_ids": [ref.encode(t) for t in texts], "adapters": {"lora-random": str(adapter)},
-            "engine": {"max_prompt_tokens": 1024, "max_new_tokens": 16, "batch_size": 8, "dtype": "float32"},
+            "engine": {"max_prompt_tokens": 1024, "max_new_tokens": 16, "max_num_seqs": 8, "dtype": "float32"},
             "generate": {"prompts": texts[:2], "max_new_tokens": gen_cfg.max_new_tokens}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1",
