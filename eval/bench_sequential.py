@@ -30,6 +30,7 @@ from bench_sequential_lib import (
     load_split,
     paired,
     read_config,
+    refit_or_load,
     retrieval_ranks,
     summarize,
     test_queries,
@@ -45,7 +46,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-root", type=Path, default=DATA_ROOT)
     ap.add_argument("--kcore", type=int, default=5)
     ap.add_argument("--model", action="append", required=True, help="name=config.json")
-    ap.add_argument("--fused", default=None, help="model name to fuse with text (optional)")
+    ap.add_argument("--refit", action="append", default=[],
+                    help="model name: also a fresh model NAME-refit trained on train + valid "
+                         "items for NAME's early-stopped epoch count (repeatable)")
+    ap.add_argument("--fused", action="append", default=[],
+                    help="NAME or NAME@HALF_LIFE: fuse that model with text (repeatable). A "
+                         "refit model reuses the blend tuned for its base (fused(base) first)")
     ap.add_argument("--reference", action="append", default=[],
                     help="retriever name for paired tests (repeatable; 'text' with --text)")
     ap.add_argument("--text", action="store_true",
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--models-dir", type=Path, default=None,
+                    help="cache of trained models (default <out>/models)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import torch
@@ -65,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     from llmrank.baselines.retriever import visible_dataset
     from llmrank.config import load_config
     from llmrank.retrieve.fused import FusedRetriever
+    from llmrank.retrieve.fusion import FusionConfig
     from llmrank.retrieve.sequential.retriever import SequentialRetriever
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -77,10 +86,18 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict] = {}
     ranks: dict[str, np.ndarray] = {}
     retrievers: dict[str, object] = {}
-    for spec in args.model:
-        name, _, path = spec.partition("=")
-        scfg = read_config(path, threads=args.threads)
-        model, info = train_or_load(split, scfg, args.out / "models" / name, args.retrain)
+    models_dir = args.models_dir or args.out / "models"
+    specs = [(*spec.partition("=")[::2], None) for spec in args.model]
+    for name, path, refit_of in specs + [(f"{m}-refit", "", m) for m in args.refit]:
+        if refit_of:
+            base_info = results[refit_of]["training"]
+            path = results[refit_of]["config"]
+            scfg = read_config(path, threads=args.threads)
+            model, info = refit_or_load(split, scfg, models_dir / name, base_info["best_epoch"],
+                                        args.retrain)
+        else:
+            scfg = read_config(path, threads=args.threads)
+            model, info = train_or_load(split, scfg, models_dir / name, args.retrain)
         t0 = time.perf_counter()
         retr = SequentialRetriever.from_model(model, ds.items, cfg)
         index_s = time.perf_counter() - t0
@@ -91,16 +108,25 @@ def main(argv: list[str] | None = None) -> None:
             "index_seconds": round(index_s, 2), "eval_search_seconds": round(search_s, 2)}
         log.info("%s: test NDCG@10 %.4f", name, np.mean(np.where(ranks[name] <= 10,
                                                                1 / np.log2(ranks[name] + 1), 0)))
-    if args.fused:
+    for spec in args.fused:
+        base_name, _, hl = spec.partition("@")
+        fcfg = cfg if not hl else cfg.model_copy(update={"retriever": cfg.retriever.model_copy(
+            update={"recency_half_life": float(hl)})})
+        name = f"fused({base_name})" if not hl else f"fused({base_name},hl={hl})"
+        fusion = None
+        if base_name.endswith("-refit"):  # the model saw the validation items: keep the blend
+            tuned = results[name.replace(base_name, base_name.removesuffix("-refit"))]["fusion"]
+            fusion = FusionConfig(kappa=tuned["kappa"], text_weight=tuned["text_weight"],
+                                  ridge=tuned["ridge"])
         t0 = time.perf_counter()
-        base = retrievers[args.fused]
-        fused = FusedRetriever.build(visible_dataset(split, "test"), cfg,
-                                     model=base.model)  # type: ignore[attr-defined]
+        fused = FusedRetriever.build(visible_dataset(split, "test"), fcfg, fusion=fusion,
+                                     model=retrievers[base_name].model)  # type: ignore[attr-defined]
         build_s = time.perf_counter() - t0
-        name = f"fused({args.fused})"
         ranks[name], search_s = retrieval_ranks(fused, hists, targets)
         retrievers[name] = fused
-        results[name] = {"kind": "fused", "base": args.fused, "fusion": fused.report,
+        results[name] = {"kind": "fused", "base": base_name, "fusion": fused.report,
+                         "half_life": fcfg.retriever.recency_half_life,
+                         "fusion_fixed_from_base": fusion is not None,
                          "build_seconds_excl_training": round(build_s, 1),
                          "eval_search_seconds": round(search_s, 2)}
     if args.text:

@@ -65,6 +65,32 @@ def train_or_load(split: LeaveOneOut, config: SequentialConfig, folder: Path,
     return result.model, info
 
 
+def refit_or_load(split: LeaveOneOut, config: SequentialConfig, folder: Path, epochs: int,
+                  retrain: bool = False) -> tuple[SequentialModel, dict[str, Any]]:
+    """A fresh model trained on training + validation items for ``epochs`` epochs (the
+    early-stopped count of the same config), or the cached one in ``folder``."""
+    from dataclasses import replace
+
+    from llmrank.retrieve.sequential.train import refit_sequential
+
+    config = replace(config, refit=True)
+    info_path = folder / "training.json"
+    if not retrain and info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if (info["config"] == config.to_dict() and info["dataset"] == split.dataset.name
+                and info["epochs_run"] == epochs):
+            log.info("reusing refit model in %s", folder)
+            return SequentialModel.load(folder, device=config.device), info
+    t0 = time.perf_counter()
+    model = refit_sequential(split, config, epochs)
+    model.save(folder)
+    info = {"config": config.to_dict(), "dataset": split.dataset.name, "best_epoch": epochs,
+            "best_valid_ndcg10": None, "epochs_run": epochs, "refit": True,
+            "train_seconds": round(time.perf_counter() - t0, 1)}
+    info_path.write_text(json.dumps(info, indent=1))
+    return model, info
+
+
 def retrieval_ranks(retriever: Any, histories: Sequence[list[str]], targets: Sequence[str],
                     k: int = 100, batch: int = 256) -> tuple[np.ndarray, float]:
     """Target ranks from the retriever's own index search (seen items excluded inside the

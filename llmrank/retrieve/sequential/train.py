@@ -181,7 +181,7 @@ def train_sequential(
             break
     net.load_state_dict(best_state)
     if config.refit and best_epoch > 0:
-        model = _refit(split, config, best_epoch, on_step)
+        model = refit_sequential(split, config, best_epoch, on_step)
     model.net.eval()
     seconds = time.perf_counter() - t0
     model.meta.update(best_epoch=best_epoch, best_valid_ndcg10=best_metric,
@@ -190,8 +190,8 @@ def train_sequential(
     return TrainResult(model, history, best_epoch, best_metric, seconds, stopped_early)
 
 
-def _refit(split: LeaveOneOut, config: SequentialConfig, epochs: int,
-           on_step: Callable[[int, int], None] | None) -> SequentialModel:
+def refit_sequential(split: LeaveOneOut, config: SequentialConfig, epochs: int,
+                     on_step: Callable[[int, int], None] | None = None) -> SequentialModel:
     """A fresh model trained on every user's history including the validation item (what
     is visible when predicting the test item) for a fixed number of epochs."""
     histories = [split.history(u, "test") for u in range(split.dataset.n_users)]
@@ -200,5 +200,6 @@ def _refit(split: LeaveOneOut, config: SequentialConfig, epochs: int,
     for epoch in range(1, epochs + 1):
         loss = run.epoch(on_step)
         log.info("refit epoch %d loss %.4f", epoch, loss)
+    run.net.eval()
     return SequentialModel(run.net, config, split.dataset.item_ids,
-                           meta={"dataset": split.dataset.name})
+                           meta={"dataset": split.dataset.name, "refit_epochs": epochs})
