@@ -154,8 +154,12 @@ class PermutationCache:
         width = max(len(x) for x in by_pos)
         mat = np.stack([x for x in by_pos if len(x) == width])
         top = np.bincount(mat.argmax(axis=1), minlength=width)
+        ranks = np.argsort(np.argsort(-mat, axis=1), axis=1)  # 0 = ranked first
+        pos = np.arange(width)
+        rho = [float(np.corrcoef(pos, r)[0, 1]) for r in ranks]  # Spearman (no ties)
         return {"prompts": len(mat), "argmax_share": (top / len(mat)).round(4).tolist(),
-                "mean_logprob": mat.mean(axis=0).round(4).tolist()}
+                "mean_logprob": mat.mean(axis=0).round(4).tolist(),
+                "spearman_position_vs_rank_mean": round(float(np.mean(rho)), 4)}
 
 
 class ZeroShotRanker:
@@ -233,11 +237,13 @@ def make_plots(root: Path, plots: Path, bin_width: int = 4) -> list[Path]:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
         mpb = summ.get("model_position_bias") or {}
         if mpb:
-            share = mpb["argmax_share"]
-            ax1.bar([chr(65 + i) for i in range(len(share))], share, color="tab:blue")
-            ax1.axhline(1 / len(share), color="k", ls="--", lw=1, label="uniform")
-            ax1.set_title(f"label the model puts first ({mpb['prompts']} prompts)", fontsize=9)
-            ax1.set_ylabel("share of prompts")
+            share, lp = mpb["argmax_share"], mpb["mean_logprob"]
+            ax1.bar([chr(65 + i) for i in range(len(lp))], [np.exp(x) for x in lp], color="tab:blue")
+            ax1.axhline(1 / len(lp), color="k", ls="--", lw=1, label="uniform (1/20)")
+            best = int(np.argmax(share))
+            ax1.set_title(f"label probability by prompt position ({mpb['prompts']} prompts);\n"
+                          f"ranked first: {chr(65 + best)} in {100 * share[best]:.0f}% of prompts", fontsize=9)
+            ax1.set_ylabel("exp(mean renormalised log-prob)")
             ax1.legend(fontsize=8)
         labels = [k for k in runs if k == "random" or k.startswith("zero-shot")]
         for i, label in enumerate(labels):
@@ -369,7 +375,9 @@ def report(root: Path, latency: Path) -> str:
         if mpb:
             share = mpb["argmax_share"]
             top = sorted(range(len(share)), key=lambda i: -share[i])[:3]
-            lines += ["", f"Model-side position bias over {mpb['prompts']} prompts: label ranked first "
+            lines += ["", f"Model-side position bias over {mpb['prompts']} prompts: mean Spearman correlation "
+                      f"of prompt position and rank {mpb.get('spearman_position_vs_rank_mean')}; "
+                      f"mean renormalised log-prob at A..T {mpb['mean_logprob']}; label ranked first "
                       + ", ".join(f"{chr(65 + i)} {100 * share[i]:.0f}%" for i in top)
                       + f" (uniform {100 / len(share):.0f}%); share at A..T: {share}"]
         pb = res.get("zero-shot-1perm", {}).get("position_bias")
