@@ -83,12 +83,16 @@ def run_guarded(app: typer.Typer) -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
         raise
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    """Click's usage errors, whichever click raised them: typer >= 0.29 vendors its own copy
+    (``typer._click``), so an isinstance check against the ``click`` package misses them."""
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__) and hasattr(exc, "show")
 
 
 def to_jsonable(obj: Any) -> Any:

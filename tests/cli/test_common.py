@@ -1,0 +1,22 @@
+"""The console entry point turns usage errors into a message and exit code 2, not a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_usage_error_is_a_message_not_a_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-m", "llmrank.cli.main", "retrieve"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "--user" in proc.stderr
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    proc = subprocess.run([sys.executable, "-m", "llmrank.cli.main", "doctor", "--no-such-flag"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "--no-such-flag" in proc.stderr
