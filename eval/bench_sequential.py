@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--refit", action="append", default=[],
                     help="model name: also a fresh model NAME-refit trained on train + valid "
                          "items for NAME's early-stopped epoch count (repeatable)")
+    ap.add_argument("--ensemble", action="append", default=[],
+                    help="NAME=A+B[@wA,wB]: score average of trained models (weights chosen "
+                         "on validation by bench_sequential_ensemble.py; default equal)")
     ap.add_argument("--fused", action="append", default=[],
                     help="NAME or NAME@HALF_LIFE: fuse that model with text (repeatable). A "
                          "refit model reuses the blend tuned for its base (fused(base) first)")
@@ -108,6 +111,20 @@ def main(argv: list[str] | None = None) -> None:
             "index_seconds": round(index_s, 2), "eval_search_seconds": round(search_s, 2)}
         log.info("%s: test NDCG@10 %.4f", name, np.mean(np.where(ranks[name] <= 10,
                                                                1 / np.log2(ranks[name] + 1), 0)))
+    for spec in args.ensemble:
+        from llmrank.retrieve.sequential.ensemble import EnsembleModel
+
+        name, _, rest = spec.partition("=")
+        member_spec, _, weight_spec = rest.partition("@")
+        members = member_spec.split("+")
+        weights = [float(w) for w in weight_spec.split(",")] if weight_spec else None
+        ens = EnsembleModel([retrievers[m].model for m in members],  # type: ignore[attr-defined]
+                            weights)
+        retr = SequentialRetriever.from_model(ens, ds.items, cfg)
+        ranks[name], search_s = retrieval_ranks(retr, hists, targets)
+        retrievers[name] = retr
+        results[name] = {"kind": "ensemble", "members": members, "weights": ens.weights,
+                         "eval_search_seconds": round(search_s, 2)}
     for spec in args.fused:
         base_name, _, hl = spec.partition("@")
         fcfg = cfg if not hl else cfg.model_copy(update={"retriever": cfg.retriever.model_copy(

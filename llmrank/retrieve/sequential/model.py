@@ -143,6 +143,10 @@ class SequentialModel:
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> SequentialModel:
         folder = Path(path)
+        if (folder / "ensemble.json").is_file():  # written by EnsembleModel.save
+            from llmrank.retrieve.sequential.ensemble import EnsembleModel
+
+            return EnsembleModel.load(folder, device)
         missing = [n for n in (WEIGHTS, CONFIG, ITEMS) if not (folder / n).is_file()]
         if missing:
             raise ModelError(f"{folder} is not a sequential model folder (missing {missing})")

@@ -1,0 +1,114 @@
+"""A weighted score average of several trained sequential models (e.g. LRURec + SASRec)
+that is still ONE inner-product search.
+
+    score(u, i) = sum_k w_k (<s_ku, e_ki> + b_ki)
+                = <[w_1 s_1u, ..., w_K s_Ku, 1], [e_1i, ..., e_Ki, sum_k w_k b_ki]>
+
+so user vectors concatenate the weighted member states and item vectors concatenate the
+member item embeddings: retrieval, exclusions, filters and fusion with text work unchanged
+(the fused retriever treats the concatenation as one behavioural space of width sum(hidden)).
+Members differ in their errors, so the average ranks better than either member (section 4
+of eval/RESULTS.md: the weight is chosen on validation)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from llmrank.errors import ModelError
+from llmrank.retrieve.sequential.model import SequentialModel
+
+log = logging.getLogger(__name__)
+
+ENSEMBLE = "ensemble.json"
+
+
+class EnsembleModel(SequentialModel):
+    """Same interface as ``SequentialModel`` (vectors, codes, save/load); no network of its
+    own. ``config.hidden`` is the summed member width; ``config.extra`` lists the members."""
+
+    def __init__(self, members: Sequence[SequentialModel], weights: Sequence[float] | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
+        if not members:
+            raise ModelError("an ensemble needs at least one member model")
+        ids = members[0].item_ids
+        if any(m.item_ids != ids for m in members[1:]):
+            raise ModelError("ensemble members must share the same item vocabulary")
+        w = [1.0 / len(members)] * len(members) if weights is None else [float(x) for x in weights]
+        if len(w) != len(members):
+            raise ModelError(f"{len(members)} members but {len(w)} weights")
+        self.members = list(members)
+        self.weights = w
+        self.widths = [m.config.hidden for m in members]
+        self.config = replace(members[0].config, hidden=sum(self.widths), heads=1,
+                              max_len=max(m.config.max_len for m in members),
+                              extra={"ensemble": [m.config.to_dict() for m in members],
+                                     "weights": w})
+        self.item_ids = list(ids)
+        self.meta = dict(meta or {})
+        self.meta.setdefault("ensemble", {"weights": w,
+                                          "members": [dict(m.meta) for m in members]})
+        self._index = {iid: c for c, iid in enumerate(self.item_ids)}
+
+    @property
+    def device(self) -> torch.device:
+        return self.members[0].device
+
+    # ---- vectors -----------------------------------------------------------------------
+    def _combine(self, parts: list[np.ndarray]) -> np.ndarray:
+        """[w_1 s_1, ..., w_K s_K, 1] from member user vectors [s_k, 1]."""
+        out = np.hstack([w * p[:, :-1] for w, p in zip(self.weights, parts, strict=True)])
+        return np.hstack([out, np.ones((len(out), 1), np.float32)]).astype(np.float32)
+
+    def user_vectors(self, histories: Sequence[np.ndarray], batch_size: int | None = None
+                     ) -> np.ndarray:
+        return self._combine([m.user_vectors(histories, batch_size) for m in self.members])
+
+    def user_vectors_from_embeddings(self, sequences: Sequence[np.ndarray],
+                                     batch_size: int | None = None) -> np.ndarray:
+        """Each sequence is (len, sum(hidden)): member k reads its own column block."""
+        parts = []
+        start = 0
+        for m, width in zip(self.members, self.widths, strict=True):
+            block = [np.asarray(s, np.float32)[:, start: start + width] if len(s)
+                     else np.zeros((0, width), np.float32) for s in sequences]
+            parts.append(m.user_vectors_from_embeddings(block, batch_size))
+            start += width
+        return self._combine(parts)
+
+    def input_embeddings(self, codes: np.ndarray) -> np.ndarray:
+        return np.hstack([m.input_embeddings(codes) for m in self.members])
+
+    def item_vectors(self) -> np.ndarray:
+        vecs = [m.item_vectors() for m in self.members]
+        bias = sum(w * v[:, -1:] for w, v in zip(self.weights, vecs, strict=True))
+        return np.hstack([v[:, :-1] for v in vecs] + [bias]).astype(np.float32)
+
+    # ---- persistence -------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        names = [f"member_{k}" for k in range(len(self.members))]
+        for name, m in zip(names, self.members, strict=True):
+            m.save(folder / name)
+        (folder / ENSEMBLE).write_text(json.dumps(
+            {"members": names, "weights": self.weights, "meta": self.meta}, indent=2,
+            default=str))
+        log.info("saved ensemble of %d sequential models to %s", len(names), folder)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> EnsembleModel:
+        folder = Path(path)
+        if not (folder / ENSEMBLE).is_file():
+            raise ModelError(f"{folder} is not an ensemble folder (no {ENSEMBLE})")
+        spec = json.loads((folder / ENSEMBLE).read_text())
+        members = [SequentialModel.load(folder / name, device) for name in spec["members"]]
+        return cls(members, spec["weights"], spec.get("meta"))
