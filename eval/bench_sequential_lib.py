@@ -41,6 +41,11 @@ def read_config(path: str | Path, **overrides: Any) -> SequentialConfig:
     return SequentialConfig.from_dict(data)
 
 
+def _same(saved: dict[str, Any], config: SequentialConfig) -> bool:
+    """A cached model's config equals ``config`` (fields added later take their defaults)."""
+    return SequentialConfig.from_dict(saved).to_dict() == config.to_dict()
+
+
 def train_or_load(split: LeaveOneOut, config: SequentialConfig, folder: Path,
                   retrain: bool = False) -> tuple[SequentialModel, dict[str, Any]]:
     """Train with the LlamaRec protocol (train histories, early stopping on validation) or
@@ -50,7 +55,7 @@ def train_or_load(split: LeaveOneOut, config: SequentialConfig, folder: Path,
     info_path = folder / "training.json"
     if not retrain and info_path.is_file():
         info = json.loads(info_path.read_text())
-        if info["config"] == config.to_dict() and info["dataset"] == split.dataset.name:
+        if (_same(info["config"], config) and info["dataset"] == split.dataset.name):
             log.info("reusing trained model in %s", folder)
             return SequentialModel.load(folder, device=config.device), info
     result = train_sequential(split, config)
@@ -77,7 +82,7 @@ def refit_or_load(split: LeaveOneOut, config: SequentialConfig, folder: Path, ep
     info_path = folder / "training.json"
     if not retrain and info_path.is_file():
         info = json.loads(info_path.read_text())
-        if (info["config"] == config.to_dict() and info["dataset"] == split.dataset.name
+        if (_same(info["config"], config) and info["dataset"] == split.dataset.name
                 and info["epochs_run"] == epochs):
             log.info("reusing refit model in %s", folder)
             return SequentialModel.load(folder, device=config.device), info

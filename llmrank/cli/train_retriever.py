@@ -18,6 +18,12 @@ from llmrank.cli.index import ConfigOpt, DataDirOpt, DatasetOpt, load_data, make
 
 KINDS = ("fused", "sequential")
 MODELS = ("lru", "sasrec")
+# an ensemble member's settings over the main model's: SASRec as the plain CE baseline; a
+# second LRURec differs by its seed
+MEMBER_SETTINGS: dict[str, dict[str, Any]] = {
+    "sasrec": {"model": "sasrec", "item_bias": False, "batch_size": 64},
+    "lru": {"model": "lru", "seed": 1},
+}
 
 
 def _epoch_table(history: list[Any]) -> Table:
@@ -50,6 +56,9 @@ def train_retriever(
     seed: int | None = typer.Option(None, "--seed"),
     refit: bool | None = typer.Option(None, "--refit/--no-refit", help="Retrain on all items "
                                       "but the held-out ones for the early-stopped epochs."),
+    ensemble: list[str] | None = typer.Option(
+        None, "--ensemble", help="Also train this model (lru or sasrec, repeatable) and average "
+        "the scores in the same index (LRURec + SASRec ranked best on validation)."),
     device: str | None = typer.Option(None, "--device", help="auto (GPU if any), cpu, cuda."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default 1)."),
     embedder: str | None = typer.Option(None, "--embedder", help="Embedder backend (fused)."),
@@ -66,14 +75,16 @@ def train_retriever(
     setup_logging(verbose)
     if retriever not in KINDS:
         raise typer.BadParameter(f"--retriever must be one of {', '.join(KINDS)}")
-    if model is not None and model not in MODELS:
-        raise typer.BadParameter(f"--model must be one of {', '.join(MODELS)}")
+    for name in [model, *(ensemble or [])]:
+        if name is not None and name not in MODELS:
+            raise typer.BadParameter(f"--model/--ensemble must be one of {', '.join(MODELS)}")
     cfg = make_config(config, {"data.dataset": dataset, "data.data_dir": data_dir,
                                "data.kcore": kcore, "retriever.kind": retriever,
                                "embedder.backend": embedder, "seed": seed})
     scfg = sequential_config(cfg, model=model, epochs=epochs, patience=patience, hidden=hidden,
                              max_len=max_len, batch_size=batch_size, lr=lr, dropout=dropout,
-                             device=device, threads=threads, refit=refit)
+                             device=device, threads=threads, refit=refit,
+                             ensemble=[MEMBER_SETTINGS[m] for m in ensemble] if ensemble else None)
     t0 = time.perf_counter()
     ds = load_data(cfg.data)
     history: list[Any] = []

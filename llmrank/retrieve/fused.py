@@ -97,14 +97,15 @@ class FusedRetriever(VectorSearchMixin):
         catalog item's text, fit the projection on warm items, tune the blend on the last
         items, and index the fused vectors of the whole catalog."""
         from llmrank.retrieve.fusion_fit import fit_fusion
-        from llmrank.retrieve.sequential.train import holdout_split, train_sequential
+        from llmrank.retrieve.sequential.ensemble import train_model
+        from llmrank.retrieve.sequential.train import holdout_split
 
         cfg = config or Config()
         split = holdout_split(dataset)
         if model is None:
-            model = train_sequential(
+            model = train_model(
                 split, sequential_config(cfg, seq_config), on_epoch=on_epoch,
-                on_step=lambda d, t: progress("training sequential model", d, t)).model
+                on_step=lambda d, t: progress("training sequential model", d, t))
         if model.item_ids != dataset.item_ids:
             raise IndexError_("the sequential model's items differ from the dataset's")
         emb = embedder

@@ -78,3 +78,18 @@ def test_retrievers_run_on_an_ensemble(dataset, members, tmp_path):
     assert isinstance(loaded, FusedRetriever) and isinstance(loaded.model, EnsembleModel)
     hists = [hist, [COLD[0], item_id(1, 5)]]
     assert loaded.retrieve_many(hists, k=6) == fused.retrieve_many(hists, k=6)
+
+
+def test_config_ensemble_trains_every_member(dataset):
+    from llmrank.retrieve.sequential.ensemble import member_configs, train_model
+
+    cfg = tiny_config("lru", epochs=1, ensemble=[{"model": "sasrec", "hidden": 8}],
+                      ensemble_weights=[0.6, 0.4])
+    configs = member_configs(cfg)
+    assert [c.model for c in configs] == ["lru", "sasrec"] and configs[1].hidden == 8
+    assert all(not c.ensemble for c in configs)
+    model = train_model(holdout_split(dataset), cfg)
+    assert isinstance(model, EnsembleModel) and model.weights == [0.6, 0.4]
+    assert model.dim == 16 + 8 + 1
+    single = train_model(holdout_split(dataset), tiny_config("lru", epochs=1))
+    assert not isinstance(single, EnsembleModel)

@@ -41,6 +41,12 @@ class SequentialConfig:
     # after early stopping, retrain from scratch on training + validation items for the best
     # epoch count (the validation item is visible when predicting the test item)
     refit: bool = False
+    # extra member models (each a dict of field overrides over this config, e.g.
+    # {"model": "sasrec", "item_bias": False, "batch_size": 64}) trained alongside this one;
+    # retrieval then averages their scores in one inner product (EnsembleModel). Weights:
+    # None = equal. Empty = a single model.
+    ensemble: list[dict[str, Any]] = field(default_factory=list)
+    ensemble_weights: list[float] | None = None
     # reproducibility and hardware
     seed: int = 0
     device: str = "auto"  # auto = cuda when available, else cpu

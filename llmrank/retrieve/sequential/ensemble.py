@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from llmrank.data.splits import LeaveOneOut
 from llmrank.errors import ModelError
+from llmrank.retrieve.sequential.config import SequentialConfig
 from llmrank.retrieve.sequential.model import SequentialModel
 
 log = logging.getLogger(__name__)
@@ -112,3 +114,34 @@ class EnsembleModel(SequentialModel):
         spec = json.loads((folder / ENSEMBLE).read_text())
         members = [SequentialModel.load(folder / name, device) for name in spec["members"]]
         return cls(members, spec["weights"], spec.get("meta"))
+
+
+def member_configs(config: SequentialConfig) -> list[SequentialConfig]:
+    """The configs of every member: ``config`` itself, then each ``config.ensemble`` entry
+    applied over it (members never nest)."""
+    base = replace(config, ensemble=[], ensemble_weights=None)
+    out = [base]
+    for overrides in config.ensemble:
+        data = base.to_dict()
+        data.update(overrides)
+        out.append(SequentialConfig.from_dict(data))
+    return out
+
+
+def train_model(split: LeaveOneOut, config: SequentialConfig, *,
+                on_epoch: Callable[[Any], None] | None = None,
+                on_step: Callable[[int, int], None] | None = None) -> SequentialModel:
+    """``train_sequential`` for a single config; with ``config.ensemble`` every member is
+    trained (each early-stopped on its own) and the returned model averages them."""
+    from llmrank.retrieve.sequential.train import train_sequential
+
+    configs = member_configs(config)
+    if len(configs) == 1:
+        return train_sequential(split, config, on_epoch=on_epoch, on_step=on_step).model
+    members = []
+    for k, cfg in enumerate(configs):
+        log.info("training ensemble member %d/%d (%s)", k + 1, len(configs), cfg.model)
+        members.append(train_sequential(split, cfg, on_epoch=on_epoch, on_step=on_step).model)
+    meta = dict(members[0].meta)
+    meta["train_seconds"] = round(sum(float(m.meta.get("train_seconds", 0)) for m in members), 1)
+    return EnsembleModel(members, config.ensemble_weights, meta)

@@ -96,7 +96,8 @@ class SequentialRetriever(VectorSearchMixin):
               ) -> SequentialRetriever:
         """Train on every history but its last item, early-stop on the last items
         (``holdout_split``), and index the item vectors."""
-        from llmrank.retrieve.sequential.train import holdout_split, train_sequential
+        from llmrank.retrieve.sequential.ensemble import train_model
+        from llmrank.retrieve.sequential.train import holdout_split
 
         cfg = config or Config()
         scfg = sequential_config(cfg, seq_config)
@@ -111,8 +112,8 @@ class SequentialRetriever(VectorSearchMixin):
             if on_epoch:
                 on_epoch(report)
 
-        result = train_sequential(split, scfg, on_step=step, on_epoch=end)
-        return cls.from_model(result.model, dataset.items, cfg, dataset_info(dataset, cfg))
+        model = train_model(split, scfg, on_step=step, on_epoch=end)
+        return cls.from_model(model, dataset.items, cfg, dataset_info(dataset, cfg))
 
     # ---- queries ----------------------------------------------------------------------
     def history_codes(self, history: Sequence[str]) -> np.ndarray:
