@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--text", action="store_true",
                     help="also evaluate the text retriever (name 'text') on the same users")
     ap.add_argument("--half-life", type=float, default=None,
-                    help="recency half-life of text query vectors (text and fused; "
-                         "default: the config default)")
+                    help="recency half-life of text query vectors (text and fused; default: "
+                         "RetrieverConfig.recency_half_life, 10; NAME@HALF_LIFE overrides it)")
     ap.add_argument("--embedder", default="sentence-transformers")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--retrain", action="store_true")
@@ -130,11 +130,11 @@ def main(argv: list[str] | None = None) -> None:
         fcfg = cfg if not hl else cfg.model_copy(update={"retriever": cfg.retriever.model_copy(
             update={"recency_half_life": float(hl)})})
         name = f"fused({base_name})" if not hl else f"fused({base_name},hl={hl})"
-        fusion = None
+        fusion = FusionConfig(half_life=fcfg.retriever.recency_half_life)
         if base_name.endswith("-refit"):  # the model saw the validation items: keep the blend
             tuned = results[name.replace(base_name, base_name.removesuffix("-refit"))]["fusion"]
             fusion = FusionConfig(kappa=tuned["kappa"], text_weight=tuned["text_weight"],
-                                  ridge=tuned["ridge"])
+                                  ridge=tuned["ridge"], half_life=fusion.half_life)
         t0 = time.perf_counter()
         fused = FusedRetriever.build(visible_dataset(split, "test"), fcfg, fusion=fusion,
                                      model=retrievers[base_name].model)  # type: ignore[attr-defined]
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         retrievers[name] = fused
         results[name] = {"kind": "fused", "base": base_name, "fusion": fused.report,
                          "half_life": fcfg.retriever.recency_half_life,
-                         "fusion_fixed_from_base": fusion is not None,
+                         "fusion_fixed_from_base": base_name.endswith("-refit"),
                          "build_seconds_excl_training": round(build_s, 1),
                          "eval_search_seconds": round(search_s, 2)}
     if args.text:

@@ -117,7 +117,8 @@ class FusedRetriever(VectorSearchMixin):
                                          cfg.embedder.batch_size, progress)
         fcfg = fusion or FusionConfig.from_dict(
             dict(cfg.retriever.options.get("fusion", {}) or {}))
-        half_life = cfg.retriever.recency_half_life
+        half_life = (fcfg.half_life if fcfg.half_life is not None
+                     else cfg.retriever.recency_half_life)
         fitted = fit_fusion(model, split, np.asarray(text_vectors, np.float32), fcfg, half_life)
         progress("indexing", 0, dataset.n_items)
         index = index_vectors(dataset.item_ids, fitted.vectors, cfg)

@@ -42,6 +42,10 @@ class FusionConfig:
     text_weights: tuple[float, ...] = DEFAULT_TEXT_WEIGHTS
     ridge: float | None = None
     ridges: tuple[float, ...] = DEFAULT_RIDGES
+    # recency half-life (history positions) of the user-text query; None = the retriever
+    # section's recency_half_life. 1 beat 10 on validation for the fused retriever
+    # (eval/RESULTS.md section 4), as it did for the text retriever (section 1).
+    half_life: float | None = 1.0
     folds: int = 5
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
