@@ -220,6 +220,11 @@ def _mean_ci(v: np.ndarray) -> tuple[float, float]:
     return float(np.mean(v)) if len(v) else float("nan"), half
 
 
+def _color(label: str) -> str:
+    return {"random": "tab:gray", "zero-shot-1perm": "tab:orange"}.get(
+        label, "tab:green" if label.startswith("zero-shot") else "tab:blue")
+
+
 def make_plots(root: Path, plots: Path, bin_width: int = 4) -> list[Path]:
     """rerank_position_bias.png (the model's preferred label; NDCG@10 by the target's
     position in the prompt) and rerank_permutations.png (NDCG@k by permutations)."""
@@ -253,7 +258,7 @@ def make_plots(root: Path, plots: Path, bin_width: int = 4) -> list[Path]:
             stats = [_mean_ci(val[pos // bin_width == b]) for b in bins]
             xs = np.array(bins) * bin_width + (bin_width + 1) / 2 + (i - 1) * 0.35
             ax2.errorbar(xs, [m for m, _ in stats], yerr=[h for _, h in stats], marker="o",
-                         capsize=3, ls="-", label=label)
+                         capsize=3, ls="-", label=label, color=_color(label))
         ax2.set_xlabel(f"target position in the prompt (1 = label A), bins of {bin_width}")
         ax2.set_ylabel("NDCG@10 (95% normal CI)")
         ax2.set_title(f"20-candidate protocol, {summ['user_sample']['n']} users", fontsize=9)
@@ -281,7 +286,7 @@ def make_plots(root: Path, plots: Path, bin_width: int = 4) -> list[Path]:
                 means = [m[k]["mean"] for k in ks]
                 err = [[m[k]["mean"] - m[k]["low"] for k in ks], [m[k]["high"] - m[k]["mean"] for k in ks]]
                 ax.bar(np.arange(len(ks)) + (i - (len(labels) - 1) / 2) * w, means, w, yerr=err,
-                       capsize=2, label=label)
+                       capsize=2, label=label, color=_color(label))
             ax.set_xticks(range(len(ks)), ks)
             n = next(iter(res.values()))[key]["ndcg@10"]["n"]
             what = "users whose target was retrieved" if proto == "retriever" else "users"
