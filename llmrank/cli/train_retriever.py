@@ -7,6 +7,7 @@ histories, early-stopping on each user's last item, fuse it with text embeddings
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,6 @@ from llmrank.cli.index import ConfigOpt, DataDirOpt, DatasetOpt, load_data, make
 
 KINDS = ("fused", "sequential")
 MODELS = ("lru", "sasrec")
-# an ensemble member's settings over the main model's: SASRec as the plain CE baseline; a
-# second LRURec differs by its seed
-MEMBER_SETTINGS: dict[str, dict[str, Any]] = {
-    "sasrec": {"model": "sasrec", "item_bias": False, "batch_size": 64},
-    "lru": {"model": "lru", "seed": 1},
-}
 
 
 def _epoch_table(history: list[Any]) -> Table:
@@ -58,7 +53,8 @@ def train_retriever(
                                       "but the held-out ones for the early-stopped epochs."),
     ensemble: list[str] | None = typer.Option(
         None, "--ensemble", help="Also train this model (lru or sasrec, repeatable) and average "
-        "the scores in the same index (LRURec + SASRec ranked best on validation)."),
+        "the scores in one index; 'none' for a single model. Default for fused: sasrec "
+        "(LRURec + SASRec ranked best on validation); for sequential: none."),
     device: str | None = typer.Option(None, "--device", help="auto (GPU if any), cpu, cuda."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default 1)."),
     embedder: str | None = typer.Option(None, "--embedder", help="Embedder backend (fused)."),
@@ -70,12 +66,14 @@ def train_retriever(
 ) -> None:
     """Train a behavioural (and fused) retriever with per-epoch validation metrics."""
     from llmrank.retrieve import default_index_dir, save_retriever
+    from llmrank.retrieve.sequential.config import MEMBER_SETTINGS, default_fused_ensemble
     from llmrank.retrieve.sequential.retriever import sequential_config
 
     setup_logging(verbose)
     if retriever not in KINDS:
         raise typer.BadParameter(f"--retriever must be one of {', '.join(KINDS)}")
-    for name in [model, *(ensemble or [])]:
+    members = [m for m in (ensemble or []) if m != "none"]
+    for name in [model, *members]:
         if name is not None and name not in MODELS:
             raise typer.BadParameter(f"--model/--ensemble must be one of {', '.join(MODELS)}")
     cfg = make_config(config, {"data.dataset": dataset, "data.data_dir": data_dir,
@@ -84,7 +82,10 @@ def train_retriever(
     scfg = sequential_config(cfg, model=model, epochs=epochs, patience=patience, hidden=hidden,
                              max_len=max_len, batch_size=batch_size, lr=lr, dropout=dropout,
                              device=device, threads=threads, refit=refit,
-                             ensemble=[MEMBER_SETTINGS[m] for m in ensemble] if ensemble else None)
+                             ensemble=[MEMBER_SETTINGS[m] for m in members] if ensemble else None)
+    if (ensemble is None and retriever == "fused"
+            and "ensemble" not in (cfg.retriever.options.get("sequential") or {})):
+        scfg = replace(scfg, ensemble=default_fused_ensemble())
     t0 = time.perf_counter()
     ds = load_data(cfg.data)
     history: list[Any] = []
@@ -133,7 +134,8 @@ def train_retriever(
         return
     console.print(_epoch_table(history))
     table = Table(title=f"index folder {folder}", show_header=False)
-    rows = [("retriever", retriever), ("model", f"{scfg.model} (hidden {scfg.hidden}, "
+    names = "+".join([scfg.model, *(str(m.get("model", scfg.model)) for m in scfg.ensemble)])
+    rows = [("retriever", retriever), ("model", f"{names} (hidden {scfg.hidden}, "
                                                 f"{scfg.layers} layers, max_len {scfg.max_len})"),
             ("dataset", f"{ds.name} ({ds.n_users} users, {ds.n_items} items)"),
             ("best epoch", f"{meta.get('best_epoch')} (valid NDCG@10 "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from llmrank.retrieve.base import ProgressFn, no_progress
 from llmrank.retrieve.catalog import merge_items, read_items, write_items
 from llmrank.retrieve.fusion import FusionConfig, TextProjection, fuse
 from llmrank.retrieve.manifest import DatasetInfo, EmbedderInfo, RetrieverManifest
-from llmrank.retrieve.sequential.config import SequentialConfig
+from llmrank.retrieve.sequential.config import SequentialConfig, default_fused_ensemble
 from llmrank.retrieve.sequential.model import SequentialModel
 from llmrank.retrieve.sequential.retriever import (
     INDEX_DIR,
@@ -103,8 +104,12 @@ class FusedRetriever(VectorSearchMixin):
         cfg = config or Config()
         split = holdout_split(dataset)
         if model is None:
+            scfg = sequential_config(cfg, seq_config)
+            if seq_config is None and "ensemble" not in (
+                    cfg.retriever.options.get("sequential") or {}):
+                scfg = replace(scfg, ensemble=default_fused_ensemble())
             model = train_model(
-                split, sequential_config(cfg, seq_config), on_epoch=on_epoch,
+                split, scfg, on_epoch=on_epoch,
                 on_step=lambda d, t: progress("training sequential model", d, t))
         if model.item_ids != dataset.item_ids:
             raise IndexError_("the sequential model's items differ from the dataset's")

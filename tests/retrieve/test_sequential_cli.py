@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from llmrank.cli.train_retriever import register
 from llmrank.retrieve import load_retriever
+from llmrank.retrieve.sequential.ensemble import EnsembleModel
 from llmrank.retrieve.sequential.synthetic import cyclic_dataset
 
 
@@ -52,10 +53,23 @@ def test_train_retriever_writes_an_index_folder(app, movielens_dir, tmp_path, mo
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["retriever"] == kind and len(summary["epochs"]) == 3
+    members = 2 if kind == "fused" else 1  # fused default: + a SASRec member (ensemble)
+    assert summary["retriever"] == kind and len(summary["epochs"]) == 3 * members
     assert summary["epochs"][0]["ndcg@10"] > 0 and summary["best_epoch"] in (1, 2, 3)
     loaded = load_retriever(out)
     assert loaded.kind == kind and len(loaded.retrieve(history=["1", "2"], k=5)) == 5
+    assert isinstance(loaded.model, EnsembleModel) == (kind == "fused")
+
+
+def test_ensemble_none_trains_one_model(app, movielens_dir, tmp_path):
+    out = tmp_path / "idx"
+    args = ["train-retriever", "--dataset", str(movielens_dir), "--retriever", "fused",
+            "--ensemble", "none", "--epochs", "1", "--hidden", "8", "--max-len", "8",
+            "--device", "cpu", "--embedder", "hashing", "--out", str(out), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["epochs"]) == 1
+    assert not isinstance(load_retriever(out).model, EnsembleModel)
 
 
 def test_rejects_unknown_model(app, movielens_dir):

@@ -93,3 +93,16 @@ def test_config_ensemble_trains_every_member(dataset):
     assert model.dim == 16 + 8 + 1
     single = train_model(holdout_split(dataset), tiny_config("lru", epochs=1))
     assert not isinstance(single, EnsembleModel)
+
+
+def test_fused_default_is_lru_plus_sasrec_unless_configured(dataset):
+    tiny = {"hidden": 8, "layers": 1, "heads": 1, "max_len": 8, "epochs": 1, "device": "cpu"}
+    cfg = load_config({"embedder": {"backend": "hashing"},
+                       "retriever": {"options": {"sequential": tiny}}})
+    fused = FusedRetriever.build(dataset, cfg, embedder=HashingEmbedder())
+    assert isinstance(fused.model, EnsembleModel)
+    assert [m.config.model for m in fused.model.members] == ["lru", "sasrec"]
+    single = load_config({"embedder": {"backend": "hashing"},
+                          "retriever": {"options": {"sequential": {**tiny, "ensemble": []}}}})
+    assert not isinstance(FusedRetriever.build(dataset, single, embedder=HashingEmbedder()).model,
+                          EnsembleModel)

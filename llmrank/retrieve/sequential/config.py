@@ -11,6 +11,20 @@ from typing import Any, Literal
 
 Architecture = Literal["sasrec", "lru"]
 
+# an ensemble member's settings over the main model's (SequentialConfig.ensemble entries):
+# SASRec as the plain cross-entropy baseline; a second LRURec differs by its seed
+MEMBER_SETTINGS: dict[str, dict[str, Any]] = {
+    "sasrec": {"model": "sasrec", "item_bias": False, "batch_size": 64},
+    "lru": {"model": "lru", "seed": 1},
+}
+# the fused retriever's default: LRURec + SASRec, score average with equal weights (best on
+# validation, eval/RESULTS.md section 4). A config that sets ``ensemble`` (even []) wins.
+FUSED_DEFAULT_ENSEMBLE: tuple[str, ...] = ("sasrec",)
+
+
+def default_fused_ensemble() -> list[dict[str, Any]]:
+    return [dict(MEMBER_SETTINGS[name]) for name in FUSED_DEFAULT_ENSEMBLE]
+
 
 @dataclass
 class SequentialConfig:
