@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cold-fraction", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--embedder", default="sentence-transformers")
+    ap.add_argument("--half-life", type=float, default=1.0,
+                    help="text query half-life for the text and fused retrievers (1: best on "
+                         "validation for both, sections 1 and 4)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -72,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     visible = visible_dataset(split, "test")
     keep = ~np.isin(visible.interactions.item, cold_codes)
     train_ds = visible.subset(keep, name=f"{ds.name}-cold{args.cold_fraction}", drop_unused=False)
-    cfg = load_config({"embedder": {"backend": args.embedder}})
+    cfg = load_config({"embedder": {"backend": args.embedder},
+                       "retriever": {"recency_half_life": args.half_life,
+                                     "options": {"fusion": {"half_life": args.half_life}}}})
 
     scfg = read_config(args.config, threads=args.threads)
     folder = args.out / "model"
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                                                               ranks["sequential"][mask])
     meta = {"dataset": ds.name, "cold_items": len(cold), "cold_fraction": args.cold_fraction,
             "users": {g: int(m.sum()) for g, m in groups.items()},
-            "fusion": fused.report, "train_seconds": train_s, "text_build_seconds": round(text_s, 1),
+            "fusion": fused.report, "train_seconds": train_s, "half_life": args.half_life, "text_build_seconds": round(text_s, 1),
             "live_equals_fused": bool(np.array_equal(ranks["fused"], ranks["fused-live"])),
             "command": "python " + " ".join(sys.argv), "machine": platform.platform(),
             "date": datetime.now(UTC).isoformat(timespec="seconds")}
