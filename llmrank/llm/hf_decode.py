@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from llmrank.llm.base import GenerationConfig
+from llmrank.llm.cpu_threads import decode_threads
 from llmrank.llm.kv_reuse import prefill_shared
 
 
@@ -55,28 +56,30 @@ def decode_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], c
     done = [False] * batch
     eos = set(eos_ids)
     steps = 0
-    for step in range(config.max_new_tokens):
-        chosen = _pick(logits, config, gen)
-        for row, tok in enumerate(chosen.tolist()):
-            if done[row]:
-                continue
-            if tok in eos:
-                done[row] = True
-                continue
-            out[row].append(int(tok))
-            if config.stop and _stopped(tokenizer.decode(out[row], skip_special_tokens=True), config.stop):
-                done[row] = True
-        if all(done) or step == config.max_new_tokens - 1:
-            break
-        feed = torch.tensor([pad_id if d else int(t) for d, t in zip(done, chosen.tolist(), strict=True)],
-                            dtype=torch.long)
-        mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype)], dim=1)
-        res = model(input_ids=feed.unsqueeze(1).to(device), attention_mask=mask.to(device),
-                    position_ids=next_pos.unsqueeze(1).to(device), past_key_values=cache, use_cache=True)
-        next_pos = next_pos + 1
-        cache = res.past_key_values
-        logits = res.logits[:, -1, :].float()
-        steps += 1
+    with decode_threads(torch.device(device).type):  # prefill above used every thread
+        for step in range(config.max_new_tokens):
+            chosen = _pick(logits, config, gen)
+            for row, tok in enumerate(chosen.tolist()):
+                if done[row]:
+                    continue
+                if tok in eos:
+                    done[row] = True
+                    continue
+                out[row].append(int(tok))
+                if config.stop and _stopped(tokenizer.decode(out[row], skip_special_tokens=True), config.stop):
+                    done[row] = True
+            if all(done) or step == config.max_new_tokens - 1:
+                break
+            feed = torch.tensor([pad_id if d else int(t) for d, t in zip(done, chosen.tolist(), strict=True)],
+                                dtype=torch.long)
+            mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype)], dim=1)
+            res = model(input_ids=feed.unsqueeze(1).to(device), attention_mask=mask.to(device),
+                        position_ids=next_pos.unsqueeze(1).to(device), past_key_values=cache,
+                        use_cache=True)
+            next_pos = next_pos + 1
+            cache = res.past_key_values
+            logits = res.logits[:, -1, :].float()
+            steps += 1
     if stats is not None:
         stats.prefill_positions += positions
         stats.steps += steps
