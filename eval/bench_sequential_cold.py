@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     # live: the same fusion, but the cold items arrive later, from their text alone
     live = FusedRetriever.build(train_ds, cfg, model=model, text_vectors=text_vectors,
                                 embedder=text.embedder)
-    live.remove_items(sorted(cold))
-    live.add_items([ds.items[i] for i in sorted(cold)], text_vectors=text_vectors[cold_codes])
+    cold_ids = [ds.item_ids[c] for c in cold_codes]  # the order of text_vectors[cold_codes]
+    live.remove_items(cold_ids)
+    live.add_items([ds.items[i] for i in cold_ids], text_vectors=text_vectors[cold_codes])
 
     hists, targets = test_queries(split)
     is_cold = np.array([t in cold for t in targets])
