@@ -11,7 +11,7 @@
 # Offline GPU machines (no registry): pip install fails; the script goes on with what is
 # installed. llmrank's own imports need pydantic there: `eval/gpu_check.sh --fetch-wheels`
 # (run where PyPI is reachable) saves the small cp312 wheels into .whl/ (git-ignored; carry
-# it), and they are installed into /tmp/site first. vllm itself (hundreds of MB) cannot be
+# it), and they are installed into .gpu-site first. vllm itself (hundreds of MB) cannot be
 # carried that way: without it the vLLM sections are skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -22,8 +22,8 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
     -d .whl pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
 fi
 if ! "$PY" -c "import pydantic" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then  # offline GPU image
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target .gpu-site .whl/*.whl \
+    && export PYTHONPATH=".gpu-site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 case " $* " in *" --dry-run "*) SKIP_INSTALL=1 ;; esac  # never pull CUDA wheels for a dry run
 if [ "${SKIP_INSTALL:-0}" != 1 ] && ! "$PY" -c "import vllm" 2>/dev/null; then
