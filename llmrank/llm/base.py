@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -61,6 +61,22 @@ class LLM(Protocol):
     def set_adapter(self, name: str | None) -> None:
         """Activate a loaded adapter by name; None scores with the base model."""
         ...
+
+
+class NamedAdapters:
+    """The adapter bookkeeping every backend shares: loaded adapters by name and the active
+    one. Backends fill ``_adapters`` in ``load_adapter``; what a value holds is theirs (a path,
+    a vLLM ``LoRARequest``)."""
+
+    adapter: str | None = None
+    _adapters: dict[str, Any]
+
+    def set_adapter(self, name: str | None) -> None:
+        from llmrank.errors import ModelError
+
+        if name is not None and name not in self._adapters:
+            raise ModelError(f"adapter {name!r} is not loaded; loaded: {sorted(self._adapters)}")
+        self.adapter = name
 
 
 def check_prompt_lengths(llm: LLM, prompts: Sequence[str], lengths: Sequence[int]) -> None:

@@ -35,7 +35,7 @@ import httpx
 import numpy as np
 
 from llmrank.errors import ModelError, PromptError
-from llmrank.llm.base import GenerationConfig
+from llmrank.llm.base import GenerationConfig, NamedAdapters
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, cut_at_stop, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class RequestRejected(ModelError):
         super().__init__(f"HTTP {status}: {message}")
 
 
-class OpenAILLM(HFTokenizerMixin):
+class OpenAILLM(NamedAdapters, HFTokenizerMixin):
     """Options (``reranker.options``): ``base_url`` (default $OPENAI_BASE_URL, else
     http://127.0.0.1:8000/v1), ``served_model`` (the name the server knows; default: ``model``
     when served, else the first base model it lists), ``tokenizer`` (path or HF id of the
@@ -99,7 +99,7 @@ class OpenAILLM(HFTokenizerMixin):
             headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.Client(base_url=self.base_url + "/", headers=headers,
                                     timeout=self.timeout, transport=transport)
-        self.adapter: str | None = None
+        self.adapter = None
         self._adapters: dict[str, str] = {}
         if adapter:
             self.load_adapter(adapter)
@@ -310,11 +310,6 @@ class OpenAILLM(HFTokenizerMixin):
             self._adapters[name] = adapter
         self.set_adapter(name)
         return name
-
-    def set_adapter(self, name: str | None) -> None:
-        if name is not None and name not in self._adapters:
-            raise ModelError(f"adapter {name!r} is not loaded; loaded: {sorted(self._adapters)}")
-        self.adapter = name
 
 
 def _load_tokenizer(source: str, trust_remote_code: bool) -> Any:

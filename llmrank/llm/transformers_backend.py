@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from llmrank.errors import ModelError, PromptError
-from llmrank.llm.base import GenerationConfig
+from llmrank.llm.base import GenerationConfig, NamedAdapters
 from llmrank.llm.cpu_threads import set_torch_threads
 from llmrank.llm.hf_decode import DecodeStats, decode_batch
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, cut_at_stop, load_tokenizer
@@ -46,7 +46,7 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return value
 
 
-class TransformersLLM(HFTokenizerMixin):
+class TransformersLLM(NamedAdapters, HFTokenizerMixin):
     """Options: ``threads`` sets torch's thread count (process-wide; None keeps torch's
     default), ``prefix_reuse`` scores prompts one by one with shared-prefix KV reuse (None:
     on CPU only), ``batch_size`` bounds the rows of a padded batch (GPU scoring, decoding)."""
@@ -84,7 +84,7 @@ class TransformersLLM(HFTokenizerMixin):
                   getattr(self.model.config, "_attn_implementation", "?"), self.threads)
         ctx = int(getattr(self.model.config, "max_position_embeddings", 0) or max_prompt_tokens)
         self._max_prompt = min(int(max_prompt_tokens), ctx)
-        self.adapter: str | None = None
+        self.adapter = None
         self._adapters: dict[str, str] = {}
         if adapter:
             self.load_adapter(adapter)
@@ -107,11 +107,9 @@ class TransformersLLM(HFTokenizerMixin):
         return name
 
     def set_adapter(self, name: str | None) -> None:
+        super().set_adapter(name)
         if name is not None:
-            if name not in self._adapters:
-                raise ModelError(f"adapter {name!r} is not loaded; loaded: {sorted(self._adapters)}")
             self.model.set_adapter(name)
-        self.adapter = name
 
     def _adapter_context(self) -> Any:
         """Disable LoRA layers while no adapter is active (peft keeps them attached)."""

@@ -30,7 +30,7 @@ import numpy as np
 
 from llmrank._optional import require
 from llmrank.errors import ModelError, PromptError
-from llmrank.llm.base import GenerationConfig
+from llmrank.llm.base import GenerationConfig, NamedAdapters
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, cut_at_stop, load_tokenizer
 from llmrank.models.resolve import resolve_adapter, resolve_model
 
@@ -101,7 +101,7 @@ def generation_budget(prompt_len: int, max_new_tokens: int, max_model_len: int) 
 
 
 # ---- the backend -----------------------------------------------------------------------
-class VllmLLM(HFTokenizerMixin):
+class VllmLLM(NamedAdapters, HFTokenizerMixin):
     """Options: ``max_num_seqs`` (sequences per engine step, default 256: vLLM schedules its
     own batches, so the reranker's generic ``batch_size``, sized for transformers, is not a
     cap here and is only recorded),
@@ -140,7 +140,7 @@ class VllmLLM(HFTokenizerMixin):
         self._max_prompt = min(int(max_prompt_tokens), ctx - 1)
         self.max_model_len = min(ctx, self._max_prompt + max(1, int(max_new_tokens)))
         self._adapters: dict[str, Any] = {}  # name -> LoRARequest
-        self.adapter: str | None = None
+        self.adapter = None
         rank = adapter_rank(resolve_adapter(adapter)) if adapter else 0
         self.lora_enabled = bool(adapter) if enable_lora is None else bool(enable_lora)
         self.max_lora_rank = lora_rank_bound(int(max_lora_rank) if max_lora_rank else max(rank, 16))
@@ -189,10 +189,6 @@ class VllmLLM(HFTokenizerMixin):
         self.set_adapter(name)
         return name
 
-    def set_adapter(self, name: str | None) -> None:
-        if name is not None and name not in self._adapters:
-            raise ModelError(f"adapter {name!r} is not loaded; loaded: {sorted(self._adapters)}")
-        self.adapter = name
 
     def _lora(self) -> Any:
         return self._adapters[self.adapter] if self.adapter is not None else None
