@@ -7,12 +7,12 @@ embedded catalog, so ``Config()`` alone is a working deployment."""
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llmrank.config_files import read_config_file, with_overrides
 from llmrank.errors import ConfigError
 
 DATA_DIR_ENV = "LLMRANK_DATA_DIR"
@@ -138,37 +138,11 @@ def load_config(source: str | Path | dict[str, Any] | Config | None = None,
     elif source is None:
         raw = {}
     elif isinstance(source, dict):
-        raw = dict(source)
+        raw = source
     else:
-        raw = _read_file(Path(source))
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+        raw = read_config_file(Path(source))
+    raw = with_overrides(raw, overrides)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
-
-
-def _read_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-            if not isinstance(data, dict):
-                raise ConfigError(f"{path}: top level must be a mapping")
-            return data
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    raise ConfigError(f"{path}: config must be .toml, .yaml or .yml")

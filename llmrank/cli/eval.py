@@ -55,8 +55,9 @@ def eval_command(
     verbose: bool = VerboseOpt,
 ) -> None:
     """Evaluate rankers under a protocol; writes run files, metrics.json, results.md, plots."""
+    from llmrank.config_files import read_config_file
     from llmrank.eval.api import header_lines, run_eval
-    from llmrank.eval.config import load_eval_config, read_config_file
+    from llmrank.eval.config import load_eval_config
     from llmrank.eval.report import fmt_ci, headline_metrics
 
     setup_logging(verbose)

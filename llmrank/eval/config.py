@@ -23,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from llmrank.config_files import read_config_file, with_overrides
 from llmrank.errors import ConfigError
 
 DATASETS_ENV = "LLMRANK_DATA_DIR"
@@ -155,37 +155,11 @@ def load_eval_config(source: str | Path | dict[str, Any] | None = None,
     if source is None:
         raw: dict[str, Any] = {}
     elif isinstance(source, dict):
-        raw = json.loads(json.dumps(source))  # deep copy
+        raw = source
     else:
-        raw = read_config_file(Path(source))
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+        raw = read_config_file(Path(source), "eval config")
+    raw = with_overrides(raw, overrides)
     try:
         return EvalConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"invalid eval config: {exc}") from exc
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"eval config not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-            if isinstance(data, dict):
-                return data
-            raise ConfigError(f"{path}: top level must be a mapping")
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    raise ConfigError(f"{path}: config must be .toml, .yaml or .yml")

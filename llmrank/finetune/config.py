@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 
+from llmrank.config_files import read_config_file, with_overrides
 from llmrank.errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid")
@@ -165,17 +165,7 @@ class Recipe:
 def recipe_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> Recipe:
     """A validated Recipe from a dict; ``overrides`` are dotted keys (``train.max_steps``)
     as CLI flags give them, None values ignored."""
-    data = json.loads(json.dumps(raw))  # deep copy, plain types
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
-        node[leaf] = value
+    data = with_overrides(raw, overrides)
     try:
         return Recipe(**data)
     except ValidationError as exc:
@@ -194,11 +184,5 @@ def load_recipe(source: str | Path | dict[str, Any] | Recipe | None = None,
     elif isinstance(source, dict):
         raw = source
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"finetune recipe not found: {path}")
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        raw = read_config_file(Path(source), "finetune recipe")
     return recipe_from_dict(raw, overrides)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmrank.config_files import read_config_file, with_overrides
+from llmrank.errors import ConfigError
+
+
+def test_reads_toml_and_yaml(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text('[reranker]\npermutations = 3\n', encoding="utf-8")
+    (tmp_path / "a.yaml").write_text("reranker:\n  permutations: 3\n", encoding="utf-8")
+    assert read_config_file(tmp_path / "a.toml") == {"reranker": {"permutations": 3}}
+    assert read_config_file(tmp_path / "a.yaml") == {"reranker": {"permutations": 3}}
+
+
+@pytest.mark.parametrize(("name", "text", "match"), [
+    ("missing.toml", None, "recipe not found"),
+    ("bad.toml", "[reranker\n", "bad.toml"),
+    ("list.yaml", "- 1\n- 2\n", "top level must be a mapping"),
+    ("conf.json", "{}", "must be .toml, .yaml or .yml"),
+])
+def test_bad_files_name_the_file(tmp_path: Path, name: str, text: str | None, match: str) -> None:
+    if text is not None:
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=match):
+        read_config_file(tmp_path / name, "recipe")
+
+
+def test_overrides_set_nested_keys_without_touching_the_input() -> None:
+    raw = {"reranker": {"permutations": 1, "model": "m"}}
+    out = with_overrides(raw, {"reranker.permutations": 3, "retriever.k": 50, "x": None})
+    assert out == {"reranker": {"permutations": 3, "model": "m"}, "retriever": {"k": 50}}
+    assert raw == {"reranker": {"permutations": 1, "model": "m"}}
+
+
+def test_override_through_a_value_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="not a section"):
+        with_overrides({"reranker": 3}, {"reranker.permutations": 2})
