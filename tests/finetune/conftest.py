@@ -22,13 +22,6 @@ def _threads() -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir() -> Path:
-    from llmrank.llm.tiny import tiny_model
-
-    return tiny_model("llama")
-
-
-@pytest.fixture(scope="session")
 def prompt_model(tiny_model_dir):
     from llmrank.finetune.prompting import TokenizerPromptModel
 
