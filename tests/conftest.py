@@ -64,3 +64,18 @@ def tiny_llm(tiny_model_dir):
     from llmrank.llm.transformers_backend import TransformersLLM
 
     return TransformersLLM(str(tiny_model_dir), batch_size=4)
+
+
+@pytest.fixture(scope="session")
+def synth():
+    """A small synthetic dataset for harness and baseline tests (seconds, no files)."""
+    from llmrank.eval.synthetic import synthetic_dataset
+
+    return synthetic_dataset(n_users=120, n_items=200, seed=3)
+
+
+@pytest.fixture(scope="session")
+def synth_split(synth):
+    from llmrank.data.splits import LeaveOneOut
+
+    return LeaveOneOut.from_dataset(synth)

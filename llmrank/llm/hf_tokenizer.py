@@ -39,6 +39,18 @@ class HFTokenizerMixin:
             cache.move_to_end(text)
         return list(ids)
 
+    def prompt_ids(self, prompt: str, limit: int) -> list[int]:
+        """Token ids of a prompt the backend will send; PromptError when empty or over ``limit``
+        (callers shorten prompts first, so this is the last guard, not the truncation)."""
+        from llmrank.errors import PromptError
+
+        ids = self.encode(prompt)
+        if not ids:
+            raise PromptError("empty prompt")
+        if len(ids) > limit:
+            raise PromptError(f"prompt of {len(ids)} tokens exceeds the limit of {limit}")
+        return ids
+
     def label_ids(self, labels: Sequence[str]) -> list[int]:
         """Token ids of label continuations, checked once per label set (cached)."""
         key = tuple(labels)

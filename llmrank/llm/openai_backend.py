@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 
-from llmrank.errors import ModelError, PromptError
+from llmrank.errors import ModelError
 from llmrank.llm.base import GenerationConfig, NamedAdapters
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, cut_at_stop, load_tokenizer
 
@@ -163,11 +163,7 @@ class OpenAILLM(NamedAdapters, HFTokenizerMixin):
         """Token ids (or texts) of each prompt, checked against the bound."""
         out: list[Any] = []
         for p in prompts:
-            ids = self.encode(p)
-            if not ids:
-                raise PromptError("empty prompt")
-            if len(ids) > self._max_prompt:
-                raise PromptError(f"prompt of {len(ids)} tokens exceeds the limit of {self._max_prompt}")
+            ids = self.prompt_ids(p, self._max_prompt)
             out.append(ids if self.token_prompts else p)
         return out
 

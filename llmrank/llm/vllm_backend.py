@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from llmrank._optional import require
-from llmrank.errors import ModelError, PromptError
+from llmrank.errors import ModelError
 from llmrank.llm.base import GenerationConfig, NamedAdapters
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, cut_at_stop, load_tokenizer
 from llmrank.models.resolve import resolve_adapter, resolve_model
@@ -201,15 +201,7 @@ class VllmLLM(NamedAdapters, HFTokenizerMixin):
         """``TokensPrompt`` of each prompt (no special tokens added), checked against the bound."""
         from vllm.inputs import TokensPrompt
 
-        out = []
-        for p in prompts:
-            ids = self.encode(p)
-            if not ids:
-                raise PromptError("empty prompt")
-            if len(ids) > self._max_prompt:
-                raise PromptError(f"prompt of {len(ids)} tokens exceeds the limit of {self._max_prompt}")
-            out.append(TokensPrompt(prompt_token_ids=ids))
-        return out
+        return [TokensPrompt(prompt_token_ids=self.prompt_ids(p, self._max_prompt)) for p in prompts]
 
     def _run(self, prompts: list[Any], params: Any) -> list[Any]:
         try:
