@@ -133,8 +133,13 @@ def main(argv: list[str] | None = None) -> None:
         fusion = FusionConfig(half_life=fcfg.retriever.recency_half_life)
         if base_name.endswith("-refit"):  # the model saw the validation items: keep the blend
             tuned = results[name.replace(base_name, base_name.removesuffix("-refit"))]["fusion"]
+            cold = tuned.get("cold", {})
             fusion = FusionConfig(kappa=tuned["kappa"], text_weight=tuned["text_weight"],
-                                  ridge=tuned["ridge"], half_life=fusion.half_life)
+                                  ridge=tuned["ridge"], half_life=fusion.half_life,
+                                  pseudo_cold=0.2 if cold.get("tuned") else 0.0,
+                                  cold_scale=cold.get("scale"),
+                                  cold_offset=cold.get("offset_spread_units"),
+                                  cold_text_scale=cold.get("text_scale"))
         t0 = time.perf_counter()
         fused = FusedRetriever.build(visible_dataset(split, "test"), fcfg, fusion=fusion,
                                      model=retrievers[base_name].model)  # type: ignore[attr-defined]

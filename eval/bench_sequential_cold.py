@@ -5,8 +5,10 @@ is ranked over the whole catalog (full ranking, seen items excluded, LlamaRec 5-
 Retrievers: ``sequential`` (a pure ID model has no vector for an item it never saw, so cold
 items are not in its index), ``text`` (the text retriever: recency-weighted mean of the
 history's item-text embeddings), ``fused`` (the same sequential model; cold items placed by
-their projected text), and ``fused-live`` (built without the cold items, which are then
-added to the live index from their text alone; it must equal ``fused``).
+their projected text, placement tuned on pseudo-cold items), ``fused-untuned`` (the same
+without that tuning: the plain ridge projection, as before the cold placement existed) and
+``fused-live`` (built without the cold items, which are then added to the live index from
+their text alone; it must equal ``fused``).
 
     nice -n 10 python eval/bench_sequential_cold.py --config eval/configs/lru.json \
         --out eval/out/sequential_cold_ml-latest-small_5core
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     from llmrank.baselines.retriever import visible_dataset
     from llmrank.config import load_config
     from llmrank.retrieve.fused import FusedRetriever
+    from llmrank.retrieve.fusion import FusionConfig
     from llmrank.retrieve.sequential.model import SequentialModel
     from llmrank.retrieve.sequential.retriever import SequentialRetriever, index_vectors
     from llmrank.retrieve.sequential.train import holdout_split, train_sequential
@@ -101,8 +104,13 @@ def main(argv: list[str] | None = None) -> None:
     from llmrank.retrieve.fused import embed_catalog
 
     text_vectors = embed_catalog(text.embedder, [ds.items[i] for i in ds.item_ids])
+    t0 = time.perf_counter()
     fused = FusedRetriever.build(train_ds, cfg, model=model, text_vectors=text_vectors,
                                  embedder=text.embedder)
+    fused_s = time.perf_counter() - t0
+    untuned = FusedRetriever.build(train_ds, cfg, model=model, text_vectors=text_vectors,
+                                   embedder=text.embedder,
+                                   fusion=FusionConfig(half_life=args.half_life, pseudo_cold=0.0))
     # live: the same fusion, but the cold items arrive later, from their text alone
     live = FusedRetriever.build(train_ds, cfg, model=model, text_vectors=text_vectors,
                                 embedder=text.embedder)
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     is_cold = np.array([t in cold for t in targets])
     ranks = {}
     for name, retr in (("sequential", seq), ("text", text), ("fused", fused),
-                       ("fused-live", live)):
+                       ("fused-untuned", untuned), ("fused-live", live)):
         ranks[name], _ = retrieval_ranks(retr, hists, targets)
         np.save(args.out / f"ranks_{name}.npy", ranks[name])
     groups = {"cold targets": is_cold, "warm targets": ~is_cold,
@@ -125,9 +133,13 @@ def main(argv: list[str] | None = None) -> None:
         results[group]["paired fused vs text"] = paired(ranks["fused"][mask], ranks["text"][mask])
         results[group]["paired fused vs sequential"] = paired(ranks["fused"][mask],
                                                               ranks["sequential"][mask])
+        results[group]["paired fused vs fused-untuned"] = paired(ranks["fused"][mask],
+                                                                 ranks["fused-untuned"][mask])
     meta = {"dataset": ds.name, "cold_items": len(cold), "cold_fraction": args.cold_fraction,
             "users": {g: int(m.sum()) for g, m in groups.items()},
-            "fusion": fused.report, "train_seconds": train_s, "half_life": args.half_life, "text_build_seconds": round(text_s, 1),
+            "fusion": fused.report, "fusion_untuned": untuned.report, "train_seconds": train_s,
+            "half_life": args.half_life, "text_build_seconds": round(text_s, 1),
+            "fused_build_seconds": round(fused_s, 1),
             "live_equals_fused": bool(np.array_equal(ranks["fused"], ranks["fused-live"])),
             "command": "python " + " ".join(sys.argv), "machine": platform.platform(),
             "date": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -147,13 +159,18 @@ def markdown(meta: dict, results: dict) -> str:
         for name, m in res.items():
             if not name.startswith("paired"):
                 lines.append(f"| {name} | " + " | ".join(fmt(m[c]) for c in cols) + " |")
-        for name in ("paired fused vs text", "paired fused vs sequential"):
+        for name in ("paired fused vs text", "paired fused vs sequential",
+                     "paired fused vs fused-untuned"):
             v = res[name]["ndcg@10"]
             r20 = res[name]["recall@20"]
-            lines.append(f"\n{name}: NDCG@10 {v['diff']:+.4f} (p={v['p_value']:.4f}), "
-                         f"Recall@20 {r20['diff']:+.4f} (p={r20['p_value']:.4f})")
+            lines.append(f"\n{name}: NDCG@10 {_diff(v)}, Recall@20 {_diff(r20)}")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _diff(v: dict) -> str:
+    ci = v["diff_ci"]
+    return f"{v['diff']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}] (p={v['p_value']:.4f})"
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ of the item's text (llmrank.retrieve.fusion), t_i is the text embedding. Queries
 
 - Warm items keep (almost) their behavioural vectors; items with few interactions lean on
   their text; items with none, including items added later with ``add_items``, are placed
-  by their text alone, so they are retrievable from day one.
+  by their text alone, so they are retrievable from day one. How high a text-only item
+  scores (``ColdPlacement``: scale, bias offset, text weight) is tuned on pseudo-cold items
+  at build time and folded into its index row, so the search stays one inner product.
 - Histories may contain such items: the sequential encoder reads their blended vector as
   the input embedding (the model's item table is tied between input and output).
 - Free text works as a query: its embedding, projected into the behavioural space, is read
@@ -34,7 +36,13 @@ from llmrank.records import Item
 from llmrank.retrieve import query as qv
 from llmrank.retrieve.base import ProgressFn, no_progress
 from llmrank.retrieve.catalog import merge_items, read_items, write_items
-from llmrank.retrieve.fusion import FusionConfig, TextProjection, fuse
+from llmrank.retrieve.fusion import (
+    ColdPlacement,
+    FusionConfig,
+    TextProjection,
+    blend_weights,
+    item_rows,
+)
 from llmrank.retrieve.manifest import DatasetInfo, EmbedderInfo, RetrieverManifest
 from llmrank.retrieve.sequential.config import SequentialConfig, default_fused_ensemble
 from llmrank.retrieve.sequential.model import SequentialModel
@@ -72,7 +80,8 @@ class FusedRetriever(VectorSearchMixin):
                  items: Mapping[str, Item], counts: Mapping[str, int], kappa: float,
                  text_weight: float = 0.0, *, half_life: float = 10.0,
                  embedder: Embedder | None = None, embedder_config: EmbedderConfig | None = None,
-                 dataset: DatasetInfo | None = None, report: dict[str, Any] | None = None) -> None:
+                 dataset: DatasetInfo | None = None, report: dict[str, Any] | None = None,
+                 cold: ColdPlacement | None = None) -> None:
         self.model = model
         self.projection = projection
         self.index = index
@@ -85,6 +94,7 @@ class FusedRetriever(VectorSearchMixin):
         self.embedder_config = embedder_config or EmbedderConfig()
         self.dataset = dataset or DatasetInfo(name="unknown", n_items=len(index))
         self.report = dict(report or {})
+        self.cold = cold or ColdPlacement()
         self._hidden = model.config.hidden
 
     # ---- construction -----------------------------------------------------------------
@@ -132,7 +142,7 @@ class FusedRetriever(VectorSearchMixin):
         return cls(model, fitted.projection, index, dataset.items, counts, fitted.kappa,
                    fitted.text_weight, half_life=half_life, embedder=emb,
                    embedder_config=cfg.embedder, dataset=dataset_info(dataset, cfg),
-                   report=fitted.report)
+                   report=fitted.report, cold=fitted.cold)
 
     @property
     def embedder(self) -> Embedder:
@@ -154,17 +164,22 @@ class FusedRetriever(VectorSearchMixin):
         projected = self.projection(tv)
         ids = [it.item_id for it in items]
         behaviour = np.zeros_like(projected)
-        counts = np.array([self.counts.get(i, 0) for i in ids])
-        known = [j for j, i in enumerate(ids) if self.model.has_item(i) and counts[j] > 0]
-        if known:
+        counts = self._learned_counts(ids)
+        known = np.flatnonzero(counts > 0)
+        if len(known):
             behaviour[known] = self.model.item_vectors()[self.model.codes([ids[j] for j in known])]
-        self.index.add(ids, np.hstack([fuse(behaviour, projected, counts, self.kappa), tv]))
+        self.index.add(ids, item_rows(behaviour, projected, tv, counts, self.kappa, self.cold))
         self.items = merge_items(self.items, items)
 
     def remove_items(self, item_ids: Sequence[str]) -> int:
         for i in item_ids:
             self.items.pop(i, None)
         return self.index.remove(item_ids)
+
+    def _learned_counts(self, ids: Sequence[str]) -> np.ndarray:
+        """Training interactions of items the model has a vector for (0 for the others)."""
+        return np.array([self.counts.get(i, 0) if self.model.has_item(i) else 0 for i in ids],
+                        dtype=np.int64)
 
     # ---- queries ----------------------------------------------------------------------
     def _history_parts(self, history: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -177,13 +192,17 @@ class FusedRetriever(VectorSearchMixin):
         if not hist:
             return np.zeros((0, self._hidden), np.float32), None
         stored = self.index.reconstruct(hist)
-        inputs = stored[:, : self._hidden].copy()
-        learned = [j for j, i in enumerate(hist)
-                   if self.model.has_item(i) and self.counts.get(i, 0) > 0]
-        if learned:
+        # a cold row holds [a (P t)[:-1], ...]: its input embedding is the projection P t
+        inputs = stored[:, : self._hidden] / np.float32(self.cold.scale)
+        counts = self._learned_counts(hist)
+        learned = np.flatnonzero(counts > 0)
+        if len(learned):
             inputs[learned] = self.model.input_embeddings(
                 self.model.codes([hist[j] for j in learned]))
         texts = stored[:, self._hidden + 1:]
+        if self.cold.text_scale != 1.0:  # rows hold m_i t_i (fusion.text_multipliers)
+            w = blend_weights(counts, self.kappa)
+            texts = texts / (w + (1.0 - w) * self.cold.text_scale)[:, None].astype(np.float32)
         text_q = qv.weighted_query(texts[-recent_text:] if recent_text else texts,
                                    self.half_life)
         return inputs, text_q
@@ -215,8 +234,8 @@ class FusedRetriever(VectorSearchMixin):
         describe = getattr(self.index, "describe", None)
         settings = {"kappa": self.kappa, "text_weight": self.text_weight,
                     "recency_half_life": self.half_life, "ridge": self.projection.ridge,
-                    "model": self.model.config.to_dict(), "training": self.model.meta,
-                    "fusion": self.report}
+                    "cold": self.cold.to_dict(), "model": self.model.config.to_dict(),
+                    "training": self.model.meta, "fusion": self.report}
         return RetrieverManifest(kind=self.kind, dim=self.index.dim, n_items=len(self.index),
                                  dataset=self.dataset, embedder=info,
                                  index=describe() if describe else {"kind": self.index.kind},
@@ -228,7 +247,8 @@ class FusedRetriever(VectorSearchMixin):
         self.index.save(path / INDEX_DIR)
         self.projection.save(path / PROJECTION_FILE)
         state = {"kappa": self.kappa, "text_weight": self.text_weight,
-                 "half_life": self.half_life, "counts": self.counts, "report": self.report}
+                 "half_life": self.half_life, "cold": self.cold.to_dict(),
+                 "counts": self.counts, "report": self.report}
         (path / FUSION_FILE).write_text(json.dumps(state, indent=1))
         write_items(path, (self.items[i] for i in self.index.ids() if i in self.items))
         return self.manifest()
@@ -248,4 +268,5 @@ class FusedRetriever(VectorSearchMixin):
         return cls(model, projection, index, read_items(path), state["counts"],
                    float(state["kappa"]), float(state.get("text_weight", 0.0)),
                    half_life=float(state.get("half_life", 10.0)), embedder=embedder,
-                   embedder_config=emb_cfg, dataset=manifest.dataset, report=state.get("report"))
+                   embedder_config=emb_cfg, dataset=manifest.dataset, report=state.get("report"),
+                   cold=ColdPlacement.from_dict(state.get("cold")))

@@ -15,6 +15,17 @@ weigh the same) is tuned on the validation split. This is the linear "map conten
 collaborative space" approach to item cold start (e.g. Gantner et al. 2010, attribute-to-
 factor mapping; DropoutNet and Heater refine the same idea with deep mappings).
 
+The ridge projection shrinks towards the average warm item, so a cold item's projected score
+sits mid-catalog. ``ColdPlacement`` calibrates the text-only vector: its behavioural part is
+scaled, its bias shifted and its text part (the user-text x item-text term) weighted apart
+from warm items'. The text-only vector is
+
+    c_i = [a (P t_i)[:-1], (P t_i)[-1] + o],   text part g t_i,
+
+and it is what the count blend mixes with the behavioural vector, so items with few
+interactions get a share of it too. (a, o, g) are tuned on pseudo-cold items
+(llmrank.retrieve.fusion_fit): warm items held out of the projection and scored as cold.
+
 numpy only: fitting takes milliseconds for catalogs of tens of thousands of items."""
 
 from __future__ import annotations
@@ -28,13 +39,29 @@ import numpy as np
 DEFAULT_KAPPAS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 DEFAULT_RIDGES: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 DEFAULT_TEXT_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+DEFAULT_COLD_SCALES: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+# centred (0 = the untuned mean cold score), in units of the behavioural score's spread
+DEFAULT_COLD_OFFSETS: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0,
+                                           3.0)
+DEFAULT_COLD_TEXT_SCALES: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0, 16.0)
+_GRIDS = ("kappas", "ridges", "text_weights", "cold_scales", "cold_offsets", "cold_text_scales")
 
 
 @dataclass
 class FusionConfig:
     """``kappa=None`` / ``text_weight=None`` are tuned jointly on validation over ``kappas``
     x ``text_weights``; ``ridge=None`` picks the ridge strength by k-fold error over
-    ``ridges`` (held-out warm items stand in for cold ones)."""
+    ``ridges`` (held-out warm items stand in for cold ones).
+
+    Cold placement (``ColdPlacement``): a random ``pseudo_cold`` fraction of warm items is
+    held out of the projection and scored as cold on validation, and (scale, offset,
+    text_scale) are chosen over ``cold_scales`` x ``cold_offsets`` x ``cold_text_scales``
+    by validation NDCG@10 over all users (kappa and text_weight stay as tuned on the real
+    split); among placements within ``cold_tolerance_se`` standard errors of the best, the
+    best pseudo-cold Recall@``cold_recall_k`` wins (fusion_fit.fit_cold_placement). A fixed
+    ``cold_scale`` / ``cold_offset`` / ``cold_text_scale`` replaces its grid; offsets are
+    centred grid units (fit_cold_placement). ``pseudo_cold=0`` keeps the untuned placement
+    (1, 0, 1)."""
 
     kappa: float | None = None
     kappas: tuple[float, ...] = DEFAULT_KAPPAS
@@ -48,11 +75,20 @@ class FusionConfig:
     half_life: float | None = 1.0
     folds: int = 5
     seed: int = 0
+    pseudo_cold: float = 0.2
+    cold_scale: float | None = None
+    cold_scales: tuple[float, ...] = DEFAULT_COLD_SCALES
+    cold_offset: float | None = None
+    cold_offsets: tuple[float, ...] = DEFAULT_COLD_OFFSETS
+    cold_text_scale: float | None = None
+    cold_text_scales: tuple[float, ...] = DEFAULT_COLD_TEXT_SCALES
+    cold_tolerance_se: float = 1.0
+    cold_recall_k: int = 20
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for key in ("kappas", "ridges", "text_weights"):
+        for key in _GRIDS:
             d[key] = list(d[key])
         return d
 
@@ -60,10 +96,37 @@ class FusionConfig:
     def from_dict(cls, data: dict[str, Any]) -> FusionConfig:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in data.items() if k in known}
-        for key in ("kappas", "ridges", "text_weights"):
+        for key in _GRIDS:
             if key in kw:
                 kw[key] = tuple(float(x) for x in kw[key])
         return cls(**kw)
+
+
+@dataclass(frozen=True)
+class ColdPlacement:
+    """How an item's text-only vector is scored (module docstring): ``scale`` multiplies the
+    projected behavioural vector (not its bias), ``offset`` (absolute score units) is added
+    to the projected bias,
+    ``text_scale`` multiplies the item's text part. The identity (1, 0, 1) is the plain
+    projection. ``scale`` and ``text_scale`` must be > 0: the retriever divides them out of
+    indexed rows to read a cold item's input embedding and text back."""
+
+    scale: float = 1.0
+    offset: float = 0.0
+    text_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.scale > 0 and self.text_scale > 0):
+            raise ValueError(f"cold scale and text_scale must be > 0, got {self}")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ColdPlacement:
+        """Missing (an index saved before cold placement existed) = the identity."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: float(v) for k, v in (data or {}).items() if k in known})
 
 
 @dataclass
@@ -150,9 +213,36 @@ def blend_weights(counts: np.ndarray, kappa: float) -> np.ndarray:
     return n / (n + kappa)
 
 
+def text_only_vectors(projected: np.ndarray, cold: ColdPlacement | None = None) -> np.ndarray:
+    """[a (P t)[:-1], (P t)[-1] + o]: the behavioural part of an item known by its text."""
+    c = cold or ColdPlacement()
+    out = np.array(projected, dtype=np.float64)
+    out[:, :-1] *= c.scale
+    out[:, -1] += c.offset
+    return out
+
+
 def fuse(behavioural: np.ndarray, projected: np.ndarray, counts: np.ndarray,
-         kappa: float) -> np.ndarray:
-    """Row-wise blend of behavioural and text-projected vectors (float32). Rows of items
+         kappa: float, cold: ColdPlacement | None = None) -> np.ndarray:
+    """Row-wise blend of behavioural and text-only vectors (float32). Rows of items
     without interactions may hold anything in ``behavioural``: their weight is 0."""
     w = blend_weights(counts, kappa)[:, None]
-    return (w * behavioural + (1.0 - w) * projected).astype(np.float32)
+    return (w * behavioural + (1.0 - w) * text_only_vectors(projected, cold)).astype(np.float32)
+
+
+def text_multipliers(counts: np.ndarray, kappa: float,
+                     cold: ColdPlacement | None = None) -> np.ndarray:
+    """Per-item weight of the text part, w + (1 - w) g (1 for every item when g = 1)."""
+    g = (cold or ColdPlacement()).text_scale
+    w = blend_weights(counts, kappa)
+    return w + (1.0 - w) * g
+
+
+def item_rows(behavioural: np.ndarray, projected: np.ndarray, text_vectors: np.ndarray,
+              counts: np.ndarray, kappa: float, cold: ColdPlacement | None = None) -> np.ndarray:
+    """Index rows [f_i, m_i t_i] (float32): the fused behavioural vector and the weighted
+    text embedding. Build and live ``add_items`` both go through here, so an item added
+    later gets exactly the row it would have had at build time."""
+    m = text_multipliers(counts, kappa, cold)[:, None]  # exactly 1 when g = 1
+    text = (m * np.asarray(text_vectors, dtype=np.float32)).astype(np.float32)
+    return np.hstack([fuse(behavioural, projected, counts, kappa, cold), text])

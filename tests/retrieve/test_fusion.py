@@ -15,6 +15,7 @@ from llmrank.registry import retrievers
 from llmrank.retrieve import load_retriever, save_retriever
 from llmrank.retrieve.fused import FusedRetriever
 from llmrank.retrieve.fusion import (
+    ColdPlacement,
     FusionConfig,
     TextProjection,
     blend_weights,
@@ -155,3 +156,59 @@ def test_text_takes_over_when_behaviour_is_uninformative(cold_dataset, cfg):
     hist = [item_id(3, p) for p in (0, 1, 2)]
     top = [c.item_id for c in untrained.retrieve(history=hist, k=5)]
     assert all(t.startswith("g3") for t in top)
+
+
+PLACED = FusionConfig(kappa=1.0, text_weight=1.0, ridge=1.0, cold_scale=2.0, cold_offset=1.0,
+                      cold_text_scale=3.0)
+
+
+@pytest.fixture(scope="module")
+def placed(fused, cold_dataset, cfg):
+    """The fixture's model, fused with a fixed non-identity cold placement."""
+    return FusedRetriever.build(cold_dataset, cfg, embedder=HashingEmbedder(), model=fused.model,
+                                fusion=PLACED)
+
+
+def test_cold_placement_is_folded_into_the_index_rows(placed, cold_dataset, cfg):
+    plain = FusedRetriever.build(cold_dataset, cfg, embedder=HashingEmbedder(),
+                                 model=placed.model,
+                                 fusion=FusionConfig(kappa=1.0, text_weight=1.0, ridge=1.0,
+                                                     pseudo_cold=0.0))
+    c = placed.cold
+    assert c.scale == 2.0 and c.text_scale == 3.0 and c.offset != 0.0
+    assert placed.manifest().settings["cold"] == c.to_dict()
+    hidden = placed.model.config.hidden
+    a, b = placed.index.reconstruct([COLD[0]])[0], plain.index.reconstruct([COLD[0]])[0]
+    np.testing.assert_allclose(a[:hidden], 2.0 * b[:hidden], rtol=1e-5, atol=1e-6)
+    assert a[hidden] == pytest.approx(b[hidden] + c.offset, abs=1e-5)
+    np.testing.assert_allclose(a[hidden + 1:], 3.0 * b[hidden + 1:], rtol=1e-5, atol=1e-6)
+    # a history holding cold items is read back as the plain projection and text: same query
+    hists = [[item_id(0, 1), COLD[0], item_id(0, 4)], [COLD[1], item_id(2, 8)]]
+    np.testing.assert_allclose(placed.query_vectors(hists), plain.query_vectors(hists),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_live_added_item_gets_the_built_row(placed, cold_dataset):
+    row = placed.index.reconstruct([COLD[0]])
+    hists = [[item_id(0, 0), item_id(0, 1), item_id(0, 2)], [COLD[1], item_id(2, 8)]]
+    before = placed.retrieve_many(hists, k=10)
+    assert placed.remove_items([COLD[0]]) == 1
+    placed.add_items([cold_dataset.items[COLD[0]]])
+    np.testing.assert_array_equal(placed.index.reconstruct([COLD[0]]), row)
+    assert placed.retrieve_many(hists, k=10) == before
+
+
+def test_cold_placement_survives_save_load_and_old_indexes_load(placed, tmp_path):
+    import json
+
+    save_retriever(placed, tmp_path / "placed")
+    loaded = load_retriever(tmp_path / "placed", embedder=HashingEmbedder())
+    assert isinstance(loaded, FusedRetriever) and loaded.cold == placed.cold
+    hists = [[item_id(0, 1), COLD[0]], [COLD[1], item_id(2, 8)]]
+    assert loaded.retrieve_many(hists, k=8) == placed.retrieve_many(hists, k=8)
+    state_path = tmp_path / "placed" / "fusion.json"
+    state = json.loads(state_path.read_text())
+    del state["cold"]  # as written before cold placement existed
+    state_path.write_text(json.dumps(state))
+    old = load_retriever(tmp_path / "placed", embedder=HashingEmbedder())
+    assert isinstance(old, FusedRetriever) and old.cold == ColdPlacement()
