@@ -8,7 +8,11 @@ history's item-text embeddings), ``fused`` (the same sequential model; cold item
 their projected text, placement tuned on pseudo-cold items), ``fused-untuned`` (the same
 without that tuning: the plain ridge projection, as before the cold placement existed) and
 ``fused-live`` (built without the cold items, which are then added to the live index from
-their text alone; it must equal ``fused``).
+their text alone; it must equal ``fused``). ``--fixed-cold A,O,G`` adds a fused retriever
+with that cold placement fixed (scale, centred offset in spread units, text scale; e.g. an
+operating point read off the validation trade-off) named ``fused(A,O,G)``;
+``--cold-recall-floor F`` adds the placement with the best validation NDCG@10 among those
+whose pseudo-cold Recall@100 is at least F (the validation trade-off table, also written).
 
     nice -n 10 python eval/bench_sequential_cold.py --config eval/configs/lru.json \
         --out eval/out/sequential_cold_ml-latest-small_5core
@@ -54,6 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--half-life", type=float, default=1.0,
                     help="text query half-life for the text and fused retrievers (1: best on "
                          "validation for both, sections 1 and 4)")
+    ap.add_argument("--fixed-cold", action="append", default=[], metavar="A,O,G",
+                    help="also evaluate the fused retriever with this cold placement fixed")
+    ap.add_argument("--cold-recall-floor", action="append", type=float, default=[],
+                    help="also evaluate the best-NDCG placement with validation pseudo-cold "
+                         "Recall@100 >= this")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -111,6 +120,15 @@ def main(argv: list[str] | None = None) -> None:
     untuned = FusedRetriever.build(train_ds, cfg, model=model, text_vectors=text_vectors,
                                    embedder=text.embedder,
                                    fusion=FusionConfig(half_life=args.half_life, pseudo_cold=0.0))
+    fixed = {}
+    specs = list(args.fixed_cold) + [floor_point(fused.report["cold"], f)
+                                     for f in args.cold_recall_floor]
+    for spec in specs:
+        a, o, g = (float(x) for x in spec.split(","))
+        fixed[f"fused({spec})"] = FusedRetriever.build(
+            train_ds, cfg, model=model, text_vectors=text_vectors, embedder=text.embedder,
+            fusion=FusionConfig(half_life=args.half_life, cold_scale=a, cold_offset=o,
+                                cold_text_scale=g))
     # live: the same fusion, but the cold items arrive later, from their text alone
     live = FusedRetriever.build(train_ds, cfg, model=model, text_vectors=text_vectors,
                                 embedder=text.embedder)
@@ -122,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     is_cold = np.array([t in cold for t in targets])
     ranks = {}
     for name, retr in (("sequential", seq), ("text", text), ("fused", fused),
-                       ("fused-untuned", untuned), ("fused-live", live)):
+                       ("fused-untuned", untuned), ("fused-live", live), *fixed.items()):
         ranks[name], _ = retrieval_ranks(retr, hists, targets)
         np.save(args.out / f"ranks_{name}.npy", ranks[name])
     groups = {"cold targets": is_cold, "warm targets": ~is_cold,
@@ -135,9 +153,14 @@ def main(argv: list[str] | None = None) -> None:
                                                               ranks["sequential"][mask])
         results[group]["paired fused vs fused-untuned"] = paired(ranks["fused"][mask],
                                                                  ranks["fused-untuned"][mask])
+        for name in fixed:
+            for ref in ("text", "fused-untuned"):
+                results[group][f"paired {name} vs {ref}"] = paired(ranks[name][mask],
+                                                                    ranks[ref][mask])
     meta = {"dataset": ds.name, "cold_items": len(cold), "cold_fraction": args.cold_fraction,
             "users": {g: int(m.sum()) for g, m in groups.items()},
-            "fusion": fused.report, "fusion_untuned": untuned.report, "train_seconds": train_s,
+            "fusion": fused.report, "fusion_untuned": untuned.report,
+            "fusion_fixed": {n: r.report for n, r in fixed.items()}, "train_seconds": train_s,
             "half_life": args.half_life, "text_build_seconds": round(text_s, 1),
             "fused_build_seconds": round(fused_s, 1),
             "live_equals_fused": bool(np.array_equal(ranks["fused"], ranks["fused-live"])),
@@ -147,6 +170,38 @@ def main(argv: list[str] | None = None) -> None:
     md = markdown(meta, results)
     (args.out / "table.md").write_text(md)
     print(md)
+
+
+def floor_point(cold_report: dict, floor: float) -> str:
+    """'A,O,G' of the grid point with the best validation NDCG@10 among those whose
+    pseudo-cold Recall@100 reaches ``floor``."""
+    grid = cold_report["grid"]
+    ok = {k: v for k, v in grid.items() if v[2] >= floor}
+    if not ok:
+        raise SystemExit(f"no cold placement reaches pseudo-cold Recall@100 {floor}")
+    key = max(ok, key=lambda k: ok[k][0])
+    return ",".join(part.split("=")[1] for part in key.split(","))
+
+
+def tradeoff(cold_report: dict, floors: tuple[float, ...] = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3)
+             ) -> str:
+    """Validation trade-off: best all-user NDCG@10 at each pseudo-cold Recall@100 floor."""
+    cols = cold_report["grid_columns"]
+    lines = ["Validation trade-off (pseudo-cold items; best NDCG@10 per floor):", "",
+             "| pseudo-cold R@100 >= | placement a,o,g | " + " | ".join(cols) + " |",
+             "|---" * (len(cols) + 2) + "|"]
+    u = cold_report["valid_untuned"]
+    for f in floors:
+        try:
+            spec = floor_point(cold_report, f)
+        except SystemExit:
+            continue
+        key = "scale={},offset={},text_scale={}".format(*spec.split(","))
+        lines.append(f"| {f} | {spec} | " + " | ".join(
+            f"{v:.4f}" for v in cold_report["grid"][key]) + " |")
+    lines.append(f"| untuned | 1,0,1 | {u['ndcg@10']:.4f} | | {u['pseudo_cold_recall@100']:.4f} "
+                 "| | |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(meta: dict, results: dict) -> str:
@@ -159,13 +214,12 @@ def markdown(meta: dict, results: dict) -> str:
         for name, m in res.items():
             if not name.startswith("paired"):
                 lines.append(f"| {name} | " + " | ".join(fmt(m[c]) for c in cols) + " |")
-        for name in ("paired fused vs text", "paired fused vs sequential",
-                     "paired fused vs fused-untuned"):
+        for name in [k for k in res if k.startswith("paired")]:
             v = res[name]["ndcg@10"]
             r20 = res[name]["recall@20"]
             lines.append(f"\n{name}: NDCG@10 {_diff(v)}, Recall@20 {_diff(r20)}")
         lines.append("")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + tradeoff(meta["fusion"]["cold"])
 
 
 def _diff(v: dict) -> str:

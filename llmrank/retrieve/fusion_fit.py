@@ -258,9 +258,18 @@ def fit_cold_placement(model: SequentialModel, val: _Validation, counts: np.ndar
               "valid": summary(chosen), "valid_untuned": summary((1.0, 0.0, 1.0)),
               "valid_best_ndcg10_point": list(best), "valid_best_ndcg10": summary(best),
               "tolerance_se": config.cold_tolerance_se, "recall_k": k,
-              "grid": {f"scale={a_},offset={o_},text_scale={g_}": round(float(ndcg[pt].mean()), 5)
-                       for pt in points for a_, o_, g_ in [pt]}}
+              "grid_columns": ["ndcg@10", f"pseudo_cold_recall@{k}", "pseudo_cold_recall@100",
+                               f"all_recall@{k}", "all_recall@100"],
+              "grid": {f"scale={pt[0]},offset={pt[1]},text_scale={pt[2]}": [
+                  round(float(v), 5) for v in (
+                      ndcg[pt].mean(), _recall(per_user[pt][is_pseudo], k),
+                      _recall(per_user[pt][is_pseudo], 100), _recall(per_user[pt], k),
+                      _recall(per_user[pt], 100))] for pt in points}}
     return cold, report
+
+
+def _recall(ranks: np.ndarray, k: int) -> float:
+    return float((ranks <= k).mean()) if len(ranks) else 0.0
 
 
 def _ndcg10(ranks: np.ndarray) -> np.ndarray:
