@@ -59,7 +59,8 @@ class FusionConfig:
     by validation NDCG@10 over all users (kappa and text_weight stay as tuned on the real
     split); among placements within ``cold_tolerance_se`` standard errors of the best, the
     best pseudo-cold Recall@``cold_recall_k`` wins (fusion_fit.fit_cold_placement). A fixed
-    ``cold_scale`` / ``cold_offset`` / ``cold_text_scale`` replaces its grid; offsets are
+    ``cold_scale`` / ``cold_offset`` / ``cold_text_scale`` replaces its grid;
+    ``cold_recall_floor`` trades warm accuracy for cold recall explicitly; offsets are
     centred grid units (fit_cold_placement). ``pseudo_cold=0`` keeps the untuned placement
     (1, 0, 1)."""
 
@@ -84,6 +85,10 @@ class FusionConfig:
     cold_text_scales: tuple[float, ...] = DEFAULT_COLD_TEXT_SCALES
     cold_tolerance_se: float = 1.0
     cold_recall_k: int = 20
+    # operating point: the best NDCG@10 among placements whose pseudo-cold Recall@floor_k
+    # reaches this (None = the rule above); eval/RESULTS.md section 4 has the trade-off
+    cold_recall_floor: float | None = None
+    cold_floor_k: int = 100
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -189,7 +189,9 @@ def fit_cold_placement(model: SequentialModel, val: _Validation, counts: np.ndar
     spread of the behavioural score. All-user NDCG@10 is nearly flat over the grid (a cold
     target rarely reaches the top 10 either way), so among the placements within
     ``cold_tolerance_se`` standard errors of the best (paired over users) the one with the
-    best pseudo-cold Recall@``cold_recall_k`` wins; 0 = plain argmax."""
+    best pseudo-cold Recall@``cold_recall_k`` wins; 0 = plain argmax. ``cold_recall_floor``
+    overrides that: the best NDCG@10 among placements whose pseudo-cold
+    Recall@``cold_floor_k`` reaches the floor (an explicit cold/warm operating point)."""
     warm = np.flatnonzero(counts > 0)
     n_pseudo = round(config.pseudo_cold * len(warm))
     if n_pseudo < 1 or len(warm) - n_pseudo < 2:
@@ -234,6 +236,15 @@ def fit_cold_placement(model: SequentialModel, val: _Validation, counts: np.ndar
 
         chosen = max((pt for pt in points if eligible(pt)), key=lambda pt: (
             float((per_user[pt][is_pseudo] <= k).mean()), float(ndcg[pt].mean())))
+    floor_k = config.cold_floor_k
+    if config.cold_recall_floor is not None:
+        reach = [pt for pt in points
+                 if _recall(per_user[pt][is_pseudo], floor_k) >= config.cold_recall_floor]
+        if reach:
+            chosen = max(reach, key=lambda pt: float(ndcg[pt].mean()))
+        else:
+            log.warning("no cold placement reaches pseudo-cold Recall@%d %.3g: keeping %s",
+                        floor_k, config.cold_recall_floor, chosen)
 
     def summary(pt: tuple[float, float, float]) -> dict[str, float]:
         r, nd = per_user[pt], ndcg[pt]
@@ -241,8 +252,8 @@ def fit_cold_placement(model: SequentialModel, val: _Validation, counts: np.ndar
                 "pseudo_cold_ndcg@10": float(nd[is_pseudo].mean()) if is_pseudo.any() else 0.0,
                 f"pseudo_cold_recall@{k}": float((r[is_pseudo] <= k).mean())
                 if is_pseudo.any() else 0.0,
-                "pseudo_cold_recall@100": float((r[is_pseudo] <= 100).mean())
-                if is_pseudo.any() else 0.0,
+                "pseudo_cold_recall@100": _recall(r[is_pseudo], 100),
+                f"pseudo_cold_recall@{floor_k}": _recall(r[is_pseudo], floor_k),
                 "other_ndcg@10": float(nd[~is_pseudo].mean()),
                 f"all_recall@{k}": float((r <= k).mean())}
 
@@ -258,6 +269,7 @@ def fit_cold_placement(model: SequentialModel, val: _Validation, counts: np.ndar
               "valid": summary(chosen), "valid_untuned": summary((1.0, 0.0, 1.0)),
               "valid_best_ndcg10_point": list(best), "valid_best_ndcg10": summary(best),
               "tolerance_se": config.cold_tolerance_se, "recall_k": k,
+              "recall_floor": config.cold_recall_floor, "floor_k": floor_k,
               "grid_columns": ["ndcg@10", f"pseudo_cold_recall@{k}", "pseudo_cold_recall@100",
                                f"all_recall@{k}", "all_recall@100"],
               "grid": {f"scale={pt[0]},offset={pt[1]},text_scale={pt[2]}": [

@@ -138,3 +138,25 @@ def test_cold_placement_validates_and_round_trips():
     fc = FusionConfig(cold_offsets=(0.0, 1.0), cold_scale=2.0)
     assert FusionConfig.from_dict(fc.to_dict()) == fc
 
+
+
+def test_a_cold_recall_floor_buys_cold_recall_with_warm_accuracy(world):
+    _, split, model, text, *_ = world
+    free = fit_fusion(model, split, text, config(pseudo_cold=0.25, cold_floor_k=3, cold_recall_k=3),
+                      half_life=3.0).report["cold"]
+    floor = free["valid"]["pseudo_cold_recall@3"] + 0.1
+    held = fit_fusion(model, split, text, config(pseudo_cold=0.25, cold_floor_k=3, cold_recall_k=3,
+                                                 cold_recall_floor=floor),
+                      half_life=3.0).report["cold"]
+    assert held["recall_floor"] == floor
+    assert held["valid"]["pseudo_cold_recall@3"] >= floor
+    assert held["valid"]["ndcg@10"] <= free["valid"]["ndcg@10"]
+    reach = [v[0] for key, v in held["grid"].items()
+             if fit_point_recall(held, key) >= floor]
+    assert held["valid"]["ndcg@10"] == pytest.approx(max(reach), abs=1e-5)
+
+
+def fit_point_recall(report, key):
+    """Pseudo-cold Recall@floor_k of a grid point (the grid stores Recall@recall_k)."""
+    cols = report["grid_columns"]
+    return report["grid"][key][cols.index(f"pseudo_cold_recall@{report['floor_k']}")]
