@@ -168,6 +168,7 @@ def fit_fusion(model: SequentialModel, split: LeaveOneOut, text_vectors: np.ndar
     report = {"ridge": ridge, "kappa": kappa, "text_weight": beta,
               "valid_ndcg10": best[0], "valid_ndcg10_grid": grid,
               "warm_items": len(warm), "cold_items": int(len(counts) - len(warm))}
+    del parts  # users x items matrices: the cold stage builds its own
     cold, cold_report = fit_cold_placement(model, val, counts, behaviour, text_vectors,
                                            text_scores, ridge, kappa, beta, config)
     report["cold"] = cold_report
