@@ -189,7 +189,6 @@ class VllmLLM(NamedAdapters, HFTokenizerMixin):
         self.set_adapter(name)
         return name
 
-
     def _lora(self) -> Any:
         return self._adapters[self.adapter] if self.adapter is not None else None
 

@@ -40,8 +40,8 @@ from llmrank.retrieve.fusion import (
     ColdPlacement,
     FusionConfig,
     TextProjection,
-    blend_weights,
     item_rows,
+    text_multipliers,
 )
 from llmrank.retrieve.manifest import DatasetInfo, EmbedderInfo, RetrieverManifest
 from llmrank.retrieve.sequential.config import SequentialConfig, default_fused_ensemble
@@ -200,9 +200,9 @@ class FusedRetriever(VectorSearchMixin):
             inputs[learned] = self.model.input_embeddings(
                 self.model.codes([hist[j] for j in learned]))
         texts = stored[:, self._hidden + 1:]
-        if self.cold.text_scale != 1.0:  # rows hold m_i t_i (fusion.text_multipliers)
-            w = blend_weights(counts, self.kappa)
-            texts = texts / (w + (1.0 - w) * self.cold.text_scale)[:, None].astype(np.float32)
+        if self.cold.text_scale != 1.0:  # rows hold m_i t_i (fusion.item_rows)
+            m = text_multipliers(counts, self.kappa, self.cold)
+            texts = texts / m[:, None].astype(np.float32)
         text_q = qv.weighted_query(texts[-recent_text:] if recent_text else texts,
                                    self.half_life)
         return inputs, text_q

@@ -34,6 +34,7 @@ from llmrank.retrieve.fusion import (
     choose_ridge,
     item_rows,
     reliability_weights,
+    text_multipliers,
 )
 from llmrank.retrieve.sequential.model import SequentialModel
 
@@ -120,7 +121,7 @@ class _Parts:
         w = blend_weights(counts, kappa).astype(np.float32)
         text_only = (np.float32(cold.scale) * self.projected + self.projected_bias
                      + np.float32(cold.offset))
-        m = w + (1.0 - w) * np.float32(cold.text_scale)
+        m = text_multipliers(counts, kappa, cold).astype(np.float32)
         return w * self.behaviour + (1.0 - w) * text_only + np.float32(beta) * m * self.text
 
 
