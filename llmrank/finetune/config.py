@@ -58,8 +58,15 @@ class ExampleSpec:
     training history are targets, each with the history before it. Candidates are the
     target plus ``n_candidates - 1`` negatives, ``hard_negatives`` of them drawn from the top
     ``hard_depth`` items a retriever proposes for that history prefix, the rest uniformly
-    random; all are items the user never interacted with in training."""
+    random; all are items the user never interacted with in training.
 
+    ``candidates`` 'retrieved' (LlamaRec's training distribution) instead takes the
+    retriever's top ``n_candidates`` for the prefix as the candidate list and keeps only the
+    examples whose target is among them: the model then learns to reorder exactly what it
+    will see at inference. With 'mixed' hard negatives, a target the retriever missed sits
+    among retriever favourites, which teaches the model to push those favourites down."""
+
+    candidates: Literal["mixed", "retrieved"] = "mixed"
     per_user: int = 2
     min_history: int = 3
     n_candidates: int = 20
@@ -110,8 +117,13 @@ class TrainSpec:
 class ValidationSpec:
     """Validation by the reranker's own metric: label scoring of a fixed, seeded sample of
     validation users (their validation target + random negatives), every ``every`` steps.
-    The adapter with the best ``metric`` is kept. ``users`` 0 turns it off."""
+    The adapter with the best ``metric`` is kept. ``users`` 0 turns it off.
 
+    ``protocol`` 'retrieved' validates on the retriever top-N protocol instead (the
+    examples' retriever, users whose validation target it retrieved): the model is then
+    chosen for the job it serves, reordering a retriever's candidates."""
+
+    protocol: Literal["random", "retrieved"] = "random"
     users: int = 100
     every: int = 100
     n_negatives: int = 19

@@ -6,7 +6,11 @@ the validation item), each example's history is the prefix before its target, an
 negatives are items the user never touched in training. Validation and test targets are
 never targets and never appear in a history. Candidate positions are shuffled with an RNG
 seeded by (seed, user, position), so the target label is uniform over positions and the
-model cannot learn a position; the same seed always gives the same dataset."""
+model cannot learn a position; the same seed always gives the same dataset.
+
+With ``candidates = 'retrieved'`` the candidate list is the retriever's top-N for the prefix
+(items touched later in training left out) and prefixes whose target it missed are dropped,
+so training sees the retriever top-N protocol that the reranker serves."""
 
 from __future__ import annotations
 
@@ -70,16 +74,32 @@ def example_positions(split: LeaveOneOut, spec: ExampleSpec) -> list[tuple[int, 
     return out
 
 
-def _hard_pools(split: LeaveOneOut, positions: Sequence[tuple[int, int]], spec: ExampleSpec,
-                source: HardNegativeSource | None) -> list[list[int]]:
-    """Retriever top items (codes) for each example's history prefix; empty without one."""
-    if source is None or spec.hard_negatives <= 0:
+def _retriever_pools(split: LeaveOneOut, positions: Sequence[tuple[int, int]],
+                     spec: ExampleSpec, source: HardNegativeSource | None) -> list[list[int]]:
+    """Retriever top items (codes) for each example's history prefix; empty when the spec
+    needs none. The depth leaves room for the target and the user's later items."""
+    retrieved = spec.candidates == "retrieved"
+    if retrieved and source is None:
+        raise ConfigError("examples.candidates = 'retrieved' needs a retriever "
+                          "(examples.retriever or examples.retriever_path)")
+    if source is None or (not retrieved and spec.hard_negatives <= 0):
         return [[] for _ in positions]
     ds = split.dataset
     histories = [[ds.item_ids[c] for c in split.train[u][:t]] for u, t in positions]
-    depth = spec.hard_depth + spec.per_user + 1  # room for the target and later items
-    tops = source.top_items(histories, depth)
+    depth = spec.n_candidates if retrieved else spec.hard_depth + 1
+    tops = source.top_items(histories, depth + spec.per_user)
     return [[ds.item_code(i) for i in row if ds.has_item(i)] for row in tops]
+
+
+def retrieved_candidates(pool: Sequence[int], touched: np.ndarray, target: int,
+                         n: int) -> np.ndarray | None:
+    """The first ``n`` retrieved items that the user did not touch in training (the target
+    excepted), or None when the target is not among them or fewer than ``n`` remain."""
+    seen = set(np.asarray(touched).tolist()) - {target}
+    top = [c for c in dict.fromkeys(pool) if c not in seen][:n]
+    if len(top) < n or target not in top:
+        return None
+    return np.asarray(top, dtype=np.int64)
 
 
 def build_examples(split: LeaveOneOut, builder: RankPromptBuilder, spec: ExampleSpec, *,
@@ -90,18 +110,26 @@ def build_examples(split: LeaveOneOut, builder: RankPromptBuilder, spec: Example
         raise ConfigError(f"examples.n_candidates must be in [2, {builder.max_labels}]")
     ds = split.dataset
     positions = example_positions(split, spec)
-    pools = _hard_pools(split, positions, spec, hard_source)
+    pools = _retriever_pools(split, positions, spec, hard_source)
     items = [ds.items[i] for i in ds.item_ids]
     out: list[TrainExample] = []
+    missed = 0
     for k, ((u, t), pool) in enumerate(zip(positions, pools, strict=True)):
         seq = split.train[u]
         target = int(seq[t])
         rng = user_rng(seed, u, salt=t + 1)
-        exclude = np.append(seq, target)  # everything the user touched in training
-        negs, is_hard = mix_negatives(ds.n_items, exclude, spec.n_candidates - 1, pool,
-                                      spec.hard_negatives, rng)
-        cands = np.append(negs, target)
-        flags = np.append(is_hard, False)
+        if spec.candidates == "retrieved":
+            found = retrieved_candidates(pool, seq, target, spec.n_candidates)
+            if found is None:
+                missed += 1
+                continue
+            cands, flags = found, found != target
+        else:
+            exclude = np.append(seq, target)  # everything the user touched in training
+            negs, is_hard = mix_negatives(ds.n_items, exclude, spec.n_candidates - 1, pool,
+                                          spec.hard_negatives, rng)
+            cands = np.append(negs, target)
+            flags = np.append(is_hard, False)
         order = rng.permutation(len(cands))
         cands, flags = cands[order], flags[order]
         rp = builder.build([items[c] for c in seq[:t]], [items[c] for c in cands])
@@ -117,6 +145,9 @@ def build_examples(split: LeaveOneOut, builder: RankPromptBuilder, spec: Example
             progress(k + 1, len(positions))
     if progress:
         progress(len(positions), len(positions))
+    if missed:
+        log.info("dropped %d of %d prefixes whose target the retriever missed", missed,
+                 len(positions))
     log.info("built %d training examples from %d users", len(out), len({e.user_id for e in out}))
     return out
 

@@ -15,8 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmrank.errors import ConfigError
 from llmrank.finetune.config import Recipe
-from llmrank.finetune.data import META_FILE, build_examples, describe, save_examples
+from llmrank.finetune.data import (
+    META_FILE,
+    build_examples,
+    describe,
+    example_positions,
+    save_examples,
+)
 from llmrank.finetune.negatives import (
     HardNegativeSource,
     build_retriever_negatives,
@@ -83,23 +90,23 @@ def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
     data_dir = recipe.out_dir() / "data"
     fp = data_fingerprint(recipe, model_path, builder.template.id)
     meta_path = data_dir / META_FILE
+    spec = recipe.examples
+    source_cache: list[HardNegativeSource | None] = []
+
+    def retriever() -> HardNegativeSource | None:
+        """The examples' retriever, built (or loaded) at most once and only when needed."""
+        if not source_cache:
+            source_cache.append(hard_source or _retriever_source(recipe, prepared, progress))
+        return source_cache[0]
+
     examples: datasets.Dataset
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
         log.info("reusing training examples in %s", data_dir)
         examples = load_examples(data_dir)
         meta = json.loads(meta_path.read_text())
     else:
-        spec = recipe.examples
-        source = hard_source
-        if source is None and spec.hard_negatives > 0 and spec.retriever_path:
-            source = load_retriever_negatives(spec.retriever_path)
-        elif source is None and spec.hard_negatives > 0 and spec.retriever != "none":
-            if progress:
-                progress(f"building {spec.retriever} retriever for hard negatives", 0, 1)
-            source = build_retriever_negatives(spec.retriever, prepared.split,
-                                               spec.retriever_options)
-            if progress:
-                progress(f"building {spec.retriever} retriever for hard negatives", 1, 1)
+        needs = spec.hard_negatives > 0 or spec.candidates == "retrieved"
+        source = retriever() if needs else hard_source
 
         def step(done: int, total: int) -> None:
             if progress:
@@ -113,16 +120,40 @@ def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
             "template_version": builder.template.version, "prompt": recipe.to_dict()["prompt"],
             "examples": recipe.to_dict()["examples"], "seed": recipe.seed,
             "hard_source": type(source).__name__ if source is not None else None,
+            "prefixes": len(example_positions(prepared.split, spec)),
         }
         save_examples(rows, data_dir, meta)
         meta["summary"] = describe(rows)
         examples = load_examples(data_dir)
     sample = None
-    if recipe.validation.users > 0:
-        sample = validation_sample(prepared.split, recipe.validation.users,
-                                   n_negatives=recipe.validation.n_negatives, seed=recipe.seed)
+    val = recipe.validation
+    if val.users > 0:
+        by_retriever = retriever() if val.protocol == "retrieved" else None
+        if val.protocol == "retrieved" and by_retriever is None:
+            raise ConfigError("validation.protocol = 'retrieved' needs a retriever "
+                              "(examples.retriever or examples.retriever_path)")
+        sample = validation_sample(prepared.split, val.users, n_negatives=val.n_negatives,
+                                   seed=recipe.seed, retriever=by_retriever)
     return PreparedRun(recipe, prepared, model_path, prompt_model, builder, examples,
                        data_dir, meta, sample)
+
+
+def _retriever_source(recipe: Recipe, prepared: PreparedData,
+                      progress: Progress | None) -> HardNegativeSource | None:
+    """The recipe's retriever: a saved one (``retriever_path``), or one built on the
+    validation-stage visible data; None when the recipe names none."""
+    spec = recipe.examples
+    if spec.retriever_path:
+        return load_retriever_negatives(spec.retriever_path)
+    if spec.retriever == "none":
+        return None
+    what = f"building {spec.retriever} retriever"
+    if progress:
+        progress(what, 0, 1)
+    source = build_retriever_negatives(spec.retriever, prepared.split, spec.retriever_options)
+    if progress:
+        progress(what, 1, 1)
+    return source
 
 
 def tokenize_sft(examples: datasets.Dataset, prompt_model: TokenizerPromptModel) -> datasets.Dataset:

@@ -22,6 +22,7 @@ from llmrank.data.candidates import random_candidates
 from llmrank.data.splits import LeaveOneOut
 from llmrank.eval.metrics import metrics_from_ranks, target_ranks
 from llmrank.finetune.config import ValidationSpec
+from llmrank.finetune.negatives import HardNegativeSource
 from llmrank.records import Item
 from llmrank.rerank.prompt import RankPromptBuilder
 from llmrank.rerank.scorer import LabelScorer, RankInput
@@ -45,11 +46,18 @@ class ValidationSample:
 
 
 def validation_sample(split: LeaveOneOut, n_users: int, *, n_negatives: int = 19,
-                      seed: int = 0) -> ValidationSample:
-    """``n_users`` evaluable users drawn with a seeded RNG (all when fewer), sorted; their
-    candidates are the eval harness's (same ``random_candidates`` call and seed)."""
+                      seed: int = 0, retriever: HardNegativeSource | None = None
+                      ) -> ValidationSample:
+    """``n_users`` evaluable users drawn with a seeded RNG (all when fewer), sorted. Without
+    ``retriever`` their candidates are the eval harness's 20-candidate lists (same
+    ``random_candidates`` call and seed); with one, its top ``n_negatives + 1`` for the
+    validation-stage history, drawn among the users whose validation target it retrieved."""
     ds = split.dataset
     eligible = split.eval_users()
+    retrieved: dict[int, np.ndarray] = {}
+    if retriever is not None:
+        retrieved = _retrieved_lists(split, eligible, n_negatives + 1, retriever)
+        eligible = np.asarray(sorted(retrieved), dtype=np.int64)
     rng = np.random.default_rng([seed, _SAMPLE_SALT])
     users = np.sort(rng.choice(eligible, size=min(n_users, len(eligible)), replace=False))
     items = [ds.items[i] for i in ds.item_ids]
@@ -57,12 +65,28 @@ def validation_sample(split: LeaveOneOut, n_users: int, *, n_negatives: int = 19
     histories, cands, cols = [], [], []
     for u in users.tolist():
         target = split.target(u, "valid")
-        c = random_candidates(ds.n_items, target, hists[u], n_negatives=n_negatives, seed=seed,
-                              user=u)
+        c = retrieved[u] if retriever is not None else random_candidates(
+            ds.n_items, target, hists[u], n_negatives=n_negatives, seed=seed, user=u)
         histories.append([items[i] for i in split.history(u, "valid")])
         cands.append([items[i] for i in c])
         cols.append(int(np.flatnonzero(c == target)[0]))
     return ValidationSample(users, histories, cands, np.asarray(cols, dtype=np.int64))
+
+
+def _retrieved_lists(split: LeaveOneOut, users: np.ndarray, n: int,
+                     retriever: HardNegativeSource) -> dict[int, np.ndarray]:
+    """User code -> the retriever's top ``n`` (codes) for users whose target is in it."""
+    ds = split.dataset
+    histories = [[ds.item_ids[c] for c in split.history(int(u), "valid")] for u in users]
+    tops = retriever.top_items(histories, n)
+    out: dict[int, np.ndarray] = {}
+    for u, row in zip(users.tolist(), tops, strict=True):
+        codes = np.asarray([ds.item_code(i) for i in row[:n] if ds.has_item(i)], np.int64)
+        if split.target(u, "valid") in codes.tolist():
+            out[u] = codes
+    log.info("validation: retriever top-%d holds the target for %d of %d users", n, len(out),
+             len(users))
+    return out
 
 
 def score_sample(llm: Any, builder: RankPromptBuilder, sample: ValidationSample, *,
