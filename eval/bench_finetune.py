@@ -12,11 +12,21 @@ leave-one-out. Stages run one at a time (the machine is shared) and each writes 
         [--users N --cand-users N --valid-users N --parts tuned-retriever,tuned-candidates,...]
     nice -n 10 python eval/bench_finetune.py crossdomain --from-adapter ml-small-sft --steps 25 --users 60
     python eval/bench_finetune.py report      # markdown tables from the JSON outputs
+
+The retriever-candidates recipe (training and validation on the retriever top-20 protocol):
+
+    nice -n 10 python eval/bench_finetune.py train --recipe finetune/sft_ml_small_retrieved.toml
+    nice -n 10 python eval/bench_finetune.py evaluate --recipe finetune/sft_ml_small_retrieved.toml \
+        --adapter eval/out/finetune/sft-ml-small-retrieved/adapter --eval-file evaluate_retrieved.json \
+        --valid-users 300 --parts tuned-retriever,blend,zero-shot-retriever
+    python eval/bench_finetune.py report --recipe finetune/sft_ml_small_retrieved.toml \
+        --run-dir eval/out/finetune/sft-ml-small-retrieved --eval-file evaluate_retrieved.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -37,6 +47,7 @@ from bench_finetune_lib import (
     plot_validation,
     prepared,
     report,
+    retrieved_validation_reference,
     retriever_dir,
     retriever_ranker,
     sampled_split,
@@ -120,7 +131,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     """Zero-shot vs tuned under the 20-candidate and retriever top-20 protocols (test stage,
     seeded user samples), the retriever alone under full ranking, and the blend weight of the
     retriever's scores chosen on validation users. Parts run in ``--parts`` order (most
-    important first) and ``evaluate.json`` is rewritten after each, so a cut-off run still
+    important first) and ``--eval-file`` (evaluate.json) is rewritten after each, so a cut-off run still
     leaves every finished number; a rerun resumes from the score caches and checkpoints.
 
     Full pipeline (retriever -> top 20 -> reranker) under full-ranking leave-one-out: its
@@ -171,7 +182,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 k: _summ(res[k])["metrics"] for k in ("tuned/retriever", "tuned-blend/retriever",
                                                       "zero-shot/retriever") if k in res}
         results["paired"] = paired
-        write_json(out / "evaluate.json", results)
+        write_json(out / args.eval_file, results)
 
     def part(name: str, fn: Any) -> None:
         t = time.perf_counter()
@@ -235,7 +246,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if name not in jobs:
             raise SystemExit(f"unknown part {name!r}; parts: {', '.join(PARTS)}")
         part(name, jobs[name])
-    log.info("wrote %s", out / "evaluate.json")
+    log.info("wrote %s", out / args.eval_file)
 
 
 def cmd_crossdomain(args: argparse.Namespace) -> None:
@@ -268,11 +279,19 @@ def cmd_crossdomain(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     """Markdown tables for RESULTS.md section 6 from the JSON outputs, and the validation plot."""
     run_dir = Path(args.run_dir)
-    print(report(args.out, run_dir))
-    runs = {"ml-latest-small SFT": run_dir}
-    for label in ("from-adapter", "scratch"):
-        runs[f"ml-100k {label}"] = args.out / "crossdomain" / label
-    png = plot_validation(runs, Path("eval/plots/finetune_validation.png"))
+    print(report(args.out, run_dir, args.eval_file))
+    reference = retrieved_validation_reference(args.recipe, args.out)
+    if reference:  # a run validated on the retriever top-20 protocol: its own plot
+        print(f"\nretriever order on the same validation sample: {json.dumps(reference)}")
+        png = plot_validation({run_dir.name: run_dir},
+                              Path(f"eval/plots/finetune_validation_{run_dir.name}.png"),
+                              reference=("retriever order", reference["ndcg@10"]),
+                              ylabel="valid NDCG@10 (retriever top 20)")
+    else:
+        runs = {"ml-latest-small SFT": run_dir}
+        for label in ("from-adapter", "scratch"):
+            runs[f"ml-100k {label}"] = args.out / "crossdomain" / label
+        png = plot_validation(runs, Path("eval/plots/finetune_validation.png"))
     if png:
         print(f"\nplot: {png}")
 
@@ -299,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--user-seed", type=int, default=0, help="seed of the user samples")
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"evaluate: parts to run, in order (of {', '.join(PARTS)})")
+    ap.add_argument("--eval-file", default="evaluate.json",
+                    help="evaluate: output JSON under --out; report: the one to read")
     ap.add_argument("--retriever-root", type=Path, default=None,
                     help="folder holding retrievers/ (default --out)")
     args = ap.parse_args(argv)

@@ -178,10 +178,10 @@ def _pair(p: dict[str, Any] | None) -> str:
     return f"{p['diff']:+.4f}{rel} [{p['ci'][0]:+.4f}, {p['ci'][1]:+.4f}], p={p['p']:.3g}"
 
 
-def report(out: Path, run_dir: Path) -> str:
-    """Section-6 tables from evaluate.json, the training summary and validation.jsonl."""
+def report(out: Path, run_dir: Path, eval_file: str = "evaluate.json") -> str:
+    """Section-6 tables from ``eval_file``, the training summary and validation.jsonl."""
     lines: list[str] = []
-    ev_path = out / "evaluate.json"
+    ev_path = out / eval_file
     ev = json.loads(ev_path.read_text()) if ev_path.is_file() else {}
     res, paired = ev.get("results", {}), ev.get("paired", {})
     if res:
@@ -237,13 +237,34 @@ def report(out: Path, run_dir: Path) -> str:
                                    "peak_memory_mb", "device", "threads")}))
     val = run_dir / "validation.jsonl"
     if val.is_file():
-        lines += ["", "validation (100 valid users, 20 candidates): step: NDCG@10 (label NLL)"]
+        lines += ["", "validation (the recipe's sample): step: NDCG@10 (label NLL)"]
         for rec in map(json.loads, val.read_text().splitlines()):
             lines.append(f"- step {rec['step']}: {rec['ndcg@10']:.4f} ({rec['label_nll']:.3f}), {rec['seconds']}s")
     return "\n".join(lines)
 
 
-def plot_validation(run_dirs: dict[str, Path], path: Path) -> Path | None:
+def retrieved_validation_reference(recipe_path: str, out: Path) -> dict[str, float] | None:
+    """For a recipe validated on the retriever top-N protocol: the metrics of the
+    retriever's own order on the same validation sample (what the reranker must beat)."""
+    from llmrank.finetune.config import load_recipe
+    from llmrank.finetune.negatives import load_retriever_negatives
+    from llmrank.finetune.validation import metrics_for, validation_sample
+
+    recipe = load_recipe(recipe_path)
+    val = recipe.validation
+    if val.protocol != "retrieved" or val.users <= 0:
+        return None
+    data = prepared(recipe.data.dataset, recipe.data.kcore)
+    source = load_retriever_negatives(str(recipe.examples.retriever_path or retriever_dir(out, "valid")))
+    sample = validation_sample(data.split, val.users, n_negatives=val.n_negatives, seed=recipe.seed,
+                               retriever=source)
+    order = -np.tile(np.arange(val.n_negatives + 1, dtype=np.float64), (len(sample), 1))
+    return metrics_for(order, sample.target_cols)
+
+
+def plot_validation(run_dirs: dict[str, Path], path: Path,
+                    reference: tuple[str, float] = ("random order", 0.2272),
+                    ylabel: str = "valid NDCG@10 (20 candidates)") -> Path | None:
     """NDCG@10 on the validation sample against the training step, one line per run."""
     import matplotlib
 
@@ -262,9 +283,9 @@ def plot_validation(run_dirs: dict[str, Path], path: Path) -> Path | None:
     if not drawn:
         plt.close(fig)
         return None
-    ax.axhline(0.2272, color="grey", ls="--", lw=1, label="random order (0.2272)")
+    ax.axhline(reference[1], color="grey", ls="--", lw=1, label=f"{reference[0]} ({reference[1]:.4f})")
     ax.set_xlabel("training step (4 examples each)")
-    ax.set_ylabel("valid NDCG@10 (20 candidates)")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
