@@ -121,8 +121,12 @@ def main(argv: list[str] | None = None) -> None:
                                    embedder=text.embedder,
                                    fusion=FusionConfig(half_life=args.half_life, pseudo_cold=0.0))
     fixed = {}
-    specs = list(args.fixed_cold) + [floor_point(fused.report["cold"], f)
-                                     for f in args.cold_recall_floor]
+    specs = list(args.fixed_cold)
+    for f in args.cold_recall_floor:
+        try:
+            specs.append(floor_point(fused.report["cold"], f))
+        except SystemExit as exc:  # a floor this dataset cannot reach: report, keep the rest
+            log.warning("%s; skipped", exc)
     for spec in specs:
         a, o, g = (float(x) for x in spec.split(","))
         fixed[f"fused({spec})"] = FusedRetriever.build(
