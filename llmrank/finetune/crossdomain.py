@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmrank.errors import ConfigError, ModelError
 from llmrank.finetune.config import Recipe, recipe_from_dict
 
 if TYPE_CHECKING:
     from llmrank.eval.stats import PairedResult
+    from llmrank.finetune.artifacts import AdapterManifest
     from llmrank.finetune.sft import TrainResult
 
 log = logging.getLogger(__name__)
@@ -48,9 +51,41 @@ def _best(result: TrainResult) -> float:
     return float(result.best["value"]) if result.best else float("nan")
 
 
-def variants(recipe: Recipe, base_adapter: str) -> tuple[Recipe, Recipe]:
-    """The two recipes: identical but for the starting adapter and the output folders."""
+def check_base_adapter(recipe: Recipe, base_adapter: str) -> AdapterManifest:
+    """The base adapter's manifest, once it is known to fit ``recipe``: same base model (its
+    LoRA weights are deltas of that model), same prompt template, version and candidate text
+    (the format it learned). Checked before any data preparation or training, so a wrong
+    start fails in seconds. ModelError: missing adapter or other base model; ConfigError:
+    other prompt format."""
+    from llmrank.finetune.artifacts import read_manifest
+    from llmrank.models.resolve import resolve_model
+    from llmrank.prompts.store import load_template
+
+    manifest = read_manifest(base_adapter)  # ModelError when absent or not saved by llmrank
+    model_path = resolve_model(recipe.base_model)
+    same_path = Path(manifest.base_model_path).resolve() == Path(model_path).resolve()
+    if not (same_path or manifest.base_model == recipe.base_model):
+        raise ModelError(f"adapter {base_adapter!r} was trained on {manifest.base_model_path!r}, "
+                         f"the recipe trains {model_path!r}: a LoRA adapter only fits its base model")
+    template = load_template(recipe.prompt.template)
+    theirs = (manifest.template, manifest.template_version, manifest.prompt.get("candidate_text"))
+    ours = (template.name, template.version, recipe.prompt.candidate_text)
+    if theirs != ours:
+        raise ConfigError(f"adapter {base_adapter!r} learned prompts (template, version, "
+                          f"candidate_text) = {theirs}, the recipe renders {ours}")
+    return manifest
+
+
+def variants(recipe: Recipe, base_adapter: str,
+             lora: dict[str, Any] | None = None) -> tuple[Recipe, Recipe]:
+    """The two recipes: identical but for the starting adapter and the output folders.
+    ``lora`` (the base adapter's LoRA settings) replaces the recipe's in both: the
+    transferred run inherits the adapter's shape, so the scratch run must get it too."""
     raw = recipe.to_dict()
+    if lora:
+        if lora != raw["lora"]:
+            log.info("cross-domain: both runs use the base adapter's LoRA settings %s", lora)
+        raw["lora"] = lora
     out = recipe.out_dir()
     name = recipe.adapter_name or recipe.name
     transferred = recipe_from_dict({**raw, "from_adapter": base_adapter, "name": f"{recipe.name}-from-adapter",
@@ -67,8 +102,9 @@ def run_transfer(recipe: Recipe, base_adapter: str, *, resume: bool = False,
     from llmrank.finetune.sft import train_sft
 
     if recipe.validation.users <= 0:
-        raise ValueError("a transfer comparison needs validation users (validation.users > 0)")
-    transferred, scratch = variants(recipe, base_adapter)
+        raise ConfigError("a transfer comparison needs validation users (validation.users > 0)")
+    manifest = check_base_adapter(recipe, base_adapter)
+    transferred, scratch = variants(recipe, base_adapter, manifest.lora)
     log.info("cross-domain: training from adapter %s", base_adapter)
     a = train_sft(transferred, resume=resume, **train_kwargs)
     log.info("cross-domain: training from scratch with the same budget")
@@ -80,4 +116,4 @@ def run_transfer(recipe: Recipe, base_adapter: str, *, resume: bool = False,
     return TransferResult(a, b, recipe.validation.metric, paired)
 
 
-__all__ = ["TransferResult", "run_transfer", "variants"]
+__all__ = ["TransferResult", "check_base_adapter", "run_transfer", "variants"]
