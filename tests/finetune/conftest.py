@@ -43,13 +43,24 @@ def home(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def recipe_factory(tiny_model_dir, ml100k_dir):
+    """``tiny_recipe`` bound to the tiny model and ml-100k, for module-scoped runs that
+    several tests share (the caller gives the output folder)."""
+
+    def make(out: Path, **overrides: Any):
+        return tiny_recipe(tiny_model_dir, out, ml100k_dir, **overrides)
+
+    return make
+
+
 @pytest.fixture()
-def make_recipe(tiny_model_dir, ml100k_dir, tmp_path):
+def make_recipe(recipe_factory, tmp_path):
     """A factory of recipes that train the tiny model for a few steps on 12 ml-100k users
     (5 candidates, so prompts stay short for the tiny tokenizer)."""
 
     def make(out: Path | None = None, **overrides: Any):
-        return tiny_recipe(tiny_model_dir, out or tmp_path / "run", ml100k_dir, **overrides)
+        return recipe_factory(out or tmp_path / "run", **overrides)
 
     return make
 
