@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmrank.errors import ConfigError
 from llmrank.finetune.config import Recipe
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def finetune(recipe: Recipe, *, resume: bool = False, compare_scratch: bool = Fa
     transfer = None
     if compare_scratch:
         if not recipe.from_adapter or recipe.mode != "sft":
-            raise ValueError("a cross-domain comparison needs an SFT recipe with from_adapter")
+            raise ConfigError("a cross-domain comparison needs an SFT recipe with from_adapter")
         from llmrank.finetune.crossdomain import run_transfer
 
         transfer = run_transfer(recipe, recipe.from_adapter, resume=resume, progress=progress,

@@ -152,10 +152,10 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
         attach,
         common_args,
         finish,
-        last_checkpoint,
         load_model,
         lora_config,
         pick_device,
+        resume_point,
         tensorboard_dir,
         torch_threads,
     )
@@ -178,12 +178,12 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
             recipe.lora, int(model.config.num_hidden_layers))
         args = DPOConfig(**common_args(recipe, device, out, show), beta=recipe.dpo.beta,
                          loss_type=[recipe.dpo.loss_type], max_length=None)
-        validation, cb = _validation(recipe, run, out)
+        checkpoint = resume_point(out, resume)
+        validation, cb = _validation(recipe, run, out, fresh=checkpoint is None)
         trainer = DPOTrainer(model=model, args=args, train_dataset=to_dpo_dataset(pairs),
                              processing_class=run.prompt_model.tokenizer, peft_config=peft_cfg,
                              callbacks=[*([cb] if cb else []), *callbacks])
         attach(trainer, cb, show)
-        checkpoint = last_checkpoint(out / "checkpoints") if resume else None
         start = time.perf_counter()
         with tensorboard_dir(out / "tensorboard"):
             trainer.train(resume_from_checkpoint=checkpoint)

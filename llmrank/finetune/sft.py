@@ -223,15 +223,13 @@ def train_sft(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
         args = SFTConfig(**common_args(recipe, device, out, show), completion_only_loss=True,
                          packing=False, max_length=None, dataset_num_proc=None,
                          shuffle_dataset=True)
-        validation, cb = _validation(recipe, run, out)
+        checkpoint = resume_point(out, resume)
+        validation, cb = _validation(recipe, run, out, fresh=checkpoint is None)
         tokenizer = run.prompt_model.tokenizer
         trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds,
                              processing_class=tokenizer, peft_config=peft_cfg,
                              callbacks=[*([cb] if cb else []), *callbacks])
         attach(trainer, cb, show)
-        checkpoint = last_checkpoint(out / "checkpoints") if resume else None
-        if resume and checkpoint is None:
-            log.info("no checkpoint in %s: starting from scratch", out / "checkpoints")
         start = time.perf_counter()
         with tensorboard_dir(out / "tensorboard"):
             trainer.train(resume_from_checkpoint=checkpoint)
@@ -239,14 +237,23 @@ def train_sft(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
         return finish(recipe, run, trainer, validation, device, seconds, checkpoint)
 
 
-def _validation(recipe: Recipe, run: PreparedRun, out: Path) -> tuple[RankingValidation | None, Any]:
+def resume_point(out: Path, resume: bool) -> str | None:
+    """The checkpoint to resume from (None: a fresh run)."""
+    checkpoint = last_checkpoint(out / "checkpoints") if resume else None
+    if resume and checkpoint is None:
+        log.info("no checkpoint in %s: starting from scratch", out / "checkpoints")
+    return checkpoint
+
+
+def _validation(recipe: Recipe, run: PreparedRun, out: Path, *,
+                fresh: bool) -> tuple[RankingValidation | None, Any]:
     if run.validation is None or recipe.validation.users <= 0:
         return None, None
     from llmrank.finetune.prompting import make_builder
 
     validation = RankingValidation(
         run.validation, lambda llm: make_builder(llm, recipe.prompt), run.model_path,
-        recipe.validation, out, seed=recipe.seed)
+        recipe.validation, out, seed=recipe.seed, fresh=fresh)
     return validation, make_callback(validation, recipe.validation.every)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -123,11 +124,12 @@ def metrics_for(scores: np.ndarray, target_cols: np.ndarray) -> dict[str, float]
 
 class RankingValidation:
     """Runs the validation of one training run, logs each result to ``validation.jsonl``
-    and keeps the best adapter in ``<out>/best`` (restored on resume from ``best.json``)."""
+    and keeps the best adapter in ``<out>/best`` (restored on resume from ``best.json``;
+    ``fresh`` clears both, for a run that does not resume)."""
 
     def __init__(self, sample: ValidationSample, make_builder: Callable[[Any], RankPromptBuilder],
                  tokenizer_path: str, spec: ValidationSpec, out_dir: Path, *, seed: int = 0,
-                 adapter_names: Sequence[str] = ("default",)) -> None:
+                 adapter_names: Sequence[str] = ("default",), fresh: bool = False) -> None:
         self.sample = sample
         self.make_builder = make_builder
         self.tokenizer_path = tokenizer_path
@@ -137,6 +139,9 @@ class RankingValidation:
         self.adapter_names = list(adapter_names)
         self.best_dir = self.out_dir / "best"
         self.best: dict[str, Any] | None = None
+        if fresh:  # a new run into an old folder must not inherit that run's best or log
+            shutil.rmtree(self.best_dir, ignore_errors=True)
+            (self.out_dir / "validation.jsonl").unlink(missing_ok=True)
         best_json = self.best_dir / "best.json"
         if best_json.is_file():
             self.best = json.loads(best_json.read_text(encoding="utf-8"))
