@@ -87,11 +87,15 @@ def variants(recipe: Recipe, base_adapter: str,
             log.info("cross-domain: both runs use the base adapter's LoRA settings %s", lora)
         raw["lora"] = lora
     out = recipe.out_dir()
-    name = recipe.adapter_name or recipe.name
+    name = recipe.adapter_name  # publish both adapters only when the recipe publishes one
+
+    def published(suffix: str) -> str | None:
+        return f"{name}-{suffix}" if name else None
+
     transferred = recipe_from_dict({**raw, "from_adapter": base_adapter, "name": f"{recipe.name}-from-adapter",
-                                    "out": str(out / "from-adapter"), "adapter_name": f"{name}-from-adapter"})
+                                    "out": str(out / "from-adapter"), "adapter_name": published("from-adapter")})
     scratch = recipe_from_dict({**raw, "from_adapter": None, "name": f"{recipe.name}-scratch",
-                                "out": str(out / "scratch"), "adapter_name": f"{name}-scratch"})
+                                "out": str(out / "scratch"), "adapter_name": published("scratch")})
     return transferred, scratch
 
 

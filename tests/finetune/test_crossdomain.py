@@ -197,3 +197,16 @@ def test_bad_input_fails_before_any_training(case, recipe_factory, base_adapter,
     with pytest.raises(error, match=match):
         run_transfer(recipe, str(adapter))
     assert not recipe.out_dir().exists()  # failed before preparing data or training
+
+
+def test_variants_publish_only_when_the_recipe_publishes(tmp_path):
+    from llmrank.finetune.config import load_recipe
+    from llmrank.finetune.crossdomain import variants
+
+    quiet = load_recipe({"name": "t", "out": str(tmp_path)})
+    assert [r.adapter_name for r in variants(quiet, "base")] == [None, None]
+    named = load_recipe({"name": "t", "out": str(tmp_path), "adapter_name": "ml100k"})
+    a, b = variants(named, "base")
+    assert (a.adapter_name, b.adapter_name) == ("ml100k-from-adapter", "ml100k-scratch")
+    assert a.from_adapter == "base" and b.from_adapter is None
+    assert a.out_dir() != b.out_dir()
