@@ -70,15 +70,31 @@ def cmd_train(args: argparse.Namespace) -> None:
     overrides: dict[str, Any] = {"examples.retriever_path": str(retriever_dir(args.out, "valid"))}
     if args.steps:
         overrides["train.max_steps"] = args.steps
+    overrides.update(parse_sets(args.set))
     recipe = load_recipe(args.recipe, overrides)
     result = train_sft(recipe, resume=args.resume)
     write_json(args.out / f"train_{recipe.name}.json", result.summary())
 
 
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``--set key=value`` recipe overrides (dotted keys; values parsed as JSON when they parse)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants key=value, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
 def _ranker(adapter: str | None, label: str, out: Path, prompt: Any) -> Any:
     from llmrank.finetune.evaluate import RerankRanker
 
-    cache = out / "cache" / f"{label}-{adapter_tag(adapter)}.jsonl"
+    # the base model scores the same whatever the label: one cache for every zero-shot use
+    cache = out / "cache" / f"{'zero-shot' if adapter is None else label}-{adapter_tag(adapter)}.jsonl"
     return RerankRanker("default", adapter, name=label, prompt=prompt, batch_size=4,
                         cache_path=cache)
 
@@ -109,13 +125,15 @@ def _paired(a: Any, b: Any, mask: Any = None, seed: int = 0) -> dict[str, Any]:
     return out
 
 
-def _prompt_spec(adapter: str, recipe: str) -> Any:
+def _prompt_spec(adapter: str | None, recipe: str) -> Any:
     """The adapter's prompt settings (manifest); an adapter without one (e.g. the training
-    run's ``best`` folder) is read with its recipe's settings."""
+    run's ``best`` folder) and the base model are read with the recipe's settings."""
     from llmrank.errors import ModelError
     from llmrank.finetune.artifacts import read_manifest
     from llmrank.finetune.config import load_recipe
 
+    if adapter is None:
+        return load_recipe(recipe).prompt
     try:
         return read_manifest(adapter).prompt_spec()
     except ModelError:
@@ -142,8 +160,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     data = prepared(args.dataset, args.kcore)
     split, out = data.split, args.out
     rroot = args.retriever_root or out
-    spec = _prompt_spec(args.adapter, args.recipe)
-    tag = adapter_tag(args.adapter)
+    adapter = None if args.adapter.lower() == "none" else args.adapter
+    spec = _prompt_spec(adapter, args.recipe)
+    tag = adapter_tag(adapter)
     retr = retriever_ranker(rroot, "valid")
     retr.fit(split, "test")
     rsplit = sampled_split(split, args.users, args.user_seed)
@@ -152,14 +171,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     cand = {"name": "candidates", "stage": "test"}
     rtop = {"name": "retriever", "stage": "test", "retriever": "fused"}
     results: dict[str, Any] = {
-        "prompt": spec.__dict__, "adapter": args.adapter, "adapter_tag": tag,
+        "prompt": spec.__dict__, "adapter": adapter, "adapter_tag": tag,
         "data": data.describe(), "user_seed": args.user_seed,
         "n_users": {"retriever_protocol_and_full": len(rsplit.eval_users()),
                     "candidates": len(csplit.eval_users()), "valid_blend": len(vsplit.eval_users())},
         "command": " ".join(sys.argv), "parts": {}}
     ck = out / "checkpoints"
     res: dict[str, Any] = {}
-    tuned = _ranker(args.adapter, "tuned", out, spec)
+    tuned = _ranker(adapter, "tuned", out, spec)
     zero = _ranker(None, "zero-shot", out, spec)
 
     def save() -> None:
@@ -306,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--adapter", default="eval/out/finetune/sft-ml-small/adapter")
+    ap.add_argument("--adapter", default="eval/out/finetune/sft-ml-small/adapter",
+                    help="evaluate: the adapter as 'tuned'; 'none' = the base model (zero-shot + blend)")
     ap.add_argument("--from-adapter", default="ml-small-sft")
     ap.add_argument("--run-dir", default="eval/out/finetune/sft-ml-small", help="report: training run folder")
     ap.add_argument("--users", type=int, default=None,
@@ -318,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--user-seed", type=int, default=0, help="seed of the user samples")
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"evaluate: parts to run, in order (of {', '.join(PARTS)})")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="train: recipe override, e.g. --set train.learning_rate=5e-5 (repeatable)")
     ap.add_argument("--eval-file", default="evaluate.json",
                     help="evaluate: output JSON under --out; report: the one to read")
     ap.add_argument("--retriever-root", type=Path, default=None,
