@@ -299,6 +299,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     """Markdown tables for RESULTS.md section 6 from the JSON outputs, and the validation plot."""
     run_dir = Path(args.run_dir)
     print(report(args.out, run_dir, args.eval_file))
+    if not (run_dir / "validation.jsonl").is_file():
+        return  # no training run to plot (e.g. a zero-shot evaluation's report)
     reference = retrieved_validation_reference(args.recipe, args.out)
     if reference:  # a run validated on the retriever top-20 protocol: its own plot
         print(f"\nretriever order on the same validation sample: {json.dumps(reference)}")
