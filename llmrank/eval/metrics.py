@@ -94,8 +94,9 @@ def target_ranks(
     return ranks
 
 
-def rank_of(ranked: Sequence[int] | np.ndarray, target: int) -> float:
-    """1-based position of ``target`` in an already ranked list, ``inf`` if absent."""
+def rank_of(ranked: Sequence[int] | Sequence[str] | np.ndarray, target: int | str) -> float:
+    """1-based position of ``target`` (an item code or id) in an already ranked list,
+    ``inf`` if absent."""
     hits = np.flatnonzero(np.asarray(ranked) == target)
     return float(hits[0] + 1) if len(hits) else float("inf")
 
