@@ -304,7 +304,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     reference = retrieved_validation_reference(args.recipe, args.out)
     if reference:  # a run validated on the retriever top-20 protocol: its own plot
         print(f"\nretriever order on the same validation sample: {json.dumps(reference)}")
-        png = plot_validation({run_dir.name: run_dir},
+        runs = {run_dir.name: run_dir, **{Path(d).name: Path(d) for d in args.compare}}
+        png = plot_validation(runs,
                               Path(f"eval/plots/finetune_validation_{run_dir.name}.png"),
                               reference=("retriever order", reference["ndcg@10"]),
                               ylabel="valid NDCG@10 (retriever top 20)")
@@ -342,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"evaluate: parts to run, in order (of {', '.join(PARTS)})")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="train: recipe override, e.g. --set train.learning_rate=5e-5 (repeatable)")
+    ap.add_argument("--compare", action="append", default=[], metavar="RUN_DIR",
+                    help="report: more training runs on the same retrieved validation sample to plot")
     ap.add_argument("--eval-file", default="evaluate.json",
                     help="evaluate: output JSON under --out; report: the one to read")
     ap.add_argument("--retriever-root", type=Path, default=None,
