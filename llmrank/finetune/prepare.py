@@ -7,6 +7,7 @@ resumed run trains on the very same examples and does not rebuild a retriever.""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -91,13 +92,11 @@ def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
     fp = data_fingerprint(recipe, model_path, builder.template.id)
     meta_path = data_dir / META_FILE
     spec = recipe.examples
-    source_cache: list[HardNegativeSource | None] = []
 
+    @functools.cache
     def retriever() -> HardNegativeSource | None:
         """The examples' retriever, built (or loaded) at most once and only when needed."""
-        if not source_cache:
-            source_cache.append(hard_source or _retriever_source(recipe, prepared, progress))
-        return source_cache[0]
+        return hard_source or _retriever_source(recipe, prepared, progress)
 
     examples: datasets.Dataset
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fp:

@@ -80,3 +80,36 @@ def tiny_recipe(model_dir: Path, out: Path, ml100k_dir: Path, **overrides: Any):
     }
     base.update(overrides)
     return load_recipe(None, base)
+
+
+class PrefixOracle:
+    """A retriever stand-in: for each training prefix, the rare ``pool`` items in order, with
+    the true next item put at rank 3 for users of even code (missed for odd codes)."""
+
+    def __init__(self, split, pool):
+        ds = split.dataset
+        self.pool = list(pool)
+        self.next = {}
+        for u in range(ds.n_users):
+            seq = [ds.item_ids[c] for c in split.train[u]]
+            for t in range(len(seq)):
+                self.next[tuple(seq[:t])] = (u, seq[t])
+            valid = split.valid_target[u]
+            if valid >= 0:
+                self.next[tuple(seq)] = (u, ds.item_ids[valid])
+
+    def top_items(self, histories, k):
+        rows = []
+        for h in histories:
+            u, nxt = self.next[tuple(h)]
+            row = [i for i in self.pool if i != nxt]
+            if u % 2 == 0:
+                row.insert(2, nxt)
+            rows.append(row[:k])
+        return rows
+
+
+@pytest.fixture(scope="session")
+def prefix_oracle():
+    """The PrefixOracle class (a retriever stand-in that knows each prefix's next item)."""
+    return PrefixOracle

@@ -118,36 +118,9 @@ def test_dataset_is_prompt_completion_on_disk(split100k, builder, tmp_path):
     assert (path / META_FILE).is_file()
 
 
-class PrefixOracle:
-    """A retriever stand-in: for each training prefix, the rare ``pool`` items in order, with
-    the true next item put at rank 3 for users of even code (missed for odd codes)."""
-
-    def __init__(self, split, pool):
-        ds = split.dataset
-        self.pool = list(pool)
-        self.next = {}
-        for u in range(ds.n_users):
-            seq = [ds.item_ids[c] for c in split.train[u]]
-            for t in range(len(seq)):
-                self.next[tuple(seq[:t])] = (u, seq[t])
-            valid = split.valid_target[u]
-            if valid >= 0:
-                self.next[tuple(seq)] = (u, ds.item_ids[valid])
-
-    def top_items(self, histories, k):
-        rows = []
-        for h in histories:
-            u, nxt = self.next[tuple(h)]
-            row = [i for i in self.pool if i != nxt]
-            if u % 2 == 0:
-                row.insert(2, nxt)
-            rows.append(row[:k])
-        return rows
-
-
-def test_retrieved_candidates_are_the_retrievers_top_n(split100k, builder):
+def test_retrieved_candidates_are_the_retrievers_top_n(split100k, builder, prefix_oracle):
     ds = split100k.dataset
-    source = PrefixOracle(split100k, ds.item_ids[-60:])
+    source = prefix_oracle(split100k, ds.item_ids[-60:])
     spec = ExampleSpec(candidates="retrieved", per_user=2, max_users=20, n_candidates=6)
     examples = build_examples(split100k, builder, spec, seed=0, hard_source=source)
     assert len(examples) == 20  # the 10 even users x 2 prefixes; odd users' targets missed
@@ -171,11 +144,11 @@ def test_retrieved_candidates_need_a_retriever(split100k, builder):
         build_examples(split100k, builder, ExampleSpec(candidates="retrieved", max_users=3))
 
 
-def test_validation_sample_on_retrieved_candidates(split100k):
+def test_validation_sample_on_retrieved_candidates(split100k, prefix_oracle):
     from llmrank.finetune.validation import validation_sample
 
     ds = split100k.dataset
-    source = PrefixOracle(split100k, ds.item_ids[-60:])
+    source = prefix_oracle(split100k, ds.item_ids[-60:])
     sample = validation_sample(split100k, 15, n_negatives=7, seed=0, retriever=source)
     assert len(sample) == 15
     for u, hist, cands, col in zip(sample.users, sample.histories, sample.candidates,
