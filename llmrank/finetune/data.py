@@ -27,7 +27,7 @@ from llmrank.data.candidates import user_rng
 from llmrank.data.splits import LeaveOneOut
 from llmrank.errors import ConfigError
 from llmrank.finetune.config import ExampleSpec
-from llmrank.finetune.negatives import HardNegativeSource, mix_negatives
+from llmrank.finetune.negatives import HardNegativeSource, mix_negatives, top_codes
 from llmrank.rerank.prompt import RankPromptBuilder
 
 if TYPE_CHECKING:
@@ -84,11 +84,9 @@ def _retriever_pools(split: LeaveOneOut, positions: Sequence[tuple[int, int]],
                           "(examples.retriever or examples.retriever_path)")
     if source is None or (not retrieved and spec.hard_negatives <= 0):
         return [[] for _ in positions]
-    ds = split.dataset
-    histories = [[ds.item_ids[c] for c in split.train[u][:t]] for u, t in positions]
     depth = spec.n_candidates if retrieved else spec.hard_depth + 1
-    tops = source.top_items(histories, depth + spec.per_user)
-    return [[ds.item_code(i) for i in row if ds.has_item(i)] for row in tops]
+    return top_codes(source, split, [split.train[u][:t] for u, t in positions],
+                     depth + spec.per_user)
 
 
 def retrieved_candidates(pool: Sequence[int], touched: np.ndarray, target: int,

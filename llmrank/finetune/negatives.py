@@ -44,6 +44,15 @@ class RetrieverNegatives:
         return out
 
 
+def top_codes(source: HardNegativeSource, split: LeaveOneOut,
+              histories: Sequence[Sequence[int] | np.ndarray], k: int) -> list[list[int]]:
+    """``source``'s top ``k`` for each history, in item codes (the source speaks dataset
+    ids; ids the dataset does not know are dropped)."""
+    ds = split.dataset
+    tops = source.top_items([[ds.item_ids[c] for c in h] for h in histories], k)
+    return [[ds.item_code(i) for i in row if ds.has_item(i)] for row in tops]
+
+
 def build_retriever_negatives(kind: str, split: LeaveOneOut,
                               options: dict[str, Any] | None = None) -> RetrieverNegatives:
     """Build retriever ``kind`` (a ``retrievers`` registry name) on the validation-stage

@@ -23,7 +23,7 @@ from llmrank.data.candidates import random_candidates
 from llmrank.data.splits import LeaveOneOut
 from llmrank.eval.metrics import metrics_from_ranks, target_ranks
 from llmrank.finetune.config import ValidationSpec
-from llmrank.finetune.negatives import HardNegativeSource
+from llmrank.finetune.negatives import HardNegativeSource, top_codes
 from llmrank.records import Item
 from llmrank.rerank.prompt import RankPromptBuilder
 from llmrank.rerank.scorer import LabelScorer, RankInput
@@ -77,14 +77,11 @@ def validation_sample(split: LeaveOneOut, n_users: int, *, n_negatives: int = 19
 def _retrieved_lists(split: LeaveOneOut, users: np.ndarray, n: int,
                      retriever: HardNegativeSource) -> dict[int, np.ndarray]:
     """User code -> the retriever's top ``n`` (codes) for users whose target is in it."""
-    ds = split.dataset
-    histories = [[ds.item_ids[c] for c in split.history(int(u), "valid")] for u in users]
-    tops = retriever.top_items(histories, n)
+    tops = top_codes(retriever, split, [split.history(int(u), "valid") for u in users], n)
     out: dict[int, np.ndarray] = {}
     for u, row in zip(users.tolist(), tops, strict=True):
-        codes = np.asarray([ds.item_code(i) for i in row[:n] if ds.has_item(i)], np.int64)
-        if split.target(u, "valid") in codes.tolist():
-            out[u] = codes
+        if split.target(u, "valid") in row[:n]:
+            out[u] = np.asarray(row[:n], dtype=np.int64)
     log.info("validation: retriever top-%d holds the target for %d of %d users", n, len(out),
              len(users))
     return out
