@@ -70,24 +70,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     overrides: dict[str, Any] = {"examples.retriever_path": str(retriever_dir(args.out, "valid"))}
     if args.steps:
         overrides["train.max_steps"] = args.steps
-    overrides.update(parse_sets(args.set))
+    from llmrank.cli.common import parse_key_values
+
+    overrides.update(parse_key_values(args.set))
     recipe = load_recipe(args.recipe, overrides)
     result = train_sft(recipe, resume=args.resume)
     write_json(args.out / f"train_{recipe.name}.json", result.summary())
-
-
-def parse_sets(pairs: list[str]) -> dict[str, Any]:
-    """``--set key=value`` recipe overrides (dotted keys; values parsed as JSON when they parse)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set wants key=value, got {pair!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
 
 
 def _ranker(adapter: str | None, label: str, out: Path, prompt: Any) -> Any:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -132,3 +132,18 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress]:
     )
     with progress:
         yield progress
+
+
+def parse_key_values(pairs: Sequence[str] | None, flag: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` flags (repeatable) as a dict; a VALUE that parses as JSON is read as
+    JSON (numbers, booleans, lists), anything else stays a string."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{flag} wants KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except ValueError:
+            out[key.strip()] = raw
+    return out

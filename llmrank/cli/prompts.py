@@ -8,8 +8,6 @@ tokenizer is loaded, never the weights, so rendering is quick."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,14 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_logging
+from llmrank.cli.common import (
+    JsonOpt,
+    VerboseOpt,
+    console,
+    parse_key_values,
+    print_json,
+    setup_logging,
+)
 from llmrank.cli.index import ConfigOpt, DataDirOpt, DatasetOpt
 from llmrank.cli.recommend import (
     AdapterOpt,
@@ -89,19 +94,6 @@ def _prompt_model(cfg: Config) -> Any:
     pmodel = TokenizerPromptModel.from_path(resolve_model(source), r.max_prompt_tokens)
     pmodel.model_id = source  # type: ignore[attr-defined]
     return pmodel
-
-
-def _parse_vars(pairs: Sequence[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"--var wants KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except ValueError:
-            out[key.strip()] = raw
-    return out
 
 
 @app.command("render")
@@ -191,7 +183,7 @@ def render(
     else:
         values: dict[str, Any] = {"catalog": f"{ds.name}, {ds.n_items} items", "user": user, "query": text,
                                   "history": [it.title for it in hist_items]}
-        values = {k: v for k, v in values.items() if k in names and v is not None} | _parse_vars(var)
+        values = {k: v for k, v in values.items() if k in names and v is not None} | parse_key_values(var, "--var")
         prompt = tmpl.render(**values).to_text(pmodel)
         out |= {"text": prompt, "prompt_tokens": pmodel.count_tokens(prompt), "inputs": values}
     if json_out:

@@ -7,7 +7,6 @@ The flags that pick data, index, retriever and LLM are shared with ``llmrank rer
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from llmrank.cli.common import (
     VerboseOpt,
     console,
     err_console,
+    parse_key_values,
     print_json,
     setup_logging,
     to_jsonable,
@@ -55,20 +55,6 @@ SetOpt = typer.Option(None, "--set", help="Config override KEY=VALUE with a dott
                       "reranker.options.base_url=http://127.0.0.1:8000/v1; VALUE is read as JSON when it parses.")
 
 
-def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"--set wants KEY=VALUE, got {pair!r}")
-        try:
-            value: Any = json.loads(raw)
-        except ValueError:
-            value = raw
-        out[key.strip()] = value
-    return out
-
-
 def pipeline_config(config: Path | None, *, dataset: str | None = None, data_dir: str | None = None,
                     index: Path | None = None, retriever: str | None = None, backend: str | None = None,
                     model: str | None = None, adapter: str | None = None, permutations: int | None = None,
@@ -80,7 +66,7 @@ def pipeline_config(config: Path | None, *, dataset: str | None = None, data_dir
         "reranker.backend": backend, "reranker.model": model, "reranker.adapter": adapter,
         "reranker.permutations": permutations, "reranker.enabled": rerank,
     }
-    return make_config(config, {**flags, **parse_sets(sets)})
+    return make_config(config, {**flags, **parse_key_values(sets)})
 
 
 @contextmanager

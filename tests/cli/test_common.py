@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def test_usage_error_is_a_message_not_a_traceback() -> None:
     proc = subprocess.run([sys.executable, "-m", "llmrank.cli.main", "retrieve"],
@@ -20,3 +22,15 @@ def test_unknown_option_is_a_usage_error() -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "--no-such-flag" in proc.stderr
+
+
+def test_parse_key_values_reads_json_values_and_rejects_bare_keys():
+    import typer
+
+    from llmrank.cli.common import parse_key_values
+
+    got = parse_key_values(["train.learning_rate=5e-5", "name=x", "a.b=[1, 2]", "flag=true"])
+    assert got == {"train.learning_rate": 5e-5, "name": "x", "a.b": [1, 2], "flag": True}
+    assert parse_key_values(None) == {}
+    with pytest.raises(typer.BadParameter, match="--var wants KEY=VALUE"):
+        parse_key_values(["oops"], "--var")
