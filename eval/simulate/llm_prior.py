@@ -1,13 +1,22 @@
-"""Small replay with the LLM reranker as the prior (section 7 of eval/RESULTS.md).
+"""Replay with the LLM reranker as the prior (section 7 of eval/RESULTS.md): does the LLM
+prior speed up learning compared with the same bandit started flat?
 
-Candidate pool: item-kNN's top 20 unseen items (same pool in every arm). Arms:
-  * prior "llm":  the pool rescored by the reranker (SmolLM2-135M zero-shot label scoring,
-    ``llmrank.finetune.evaluate.RerankRanker``; ``--adapter`` for a fine-tuned one);
-  * prior "knn":  the pool in item-kNN order and scores;
-and for each prior: greedy and Thompson sampling with that prior; plus Thompson started flat.
-LLM scores are cached (eval/out/llm_prior/llm_scores.jsonl), so a rerun costs no model call.
+Candidate pool: item-kNN's top 20 unseen items (same pool in every arm and under each prior).
+Priors:
+  * "llm": the pool rescored by the reranker (SmolLM2-135M zero-shot label scoring,
+    ``llmrank.finetune.evaluate.RerankRanker``; ``--adapter`` for a fine-tuned one), shown to
+    the LLM in retrieval order (what the recommender does) or, with ``--order shuffled``, in a
+    seeded random order (the LLM's own judgement: in retrieval order a position-biased LLM
+    partly echoes the retriever);
+  * "knn": the pool in item-kNN order and scores (a strong non-LLM prior, for reference).
+Arms under each prior: greedy, and ``--seeds`` seeds each of Thompson sampling with that
+prior and Thompson started flat (the seeds average out the bandit's own sampling noise; the
+requests are the same in every arm). Paired differences (prior - flat, seed-averaged hits per
+request) get 95% bootstrap intervals over requests, overall and over time.
+LLM scores are cached (<out>/llm_scores.jsonl), so a rerun costs no model call.
 
-    PYTHONPATH=. nice -n 10 python eval/simulate/llm_prior.py --steps 400
+    PYTHONPATH=. nice -n 10 python eval/simulate/llm_prior.py --steps 1000 --seeds 5 \\
+        --order shuffled --out eval/out/llm_prior_shuffled
 """
 
 from __future__ import annotations
@@ -17,23 +26,94 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from llmrank.config import DataConfig
 from llmrank.data import load_dataset
-from llmrank.explore.priors import ItemKNNPrior, RankerPrior, TwoStagePrior
-from llmrank.explore.replay import PolicySpec, ReplayConfig, replay
-from llmrank.explore.report import markdown, summarize, write_report
+from llmrank.explore.priors import ItemKNNPrior, Prior, RankerPrior, TwoStagePrior
+from llmrank.explore.replay import PolicySpec, ReplayConfig, ReplayResult, replay
+from llmrank.explore.report import _boot_mean
 
 HERE = Path(__file__).resolve().parent
 TS = {"prior_strength": 20.0, "base_rate": 0.02}
+PARTS = {"all": (0.0, 1.0), "first 10%": (0.0, 0.1), "first 25%": (0.0, 0.25),
+         "last 50%": (0.5, 1.0)}
+
+
+def specs(seeds: int) -> list[PolicySpec]:
+    out = [PolicySpec("greedy", "greedy")]
+    for s in range(seeds):
+        out.append(PolicySpec(f"thompson-s{s}", "thompson", {**TS, "seed": s}))
+        out.append(PolicySpec(f"thompson-flat-s{s}", "thompson", {**TS, "prior": "flat", "seed": s}))
+    return out
+
+
+def arm_hits(res: ReplayResult, arm: str) -> np.ndarray:
+    """(steps,) hit indicator averaged over the arm's seeds."""
+    rows = [t.hits for label, t in res.traces.items()
+            if label == arm or label.rsplit("-s", 1)[0] == arm]
+    return np.mean(np.asarray(rows, np.float64), axis=0)
+
+
+def part(x: np.ndarray, name: str) -> np.ndarray:
+    lo, hi = PARTS[name]
+    return x[round(lo * len(x)): round(hi * len(x))]
+
+
+def summary(res: ReplayResult) -> dict[str, Any]:
+    arms = {a: arm_hits(res, a) for a in ("greedy", "thompson", "thompson-flat")}
+    out: dict[str, Any] = {"steps": res.steps, "arms": {}, "thompson - thompson-flat": {}}
+    for arm, hits in arms.items():
+        out["arms"][arm] = {name: [float(part(hits, name).mean()), *_boot_mean(part(hits, name))]
+                            for name in PARTS}
+    diff = arms["thompson"] - arms["thompson-flat"]
+    for name in PARTS:
+        out["thompson - thompson-flat"][name] = [float(part(diff, name).mean()),
+                                                 *_boot_mean(part(diff, name))]
+    return out
+
+
+def markdown(label: str, s: dict[str, Any]) -> str:
+    head = "| prior | arm | " + " | ".join(PARTS) + " |\n|---|---|" + "---|" * len(PARTS) + "\n"
+    rows = []
+    for arm, cells in [*s["arms"].items(), ("thompson - flat (paired)", s["thompson - thompson-flat"])]:
+        sign = "+" if "paired" in arm else ""
+        fmt = f"{{:{sign}.4f}} [{{:{sign}.4f}}, {{:{sign}.4f}}]"
+        rows.append(f"| {label} | {arm} | " + " | ".join(fmt.format(*cells[n]) for n in PARTS) + " |")
+    return head + "\n".join(rows)
+
+
+def plot(curves: dict[str, dict[str, np.ndarray]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, arms in curves.items():
+        for arm, hits in arms.items():
+            steps = np.arange(1, len(hits) + 1)
+            style = "--" if arm == "thompson-flat" else ":" if arm == "greedy" else "-"
+            ax.plot(steps, np.cumsum(hits) / steps, style, label=f"{arm} ({label} prior)")
+    ax.set_xlabel("served requests")
+    ax.set_ylabel("cumulative hit rate (seed mean)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="ml-latest-small")
     ap.add_argument("--data-dir", default=str(HERE.parents[2] / "shared" / "datasets"))
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--order", choices=("retrieval", "shuffled"), default="retrieval")
     ap.add_argument("--adapter", default=None)
+    ap.add_argument("--priors", default="knn,llm")
     ap.add_argument("--out", default="eval/out/llm_prior")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -44,30 +124,35 @@ def main() -> None:
 
     ds = load_dataset(DataConfig(dataset=args.dataset, data_dir=args.data_dir))
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     cfg = ReplayConfig(k=5, n_candidates=20, warmup=0.5, max_steps=args.steps, lookahead=5,
                        embedding_dim=0, seed=0)
-    specs = [PolicySpec("greedy", "greedy"), PolicySpec("thompson", "thompson", dict(TS)),
-             PolicySpec("thompson-flat", "thompson", {**TS, "prior": "flat"})]
-    results = {}
-    for label, prior in (
-        ("knn", ItemKNNPrior()),
-        ("llm", TwoStagePrior(ItemKNNPrior(), RankerPrior(RerankRanker(
-            adapter=args.adapter, cache_path=out / "llm_scores.jsonl", batch_size=4)), n=20)),
-    ):
+    priors: dict[str, Prior] = {"knn": ItemKNNPrior()}
+    if "llm" in args.priors.split(","):
+        ranker = RerankRanker(adapter=args.adapter, cache_path=out / "llm_scores.jsonl", batch_size=4)
+        priors["llm"] = TwoStagePrior(ItemKNNPrior(), RankerPrior(ranker), n=20, order=args.order)
+    results, curves, tables = {}, {}, []
+    for label, prior in priors.items():
+        if label not in args.priors.split(","):
+            continue
         started = time.time()
 
         def tick(done: int, total: int, label: str = label, started: float = started) -> None:
             if done % 50 == 0 or done == total:
                 logging.info("%s prior: %d/%d requests, %.0fs", label, done, total, time.time() - started)
 
-        res = replay(ds, specs, prior, cfg, progress=tick)
-        summary = summarize(res)
-        write_report(summary, out / label, result=res)
-        results[label] = {k: {m: v[m] for m in ("hit_rate", "hit_rate_ci", "hit_rate_first_10pct",
-                                                "hit_rate_last_50pct", "coverage_items")}
-                          for k, v in summary["policies"].items()}
-        logging.info("%s prior (%.0fs)\n%s", label, time.time() - started, markdown(summary))
-    (out / "comparison.json").write_text(json.dumps(results, indent=1))
+        res = replay(ds, specs(args.seeds), prior, cfg, progress=tick)
+        results[label] = {"prior": res.prior, "seconds": time.time() - started, **summary(res)}
+        curves[label] = {a: arm_hits(res, a) for a in ("greedy", "thompson", "thompson-flat")}
+        np.savez_compressed(out / f"hits_{label}.npz",
+                            **{k: t.hits for k, t in res.traces.items()})
+        tables.append(markdown(label, results[label]))
+        logging.info("%s prior (%.0fs)\n%s", label, time.time() - started, tables[-1])
+    meta = {"dataset": args.dataset, "steps": args.steps, "seeds": args.seeds,
+            "order": args.order, "adapter": args.adapter, "replay": vars(cfg), "thompson": TS}
+    (out / "comparison.json").write_text(json.dumps({"config": meta, **results}, indent=1))
+    (out / "table.md").write_text("\n\n".join(tables) + "\n")
+    plot(curves, out / "cumulative_hit_rate.png")
 
 
 if __name__ == "__main__":

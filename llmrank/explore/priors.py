@@ -25,6 +25,7 @@ import numpy as np
 
 from llmrank.data.dataset import Dataset
 from llmrank.data.splits import LeaveOneOut
+from llmrank.errors import ConfigError
 
 
 @runtime_checkable
@@ -145,13 +146,19 @@ class TwoStagePrior:
     """Retrieve with one prior, rescore the top ``n`` with another (e.g. item-kNN then the LLM
     reranker through ``RankerPrior``): the pipeline's retrieve -> rerank, as a replay prior.
     Items below the top n keep their retrieval score shifted under the reranked block, so a
-    replay with ``n_candidates <= n`` sees exactly the retriever's top n, in reranker order."""
+    replay with ``n_candidates <= n`` sees exactly the retriever's top n, in reranker order.
+    ``order`` is how the top n is presented to the reranker (see ``_presented``)."""
 
-    def __init__(self, retrieve: Prior, rerank: Prior, n: int = 20) -> None:
+    def __init__(self, retrieve: Prior, rerank: Prior, n: int = 20, *,
+                 order: str = "retrieval", seed: int = 0) -> None:
+        if order not in ("retrieval", "shuffled"):
+            raise ConfigError(f"order must be 'retrieval' or 'shuffled', not {order!r}")
         self.retrieve = retrieve
         self.rerank = rerank
         self.n = n
-        self.name = f"{retrieve.name}>{rerank.name}"
+        self.order = order
+        self.seed = seed
+        self.name = f"{retrieve.name}>{rerank.name}" + ("(shuffled)" if order == "shuffled" else "")
 
     def fit(self, dataset: Dataset, warm_histories: list[np.ndarray]) -> None:
         self.retrieve.fit(dataset, warm_histories)
@@ -164,6 +171,7 @@ class TwoStagePrior:
         full[history] = -np.inf
         top = np.argpartition(-full, self.n - 1)[: self.n]
         top = top[np.isfinite(full[top])]
+        top = self._presented(top, full, user, len(history))
         reranked = np.asarray(self.rerank.score(user, history, top), dtype=np.float64)
         rest = np.isfinite(full)
         rest[top] = False
@@ -173,3 +181,13 @@ class TwoStagePrior:
             out[rest] = reranked.min() - 1.0 - (full[rest].max() - full[rest]) / (span or 1.0)
         out[top] = reranked
         return out
+
+    def _presented(self, top: np.ndarray, full: np.ndarray, user: int, n_history: int) -> np.ndarray:
+        """The order the reranker sees its candidates in. "retrieval" (best first) is what the
+        recommender does; "shuffled" (seeded by user and history length, so reruns hit the
+        reranker's score cache) measures the reranker's own judgement: a position-biased LLM
+        reading candidates in retrieval order partly echoes the retriever."""
+        top = top[np.argsort(-full[top], kind="stable")]
+        if self.order == "shuffled":
+            top = top[np.random.default_rng([self.seed, user, n_history]).permutation(len(top))]
+        return top

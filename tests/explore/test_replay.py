@@ -179,3 +179,43 @@ def test_slate_stats_diversity_novelty_calibration():
     rare = slate_stats(feats, feats.codes(["b", "c"]), None)
     assert rare[1] > same[1]  # b and c are rarer than a
     assert np.isnan(rare[2])  # no user mix, no calibration
+
+
+def test_two_stage_prior_presents_retrieval_order_or_a_seeded_shuffle():
+    from llmrank.errors import ConfigError
+    from llmrank.explore.priors import TwoStagePrior
+
+    class Recorder:
+        """A 'reranker' that remembers the candidate order it was shown."""
+
+        name = "recorder"
+
+        def __init__(self):
+            self.seen: list[list[int]] = []
+
+        def fit(self, dataset, warm):
+            pass
+
+        def score(self, user, history, candidates):
+            self.seen.append(candidates.tolist())
+            return np.zeros(len(candidates))
+
+    ds = tiny_dataset()
+    warm = [h[:5] for h in ds.histories()]
+    knn = ItemKNNPrior(neighbors=10)
+    knn.fit(ds, warm)
+    hist = ds.histories()[0][:5]
+    base = knn.score(0, hist, None).copy()
+    base[hist] = -np.inf
+    best_first = np.argsort(-base, kind="stable")[:5].tolist()
+    rec = Recorder()
+    for order in ("retrieval", "shuffled", "shuffled"):
+        two = TwoStagePrior(ItemKNNPrior(neighbors=10), rec, n=5, order=order, seed=3)
+        two.fit(ds, warm)
+        two.score(0, hist, None)
+    retrieval, shuffled, again = rec.seen
+    assert retrieval == best_first
+    assert sorted(shuffled) == sorted(best_first) and shuffled != retrieval
+    assert shuffled == again  # seeded by (seed, user, history length): reruns hit the cache
+    with pytest.raises(ConfigError):
+        TwoStagePrior(knn, rec, order="sorted")
