@@ -88,45 +88,51 @@ class LabelScorer:
         make_job(self.max_labels + 1, self.max_labels, strategy)  # fail fast on a bad name
 
     def score(self, inputs: Sequence[RankInput]) -> list[RankOutput]:
+        """One RankOutput per input, in input order; the windows of all requests in a round
+        share backend calls, and the permutations of a request are averaged."""
         start = time.perf_counter()
         outs = [RankOutput(order=[], scores=np.zeros(len(r.candidates))) for r in inputs]
-        tasks: list[_Task] = []
-        for i, req in enumerate(inputs):
-            n = len(req.candidates)
-            if n == 0:
-                continue
-            if n == 1:  # nothing to rank; no model call
-                continue
-            for p in range(self.permutations):
-                tasks.append(_Task(i, permutation(n, p, self.seed, req.key),
-                                   make_job(n, self.max_labels, self.strategy)))
-        while True:
-            round_windows = [(t, w) for t in tasks for w in t.job.pending()]
-            if not round_windows:
-                break
-            scored = self._score_windows(inputs, round_windows, outs)
-            for t in tasks:
-                mine = [s for (task, _), s in zip(round_windows, scored, strict=True) if task is t]
-                if mine:
-                    t.job.feed(mine)
-        sums: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(0))
-        for t in tasks:
-            presented = t.job.result()  # per presented position
-            per_cand = np.empty_like(presented)
-            per_cand[t.perm] = presented
-            sums[t.request] = per_cand if t.request not in sums else sums[t.request] + per_cand
+        tasks = self._tasks(inputs)
+        self._run_rounds(inputs, tasks, outs)
+        sums = _sum_per_request(tasks)
         for i, out in enumerate(outs):
-            n = len(inputs[i].candidates)
             if i in sums:
                 out.scores = sums[i] / self.permutations
             else:
-                out.scores = np.zeros(n)
+                out.scores = np.zeros(len(inputs[i].candidates))
             # ties keep the given (retrieval) order: a stable sort on -score
             out.order = [int(j) for j in np.argsort(-out.scores, kind="stable")]
         elapsed = time.perf_counter() - start
         for out in outs:
             out.seconds = elapsed / max(1, len(outs))
         return outs
+
+    def _tasks(self, inputs: Sequence[RankInput]) -> list[_Task]:
+        """One strategy job per (request, permutation); a request with fewer than two
+        candidates has nothing to rank and gets none, so it costs no model call."""
+        tasks: list[_Task] = []
+        for i, req in enumerate(inputs):
+            n = len(req.candidates)
+            if n < 2:
+                continue
+            for p in range(self.permutations):
+                tasks.append(_Task(i, permutation(n, p, self.seed, req.key),
+                                   make_job(n, self.max_labels, self.strategy)))
+        return tasks
+
+    def _run_rounds(self, inputs: Sequence[RankInput], tasks: list[_Task],
+                    outs: list[RankOutput]) -> None:
+        """Until every job is done: collect the pending windows of ALL jobs, score them
+        together (one backend call per label count), and feed each job its own scores."""
+        while True:
+            round_windows = [(t, w) for t in tasks for w in t.job.pending()]
+            if not round_windows:
+                return
+            scored = self._score_windows(inputs, round_windows, outs)
+            for t in tasks:
+                mine = [s for (task, _), s in zip(round_windows, scored, strict=True) if task is t]
+                if mine:
+                    t.job.feed(mine)
 
     def _score_windows(self, inputs: Sequence[RankInput], windows: list[tuple[_Task, list[int]]],
                        outs: list[RankOutput]) -> list[np.ndarray]:
@@ -156,3 +162,15 @@ class LabelScorer:
             for row, k in enumerate(idx):
                 results[k] = renormalise(logp[row])
         return [r for r in results if r is not None]
+
+
+def _sum_per_request(tasks: list[_Task]) -> dict[int, np.ndarray]:
+    """Each job's scores mapped from presented positions back to candidate positions,
+    summed over the permutations of a request (in permutation order)."""
+    sums: dict[int, np.ndarray] = {}
+    for t in tasks:
+        presented = t.job.result()  # per presented position
+        per_cand = np.empty_like(presented)
+        per_cand[t.perm] = presented
+        sums[t.request] = per_cand if t.request not in sums else sums[t.request] + per_cand
+    return sums
