@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmrank.explain.validate import validate_explanation
+from llmrank.explain.validate import MAX_CHARS, validate_explanation
 
 TITLES = ["Toy Story (1995)", "Heat (1995)", "The Lord of the Rings (2001)"]
 TERMS = ["Animation", "Crime", "Fantasy"]
@@ -40,3 +40,25 @@ def test_bad_texts_rejected(text, reason):
 def test_tidy_keeps_two_sentences():
     v = validate_explanation("Heat is tense. It is a crime film. It is long. Extra.", TITLES, TERMS)
     assert v.ok and v.text == "Heat is tense. It is a crime film."
+
+
+def test_long_text_is_cut_at_a_word_with_an_ellipsis():
+    words = [a + b + "ing" for a in "bcdfghklmnprstvw" for b in "aeiou"]  # 80 distinct words
+    text = "Heat is " + " ".join(words) + " film."
+    v = validate_explanation(text, TITLES, TERMS)
+    assert v.ok, v.reason
+    assert v.text.endswith("…") and len(v.text) <= MAX_CHARS + 1
+    assert v.text[:-1] == text[:MAX_CHARS].rsplit(" ", 1)[0]
+
+
+def test_single_quoted_span_must_be_known():
+    assert validate_explanation("You liked 'Heat' so this crime story fits.", TITLES, TERMS).ok
+    v = validate_explanation("You liked 'Pulp Fiction' so this crime story fits.", TITLES, TERMS)
+    assert not v.ok and "Pulp Fiction" in v.reason
+
+
+def test_capitalised_common_words_are_not_titles():
+    # 'It The' is only capitalised common words; 'Since' is dropped from 'Since Pulp Fiction'
+    assert validate_explanation("Heat fits. It The crime story you like.", TITLES, TERMS).ok
+    v = validate_explanation("Since Pulp Fiction was a favourite, this crime film fits.", TITLES, TERMS)
+    assert not v.ok and v.reason == "names an unknown item 'Since Pulp Fiction'"
