@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 _QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(?!\w)")
@@ -83,14 +83,35 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     text = tidy(text)
     if len(text) < MIN_CHARS:
         return Verdict(False, "empty or too short")
+    text = _truncate(text)
+    if reason := _echo(text) or _degenerate(text):
+        return Verdict(False, reason)
+    span = _unknown_span(text, _known_matcher(known_titles, known_terms))
+    if span is not None:
+        return Verdict(False, f"names an unknown item {span!r}")
+    return Verdict(True, "", text)
+
+
+def _truncate(text: str) -> str:
+    """At most MAX_CHARS, cut at a word boundary and marked with an ellipsis."""
     if len(text) > MAX_CHARS:
-        text = text[:MAX_CHARS].rsplit(" ", 1)[0] + "…"
+        return text[:MAX_CHARS].rsplit(" ", 1)[0] + "…"
+    return text
+
+
+def _echo(text: str) -> str | None:
+    """The reason when the text repeats the prompt's instructions or chat markup (a model
+    that echoes its prompt has not explained anything)."""
     low = text.lower()
     for echo in _ECHO:
         if echo in low:
-            return Verdict(False, f"instruction echo ({echo!r})")
-    if reason := _degenerate(text):
-        return Verdict(False, reason)
+            return f"instruction echo ({echo!r})"
+    return None
+
+
+def _known_matcher(known_titles: Iterable[str], known_terms: Iterable[str]) -> Callable[[str], bool]:
+    """A test for 'this span is part of a known title (with or without its year) or term',
+    on normalised text so case, accents and punctuation do not matter."""
     titles = [_norm(t) for t in known_titles if t]
     titles += [_norm(_strip_year(t)) for t in known_titles if t]
     terms = [_norm(t) for t in known_terms if t]
@@ -100,19 +121,30 @@ def validate_explanation(text: str, known_titles: Iterable[str],
         s = _norm(span)
         return not s or any(s in t for t in haystack)
 
+    return known
+
+
+def _unknown_span(text: str, known: Callable[[str], bool]) -> str | None:
+    """The first quoted span, then the first capitalised run, that names nothing known."""
     for m in _QUOTED.finditer(text):
         span = m.group(1) or m.group(2) or ""
         if not known(span):
-            return Verdict(False, f"names an unknown item {span!r}")
+            return span
     for m in _CAPS.finditer(text):
-        span = m.group(0)
-        words = _WORD.findall(span.lower())
-        if all(w in _COMMON for w in words):
-            continue
-        # drop a sentence-initial common word ("Since Toy Story" -> "Toy Story")
-        while words and words[0] in _COMMON:
-            words = words[1:]
-        parts = re.split(r"\b(?:and|or)\b|&", " ".join(words))  # "Crime and Animation"
-        if len(words) >= 2 and not known(" ".join(words)) and not all(known(p) for p in parts):
-            return Verdict(False, f"names an unknown item {span!r}")
-    return Verdict(True, "", text)
+        if not _caps_run_known(m.group(0), known):
+            return m.group(0)
+    return None
+
+
+def _caps_run_known(span: str, known: Callable[[str], bool]) -> bool:
+    """Whether a capitalised run is harmless: only common words ('It The'), a single word
+    once a sentence-initial common word is dropped, known whole, or made of known parts
+    joined by and/or/& ('Crime and Animation')."""
+    words = _WORD.findall(span.lower())
+    if all(w in _COMMON for w in words):
+        return True
+    # drop a sentence-initial common word ("Since Toy Story" -> "Toy Story")
+    while words and words[0] in _COMMON:
+        words = words[1:]
+    parts = re.split(r"\b(?:and|or)\b|&", " ".join(words))  # "Crime and Animation"
+    return len(words) < 2 or known(" ".join(words)) or all(known(p) for p in parts)
