@@ -142,50 +142,92 @@ def _normalise(values: np.ndarray, eligible: np.ndarray) -> np.ndarray:
 
 def _greedy(values: np.ndarray, eligible: np.ndarray, k: int, cfg: ObjectivesConfig,
             inputs: AssemblyInputs, placed: list[int]) -> np.ndarray:
+    """Fill the slate position by position, in every draw at once: at each position pick
+    the admissible candidate with the largest gain, then add it to the slate's context."""
     m, n = values.shape
     rows = np.arange(m)
-    rel = _normalise(values, eligible)
-    if cfg.novelty and inputs.novelty is not None:
-        rel = (1.0 - cfg.novelty) * rel + cfg.novelty * inputs.novelty[None, :]
-    w_rel = 1.0 - cfg.diversity - cfg.calibration
-    taken = np.zeros((m, n), dtype=bool)
-    maxsim = np.full((m, n), -np.inf)  # -inf until something is placed
-    use_sim = cfg.diversity > 0 and inputs.sim is not None
-    use_cal = cfg.calibration > 0 and inputs.cal_rows is not None and inputs.cal_target is not None
-    cal_sum = np.zeros((m, inputs.cal_rows.shape[1])) if use_cal and inputs.cal_rows is not None else None
-    cap_counts = [np.zeros((m, a.shape[1])) for a, _ in inputs.caps]
-    n_placed = len(placed)
+    rel = _relevance(values, eligible, cfg, inputs)
+    slate = _SlateContext.empty(m, n, cfg, inputs)
     for j in placed:  # pinned items shape the context of everything below them
-        if use_sim and inputs.sim is not None:
-            maxsim = np.maximum(maxsim, inputs.sim[j][None, :])
-        if cal_sum is not None and inputs.cal_rows is not None:
-            cal_sum += inputs.cal_rows[j]
-        for counts, (a, _) in zip(cap_counts, inputs.caps, strict=True):
-            counts += a[j]
+        slate.add(j)
+    taken = np.zeros((m, n), dtype=bool)
     out = np.zeros((m, k), np.int64)
     for pos in range(k):
-        gain = w_rel * rel
-        if use_sim:
-            gain = gain - cfg.diversity * np.where(np.isfinite(maxsim), maxsim, 0.0)
-        if cal_sum is not None and inputs.cal_rows is not None and inputs.cal_target is not None:
-            gain = gain - cfg.calibration * _kl_if_added(cal_sum, inputs.cal_rows, inputs.cal_target,
-                                                         n_placed + pos, cfg.calibration_alpha)
-        allowed = eligible[None, :] & ~taken
-        blocked = np.zeros((m, n), dtype=bool)
-        for counts, (a, limit) in zip(cap_counts, inputs.caps, strict=True):
-            blocked |= ((counts >= limit).astype(np.float64) @ a.T) > 0
-        ok = allowed & ~blocked
+        gain = slate.gain(rel, len(placed) + pos, cfg)
+        ok = eligible[None, :] & ~taken & ~slate.over_caps()
         pick = np.argmax(np.where(ok, gain, -np.inf), axis=1)
         # caps are hard: a draw whose caps leave nothing ends its slate here (-1 = empty)
         out[:, pos] = np.where(ok.any(1), pick, -1)
         taken[rows, pick] = True
-        if use_sim and inputs.sim is not None:
-            maxsim = np.maximum(maxsim, inputs.sim[pick])
-        if cal_sum is not None and inputs.cal_rows is not None:
-            cal_sum += inputs.cal_rows[pick]
-        for counts, (a, _) in zip(cap_counts, inputs.caps, strict=True):
-            counts += a[pick]
+        slate.add(pick)
     return out
+
+
+def _relevance(values: np.ndarray, eligible: np.ndarray, cfg: ObjectivesConfig,
+               inputs: AssemblyInputs) -> np.ndarray:
+    """(m, n) values min-max normalised per draw (so weights mean the same for any ranker
+    scale), mixed with novelty when that objective is on."""
+    rel = _normalise(values, eligible)
+    if cfg.novelty and inputs.novelty is not None:
+        rel = (1.0 - cfg.novelty) * rel + cfg.novelty * inputs.novelty[None, :]
+    return rel
+
+
+@dataclass
+class _Calibration:
+    """The calibration objective's inputs and the genre mass placed so far."""
+
+    rows: np.ndarray  # (n, G) p(g | item)
+    target: np.ndarray  # (G,) p(g | user)
+    placed: np.ndarray  # (m, G) sum of the rows of the items placed so far
+
+
+@dataclass
+class _SlateContext:
+    """What the items placed so far mean for each candidate, per draw: their max similarity
+    (diversity), their genre mix (calibration) and their counts per capped value. An
+    objective whose inputs are missing is off (its part stays None or empty)."""
+
+    maxsim: np.ndarray  # (m, n); -inf until something is placed
+    sim: np.ndarray | None  # (n, n) when diversity is on
+    cal: _Calibration | None
+    caps: list[tuple[np.ndarray, np.ndarray, int]]  # (counts (m, V), rows (n, V), limit)
+
+    @classmethod
+    def empty(cls, m: int, n: int, cfg: ObjectivesConfig, inputs: AssemblyInputs) -> _SlateContext:
+        """Nothing placed yet; only the objectives that are on and have inputs take part."""
+        sim = inputs.sim if cfg.diversity > 0 else None
+        cal = None
+        if cfg.calibration > 0 and inputs.cal_rows is not None and inputs.cal_target is not None:
+            cal = _Calibration(inputs.cal_rows, inputs.cal_target, np.zeros((m, inputs.cal_rows.shape[1])))
+        caps = [(np.zeros((m, a.shape[1])), a, limit) for a, limit in inputs.caps]
+        return cls(np.full((m, n), -np.inf), sim, cal, caps)
+
+    def add(self, idx: int | np.ndarray) -> None:
+        """Place candidate ``idx``: one index for every draw (pinned) or one per draw."""
+        if self.sim is not None:
+            self.maxsim = np.maximum(self.maxsim, self.sim[idx])
+        if self.cal is not None:
+            self.cal.placed += self.cal.rows[idx]
+        for counts, a, _ in self.caps:
+            counts += a[idx]
+
+    def gain(self, rel: np.ndarray, size: int, cfg: ObjectivesConfig) -> np.ndarray:
+        """(m, n) gain of each candidate at the next position, ``size`` items placed."""
+        gain = (1.0 - cfg.diversity - cfg.calibration) * rel
+        if self.sim is not None:
+            gain = gain - cfg.diversity * np.where(np.isfinite(self.maxsim), self.maxsim, 0.0)
+        if self.cal is not None:
+            gain = gain - cfg.calibration * _kl_if_added(self.cal.placed, self.cal.rows, self.cal.target,
+                                                         size, cfg.calibration_alpha)
+        return gain
+
+    def over_caps(self) -> np.ndarray:
+        """(m, n) True where a candidate has a value whose cap is already full."""
+        blocked = np.zeros(self.maxsim.shape, dtype=bool)
+        for counts, a, limit in self.caps:
+            blocked |= ((counts >= limit).astype(np.float64) @ a.T) > 0
+        return blocked
 
 
 def _kl_if_added(cal_sum: np.ndarray, cal_rows: np.ndarray, target: np.ndarray, size: int,
