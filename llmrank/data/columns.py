@@ -82,6 +82,19 @@ def _read_python(path: Path, sep: str, n_fields: int, header: bool, encoding: st
     """One split of the whole text and strided slices per column, all in C-level string
     methods, then numpy conversions: ~5x faster than the careful reader on small files.
     Every line must hold exactly ``n_fields - 1`` separators (checked), else None."""
+    prepared = _plain_text(path, sep, header, encoding)
+    if prepared is None:
+        return None
+    text, sep = prepared
+    lines = text.split("\n")
+    if any(c != n_fields - 1 for c in map(str.count, lines, [sep] * len(lines))):
+        return None
+    return _typed_columns(text.replace("\n", sep).split(sep), n_fields, types)
+
+
+def _plain_text(path: Path, sep: str, header: bool, encoding: str) -> tuple[str, str] | None:
+    """(the data lines joined by '\\n', a one-character separator), or None when the file has
+    anything the careful reader should see: a bad encoding, stray CRs, a BOM, blank lines."""
     from llmrank.data.lines import open_binary
 
     with open_binary(path) as fh:
@@ -102,10 +115,12 @@ def _read_python(path: Path, sep: str, n_fields: int, header: bool, encoding: st
         text = text.partition("\n")[2]
     if not text:
         return None
-    lines = text.split("\n")
-    if any(c != n_fields - 1 for c in map(str.count, lines, [sep] * len(lines))):
-        return None
-    fields = text.replace("\n", sep).split(sep)
+    return text, sep
+
+
+def _typed_columns(fields: list[str], n_fields: int, types: Mapping[int, str]) -> list[Any] | None:
+    """Columns as strided slices of the flat field list, numbers converted by numpy; None
+    when a string is empty or padded or a number does not parse."""
     out: list[Any] = []
     try:
         for idx in range(n_fields):
@@ -125,20 +140,37 @@ def _read_python(path: Path, sep: str, n_fields: int, header: bool, encoding: st
 def _read_arrow(path: Path, sep: str, n_fields: int, header: bool, encoding: str,
                 types: Mapping[int, str]) -> list[Any] | None:
     """pyarrow's multi-threaded CSV reader under strict options, for large files."""
+    layout = _arrow_layout(sep, n_fields)
+    if layout is None:
+        return None
+    delim, take = layout
+    names = [f"f{i}" for i in range(take[-1] + 1)]
+    table = _arrow_table(path, delim, names, take, header, encoding, types)
+    if table is None:
+        return None
+    return _arrow_columns(table, names, take, types)
+
+
+def _arrow_layout(sep: str, n_fields: int) -> tuple[str, list[int]] | None:
+    """(one-character delimiter, indices of the real fields among the split ones); None for a
+    separator arrow cannot split on."""
+    if len(sep) == 1:
+        return sep, list(range(n_fields))
+    if len(sep) == 2 and sep[0] == sep[1]:
+        # '::' (MovieLens 1M/10M): split on ':' and require the in-between fields to be empty
+        return sep[0], list(range(0, 2 * n_fields - 1, 2))
+    return None
+
+
+def _arrow_table(path: Path, delim: str, names: list[str], take: list[int], header: bool,
+                 encoding: str, types: Mapping[int, str]) -> Any:
+    """The whole file as a pyarrow Table with typed columns, or None (logged at debug) for a
+    BOM, an empty table or anything the strict options reject."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    if len(sep) == 1:
-        delim, take = sep, list(range(n_fields))
-    elif len(sep) == 2 and sep[0] == sep[1]:
-        # '::' (MovieLens 1M/10M): split on ':' and require the in-between fields to be empty
-        delim, take = sep[0], list(range(0, 2 * n_fields - 1, 2))
-    else:
-        return None
-    width = take[-1] + 1
-    names = [f"f{i}" for i in range(width)]
     arrow_types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
-    column_types = {names[i]: pa.string() for i in range(width)}
+    column_types = {name: pa.string() for name in names}
     for idx, kind in types.items():
         column_types[names[take[idx]]] = arrow_types[kind]
     try:
@@ -159,13 +191,17 @@ def _read_arrow(path: Path, sep: str, n_fields: int, header: bool, encoding: str
     except (pa.ArrowException, OSError, UnicodeError, ValueError, LookupError) as exc:
         log.debug("fast path declined %s: %s", path, exc)
         return None
-    if table.num_rows == 0:
-        return None
-    gaps = [i for i in range(width) if i not in take]
+    return table if table.num_rows else None
+
+
+def _arrow_columns(table: Any, names: list[str], take: list[int],
+                   types: Mapping[int, str]) -> list[Any] | None:
+    """The real fields' columns; None when a '::' gap holds text or a string is empty or
+    padded (what the careful reader would report)."""
     import pyarrow.compute as pc
 
-    for i in gaps:
-        if not pc.all(pc.equal(table.column(names[i]), "")).as_py():
+    for i in range(len(names)):
+        if i not in take and not pc.all(pc.equal(table.column(names[i]), "")).as_py():
             return None
     out: list[Any] = []
     for idx, i in enumerate(take):
