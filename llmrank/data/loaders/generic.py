@@ -163,43 +163,60 @@ def _csv_rows(path: Path, sep: str | None, encoding: str, report: LoadReport,
     """Rows keyed by the header; quoted fields may span lines (the number reported is the
     row's last line); each line is decoded on its own so a bad byte costs one row."""
     sep = sep or _sniff_sep(_first_line(path, encoding))
-    current = [0]
-
-    def lines() -> Iterator[str]:
-        with open_binary(path) as fh:
-            for line_no, raw in enumerate(fh, start=1):
-                current[0] = line_no
-                try:
-                    text = raw.decode(encoding)
-                except UnicodeDecodeError as exc:
-                    report.problem(MalformedLineError(str(path), line_no, f"not valid {encoding}: {exc.reason}"), on_error)
-                    continue
-                yield text.lstrip("\ufeff") if line_no == 1 else text
-
+    lines = _DecodedLines(path, encoding, report, on_error)
     report.files.append(str(path))
-    reader = csv.reader(lines(), delimiter=sep)
     header: list[str] | None = None
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            report.problem(MalformedLineError(str(path), current[0], f"CSV error: {exc}"), on_error)
-            continue
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue
+    for fields in _csv_records(lines, sep, report, on_error):
         if header is None:
             header = fields
             continue
         report.lines_read += 1
         if len(fields) != len(header):
-            report.problem(MalformedLineError(str(path), current[0], f"expected {len(header)} fields "
+            report.problem(MalformedLineError(str(path), lines.line_no, f"expected {len(header)} fields "
                                               f"separated by {sep!r}, got {len(fields)}"), on_error)
             continue
-        yield current[0], dict(zip(header, fields, strict=True))
+        yield lines.line_no, dict(zip(header, fields, strict=True))
     if header is None:
         raise DataError(f"file is empty: {path}")
+
+
+class _DecodedLines:
+    """A file's lines decoded one by one (a line that does not decode is reported and left
+    out), remembering the number of the last line read: the csv reader may consume several
+    lines for one row, and messages name the row's last line."""
+
+    def __init__(self, path: Path, encoding: str, report: LoadReport, on_error: ErrorPolicy) -> None:
+        self.path, self.encoding, self.report, self.on_error = path, encoding, report, on_error
+        self.line_no = 0
+
+    def __iter__(self) -> Iterator[str]:
+        with open_binary(self.path) as fh:
+            for line_no, raw in enumerate(fh, start=1):
+                self.line_no = line_no
+                try:
+                    text = raw.decode(self.encoding)
+                except UnicodeDecodeError as exc:
+                    self.report.problem(MalformedLineError(str(self.path), line_no,
+                                                           f"not valid {self.encoding}: {exc.reason}"), self.on_error)
+                    continue
+                yield text.lstrip("\ufeff") if line_no == 1 else text
+
+
+def _csv_records(lines: _DecodedLines, sep: str, report: LoadReport,
+                 on_error: ErrorPolicy) -> Iterator[list[str]]:
+    """The csv reader's non-blank records; a record the reader cannot parse is reported
+    and skipped, and reading goes on after it."""
+    reader = csv.reader(lines, delimiter=sep)
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            report.problem(MalformedLineError(str(lines.path), lines.line_no, f"CSV error: {exc}"), on_error)
+            continue
+        if fields and not (len(fields) == 1 and not fields[0].strip()):
+            yield fields
 
 
 def _parquet_rows(path: Path, report: LoadReport) -> Iterator[tuple[int, Row]]:
@@ -245,26 +262,38 @@ def exact_time(value: Any, unit: str, path: str, line_no: int) -> float:
         return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str) and unit != "iso":
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
+    number = _number(value, unit)
     if number is not None and math.isfinite(number):
         if unit == "ms" or (unit == "auto" and abs(number) > MS_THRESHOLD):
             return number / 1000
         return number
-    if isinstance(value, str) and unit in ("auto", "iso"):
-        try:
-            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return exact_time(parsed, unit, path, line_no)
+    parsed = _iso_datetime(value) if unit in ("auto", "iso") else None
+    if parsed is not None:
+        return exact_time(parsed, unit, path, line_no)
     raise MalformedLineError(path, line_no, f"timestamp is not a {'date' if unit == 'iso' else 'time'}: {value!r}")
+
+
+def _number(value: Any, unit: str) -> float | None:
+    """A number, or text that parses as one (except under 'iso', where all text is a date);
+    None otherwise. A bool is not a time."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and unit != "iso":
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _iso_datetime(value: Any) -> dt.datetime | None:
+    """An ISO-8601 string ('Z' accepted for UTC) as a datetime; None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _event(row: Row, m: ColumnMapping, path: str, line_no: int) -> tuple[str, str, float, float | None]:
