@@ -82,6 +82,25 @@ def test_inconsistent_presplit_row_is_reported(tmp_path):
         load_recbole(tmp_path, on_error="raise")
 
 
+def test_stray_train_row_is_reported_and_test_only_user_kept(tmp_path):
+    _write_presplit(tmp_path, "x", augment=True, maxlen=50)
+    train = tmp_path / "x.train.inter"
+    with train.open("a") as fh:
+        fh.write("1\ti7 i7\ti1\n")  # continues nothing the user's rows rebuild
+    with (tmp_path / "x.test.inter").open("a") as fh:
+        fh.write("9\ti1 i2\ti3\n")  # a user with a test row only
+    report = LoadReport()
+    ds = load_recbole(tmp_path, report=report)
+    n_lines = len(train.read_text().splitlines())
+    assert report.skipped == 1 and report.problems[0].startswith(f"{train}:{n_lines}: history does not continue")
+    assert ds.history("1") == SEQS["1"] and ds.history("9") == ["i1", "i2", "i3"]
+    split = ds.split
+    assert split is not None
+    examples = {ds.user_ids[u]: ([ds.item_ids[c] for c in h], ds.item_ids[t])
+                for u, h, t in split.examples("test", ds.histories())}
+    assert examples["9"] == (["i1", "i2"], "i3")
+
+
 def test_atomic_files_with_typed_headers(tmp_path):
     folder = tmp_path / "mini"
     write(folder / "mini.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
