@@ -231,38 +231,53 @@ def _rebuild(uid: str, rows: Mapping[str, Mapping[str, list[_Row]]], maxlen: int
              positions: dict[str, list[tuple[str, int]]], on_error: ErrorPolicy,
              report: LoadReport) -> list[str]:
     """One user's sequence from their rows; records each row's target position."""
-    seq: list[str] = []
     train = list(rows["train"].get(uid, [])) if "train" in rows else []
-    if train:
-        start = min(range(len(train)), key=lambda k: len(train[k].history))
-        first = train.pop(start)
-        seq = [*first.history, first.target]
-        positions["train"].append((uid, len(first.history)))
-        pool: dict[tuple[str, ...], deque[_Row]] = defaultdict(deque)
-        for r in train:
-            pool[r.history].append(r)
-        while True:
-            key = tuple(seq[-maxlen:]) if maxlen else ()
-            if not pool.get(key):
-                break
-            r = pool[key].popleft()
-            positions["train"].append((uid, len(seq)))
-            seq.append(r.target)
-        for left in pool.values():
-            for r in left:
-                _inconsistent(r, report, on_error)
+    seq = _chain_train(uid, train, maxlen, positions["train"], on_error, report) if train else []
     for stage in ("valid", "test"):
         for r in rows[stage].get(uid, []) if stage in rows else []:
-            h = list(r.history)
-            if not seq:
-                seq = [*h, r.target]
-                positions[stage].append((uid, len(h)))
-            elif not h or seq[-len(h):] == h:
-                positions[stage].append((uid, len(seq)))
-                seq.append(r.target)
-            else:
-                _inconsistent(r, report, on_error)
+            _place_eval_row(uid, r, seq, positions[stage], on_error, report)
     return seq
+
+
+def _chain_train(uid: str, train: list[_Row], maxlen: int, placed: list[tuple[str, int]],
+                 on_error: ErrorPolicy, report: LoadReport) -> list[str]:
+    """Train rows (one per target, in any order) chained into a sequence: the row with the
+    shortest history starts it, then the row whose history is the sequence's last ``maxlen``
+    items (histories are truncated to that) adds its target, and so on. Rows left over
+    continue nothing and are reported."""
+    start = min(range(len(train)), key=lambda k: len(train[k].history))
+    first = train.pop(start)
+    seq = [*first.history, first.target]
+    placed.append((uid, len(first.history)))
+    pool: dict[tuple[str, ...], deque[_Row]] = defaultdict(deque)
+    for r in train:
+        pool[r.history].append(r)
+    while True:
+        key = tuple(seq[-maxlen:]) if maxlen else ()
+        if not pool.get(key):
+            break
+        r = pool[key].popleft()
+        placed.append((uid, len(seq)))
+        seq.append(r.target)
+    for left in pool.values():
+        for r in left:
+            _inconsistent(r, report, on_error)
+    return seq
+
+
+def _place_eval_row(uid: str, r: _Row, seq: list[str], placed: list[tuple[str, int]],
+                    on_error: ErrorPolicy, report: LoadReport) -> None:
+    """A valid or test row appends its target when its history is the tail of ``seq`` (or
+    empty), starts ``seq`` when the user has no earlier rows, and is reported otherwise."""
+    h = list(r.history)
+    if not seq:
+        seq.extend([*h, r.target])
+        placed.append((uid, len(h)))
+    elif not h or seq[-len(h):] == h:
+        placed.append((uid, len(seq)))
+        seq.append(r.target)
+    else:
+        _inconsistent(r, report, on_error)
 
 
 def _inconsistent(row: _Row, report: LoadReport, on_error: ErrorPolicy) -> None:
