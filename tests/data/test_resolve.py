@@ -73,6 +73,13 @@ def test_detect_format_for_each_kind(tmp_path, ml100k_dir, catalog):
         detect_format(junk.parent)
 
 
+def test_detect_format_missing_path_and_amazon_2014_records(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="no such file or folder"):
+        detect_format(tmp_path / "nowhere.csv")
+    line = json.dumps({"reviewerID": "u", "asin": "p", "overall": 5.0, "unixReviewTime": 1}) + "\n"
+    assert detect_format(write(tmp_path / "reviews.json", line)) == "amazon"
+
+
 def test_generic_mapping_and_option_checks(tmp_path):
     path = write(tmp_path / "ev.csv", "who,what,when\na,x,1\na,y,2\nb,x,3\n")
     ds = load_dataset(DataConfig(dataset=str(path), mapping={"user": "who", "item": "what", "timestamp": "when"}))
