@@ -38,24 +38,38 @@ def data_dir(configured: str | Path | None = None) -> Path:
 
 def detect_format(path: str | Path) -> str:
     """The ``loaders`` registry name that reads ``path`` (a file or a folder)."""
-    from llmrank.data.loaders.amazon import detect_version, first_record, is_json_file
-    from llmrank.data.loaders.generic import table_format
-    from llmrank.data.store import is_saved_dataset
-
     path = Path(path)
     if path.is_dir():
-        if is_saved_dataset(path):
-            return "llmrank"
-        if any((path / f).is_file() for f in ("u.data", "ratings.dat", "ratings.csv")):
-            return "movielens"
-        if any(path.glob("*.inter")):
-            return "recbole"
-        if any(is_json_file(p) for p in path.iterdir()):
-            return "amazon"
-        raise DataError(f"{path}: cannot tell the dataset format from its files; pass --format "
-                        f"(one of {', '.join(loader_names())})")
+        return _folder_format(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"no such file or folder: {path}")
+    return _file_format(path)
+
+
+def _folder_format(path: Path) -> str:
+    """A folder's format from the files it holds (a saved Dataset, MovieLens ratings, RecBole
+    atomic files, Amazon JSON), in that order."""
+    from llmrank.data.loaders.amazon import is_json_file
+    from llmrank.data.store import is_saved_dataset
+
+    if is_saved_dataset(path):
+        return "llmrank"
+    if any((path / f).is_file() for f in ("u.data", "ratings.dat", "ratings.csv")):
+        return "movielens"
+    if any(path.glob("*.inter")):
+        return "recbole"
+    if any(is_json_file(p) for p in path.iterdir()):
+        return "amazon"
+    raise DataError(f"{path}: cannot tell the dataset format from its files; pass --format "
+                    f"(one of {', '.join(loader_names())})")
+
+
+def _file_format(path: Path) -> str:
+    """A file's format from its name; a JSON-lines file is Amazon reviews when its first
+    record has the fields of a 2014 or 2023 review."""
+    from llmrank.data.loaders.amazon import detect_version, first_record
+    from llmrank.data.loaders.generic import table_format
+
     if path.name.endswith(".inter"):
         return "recbole"
     fmt = table_format(path)
