@@ -56,68 +56,103 @@ def generate_interactions(items: Sequence[Item], config: SyntheticConfig = Synth
     if config.min_history < 1 or config.max_history < config.min_history:
         raise ValueError("need 1 <= min_history <= max_history")
     rng = np.random.default_rng(config.seed)
-    n = len(items)
-    genres = sorted({g for it in items for g in it.genres}) or ["all"]
-    gindex = {g: k for k, g in enumerate(genres)}
-    membership = np.zeros((n, len(genres)))
-    for i, it in enumerate(items):
-        for g in it.genres or ("all",):
-            if g in gindex:
-                membership[i, gindex[g]] = 1.0
-    membership /= np.maximum(membership.sum(axis=1, keepdims=True), 1.0)
-    popularity = 1.0 / np.power(rng.permutation(n) + 1.0, config.popularity_exponent)
-    prev_part, next_part = _series_links(items)
-    has_prev = prev_part >= 0
-
+    world = _World.build(items, config, rng)
     events = EventColumns()
-    users: list[User] = []
     width = len(str(config.n_users))
-    sigma = 0.6
-    for u in range(config.n_users):
-        uid = f"u{u + 1:0{width}d}"
-        draw = round(float(rng.lognormal(np.log(config.mean_history) - sigma**2 / 2, sigma)))
-        length = max(config.min_history, min(draw, config.max_history, n))
-        taste0 = rng.dirichlet(np.full(len(genres), 0.3))
-        taste1 = rng.dirichlet(np.full(len(genres), 0.3))
-        users.append(User(uid, {"favourite_genre": genres[int(np.argmax(taste0))]}))
-        # affinity is linear in the taste, so the drifting mix is a blend of two vectors
-        aff0 = (membership * taste0).sum(axis=1)  # no BLAS: bit-identical everywhere
-        aff1 = (membership * taste1).sum(axis=1)
-        t = config.start + int(rng.integers(0, max(1, config.span_days * DAY // 2)))
-        seen = np.zeros(n, dtype=bool)
-        allowed = ~has_prev  # unseen items whose earlier series parts are seen
-        pending: list[int] = []
-        for step in range(length):
-            w = config.drift * step / max(1, length - 1)
-            affinity = (1.0 - w) * aff0 + w * aff1
-            pending = [p for p in pending if not seen[p]]
-            sequel = bool(pending) and rng.random() < config.sequel_prob
-            if sequel:
-                choice = pending.pop(0)
-            else:
-                if not allowed.any():
-                    break
-                weights = np.where(allowed, popularity * np.power(affinity + 1e-3, config.taste_strength), 0.0)
-                cdf = np.cumsum(weights)
-                choice = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
-                choice = min(choice, n - 1)
-                if not allowed[choice]:  # only reachable through float edge cases
-                    choice = int(np.flatnonzero(allowed)[-1])
-            seen[choice] = True
-            allowed[choice] = False
-            nxt = int(next_part[choice])
-            if nxt >= 0 and not seen[nxt]:
-                pending.append(nxt)
-                allowed[nxt] = True
-            gap = rng.exponential(0.5 * DAY if sequel else 2.5 * DAY)
-            t += 1 + int(gap)
-            score = 1.0 + 4.0 * float(affinity[choice]) / max(float(affinity.max()), 1e-9)
-            rating = float(min(5.0, max(1.0, round(score + float(rng.normal(0.0, 0.7))))))
-            events.append(uid, items[choice].item_id, t, rating)
+    users = [_simulate_user(f"u{u + 1:0{width}d}", world, config, rng, events) for u in range(config.n_users)]
     ds = Dataset.from_arrays(name, items, users, *events.arrays())
     log.info("synthetic %s: %d users, %d items, %d interactions (seed %d)",
              name, ds.n_users, ds.n_items, len(ds.interactions), config.seed)
     return ds
+
+
+@dataclass(frozen=True)
+class _World:
+    """What every simulated user shares: the items' genre mix, base popularity and series."""
+
+    items: Sequence[Item]
+    genres: list[str]
+    membership: np.ndarray  # (n, G), each row the item's genres with equal weight
+    popularity: np.ndarray  # (n,) Zipf-like over a random order of the items
+    has_prev: np.ndarray  # (n,) the item is a later part of a series
+    next_part: np.ndarray  # (n,) index of the next part of its series, -1: none
+
+    @classmethod
+    def build(cls, items: Sequence[Item], config: SyntheticConfig, rng: np.random.Generator) -> _World:
+        """Takes the generator because the popularity order is its first draw: the order of
+        draws is what makes a seed give the same data everywhere."""
+        n = len(items)
+        genres = sorted({g for it in items for g in it.genres}) or ["all"]
+        gindex = {g: k for k, g in enumerate(genres)}
+        membership = np.zeros((n, len(genres)))
+        for i, it in enumerate(items):
+            for g in it.genres or ("all",):
+                if g in gindex:
+                    membership[i, gindex[g]] = 1.0
+        membership /= np.maximum(membership.sum(axis=1, keepdims=True), 1.0)
+        popularity = 1.0 / np.power(rng.permutation(n) + 1.0, config.popularity_exponent)
+        prev_part, next_part = _series_links(items)
+        return cls(items, genres, membership, popularity, prev_part >= 0, next_part)
+
+
+def _simulate_user(uid: str, world: _World, config: SyntheticConfig, rng: np.random.Generator,
+                   events: EventColumns) -> User:
+    """One user: a history length and two taste mixes, then one event per step, either the
+    next part of a series they are in (usually, and soon) or an item drawn by taste drifting
+    from the first mix to the second and popularity. Appends the events; returns the user."""
+    n = len(world.items)
+    sigma = 0.6
+    draw = round(float(rng.lognormal(np.log(config.mean_history) - sigma**2 / 2, sigma)))
+    length = max(config.min_history, min(draw, config.max_history, n))
+    taste0 = rng.dirichlet(np.full(len(world.genres), 0.3))
+    taste1 = rng.dirichlet(np.full(len(world.genres), 0.3))
+    user = User(uid, {"favourite_genre": world.genres[int(np.argmax(taste0))]})
+    # affinity is linear in the taste, so the drifting mix is a blend of two vectors
+    aff0 = (world.membership * taste0).sum(axis=1)  # no BLAS: bit-identical everywhere
+    aff1 = (world.membership * taste1).sum(axis=1)
+    t = config.start + int(rng.integers(0, max(1, config.span_days * DAY // 2)))
+    seen = np.zeros(n, dtype=bool)
+    allowed = ~world.has_prev  # unseen items whose earlier series parts are seen
+    pending: list[int] = []
+    for step in range(length):
+        w = config.drift * step / max(1, length - 1)
+        affinity = (1.0 - w) * aff0 + w * aff1
+        pending = [p for p in pending if not seen[p]]
+        sequel = bool(pending) and rng.random() < config.sequel_prob
+        choice = pending.pop(0) if sequel else _draw_by_taste(allowed, affinity, world.popularity, config, rng)
+        if choice is None:
+            break
+        seen[choice] = True
+        allowed[choice] = False
+        nxt = int(world.next_part[choice])
+        if nxt >= 0 and not seen[nxt]:
+            pending.append(nxt)
+            allowed[nxt] = True
+        gap = rng.exponential(0.5 * DAY if sequel else 2.5 * DAY)
+        t += 1 + int(gap)
+        events.append(uid, world.items[choice].item_id, t, _rating(affinity, choice, rng))
+    return user
+
+
+def _draw_by_taste(allowed: np.ndarray, affinity: np.ndarray, popularity: np.ndarray,
+                   config: SyntheticConfig, rng: np.random.Generator) -> int | None:
+    """An allowed item with probability proportional to popularity x taste (inverse CDF,
+    one uniform draw); None when nothing is allowed."""
+    if not allowed.any():
+        return None
+    weights = np.where(allowed, popularity * np.power(affinity + 1e-3, config.taste_strength), 0.0)
+    cdf = np.cumsum(weights)
+    choice = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+    choice = min(choice, len(allowed) - 1)
+    if not allowed[choice]:  # only reachable through float edge cases
+        choice = int(np.flatnonzero(allowed)[-1])
+    return choice
+
+
+def _rating(affinity: np.ndarray, choice: int, rng: np.random.Generator) -> float:
+    """1-5 stars, higher the closer the item is to the user's current taste, with noise."""
+    score = 1.0 + 4.0 * float(affinity[choice]) / max(float(affinity.max()), 1e-9)
+    return float(min(5.0, max(1.0, round(score + float(rng.normal(0.0, 0.7))))))
 
 
 def _series_links(items: Sequence[Item]) -> tuple[np.ndarray, np.ndarray]:
