@@ -5,6 +5,7 @@ trained in the test: no weights are loaded) or the fake backend."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -121,3 +122,21 @@ def test_render_errors(app, monkeypatch, capsys):
     assert code == 5 and "ghost" in err
     result = CliRunner().invoke(app, ["prompts", "render", "rank", "--backend", "fake", *DATA])
     assert result.exit_code == 2 and "--items" in result.output  # nothing to fill the candidates with
+
+
+def test_render_prints_the_prompt_tokens_and_labels(app):
+    result = CliRunner().invoke(app, ["prompts", "render", "rank", "--user", "u001", "--items", "c010,c020",
+                                      "--backend", "fake", *DATA])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "rank@1.0.0 for user u001" in out
+    assert re.search(r"\n\d+ prompt tokens \(\S+ tokenizer, history kept (\d+)/\1\)\n", out)
+    assert "A -> c010 " in out and "B -> c020 " in out
+
+
+def test_render_other_template_takes_vars(app):
+    data = run_json(app, "render", "chat_system", "--text", "cosy films", "--backend", "fake", *DATA,
+                    "--var", 'user="someone"')
+    assert data["inputs"]["user"] == "someone" and '"someone"' in data["text"]
+    assert data["user"] is None
+
