@@ -129,68 +129,113 @@ def render(
     pmodel = _prompt_model(cfg)
     needs_candidates = bool(names & {"candidates", "item"})
     given = split_ids(items)
-    retriever_obj = None
-    if not needs_candidates or given or item:
-        from llmrank.cli.rerank import NoRetriever
-
-        retriever_obj = None if cfg.index.path else NoRetriever()
-    rec = build_recommender(cfg, quiet=json_out, retriever=retriever_obj)
+    retrieves = needs_candidates and not given and not item
+    rec = build_recommender(cfg, quiet=json_out, retriever=None if retrieves else _no_retriever(cfg))
     ds = rec.dataset
-    history = rec.dataset.history(user) if user is not None and ds.has_user(user) else []
-    if user is not None and not ds.has_user(user):
-        from llmrank.errors import UnknownUserError
-
-        raise UnknownUserError(f"unknown user {user!r} in {ds.name}")
-    cands = given
-    if needs_candidates and not cands and not item:
-        if user is None and not text:
-            raise typer.BadParameter("give --user or --text (to retrieve candidates), or --items")
-        cands = rec.recommend(user, text=text, k=n_candidates).item_ids()
-    unknown = [i for i in [*cands, *([item] if item else [])] if i not in ds.items]
-    if unknown:
-        from llmrank.errors import UnknownItemError
-
-        raise UnknownItemError(f"not in catalog {ds.name!r}: {', '.join(unknown[:10])}")
+    history = _known_history(ds, user)
+    cands = _retrieved(rec, user, text, n_candidates) if retrieves else given
+    _check_in_catalog(ds, [*cands, *([item] if item else [])])
     hist_items = [ds.items[i] for i in history if i in ds.items]
     cand_items = [ds.items[i] for i in cands]
     out: dict[str, Any] = {"template": tmpl.id, "user": user, "history_length": len(hist_items),
                            "tokenizer": getattr(pmodel, "model_id", cfg.reranker.model)}
     if {"candidates", "labels"} <= names:
-        from llmrank.rerank.prompt import RankPromptBuilder
-
-        if cfg.reranker.adapter and tmpl.name == cfg.reranker.template:
-            # what the reranker renders for this adapter: the settings it was trained with
-            from llmrank.finetune.artifacts import prompt_spec_for
-            from llmrank.finetune.prompting import make_builder
-
-            builder = make_builder(pmodel, prompt_spec_for(cfg.reranker.adapter))
-            out["template"] = builder.template.id
-        else:
-            builder = RankPromptBuilder(pmodel, tmpl, max_history=cfg.reranker.max_history,
-                                        max_prompt_tokens=cfg.reranker.max_prompt_tokens)
-        rp = builder.build(hist_items, cand_items[: builder.max_labels], query=text)
-        out |= {"text": rp.text, "prompt_tokens": rp.prompt_tokens, "history_kept": rp.n_history,
-                "labels": dict(zip(rp.labels, rp.item_ids, strict=True))}
+        out |= _rank_prompt(cfg, pmodel, tmpl, hist_items, cand_items, text)
     elif {"item", "shared"} <= names:
-        from llmrank.explain.explainer import Explainer
-
         target = ds.items[item] if item else (cand_items[0] if cand_items else None)
-        if target is None:
-            raise typer.BadParameter("give --item ID (or candidates) to explain")
-        prompt, n_tok = Explainer(pmodel, tmpl, max_new_tokens=cfg.explain.max_new_tokens)._prompt(
-            hist_items, target, text)  # the exact prompt the explainer sends
-        out |= {"text": prompt, "prompt_tokens": n_tok, "item": target.item_id}
+        out |= _explain_prompt(cfg, pmodel, tmpl, hist_items, target, text)
     else:
-        values: dict[str, Any] = {"catalog": f"{ds.name}, {ds.n_items} items", "user": user, "query": text,
-                                  "history": [it.title for it in hist_items]}
-        values = {k: v for k, v in values.items() if k in names and v is not None} | parse_key_values(var, "--var")
-        prompt = tmpl.render(**values).to_text(pmodel)
-        out |= {"text": prompt, "prompt_tokens": pmodel.count_tokens(prompt), "inputs": values}
+        out |= _filled_prompt(pmodel, tmpl, names, ds, user, text, hist_items, var)
     if json_out:
         print_json(out)
         return
-    console.print(Panel(Text(out["text"]), title=f"{tmpl.id} for {'user ' + user if user else repr(text)}"))
-    extra = f", history kept {out['history_kept']}/{len(hist_items)}" if "history_kept" in out else ""
+    _print_rendered(out, tmpl.id, user, text, len(hist_items), ds)
+
+
+def _no_retriever(cfg: Config) -> Any:
+    """With the candidates given, nothing needs embedding or indexing: a NoRetriever stands
+    in, unless an index folder is configured (that retriever is loaded as saved)."""
+    from llmrank.cli.rerank import NoRetriever
+
+    return None if cfg.index.path else NoRetriever()
+
+
+def _known_history(ds: Any, user: str | None) -> list[str]:
+    """The user's history ([] without --user); an unknown user is an error, not an empty
+    history, so a typo is not rendered as a cold-start prompt."""
+    if user is not None and not ds.has_user(user):
+        from llmrank.errors import UnknownUserError
+
+        raise UnknownUserError(f"unknown user {user!r} in {ds.name}")
+    return ds.history(user) if user is not None else []
+
+
+def _retrieved(rec: Any, user: str | None, text: str | None, k: int) -> list[str]:
+    """The recommender's top ``k`` for the user or the text, as the pipeline would pick them."""
+    if user is None and not text:
+        raise typer.BadParameter("give --user or --text (to retrieve candidates), or --items")
+    return rec.recommend(user, text=text, k=k).item_ids()
+
+
+def _check_in_catalog(ds: Any, ids: list[str]) -> None:
+    """Every candidate and the --item must be catalog items (named in the error)."""
+    unknown = [i for i in ids if i not in ds.items]
+    if unknown:
+        from llmrank.errors import UnknownItemError
+
+        raise UnknownItemError(f"not in catalog {ds.name!r}: {', '.join(unknown[:10])}")
+
+
+def _rank_prompt(cfg: Config, pmodel: Any, tmpl: PromptTemplate, hist_items: list[Any],
+                 cand_items: list[Any], text: str | None) -> dict[str, Any]:
+    """The rank prompt exactly as the reranker builds it (truncation included), with its
+    label -> item map; with an adapter, the template and settings it was trained with."""
+    from llmrank.rerank.prompt import RankPromptBuilder
+
+    out: dict[str, Any] = {}
+    if cfg.reranker.adapter and tmpl.name == cfg.reranker.template:
+        # what the reranker renders for this adapter: the settings it was trained with
+        from llmrank.finetune.artifacts import prompt_spec_for
+        from llmrank.finetune.prompting import make_builder
+
+        builder = make_builder(pmodel, prompt_spec_for(cfg.reranker.adapter))
+        out["template"] = builder.template.id
+    else:
+        builder = RankPromptBuilder(pmodel, tmpl, max_history=cfg.reranker.max_history,
+                                    max_prompt_tokens=cfg.reranker.max_prompt_tokens)
+    rp = builder.build(hist_items, cand_items[: builder.max_labels], query=text)
+    return out | {"text": rp.text, "prompt_tokens": rp.prompt_tokens, "history_kept": rp.n_history,
+                  "labels": dict(zip(rp.labels, rp.item_ids, strict=True))}
+
+
+def _explain_prompt(cfg: Config, pmodel: Any, tmpl: PromptTemplate, hist_items: list[Any],
+                    target: Any, text: str | None) -> dict[str, Any]:
+    """The exact prompt the explainer sends for ``target`` (the --item or first candidate)."""
+    from llmrank.explain.explainer import Explainer
+
+    if target is None:
+        raise typer.BadParameter("give --item ID (or candidates) to explain")
+    prompt, n_tok = Explainer(pmodel, tmpl, max_new_tokens=cfg.explain.max_new_tokens)._prompt(
+        hist_items, target, text)  # the exact prompt the explainer sends
+    return {"text": prompt, "prompt_tokens": n_tok, "item": target.item_id}
+
+
+def _filled_prompt(pmodel: Any, tmpl: PromptTemplate, names: set[str], ds: Any, user: str | None,
+                   text: str | None, hist_items: list[Any], var: list[str] | None) -> dict[str, Any]:
+    """Any other template: the inputs it declares that we know (catalog, user, query,
+    history titles), then the --var values, which win."""
+    values: dict[str, Any] = {"catalog": f"{ds.name}, {ds.n_items} items", "user": user, "query": text,
+                              "history": [it.title for it in hist_items]}
+    values = {k: v for k, v in values.items() if k in names and v is not None} | parse_key_values(var, "--var")
+    prompt = tmpl.render(**values).to_text(pmodel)
+    return {"text": prompt, "prompt_tokens": pmodel.count_tokens(prompt), "inputs": values}
+
+
+def _print_rendered(out: dict[str, Any], template_id: str, user: str | None, text: str | None,
+                    n_history: int, ds: Any) -> None:
+    """The prompt in a panel, then its token count and the label -> item map."""
+    console.print(Panel(Text(out["text"]), title=f"{template_id} for {'user ' + user if user else repr(text)}"))
+    extra = f", history kept {out['history_kept']}/{n_history}" if "history_kept" in out else ""
     console.print(f"[bold]{out['prompt_tokens']}[/] prompt tokens ({out['tokenizer']} tokenizer{extra})",
                   highlight=False)
     for label, item_id in out.get("labels", {}).items():
