@@ -76,3 +76,21 @@ def test_rejects_unknown_model(app, movielens_dir):
     result = CliRunner().invoke(app, ["train-retriever", "--dataset", str(movielens_dir),
                                       "--model", "gpt"])
     assert result.exit_code != 0
+
+
+def test_text_output_shows_epochs_and_the_index_folder(app, movielens_dir, tmp_path):
+    out = tmp_path / "idx"
+    args = ["train-retriever", "--dataset", str(movielens_dir), "--retriever", "fused",
+            "--ensemble", "none", "--epochs", "1", "--hidden", "8", "--max-len", "8",
+            "--device", "cpu", "--embedder", "hashing", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "validation" in text and "NDCG@10" in text and "best epoch" in text
+    assert "fusion" in text and "kappa" in text and "lru (hidden 8," in text
+
+
+def test_rejects_unknown_retriever_kind(app, movielens_dir):
+    result = CliRunner().invoke(app, ["train-retriever", "--dataset", str(movielens_dir),
+                                      "--retriever", "dense"])
+    assert result.exit_code == 2 and "--retriever must be one of fused, sequential" in result.output
