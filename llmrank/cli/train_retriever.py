@@ -9,13 +9,18 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progress_bar, setup_logging
 from llmrank.cli.index import ConfigOpt, DataDirOpt, DatasetOpt, load_data, make_config
+
+if TYPE_CHECKING:
+    from llmrank.config import Config
+    from llmrank.data.dataset import Dataset
+    from llmrank.retrieve.sequential.config import SequentialConfig
 
 KINDS = ("fused", "sequential")
 MODELS = ("lru", "sasrec")
@@ -66,16 +71,11 @@ def train_retriever(
 ) -> None:
     """Train a behavioural (and fused) retriever with per-epoch validation metrics."""
     from llmrank.retrieve import default_index_dir, save_retriever
-    from llmrank.retrieve.sequential.config import MEMBER_SETTINGS, default_fused_ensemble
+    from llmrank.retrieve.sequential.config import MEMBER_SETTINGS
     from llmrank.retrieve.sequential.retriever import sequential_config
 
     setup_logging(verbose)
-    if retriever not in KINDS:
-        raise typer.BadParameter(f"--retriever must be one of {', '.join(KINDS)}")
-    members = [m for m in (ensemble or []) if m != "none"]
-    for name in [model, *members]:
-        if name is not None and name not in MODELS:
-            raise typer.BadParameter(f"--model/--ensemble must be one of {', '.join(MODELS)}")
+    members = _checked_members(retriever, model, ensemble)
     cfg = make_config(config, {"data.dataset": dataset, "data.data_dir": data_dir,
                                "data.kcore": kcore, "retriever.kind": retriever,
                                "embedder.backend": embedder, "seed": seed})
@@ -83,39 +83,10 @@ def train_retriever(
                              max_len=max_len, batch_size=batch_size, lr=lr, dropout=dropout,
                              device=device, threads=threads, refit=refit,
                              ensemble=[MEMBER_SETTINGS[m] for m in members] if ensemble else None)
-    if (ensemble is None and retriever == "fused"
-            and "ensemble" not in (cfg.retriever.options.get("sequential") or {})):
-        scfg = replace(scfg, ensemble=default_fused_ensemble())
+    scfg = _with_default_ensemble(scfg, cfg, retriever, ensemble)
     t0 = time.perf_counter()
     ds = load_data(cfg.data)
-    history: list[Any] = []
-    with progress_bar(not json_out) as bar:
-        tasks: dict[str, Any] = {}
-        epoch_task = bar.add_task(f"training {scfg.model}", total=scfg.epochs)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage.startswith("training"):
-                stage = "batches"
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        def on_epoch(report: Any) -> None:
-            history.append(report)
-            bar.update(epoch_task, completed=report.epoch)
-            m = report.metrics
-            if m and not json_out:
-                bar.console.print(
-                    f"epoch {report.epoch:3d}  loss {report.loss:.4f}  NDCG@10 {m['ndcg@10']:.4f}"
-                    f"  Recall@10 {m['recall@10']:.4f}  {report.seconds:.1f}s"
-                    + ("  [green]best[/]" if report.best else ""))
-
-        cls: Any
-        if retriever == "fused":
-            from llmrank.retrieve.fused import FusedRetriever as cls
-        else:
-            from llmrank.retrieve.sequential.retriever import SequentialRetriever as cls
-        built = cls.build(ds, cfg, progress=progress, seq_config=scfg, on_epoch=on_epoch)
+    built, history = _build(ds, cfg, scfg, retriever, json_out)
     t1 = time.perf_counter()
     folder = out or default_index_dir(ds.name, retriever)
     manifest = save_retriever(built, folder)
@@ -133,6 +104,76 @@ def train_retriever(
         print_json(summary)
         return
     console.print(_epoch_table(history))
+    console.print(_index_table(folder, retriever, scfg, ds, built, manifest, t1 - t0))
+
+
+def _checked_members(retriever: str, model: str | None, ensemble: list[str] | None) -> list[str]:
+    """The --ensemble members ('none' dropped), once --retriever, --model and --ensemble
+    are known names: a typo fails here, before any data is loaded."""
+    if retriever not in KINDS:
+        raise typer.BadParameter(f"--retriever must be one of {', '.join(KINDS)}")
+    members = [m for m in (ensemble or []) if m != "none"]
+    for name in [model, *members]:
+        if name is not None and name not in MODELS:
+            raise typer.BadParameter(f"--model/--ensemble must be one of {', '.join(MODELS)}")
+    return members
+
+
+def _with_default_ensemble(scfg: SequentialConfig, cfg: Config, retriever: str,
+                           ensemble: list[str] | None) -> SequentialConfig:
+    """A fused retriever trains the default second member (LRURec + SASRec ranked best on
+    validation) unless --ensemble or the config's sequential options say otherwise."""
+    from llmrank.retrieve.sequential.config import default_fused_ensemble
+
+    if (ensemble is None and retriever == "fused"
+            and "ensemble" not in (cfg.retriever.options.get("sequential") or {})):
+        return replace(scfg, ensemble=default_fused_ensemble())
+    return scfg
+
+
+def _build(ds: Dataset, cfg: Config, scfg: SequentialConfig, retriever: str,
+           json_out: bool) -> tuple[Any, list[Any]]:
+    """Train and build the retriever under progress bars; returns it with the per-epoch
+    reports (also printed as they come unless --json)."""
+    history: list[Any] = []
+    with progress_bar(not json_out) as bar:
+        tasks: dict[str, Any] = {}
+        epoch_task = bar.add_task(f"training {scfg.model}", total=scfg.epochs)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage.startswith("training"):
+                stage = "batches"
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        def on_epoch(report: Any) -> None:
+            history.append(report)
+            bar.update(epoch_task, completed=report.epoch)
+            if report.metrics and not json_out:
+                bar.console.print(_epoch_line(report))
+
+        cls: Any
+        if retriever == "fused":
+            from llmrank.retrieve.fused import FusedRetriever as cls
+        else:
+            from llmrank.retrieve.sequential.retriever import SequentialRetriever as cls
+        built = cls.build(ds, cfg, progress=progress, seq_config=scfg, on_epoch=on_epoch)
+    return built, history
+
+
+def _epoch_line(report: Any) -> str:
+    """One epoch's loss and validation metrics, as printed while training."""
+    m = report.metrics
+    return (f"epoch {report.epoch:3d}  loss {report.loss:.4f}  NDCG@10 {m['ndcg@10']:.4f}"
+            f"  Recall@10 {m['recall@10']:.4f}  {report.seconds:.1f}s"
+            + ("  [green]best[/]" if report.best else ""))
+
+
+def _index_table(folder: Path, retriever: str, scfg: SequentialConfig, ds: Dataset, built: Any,
+                 manifest: Any, seconds: float) -> Table:
+    """What was written: the models, the data, the best epoch, the index, the fusion."""
+    meta = built.model.meta
     table = Table(title=f"index folder {folder}", show_header=False)
     names = "+".join([scfg.model, *(str(m.get("model", scfg.model)) for m in scfg.ensemble)])
     rows = [("retriever", retriever), ("model", f"{names} (hidden {scfg.hidden}, "
@@ -141,14 +182,14 @@ def train_retriever(
             ("best epoch", f"{meta.get('best_epoch')} (valid NDCG@10 "
                            f"{meta.get('best_valid_ndcg10', 0):.4f})"),
             ("index", f"{manifest.index.get('kind')} ({manifest.n_items} vectors, {manifest.dim}-d)"),
-            ("time", f"{t1 - t0:.1f}s")]
+            ("time", f"{seconds:.1f}s")]
     if retriever == "fused":
         rep = built.report
         rows.append(("fusion", f"kappa {rep['kappa']}, ridge {rep['ridge']}, "
                                f"{rep['cold_items']} items without training interactions"))
     for key, value in rows:
         table.add_row(key, str(value))
-    console.print(table)
+    return table
 
 
 def register(app: typer.Typer) -> None:
