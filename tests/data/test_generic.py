@@ -151,6 +151,27 @@ def test_exact_time_rejects(value, unit, word):
     assert (exc.value.path, exc.value.line_no) == ("p", 7)
 
 
+@pytest.mark.parametrize(("value", "unit"), [(10**400, "auto"), (1e25, "auto"), ("1e25", "s"),
+                                            (-(10**20), "s"), (10**19, "ms")])
+def test_exact_time_rejects_values_past_year_9999(value, unit):
+    with pytest.raises(MalformedLineError, match="timestamp out of range: "):
+        generic.exact_time(value, unit, "p", 7)
+
+
+@pytest.mark.parametrize("bad", [str(10**400), "1e25"])
+def test_an_absurd_timestamp_is_one_skipped_line_not_a_crash(tmp_path, bad):
+    lines = ['{"user": "u1", "item": "a", "timestamp": 1600000000}',
+             f'{{"user": "u1", "item": "b", "timestamp": {bad}}}',
+             '{"user": "u2", "item": "a", "timestamp": 1600000001}']
+    path = write(tmp_path / "events.jsonl", "\n".join(lines) + "\n")
+    report = LoadReport()
+    ds = load_table(path, report=report)
+    assert len(ds.interactions.user) == 2 and report.skipped == 1
+    assert "timestamp out of range" in report.problems[0] and ":2:" in report.problems[0]
+    with pytest.raises(MalformedLineError, match="out of range"):
+        load_table(path, on_error="raise")
+
+
 def test_csv_rows_blank_lines_bom_quoted_newlines_and_csv_errors(tmp_path):
     text = ("\ufeffuser,item,note\n"
             "\n"

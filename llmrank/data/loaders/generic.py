@@ -34,6 +34,7 @@ TableFormat = Literal["csv", "jsonl", "parquet"]
 Row = dict[str, Any]
 _YEAR = re.compile(r"\b(1[5-9]\d\d|2\d\d\d)\b")
 MS_THRESHOLD = 1e11  # a Unix time in seconds this large is in the year 5138: it is milliseconds
+MAX_SECONDS = 253402300800.0  # 9999-12-31 (datetime's limit); beyond it a value is corrupt
 
 
 def table_format(path: Path) -> TableFormat | None:
@@ -262,11 +263,15 @@ def exact_time(value: Any, unit: str, path: str, line_no: int) -> float:
         return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()
-    number = _number(value, unit)
+    try:
+        number = _number(value, unit)
+    except OverflowError:  # an integer beyond float range
+        raise MalformedLineError(path, line_no, f"timestamp out of range: {value!r}") from None
     if number is not None and math.isfinite(number):
-        if unit == "ms" or (unit == "auto" and abs(number) > MS_THRESHOLD):
-            return number / 1000
-        return number
+        seconds = number / 1000 if unit == "ms" or (unit == "auto" and abs(number) > MS_THRESHOLD) else number
+        if abs(seconds) > MAX_SECONDS:  # past year 9999: a corrupt value, not a time
+            raise MalformedLineError(path, line_no, f"timestamp out of range: {value!r}")
+        return seconds
     parsed = _iso_datetime(value) if unit in ("auto", "iso") else None
     if parsed is not None:
         return exact_time(parsed, unit, path, line_no)
