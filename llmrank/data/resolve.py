@@ -68,7 +68,7 @@ def _file_format(path: Path) -> str:
     """A file's format from its name; a JSON-lines file is Amazon reviews when its first
     record has the fields of a 2014 or 2023 review."""
     from llmrank.data.loaders.amazon import detect_version, first_record
-    from llmrank.data.loaders.generic import table_format
+    from llmrank.data.table_rows import table_format
 
     if path.name.endswith(".inter"):
         return "recbole"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import numpy as np
@@ -10,9 +9,9 @@ import pytest
 
 from llmrank.data.lines import LoadReport
 from llmrank.data.loaders import generic
-from llmrank.data.loaders.generic import load_table, to_seconds
+from llmrank.data.loaders.generic import load_table
 from llmrank.data.mapping import ColumnMapping
-from llmrank.errors import ConfigError, DataError, MalformedLineError
+from llmrank.errors import ConfigError, MalformedLineError
 
 from ._files import write
 
@@ -120,44 +119,6 @@ def test_mapping_parse_and_errors(tmp_path):
         load_table(write(tmp_path / "y.csv", "user,item\n1,2\n"), mapping={"rating": "stars"})
 
 
-@pytest.mark.parametrize(("value", "unit", "expected"), [
-    (1_600_000_000, "auto", 1_600_000_000), (1_600_000_000_123, "auto", 1_600_000_000),
-    ("1600000000.9", "s", 1_600_000_000), (1_600_000_000_000, "ms", 1_600_000_000),
-    ("2020-09-13T12:26:40+00:00", "iso", 1_600_000_000), ("2020-09-13", "auto", 1_599_955_200),
-])
-def test_to_seconds(value, unit, expected):
-    assert to_seconds(value, unit, "p", 1) == expected
-
-
-@pytest.mark.parametrize(("value", "unit", "expected"), [
-    (dt.datetime(2020, 9, 13, 12, 26, 40, 500_000), "auto", 1_600_000_000.5),  # naive = UTC
-    (dt.datetime(2020, 9, 13, 14, 26, 40, tzinfo=dt.timezone(dt.timedelta(hours=2))), "s", 1_600_000_000.0),
-    (dt.date(2020, 9, 13), "iso", 1_599_955_200.0),
-    (1_600_000_000_500, "auto", 1_600_000_000.5), (1e11, "auto", 1e11), (-2e11, "auto", -2e8),
-    ("1600000000500", "ms", 1_600_000_000.5), (" 12.5 ", "s", 12.5),
-    ("2020-09-13T12:26:40.25Z", "auto", 1_600_000_000.25), ("2020-09-13 12:26:40", "iso", 1_600_000_000.0),
-])
-def test_exact_time(value, unit, expected):
-    assert generic.exact_time(value, unit, "p", 1) == expected
-
-
-@pytest.mark.parametrize(("value", "unit", "word"), [
-    (True, "auto", "time"), (float("nan"), "auto", "time"), ("inf", "s", "time"), (None, "auto", "time"),
-    ("1600000000", "iso", "date"), ("2020-13-01", "iso", "date"), ("2020-09-13", "s", "time"),
-])
-def test_exact_time_rejects(value, unit, word):
-    with pytest.raises(MalformedLineError, match=f"timestamp is not a {word}: ") as exc:
-        generic.exact_time(value, unit, "p", 7)
-    assert (exc.value.path, exc.value.line_no) == ("p", 7)
-
-
-@pytest.mark.parametrize(("value", "unit"), [(10**400, "auto"), (1e25, "auto"), ("1e25", "s"),
-                                            (-(10**20), "s"), (10**19, "ms")])
-def test_exact_time_rejects_values_past_year_9999(value, unit):
-    with pytest.raises(MalformedLineError, match="timestamp out of range: "):
-        generic.exact_time(value, unit, "p", 7)
-
-
 @pytest.mark.parametrize("bad", [str(10**400), "1e25"])
 def test_an_absurd_timestamp_is_one_skipped_line_not_a_crash(tmp_path, bad):
     lines = ['{"user": "u1", "item": "a", "timestamp": 1600000000}',
@@ -170,21 +131,3 @@ def test_an_absurd_timestamp_is_one_skipped_line_not_a_crash(tmp_path, bad):
     assert "timestamp out of range" in report.problems[0] and ":2:" in report.problems[0]
     with pytest.raises(MalformedLineError, match="out of range"):
         load_table(path, on_error="raise")
-
-
-def test_csv_rows_blank_lines_bom_quoted_newlines_and_csv_errors(tmp_path):
-    text = ("\ufeffuser,item,note\n"
-            "\n"
-            "u1,i1,plain\n"
-            'u1,i2,"two\nlines"\n'  # reported as its last line, 5
-            f"u2,i3,{'x' * 200_000}\n"  # csv.Error: field larger than the field limit
-            "u2,i4,ok\n")
-    path = write(tmp_path / "rows.csv", text)
-    report = LoadReport()
-    rows = list(generic._csv_rows(path, None, "utf-8", report, "skip"))
-    assert [(n, r["item"]) for n, r in rows] == [(3, "i1"), (5, "i2"), (7, "i4")]
-    assert rows[1][1]["note"] == "two\nlines" and list(rows[0][1]) == ["user", "item", "note"]
-    assert report.lines_read == 3 and report.files == [str(path)]
-    assert report.skipped == 1 and report.problems[0].startswith(f"{path}:6: CSV error: field larger")
-    with pytest.raises(DataError, match="file is empty"):
-        list(generic._csv_rows(write(tmp_path / "blank.csv", "\n \n"), ",", "utf-8", LoadReport(), "skip"))

@@ -8,44 +8,36 @@ its file and line (for Parquet: its 1-based row number)."""
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import json
 import logging
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from llmrank.data.columns import EventColumns
 from llmrank.data.dataset import Dataset
-from llmrank.data.lines import ErrorPolicy, LoadReport, check_file, iter_records, open_binary
+from llmrank.data.lines import ErrorPolicy, LoadReport, check_file
 from llmrank.data.loaders import copy_signature
 from llmrank.data.mapping import ColumnMapping
+from llmrank.data.table_rows import (
+    Row,
+    TableFormat,
+    first_line,
+    sniff_sep,
+    table_columns,
+    table_format,
+    table_rows,
+)
+from llmrank.data.timestamps import MS_THRESHOLD, exact_time
 from llmrank.errors import DataError, MalformedLineError
 from llmrank.records import Item
 
 log = logging.getLogger(__name__)
 
-TableFormat = Literal["csv", "jsonl", "parquet"]
-Row = dict[str, Any]
 _YEAR = re.compile(r"\b(1[5-9]\d\d|2\d\d\d)\b")
-MS_THRESHOLD = 1e11  # a Unix time in seconds this large is in the year 5138: it is milliseconds
-MAX_SECONDS = 253402300800.0  # 9999-12-31 (datetime's limit); beyond it a value is corrupt
-
-
-def table_format(path: Path) -> TableFormat | None:
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith((".csv", ".tsv", ".txt")):
-        return "csv"
-    if name.endswith((".jsonl", ".json", ".ndjson")):
-        return "jsonl"
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    return None
 
 
 def load_table(
@@ -63,7 +55,7 @@ def load_table(
     if fmt is None:
         raise DataError(f"{path}: unknown table format; pass format='csv', 'jsonl' or 'parquet'")
     base = mapping if isinstance(mapping, ColumnMapping) else ColumnMapping.from_dict(mapping)
-    columns = _columns(path, fmt, sep, encoding)
+    columns = table_columns(path, fmt, sep, encoding)
     m = base.with_guesses(columns)
     m.require(str(path), columns)
     items: dict[str, Item] = {}
@@ -72,7 +64,7 @@ def load_table(
         events, exact = fast
     else:
         events, exact_list = EventColumns(), []
-        for line_no, row in _rows(path, fmt, sep, encoding, report, on_error):
+        for line_no, row in table_rows(path, fmt, sep, encoding, report, on_error):
             try:
                 uid, iid, t, rating = _event(row, m, str(path), line_no)
             except MalformedLineError as err:
@@ -110,128 +102,6 @@ for _wrapper in (load_csv, load_jsonl, load_parquet):
     copy_signature(_wrapper, load_table, "format")
 
 
-# ---- row sources -----------------------------------------------------------------------------
-
-def _sniff_sep(header: str) -> str:
-    counts = {s: header.count(s) for s in (",", "\t", ";", "|")}
-    best = max(counts, key=lambda s: counts[s])
-    return best if counts[best] else ","
-
-
-def _first_line(path: Path, encoding: str) -> str:
-    with open_binary(path) as fh:
-        for raw in fh:
-            if raw.strip():
-                return raw.decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
-    raise DataError(f"file is empty: {path}")
-
-
-def _columns(path: Path, fmt: TableFormat, sep: str | None, encoding: str) -> list[str]:
-    if fmt == "csv":
-        header = _first_line(path, encoding)
-        return next(csv.reader([header], delimiter=sep or _sniff_sep(header)))
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            return list(pq.read_schema(path).names)
-        except Exception as exc:  # pyarrow raises several types for a non-Parquet file
-            raise DataError(f"{path}: not a readable Parquet file: {exc}") from exc
-    cols: dict[str, None] = {}
-    with open_binary(path) as fh:  # a quiet peek: bad lines are reported by the real pass
-        for _, raw in zip(range(200), fh, strict=False):
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                cols.update(dict.fromkeys(rec))
-    return list(cols)
-
-
-def _rows(path: Path, fmt: TableFormat, sep: str | None, encoding: str, report: LoadReport,
-          on_error: ErrorPolicy) -> Iterator[tuple[int, Row]]:
-    if fmt == "jsonl":
-        yield from iter_records(path, report=report, on_error=on_error)
-    elif fmt == "parquet":
-        yield from _parquet_rows(path, report)
-    else:
-        yield from _csv_rows(path, sep, encoding, report, on_error)
-
-
-def _csv_rows(path: Path, sep: str | None, encoding: str, report: LoadReport,
-              on_error: ErrorPolicy) -> Iterator[tuple[int, Row]]:
-    """Rows keyed by the header; quoted fields may span lines (the number reported is the
-    row's last line); each line is decoded on its own so a bad byte costs one row."""
-    sep = sep or _sniff_sep(_first_line(path, encoding))
-    lines = _DecodedLines(path, encoding, report, on_error)
-    report.files.append(str(path))
-    header: list[str] | None = None
-    for fields in _csv_records(lines, sep, report, on_error):
-        if header is None:
-            header = fields
-            continue
-        report.lines_read += 1
-        if len(fields) != len(header):
-            report.problem(MalformedLineError(str(path), lines.line_no, f"expected {len(header)} fields "
-                                              f"separated by {sep!r}, got {len(fields)}"), on_error)
-            continue
-        yield lines.line_no, dict(zip(header, fields, strict=True))
-    if header is None:
-        raise DataError(f"file is empty: {path}")
-
-
-class _DecodedLines:
-    """A file's lines decoded one by one (a line that does not decode is reported and left
-    out), remembering the number of the last line read: the csv reader may consume several
-    lines for one row, and messages name the row's last line."""
-
-    def __init__(self, path: Path, encoding: str, report: LoadReport, on_error: ErrorPolicy) -> None:
-        self.path, self.encoding, self.report, self.on_error = path, encoding, report, on_error
-        self.line_no = 0
-
-    def __iter__(self) -> Iterator[str]:
-        with open_binary(self.path) as fh:
-            for line_no, raw in enumerate(fh, start=1):
-                self.line_no = line_no
-                try:
-                    text = raw.decode(self.encoding)
-                except UnicodeDecodeError as exc:
-                    self.report.problem(MalformedLineError(str(self.path), line_no,
-                                                           f"not valid {self.encoding}: {exc.reason}"), self.on_error)
-                    continue
-                yield text.lstrip("\ufeff") if line_no == 1 else text
-
-
-def _csv_records(lines: _DecodedLines, sep: str, report: LoadReport,
-                 on_error: ErrorPolicy) -> Iterator[list[str]]:
-    """The csv reader's non-blank records; a record the reader cannot parse is reported
-    and skipped, and reading goes on after it."""
-    reader = csv.reader(lines, delimiter=sep)
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            report.problem(MalformedLineError(str(lines.path), lines.line_no, f"CSV error: {exc}"), on_error)
-            continue
-        if fields and not (len(fields) == 1 and not fields[0].strip()):
-            yield fields
-
-
-def _parquet_rows(path: Path, report: LoadReport) -> Iterator[tuple[int, Row]]:
-    import pyarrow.parquet as pq
-
-    report.files.append(str(path))
-    row_no = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=65536):
-        for row in batch.to_pylist():
-            row_no += 1
-            report.lines_read += 1
-            yield row_no, row
-
-
 # ---- values ----------------------------------------------------------------------------------
 
 def _present(value: Any) -> bool:
@@ -248,57 +118,6 @@ def _id(value: Any, what: str, path: str, line_no: int) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip()
-
-
-def to_seconds(value: Any, unit: str, path: str, line_no: int) -> int:
-    """A timestamp in whole seconds (see ``exact_time``)."""
-    return math.floor(exact_time(value, unit, path, line_no))
-
-
-def exact_time(value: Any, unit: str, path: str, line_no: int) -> float:
-    """Seconds, with any fraction, from seconds, milliseconds ('auto': values above 1e11),
-    an ISO-8601 string or a datetime; naive datetimes are taken as UTC. The fraction orders
-    events within one second."""
-    if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()
-    try:
-        number = _number(value, unit)
-    except OverflowError:  # an integer beyond float range
-        raise MalformedLineError(path, line_no, f"timestamp out of range: {value!r}") from None
-    if number is not None and math.isfinite(number):
-        seconds = number / 1000 if unit == "ms" or (unit == "auto" and abs(number) > MS_THRESHOLD) else number
-        if abs(seconds) > MAX_SECONDS:  # past year 9999: a corrupt value, not a time
-            raise MalformedLineError(path, line_no, f"timestamp out of range: {value!r}")
-        return seconds
-    parsed = _iso_datetime(value) if unit in ("auto", "iso") else None
-    if parsed is not None:
-        return exact_time(parsed, unit, path, line_no)
-    raise MalformedLineError(path, line_no, f"timestamp is not a {'date' if unit == 'iso' else 'time'}: {value!r}")
-
-
-def _number(value: Any, unit: str) -> float | None:
-    """A number, or text that parses as one (except under 'iso', where all text is a date);
-    None otherwise. A bool is not a time."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and unit != "iso":
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _iso_datetime(value: Any) -> dt.datetime | None:
-    """An ISO-8601 string ('Z' accepted for UTC) as a datetime; None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _event(row: Row, m: ColumnMapping, path: str, line_no: int) -> tuple[str, str, float, float | None]:
@@ -351,7 +170,7 @@ def _read_items(path: Path, mapping: ColumnMapping | Mapping[str, Any] | None, e
                 sep: str | None, encoding: str, report: LoadReport, on_error: ErrorPolicy) -> dict[str, Item]:
     check_file(path)
     fmt = table_format(path) or "csv"
-    columns = _columns(path, fmt, sep, encoding)
+    columns = table_columns(path, fmt, sep, encoding)
     if mapping is None:
         # the item column usually has the same name in both tables
         base = ColumnMapping(item=events_mapping.item if events_mapping.item in columns else None,
@@ -363,7 +182,7 @@ def _read_items(path: Path, mapping: ColumnMapping | Mapping[str, Any] | None, e
         raise DataError(f"{path}: no item column in the items table (columns: {columns})")
     items: dict[str, Item] = {}
     first: dict[str, int] = {}
-    for line_no, row in _rows(path, fmt, sep, encoding, report, on_error):
+    for line_no, row in table_rows(path, fmt, sep, encoding, report, on_error):
         try:
             iid = _id(row.get(m.item), "item", str(path), line_no)
             if iid in items:
@@ -397,7 +216,7 @@ def _fast_events(path: Path, fmt: TableFormat, m: ColumnMapping, sep: str | None
             table = pcsv.read_csv(
                 str(path),
                 read_options=pcsv.ReadOptions(encoding=enc),
-                parse_options=pcsv.ParseOptions(delimiter=sep or _sniff_sep(_first_line(path, encoding)),
+                parse_options=pcsv.ParseOptions(delimiter=sep or sniff_sep(first_line(path, encoding)),
                                                 newlines_in_values=False, ignore_empty_lines=True),
                 convert_options=pcsv.ConvertOptions(include_columns=wanted, null_values=[""],
                                                     column_types={c: pa.string() for c in wanted}),
