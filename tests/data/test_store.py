@@ -12,7 +12,7 @@ from llmrank.data.store import is_saved_dataset, load_saved, save_dataset
 from llmrank.errors import DataError
 
 from ._files import write
-from .test_recbole import SEQS, _write_presplit
+from .test_recbole_presplit import SEQS, _write_presplit
 
 
 def _same(a, b):
