@@ -86,18 +86,6 @@ def test_amazon_2023_ms_timestamps_order_within_a_second(tmp_path):
     assert "price" not in p1.attributes and "average_rating" not in p1.attributes  # no leaky stats
 
 
-def test_duplicate_metadata(tmp_path):
-    folder = _amazon_2018(tmp_path / "toys")
-    meta = folder / "meta_Toys.json.gz"
-    text = (json.dumps({"asin": "A2", "title": "Kite"}) + "\n") * 2 + json.dumps({"asin": "A2", "title": "Other"}) + "\n"
-    write(meta, text, gz=True)
-    report = LoadReport()
-    ds = load_amazon(folder, report=report)
-    assert ds.items["A2"].title == "Kite"
-    assert report.skipped == 1  # the exact repeat is harmless; the conflicting one is reported
-    assert "duplicate id 'A2'" in report.problems[0] and report.problems[0].startswith(f"{meta}:3:")
-
-
 def test_find_files_and_errors(tmp_path):
     folder = _amazon_2018(tmp_path / "toys")
     assert find_files(folder) == (folder / "Toys_5.json.gz", folder / "meta_Toys.json.gz")
