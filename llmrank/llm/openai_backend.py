@@ -9,11 +9,11 @@ checks are shared with the other backends (HFTokenizerMixin).
 Label scoring is one completion of ``max_tokens=1`` per prompt with ``logprobs``: vLLM's
 ``logprob_token_ids`` extension (a CompletionRequest field since 0.3x, checked against the
 vllm 0.32 source) returns the log-prob of every label token exactly; a server without it
-returns only its top-N tokens, and a label missing from them gets a floor: no more than the
-smallest returned log-prob, nor than an equal share of the probability mass the top-N leave.
-Values are full-vocabulary log-probs, like the transformers backend's; the scorer
-renormalises over the labels. With ``label_token_ids='auto'`` a server that rejects the
-extension fields is asked again without them, once, and remembered.
+returns only its top-N tokens, and a label missing from them gets a floor (the rule is in
+openai_response.py, which reads the responses). Values are full-vocabulary log-probs, like
+the transformers backend's; the scorer renormalises over the labels. With
+``label_token_ids='auto'`` a server that rejects the extension fields is asked again
+without them, once, and remembered.
 
 Prompts go several per request (``batch_size``) and several requests at once
 (``concurrency`` threads); transport errors, timeouts, 429 and 5xx are retried with
@@ -23,7 +23,6 @@ raises ModelError."""
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -37,12 +36,12 @@ import numpy as np
 from llmrank.errors import ModelError
 from llmrank.llm.base import GenerationConfig, NamedAdapters
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, cut_at_stop, load_tokenizer
+from llmrank.llm.openai_response import completion_choices, label_row
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
-FLOOR = -1e4  # the lowest log-prob reported (the scorer clips to the same bound)
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _TOKEN_ID_PREFIX = "token_id:"  # vLLM's return_tokens_as_token_ids spelling
 
@@ -178,22 +177,6 @@ class OpenAILLM(NamedAdapters, HFTokenizerMixin):
                 parts = list(pool.map(fn, chunks))
         return [x for part in parts for x in part]
 
-    def _choices(self, data: Any, n: int) -> list[dict[str, Any]]:
-        """The n choices of a completions response, by their index (garbage -> ModelError)."""
-        choices = data.get("choices") if isinstance(data, dict) else None
-        if not isinstance(choices, list) or len(choices) != n:
-            got = len(choices) if isinstance(choices, list) else "no"
-            raise ModelError(f"completions response has {got} choices for {n} prompts: {str(data)[:200]}")
-        out: list[dict[str, Any] | None] = [None] * n
-        for pos, ch in enumerate(choices):
-            if not isinstance(ch, dict):
-                raise ModelError(f"completions choice is not an object: {str(ch)[:200]}")
-            idx = ch.get("index", pos)
-            if not isinstance(idx, int) or not 0 <= idx < n or out[idx] is not None:
-                raise ModelError(f"completions choice has a bad index {idx!r}")
-            out[idx] = ch
-        return [c for c in out if c is not None]
-
     # ---- scoring -------------------------------------------------------------------------
     def label_logprobs(self, prompts: list[str], labels: list[str]) -> np.ndarray:
         ids = self.label_ids(labels)
@@ -231,40 +214,7 @@ class OpenAILLM(NamedAdapters, HFTokenizerMixin):
                 body.pop(field)
             data = self._request("POST", "completions", body)
             self.label_token_ids = False
-        return [self._row(ch, keys, len(ids)) for ch in self._choices(data, len(chunk))]
-
-    def _row(self, choice: dict[str, Any], keys: dict[str, int], n_labels: int) -> list[float]:
-        """Log-probs of the labels from one choice; missing labels get the floor."""
-        lp = choice.get("logprobs")
-        lp = lp if isinstance(lp, dict) else {}
-        top = lp.get("top_logprobs")
-        if not isinstance(top, list) or not top or not isinstance(top[0], dict):
-            raise ModelError("completions choice carries no top_logprobs: does the server "
-                             f"support logprobs? {str(choice)[:200]}")
-        entries = dict(top[0])
-        tokens, token_lps = lp.get("tokens"), lp.get("token_logprobs")
-        if isinstance(tokens, list) and isinstance(token_lps, list) and tokens and token_lps:
-            entries.setdefault(str(tokens[0]), token_lps[0])  # the sampled token
-        returned: list[float] = []
-        found: dict[int, float] = {}
-        for key, value in entries.items():
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value > 1e-3:
-                raise ModelError(f"completions returned a log-prob that is not one: {key!r}: {value!r}")
-            v = max(min(float(value), 0.0), FLOOR)
-            returned.append(v)
-            j = keys.get(str(key))
-            if j is not None:
-                found[j] = max(v, found.get(j, FLOOR))
-        if not returned:
-            raise ModelError("completions returned no usable log-probs")
-        missing = n_labels - len(found)
-        floor = FLOOR
-        if missing:
-            tail = max(1.0 - float(np.exp(returned).sum()), 1e-300)
-            floor = max(min(min(returned), math.log(tail / missing)), FLOOR)
-        return [found.get(j, floor) for j in range(n_labels)]
+        return [label_row(ch, keys, len(ids)) for ch in completion_choices(data, len(chunk))]
 
     # ---- generation ----------------------------------------------------------------------
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[str]:
@@ -281,7 +231,7 @@ class OpenAILLM(NamedAdapters, HFTokenizerMixin):
         def run(chunk: list[Any]) -> list[str]:
             data = self._request("POST", "completions", {"model": self._model_name(), "prompt": chunk, **body})
             texts = []
-            for ch in self._choices(data, len(chunk)):
+            for ch in completion_choices(data, len(chunk)):
                 text = ch.get("text")
                 if not isinstance(text, str):
                     raise ModelError(f"completions choice has no text: {str(ch)[:200]}")
