@@ -63,6 +63,17 @@ def test_amazon_2018_malformed_review_both_policies(tmp_path):
     assert exc.value.line_no == 4
 
 
+@pytest.mark.parametrize("bad", [1e25, "1e25", float("inf"), 10**30])
+def test_amazon_absurd_timestamp_is_a_skipped_line(tmp_path, bad):
+    line = json.dumps({"overall": 2.0, "reviewerID": "U3", "asin": "A1", "unixReviewTime": bad}) + "\n"
+    folder = _amazon_2018(tmp_path / "toys", extra_reviews=line)
+    report = LoadReport()
+    ds = load_amazon(folder, report=report)
+    assert len(ds.interactions) == 3 and report.skipped == 1
+    assert report.problems[0].startswith(f"{folder / 'Toys_5.json.gz'}:4: ")
+    assert "timestamp" in report.problems[0]
+
+
 def test_amazon_2023_ms_timestamps_order_within_a_second(tmp_path):
     reviews = [
         {"rating": 5.0, "user_id": "U1", "parent_asin": "P2", "asin": "X", "timestamp": 1_588_687_728_923},

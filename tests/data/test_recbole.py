@@ -48,3 +48,17 @@ def test_bad_header_and_missing_files(tmp_path):
     (tmp_path / "none").mkdir()
     with pytest.raises(DataError):
         load_recbole(tmp_path / "none")
+
+
+@pytest.mark.parametrize("bad", ["1e25", "inf", "nan"])
+@pytest.mark.parametrize("other_bad_line", [False, True])  # the fast reader, then the careful one
+def test_an_absurd_timestamp_is_a_reported_line_not_a_corrupt_event(tmp_path, bad, other_bad_line):
+    folder = tmp_path / "t"
+    rows = f"u1\ti1\t881250949\nu1\ti2\t{bad}\nu2\ti1\t881250960\n" + ("u3 i9\n" if other_bad_line else "")
+    write(folder / "t.inter", "user_id:token\titem_id:token\ttimestamp:float\n" + rows)
+    report = LoadReport()
+    ds = load_recbole(folder, report=report)
+    assert len(ds.interactions) == 2 and ds.history("u1") == ["i1"]
+    assert report.skipped == 1 + other_bad_line
+    assert report.problems[0].startswith(f"{folder / 't.inter'}:3: timestamp")
+    assert int(ds.interactions.timestamp.min()) == 881250949

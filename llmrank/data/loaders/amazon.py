@@ -27,6 +27,7 @@ from llmrank.data.dataset import Dataset
 from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, open_binary
 from llmrank.data.loaders import copy_signature
 from llmrank.data.loaders.amazon_meta import Version, read_meta
+from llmrank.data.timestamps import exact_time
 from llmrank.errors import DataError, MalformedLineError
 from llmrank.records import Item
 
@@ -203,9 +204,11 @@ def _timestamp(rec: dict[str, Any], layout: _Layout, path: str, line_no: int) ->
     try:
         if isinstance(value, bool):
             raise TypeError
-        return int(float(value)) if isinstance(value, str) else int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        raw = int(float(value)) if isinstance(value, str) else int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
         raise MalformedLineError(path, line_no, f"{layout.timestamp!r} is not a timestamp: {value!r}") from None
+    exact_time(raw, "ms" if layout.ms else "s", path, line_no)  # past year 9999: malformed
+    return raw
 
 
 def _rating(value: Any, path: str, line_no: int) -> float | None:

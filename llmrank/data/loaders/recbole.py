@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from llmrank.data.loaders.recbole_files import (
     read_header,
 )
 from llmrank.data.loaders.recbole_presplit import load_presplit
+from llmrank.data.timestamps import MAX_SECONDS, to_seconds
 from llmrank.errors import DataError, MalformedLineError
 from llmrank.records import Item, User
 
@@ -84,6 +86,8 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
             types[t_idx] = "float64"
         fast = read_clean_table(path, sep="\t", n_fields=len(header), header=True, encoding="utf-8",
                                 types=types, report=report)
+        if fast is not None and t_idx is not None and not _times_in_range(fast[t_idx]):
+            fast = None  # the careful reader below reports the bad lines
         if fast is not None:
             n = len(fast[0])
             ts = np.asarray(fast[t_idx]).astype(np.int64) if t_idx is not None else np.zeros(n, np.int64)
@@ -97,14 +101,17 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
                 raise MalformedLineError(str(path), line_no, "empty user or item id")
             rating = parse_float(row[names["rating"]], what="rating", path=str(path), line_no=line_no) \
                 if r_idx is not None else None
-            when = int(parse_float(row[names["timestamp"]], what="timestamp", path=str(path), line_no=line_no)) \
-                if t_idx is not None else 0
+            when = to_seconds(row[names["timestamp"]], "s", str(path), line_no) if t_idx is not None else 0
         except MalformedLineError as err:
             report.problem(err, on_error)
             continue
         events.append(uid, iid, when, rating)
     return events
 
+
+def _times_in_range(seconds: Any) -> bool:
+    """Every timestamp finite and before year 9999 (NaN compares false)."""
+    return bool(np.all(np.abs(np.asarray(seconds, np.float64)) <= MAX_SECONDS))
 
 
 # ---- items and users -------------------------------------------------------------------------
