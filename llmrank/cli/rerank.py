@@ -50,7 +50,7 @@ def split_ids(values: list[str] | None) -> list[str]:
 def rerank(
     input_path: Path | None = typer.Argument(None, metavar="[IN.jsonl]", help="Batch mode: JSON-lines requests."),
     output_path: Path | None = typer.Argument(None, metavar="[OUT.jsonl]",
-                                              help="Batch output (default: IN.reranked.jsonl; errors in OUT.errors.jsonl)."),
+                                              help="Batch output (default: IN.reranked.jsonl; errors in OUT.jsonl.errors.jsonl)."),
     user: str | None = typer.Option(None, "--user", "-u", help="User id whose history conditions the ranking."),
     items: list[str] | None = typer.Option(None, "--items", help="Candidate item ids, comma-separated (repeatable)."),
     history: list[str] | None = typer.Option(None, "--history", help="Explicit history item ids (instead of the user's)."),

@@ -120,3 +120,11 @@ def test_batch_file_with_bad_lines_and_resume(app, tmp_path):
     result = run(app, str(src), *FAST)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "requests.reranked.jsonl").is_file() and "line 3" in result.output
+
+
+def test_help_names_the_errors_file_the_batch_writes(app, tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("not json\n")
+    assert run_json(app, str(src), str(out))["n_failed"] == 1
+    assert (tmp_path / "out.jsonl.errors.jsonl").is_file()
+    assert "OUT.jsonl.errors.jsonl" in run(app, "--help").output
