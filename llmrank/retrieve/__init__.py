@@ -1,5 +1,6 @@
-"""Retrieval: text-embedding retriever, index folders (build/save/load by kind), filters and
-recency-weighted query vectors. Importing this package imports no faiss or torch."""
+"""Retrieval: the text-embedding retriever, the behavioural (``sequential/``: SASRec, LRURec)
+and fused retrievers, index folders (build/save/load by kind), filters and recency-weighted
+query vectors. Importing this package imports no faiss or torch."""
 
 from __future__ import annotations
 
