@@ -9,11 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from llmrank.errors import ModelError
-
-FLOOR = -1e4  # the lowest log-prob reported (the scorer clips to the same bound)
+from llmrank.llm.logprobs import FLOOR, clip_logprob, missing_label_floor
 
 
 def completion_choices(data: Any, n: int) -> list[dict[str, Any]]:
@@ -52,16 +49,12 @@ def label_row(choice: dict[str, Any], keys: dict[str, int], n_labels: int) -> li
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value > 1e-3:
             raise ModelError(f"completions returned a log-prob that is not one: {key!r}: {value!r}")
-        v = max(min(float(value), 0.0), FLOOR)
+        v = clip_logprob(value)
         returned.append(v)
         j = keys.get(str(key))
         if j is not None:
             found[j] = max(v, found.get(j, FLOOR))
     if not returned:
         raise ModelError("completions returned no usable log-probs")
-    missing = n_labels - len(found)
-    floor = FLOOR
-    if missing:
-        tail = max(1.0 - float(np.exp(returned).sum()), 1e-300)
-        floor = max(min(min(returned), math.log(tail / missing)), FLOOR)
+    floor = missing_label_floor(returned, n_labels - len(found))
     return [found.get(j, floor) for j in range(n_labels)]

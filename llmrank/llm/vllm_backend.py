@@ -32,11 +32,11 @@ from llmrank._optional import require
 from llmrank.errors import ModelError
 from llmrank.llm.base import GenerationConfig, NamedAdapters
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, cut_at_stop, load_tokenizer
+from llmrank.llm.logprobs import clip_logprob, missing_label_floor
 from llmrank.models.resolve import resolve_adapter, resolve_model
 
 log = logging.getLogger(__name__)
 
-FLOOR = -1e4  # the lowest log-prob reported (the scorer clips to the same bound)
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's accepted max_lora_rank values
 MAX_LABEL_TOKEN_IDS = 128  # vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS (0.32)
 DEFAULT_CPU_KV_GIB = 1.0  # KV cache on CPU, where gpu_memory_utilization would mean host RAM
@@ -64,15 +64,11 @@ def label_row(position: Mapping[int, Any] | None, label_ids: Sequence[int], *, e
         v = _value(entry)
         if v is None or math.isnan(v) or v > 1e-3:
             raise ModelError(f"vLLM returned a log-prob that is not one: token {tid}: {entry!r}")
-        values[int(tid)] = max(min(v, 0.0), FLOOR)
+        values[int(tid)] = clip_logprob(v)
     missing = [t for t in label_ids if t not in values]
     if missing and exact:
         raise ModelError(f"vLLM did not return the log-probs of label tokens {missing}")
-    floor = FLOOR
-    if missing:
-        returned = list(values.values())
-        tail = max(1.0 - float(np.exp(returned).sum()), 1e-300)
-        floor = max(min(min(returned), math.log(tail / len(missing))), FLOOR)
+    floor = missing_label_floor(list(values.values()), len(missing))
     return [values.get(t, floor) for t in label_ids]
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from llmrank.llm.base import LLM
+from llmrank.llm.logprobs import FLOOR
 from llmrank.records import Item
 from llmrank.rerank.prompt import RankPromptBuilder
 from llmrank.rerank.strategies import Job, make_job
@@ -157,8 +158,8 @@ class LabelScorer:
             logp = self.llm.label_logprobs([prompts[k].text for k in idx], conts)
             logp = np.asarray(logp, dtype=np.float64).reshape(len(idx), size)
             # a backend may return -inf for a label it could not see, or garbage: log-probs
-            # live in [-1e4, 0] here, so later sums and level shifts stay finite
-            logp = np.clip(np.where(np.isfinite(logp), logp, -1e4), -1e4, 0.0)
+            # live in [FLOOR, 0] here, so later sums and level shifts stay finite
+            logp = np.clip(np.where(np.isfinite(logp), logp, FLOOR), FLOOR, 0.0)
             for row, k in enumerate(idx):
                 results[k] = renormalise(logp[row])
         return [r for r in results if r is not None]

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from llmrank.errors import ModelError
-from llmrank.llm.openai_response import FLOOR, completion_choices, label_row
+from llmrank.llm.logprobs import FLOOR
+from llmrank.llm.openai_response import completion_choices, label_row
 
 KEYS = {" A": 0, "token_id:66": 1, " C": 2}  # spellings -> label position
 

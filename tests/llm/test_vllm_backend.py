@@ -22,8 +22,8 @@ import pytest
 
 from llmrank.errors import MissingExtraError, ModelError, PromptError
 from llmrank.llm.base import LLM, GenerationConfig
+from llmrank.llm.logprobs import FLOOR
 from llmrank.llm.vllm_backend import (
-    FLOOR,
     adapter_rank,
     generation_budget,
     label_row,
