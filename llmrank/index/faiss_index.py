@@ -33,7 +33,8 @@ _COMPACT_FRACTION = 1 / 3
 
 
 def _faiss() -> Any:
-    return require("faiss", extra="gpu", package="faiss-cpu (or faiss-gpu)")
+    # faiss-cpu is a base dependency: the gpu extra (vllm, CUDA torch) is the wrong advice
+    return require("faiss", package="faiss-cpu")
 
 
 class FaissIndex:

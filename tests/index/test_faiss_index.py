@@ -112,3 +112,15 @@ def test_ivf_trains_on_small_first_batch():
 def test_registry_creates_faiss():
     index = create_index("faiss", dim=4, kind="flat")
     assert isinstance(index, FaissIndex) and index.dim == 4
+
+
+def test_missing_faiss_names_the_base_package_not_the_gpu_extra(monkeypatch):
+    import sys
+
+    from llmrank.errors import MissingExtraError
+    from llmrank.index import faiss_index
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # makes `import faiss` raise ImportError
+    with pytest.raises(MissingExtraError, match="pip install faiss-cpu") as exc:
+        faiss_index._faiss()
+    assert "llmrank[gpu]" not in str(exc.value)
