@@ -20,7 +20,7 @@ from llmrank.finetune.config import Recipe, recipe_from_dict
 if TYPE_CHECKING:
     from llmrank.eval.stats import PairedResult
     from llmrank.finetune.artifacts import AdapterManifest
-    from llmrank.finetune.sft import TrainResult
+    from llmrank.finetune.trainer import TrainResult
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from llmrank.data.dataset import Dataset
     from llmrank.feedback.records import PreferencePair
-    from llmrank.finetune.sft import TrainResult
+    from llmrank.finetune.trainer import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +147,14 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
     the base model (a new LoRA; the reference is the base). Same artifacts as SFT."""
     from trl import DPOConfig, DPOTrainer
 
-    from llmrank.finetune.sft import (
-        _validation,
+    from llmrank.finetune.trainer import (
         attach,
         common_args,
         finish,
         load_model,
         lora_config,
         pick_device,
+        ranking_validation,
         resume_point,
         tensorboard_dir,
         torch_threads,
@@ -179,7 +179,7 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
         args = DPOConfig(**common_args(recipe, device, out, show), beta=recipe.dpo.beta,
                          loss_type=[recipe.dpo.loss_type], max_length=None)
         checkpoint = resume_point(out, resume)
-        validation, cb = _validation(recipe, run, out, fresh=checkpoint is None)
+        validation, cb = ranking_validation(recipe, run, out, fresh=checkpoint is None)
         trainer = DPOTrainer(model=model, args=args, train_dataset=to_dpo_dataset(pairs),
                              processing_class=run.prompt_model.tokenizer, peft_config=peft_cfg,
                              callbacks=[*([cb] if cb else []), *callbacks])

@@ -19,7 +19,7 @@ def test_loss_is_on_the_answer_token_only(recipe, prompt_model):
     from trl import SFTConfig, SFTTrainer
 
     from llmrank.finetune.prepare import prepare_run, tokenize_sft
-    from llmrank.finetune.sft import device_args, load_model, lora_config
+    from llmrank.finetune.trainer import device_args, load_model, lora_config
 
     run = prepare_run(recipe)
     ds = tokenize_sft(run.examples, run.prompt_model)
@@ -110,7 +110,8 @@ def test_validation_by_ranking_keeps_the_best(make_recipe, tmp_path):
 def test_gpu_style_settings_run(make_recipe):
     """Gradient checkpointing (the GPU default) works with LoRA; on CPU it is only tested."""
     from llmrank.finetune.config import TrainSpec
-    from llmrank.finetune.sft import device_args, train_sft
+    from llmrank.finetune.sft import train_sft
+    from llmrank.finetune.trainer import device_args
 
     assert device_args(TrainSpec(), "cuda") == {"use_cpu": False, "bf16": True, "fp16": False,
                                                 "gradient_checkpointing": True}
@@ -118,16 +119,3 @@ def test_gpu_style_settings_run(make_recipe):
     result = train_sft(make_recipe(**{"train.max_steps": 1,
                                       "train.gradient_checkpointing": "on"}))
     assert result.steps == 1 and result.device == "cpu"
-
-
-def test_report_targets(monkeypatch):
-    import importlib.util
-
-    from llmrank.finetune.config import TrainSpec
-    from llmrank.finetune.sft import report_targets
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: object() if name == "wandb" else real(name, *a))
-    assert report_targets(TrainSpec()) == ["tensorboard", "wandb"]
-    assert report_targets(TrainSpec(report_to=("none",))) == []
