@@ -70,7 +70,7 @@ def build_ranker(spec: RankerSpec, seed: int) -> Ranker:
         options["seed"] = seed
     try:
         ranker: Ranker = factory(**options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # unknown option / option value out of range
         raise ConfigError(f"ranker {spec.display!r}: bad options {spec.options}: {exc}") from exc
     return ranker
 
