@@ -14,7 +14,6 @@ TRL appends EOS after each answer label; the EOS term is nearly the same on both
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -147,18 +146,7 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
     the base model (a new LoRA; the reference is the base). Same artifacts as SFT."""
     from trl import DPOConfig, DPOTrainer
 
-    from llmrank.finetune.trainer import (
-        attach,
-        common_args,
-        finish,
-        load_model,
-        lora_config,
-        pick_device,
-        ranking_validation,
-        resume_point,
-        tensorboard_dir,
-        torch_threads,
-    )
+    from llmrank.finetune.trainer import fit, pick_device, torch_threads
 
     out = recipe.out_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -173,20 +161,15 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
             raise ConfigError("no preference pairs to train on")
         log.info("DPO on %d preference pairs (%s)", len(pairs), recipe.dpo.source)
         check_tokenization(run.prompt_model.tokenizer, run.prompt_model, pairs[0].prompt)
-        model = load_model(run, device, recipe.from_adapter)
-        peft_cfg = None if recipe.from_adapter else lora_config(
-            recipe.lora, int(model.config.num_hidden_layers))
-        args = DPOConfig(**common_args(recipe, device, out, show), beta=recipe.dpo.beta,
-                         loss_type=[recipe.dpo.loss_type], max_length=None)
-        checkpoint = resume_point(out, resume)
-        validation, cb = ranking_validation(recipe, run, out, fresh=checkpoint is None)
-        trainer = DPOTrainer(model=model, args=args, train_dataset=to_dpo_dataset(pairs),
-                             processing_class=run.prompt_model.tokenizer, peft_config=peft_cfg,
-                             callbacks=[*([cb] if cb else []), *callbacks])
-        attach(trainer, cb, show)
-        start = time.perf_counter()
-        with tensorboard_dir(out / "tensorboard"):
-            trainer.train(resume_from_checkpoint=checkpoint)
-        seconds = time.perf_counter() - start
         run.data_meta["preference_pairs"] = {"source": recipe.dpo.source, "pairs": len(pairs)}
-        return finish(recipe, run, trainer, validation, device, seconds, checkpoint)
+        train_ds = to_dpo_dataset(pairs)
+
+        def make_trainer(model: Any, peft_cfg: Any, common: dict[str, Any], cbs: list[Any]) -> Any:
+            args = DPOConfig(**common, beta=recipe.dpo.beta, loss_type=[recipe.dpo.loss_type],
+                             max_length=None)
+            return DPOTrainer(model=model, args=args, train_dataset=train_ds,
+                              processing_class=run.prompt_model.tokenizer, peft_config=peft_cfg,
+                              callbacks=cbs)
+
+        return fit(recipe, run, make_trainer, device=device, show=show, resume=resume,
+                   callbacks=callbacks)

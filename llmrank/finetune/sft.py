@@ -12,25 +12,12 @@ adapter (see validation.py)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmrank.finetune.config import Recipe
 from llmrank.finetune.prepare import PreparedRun, prepare_run, tokenize_sft
-from llmrank.finetune.trainer import (
-    TrainResult,
-    attach,
-    common_args,
-    finish,
-    load_model,
-    lora_config,
-    pick_device,
-    ranking_validation,
-    resume_point,
-    tensorboard_dir,
-    torch_threads,
-)
+from llmrank.finetune.trainer import TrainResult, fit, pick_device, torch_threads
 
 
 def train_sft(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None = None,
@@ -47,21 +34,13 @@ def train_sft(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
     with torch_threads(recipe.train.threads):
         run = run or prepare_run(recipe, progress=on_prepare)
         train_ds = tokenize_sft(run.examples, run.prompt_model)
-        model = load_model(run, device, recipe.from_adapter)
-        peft_cfg = None if recipe.from_adapter else lora_config(
-            recipe.lora, int(model.config.num_hidden_layers))
-        args = SFTConfig(**common_args(recipe, device, out, show), completion_only_loss=True,
-                         packing=False, max_length=None, dataset_num_proc=None,
-                         shuffle_dataset=True)
-        checkpoint = resume_point(out, resume)
-        validation, cb = ranking_validation(recipe, run, out, fresh=checkpoint is None)
         tokenizer = run.prompt_model.tokenizer
-        trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds,
-                             processing_class=tokenizer, peft_config=peft_cfg,
-                             callbacks=[*([cb] if cb else []), *callbacks])
-        attach(trainer, cb, show)
-        start = time.perf_counter()
-        with tensorboard_dir(out / "tensorboard"):
-            trainer.train(resume_from_checkpoint=checkpoint)
-        seconds = time.perf_counter() - start
-        return finish(recipe, run, trainer, validation, device, seconds, checkpoint)
+
+        def make_trainer(model: Any, peft_cfg: Any, common: dict[str, Any], cbs: list[Any]) -> Any:
+            args = SFTConfig(**common, completion_only_loss=True, packing=False, max_length=None,
+                             dataset_num_proc=None, shuffle_dataset=True)
+            return SFTTrainer(model=model, args=args, train_dataset=train_ds,
+                              processing_class=tokenizer, peft_config=peft_cfg, callbacks=cbs)
+
+        return fit(recipe, run, make_trainer, device=device, show=show, resume=resume,
+                   callbacks=callbacks)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +214,29 @@ def ranking_validation(recipe: Recipe, run: PreparedRun, out: Path, *,
         run.validation, lambda llm: make_builder(llm, recipe.prompt), run.model_path,
         recipe.validation, out, seed=recipe.seed, fresh=fresh)
     return validation, make_callback(validation, recipe.validation.every)
+
+
+MakeTrainer = Callable[[Any, Any, dict[str, Any], list[Any]], Any]
+
+
+def fit(recipe: Recipe, run: PreparedRun, make_trainer: MakeTrainer, *, device: str, show: bool,
+        resume: bool, callbacks: Sequence[Any] = ()) -> TrainResult:
+    """The run every trainer shares: load the model (a new LoRA, or ``from_adapter``
+    trainable), build the TRL trainer with ``make_trainer(model, peft_config, common_args,
+    callbacks)``, validate by ranking, train (resuming when asked), write the best adapter."""
+    out = recipe.out_dir()
+    model = load_model(run, device, recipe.from_adapter)
+    peft_cfg = None if recipe.from_adapter else lora_config(
+        recipe.lora, int(model.config.num_hidden_layers))
+    checkpoint = resume_point(out, resume)
+    validation, cb = ranking_validation(recipe, run, out, fresh=checkpoint is None)
+    trainer = make_trainer(model, peft_cfg, common_args(recipe, device, out, show),
+                           [*([cb] if cb else []), *callbacks])
+    attach(trainer, cb, show)
+    start = time.perf_counter()
+    with tensorboard_dir(out / "tensorboard"):
+        trainer.train(resume_from_checkpoint=checkpoint)
+    return finish(recipe, run, trainer, validation, device, time.perf_counter() - start, checkpoint)
 
 
 def finish(recipe: Recipe, run: PreparedRun, trainer: Any, validation: RankingValidation | None,
