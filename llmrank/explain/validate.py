@@ -51,12 +51,20 @@ def _strip_year(title: str) -> str:
     return re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
 
 
+# a sentence ends at . ! ? (or …), possibly followed by closing quotes or brackets
+_SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’')\]]))\s+")
+_FINISHED = re.compile(r"[.!?…][\"”’')\]]*$")
+
+
 def tidy(text: str) -> str:
-    """First paragraph, at most two sentences, whitespace collapsed."""
+    """First paragraph, at most two sentences, whitespace collapsed. A last sentence cut off
+    by the token limit ("They also enjoyed the 1") is dropped when a finished one precedes it."""
     text = text.strip().split("\n\n")[0]
     text = " ".join(text.split())
-    sentences = re.split(r"(?<=[.!?])\s+", text)
-    return " ".join(sentences[:2]).strip()
+    sentences = _SENTENCE_BREAK.split(text)[:2]
+    if len(sentences) > 1 and not _FINISHED.search(sentences[-1]):
+        sentences = sentences[:-1]
+    return " ".join(sentences).strip()
 
 
 def _degenerate(text: str) -> str | None:

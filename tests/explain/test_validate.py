@@ -42,6 +42,19 @@ def test_tidy_keeps_two_sentences():
     assert v.ok and v.text == "Heat is tense. It is a crime film."
 
 
+def test_sentence_cut_off_by_the_token_limit_is_dropped():
+    v = validate_explanation('You liked "Heat" (1995), so this crime story suits you. They also '
+                             "enjoyed the 1", TITLES, TERMS)
+    assert v.ok and v.text == 'You liked "Heat" (1995), so this crime story suits you.'
+    # a sentence that ends inside closing quotes is finished; the fragment after it is not
+    v = validate_explanation('You enjoyed the tense "Heat (1995)." This is another crime story. '
+                             "The user", TITLES, TERMS)
+    assert v.ok and v.text == 'You enjoyed the tense "Heat (1995)." This is another crime story.'
+    # with nothing finished before it, a lone fragment is kept as it was
+    assert validate_explanation("Heat is a tense crime film that", TITLES, TERMS).text == (
+        "Heat is a tense crime film that")
+
+
 def test_long_text_is_cut_at_a_word_with_an_ellipsis():
     words = [a + b + "ing" for a in "bcdfghklmnprstvw" for b in "aeiou"]  # 80 distinct words
     text = "Heat is " + " ".join(words) + " film."
