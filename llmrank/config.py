@@ -61,7 +61,7 @@ class RetrieverConfig(_Section):
     kind: Literal["text", "sequential", "fused"] = "text"
     n_candidates: int = 20
     recency_half_life: float = 10.0  # in history positions, for text query vectors
-    model_path: str | None = None  # trained sequential model / fused index folder
+    # a trained sequential / fused index is reused through ``index.path`` (an index folder)
     # kind-specific settings: {"sequential": SequentialConfig fields, "fusion": FusionConfig fields}
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -30,6 +30,7 @@ from llmrank.errors import (
     DataError,
     LlmrankError,
     MissingExtraError,
+    UnknownBackendError,
     UnknownItemError,
     UnknownUserError,
 )
@@ -41,6 +42,7 @@ err_console = Console(stderr=True)
 _EXIT = [
     (MissingExtraError, 4),
     (ConfigError, 2),
+    (UnknownBackendError, 2),  # a misspelt backend name in a flag or config
     (UnknownUserError, 5),
     (UnknownItemError, 5),
     (DataError, 3),

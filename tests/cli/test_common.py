@@ -34,3 +34,22 @@ def test_parse_key_values_reads_json_values_and_rejects_bare_keys():
     assert parse_key_values(None) == {}
     with pytest.raises(typer.BadParameter, match="--var wants KEY=VALUE"):
         parse_key_values(["oops"], "--var")
+
+
+def test_exit_codes_by_error_type():
+    from llmrank.cli.common import exit_code_for
+    from llmrank.errors import (
+        ConfigError,
+        DataError,
+        LlmrankError,
+        MissingExtraError,
+        UnknownBackendError,
+        UnknownUserError,
+    )
+
+    assert exit_code_for(ConfigError("x")) == 2
+    assert exit_code_for(UnknownBackendError("no llm backend nosuch")) == 2  # a misspelt name
+    assert exit_code_for(DataError("x")) == 3
+    assert exit_code_for(MissingExtraError("x")) == 4
+    assert exit_code_for(UnknownUserError("u1")) == 5
+    assert exit_code_for(LlmrankError("x")) == 1
