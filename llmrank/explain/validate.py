@@ -94,10 +94,27 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     text = _truncate(text)
     if reason := _echo(text) or _degenerate(text):
         return Verdict(False, reason)
+    known_titles = list(known_titles)
     span = _unknown_span(text, _known_matcher(known_titles, known_terms))
     if span is not None:
         return Verdict(False, f"names an unknown item {span!r}")
+    if (year := _unknown_year(text, known_titles)) is not None:
+        return Verdict(False, f"names a year no known item has ({year})")
     return Verdict(True, "", text)
+
+
+_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+_TITLE_YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
+def _unknown_year(text: str, known_titles: list[str]) -> str | None:
+    """A year in the text that none of the known titles carries ("the 1997 film Runaway
+    Bride" when it is from 1999). Checked only when the titles carry years (MovieLens
+    style), so catalogs without years are not held to it."""
+    years = {m.group(1) for t in known_titles if t and (m := _TITLE_YEAR.search(t))}
+    if not years:
+        return None
+    return next((y for y in _YEAR.findall(text) if y not in years), None)
 
 
 def _truncate(text: str) -> str:

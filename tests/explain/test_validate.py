@@ -75,3 +75,17 @@ def test_capitalised_common_words_are_not_titles():
     assert validate_explanation("Heat fits. It The crime story you like.", TITLES, TERMS).ok
     v = validate_explanation("Since Pulp Fiction was a favourite, this crime film fits.", TITLES, TERMS)
     assert not v.ok and v.reason == "names an unknown item 'Since Pulp Fiction'"
+
+
+def test_a_year_must_belong_to_a_known_title():
+    assert validate_explanation("Like Heat, this 1995 crime story is tense.", TITLES, TERMS).ok
+    v = validate_explanation("The 1997 crime story Heat should suit you.", TITLES, TERMS)
+    assert not v.ok and "year" in v.reason and "1997" in v.reason
+    assert validate_explanation("A 1990s crime story, as Heat was.", TITLES, TERMS).ok  # a decade
+    no_years = ["Heat", "Toy Story"]  # a catalog whose titles carry no year is not held to it
+    assert validate_explanation("A 1997 crime story, as Heat was.", no_years, TERMS).ok
+
+
+def test_known_titles_may_be_a_one_shot_iterable():
+    v = validate_explanation("Because you liked Toy Story, this fits.", iter(TITLES), TERMS)
+    assert v.ok, v.reason
