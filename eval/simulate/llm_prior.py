@@ -33,11 +33,12 @@ import numpy as np
 from llmrank.config import DataConfig
 from llmrank.data import load_dataset
 from llmrank.explore.priors import ItemKNNPrior, Prior, RankerPrior, TwoStagePrior
-from llmrank.explore.replay import PolicySpec, ReplayConfig, ReplayResult, replay
+from llmrank.explore.replay import PolicySpec, ReplayConfig, replay
 from llmrank.explore.report import _boot_mean
 
 HERE = Path(__file__).resolve().parent
 TS = {"prior_strength": 20.0, "base_rate": 0.02}
+ARMS = ("greedy", "thompson", "thompson-flat")
 PARTS = {"all": (0.0, 1.0), "first 10%": (0.0, 0.1), "first 25%": (0.0, 0.25),
          "last 50%": (0.5, 1.0)}
 
@@ -50,10 +51,9 @@ def specs(seeds: int) -> list[PolicySpec]:
     return out
 
 
-def arm_hits(res: ReplayResult, arm: str) -> np.ndarray:
-    """(steps,) hit indicator averaged over the arm's seeds."""
-    rows = [t.hits for label, t in res.traces.items()
-            if label == arm or label.rsplit("-s", 1)[0] == arm]
+def arm_hits(hits: dict[str, np.ndarray], arm: str) -> np.ndarray:
+    """(steps,) hit indicator of ``arm`` averaged over its seeds (labels ARM or ARM-sN)."""
+    rows = [h for label, h in hits.items() if label == arm or label.rsplit("-s", 1)[0] == arm]
     return np.mean(np.asarray(rows, np.float64), axis=0)
 
 
@@ -62,9 +62,9 @@ def part(x: np.ndarray, name: str) -> np.ndarray:
     return x[round(lo * len(x)): round(hi * len(x))]
 
 
-def summary(res: ReplayResult) -> dict[str, Any]:
-    arms = {a: arm_hits(res, a) for a in ("greedy", "thompson", "thompson-flat")}
-    out: dict[str, Any] = {"steps": res.steps, "arms": {}, "thompson - thompson-flat": {}}
+def summary(hits: dict[str, np.ndarray]) -> dict[str, Any]:
+    arms = {a: arm_hits(hits, a) for a in ARMS}
+    out: dict[str, Any] = {"steps": len(arms["greedy"]), "arms": {}, "thompson - thompson-flat": {}}
     for arm, hits in arms.items():
         out["arms"][arm] = {name: [float(part(hits, name).mean()), *_boot_mean(part(hits, name))]
                             for name in PARTS}
@@ -95,14 +95,28 @@ def plot(curves: dict[str, dict[str, np.ndarray]], path: Path) -> None:
     for label, arms in curves.items():
         for arm, hits in arms.items():
             steps = np.arange(1, len(hits) + 1)
+            skip = min(50, len(hits) // 10)  # the first few requests are all noise
             style = "--" if arm == "thompson-flat" else ":" if arm == "greedy" else "-"
-            ax.plot(steps, np.cumsum(hits) / steps, style, label=f"{arm} ({label} prior)")
+            ax.plot(steps[skip:], (np.cumsum(hits) / steps)[skip:], style, label=f"{arm} ({label} prior)")
     ax.set_xlabel("served requests")
     ax.set_ylabel("cumulative hit rate (seed mean)")
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def run(ds: Any, prior: Prior, cfg: ReplayConfig, seeds: int, label: str) -> dict[str, np.ndarray]:
+    """One replay of every arm under ``prior``: hit indicators by arm label."""
+    started = time.time()
+
+    def tick(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            logging.info("%s prior: %d/%d requests, %.0fs", label, done, total, time.time() - started)
+
+    res = replay(ds, specs(seeds), prior, cfg, progress=tick)
+    return {k: t.hits for k, t in res.traces.items()}
 
 
 def main() -> None:
@@ -115,6 +129,8 @@ def main() -> None:
     ap.add_argument("--adapter", default=None)
     ap.add_argument("--priors", default="knn,llm")
     ap.add_argument("--out", default="eval/out/llm_prior")
+    ap.add_argument("--replot", action="store_true",
+                    help="rebuild table and plot from <out>/hits_*.npz without replaying")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -132,22 +148,23 @@ def main() -> None:
         ranker = RerankRanker(adapter=args.adapter, cache_path=out / "llm_scores.jsonl", batch_size=4)
         priors["llm"] = TwoStagePrior(ItemKNNPrior(), RankerPrior(ranker), n=20, order=args.order)
     results, curves, tables = {}, {}, []
+    before = json.loads((out / "comparison.json").read_text()) if (out / "comparison.json").is_file() else {}
     for label, prior in priors.items():
         if label not in args.priors.split(","):
             continue
+        saved = out / f"hits_{label}.npz"
         started = time.time()
-
-        def tick(done: int, total: int, label: str = label, started: float = started) -> None:
-            if done % 50 == 0 or done == total:
-                logging.info("%s prior: %d/%d requests, %.0fs", label, done, total, time.time() - started)
-
-        res = replay(ds, specs(args.seeds), prior, cfg, progress=tick)
-        results[label] = {"prior": res.prior, "seconds": time.time() - started, **summary(res)}
-        curves[label] = {a: arm_hits(res, a) for a in ("greedy", "thompson", "thompson-flat")}
-        np.savez_compressed(out / f"hits_{label}.npz",
-                            **{k: t.hits for k, t in res.traces.items()})
+        if args.replot and saved.is_file():
+            hits = dict(np.load(saved))
+            name, seconds = before.get(label, {}).get("prior", label), before.get(label, {}).get("seconds")
+        else:
+            hits, name = run(ds, prior, cfg, args.seeds, label), prior.name
+            np.savez_compressed(saved, **hits)
+            seconds = time.time() - started
+        results[label] = {"prior": name, "seconds": seconds, **summary(hits)}
+        curves[label] = {a: arm_hits(hits, a) for a in ARMS}
         tables.append(markdown(label, results[label]))
-        logging.info("%s prior (%.0fs)\n%s", label, time.time() - started, tables[-1])
+        logging.info("%s prior\n%s", label, tables[-1])
     meta = {"dataset": args.dataset, "steps": args.steps, "seeds": args.seeds,
             "order": args.order, "adapter": args.adapter, "replay": vars(cfg), "thompson": TS}
     (out / "comparison.json").write_text(json.dumps({"config": meta, **results}, indent=1))
