@@ -134,7 +134,7 @@ def test_usage_and_typed_errors(app, monkeypatch, capsys):
     assert code == 5 and "unknown user 'nobody'" in err and "Traceback" not in err + out
     code, _, err = guarded(app, monkeypatch, capsys, "--user", "u001", "--backend", "nope",
                            "--set", "embedder.backend=hashing")
-    assert code == 1 and "nope" in err and "fake" in err  # the valid names are listed
+    assert code == 2 and "nope" in err and "fake" in err  # a config error; the valid names are listed
     code, _, err = guarded(app, monkeypatch, capsys, "--user", "u001", "--config", "/missing.toml")
     assert code == 2 and "config file not found" in err
 
