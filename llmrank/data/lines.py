@@ -150,6 +150,19 @@ def parse_float(value: str, *, what: str, path: str, line_no: int) -> float:
         raise MalformedLineError(path, line_no, f"{what} is not a number: {value!r}") from None
 
 
+def peek_objects(path: Path, limit: int) -> Iterator[dict[str, Any]]:
+    """The JSON objects among the first ``limit`` lines of a JSON-lines file, skipping lines
+    that are not one: a quiet look for format detection (the real pass reports bad lines)."""
+    with open_binary(path) as fh:
+        for _, raw in zip(range(limit), fh, strict=False):
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
 def iter_records(
     path: str | Path,
     *,

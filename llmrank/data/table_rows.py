@@ -6,12 +6,11 @@ error policy; reading goes on after it."""
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, open_binary
+from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, open_binary, peek_objects
 from llmrank.errors import DataError, MalformedLineError
 
 TableFormat = Literal["csv", "jsonl", "parquet"]
@@ -59,14 +58,8 @@ def table_columns(path: Path, fmt: TableFormat, sep: str | None, encoding: str) 
         except Exception as exc:  # pyarrow raises several types for a non-Parquet file
             raise DataError(f"{path}: not a readable Parquet file: {exc}") from exc
     cols: dict[str, None] = {}
-    with open_binary(path) as fh:  # a quiet peek: bad lines are reported by the real pass
-        for _, raw in zip(range(200), fh, strict=False):
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                cols.update(dict.fromkeys(rec))
+    for rec in peek_objects(path, 200):
+        cols.update(dict.fromkeys(rec))
     return list(cols)
 
 

@@ -82,3 +82,12 @@ def test_report_keeps_first_problems_only():
     for k in range(30):
         report.problem(MalformedLineError("f", k + 1, "bad"), "skip")
     assert report.skipped == 30 and len(report.problems) == 20
+
+
+def test_peek_objects_skips_non_objects_quietly_and_stops_at_the_limit(tmp_path):
+    from llmrank.data.lines import peek_objects
+
+    path = tmp_path / "x.jsonl"
+    path.write_text('not json\n[1, 2]\n{"a": 1}\n{"b": 2}\n{"c": 3}\n', encoding="utf-8")
+    assert list(peek_objects(path, 4)) == [{"a": 1}, {"b": 2}]
+    assert list(peek_objects(path, 100)) == [{"a": 1}, {"b": 2}, {"c": 3}]

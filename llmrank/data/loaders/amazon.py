@@ -14,7 +14,6 @@ the reviews for the items anyone bought."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 
 from llmrank.data.columns import EventColumns
 from llmrank.data.dataset import Dataset
-from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, open_binary
+from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, peek_objects
 from llmrank.data.loaders import copy_signature
 from llmrank.data.loaders.amazon_meta import Version, read_meta
 from llmrank.data.timestamps import exact_time
@@ -136,17 +135,9 @@ def find_files(path: Path, meta: Path | None = None) -> tuple[Path, Path | None]
 def first_record(path: Path) -> dict[str, Any] | None:
     """The first parseable JSON object of a JSON-lines file, for format detection."""
     try:
-        with open_binary(path) as fh:
-            for _, raw in zip(range(50), fh, strict=False):
-                try:
-                    obj = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(obj, dict):
-                    return obj
+        return next(peek_objects(path, 50), None)
     except (OSError, EOFError):
         return None
-    return None
 
 
 def detect_version(path: Path) -> Version:
