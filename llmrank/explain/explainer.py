@@ -14,7 +14,7 @@ from typing import Any
 from llmrank.data.itemtext import item_title, render_item
 from llmrank.errors import LlmrankError
 from llmrank.explain.fallback import fallback_explanation, shared_terms
-from llmrank.explain.validate import validate_explanation
+from llmrank.explain.validate import Verdict, validate_explanation
 from llmrank.llm.base import LLM, GenerationConfig
 from llmrank.prompts.store import load_template
 from llmrank.prompts.template import PromptTemplate
@@ -84,9 +84,13 @@ class Explainer:
         titles = [item_title(x) for x in (*history, *known, *items)]
         terms = [t for x in (*history, *known, *items) for t in (*x.genres, *x.tags)]
         result = []
+        said: set[str] = set()  # a small model often says the same words for every item
         for it, out in zip(items, outputs, strict=True):
             verdict = validate_explanation(out, titles, terms)
+            if verdict.ok and verdict.text.casefold() in said:
+                verdict = Verdict(False, "same text as an earlier item's explanation")
             if verdict.ok:
+                said.add(verdict.text.casefold())
                 result.append(Explanation(it.item_id, verdict.text, "model"))
             else:
                 log.debug("explanation for %s rejected (%s): %r", it.item_id, verdict.reason, out)

@@ -64,3 +64,12 @@ def test_real_tiny_model_output_is_validated(tiny_llm):
     assert len(out) == 2 and all(e.text for e in out)
     assert all(e.source in ("model", "fallback") for e in out)
     assert call.backend == "transformers"
+
+
+def test_the_same_model_text_for_two_items_is_kept_once():
+    same = "Since you loved Toy Story, this brings the same animated humour."
+    llm = FakeLLM(generations=[same, "  " + same.replace(" ", "  ")])  # same words, other spacing
+    out, _ = Explainer(llm).explain(HIST, CANDS[:2], known=CANDS)
+    assert [e.source for e in out] == ["model", "fallback"]
+    assert out[1].rejected == "same text as an earlier item's explanation"
+    assert out[1].text == fallback_explanation(CANDS[1], HIST)
