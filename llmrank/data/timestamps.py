@@ -8,10 +8,19 @@ import datetime as dt
 import math
 from typing import Any
 
+import numpy as np
+
 from llmrank.errors import MalformedLineError
 
 MS_THRESHOLD = 1e11  # a Unix time in seconds this large is in the year 5138: it is milliseconds
 MAX_SECONDS = 253402300800.0  # 9999-12-31 (datetime's limit); beyond it a value is corrupt
+
+
+def in_range(seconds: Any) -> bool:
+    """Every value (a number or an array of seconds) finite and within year 9999 (NaN fails):
+    the check the vectorised fast readers make before casting a column to int64, so a corrupt
+    value sends them to the row-by-row reader, which reports its line."""
+    return bool(np.all(np.abs(np.asarray(seconds, np.float64)) <= MAX_SECONDS))
 
 
 def to_seconds(value: Any, unit: str, path: str, line_no: int) -> int:
@@ -33,7 +42,7 @@ def exact_time(value: Any, unit: str, path: str, line_no: int) -> float:
         raise MalformedLineError(path, line_no, f"timestamp out of range: {value!r}") from None
     if number is not None and math.isfinite(number):
         seconds = number / 1000 if unit == "ms" or (unit == "auto" and abs(number) > MS_THRESHOLD) else number
-        if abs(seconds) > MAX_SECONDS:  # past year 9999: a corrupt value, not a time
+        if not in_range(seconds):  # past year 9999: a corrupt value, not a time
             raise MalformedLineError(path, line_no, f"timestamp out of range: {value!r}")
         return seconds
     parsed = _iso_datetime(value) if unit in ("auto", "iso") else None

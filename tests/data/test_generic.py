@@ -131,3 +131,21 @@ def test_an_absurd_timestamp_is_one_skipped_line_not_a_crash(tmp_path, bad):
     assert "timestamp out of range" in report.problems[0] and ":2:" in report.problems[0]
     with pytest.raises(MalformedLineError, match="out of range"):
         load_table(path, on_error="raise")
+
+
+@pytest.mark.parametrize("bad", ["1e25", "inf", "nan"])
+def test_the_fast_csv_and_parquet_readers_never_cast_an_absurd_timestamp(tmp_path, bad):
+    """A value the fast path cannot keep sends the load to the careful reader, which reports
+    the line (it used to become int64 min and sort first in the user's history)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    csv_path = write(tmp_path / "events.csv", f"user,item,timestamp\nu1,a,1600000000\nu1,b,{bad}\nu2,a,1600000001\n")
+    pq_path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"user": ["u1", "u1", "u2"], "item": ["a", "b", "a"],
+                             "timestamp": [1600000000.0, float(bad), 1600000001.0]}), pq_path)
+    for path in (csv_path, pq_path):
+        report = LoadReport()
+        ds = load_table(path, report=report)
+        assert len(ds.interactions.user) == 2 and report.skipped == 1, path
+        assert int(ds.interactions.timestamp.min()) == 1600000000

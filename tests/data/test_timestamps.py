@@ -46,3 +46,13 @@ def test_exact_time_rejects(value, unit, word):
 def test_exact_time_rejects_values_past_year_9999(value, unit):
     with pytest.raises(MalformedLineError, match="timestamp out of range: "):
         exact_time(value, unit, "p", 7)
+
+
+def test_in_range_for_numbers_and_arrays():
+    import numpy as np
+
+    from llmrank.data.timestamps import MAX_SECONDS, in_range
+
+    assert in_range(1_600_000_000) and in_range(-1e9) and in_range(MAX_SECONDS)
+    assert not in_range(MAX_SECONDS * 1.01) and not in_range(float("nan")) and not in_range(float("inf"))
+    assert in_range(np.array([0.0, 1.6e9])) and not in_range(np.array([1.6e9, 1e22]))

@@ -26,7 +26,7 @@ from llmrank.data.dataset import Dataset
 from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, peek_objects
 from llmrank.data.loaders import copy_signature
 from llmrank.data.loaders.amazon_meta import Version, read_meta
-from llmrank.data.timestamps import exact_time
+from llmrank.data.timestamps import in_range
 from llmrank.errors import DataError, MalformedLineError
 from llmrank.records import Item
 
@@ -198,7 +198,8 @@ def _timestamp(rec: dict[str, Any], layout: _Layout, path: str, line_no: int) ->
         raw = int(float(value)) if isinstance(value, str) else int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         raise MalformedLineError(path, line_no, f"{layout.timestamp!r} is not a timestamp: {value!r}") from None
-    exact_time(raw, "ms" if layout.ms else "s", path, line_no)  # past year 9999: malformed
+    if not in_range(raw / 1000 if layout.ms else raw):
+        raise MalformedLineError(path, line_no, f"timestamp out of range: {value!r}")
     return raw
 
 

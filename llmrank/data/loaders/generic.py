@@ -31,7 +31,7 @@ from llmrank.data.table_rows import (
     table_format,
     table_rows,
 )
-from llmrank.data.timestamps import MS_THRESHOLD, exact_time
+from llmrank.data.timestamps import MS_THRESHOLD, exact_time, in_range
 from llmrank.errors import DataError, MalformedLineError
 from llmrank.records import Item
 
@@ -269,13 +269,11 @@ def _vector_seconds(col: Any, unit: str) -> np.ndarray | None:
     if unit == "iso":
         return None
     values = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False))
-    if not np.isfinite(values).all():
-        return None
     if unit == "ms":
-        return values / 1000
-    if unit == "auto":
-        return np.where(np.abs(values) > MS_THRESHOLD, values / 1000, values)
-    return values
+        values = values / 1000
+    elif unit == "auto":
+        values = np.where(np.abs(values) > MS_THRESHOLD, values / 1000, values)
+    return values if in_range(values) else None  # NaN, inf, past year 9999: the careful reader reports them
 
 
 def _vector_float(col: Any) -> np.ndarray | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -25,7 +24,7 @@ from llmrank.data.loaders.recbole_files import (
     read_header,
 )
 from llmrank.data.loaders.recbole_presplit import load_presplit
-from llmrank.data.timestamps import MAX_SECONDS, to_seconds
+from llmrank.data.timestamps import in_range, to_seconds
 from llmrank.errors import DataError, MalformedLineError
 from llmrank.records import Item, User
 
@@ -86,7 +85,7 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
             types[t_idx] = "float64"
         fast = read_clean_table(path, sep="\t", n_fields=len(header), header=True, encoding="utf-8",
                                 types=types, report=report)
-        if fast is not None and t_idx is not None and not _times_in_range(fast[t_idx]):
+        if fast is not None and t_idx is not None and not in_range(fast[t_idx]):
             fast = None  # the careful reader below reports the bad lines
         if fast is not None:
             n = len(fast[0])
@@ -107,11 +106,6 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
             continue
         events.append(uid, iid, when, rating)
     return events
-
-
-def _times_in_range(seconds: Any) -> bool:
-    """Every timestamp finite and before year 9999 (NaN compares false)."""
-    return bool(np.all(np.abs(np.asarray(seconds, np.float64)) <= MAX_SECONDS))
 
 
 # ---- items and users -------------------------------------------------------------------------
