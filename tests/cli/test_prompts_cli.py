@@ -140,3 +140,23 @@ def test_render_other_template_takes_vars(app):
     assert data["inputs"]["user"] == "someone" and '"someone"' in data["text"]
     assert data["user"] is None
 
+
+
+def test_render_with_adapter_uses_its_trained_prompt_settings(app, tmp_path):
+    """An adapter is only valid with the prompt it was trained on: with --adapter, render shows
+    the prompt the reranker builds for it (the manifest's history length), not the config's."""
+    from llmrank.finetune.artifacts import AdapterManifest, write_manifest
+
+    folder = tmp_path / "ad"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text("{}", encoding="utf-8")
+    prompt = {"template": "rank", "max_history": 1, "candidate_text": "title", "max_prompt_tokens": 640}
+    write_manifest(folder, AdapterManifest(name="ad", base_model="default", base_model_path="",
+                                           template="rank", template_version="1.0.0",
+                                           prompt=prompt, mode="sft", seed=0))
+    args = ("render", "rank", "--user", "u001", "--items", "c010,c020", "--backend", "fake", *DATA)
+    plain = run_json(app, *args)
+    tuned = run_json(app, *args, "--adapter", str(folder))
+    assert plain["history_kept"] > 1 and tuned["history_kept"] == 1
+    assert tuned["template"] == "rank@1.0.0" and tuned["labels"] == plain["labels"]
+    assert tuned["prompt_tokens"] < plain["prompt_tokens"]
