@@ -72,7 +72,8 @@ class Recommender:
         from llmrank.explain.explainer import Explainer
 
         explainer = Explainer(reranker.llm if reranker else llm, cfg.explain.template,
-                              max_new_tokens=cfg.explain.max_new_tokens)
+                              max_new_tokens=cfg.explain.max_new_tokens,
+                              vocabulary=dataset.genre_vocabulary())
         if explore is None and (cfg.policy.name != "greedy" or cfg.feedback.path):
             from llmrank.explore.features import features_for
             from llmrank.explore.step import ExploreStep

@@ -82,6 +82,18 @@ def test_rerank_given_candidates_and_explain():
     assert exps[0].item_id == "5" and exps[0].text
 
 
+def test_explanations_are_checked_against_the_catalog_genres():
+    """Film 5 is a Comedy: calling it a horror film is an invented fact when the user's
+    history has no horror either, so the factual template sentence is shown instead."""
+    ds = make_dataset()
+    user = next(u for u in ds.users if u != "u_evil"
+                and "Horror" not in {g for i in ds.history(u) for g in ds.items[i].genres})
+    r = rec(FakeLLM(generations=["Film 5 is a chilling horror story for you."]))
+    exp = r.explain(user, ["5"])[0]
+    assert exp.source == "fallback" and "horror" in exp.rejected
+    assert r.explainer.vocabulary == tuple(GENRES)
+
+
 def test_explore_seam_is_called_and_cannot_add_items():
     calls = []
 

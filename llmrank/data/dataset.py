@@ -141,6 +141,11 @@ class Dataset:
         codes = self.histories()[self.user_code(user_id)]
         return [self.item_ids[c] for c in codes]
 
+    def genre_vocabulary(self) -> list[str]:
+        """Every genre some item has, in first-seen order (what an explanation may claim
+        about an item is checked against this)."""
+        return list(dict.fromkeys(g for it in self.items.values() for g in it.genres))
+
     def item_popularity(self) -> np.ndarray:
         """Interaction count per item code."""
         return np.bincount(self.interactions.item, minlength=self.n_items)

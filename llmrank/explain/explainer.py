@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +32,17 @@ class Explanation:
 
 
 class Explainer:
-    """Writes and checks explanations. With ``llm=None`` only fallback sentences are made."""
+    """Writes and checks explanations. With ``llm=None`` only fallback sentences are made.
+
+    ``vocabulary`` is the catalog's attribute terms (its genres): an explanation that names
+    one the item and the history do not have ("a gripping thriller" for a comedy) is
+    rejected like an invented title."""
 
     def __init__(self, llm: LLM | None, template: str | PromptTemplate = "explain", *,
                  max_new_tokens: int = 48, max_history: int = 8,
-                 max_prompt_tokens: int | None = None) -> None:
+                 max_prompt_tokens: int | None = None, vocabulary: Iterable[str] = ()) -> None:
         self.llm = llm
+        self.vocabulary = tuple(dict.fromkeys(vocabulary))
         self.template = template if isinstance(template, PromptTemplate) else load_template(template)
         self.max_new_tokens = max_new_tokens
         self.max_history = max_history
@@ -85,8 +90,10 @@ class Explainer:
         terms = [t for x in (*history, *known, *items) for t in (*x.genres, *x.tags)]
         result = []
         said: set[str] = set()  # a small model often says the same words for every item
+        history_terms = [t for h in history for t in (*h.genres, *h.tags)]
         for it, out in zip(items, outputs, strict=True):
-            verdict = validate_explanation(out, titles, terms)
+            verdict = validate_explanation(out, titles, terms, vocabulary=self.vocabulary,
+                                           claimable=[*history_terms, *it.genres, *it.tags])
             if verdict.ok and verdict.text.casefold() in said:
                 verdict = Verdict(False, "same text as an earlier item's explanation")
             if verdict.ok:

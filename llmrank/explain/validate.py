@@ -1,8 +1,11 @@
 """Checks that a generated explanation is usable: not empty, not degenerate, not an echo of
-the prompt, and naming only items the user actually has in history or among the candidates.
+the prompt, naming only items the user actually has in history or among the candidates, and
+claiming only attributes (genres) that the item or the history has.
 
 A small model invents titles readily; an explanation that cites a film the user never saw is
-worse than none, so anything that looks like a title must match a known one."""
+worse than none, so anything that looks like a title must match a known one. It also calls a
+comedy "a gripping thriller": a catalog term (``vocabulary``) named in the text must be one
+of the terms the explanation may claim."""
 
 from __future__ import annotations
 
@@ -85,9 +88,13 @@ def _degenerate(text: str) -> str | None:
 
 
 def validate_explanation(text: str, known_titles: Iterable[str],
-                         known_terms: Iterable[str] = ()) -> Verdict:
+                         known_terms: Iterable[str] = (), *, vocabulary: Iterable[str] = (),
+                         claimable: Iterable[str] | None = None) -> Verdict:
     """Accept ``text`` only if every quoted span and every capitalised multi-word span is
-    part of a known title (history, candidates, the item) or a known term (genres, tags)."""
+    part of a known title (history, candidates, the item) or a known term (genres, tags),
+    every year is a known title's, and every ``vocabulary`` term it names (the catalog's
+    genres) is ``claimable`` (default: ``known_terms``; the explainer passes the item's and
+    the history's terms)."""
     text = tidy(text)
     if len(text) < MIN_CHARS:
         return Verdict(False, "empty or too short")
@@ -100,7 +107,36 @@ def validate_explanation(text: str, known_titles: Iterable[str],
         return Verdict(False, f"names an unknown item {span!r}")
     if (year := _unknown_year(text, known_titles)) is not None:
         return Verdict(False, f"names a year no known item has ({year})")
+    claims = known_terms if claimable is None else claimable
+    if (term := _unclaimable_term(text, vocabulary, claims)) is not None:
+        return Verdict(False, f"claims an attribute neither the item nor the history has ({term!r})")
     return Verdict(True, "", text)
+
+
+def _term_pattern(term: str) -> re.Pattern[str] | None:
+    """A whole-word match of a normalised term, plural included ('comedy' -> comedies)."""
+    words = [w for w in _norm(term).split() if len(w) > 1]  # "Children's" -> children
+    if not words:
+        return None
+    last = words[-1]
+    forms = [re.escape(last) + "s?"] + ([re.escape(last[:-1]) + "ies"] if last.endswith("y") else [])
+    head = "".join(re.escape(w) + " " for w in words[:-1])
+    return re.compile(rf"\b{head}(?:{'|'.join(forms)})\b")
+
+
+def _unclaimable_term(text: str, vocabulary: Iterable[str], claimable: Iterable[str]) -> str | None:
+    """The first catalog term named in ``text`` that is not claimable. Terms are matched on
+    normalised words ('Sci-Fi' = 'sci fi'); a claimable term containing it ('film noir'
+    for 'noir') or contained in it counts as claimable."""
+    allowed = {_norm(t) for t in claimable if t}
+    norm_text = _norm(text)
+    for term in dict.fromkeys(_norm(t) for t in vocabulary if t):
+        if not term or any(f" {term} " in f" {a} " or f" {a} " in f" {term} " for a in allowed if a):
+            continue
+        pattern = _term_pattern(term)
+        if pattern is not None and pattern.search(norm_text):
+            return term
+    return None
 
 
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")

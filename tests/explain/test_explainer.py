@@ -73,3 +73,16 @@ def test_the_same_model_text_for_two_items_is_kept_once():
     assert [e.source for e in out] == ["model", "fallback"]
     assert out[1].rejected == "same text as an earlier item's explanation"
     assert out[1].text == fallback_explanation(CANDS[1], HIST)
+
+
+def test_genre_claim_of_another_candidate_falls_back():
+    """'Up' is Animation only; a candidate's Drama does not make 'a moving drama' a fact
+    about Up, while the history's Comedy may be named."""
+    llm = FakeLLM(generations=["Up is a moving drama for you.", "Up is a fun comedy like Toy Story."])
+    vocab = ["Animation", "Comedy", "Crime", "Drama", "Thriller"]
+    out, _ = Explainer(llm, vocabulary=vocab).explain(HIST, [CANDS[1], CANDS[1]], known=CANDS)
+    assert out[0].source == "fallback" and "drama" in out[0].rejected
+    assert out[1].source == "model"
+    out, _ = Explainer(FakeLLM(generations=["Up is a moving drama for you."])).explain(
+        HIST, [CANDS[1]], known=CANDS)
+    assert out[0].source == "model"  # without a vocabulary no attribute is checked

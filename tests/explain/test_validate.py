@@ -89,3 +89,35 @@ def test_a_year_must_belong_to_a_known_title():
 def test_known_titles_may_be_a_one_shot_iterable():
     v = validate_explanation("Because you liked Toy Story, this fits.", iter(TITLES), TERMS)
     assert v.ok, v.reason
+
+
+VOCAB = ["Animation", "Comedy", "Crime", "Horror", "Sci-Fi", "Film-Noir", "Fantasy"]
+
+
+@pytest.mark.parametrize(("text", "ok"), [
+    ("Heat is a tense crime film you will like.", True),
+    ("Heat is a scary horror film you will like.", False),  # horror: neither item nor history
+    ("Like Toy Story, it is full of crime stories and comedies.", False),  # plural of a term
+    ("A sci-fi classic, as Heat was a crime classic.", False),  # 'Sci-Fi' spelled differently
+    ("Heat is a dark film noir you should watch.", False),
+    ("Heat is a dark Crime story you should watch.", True),  # case does not matter
+])
+def test_attribute_claims_must_be_claimable(text, ok):
+    v = validate_explanation(text, TITLES, TERMS, vocabulary=VOCAB, claimable=["Crime"])
+    assert v.ok is ok, v.reason
+    if not ok:
+        assert v.reason.startswith("claims an attribute")
+
+
+def test_claims_default_to_known_terms_and_need_a_vocabulary():
+    text = "Because you enjoyed Toy Story, this animated Fantasy fits."
+    assert validate_explanation(text, TITLES, TERMS, vocabulary=VOCAB).ok  # Fantasy is known
+    assert not validate_explanation("Heat is a horror classic for you.", TITLES, TERMS,
+                                    vocabulary=VOCAB).ok
+    assert validate_explanation("Heat is a horror classic for you.", TITLES, TERMS).ok  # no vocabulary
+
+
+def test_possessive_genre_names_match_their_word():
+    vocab = ["Children's"]
+    assert not validate_explanation("Heat is a crime film for children.", TITLES, TERMS, vocabulary=vocab).ok
+    assert validate_explanation("Heat is a crime film for adults.", TITLES, TERMS, vocabulary=vocab).ok
