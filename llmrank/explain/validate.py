@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -84,6 +85,9 @@ def _degenerate(text: str) -> str | None:
             return "repeated tokens"
     if len(words) >= 8 and len(set(words)) / len(words) < 0.45:
         return "repetitive"
+    grams = Counter(zip(words, words[1:], words[2:], words[3:], strict=False))
+    if grams and max(grams.values()) >= 3:  # "a film about X, a film about X, and a film about X"
+        return "repeated phrase"
     return None
 
 

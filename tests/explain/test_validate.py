@@ -121,3 +121,12 @@ def test_possessive_genre_names_match_their_word():
     vocab = ["Children's"]
     assert not validate_explanation("Heat is a crime film for children.", TITLES, TERMS, vocabulary=vocab).ok
     assert validate_explanation("Heat is a crime film for adults.", TITLES, TERMS, vocabulary=vocab).ok
+
+
+def test_a_phrase_said_three_times_is_degenerate():
+    text = ("The user liked the recommended item because it is a film about a crime-solving team "
+            "in Cape Fear, a film about a crime-solving team in Cape Fear, and a film about a "
+            "crime-solving team in Cape Fear.")  # a real SmolLM2 output (eval/bench_explain.py)
+    v = validate_explanation(text, [*TITLES, "Cape Fear (1991)"], TERMS)
+    assert not v.ok and v.reason == "repeated phrase"
+    assert validate_explanation("Heat is a crime film about a crime team, a tense crime film.", TITLES, TERMS).ok
