@@ -57,9 +57,10 @@ def train_retriever(
     refit: bool | None = typer.Option(None, "--refit/--no-refit", help="Retrain on all items "
                                       "but the held-out ones for the early-stopped epochs."),
     ensemble: list[str] | None = typer.Option(
-        None, "--ensemble", help="Also train this model (lru or sasrec, repeatable) and average "
-        "the scores in one index; 'none' for a single model. Default for fused: sasrec "
-        "(LRURec + SASRec ranked best on validation); for sequential: none."),
+        None, "--ensemble", help="Also train this model (lru or sasrec, repeatable; a repeated "
+        "architecture is a seed twin) and average the scores in one index; 'none' for a single "
+        "model. Default for fused: two seeds each of LRURec and SASRec (best on validation); "
+        "for sequential: none."),
     device: str | None = typer.Option(None, "--device", help="auto (GPU if any), cpu, cuda."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default 1)."),
     embedder: str | None = typer.Option(None, "--embedder", help="Embedder backend (fused)."),
@@ -71,7 +72,7 @@ def train_retriever(
 ) -> None:
     """Train a behavioural (and fused) retriever with per-epoch validation metrics."""
     from llmrank.retrieve import default_index_dir, save_retriever
-    from llmrank.retrieve.sequential.config import MEMBER_SETTINGS
+    from llmrank.retrieve.sequential.config import member_settings
     from llmrank.retrieve.sequential.retriever import sequential_config
 
     setup_logging(verbose)
@@ -81,8 +82,9 @@ def train_retriever(
                                "embedder.backend": embedder, "seed": seed})
     scfg = sequential_config(cfg, model=model, epochs=epochs, patience=patience, hidden=hidden,
                              max_len=max_len, batch_size=batch_size, lr=lr, dropout=dropout,
-                             device=device, threads=threads, refit=refit,
-                             ensemble=[MEMBER_SETTINGS[m] for m in members] if ensemble else None)
+                             device=device, threads=threads, refit=refit)
+    if ensemble:
+        scfg = replace(scfg, ensemble=member_settings(members, scfg.model, scfg.seed))
     scfg = _with_default_ensemble(scfg, cfg, retriever, ensemble)
     t0 = time.perf_counter()
     ds = load_data(cfg.data)
@@ -121,13 +123,13 @@ def _checked_members(retriever: str, model: str | None, ensemble: list[str] | No
 
 def _with_default_ensemble(scfg: SequentialConfig, cfg: Config, retriever: str,
                            ensemble: list[str] | None) -> SequentialConfig:
-    """A fused retriever trains the default second member (LRURec + SASRec ranked best on
-    validation) unless --ensemble or the config's sequential options say otherwise."""
+    """A fused retriever trains the default members (two seeds each of LRURec and SASRec,
+    best on validation) unless --ensemble or the config's sequential options say otherwise."""
     from llmrank.retrieve.sequential.config import default_fused_ensemble
 
     if (ensemble is None and retriever == "fused"
             and "ensemble" not in (cfg.retriever.options.get("sequential") or {})):
-        return replace(scfg, ensemble=default_fused_ensemble())
+        return replace(scfg, ensemble=default_fused_ensemble(scfg.model, scfg.seed))
     return scfg
 
 

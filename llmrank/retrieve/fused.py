@@ -117,7 +117,7 @@ class FusedRetriever(VectorSearchMixin):
             scfg = sequential_config(cfg, seq_config)
             if seq_config is None and "ensemble" not in (
                     cfg.retriever.options.get("sequential") or {}):
-                scfg = replace(scfg, ensemble=default_fused_ensemble())
+                scfg = replace(scfg, ensemble=default_fused_ensemble(scfg.model, scfg.seed))
             model = train_model(
                 split, scfg, on_epoch=on_epoch,
                 on_step=lambda d, t: progress("training sequential model", d, t))

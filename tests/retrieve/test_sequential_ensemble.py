@@ -95,14 +95,27 @@ def test_config_ensemble_trains_every_member(dataset):
     assert not isinstance(single, EnsembleModel)
 
 
-def test_fused_default_is_lru_plus_sasrec_unless_configured(dataset):
+def test_fused_default_is_two_seeds_of_lru_and_sasrec_unless_configured(dataset):
     tiny = {"hidden": 8, "layers": 1, "heads": 1, "max_len": 8, "epochs": 1, "device": "cpu"}
     cfg = load_config({"embedder": {"backend": "hashing"},
                        "retriever": {"options": {"sequential": tiny}}})
     fused = FusedRetriever.build(dataset, cfg, embedder=HashingEmbedder())
     assert isinstance(fused.model, EnsembleModel)
-    assert [m.config.model for m in fused.model.members] == ["lru", "sasrec"]
+    members = [(m.config.model, m.config.seed) for m in fused.model.members]
+    assert members == [("lru", 0), ("lru", 1), ("sasrec", 0), ("sasrec", 1)]
+    assert fused.model.weights == [0.25] * 4
     single = load_config({"embedder": {"backend": "hashing"},
                           "retriever": {"options": {"sequential": {**tiny, "ensemble": []}}}})
     assert not isinstance(FusedRetriever.build(dataset, single, embedder=HashingEmbedder()).model,
                           EnsembleModel)
+
+
+def test_member_settings_make_seed_twins_of_repeated_architectures():
+    from llmrank.retrieve.sequential.config import default_fused_ensemble, member_settings
+
+    got = member_settings(["sasrec", "lru", "sasrec"], "lru", seed=5)
+    assert [(m["model"], m["seed"]) for m in got] == [("sasrec", 5), ("lru", 6), ("sasrec", 6)]
+    assert got[0]["item_bias"] is False and got[1]["item_bias"] is True  # each its own defaults
+    # a SASRec main model gets its twin and two LRURecs, not a copy of itself
+    assert [(m["model"], m["seed"]) for m in default_fused_ensemble("sasrec", 0)] == [
+        ("lru", 0), ("lru", 1), ("sasrec", 1)]
