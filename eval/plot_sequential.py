@@ -2,8 +2,8 @@
 benchmarks already wrote: nothing is trained or re-evaluated here.
 
 - ``sequential_accuracy.png``: test NDCG@10 and Recall@10 with 95% bootstrap CIs for the
-  text, SASRec, LRURec, LRURec + SASRec and default fused retrievers (one
-  ``bench_sequential.py`` results.json), against the LlamaRec paper's published lines.
+  text, SASRec, LRURec, LRURec + SASRec, the two-seed ensemble and fused retrievers
+  (``bench_sequential.py`` results.json files, merged), against the LlamaRec paper's lines.
 - ``sequential_cold_<dataset>.png`` per ``bench_sequential_cold.py`` output: left, test
   Recall@100 on cold targets against warm targets (95% CIs on both axes) for each retriever
   and cold placement; right, the validation grid of cold placements (pseudo-cold
@@ -11,6 +11,7 @@ benchmarks already wrote: nothing is trained or re-evaluated here.
 
     python eval/plot_sequential.py \
         --main eval/out/sequential_ml-latest-small_5core_fused_ensemble_cold \
+        --main eval/out/sequential_ml-latest-small_5core_seed_ensemble \
         --cold eval/out/sequential_cold_ml-latest-small_5core \
         --cold eval/out/sequential_cold_ml-100k_5core --out eval/plots
 """
@@ -25,7 +26,8 @@ from pathlib import Path
 PUBLISHED = {"SASRec": (0.0522, 0.0993), "LRURec": (0.0705, 0.1426), "LlamaRec": (0.0759, 0.1524)}
 # results.json key -> label, in plot order
 MAIN_RETRIEVERS = {"text": "text", "sasrec": "SASRec (CE)", "lru": "LRURec",
-                   "lru+sasrec": "LRURec+SASRec", "fused(lru+sasrec,hl=1)": "fused (default)"}
+                   "lru+sasrec": "LRURec+SASRec", "fused(lru+sasrec,hl=1)": "fused(LRURec+SASRec)",
+                   "seeds4": "2 seeds each", "fused(seeds4,hl=1)": "fused (default)"}
 
 
 def _plt():  # type: ignore[no-untyped-def]
@@ -42,13 +44,17 @@ def _ci(m: dict) -> tuple[float, float, float]:
     return m["mean"], m["mean"] - m["low"], m["high"] - m["mean"]
 
 
-def plot_accuracy(results_json: Path, path: Path) -> Path:
-    """Bars with 95% CIs per retriever, published numbers as horizontal lines."""
+def plot_accuracy(results_jsons: list[Path], path: Path) -> Path:
+    """Bars with 95% CIs per retriever, published numbers as horizontal lines. Several
+    results.json of the same protocol are merged (a later file's retriever wins)."""
     plt = _plt()
-    data = json.loads(results_json.read_text())
-    res, meta = data["results"], data["meta"]
+    res: dict = {}
+    for results_json in results_jsons:
+        data = json.loads(results_json.read_text())
+        res.update(data["results"])
+        meta = data["meta"]
     names = [k for k in MAIN_RETRIEVERS if k in res]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     styles = {"SASRec": ":", "LRURec": "--", "LlamaRec": "-."}
     for ax, (col, metric) in zip(axes, enumerate(("ndcg@10", "recall@10")), strict=True):
         for x, name in enumerate(names):
@@ -148,13 +154,15 @@ def _save(fig, plt, path: Path) -> Path:  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--main", type=Path, required=True,
-                    help="bench_sequential.py output folder with the default fused retriever")
+    ap.add_argument("--main", type=Path, action="append", required=True,
+                    help="bench_sequential.py output folder (repeatable, merged; the default "
+                         "fused retriever among them)")
     ap.add_argument("--cold", type=Path, action="append", default=[],
                     help="bench_sequential_cold.py output folder (repeatable)")
     ap.add_argument("--out", type=Path, default=Path("eval/plots"))
     args = ap.parse_args(argv)
-    written = [plot_accuracy(args.main / "results.json", args.out / "sequential_accuracy.png")]
+    written = [plot_accuracy([m / "results.json" for m in args.main],
+                             args.out / "sequential_accuracy.png")]
     for folder in args.cold:
         ds = json.loads((folder / "results.json").read_text())["meta"]["dataset"]
         written.append(plot_cold(folder, args.out / f"sequential_cold_{ds}.png"))
