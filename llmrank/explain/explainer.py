@@ -86,6 +86,8 @@ class Explainer:
         except LlmrankError as exc:  # a failing model must not fail the recommendation
             log.warning("explanation generation failed, using fallbacks: %s", exc)
             outputs = [""] * len(items)
+        prefix = self.template.answer_prefix  # the prompt ends with it: it is part of the text
+        outputs = [prefix + out if prefix and out.strip() else out for out in outputs]
         titles = [item_title(x) for x in (*history, *known, *items)]
         terms = [t for x in (*history, *known, *items) for t in (*x.genres, *x.tags)]
         result = []

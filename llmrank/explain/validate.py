@@ -28,6 +28,7 @@ _ECHO = (
     "answer with one letter", "which candidate", "the user's history, oldest first",
     "candidate will the user choose", "recommender system", "you explain recommendations",
     "ignore previous instructions", "<|", "|>", "system:", "assistant:", "user:",
+    "genres:", "tags:",  # the item's rendered text (llmrank.data.itemtext) read back
 )
 # words that start a sentence or are pronouns: a capitalised pair of these is not a title
 _COMMON = {

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from llmrank.explain import Explainer, fallback_explanation, shared_terms
 from llmrank.llm.fake import FakeLLM
 from llmrank.records import Item
@@ -86,3 +88,21 @@ def test_genre_claim_of_another_candidate_falls_back():
     out, _ = Explainer(FakeLLM(generations=["Up is a moving drama for you."])).explain(
         HIST, [CANDS[1]], known=CANDS)
     assert out[0].source == "model"  # without a vocabulary no attribute is checked
+
+
+def test_an_answer_prefix_is_part_of_the_explanation(tmp_path):
+    """A template whose prompt ends with an answer prefix ("You") gets back only the
+    continuation; the prefix is put back before validation and display."""
+    from llmrank.prompts.store import load_template
+
+    src = load_template("explain").source
+    text = Path(src).read_text(encoding="utf-8").replace('version = "1.0.0"', 'version = "9.0.0"\nanswer_prefix = "You"')
+    (tmp_path / "explain.toml").write_text(text, encoding="utf-8")
+    template = load_template(str(tmp_path / "explain.toml"))
+    seen = []
+    llm = FakeLLM(generations=lambda p: seen.append(p) or " will like Shrek, as you loved Toy Story.")
+    out, _ = Explainer(llm, template).explain(HIST, CANDS[:1], known=CANDS)
+    assert seen[0].endswith("You") and out[0].source == "model"
+    assert out[0].text == "You will like Shrek, as you loved Toy Story."
+    out, _ = Explainer(FakeLLM(generations=["  "]), template).explain(HIST, CANDS[:1])
+    assert out[0].source == "fallback"  # an empty continuation is not the one-word text "You"

@@ -130,3 +130,8 @@ def test_a_phrase_said_three_times_is_degenerate():
     v = validate_explanation(text, [*TITLES, "Cape Fear (1991)"], TERMS)
     assert not v.ok and v.reason == "repeated phrase"
     assert validate_explanation("Heat is a crime film about a crime team, a tense crime film.", TITLES, TERMS).ok
+
+
+def test_the_item_text_read_back_is_an_echo():
+    v = validate_explanation("You will enjoy Heat (1995). Genres: Crime, Thriller.", TITLES, TERMS)
+    assert not v.ok and v.reason.startswith("instruction echo")
