@@ -28,11 +28,13 @@ MODELS = ("lru", "sasrec")
 
 def _epoch_table(history: list[Any]) -> Table:
     table = Table(title="validation (each user's last training item, full ranking)")
-    for col in ("epoch", "loss", "NDCG@10", "Recall@10", "MRR@10", "Recall@20", "s", "best"):
+    members = any(h.member for h in history)  # an ensemble: say which model each row is
+    for col in (("model",) if members else ()) + (
+            "epoch", "loss", "NDCG@10", "Recall@10", "MRR@10", "Recall@20", "s", "best"):
         table.add_column(col, justify="right")
     for h in history:
         m = h.metrics
-        table.add_row(str(h.epoch), f"{h.loss:.4f}",
+        table.add_row(*((h.member,) if members else ()), str(h.epoch), f"{h.loss:.4f}",
                       *(f"{m[k]:.4f}" if k in m else "-" for k in
                         ("ndcg@10", "recall@10", "mrr@10", "recall@20")),
                       f"{h.seconds:.1f}", "*" if h.best else "")
@@ -98,8 +100,8 @@ def train_retriever(
         "model": scfg.to_dict(), "best_epoch": meta.get("best_epoch"),
         "best_valid_ndcg10": meta.get("best_valid_ndcg10"), "epochs_run": meta.get("epochs_run"),
         "fusion": getattr(built, "report", None),
-        "epochs": [{"epoch": h.epoch, "loss": h.loss, "seconds": h.seconds, **h.metrics}
-                   for h in history],
+        "epochs": [{"epoch": h.epoch, "loss": h.loss, "seconds": h.seconds, **h.metrics,
+                    **({"member": h.member} if h.member else {})} for h in history],
         "seconds": round(t1 - t0, 1), "manifest": manifest.to_dict(),
     }
     if json_out:

@@ -55,6 +55,9 @@ def test_train_retriever_writes_an_index_folder(app, movielens_dir, tmp_path, mo
     summary = json.loads(result.stdout)
     members = 4 if kind == "fused" else 1  # fused default: two seeds each of SASRec and LRURec
     assert summary["retriever"] == kind and len(summary["epochs"]) == 3 * members
+    labels = list(dict.fromkeys(e.get("member", "") for e in summary["epochs"]))
+    assert labels == (["1/4 sasrec seed 0", "2/4 lru seed 0", "3/4 lru seed 1", "4/4 sasrec seed 1"]
+                      if kind == "fused" else [""])
     assert summary["epochs"][0]["ndcg@10"] > 0 and summary["best_epoch"] in (1, 2, 3)
     loaded = load_retriever(out)
     assert loaded.kind == kind and len(loaded.retrieve(history=["1", "2"], k=5)) == 5

@@ -140,8 +140,15 @@ def train_model(split: LeaveOneOut, config: SequentialConfig, *,
         return train_sequential(split, config, on_epoch=on_epoch, on_step=on_step).model
     members = []
     for k, cfg in enumerate(configs):
-        log.info("training ensemble member %d/%d (%s)", k + 1, len(configs), cfg.model)
-        members.append(train_sequential(split, cfg, on_epoch=on_epoch, on_step=on_step).model)
+        label = f"{k + 1}/{len(configs)} {cfg.model} seed {cfg.seed}"
+        log.info("training ensemble member %s", label)
+        report = None if on_epoch is None else _labelled(on_epoch, label)
+        members.append(train_sequential(split, cfg, on_epoch=report, on_step=on_step).model)
     meta = dict(members[0].meta)
     meta["train_seconds"] = round(sum(float(m.meta.get("train_seconds", 0)) for m in members), 1)
     return EnsembleModel(members, config.ensemble_weights, meta)
+
+
+def _labelled(on_epoch: Callable[[Any], None], label: str) -> Callable[[Any], None]:
+    """``on_epoch`` receiving each report marked with its ensemble member."""
+    return lambda report: on_epoch(replace(report, member=label))

@@ -38,6 +38,7 @@ class EpochReport:
     seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
     best: bool = False
+    member: str = ""  # in an ensemble, which model ('2/4 lru seed 1'); '' for a single model
 
 
 @dataclass
