@@ -115,7 +115,9 @@ def test_member_settings_make_seed_twins_of_repeated_architectures():
 
     got = member_settings(["sasrec", "lru", "sasrec"], "lru", seed=5)
     assert [(m["model"], m["seed"]) for m in got] == [("sasrec", 5), ("lru", 6), ("sasrec", 6)]
-    assert got[0]["item_bias"] is False and got[1]["item_bias"] is True  # each its own defaults
+    assert got[0]["item_bias"] is False and got[0]["batch_size"] == 64  # SASRec's own settings
+    assert got[1] == {"model": "lru", "seed": 6}  # a twin of the main model keeps its settings
+    assert member_settings(["lru"], "sasrec")[0]["item_bias"] is True
     # a SASRec main model gets its twin and two LRURecs, not a copy of itself
     assert [(m["model"], m["seed"]) for m in default_fused_ensemble("sasrec", 0)] == [
         ("lru", 0), ("lru", 1), ("sasrec", 1)]

@@ -30,11 +30,14 @@ FUSED_DEFAULT_MODELS: tuple[str, ...] = ("lru", "lru", "sasrec", "sasrec")
 
 def member_settings(names: Sequence[str], main_model: str, seed: int = 0) -> list[dict[str, Any]]:
     """Ensemble entries for member architectures ``names`` next to a ``main_model`` trained
-    with ``seed``: a repeated architecture is a seed twin (seed + 1, + 2, ...)."""
+    with ``seed``: a repeated architecture is a seed twin (seed + 1, + 2, ...). A member of
+    the main model's architecture keeps the main model's settings (flags included); another
+    architecture gets its MEMBER_SETTINGS."""
     count = Counter([main_model])
     out = []
     for name in names:
-        out.append({**MEMBER_SETTINGS[name], "seed": seed + count[name]})
+        base = {"model": name} if name == main_model else MEMBER_SETTINGS[name]
+        out.append({**base, "seed": seed + count[name]})
         count[name] += 1
     return out
 
