@@ -85,6 +85,10 @@ class RerankerConfig(_Section):
 
 
 class ExplainConfig(_Section):
+    # 'model': the reranker's LLM writes each explanation (validated; the template sentence is
+    # the fallback). 'template': only the factual template sentence, no decoding: a small
+    # model's fluent text is often wrong in ways no check sees (eval/RESULTS.md section 5.3).
+    source: Literal["model", "template"] = "model"
     template: str = "explain"
     max_new_tokens: int = 48
 

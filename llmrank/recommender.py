@@ -71,7 +71,8 @@ class Recommender:
             reranker = LLMReranker.from_config(cfg.reranker, seed=cfg.seed, llm=llm)
         from llmrank.explain.explainer import Explainer
 
-        explainer = Explainer(reranker.llm if reranker else llm, cfg.explain.template,
+        writer = (reranker.llm if reranker else llm) if cfg.explain.source == "model" else None
+        explainer = Explainer(writer, cfg.explain.template,
                               max_new_tokens=cfg.explain.max_new_tokens,
                               vocabulary=dataset.genre_vocabulary())
         if explore is None and (cfg.policy.name != "greedy" or cfg.feedback.path):

@@ -82,6 +82,15 @@ def test_rerank_given_candidates_and_explain():
     assert exps[0].item_id == "5" and exps[0].text
 
 
+def test_template_explanations_need_no_decoding():
+    llm = FakeLLM(generations=["Because you liked Film 3, this Drama fits."])
+    r = rec(llm, explain={"source": "template"})
+    resp = r.recommend("u1", k=3, explain=True)
+    assert all(it.explanation for it in resp.items)
+    assert all(c[0] != "generate" for c in llm.calls)
+    assert [c.stage for c in resp.trace.llm_calls] == ["rerank"]  # no explain call
+
+
 def test_explanations_are_checked_against_the_catalog_genres():
     """Film 5 is a Comedy: calling it a horror film is an invented fact when the user's
     history has no horror either, so the factual template sentence is shown instead."""
