@@ -106,7 +106,7 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     text = _truncate(text)
     if reason := _echo(text) or _degenerate(text):
         return Verdict(False, reason)
-    known_titles = list(known_titles)
+    known_titles, known_terms = list(known_titles), list(known_terms)  # each is read twice
     span = _unknown_span(text, _known_matcher(known_titles, known_terms))
     if span is not None:
         return Verdict(False, f"names an unknown item {span!r}")

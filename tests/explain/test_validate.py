@@ -135,3 +135,9 @@ def test_a_phrase_said_three_times_is_degenerate():
 def test_the_item_text_read_back_is_an_echo():
     v = validate_explanation("You will enjoy Heat (1995). Genres: Crime, Thriller.", TITLES, TERMS)
     assert not v.ok and v.reason.startswith("instruction echo")
+
+
+def test_terms_given_as_a_generator_are_read_for_both_checks():
+    v = validate_explanation("Heat is a Crime story for you.", TITLES, (t for t in ["Crime"]),
+                             vocabulary=VOCAB)
+    assert v.ok, v.reason
