@@ -9,6 +9,7 @@ of the terms the explanation may claim."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -118,9 +119,11 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     return Verdict(True, "", text)
 
 
+@functools.lru_cache(maxsize=4096)
 def _term_pattern(term: str) -> re.Pattern[str] | None:
-    """A whole-word match of a normalised term, plural included ('comedy' -> comedies)."""
-    words = [w for w in _norm(term).split() if len(w) > 1]  # "Children's" -> children
+    """A whole-word match of a normalised term, plural included ('comedy' -> comedies);
+    cached, since every explanation of a request is checked against the same vocabulary."""
+    words = [w for w in term.split() if len(w) > 1]  # "children s" (Children's) -> children
     if not words:
         return None
     last = words[-1]
