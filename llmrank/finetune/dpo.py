@@ -9,7 +9,9 @@ one-pass scorer reads.
 
 Starting from an SFT adapter, TRL copies it into a frozen 'ref' adapter: the reference
 policy is the SFT model, as DPO intends. Only the trained 'default' adapter is saved.
-TRL appends EOS after each answer label; the EOS term is nearly the same on both sides."""
+Pairs are tokenized here, by the scorer's own encoding, with each answer the label token
+alone: DPO then compares exactly the next-token log-probs the reranker reads at inference
+(TRL's own tokenization of plain text would append EOS to both answers)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
     from llmrank.data.dataset import Dataset
     from llmrank.feedback.records import PreferencePair
+    from llmrank.finetune.prompting import TokenizerPromptModel
     from llmrank.finetune.trainer import TrainResult
 
 log = logging.getLogger(__name__)
@@ -122,20 +125,32 @@ def load_feedback_pairs(recipe: Recipe, run: PreparedRun) -> list[PreferenceExam
         store.close()
 
 
-def to_dpo_dataset(pairs: Sequence[PreferenceExample]) -> datasets.Dataset:
+def tokenize_dpo(pairs: Sequence[PreferenceExample], prompt_model: TokenizerPromptModel) -> datasets.Dataset:
+    """``prompt_ids`` exactly as the backend encodes the prompt for scoring; ``chosen_ids`` and
+    ``rejected_ids`` the single label token of each answer (as in ``tokenize_sft``: no EOS)."""
     from datasets import Dataset
 
-    return Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}
-                              for p in pairs])
+    rows = []
+    for p in pairs:
+        chosen, rejected = prompt_model.label_ids([p.chosen, p.rejected])
+        rows.append({"prompt_ids": prompt_model.encode(p.prompt), "chosen_ids": [chosen],
+                     "rejected_ids": [rejected]})
+    return Dataset.from_list(rows)
 
 
-def check_tokenization(tokenizer: Any, prompt_model: Any, prompt: str) -> None:
-    """TRL tokenizes with the tokenizer's defaults; the scorer encodes without special tokens.
-    They must agree, or DPO would train on a context the reranker never sees."""
-    ids = list(tokenizer(text=prompt)["input_ids"])
-    if ids != prompt_model.encode(prompt):
-        raise ConfigError("this tokenizer adds special tokens to plain text: DPO prompts would "
-                          "differ from the reranker's; use SFT or another tokenizer")
+def pretokenized_dpo_trainer() -> type:
+    """DPOTrainer that takes ``prompt_ids`` / ``chosen_ids`` / ``rejected_ids`` as given
+    instead of re-tokenizing text (TRL has no switch for it; its collator reads these
+    columns). Built on call so that TRL is imported only when training."""
+    from trl import DPOTrainer
+
+    class PretokenizedDPOTrainer(DPOTrainer):  # type: ignore[misc]
+        def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
+            if {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(dataset.column_names):
+                return dataset
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    return PretokenizedDPOTrainer
 
 
 def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None = None,
@@ -144,7 +159,7 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
               on_prepare: Callable[[str, int, int], None] | None = None) -> TrainResult:
     """DPO from ``recipe.from_adapter`` (an SFT adapter; the reference is that adapter) or from
     the base model (a new LoRA; the reference is the base). Same artifacts as SFT."""
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
 
     from llmrank.finetune.trainer import fit, pick_device, torch_threads
 
@@ -160,16 +175,16 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
         if not pairs:
             raise ConfigError("no preference pairs to train on")
         log.info("DPO on %d preference pairs (%s)", len(pairs), recipe.dpo.source)
-        check_tokenization(run.prompt_model.tokenizer, run.prompt_model, pairs[0].prompt)
         run.data_meta["preference_pairs"] = {"source": recipe.dpo.source, "pairs": len(pairs)}
-        train_ds = to_dpo_dataset(pairs)
+        train_ds = tokenize_dpo(pairs, run.prompt_model)
+        trainer_class = pretokenized_dpo_trainer()
 
         def make_trainer(model: Any, peft_cfg: Any, common: dict[str, Any], cbs: list[Any]) -> Any:
             args = DPOConfig(**common, beta=recipe.dpo.beta, loss_type=[recipe.dpo.loss_type],
                              max_length=None)
-            return DPOTrainer(model=model, args=args, train_dataset=train_ds,
-                              processing_class=run.prompt_model.tokenizer, peft_config=peft_cfg,
-                              callbacks=cbs)
+            return trainer_class(model=model, args=args, train_dataset=train_ds,
+                                 processing_class=run.prompt_model.tokenizer, peft_config=peft_cfg,
+                                 callbacks=cbs)
 
         return fit(recipe, run, make_trainer, device=device, show=show, resume=resume,
                    callbacks=callbacks)

@@ -4,6 +4,7 @@ SFT adapter (the reference = that adapter) on the tiny model."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,20 @@ def test_split_pairs_prefer_hard_negatives(split100k, prompt_model):
         idx = row.candidates.index(p.rejected_item)
         assert row.hard[idx]  # both rejected items of a prompt are its hard negatives
         assert p.rejected == " " + "ABCDE"[idx]
+
+
+def test_dpo_answers_are_the_label_token_alone(prompt_model):
+    """DPO compares the next-token log-probs the reranker reads: the prompt encoded as the
+    scorer encodes it, each answer one label token and no EOS."""
+    from llmrank.finetune.dpo import PreferenceExample, tokenize_dpo
+
+    prompt = "History:\n1. Heat (1995)\nCandidates:\nA. Up (2009)\nB. Jaws (1975)\nAnswer:"
+    pairs = [PreferenceExample(prompt, " B", " A", "u1", "i2", "i1", "split")]
+    row = tokenize_dpo(pairs, prompt_model)[0]
+    assert row["prompt_ids"] == prompt_model.encode(prompt)
+    assert row["chosen_ids"] == prompt_model.label_ids([" B"])
+    assert row["rejected_ids"] == prompt_model.label_ids([" A"])
+    assert prompt_model.tokenizer.eos_token_id not in row["chosen_ids"] + row["rejected_ids"]
 
 
 def test_feedback_pairs_become_rank_prompts(split100k, prompt_model, tmp_path):
@@ -74,7 +89,18 @@ def test_dpo_smoke_from_sft_adapter(make_recipe, tmp_path, tiny_model_dir):
     sft = train_sft(make_recipe(tmp_path / "sft"))
     recipe = make_recipe(tmp_path / "dpo", **{"mode": "dpo", "from_adapter": str(sft.adapter_dir),
                                               "train.learning_rate": 5e-2})
-    result = train_dpo(recipe)
+    from transformers import TrainerCallback
+
+    seen: dict[str, Any] = {}
+
+    class Capture(TrainerCallback):
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+            seen["rows"] = list(train_dataloader.dataset)
+
+    result = train_dpo(recipe, callbacks=[Capture()])
+    # TRL trains on our tokenization: one label token per answer, no EOS appended
+    assert seen["rows"] and all(len(r["chosen_ids"]) == 1 and len(r["rejected_ids"]) == 1
+                                for r in seen["rows"])
     assert result.steps == 3 and result.manifest.mode == "dpo"
     assert result.manifest.from_adapter == str(sft.adapter_dir)
     assert result.manifest.dataset["preference_pairs"] == {"source": "split", "pairs": 12}
