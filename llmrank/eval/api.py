@@ -154,7 +154,7 @@ def run_eval(cfg: EvalConfig, *, dataset: Dataset | None = None,
 
     meta = {
         "name": cfg.name, "seed": cfg.seed, "config": cfg.model_dump(),
-        "preprocessing": prepared.preprocessing, "data_path": str(prepared.path),
+        "preprocessing": prepared.preprocessing, "data_path": str(prepared.path) if prepared.path else "catalog",
         "versions": provenance.versions(), "git": provenance.git_state(),
         "machine": provenance.machine(), "started": started, "finished": provenance.now(),
     }

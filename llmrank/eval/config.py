@@ -43,8 +43,9 @@ class EvalData(_Model):
     """Dataset and preprocessing. Order: min_rating filter, then k-core, then leave-one-out
     by (timestamp, file order) -- the tie rule for equal timestamps."""
 
-    dataset: str = "ml-latest-small"  # a folder name under data_dir, or a path
+    dataset: str = "ml-latest-small"  # a folder name under data_dir, a path, or 'catalog'
     data_dir: str | None = None  # default: $LLMRANK_DATA_DIR, else ../shared/datasets
+    format: str | None = None  # loader name (movielens, amazon, recbole, csv, ...); detected when None
     kcore: int = 0
     min_rating: float | None = None
 

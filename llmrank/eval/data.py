@@ -13,7 +13,6 @@ import numpy as np
 
 from llmrank.data.dataset import Dataset
 from llmrank.data.splits import LeaveOneOut, kcore, min_rating
-from llmrank.errors import DatasetNotFoundError
 from llmrank.eval.config import EvalData, data_root
 
 log = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 class PreparedData:
     dataset: Dataset
     split: LeaveOneOut
-    path: Path
+    path: Path | None  # None: the embedded catalog
     preprocessing: dict[str, Any]  # config + resulting sizes
 
     def describe(self) -> str:
@@ -33,30 +32,26 @@ class PreparedData:
                 f"{p['eval_users']} evaluable users")
 
 
-def resolve_path(cfg: EvalData) -> Path:
-    direct = Path(cfg.dataset).expanduser()
-    if direct.is_dir():
-        return direct
-    path = data_root(cfg) / cfg.dataset
-    if not path.is_dir():
-        raise DatasetNotFoundError(
-            f"dataset {cfg.dataset!r} not found at {path}; set data.data_dir (--data-dir) or "
-            f"$LLMRANK_DATA_DIR to the folder that holds it, or give a path")
-    return path
+def load_dataset(cfg: EvalData) -> tuple[Dataset, Path | None]:
+    """The raw dataset through the data layer (MovieLens, Amazon, RecBole, generic tables, or
+    the embedded 'catalog'), and the path it came from (None for the catalog). Filtering is
+    left to ``prepare`` so that it is described with the result."""
+    from llmrank.config import DataConfig
+    from llmrank.data.resolve import CATALOG
+    from llmrank.data.resolve import load_dataset as load_raw
 
-
-def load_dataset(path: Path) -> Dataset:
-    """MovieLens folders are detected by their files; other formats go through the
-    ``loaders`` registry once the data layer registers them."""
-    from llmrank.data.loaders.movielens import load_movielens
-
-    return load_movielens(path)
+    ds = load_raw(DataConfig(dataset=cfg.dataset, data_dir=str(data_root(cfg)), format=cfg.format))
+    source = ds.report.source if ds.report is not None else CATALOG
+    return ds, (None if source == CATALOG else Path(source))
 
 
 def prepare(cfg: EvalData, dataset: Dataset | None = None) -> PreparedData:
     """Load (unless ``dataset`` is given), filter by rating, k-core, split leave-one-out."""
-    path = Path(cfg.dataset) if dataset is not None else resolve_path(cfg)
-    ds = dataset if dataset is not None else load_dataset(path)
+    path: Path | None
+    if dataset is not None:
+        ds, path = dataset, Path(cfg.dataset)
+    else:
+        ds, path = load_dataset(cfg)
     raw = ds.summary()
     if cfg.min_rating is not None:
         ds = min_rating(ds, cfg.min_rating)
