@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rerank_lib import candidate_lists, prepared, rank_input, sample_users
 
-from llmrank.explain.validate import _norm, _strip_year
+from llmrank.explain.validate import normalize_text, strip_year
 
 log = logging.getLogger("bench_explain")
 
@@ -82,12 +82,12 @@ def user_rate(flags: list[list[bool]], rng: np.random.Generator, n_boot: int = 2
 
 def names_history(text: str, history: list[Any]) -> bool:
     """Whether ``text`` names a title (year optional) from the user's history."""
-    norm = f" {_norm(text)} "
-    return any(f" {_norm(_strip_year(h.title))} " in norm for h in history if h.title)
+    norm = f" {normalize_text(text)} "
+    return any(f" {normalize_text(strip_year(h.title))} " in norm for h in history if h.title)
 
 
 def second_person(text: str) -> bool:
-    return bool(set(_norm(text).split()) & {"you", "your", "you re", "you ve"})
+    return bool(set(normalize_text(text).split()) & {"you", "your", "you re", "you ve"})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -48,12 +48,14 @@ class Verdict:
     text: str = ""
 
 
-def _norm(text: str) -> str:
+def normalize_text(text: str) -> str:
+    """NFKC, lower case, words joined by single spaces: how titles and text are compared."""
     text = unicodedata.normalize("NFKC", text).lower()
     return " ".join(_WORD.findall(text))
 
 
-def _strip_year(title: str) -> str:
+def strip_year(title: str) -> str:
+    """'Heat (1995)' -> 'Heat': models often cite a title without its year."""
     return re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
 
 
@@ -136,9 +138,9 @@ def _unclaimable_term(text: str, vocabulary: Iterable[str], claimable: Iterable[
     """The first catalog term named in ``text`` that is not claimable. Terms are matched on
     normalised words ('Sci-Fi' = 'sci fi'); a claimable term containing it ('film noir'
     for 'noir') or contained in it counts as claimable."""
-    allowed = {_norm(t) for t in claimable if t}
-    norm_text = _norm(text)
-    for term in dict.fromkeys(_norm(t) for t in vocabulary if t):
+    allowed = {normalize_text(t) for t in claimable if t}
+    norm_text = normalize_text(text)
+    for term in dict.fromkeys(normalize_text(t) for t in vocabulary if t):
         if not term or any(f" {term} " in f" {a} " or f" {a} " in f" {term} " for a in allowed if a):
             continue
         pattern = _term_pattern(term)
@@ -181,13 +183,13 @@ def _echo(text: str) -> str | None:
 def _known_matcher(known_titles: Iterable[str], known_terms: Iterable[str]) -> Callable[[str], bool]:
     """A test for 'this span is part of a known title (with or without its year) or term',
     on normalised text so case, accents and punctuation do not matter."""
-    titles = [_norm(t) for t in known_titles if t]
-    titles += [_norm(_strip_year(t)) for t in known_titles if t]
-    terms = [_norm(t) for t in known_terms if t]
+    titles = [normalize_text(t) for t in known_titles if t]
+    titles += [normalize_text(strip_year(t)) for t in known_titles if t]
+    terms = [normalize_text(t) for t in known_terms if t]
     haystack = [t for t in titles + terms if t]
 
     def known(span: str) -> bool:
-        s = _norm(span)
+        s = normalize_text(span)
         return not s or any(s in t for t in haystack)
 
     return known
