@@ -37,7 +37,7 @@ def _select_rankers(raw: dict[str, Any], names: str) -> list[dict[str, Any]]:
 
 def eval_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="Eval config (TOML/YAML)."),
-    dataset: str | None = typer.Option(None, help="Dataset folder name under --data-dir, or a path."),
+    dataset: str | None = typer.Option(None, help="Dataset folder name under --data-dir, a path, or 'catalog' (the embedded demo)."),
     data_dir: str | None = typer.Option(None, help="Folder holding datasets ($LLMRANK_DATA_DIR)."),
     kcore: int | None = typer.Option(None, help="k-core filter (LlamaRec used 5; 0 = none)."),
     protocol: str | None = typer.Option(None, help="full | candidates | retriever"),
