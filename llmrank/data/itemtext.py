@@ -46,6 +46,16 @@ def item_title(item: Item, limits: TextLimits = DEFAULT_LIMITS) -> str:
     return f"{title} ({item.year})" if item.year else title
 
 
+def item_title_genres(item: Item, limits: TextLimits = DEFAULT_LIMITS) -> str:
+    """'Title (1995). Genres: a, b': the compact form that still tells a small model, which
+    cannot know a film from its title, what kind of item it is."""
+    title = item_title(item, limits)
+    if not item.genres:
+        return title
+    return clean(f"{title}. Genres: " + ", ".join(clean(g, 40) for g in item.genres[: limits.genres]),
+                 limits.total)
+
+
 def render_item(item: Item, limits: TextLimits = DEFAULT_LIMITS, *, with_attributes: bool = True) -> str:
     """'Title (1995). Genres: a, b. Tags: x, y. Description. key: value' within limits."""
     parts = [item_title(item, limits)]

@@ -42,11 +42,13 @@ class PromptSpec:
     they are saved in the adapter manifest (``prompt``) for that reason.
 
     ``candidate_text`` 'title' ('Title (1995)') keeps 20 candidates near 250 tokens; 'full'
-    is the reranker's richer default (genres, tags), about 1.6x longer prompts."""
+    is the reranker's richer default (genres, tags), about 1.6x longer prompts; 'genres'
+    ('Title (1995). Genres: a, b') is used for the history too, so that a model without world
+    knowledge of the titles can still match kinds of items."""
 
     template: str = "rank"
     max_history: int = 10
-    candidate_text: Literal["title", "full"] = "title"
+    candidate_text: Literal["title", "genres", "full"] = "title"
     max_prompt_tokens: int = 640
 
 

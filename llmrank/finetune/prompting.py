@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmrank.data.itemtext import item_title
+from llmrank.data.itemtext import item_title, item_title_genres
 from llmrank.finetune.config import PromptSpec
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, load_tokenizer
 from llmrank.rerank.prompt import RankPromptBuilder
@@ -34,7 +34,8 @@ class TokenizerPromptModel(HFTokenizerMixin):
 def make_builder(model: Any, spec: PromptSpec) -> RankPromptBuilder:
     """The RankPromptBuilder that ``spec`` describes, for ``model`` (a backend or a
     TokenizerPromptModel). The reranker calls this with the spec from an adapter manifest."""
-    candidate_text = item_title if spec.candidate_text == "title" else None
+    candidate_text = {"title": item_title, "genres": item_title_genres}.get(spec.candidate_text)
+    history_text = item_title_genres if spec.candidate_text == "genres" else item_title
     return RankPromptBuilder(model, spec.template, max_history=spec.max_history,
                              max_prompt_tokens=spec.max_prompt_tokens,
-                             candidate_text=candidate_text)
+                             candidate_text=candidate_text, history_text=history_text)
