@@ -50,17 +50,18 @@ def item_title_genres(item: Item, limits: TextLimits = DEFAULT_LIMITS) -> str:
     """'Title (1995). Genres: a, b': the compact form that still tells a small model, which
     cannot know a film from its title, what kind of item it is."""
     title = item_title(item, limits)
-    if not item.genres:
-        return title
-    return clean(f"{title}. Genres: " + ", ".join(clean(g, 40) for g in item.genres[: limits.genres]),
-                 limits.total)
+    return clean(f"{title}. {_genres(item, limits)}", limits.total) if item.genres else title
+
+
+def _genres(item: Item, limits: TextLimits) -> str:
+    return "Genres: " + ", ".join(clean(g, 40) for g in item.genres[: limits.genres])
 
 
 def render_item(item: Item, limits: TextLimits = DEFAULT_LIMITS, *, with_attributes: bool = True) -> str:
     """'Title (1995). Genres: a, b. Tags: x, y. Description. key: value' within limits."""
     parts = [item_title(item, limits)]
     if item.genres:
-        parts.append("Genres: " + ", ".join(clean(g, 40) for g in item.genres[: limits.genres]))
+        parts.append(_genres(item, limits))
     if item.tags:
         parts.append("Tags: " + ", ".join(clean(t, 40) for t in item.tags[: limits.tags]))
     if item.description:
