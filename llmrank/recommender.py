@@ -166,16 +166,18 @@ class Recommender:
         return out
 
     def _popular(self, req: RecRequest) -> list[Candidate]:
+        """Most-popular items that pass the request's filters (allow, deny, attributes)."""
         import numpy as np
 
+        from llmrank.retrieve.filters import compile_filters
+
+        keep = compile_filters(req.filters, self.dataset.items)  # the retriever's own rules
         pop = self.dataset.item_popularity()
         order = np.argsort(-pop, kind="stable")
         out = []
         for code in order:
             item_id = self.dataset.item_ids[int(code)]
-            if req.filters.allow is not None and item_id not in req.filters.allow:
-                continue
-            if item_id in req.filters.deny:
+            if keep is not None and not keep(item_id):
                 continue
             out.append(Candidate(item_id, float(pop[code]), "popular"))
             if len(out) == req.n_candidates:

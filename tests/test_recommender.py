@@ -74,6 +74,15 @@ def test_unknown_user_and_empty_history():
     assert len(resp.items) == 4 and "popular" in resp.trace.notes[0]
 
 
+def test_cold_start_popular_items_obey_the_request_filters():
+    r = rec()
+    filters = Filters(attributes={"genre": frozenset({"comedy"})}, deny=frozenset({"1"}))
+    resp = r.recommend(RecRequest(history=[], k=4, filters=filters))
+    assert len(resp.items) == 4
+    assert all(r.dataset.items[i].genres == ("Comedy",) for i in resp.item_ids())
+    assert "1" not in resp.item_ids()
+
+
 def test_rerank_given_candidates_and_explain():
     r = rec()
     resp = r.rerank("u2", ["5", "6", "ghost", "7", "5"], k=10)
