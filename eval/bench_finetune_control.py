@@ -34,6 +34,37 @@ OUT = Path("eval/out/finetune_control")
 log = logging.getLogger("bench_finetune_control")
 
 
+class PromptGenreMatch:
+    """What a reader of the prompt alone could do with one rule: score each candidate by
+    how many of its genres the last ``n_history`` history items (the ones the prompt shows)
+    share, summed over those items. No learning; it bounds from below how much of the
+    signal is readable in the prompt text."""
+
+    name = "prompt-genre-match"
+
+    def __init__(self, n_history: int) -> None:
+        self.n_history = n_history
+        self._split: Any = None
+        self._genres: list[frozenset[str]] = []
+
+    def fit(self, split: Any, stage: str) -> None:
+        ds = split.dataset
+        self._split = split
+        self._genres = [frozenset(ds.items[i].genres) for i in ds.item_ids]
+
+    def score(self, users: Any, candidates: Any, stage: str) -> Any:
+        import numpy as np
+
+        if candidates is None:
+            raise ValueError("prompt-genre-match scores candidate lists only")
+        out = np.zeros(np.shape(candidates), dtype=np.float64)
+        for row, u in enumerate(users):
+            shown = self._split.history(int(u), stage)[-self.n_history:]
+            for col, c in enumerate(candidates[row]):
+                out[row, col] = sum(len(self._genres[int(c)] & self._genres[int(h)]) for h in shown)
+        return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", required=True)
@@ -63,6 +94,7 @@ def main() -> None:
         "random": build_ranker(RankerSpec(name="random"), 0),
         "most-popular": build_ranker(RankerSpec(name="most-popular"), 0),
         "itemknn": build_ranker(RankerSpec(name="itemknn", options={"neighbors": 20}), 0),
+        "prompt-genre-match": PromptGenreMatch(spec.max_history),
         "zero-shot": RerankRanker("default", None, name="zero-shot", prompt=spec,
                                   cache_path=cache / f"zero-shot-{spec.candidate_text}.jsonl"),
         "tuned": RerankRanker("default", args.adapter, name="tuned", prompt=spec,
@@ -86,6 +118,7 @@ def main() -> None:
         "tuned vs random": paired_dict(scores["tuned"], scores["random"]),
         "tuned vs itemknn": paired_dict(scores["tuned"], scores["itemknn"]),
         "zero-shot vs random": paired_dict(scores["zero-shot"], scores["random"]),
+        "tuned vs prompt-genre-match": paired_dict(scores["tuned"], scores["prompt-genre-match"]),
     }
     results["command"] = " ".join(sys.argv)
     write_json(args.out / "control.json", results)
