@@ -8,6 +8,10 @@ scores a user's *live* history, which grows as the replay walks forward in time.
   warm-up interactions, user score = sum of similarities to the live history. Cheap enough for
   replays of 100k events on two cores.
 * ``PopularityPrior``: warm-up interaction counts (the same list for everyone).
+* ``FamiliarityPrior``: the LLM's familiarity with each title (``llmrank.llm.familiarity``),
+  the same for everyone and learned from no interaction: combined with a retriever through
+  ``TwoStagePrior``, it is an LLM prior that costs one pass over the catalog, not a model
+  call per request.
 * ``TwoStagePrior``: retrieve with one prior, rescore its top n with another (item-kNN then
   the LLM reranker): the recommender's retrieve -> rerank as a replay prior.
 * ``RankerPrior``: any ``llmrank.eval.base.Ranker`` (sequential retriever, LLM reranker, ...).
@@ -67,6 +71,39 @@ class PopularityPrior:
 
     def score(self, user: int, history: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:
         return self.counts if candidates is None else self.counts[candidates]
+
+
+class FamiliarityPrior:
+    """Per-item LLM familiarity with the title (mean token log-prob after a fixed context),
+    computed once for the catalog in ``fit`` (and cached on disk when ``cache_dir`` is set).
+    ``llm`` is a loaded transformers backend, or None to load ``model`` on first use."""
+
+    name = "familiarity"
+
+    def __init__(self, model: str = "default", *, llm: Any = None, cache_dir: str | None = None,
+                 context: str | None = None, batch_size: int = 32, threads: int | None = None) -> None:
+        self.model = model
+        self.llm = llm
+        self.cache_dir = cache_dir
+        self.context = context
+        self.batch_size = batch_size
+        self.threads = threads
+
+    def fit(self, dataset: Dataset, warm_histories: list[np.ndarray]) -> None:
+        from llmrank.data.itemtext import item_title
+        from llmrank.llm.familiarity import DEFAULT_CONTEXT, cached_familiarity
+
+        if self.llm is None:
+            from llmrank.llm.transformers_backend import TransformersLLM
+
+            self.llm = TransformersLLM(self.model, threads=self.threads)
+        titles = [item_title(dataset.items[i]) for i in dataset.item_ids]
+        self.scores = cached_familiarity(
+            self.llm, titles, self.cache_dir, model_id=str(getattr(self.llm, "path", self.model)),
+            context=self.context or DEFAULT_CONTEXT, batch_size=self.batch_size)
+
+    def score(self, user: int, history: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:
+        return self.scores if candidates is None else self.scores[candidates]
 
 
 class ItemKNNPrior:

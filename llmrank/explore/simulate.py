@@ -10,6 +10,8 @@
     max_steps = 20000
     [prior]
     kind = "itemknn"            # itemknn | popularity | ranker:<name in llmrank.registry.rankers>
+                                # | familiarity (the LLM's familiarity with each title; options:
+                                #   model, cache_dir) | itemknn>familiarity (kNN pool, LLM scores)
     [[policies]]
     label = "thompson"
     name = "thompson"
@@ -96,17 +98,31 @@ def load_simulate_config(path: str | Path | None) -> SimulateConfig:
 
 
 def make_prior(cfg: PriorConfig) -> Any:
-    from llmrank.explore.priors import ItemKNNPrior, PopularityPrior, RankerPrior
+    from llmrank.explore.priors import (
+        FamiliarityPrior,
+        ItemKNNPrior,
+        PopularityPrior,
+        RankerPrior,
+        TwoStagePrior,
+    )
 
     if cfg.kind == "itemknn":
         return ItemKNNPrior(**cfg.options)
     if cfg.kind == "popularity":
         return PopularityPrior()
+    if cfg.kind == "familiarity":  # the LLM's familiarity with each title, for every user alike
+        return FamiliarityPrior(**cfg.options)
+    if cfg.kind == "itemknn>familiarity":  # kNN proposes the pool, the LLM's familiarity scores it
+        opts = dict(cfg.options)
+        knn = {k: opts.pop(k) for k in ("neighbors", "shrinkage") if k in opts}
+        n = int(opts.pop("n", 100))
+        return TwoStagePrior(ItemKNNPrior(**knn), FamiliarityPrior(**opts), n=n)
     if cfg.kind.startswith("ranker:"):
         from llmrank.registry import rankers
 
         return RankerPrior(rankers.create(cfg.kind.split(":", 1)[1], **cfg.options))
-    raise ConfigError(f"unknown prior kind {cfg.kind!r}; use itemknn, popularity or ranker:<name>")
+    raise ConfigError(f"unknown prior kind {cfg.kind!r}; use itemknn, popularity, "
+                      "familiarity, itemknn>familiarity or ranker:<name>")
 
 
 def simulate(config: SimulateConfig, *, policies: Sequence[str] | None = None,
