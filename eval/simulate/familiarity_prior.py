@@ -55,6 +55,10 @@ class FamiliarityRanker:
         prior.fit(split.dataset, [])
         self.scores = prior.scores
 
+    def fitted(self, split: Any) -> np.ndarray:
+        self.fit(split, "test")
+        return np.asarray(self.scores)
+
     def score(self, users: np.ndarray, candidates: np.ndarray | None, stage: str) -> np.ndarray:
         if candidates is None:
             return np.tile(self.scores, (len(users), 1))
@@ -78,6 +82,13 @@ def ranking(llm: Any, cache: Path, out: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"data": data.describe(), "protocol": "20 candidates (19 random negatives), test"}
     for label, r in res.items():
         summary[label] = {k: r.summary[k] for k in ("ndcg@10", "recall@10", "mrr@10")}
+    from scipy.stats import spearmanr
+
+    split = data.split
+    counts = np.bincount(np.concatenate([split.history(int(u), "test") for u in range(split.dataset.n_users)]),
+                         minlength=split.dataset.n_items)
+    fam = FamiliarityRanker(llm, cache).fitted(split)  # cached: no model call
+    summary["spearman_familiarity_vs_train_popularity"] = float(spearmanr(fam, counts).statistic)
     for a, b in (("llm-familiarity", "random"), ("llm-familiarity", "most-popular")):
         summary[f"{a} vs {b}"] = {k: v.to_dict() for k, v in compare(res[a], res[b], seed=0).items()}
     (out / "ranking.json").write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
@@ -115,7 +126,7 @@ def main() -> None:
     llm = TransformersLLM("default", threads=args.threads)
     if not args.skip_ranking:
         log.info("ranking:\n%s", json.dumps(ranking(llm, cache, args.out), indent=1, default=str))
-    for name in args.datasets.split(","):
+    for name in filter(None, args.datasets.split(",")):
         cfg = load_simulate_config(HERE / f"{name}.toml")
         cfg.data.data_dir = args.data_dir
         if args.pool == "catalog":
