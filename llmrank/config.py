@@ -95,6 +95,10 @@ class ExplainConfig(_Section):
 
 class PolicyConfig(_Section):
     name: str = "greedy"
+    # the prior score the policy starts from: the reranker's score of each candidate, or the LLM's
+    # familiarity with each title (llmrank.llm.familiarity: one cached pass over the catalog with
+    # a transformers backend), a prior that needs no interaction log (eval/RESULTS.md section 7)
+    prior: Literal["rerank", "familiarity"] = "rerank"
     options: dict[str, Any] = Field(default_factory=dict)
 
 

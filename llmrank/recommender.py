@@ -75,12 +75,14 @@ class Recommender:
         explainer = Explainer(writer, cfg.explain.template,
                               max_new_tokens=cfg.explain.max_new_tokens,
                               vocabulary=dataset.genre_vocabulary())
-        if explore is None and (cfg.policy.name != "greedy" or cfg.feedback.path):
+        if explore is None and (cfg.policy.name != "greedy" or cfg.feedback.path
+                                or cfg.policy.prior != "rerank"):
             from llmrank.explore.features import features_for
             from llmrank.explore.step import ExploreStep
 
             explore = ExploreStep.from_config(cfg, features=features_for(dataset, retriever),
-                                              users=dataset.users)
+                                              users=dataset.users,
+                                              prior_scores=_familiarity(dataset, cfg, reranker, llm))
         return cls(dataset, retriever, reranker, explainer, explore, config=cfg)
 
     def describe_reranker(self) -> str:
@@ -238,3 +240,19 @@ def _build_retriever(dataset: Dataset, cfg: Config) -> Retriever:
     if cfg.index.path and Path(cfg.index.path).is_dir():
         return load_retriever(cfg.index.path)
     return build_retriever(dataset, cfg)
+
+
+def _familiarity(dataset: Dataset, cfg: Config, reranker: Any, llm: Any) -> dict[str, float] | None:
+    """Item id -> the LLM's familiarity with its title, when ``[policy] prior = "familiarity"``:
+    computed with the reranker's model (or ``llm``, or the configured model loaded for this)."""
+    if cfg.policy.prior != "familiarity":
+        return None
+    from llmrank.llm.familiarity import catalog_familiarity
+
+    model = reranker.llm if reranker is not None else llm
+    if model is None:
+        from llmrank.llm.transformers_backend import TransformersLLM
+
+        model = TransformersLLM(cfg.reranker.model)
+    scores = catalog_familiarity(dataset, model)
+    return dict(zip(dataset.item_ids, scores.tolist(), strict=True))

@@ -81,26 +81,22 @@ class FamiliarityPrior:
     name = "familiarity"
 
     def __init__(self, model: str = "default", *, llm: Any = None, cache_dir: str | None = None,
-                 context: str | None = None, batch_size: int = 32, threads: int | None = None) -> None:
+                 batch_size: int = 32, threads: int | None = None) -> None:
         self.model = model
         self.llm = llm
         self.cache_dir = cache_dir
-        self.context = context
         self.batch_size = batch_size
         self.threads = threads
 
     def fit(self, dataset: Dataset, warm_histories: list[np.ndarray]) -> None:
-        from llmrank.data.itemtext import item_title
-        from llmrank.llm.familiarity import DEFAULT_CONTEXT, cached_familiarity
+        from llmrank.llm.familiarity import catalog_familiarity
 
         if self.llm is None:
             from llmrank.llm.transformers_backend import TransformersLLM
 
             self.llm = TransformersLLM(self.model, threads=self.threads)
-        titles = [item_title(dataset.items[i]) for i in dataset.item_ids]
-        self.scores = cached_familiarity(
-            self.llm, titles, self.cache_dir, model_id=str(getattr(self.llm, "path", self.model)),
-            context=self.context or DEFAULT_CONTEXT, batch_size=self.batch_size)
+        self.scores = catalog_familiarity(dataset, self.llm, cache_dir=self.cache_dir,
+                                          batch_size=self.batch_size)
 
     def score(self, user: int, history: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:
         return self.scores if candidates is None else self.scores[candidates]

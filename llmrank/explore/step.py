@@ -13,6 +13,11 @@ has not seen yet, joins their events (clicked = 1, shown without a click = 0) an
 ``policy.update``. A request with ``explore=False`` is served greedily (propensity 1) and
 logged as policy 'greedy'.
 
+Prior source: the policy's prior score of a candidate is the reranker's score, or, with
+``prior_scores`` (``[policy] prior = "familiarity"``), the LLM's familiarity with the item's
+title; an item without one gets the lowest known score. The shown items keep their reranker
+scores; only what the policy starts from changes.
+
 Per-segment posteriors: ``segment_key`` names a user attribute (e.g. ``age_band``); with
 ``users`` (the dataset's users) the step looks the request's user up and passes the value as
 the segment, and logs it with the impression so ``learn()`` updates the same segment."""
@@ -38,7 +43,8 @@ class ExploreStep:
     def __init__(self, policy: Policy, store: FeedbackStore | None = None, *,
                  settle_seconds: float = 3600.0, segment_key: str | None = None,
                  features: ItemFeatures | None = None,
-                 users: Mapping[str, User] | None = None) -> None:
+                 users: Mapping[str, User] | None = None,
+                 prior_scores: Mapping[str, float] | None = None) -> None:
         from llmrank.explore import make_policy
 
         self.policy = policy
@@ -51,11 +57,14 @@ class ExploreStep:
             log.warning("segment_key %r is set but the explore step was given no users: "
                         "requests get no segment unless the caller passes one", segment_key)
         self.learned_until: float | None = None
+        self.prior_scores = prior_scores
+        self._prior_floor = min(prior_scores.values()) if prior_scores else 0.0
 
     @classmethod
     def from_config(cls, config: Any, *, features: ItemFeatures | None = None,
                     store: FeedbackStore | None = None, open_feedback: bool = True,
-                    users: Mapping[str, User] | None = None) -> ExploreStep:
+                    users: Mapping[str, User] | None = None,
+                    prior_scores: Mapping[str, float] | None = None) -> ExploreStep:
         """From a llmrank Config: ``[policy] name/options`` (seeded by ``config.seed``) and the
         ``[feedback]`` store. Options ``settle_seconds`` and ``segment_key`` (a user attribute)
         belong to the step, everything else to the policy."""
@@ -69,8 +78,13 @@ class ExploreStep:
         policy = make_policy(config.policy.name, options, features=features)
         if store is None and open_feedback:
             store = open_store(config.feedback)
+        if getattr(config.policy, "prior", "rerank") == "familiarity" and prior_scores is None:
+            from llmrank.errors import ConfigError
+
+            raise ConfigError('[policy] prior = "familiarity" needs the catalog\'s familiarity scores '
+                              "(Recommender.from_config computes them with the reranker's model)")
         return cls(policy, store, settle_seconds=settle, segment_key=segment_key, features=features,
-                   users=users)
+                   users=users, prior_scores=prior_scores)
 
     def segment_of(self, user_id: str | None) -> str | None:
         """The request's segment: the user's ``segment_key`` attribute, or None."""
@@ -87,7 +101,8 @@ class ExploreStep:
             segment = self.segment_of(request.user_id)
         ctx = ExploreContext(user_id=request.user_id, history=list(history), segment=segment,
                              request_id=request.request_id)
-        slate = policy.select([(it.item_id, float(it.score)) for it in ranked], request.k, ctx)
+        slate = policy.select([(it.item_id, self._prior(it, request.explore)) for it in ranked],
+                              request.k, ctx)
         by_id = {it.item_id: it for it in ranked}
         shown = []
         for pos, (item_id, prop) in enumerate(zip(slate.items, slate.propensities or [], strict=True)):
@@ -97,6 +112,12 @@ class ExploreStep:
             self.store.log_impression(slate.impression(request.request_id, request.user_id,
                                                        context={"segment": segment}))
         return shown
+
+    def _prior(self, item: RankedItem, exploring: bool) -> float:
+        """The policy's prior score (a request served greedily keeps the reranker's order)."""
+        if self.prior_scores is None or not exploring:
+            return float(item.score)
+        return float(self.prior_scores.get(item.item_id, self._prior_floor))
 
     def feedback(self, event: FeedbackEvent) -> str:
         """Store one event (returns after it is durable: the acknowledgement)."""

@@ -87,3 +87,16 @@ def cached_familiarity(llm: Any, texts: Sequence[str], cache_dir: str | Path | N
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, scores)
     return scores
+
+
+def catalog_familiarity(dataset: Any, llm: Any, *, cache_dir: str | Path | None = None,
+                        batch_size: int = 32) -> np.ndarray:
+    """Familiarity of every catalog item's title ("Title (year)"), in item-code order; cached
+    under ``cache_dir`` (default ``$LLMRANK_HOME/familiarity``)."""
+    from llmrank.config import llmrank_home
+    from llmrank.data.itemtext import item_title
+
+    titles = [item_title(dataset.items[i]) for i in dataset.item_ids]
+    model_id = str(getattr(llm, "path", None) or type(llm).__name__)
+    return cached_familiarity(llm, titles, cache_dir if cache_dir is not None else llmrank_home() / "familiarity",
+                              model_id=model_id, batch_size=batch_size)

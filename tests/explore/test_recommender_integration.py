@@ -48,3 +48,33 @@ def test_recommender_explores_logs_and_learns(tmp_path):
     rec.feedback(FeedbackEvent("u1", clicked, "click", request_id=resp.request_id))
     assert rec.explore.learn(now=imp.timestamp + 1) == 1
     assert rec.explore.policy.item_counts[clicked][0] == 1.0
+
+
+def test_familiarity_prior_is_what_the_policy_starts_from(tiny_llm, tmp_path, monkeypatch):
+    """[policy] prior = "familiarity": the policy ranks the candidates by the LLM's familiarity
+    with their titles (greedy shows the most familiar first); a request that does not explore
+    keeps the reranker's (here the retriever's) order."""
+    from llmrank.llm.familiarity import catalog_familiarity
+
+    monkeypatch.setenv("LLMRANK_HOME", str(tmp_path))  # the familiarity cache stays in the test
+    ds = Dataset.from_records("tiny", ITEMS, [User("u1")], [("u1", "3", 1, 4.0), ("u1", "7", 2, 4.0)])
+    cfg = {"reranker": {"enabled": False}, "policy": {"name": "greedy", "prior": "familiarity"}}
+    rec = Recommender.from_config(cfg, dataset=ds, retriever=Retriever(), llm=tiny_llm)
+    fam = dict(zip(ds.item_ids, catalog_familiarity(ds, tiny_llm).tolist(), strict=True))
+    cands = [c.item_id for c in Retriever().retrieve(history=["3", "7"], k=20)]
+    explored = [it.item_id for it in rec.recommend(RecRequest(user_id="u1", k=6, explore=True)).items]
+    assert explored == sorted(cands, key=lambda i: -fam[i])[:6]
+    assert explored != cands[:6]  # the tiny model's familiarity is not the retriever's order
+    plain = [it.item_id for it in rec.recommend(RecRequest(user_id="u1", k=6, explore=False)).items]
+    assert plain == cands[:6]
+
+
+def test_familiarity_prior_without_scores_is_a_config_error():
+    import pytest
+
+    from llmrank.config import load_config
+    from llmrank.errors import ConfigError
+
+    cfg = load_config({"policy": {"name": "thompson", "prior": "familiarity"}})
+    with pytest.raises(ConfigError, match="familiarity"):
+        ExploreStep.from_config(cfg, open_feedback=False)
