@@ -1,0 +1,26 @@
+"""Every simulation config shipped in eval/simulate/ loads, names known policies with valid
+options, and a prior the simulator can build (without fitting it: no data, no model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmrank.explore import make_policy
+from llmrank.explore.simulate import load_simulate_config, make_prior
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "eval" / "simulate").glob("*.toml"))
+
+
+def test_there_are_configs():
+    assert len(CONFIGS) >= 3
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_simulation_config_is_runnable(path):
+    cfg = load_simulate_config(path)
+    cfg.replay_config()  # unknown replay keys raise
+    assert make_prior(cfg.prior) is not None
+    for spec in cfg.select(None):
+        make_policy(spec.name, spec.options)
