@@ -99,6 +99,7 @@ class PolicyConfig(_Section):
     # familiarity with each title (llmrank.llm.familiarity: one cached pass over the catalog with
     # a transformers backend), a prior that needs no interaction log (eval/RESULTS.md section 7)
     prior: Literal["rerank", "familiarity"] = "rerank"
+    prior_context: str = "Here is a well-known movie:"  # familiarity: what precedes each title
     options: dict[str, Any] = Field(default_factory=dict)
 
 

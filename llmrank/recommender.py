@@ -254,5 +254,5 @@ def _familiarity(dataset: Dataset, cfg: Config, reranker: Any, llm: Any) -> dict
         from llmrank.llm.transformers_backend import TransformersLLM
 
         model = TransformersLLM(cfg.reranker.model)
-    scores = catalog_familiarity(dataset, model)
+    scores = catalog_familiarity(dataset, model, context=cfg.policy.prior_context)
     return dict(zip(dataset.item_ids, scores.tolist(), strict=True))

@@ -81,21 +81,23 @@ class FamiliarityPrior:
     name = "familiarity"
 
     def __init__(self, model: str = "default", *, llm: Any = None, cache_dir: str | None = None,
-                 batch_size: int = 32, threads: int | None = None) -> None:
+                 context: str | None = None, batch_size: int = 32, threads: int | None = None) -> None:
         self.model = model
         self.llm = llm
         self.cache_dir = cache_dir
+        self.context = context
         self.batch_size = batch_size
         self.threads = threads
 
     def fit(self, dataset: Dataset, warm_histories: list[np.ndarray]) -> None:
-        from llmrank.llm.familiarity import catalog_familiarity
+        from llmrank.llm.familiarity import DEFAULT_CONTEXT, catalog_familiarity
 
         if self.llm is None:
             from llmrank.llm.transformers_backend import TransformersLLM
 
             self.llm = TransformersLLM(self.model, threads=self.threads)
         self.scores = catalog_familiarity(dataset, self.llm, cache_dir=self.cache_dir,
+                                          context=self.context or DEFAULT_CONTEXT,
                                           batch_size=self.batch_size)
 
     def score(self, user: int, history: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:

@@ -13,6 +13,7 @@ raise ``ModelError``."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -49,7 +50,9 @@ def text_familiarity(llm: Any, texts: Sequence[str], *, context: str = DEFAULT_C
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     pad = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
     done = 0
-    with torch.inference_mode():
+    # the backend's adapter state: a loaded but inactive LoRA adapter must not touch the scores
+    adapter_state = getattr(llm, "_adapter_context", None)
+    with torch.inference_mode(), (adapter_state() if adapter_state else contextlib.nullcontext()):
         for start in range(0, len(order), batch_size):
             idx = order[start: start + batch_size]
             width = len(ctx) + max(len(rows[i]) for i in idx)
@@ -90,13 +93,15 @@ def cached_familiarity(llm: Any, texts: Sequence[str], cache_dir: str | Path | N
 
 
 def catalog_familiarity(dataset: Any, llm: Any, *, cache_dir: str | Path | None = None,
-                        batch_size: int = 32) -> np.ndarray:
+                        context: str = DEFAULT_CONTEXT, batch_size: int = 32) -> np.ndarray:
     """Familiarity of every catalog item's title ("Title (year)"), in item-code order; cached
-    under ``cache_dir`` (default ``$LLMRANK_HOME/familiarity``)."""
+    under ``cache_dir`` (default ``$LLMRANK_HOME/familiarity``). ``context`` names the kind of
+    item ("Here is a well-known book:" for books)."""
     from llmrank.config import llmrank_home
     from llmrank.data.itemtext import item_title
 
     titles = [item_title(dataset.items[i]) for i in dataset.item_ids]
-    model_id = str(getattr(llm, "path", None) or type(llm).__name__)
+    adapter = getattr(llm, "adapter", None)
+    model_id = str(getattr(llm, "path", None) or type(llm).__name__) + (f"+{adapter}" if adapter else "")
     return cached_familiarity(llm, titles, cache_dir if cache_dir is not None else llmrank_home() / "familiarity",
-                              model_id=model_id, batch_size=batch_size)
+                              model_id=model_id, context=context, batch_size=batch_size)

@@ -93,3 +93,33 @@ def test_default_model_knows_famous_titles_better_than_invented_ones(monkeypatch
                 "Snarp Holloway Nine (1977)", "Vendrick of Ulm (1997)"]
     scores = text_familiarity(llm, famous + invented)
     assert scores[:4].min() > scores[4:].max(), scores
+
+
+def test_config_default_context_is_the_library_default():
+    from llmrank.config import PolicyConfig
+
+    assert PolicyConfig().prior_context == DEFAULT_CONTEXT
+
+
+def test_an_inactive_adapter_does_not_change_the_scores(tiny_model_dir, tmp_path):
+    """A loaded LoRA adapter counts only while it is the active one."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.5)
+    model.save_pretrained(tmp_path / "lora")
+    llm = TransformersLLM(str(tiny_model_dir), adapter=str(tmp_path / "lora"))
+    tuned = text_familiarity(llm, TITLES)
+    llm.set_adapter(None)
+    base = text_familiarity(llm, TITLES)
+    plain = text_familiarity(TransformersLLM(str(tiny_model_dir)), TITLES)
+    np.testing.assert_allclose(base, plain, atol=1e-5)
+    assert np.abs(tuned - base).max() > 1e-3
