@@ -16,6 +16,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _private_llmrank_home(request, tmp_path_factory, monkeypatch):
+    """Default tests write their caches (embeddings, familiarity, feedback) into a temporary
+    LLMRANK_HOME, never the user's; slow tests keep the real one, where the converted default
+    model lives."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setenv("LLMRANK_HOME", str(tmp_path_factory.getbasetemp() / "llmrank-home"))
+
+
 def _dataset_dir(name: str) -> Path:
     path = DATASETS / name
     if not path.is_dir():
