@@ -32,19 +32,17 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-TOKENS: list[int] = []  # prompt tokens of the fp32 pass (the same prompts for every variant)
-
-
-def score_all(scorer: Any, inputs: list[Any]) -> tuple[np.ndarray, list[float]]:
-    """Label scores per prompt, one prompt at a time (a serving latency)."""
-    rows, seconds = [], []
+def score_all(scorer: Any, inputs: list[Any]) -> tuple[np.ndarray, list[float], list[int]]:
+    """Label scores, seconds and prompt tokens per prompt, one prompt at a time (a serving
+    latency)."""
+    rows, seconds, tokens = [], [], []
     for inp in inputs:
         t = time.perf_counter()
         out = scorer.score([inp])[0]
         seconds.append(time.perf_counter() - t)
         rows.append(out.scores)
-        TOKENS.append(out.prompt_tokens)
-    return np.stack(rows), seconds
+        tokens.append(out.prompt_tokens)
+    return np.stack(rows), seconds, tokens
 
 
 def main() -> None:
@@ -73,10 +71,9 @@ def main() -> None:
 
     fp32 = TransformersLLM("default", threads=args.threads, dtype="float32", prefix_reuse=False)
     score_all(scorer_for(fp32), inputs[:1])  # warm-up, untimed
-    TOKENS.clear()
-    ref, ref_s = score_all(scorer_for(fp32), inputs)
+    ref, ref_s, tokens = score_all(scorer_for(fp32), inputs)
     results: dict[str, Any] = {"users": len(inputs), "threads": args.threads,
-                               "prompt_tokens_mean": round(float(np.mean(TOKENS)), 1), "variants": {}}
+                               "prompt_tokens_mean": round(float(np.mean(tokens)), 1), "variants": {}}
 
     def record(name: str, scores: np.ndarray, seconds: list[float]) -> None:
         n = len(scores)
@@ -92,12 +89,12 @@ def main() -> None:
     int8 = TransformersLLM("default", threads=args.threads, dtype="float32", prefix_reuse=False)
     int8.model = quantize_dynamic(int8.model, {torch.nn.Linear}, dtype=torch.qint8)
     score_all(scorer_for(int8), inputs[:1])
-    record("int8 dynamic (Linear)", *score_all(scorer_for(int8), inputs))
+    record("int8 dynamic (Linear)", *score_all(scorer_for(int8), inputs)[:2])
     del int8
     if args.bf16_users > 0:
         bf16 = TransformersLLM("default", threads=args.threads, dtype="bfloat16", prefix_reuse=False)
         score_all(scorer_for(bf16), inputs[:1])
-        record("bf16", *score_all(scorer_for(bf16), inputs[: args.bf16_users]))
+        record("bf16", *score_all(scorer_for(bf16), inputs[: args.bf16_users])[:2])
     results["torch"] = torch.__version__
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

@@ -75,10 +75,11 @@ def load_prompts(path: Path, split: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack(scores), np.asarray(targets)
 
 
-def ndcg10(scores: np.ndarray, target: int) -> float:
-    """Pessimistic ties: every candidate scored at least as high ranks above the target."""
-    rank = int((scores >= scores[target]).sum()) - 1
-    return 1.0 / np.log2(rank + 2) if rank < 10 else 0.0
+def ndcg10(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per-row NDCG@10 of the target column, the harness's definition (pessimistic ties)."""
+    from llmrank.eval.metrics import metrics_from_ranks, target_ranks
+
+    return metrics_from_ranks(target_ranks(scores, targets), ks=(10,), names=("ndcg",))["ndcg@10"]
 
 
 def debias(scores: np.ndarray, folds: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -91,18 +92,21 @@ def debias(scores: np.ndarray, folds: int = 2, seed: int = 0) -> tuple[np.ndarra
     return out, prior - prior.max()
 
 
-def paired_ci(d: np.ndarray, seed: int = 0, n_boot: int = 4000) -> list[float]:
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
-    return [round(float(x), 4) for x in np.percentile(boots, [2.5, 97.5])]
+def paired_ci(d: np.ndarray) -> list[float]:
+    from llmrank.eval.stats import bootstrap_ci
+
+    ci = bootstrap_ci(d, seed=0, n_resamples=4000)
+    return [round(ci.low, 4), round(ci.high, 4)]
 
 
 def measure(scores: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
     debiased, prior = debias(scores)
-    raw = np.array([ndcg10(s, t) for s, t in zip(scores, targets, strict=True)])
-    deb = np.array([ndcg10(s, t) for s, t in zip(debiased, targets, strict=True)])
+    raw, deb = ndcg10(scores, targets), ndcg10(debiased, targets)
     m = scores.shape[1]
-    chance = float(np.mean([1.0 / np.log2(r + 2) if r < 10 else 0.0 for r in range(m)]))
+    from llmrank.eval.metrics import metrics_from_ranks
+
+    # the expectation under a random order: the target at each rank 1..m once
+    chance = float(metrics_from_ranks(np.arange(1, m + 1), ks=(10,), names=("ndcg",))["ndcg@10"].mean())
     return {"users": len(scores), "candidates": m, "chance_ndcg@10": round(chance, 4),
             "raw_ndcg@10": round(float(raw.mean()), 4), "debiased_ndcg@10": round(float(deb.mean()), 4),
             "debiased_minus_raw": round(float((deb - raw).mean()), 4),

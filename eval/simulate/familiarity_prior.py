@@ -55,10 +55,6 @@ class FamiliarityRanker:
         prior.fit(split.dataset, [])
         self.scores = prior.scores
 
-    def fitted(self, split: Any) -> np.ndarray:
-        self.fit(split, "test")
-        return np.asarray(self.scores)
-
     def score(self, users: np.ndarray, candidates: np.ndarray | None, stage: str) -> np.ndarray:
         if candidates is None:
             return np.tile(self.scores, (len(users), 1))
@@ -74,10 +70,11 @@ def ranking(llm: Any, cache: Path, out: Path) -> dict[str, Any]:
 
     data = prepare(EvalData(dataset="ml-latest-small", kcore=5))
     proto = EvalProtocol(name="candidates", stage="test")
+    familiarity = FamiliarityRanker(llm, cache)
     res = {}
     for label, ranker in (("random", rankers.get("random")(seed=0)),
                           ("most-popular", rankers.get("most-popular")()),
-                          ("llm-familiarity", FamiliarityRanker(llm, cache))):
+                          ("llm-familiarity", familiarity)):
         res[label] = evaluate_ranker(ranker, data.split, proto, seed=0, label=label, fit=True)
     summary: dict[str, Any] = {"data": data.describe(), "protocol": "20 candidates (19 random negatives), test"}
     for label, r in res.items():
@@ -87,8 +84,7 @@ def ranking(llm: Any, cache: Path, out: Path) -> dict[str, Any]:
     split = data.split
     counts = np.bincount(np.concatenate([split.history(int(u), "test") for u in range(split.dataset.n_users)]),
                          minlength=split.dataset.n_items)
-    fam = FamiliarityRanker(llm, cache).fitted(split)  # cached: no model call
-    summary["spearman_familiarity_vs_train_popularity"] = float(spearmanr(fam, counts).statistic)
+    summary["spearman_familiarity_vs_train_popularity"] = float(spearmanr(familiarity.scores, counts).statistic)
     for a, b in (("llm-familiarity", "random"), ("llm-familiarity", "most-popular")):
         summary[f"{a} vs {b}"] = {k: v.to_dict() for k, v in compare(res[a], res[b], seed=0).items()}
     (out / "ranking.json").write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")

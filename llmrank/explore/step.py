@@ -78,7 +78,7 @@ class ExploreStep:
         policy = make_policy(config.policy.name, options, features=features)
         if store is None and open_feedback:
             store = open_store(config.feedback)
-        if getattr(config.policy, "prior", "rerank") == "familiarity" and prior_scores is None:
+        if config.policy.prior == "familiarity" and prior_scores is None:
             from llmrank.errors import ConfigError
 
             raise ConfigError('[policy] prior = "familiarity" needs the catalog\'s familiarity scores '
