@@ -113,6 +113,8 @@ def main() -> None:
                     help="candidates: the item-kNN top-n of the config, or every unseen item")
     ap.add_argument("--prior", choices=["familiarity", "popularity"], default="familiarity",
                     help="with --pool catalog: the LLM's familiarity or the warm-up popularity")
+    ap.add_argument("--item-vectors", choices=["interactions", "text"], default="interactions",
+                    help="the linear bandit's item vectors: warm-up SVD, or text embeddings (no log)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from llmrank.llm.transformers_backend import TransformersLLM
@@ -125,6 +127,7 @@ def main() -> None:
     for name in filter(None, args.datasets.split(",")):
         cfg = load_simulate_config(HERE / f"{name}.toml")
         cfg.data.data_dir = args.data_dir
+        cfg.replay["item_vectors"] = args.item_vectors
         if args.pool == "catalog":
             cfg.replay["n_candidates"] = 10**9  # every unseen item (the replay clips to the catalog)
             cfg.prior = (PriorConfig(kind="popularity") if args.prior == "popularity" else

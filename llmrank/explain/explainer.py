@@ -88,14 +88,16 @@ class Explainer:
             outputs = [""] * len(items)
         prefix = self.template.answer_prefix  # the prompt ends with it: it is part of the text
         outputs = [prefix + out if prefix and out.strip() else out for out in outputs]
-        titles = [item_title(x) for x in (*history, *known, *items)]
+        history_titles = [item_title(h) for h in history]
+        titles = [*history_titles, *(item_title(x) for x in (*known, *items))]
         terms = [t for x in (*history, *known, *items) for t in (*x.genres, *x.tags)]
         result = []
         said: set[str] = set()  # a small model often says the same words for every item
         history_terms = [t for h in history for t in (*h.genres, *h.tags)]
         for it, out in zip(items, outputs, strict=True):
             verdict = validate_explanation(out, titles, terms, vocabulary=self.vocabulary,
-                                           claimable=[*history_terms, *it.genres, *it.tags])
+                                           claimable=[*history_terms, *it.genres, *it.tags],
+                                           history_titles=history_titles)
             if verdict.ok and verdict.text.casefold() in said:
                 verdict = Verdict(False, "same text as an earlier item's explanation")
             if verdict.ok:

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from llmrank.embed.base import Embedder
 
 
 @dataclass
@@ -140,3 +144,26 @@ def features_for(dataset: object, retriever: object | None = None) -> ItemFeatur
         except Exception as exc:  # an index may not hold every catalog item (filters, removals)
             logging.getLogger(__name__).info("explore: no item embeddings from the index (%s)", exc)
     return ItemFeatures.from_dataset(dataset, embeddings=emb)
+
+
+def text_embeddings(dataset: object, dim: int = 32, *, embedder: Embedder | None = None) -> np.ndarray:
+    """Item vectors from text alone: the configured sentence-transformers embedder on each
+    item's rendered text (title, year, genres, tags), reduced to ``dim`` by PCA and
+    L2-normalised. What a platform without an interaction log can give the linear bandit:
+    no user has to have touched an item for it to get a vector."""
+    from llmrank.data.dataset import Dataset
+    from llmrank.retrieve.text import embed_items
+
+    assert isinstance(dataset, Dataset)
+    if embedder is None:
+        from llmrank.embed.factory import create_embedder
+
+        embedder = create_embedder()
+    items = [dataset.items[iid] for iid in dataset.item_ids]
+    emb = np.asarray(embed_items(embedder, items), np.float64)
+    centered = emb - emb.mean(0, keepdims=True)
+    if 0 < dim < centered.shape[1]:
+        _, _, vt = np.linalg.svd(centered, full_matrices=False)
+        centered = centered @ vt[:dim].T
+    norms = np.linalg.norm(centered, axis=1, keepdims=True)
+    return np.asarray(np.divide(centered, norms, out=np.zeros_like(centered), where=norms > 0))

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from llmrank.data.dataset import Dataset
+from llmrank.errors import ConfigError
 from llmrank.explore.base import ExploreContext, Policy
-from llmrank.explore.features import ItemFeatures
+from llmrank.explore.features import ItemFeatures, text_embeddings
 from llmrank.explore.priors import Prior, interaction_embeddings
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class ReplayConfig:
     lookahead: int = 1
     history_items: int = 50
     embedding_dim: int = 32
+    # item vectors for MMR and the linear bandit: 'interactions' (SVD of the warm-up log) or
+    # 'text' (the text embedder, PCA to embedding_dim; needs no log, as on a new platform)
+    item_vectors: str = "interactions"
     segment_by: str | None = None  # a user attribute (e.g. 'gender'), or 'activity' buckets
     refit_every: int = 0  # refit the prior on everything seen so far every N served steps
     seed: int = 0
@@ -83,8 +87,14 @@ class ReplayResult:
 
 
 def build_features(dataset: Dataset, warm: list[np.ndarray], warm_mask: np.ndarray,
-                   dim: int, seed: int) -> ItemFeatures:
-    emb = interaction_embeddings(dataset, warm, dim=dim, seed=seed) if dim > 0 else None
+                   dim: int, seed: int, item_vectors: str = "interactions") -> ItemFeatures:
+    emb: np.ndarray | None = None
+    if item_vectors == "text":
+        emb = text_embeddings(dataset, dim)
+    elif item_vectors != "interactions":
+        raise ConfigError(f"unknown item_vectors {item_vectors!r}; use interactions or text")
+    elif dim > 0:
+        emb = interaction_embeddings(dataset, warm, dim=dim, seed=seed)
     return ItemFeatures.from_dataset(dataset, embeddings=emb, interaction_mask=warm_mask)
 
 
@@ -115,7 +125,8 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
     warm_mask = np.zeros(n_events, dtype=bool)
     warm_mask[order[:cut]] = True
     prior.fit(dataset, warm)
-    features = build_features(dataset, warm, warm_mask, cfg.embedding_dim, cfg.seed)
+    features = build_features(dataset, warm, warm_mask, cfg.embedding_dim, cfg.seed,
+                              cfg.item_vectors)
     from llmrank.explore import make_policy
 
     builder = make or (lambda spec, feats: make_policy(spec.name, spec.options, features=feats))

@@ -90,6 +90,17 @@ def test_genre_claim_of_another_candidate_falls_back():
     assert out[0].source == "model"  # without a vocabulary no attribute is checked
 
 
+def test_saying_the_user_saw_the_recommended_item_falls_back():
+    """The model often writes 'the user enjoyed X' of the item it recommends; only the
+    history may be said to have been seen."""
+    llm = FakeLLM(generations=['The user enjoyed the animated film "Shrek" very much.',
+                               "Since you enjoyed Heat, Shrek is a fun change."])
+    out, _ = Explainer(llm).explain(HIST, [CANDS[0], CANDS[0]], known=CANDS)
+    assert out[0].source == "fallback"
+    assert out[0].rejected == "says the user saw 'Shrek (2001)', which is not in their history"
+    assert out[1].source == "model"
+
+
 def test_an_answer_prefix_is_part_of_the_explanation(tmp_path):
     """A template whose prompt ends with an answer prefix ("You") gets back only the
     continuation; the prefix is put back before validation and display."""

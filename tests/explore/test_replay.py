@@ -219,3 +219,27 @@ def test_two_stage_prior_presents_retrieval_order_or_a_seeded_shuffle():
     assert shuffled == again  # seeded by (seed, user, history length): reruns hit the cache
     with pytest.raises(ConfigError):
         TwoStagePrior(knn, rec, order="sorted")
+
+
+def test_text_item_vectors_need_no_log(monkeypatch):
+    """item_vectors='text': every item gets a vector from its text, including items nobody
+    touched in the warm-up, and the linear bandit runs on them."""
+    import llmrank.embed.factory as factory
+    from llmrank.embed.hashing import HashingEmbedder
+    from llmrank.errors import ConfigError
+    from llmrank.explore.features import text_embeddings
+    from llmrank.explore.replay import build_features
+
+    ds = tiny_dataset()
+    emb = text_embeddings(ds, dim=6, embedder=HashingEmbedder(dim=64))
+    assert emb.shape == (ds.n_items, 6)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0)  # no item is left without a vector
+    monkeypatch.setattr(factory, "create_embedder", lambda *a, **k: HashingEmbedder(dim=64))
+    feats = build_features(ds, [np.zeros(0, np.int64)] * ds.n_users, np.zeros(len(ds.interactions), bool),
+                           6, 0, "text")  # an empty log: interaction SVD would have nothing
+    assert feats.embeddings is not None and np.allclose(feats.embeddings, emb)
+    res = replay(ds, SPECS[-1:], ItemKNNPrior(neighbors=10),
+                 ReplayConfig(k=3, n_candidates=10, warmup=0.4, embedding_dim=6, item_vectors="text"))
+    assert res.traces["linucb"].hits.mean() > 0
+    with pytest.raises(ConfigError, match="item_vectors"):
+        build_features(ds, [], np.zeros(0, bool), 6, 0, "pixels")
