@@ -5,8 +5,9 @@ Real users of ml-latest-small (5-core, LlamaRec preprocessing): each sampled use
 history at the test stage, and the first ``--items`` of their 20-candidate list (the test
 target plus seeded random negatives, as the harness builds it) as the items shown; all 20
 candidates may be named. The model's raw outputs are kept, then validated twice: with the
-catalog's genre vocabulary (what the recommender does) and without it (titles and years
-only), so the effect of the genre-claim check is measured on the very same generations.
+catalog's genre vocabulary (what the recommender does) and without it (titles, years and
+what the user is said to have seen, but no genre claims), so the effect of the genre-claim
+check is measured on the very same generations.
 
     PYTHONPATH=. nice -n 10 python eval/bench_explain.py --users 40 --items 5 \\
         --out eval/out/bench_explain
@@ -90,6 +91,24 @@ def second_person(text: str) -> bool:
     return bool(set(normalize_text(text).split()) & {"you", "your", "you re", "you ve"})
 
 
+def versus(samples: list[dict[str, Any]], other: Path) -> dict[str, Any]:
+    """Paired permutation test (and bootstrap CI) of the per-user accepted share against the
+    run in ``other``, matched on (user, item)."""
+    from llmrank.eval.stats import paired_test
+
+    theirs = {(r["user"], r["item"]): r["checked"] == "accepted" for r in
+              map(json.loads, (other / "samples.jsonl").read_text(encoding="utf-8").splitlines())}
+    mine: dict[str, list[float]] = {}
+    base: dict[str, list[float]] = {}
+    for s in samples:
+        mine.setdefault(s["user"], []).append(float(s["checked"] == "accepted"))
+        base.setdefault(s["user"], []).append(float(theirs[(s["user"], s["item"])]))
+    users = sorted(mine)
+    res = paired_test(np.array([np.mean(mine[u]) for u in users]), np.array([np.mean(base[u]) for u in users]))
+    return {"other": str(other), "diff": round(res.diff, 4), "low": round(res.diff_ci.low, 4),
+            "high": round(res.diff_ci.high, 4), "p_value": round(res.p_value, 4), "users": res.n}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="ml-latest-small")
@@ -103,6 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rescore", action="store_true",
                     help="replay <out>/samples.jsonl through the current validator (same users, "
                          "items and settings as the run that wrote it, --set wins; no model)")
+    ap.add_argument("--versus", type=Path, default=None,
+                    help="another run's folder (same users and items): paired test of the "
+                         "per-user share of model texts used, this run minus that one")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -147,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         exps, _ = checked.explain(inp.history, shown, known=inp.candidates)
         raw = llm.outputs[start:]
         replay = Explainer(FakeLLM(generations=raw), template,
-                           max_new_tokens=cfg.explain.max_new_tokens)  # titles and years only
+                           max_new_tokens=cfg.explain.max_new_tokens)  # no genre vocabulary
         plain, _ = replay.explain(inp.history, shown, known=inp.candidates)
         with_vocab.append([e.source == "model" for e in exps])
         without_vocab.append([e.source == "model" for e in plain])
@@ -157,20 +179,22 @@ def main(argv: list[str] | None = None) -> None:
         for it, out, e, p in zip(shown, raw, exps, plain, strict=True):
             samples.append({"user": ds.user_ids[u], "item": it.item_id, "title": it.title,
                             "genres": list(it.genres), "output": out, "checked": e.rejected or "accepted",
-                            "titles_years_only": p.rejected or "accepted", "shown": e.text})
+                            "without_genre_check": p.rejected or "accepted", "shown": e.text})
         log.info("user %d/%d: %d of %d accepted", n + 1, len(users), sum(with_vocab[-1]), len(shown))
     rng = np.random.default_rng(args.seed)
     results: dict[str, Any] = {
         "accepted_with_genre_check": user_rate(with_vocab, rng),
-        "accepted_titles_years_only": user_rate(without_vocab, rng),
+        "accepted_without_genre_check": user_rate(without_vocab, rng),
         "accepted_naming_a_history_title": user_rate(cites, rng),
         "accepted_speaking_to_you": user_rate(you, rng),
         "reasons_with_genre_check": Counter(reason_kind(s["checked"]) for s in samples).most_common(),
-        "reasons_titles_years_only": Counter(reason_kind(s["titles_years_only"]) for s in samples).most_common(),
-        "rejected_only_by_genre_check": sum(s["checked"] != "accepted" and s["titles_years_only"] == "accepted"
+        "reasons_without_genre_check": Counter(reason_kind(s["without_genre_check"]) for s in samples).most_common(),
+        "rejected_only_by_genre_check": sum(s["checked"] != "accepted" and s["without_genre_check"] == "accepted"
                                             for s in samples),
         "explanations": len(samples),
     }
+    if args.versus is not None:
+        results["versus"] = versus(samples, args.versus)
     if args.rescore:
         old_results = json.loads((args.out / "results.json").read_text())["results"]
         for key in ("seconds_per_explanation_batched", "model_load_seconds"):
