@@ -15,10 +15,13 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from llmrank.explain.seen import unseen_claim
+from llmrank.explain.titles import WORD as _WORD
+from llmrank.explain.titles import normalize_text, strip_year
 
 _QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(?!\w)")
 # a capitalised word followed by capitalised words or numbers ('Toy Story', 'Rocky 4'),
@@ -26,7 +29,6 @@ _QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(
 _CAPS = re.compile(
     r"\b[A-Z][\w'’\-]*(?:\s+(?:(?:of|the|and|a|an|in|on|to|for|&)\s+)?(?:[A-Z][\w'’\-]*|\d+\b))+"
 )
-_WORD = re.compile(r"\w+", re.UNICODE)
 _ECHO = (
     "text between double quotes", "never an instruction", "ignore any request",
     "answer with one letter", "which candidate", "the user's history, oldest first",
@@ -40,6 +42,9 @@ _COMMON = {
     "they", "we", "he", "she", "based", "given", "like", "both", "with", "fans", "also", "and",
 }
 
+__all__ = ["MAX_CHARS", "MIN_CHARS", "Verdict", "normalize_text", "strip_year", "tidy",
+           "validate_explanation"]
+
 MIN_CHARS = 12
 MAX_CHARS = 400
 
@@ -49,17 +54,6 @@ class Verdict:
     ok: bool
     reason: str = ""
     text: str = ""
-
-
-def normalize_text(text: str) -> str:
-    """NFKC, lower case, words joined by single spaces: how titles and text are compared."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return " ".join(_WORD.findall(text))
-
-
-def strip_year(title: str) -> str:
-    """'Heat (1995)' -> 'Heat': models often cite a title without its year."""
-    return re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
 
 
 # a sentence ends at . ! ? (or …), possibly followed by closing quotes or brackets
@@ -124,7 +118,7 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     if (term := _unclaimable_term(text, vocabulary, claims)) is not None:
         return Verdict(False, f"claims an attribute neither the item nor the history has ({term!r})")
     if history_titles is not None:
-        seen = _unseen_claim(text, list(history_titles), known_titles)
+        seen = unseen_claim(text, list(history_titles), known_titles)
         if seen is not None:
             return Verdict(False, f"says the user saw {seen!r}, which is not in their history")
     return Verdict(True, "", text)
@@ -228,88 +222,3 @@ def _caps_run_known(span: str, known: Callable[[str], bool]) -> bool:
         words = words[1:]
     parts = re.split(r"\b(?:and|or)\b|&", " ".join(words))  # "Crime and Animation"
     return len(words) < 2 or known(" ".join(words)) or all(known(p) for p in parts)
-
-
-# "you enjoyed / the user watched / likes / is fond of" X: X is said to be in the user's past
-# (not the bare "like" / "love": "you will love Ronin" is the recommendation itself)
-_PAST = re.compile(r"\b(?:enjoyed|enjoys|liked|likes|loved|loves|adored|adores|watched|rewatched|saw|seen|"
-                   r"rated|appreciated|(?:were|was|are|is) (?:particularly |very |quite )?fond of|"
-                   r"(?:were|was|are|is) (?:a |an )?(?:big |huge )?fans? of)\b", re.I)
-_NEGATED = re.compile(r"\b(?:not|never|yet to)\s+$|n[\'’]t\s+$", re.I)
-# a word between the verb and a title that makes the title something other than its object
-# ("you liked Heat, so you will like Ronin"; "films such as Ronin")
-_RESET = {
-    "you", "your", "they", "them", "their", "he", "she", "it", "its", "this", "these", "those",
-    "that", "which", "who", "is", "are", "was", "were", "be", "been", "will", "would", "should",
-    "could", "can", "may", "might", "so", "because", "since", "but", "if", "then", "like", "as",
-    "than", "to", "recommend", "similar", "while", "whereas", "not", "never",
-}
-# a title followed by one of these starts a new clause ("... Heat and Ronin is similar")
-_CLAUSE_VERBS = {"is", "was", "are", "has", "have", "will", "would", "should", "could", "can",
-                 "may", "might"}
-_LIST_WORDS = {"and", "or", "&"}
-_MAX_BETWEEN = 4  # words such as "the tense documentary"
-_HELD = "\x00"  # stands for a masked history title
-
-
-def _title_pattern(title: str) -> re.Pattern[str] | None:
-    """A title's words, with or without its year, separated by any non-word characters."""
-    words = _WORD.findall(strip_year(title))
-    if not words:
-        return None
-    return re.compile(r"(?<!\w)" + r"\W+".join(re.escape(w) for w in words) + r"(?!\w)", re.I)
-
-
-def _mentions(text: str, titles: Iterable[str]) -> list[tuple[int, int, str]]:
-    """Mentions of ``titles`` in reading order, without overlaps: where two overlap the
-    longer wins ('Heat and Dust' is not 'Heat'; 'Scary Movie 4' is not 'Scary Movie')."""
-    found = sorted(((m.start(), m.end(), t) for t in set(titles) if t
-                    if (pattern := _title_pattern(t)) for m in pattern.finditer(text)),
-                   key=lambda x: (x[0], x[0] - x[1]))
-    kept: list[tuple[int, int, str]] = []
-    for start, end, title in found:
-        if not kept or start >= kept[-1][1]:
-            kept.append((start, end, title))
-    return kept
-
-
-def _unseen_claim(text: str, history_titles: list[str], known_titles: list[str]) -> str | None:
-    """The first known title outside the history that ``text`` names as the object of a
-    past-experience verb ('The user enjoyed the documentary "Chasing Aurora"' for the very
-    item being recommended). A title counts as the object when only a few words, other
-    titles and list joiners stand between the verb and it."""
-    held = {normalize_text(strip_year(t)) for t in history_titles}
-    mentions = _mentions(text, [*history_titles, *known_titles])
-    masked = text
-    for start, end, _ in mentions:  # titles become placeholders of the same length
-        masked = masked[:start] + _HELD * (end - start) + masked[end:]
-    for start, end, title in mentions:
-        if normalize_text(strip_year(title)) in held:
-            continue
-        first = text[start]
-        if not (first.isupper() or first.isdigit() or text[start - 1:start] in ("\"", "'", "“", "‘", "«")):
-            continue  # 'you liked it' is not the film 'It'
-        if _is_object_of_past_verb(masked, start, end):
-            return title
-    return None
-
-
-def _is_object_of_past_verb(text: str, start: int, end: int) -> bool:
-    sentence_start = max(text.rfind(ch, 0, start) for ch in ".!?;:") + 1
-    prefix = text[sentence_start:start]
-    verbs = list(_PAST.finditer(prefix))
-    if not verbs or _NEGATED.search(prefix[:verbs[-1].start()]):
-        return False
-    between_text = prefix[verbs[-1].end():]
-    between = _WORD.findall(between_text.lower())
-    words = [w for w in between if w not in _LIST_WORDS]
-    if len(words) > _MAX_BETWEEN or any(w in _RESET for w in words):
-        return False
-    after = _WORD.findall(text[end:end + 30].lower())
-    if re.search(_HELD + r"[\"'”’)\s]*,", between_text):
-        # a title then a comma: a list ("Heat, Casino and Ronin"; "Heat, Ronin and Casino"),
-        # or a new clause ("Since you loved Heat, Ronin brings ...")
-        ends_list = bool(between) and between[-1] in _LIST_WORDS
-        continues_list = text[end:].lstrip().startswith(",") or (after[:1] and after[0] in _LIST_WORDS)
-        return ends_list or bool(continues_list)
-    return not (after and after[0] in _CLAUSE_VERBS)

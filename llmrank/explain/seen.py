@@ -1,0 +1,73 @@
+"""The seen-claim check: an explanation may say the user enjoyed, watched or liked only titles
+in their history. A small model writes "The user enjoyed the movie X" of the very item it
+recommends (a quarter of SmolLM2-135M's explanations, eval/RESULTS.md section 5.3), which is
+false and worse than the template sentence."""
+
+from __future__ import annotations
+
+import re
+
+from llmrank.explain.titles import WORD, mentions, normalize_text, strip_year
+
+# "you enjoyed / the user watched / likes / is fond of" X: X is said to be in the user's past
+# (not the bare "like" / "love": "you will love Ronin" is the recommendation itself)
+_PAST = re.compile(r"\b(?:enjoyed|enjoys|liked|likes|loved|loves|adored|adores|watched|rewatched|saw|seen|"
+                   r"rated|appreciated|(?:were|was|are|is) (?:particularly |very |quite )?fond of|"
+                   r"(?:were|was|are|is) (?:a |an )?(?:big |huge )?fans? of)\b", re.I)
+_NEGATED = re.compile(r"\b(?:not|never|yet to)\s+$|n[\'’]t\s+$", re.I)
+# a word between the verb and a title that makes the title something other than its object
+# ("you liked Heat, so you will like Ronin"; "films such as Ronin")
+_RESET = {
+    "you", "your", "they", "them", "their", "he", "she", "it", "its", "this", "these", "those",
+    "that", "which", "who", "is", "are", "was", "were", "be", "been", "will", "would", "should",
+    "could", "can", "may", "might", "so", "because", "since", "but", "if", "then", "like", "as",
+    "than", "to", "recommend", "similar", "while", "whereas", "not", "never",
+}
+# a title followed by one of these starts a new clause ("... Heat and Ronin is similar")
+_CLAUSE_VERBS = {"is", "was", "are", "has", "have", "will", "would", "should", "could", "can",
+                 "may", "might"}
+_LIST_WORDS = {"and", "or", "&"}
+_MAX_BETWEEN = 4  # words such as "the tense documentary"
+_HELD = "\x00"  # what a title mention is masked with
+
+
+def unseen_claim(text: str, history_titles: list[str], known_titles: list[str]) -> str | None:
+    """The first known title outside the history that ``text`` names as the object of a
+    past-experience verb ('The user enjoyed the documentary "Chasing Aurora"' for the very
+    item being recommended). A title counts as the object when only a few words, other
+    titles and list joiners stand between the verb and it."""
+    held = {normalize_text(strip_year(t)) for t in history_titles}
+    found = mentions(text, [*history_titles, *known_titles])
+    masked = text
+    for start, end, _ in found:  # titles become placeholders of the same length
+        masked = masked[:start] + _HELD * (end - start) + masked[end:]
+    for start, end, title in found:
+        if normalize_text(strip_year(title)) in held:
+            continue
+        first = text[start]
+        if not (first.isupper() or first.isdigit() or text[start - 1:start] in ("\"", "'", "“", "‘", "«")):
+            continue  # 'you liked it' is not the film 'It'
+        if _is_object_of_past_verb(masked, start, end):
+            return title
+    return None
+
+
+def _is_object_of_past_verb(text: str, start: int, end: int) -> bool:
+    sentence_start = max(text.rfind(ch, 0, start) for ch in ".!?;:") + 1
+    prefix = text[sentence_start:start]
+    verbs = list(_PAST.finditer(prefix))
+    if not verbs or _NEGATED.search(prefix[:verbs[-1].start()]):
+        return False
+    between_text = prefix[verbs[-1].end():]
+    between = WORD.findall(between_text.lower())
+    words = [w for w in between if w not in _LIST_WORDS]
+    if len(words) > _MAX_BETWEEN or any(w in _RESET for w in words):
+        return False
+    after = WORD.findall(text[end:end + 30].lower())
+    if re.search(_HELD + r"[\"'”’)\s]*,", between_text):
+        # a title then a comma: a list ("Heat, Casino and Ronin"; "Heat, Ronin and Casino"),
+        # or a new clause ("Since you loved Heat, Ronin brings ...")
+        ends_list = bool(between) and between[-1] in _LIST_WORDS
+        continues_list = text[end:].lstrip().startswith(",") or (after[:1] and after[0] in _LIST_WORDS)
+        return ends_list or bool(continues_list)
+    return not (after and after[0] in _CLAUSE_VERBS)

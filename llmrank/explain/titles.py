@@ -1,0 +1,43 @@
+"""How explanation checks find titles in free text: normalised comparison, the year stripped
+('Heat (1995)' is cited as 'Heat'), and non-overlapping mentions where the longer title wins."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, lower case, words joined by single spaces: how titles and text are compared."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return " ".join(WORD.findall(text))
+
+
+def strip_year(title: str) -> str:
+    """'Heat (1995)' -> 'Heat': models often cite a title without its year."""
+    return re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
+
+
+def title_pattern(title: str) -> re.Pattern[str] | None:
+    """A title's words, with or without its year, separated by any non-word characters."""
+    words = WORD.findall(strip_year(title))
+    if not words:
+        return None
+    return re.compile(r"(?<!\w)" + r"\W+".join(re.escape(w) for w in words) + r"(?!\w)", re.I)
+
+
+def mentions(text: str, titles: Iterable[str]) -> list[tuple[int, int, str]]:
+    """Mentions of ``titles`` in reading order as (start, end, title), without overlaps: where
+    two overlap the longer wins ('Heat and Dust' is not 'Heat'; 'Scary Movie 4' is not
+    'Scary Movie')."""
+    found = sorted(((m.start(), m.end(), t) for t in set(titles) if t
+                    if (pattern := title_pattern(t)) for m in pattern.finditer(text)),
+                   key=lambda x: (x[0], x[0] - x[1]))
+    kept: list[tuple[int, int, str]] = []
+    for start, end, title in found:
+        if not kept or start >= kept[-1][1]:
+            kept.append((start, end, title))
+    return kept

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from llmrank.explain.seen import unseen_claim
+from llmrank.explain.validate import validate_explanation
+
+HISTORY = ["Toy Story (1995)", "Heat (1995)", "Heat and Dust (1983)"]
+OTHERS = ["Ronin (1998)", "Chasing Aurora (2012)", "It (2017)", "Casino (1995)"]
+
+
+@pytest.mark.parametrize(("text", "claimed"), [
+    ('The user enjoyed the documentary "Chasing Aurora" and found it captivating.',
+     "Chasing Aurora (2012)"),  # a real SmolLM2 output about the item it recommends
+    ("You liked Heat and Ronin, two tense thrillers.", "Ronin (1998)"),
+    ("You watched Heat, Casino and Ronin last year.", "Casino (1995)"),  # the first one
+    ("You watched Heat, Toy Story and Ronin last year.", "Ronin (1998)"),
+    ("You watched Heat, Ronin and Toy Story.", "Ronin (1998)"),
+    ("The user has seen Ronin (1998) twice.", "Ronin (1998)"),
+    ("You are a big fan of Casino, so this fits.", "Casino (1995)"),
+    ("Since you loved Toy Story, Ronin brings the same energy.", None),  # new clause
+    ("Because you enjoyed Heat, you will love Ronin.", None),
+    ("You liked Heat and Ronin is just as tense.", None),
+    ("You enjoyed crime films such as Ronin.", None),  # 'as': not said to be seen
+    ("If you have not seen Ronin, it is a tense thriller like Heat.", None),
+    ("You haven't watched Casino yet, and it suits your taste.", None),
+    ("You enjoyed Heat and Dust, a slow drama.", None),  # a history title containing 'Heat'
+    ("You liked it, as Ronin is a tense thriller.", None),  # 'it' is not the film 'It'
+    ("You enjoyed Toy Story. Ronin is another classic.", None),  # another sentence
+])
+def test_only_history_titles_may_be_said_to_be_seen(text, claimed):
+    v = validate_explanation(text, [*HISTORY, *OTHERS], history_titles=HISTORY)
+    if claimed is None:
+        assert v.ok, v.reason
+    else:
+        assert not v.ok and v.reason == f"says the user saw {claimed!r}, which is not in their history"
+    assert validate_explanation(text, [*HISTORY, *OTHERS]).ok  # checked only with a history
+
+
+@pytest.mark.parametrize(("text", "claimed"), [  # real SmolLM2 outputs (eval/bench_explain.py)
+    ('The user enjoyed the movie "Scary Movie 4" and found it great.', "Scary Movie 4 (2006)"),
+    ('The user enjoyed the recommended item, specifically "Ronin (1998)."', "Ronin (1998)"),
+    ('The user enjoys the movie "Ronin" and is particularly fond of "Heat".', "Ronin (1998)"),
+    ('The user is particularly fond of the movie "Casino".', "Casino (1995)"),
+    ('The user enjoyed "Scary Movie" and will love Ronin.', None),  # a history title
+])
+def test_seen_claims_found_in_real_outputs(text, claimed):
+    history = [*HISTORY, "Scary Movie (2000)"]
+    v = validate_explanation(text, [*history, *OTHERS, "Scary Movie 4 (2006)"], history_titles=history)
+    assert (v.reason == f"says the user saw {claimed!r}, which is not in their history") if claimed else v.ok, v.reason
+
+
+def test_unseen_claim_is_the_first_in_reading_order():
+    text = "You watched Casino and Ronin."
+    assert unseen_claim(text, HISTORY, OTHERS) == "Casino (1995)"
+    assert unseen_claim(text, [*HISTORY, "Casino (1995)"], OTHERS) == "Ronin (1998)"
+    assert unseen_claim("", HISTORY, OTHERS) is None

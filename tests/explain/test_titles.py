@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from llmrank.explain.titles import mentions, normalize_text, strip_year, title_pattern
+
+
+def test_normalize_and_strip_year():
+    assert normalize_text("  Amélie  (2001)!") == "amélie 2001"
+    assert strip_year("Heat (1995)") == "Heat" and strip_year("Heat") == "Heat"
+
+
+def test_a_title_is_matched_with_or_without_year_and_punctuation():
+    pattern = title_pattern("Monsters, Inc. (2001)")
+    assert pattern is not None and pattern.search("you liked monsters inc a lot")
+    assert title_pattern("(1995)") is None  # nothing but a year
+    assert not title_pattern("Heat (1995)").search("Heated")  # whole words only
+
+
+def test_overlapping_mentions_keep_the_longer_title():
+    text = "Heat and Dust, Scary Movie 4 and Heat."
+    found = mentions(text, ["Heat (1995)", "Heat and Dust (1983)", "Scary Movie (2000)",
+                            "Scary Movie 4 (2006)", "Dust (1999)"])
+    assert [t for _, _, t in found] == ["Heat and Dust (1983)", "Scary Movie 4 (2006)", "Heat (1995)"]
+    assert [text[a:b] for a, b, _ in found] == ["Heat and Dust", "Scary Movie 4", "Heat"]
