@@ -27,7 +27,7 @@ _RESET = {
 _CLAUSE_VERBS = {"is", "was", "are", "has", "have", "will", "would", "should", "could", "can",
                  "may", "might"}
 _LIST_WORDS = {"and", "or", "&"}
-_MAX_BETWEEN = 4  # words such as "the tense documentary"
+_MAX_BETWEEN = 8  # words such as "the recommended item, particularly the 1999 film"
 _HELD = "\x00"  # what a title mention is masked with
 
 

@@ -43,6 +43,8 @@ def test_only_history_titles_may_be_said_to_be_seen(text, claimed):
     ('The user enjoys the movie "Ronin" and is particularly fond of "Heat".', "Ronin (1998)"),
     ('The user is particularly fond of the movie "Casino".', "Casino (1995)"),
     ('The user enjoyed "Scary Movie" and will love Ronin.', None),  # a history title
+    ('The user enjoyed the recommended item, particularly the 1998 film "Ronin" and the 1995 '
+     'film "Heat".', "Ronin (1998)"),
 ])
 def test_seen_claims_found_in_real_outputs(text, claimed):
     history = [*HISTORY, "Scary Movie (2000)"]
