@@ -78,3 +78,28 @@ def test_familiarity_prior_without_scores_is_a_config_error():
     cfg = load_config({"policy": {"name": "thompson", "prior": "familiarity"}})
     with pytest.raises(ConfigError, match="familiarity"):
         ExploreStep.from_config(cfg, open_feedback=False)
+
+
+def test_a_platform_without_a_log_runs_linucb_on_text_vectors(tiny_llm, tmp_path, monkeypatch):
+    """The no-log deployment of eval/RESULTS.md 7(c): a text retriever, LinUCB whose context
+    is the text index's item vectors and whose prior feature is the LLM's familiarity; one
+    click moves the bandit's weights."""
+    monkeypatch.setenv("LLMRANK_HOME", str(tmp_path))
+    ds = Dataset.from_records("tiny", ITEMS, [User("u1")], [("u1", "3", 1, 4.0), ("u1", "7", 2, 4.0)])
+    cfg = {"reranker": {"enabled": False}, "retriever": {"kind": "text"},
+           "embedder": {"backend": "hashing"}, "seed": 0,
+           "policy": {"name": "linucb", "prior": "familiarity", "options": {"settle_seconds": 0}},
+           "feedback": {"path": str(tmp_path / "fb.sqlite")}}
+    rec = Recommender.from_config(cfg, dataset=ds, llm=tiny_llm)
+    policy = rec.explore.policy
+    emb = policy.features.embeddings
+    assert emb is not None and emb.shape[0] == len(ITEMS)  # vectors from the text index
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0)
+    resp = rec.recommend(RecRequest(user_id="u1", k=5, explore=True))
+    assert resp.policy == "linucb" and len(resp.items) == 5
+    assert not {"3", "7"} & set(resp.item_ids())
+    before = policy.b.copy()
+    imp = rec.explore.store.impression(resp.request_id)
+    rec.feedback(FeedbackEvent("u1", resp.items[0].item_id, "click", request_id=resp.request_id))
+    assert rec.explore.learn(now=imp.timestamp + 1) == 1
+    assert not np.allclose(policy.b, before)
