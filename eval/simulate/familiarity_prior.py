@@ -11,7 +11,11 @@
 3. ``--pool catalog``: the same replay with no retriever at all (a platform with no model
    trained on its log yet): every unseen item is a candidate, and the prior is the LLM's
    familiarity, or the warm-up popularity counts (``--prior popularity``, the non-LLM
-   reference), or nothing (the flat arms).
+   reference), or nothing (the flat arms). ``--item-vectors text`` gives the linear bandit
+   text-embedding vectors instead of the warm-up SVD (a platform with no log at all).
+4. ``--model``: another LLM's familiarity (e.g. the offline Qwen2.5-Coder-1.5B, imported with
+   ``llmrank models import-gguf``); ``--ranking-dataset/--ranking-kcore`` move the ranking
+   check to another catalog (ml-100k with k-core 0 shares the replay's familiarity cache).
 
     PYTHONPATH=. nice -n 5 python eval/simulate/familiarity_prior.py --datasets ml-100k,ml-latest-small
     PYTHONPATH=. nice -n 5 python eval/simulate/familiarity_prior.py --skip-ranking --datasets ml-100k \
@@ -61,14 +65,15 @@ class FamiliarityRanker:
         return self.scores[np.asarray(candidates)]
 
 
-def ranking(llm: Any, cache: Path, out: Path) -> dict[str, Any]:
+def ranking(llm: Any, cache: Path, out: Path, dataset: str = "ml-latest-small", kcore: int = 5,
+            data_dir: str | None = None) -> dict[str, Any]:
     from llmrank.eval.config import EvalData, EvalProtocol
     from llmrank.eval.data import prepare
     from llmrank.eval.results import compare
     from llmrank.eval.runner import evaluate_ranker
     from llmrank.registry import rankers
 
-    data = prepare(EvalData(dataset="ml-latest-small", kcore=5))
+    data = prepare(EvalData(dataset=dataset, kcore=kcore, **({"data_dir": data_dir} if data_dir else {})))
     proto = EvalProtocol(name="candidates", stage="test")
     familiarity = FamiliarityRanker(llm, cache)
     res = {}
@@ -107,8 +112,13 @@ def main() -> None:
     ap.add_argument("--datasets", default="ml-100k,ml-latest-small")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default="default",
+                    help="the LLM whose familiarity is the prior (a name under $LLMRANK_HOME/models, HF id or path)")
     ap.add_argument("--out", type=Path, default=Path("eval/out/familiarity_prior"))
     ap.add_argument("--skip-ranking", action="store_true")
+    ap.add_argument("--ranking-dataset", default="ml-latest-small",
+                    help="data of the 20-candidate ranking check (its k-core: --ranking-kcore)")
+    ap.add_argument("--ranking-kcore", type=int, default=5)
     ap.add_argument("--pool", choices=["knn", "catalog"], default="knn",
                     help="candidates: the item-kNN top-n of the config, or every unseen item")
     ap.add_argument("--prior", choices=["familiarity", "popularity"], default="familiarity",
@@ -121,9 +131,10 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     cache = Path("eval/out/familiarity_prior/cache")  # one catalog pass per dataset and model
-    llm = TransformersLLM("default", threads=args.threads)
+    llm = TransformersLLM(args.model, threads=args.threads)
     if not args.skip_ranking:
-        log.info("ranking:\n%s", json.dumps(ranking(llm, cache, args.out), indent=1, default=str))
+        log.info("ranking:\n%s", json.dumps(ranking(llm, cache, args.out, args.ranking_dataset,
+                                                    args.ranking_kcore, args.data_dir), indent=1, default=str))
     for name in filter(None, args.datasets.split(",")):
         cfg = load_simulate_config(HERE / f"{name}.toml")
         cfg.data.data_dir = args.data_dir
