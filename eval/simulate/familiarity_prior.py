@@ -66,7 +66,9 @@ class FamiliarityRanker:
 
 
 def ranking(llm: Any, cache: Path, out: Path, dataset: str = "ml-latest-small", kcore: int = 5,
-            data_dir: str | None = None) -> dict[str, Any]:
+            data_dir: str | None = None, other: Any = None) -> dict[str, Any]:
+    """Familiarity as a zero-shot ranker under the 20-candidate protocol; ``other`` (a second
+    LLM) adds its familiarity as a row, paired against the first."""
     from llmrank.eval.config import EvalData, EvalProtocol
     from llmrank.eval.data import prepare
     from llmrank.eval.results import compare
@@ -76,10 +78,12 @@ def ranking(llm: Any, cache: Path, out: Path, dataset: str = "ml-latest-small", 
     data = prepare(EvalData(dataset=dataset, kcore=kcore, **({"data_dir": data_dir} if data_dir else {})))
     proto = EvalProtocol(name="candidates", stage="test")
     familiarity = FamiliarityRanker(llm, cache)
+    other_ranker = FamiliarityRanker(other, cache) if other is not None else None
     res = {}
     for label, ranker in (("random", rankers.get("random")(seed=0)),
                           ("most-popular", rankers.get("most-popular")()),
-                          ("llm-familiarity", familiarity)):
+                          ("llm-familiarity", familiarity),
+                          *((("other-llm-familiarity", other_ranker),) if other_ranker else ())):
         res[label] = evaluate_ranker(ranker, data.split, proto, seed=0, label=label, fit=True)
     summary: dict[str, Any] = {"data": data.describe(), "protocol": "20 candidates (19 random negatives), test"}
     for label, r in res.items():
@@ -90,7 +94,11 @@ def ranking(llm: Any, cache: Path, out: Path, dataset: str = "ml-latest-small", 
     counts = np.bincount(np.concatenate([split.history(int(u), "test") for u in range(split.dataset.n_users)]),
                          minlength=split.dataset.n_items)
     summary["spearman_familiarity_vs_train_popularity"] = float(spearmanr(familiarity.scores, counts).statistic)
-    for a, b in (("llm-familiarity", "random"), ("llm-familiarity", "most-popular")):
+    if other_ranker is not None:
+        summary["spearman_other_familiarity_vs_train_popularity"] = float(
+            spearmanr(other_ranker.scores, counts).statistic)
+    pairs = [("llm-familiarity", "random"), ("llm-familiarity", "most-popular")]
+    for a, b in pairs + ([("llm-familiarity", "other-llm-familiarity")] if other_ranker else []):
         summary[f"{a} vs {b}"] = {k: v.to_dict() for k, v in compare(res[a], res[b], seed=0).items()}
     (out / "ranking.json").write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
     return summary
@@ -119,6 +127,8 @@ def main() -> None:
     ap.add_argument("--ranking-dataset", default="ml-latest-small",
                     help="data of the 20-candidate ranking check (its k-core: --ranking-kcore)")
     ap.add_argument("--ranking-kcore", type=int, default=5)
+    ap.add_argument("--compare-model", default=None,
+                    help="a second LLM whose familiarity is ranked beside --model's, paired")
     ap.add_argument("--pool", choices=["knn", "catalog"], default="knn",
                     help="candidates: the item-kNN top-n of the config, or every unseen item")
     ap.add_argument("--prior", choices=["familiarity", "popularity"], default="familiarity",
@@ -133,8 +143,9 @@ def main() -> None:
     cache = Path("eval/out/familiarity_prior/cache")  # one catalog pass per dataset and model
     llm = TransformersLLM(args.model, threads=args.threads)
     if not args.skip_ranking:
-        log.info("ranking:\n%s", json.dumps(ranking(llm, cache, args.out, args.ranking_dataset,
-                                                    args.ranking_kcore, args.data_dir), indent=1, default=str))
+        log.info("ranking:\n%s", json.dumps(ranking(
+            llm, cache, args.out, args.ranking_dataset, args.ranking_kcore, args.data_dir,
+            TransformersLLM(args.compare_model, threads=args.threads) if args.compare_model else None), indent=1, default=str))
     for name in filter(None, args.datasets.split(",")):
         cfg = load_simulate_config(HERE / f"{name}.toml")
         cfg.data.data_dir = args.data_dir
