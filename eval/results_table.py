@@ -5,6 +5,7 @@ runs/<label>.jsonl); numbers are never typed by hand.
     python eval/results_table.py --beyond ml-small-full ml-100k-full   # one beyond-accuracy table
     python eval/results_table.py --pair ml-small-full                  # best two baselines, paired
     python eval/results_table.py --copy-plots ml-small-full            # -> eval/plots/baselines_*
+    python eval/results_table.py --versus runA:label runB:label        # two rankers, paired
 
 ``--pair`` takes the two rankers with the highest mean NDCG@10 in the run and compares them
 user by user (Fisher randomisation test, 10,000 sign flips, seeded by the run's seed; bootstrap
@@ -108,17 +109,26 @@ def pair_line(name: str, metrics: tuple[str, ...] = ("ndcg@10", "recall@10")) ->
     means = {label: res["metrics"]["ndcg@10"]["mean"] for label, res in meta["results"].items()
              if label not in NOT_BASELINES}
     a, b = sorted(means, key=lambda lbl: -means[lbl])[:2]
-    users_a, ranks_a = user_ranks(name, a)
-    users_b, ranks_b = user_ranks(name, b)
+    return f"- {name}: " + paired_ranks((name, a), (name, b), int(meta["seed"]), metrics)
+
+
+def paired_ranks(a: tuple[str, str], b: tuple[str, str], seed: int = 0,
+                 metrics: tuple[str, ...] = ("ndcg@10", "recall@10")) -> str:
+    """Paired test of two (run, ranker label) pairs on the same users, from their run files;
+    the runs may differ (e.g. two models scored by the same benchmark on the same users)."""
+    users_a, ranks_a = user_ranks(*a)
+    users_b, ranks_b = user_ranks(*b)
     if users_a != users_b:
-        raise ValueError(f"{name}: {a} and {b} were evaluated on different users")
+        raise ValueError(f"{a} and {b} were evaluated on different users")
     per_a, per_b = metrics_from_ranks(ranks_a, (10,)), metrics_from_ranks(ranks_b, (10,))
     parts = []
     for m in metrics:
-        r = paired_test(per_a[m], per_b[m], seed=int(meta["seed"]))
+        r = paired_test(per_a[m], per_b[m], seed=seed)
         parts.append(f"{m} {r.mean_a:.4f} vs {r.mean_b:.4f}, diff {r.diff:+.4f} "
                      f"({r.diff_ci.low:+.4f} to {r.diff_ci.high:+.4f}), p = {r.p_value:.2g}")
-    return f"- {name}: **{a} vs {b}** ({len(users_a)} users): " + "; ".join(parts)
+    label = a[1] if a[0] == b[0] else "/".join(a)
+    other = b[1] if a[0] == b[0] else "/".join(b)
+    return f"**{label} vs {other}** ({len(users_a)} users): " + "; ".join(parts)
 
 
 def copy_plots(name: str) -> list[Path]:
@@ -143,6 +153,8 @@ def main() -> None:
     ap.add_argument("--beyond", action="store_true", help="one beyond-accuracy table for the runs")
     ap.add_argument("--pair", action="store_true", help="paired test of each run's best two rankers")
     ap.add_argument("--copy-plots", action="store_true", help="write eval/plots/baselines_<run>_*.png")
+    ap.add_argument("--versus", action="store_true",
+                    help="runs are RUN:LABEL RUN:LABEL: paired test of those two rankers")
     args = ap.parse_args()
     if args.copy_plots:
         for name in args.runs:
@@ -150,6 +162,9 @@ def main() -> None:
                 print(path)
     elif args.beyond:
         print(beyond_table(args.runs))
+    elif args.versus:
+        (run_a, label_a), (run_b, label_b) = (r.rsplit(":", 1) for r in args.runs)
+        print(paired_ranks((run_a, label_a), (run_b, label_b)))
     elif args.pair:
         print("\n".join(pair_line(n) for n in args.runs))
     else:
