@@ -150,6 +150,12 @@ class Recommender:
             raise FeedbackError("no feedback store configured ([feedback] path or a policy)")
         return str(handler(event))
 
+    def learn(self, *, now: float | None = None) -> int:
+        """Fold settled feedback into the exploration policy now (the explore stage also does
+        it by itself every ``learn_every_seconds``); returns how many impressions it used."""
+        handler = getattr(self.explore, "learn", None)
+        return int(handler(now=now)) if handler is not None else 0
+
     # ---- stages ------------------------------------------------------------------------
     def _retrieve(self, req: RecRequest, hist: list[str], trace: Trace) -> list[Candidate]:
         if not hist and not req.text:

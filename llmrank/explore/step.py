@@ -10,8 +10,10 @@ impression (with the candidate list, for off-policy evaluation) before returning
 shown slate is on record. Feedback arrives later and one item at a time, so policies learn from
 *settled* impressions: ``learn()`` takes the impressions older than ``settle_seconds`` that it
 has not seen yet, joins their events (clicked = 1, shown without a click = 0) and calls
-``policy.update``. A request with ``explore=False`` is served greedily (propensity 1) and
-logged as policy 'greedy'.
+``policy.update``. The step calls ``learn()`` itself before a request at most every
+``learn_every_seconds`` (default 60; 0 = before every request, negative = only when the caller
+calls it), so a server keeps learning without a separate job. A request with ``explore=False``
+is served greedily (propensity 1) and logged as policy 'greedy'.
 
 Prior source: the policy's prior score of a candidate is the reranker's score, or, with
 ``prior_scores`` (``[policy] prior = "familiarity"``), the LLM's familiarity with the item's
@@ -25,11 +27,13 @@ the segment, and logs it with the impression so ``learn()`` updates the same seg
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from llmrank.errors import LlmrankError
 from llmrank.explore.base import ExploreContext, Policy, Slate
 from llmrank.explore.features import ItemFeatures
 from llmrank.feedback.base import FeedbackStore
@@ -41,8 +45,8 @@ log = logging.getLogger(__name__)
 
 class ExploreStep:
     def __init__(self, policy: Policy, store: FeedbackStore | None = None, *,
-                 settle_seconds: float = 3600.0, segment_key: str | None = None,
-                 features: ItemFeatures | None = None,
+                 settle_seconds: float = 3600.0, learn_every_seconds: float = 60.0,
+                 segment_key: str | None = None, features: ItemFeatures | None = None,
                  users: Mapping[str, User] | None = None,
                  prior_scores: Mapping[str, float] | None = None) -> None:
         from llmrank.explore import make_policy
@@ -51,6 +55,9 @@ class ExploreStep:
         self.greedy = make_policy("greedy", features=features)
         self.store = store
         self.settle_seconds = settle_seconds
+        self.learn_every_seconds = learn_every_seconds
+        self._learned_at = float("-inf")
+        self._learning = threading.Lock()  # concurrent requests: one of them learns, none waits
         self.segment_key = segment_key
         self.users = users
         if segment_key is not None and users is None:
@@ -66,13 +73,14 @@ class ExploreStep:
                     users: Mapping[str, User] | None = None,
                     prior_scores: Mapping[str, float] | None = None) -> ExploreStep:
         """From a llmrank Config: ``[policy] name/options`` (seeded by ``config.seed``) and the
-        ``[feedback]`` store. Options ``settle_seconds`` and ``segment_key`` (a user attribute)
-        belong to the step, everything else to the policy."""
+        ``[feedback]`` store. Options ``settle_seconds``, ``learn_every_seconds`` and
+        ``segment_key`` (a user attribute) belong to the step, everything else to the policy."""
         from llmrank.explore import make_policy
         from llmrank.feedback import open_store
 
         options = dict(config.policy.options)
         settle = float(options.pop("settle_seconds", 3600.0))
+        learn_every = float(options.pop("learn_every_seconds", 60.0))
         segment_key = options.pop("segment_key", None)
         options.setdefault("seed", config.seed)
         policy = make_policy(config.policy.name, options, features=features)
@@ -83,8 +91,8 @@ class ExploreStep:
 
             raise ConfigError('[policy] prior = "familiarity" needs the catalog\'s familiarity scores '
                               "(Recommender.from_config computes them with the reranker's model)")
-        return cls(policy, store, settle_seconds=settle, segment_key=segment_key, features=features,
-                   users=users, prior_scores=prior_scores)
+        return cls(policy, store, settle_seconds=settle, learn_every_seconds=learn_every,
+                   segment_key=segment_key, features=features, users=users, prior_scores=prior_scores)
 
     def segment_of(self, user_id: str | None) -> str | None:
         """The request's segment: the user's ``segment_key`` attribute, or None."""
@@ -96,6 +104,7 @@ class ExploreStep:
 
     def __call__(self, request: RecRequest, ranked: Sequence[RankedItem], history: Sequence[str] = (),
                  *, segment: str | None = None, log: bool = True) -> list[RankedItem]:
+        self._learn_if_due()
         policy = self.policy if request.explore else self.greedy
         if segment is None:
             segment = self.segment_of(request.user_id)
@@ -126,6 +135,24 @@ class ExploreStep:
 
             raise FeedbackError("no feedback store configured")
         return self.store.log_event(event)
+
+    def _learn_if_due(self) -> None:
+        """``learn()`` when ``learn_every_seconds`` have passed since the last time. A failing
+        store is logged, not raised: the request is served by the policy as it is."""
+        if self.store is None or self.learn_every_seconds < 0:
+            return
+        now = time.time()
+        if now - self._learned_at < self.learn_every_seconds or not self._learning.acquire(blocking=False):
+            return
+        try:
+            self._learned_at = now
+            n = self.learn(now=now)
+            if n:
+                log.info("explore: learnt from %d settled impressions", n)
+        except LlmrankError as exc:
+            log.warning("explore: learning from feedback failed, serving the current policy: %s", exc)
+        finally:
+            self._learning.release()
 
     def learn(self, *, now: float | None = None) -> int:
         """Update the policy from impressions settled since the last call; returns how many."""

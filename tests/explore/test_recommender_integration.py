@@ -3,6 +3,8 @@ logged with propensities, feedback acknowledged and learnt from."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from llmrank.data.dataset import Dataset
@@ -103,3 +105,31 @@ def test_a_platform_without_a_log_runs_linucb_on_text_vectors(tiny_llm, tmp_path
     rec.feedback(FeedbackEvent("u1", resp.items[0].item_id, "click", request_id=resp.request_id))
     assert rec.explore.learn(now=imp.timestamp + 1) == 1
     assert not np.allclose(policy.b, before)
+
+
+def test_the_explore_stage_learns_from_feedback_by_itself(tmp_path):
+    """No separate job: a request folds settled feedback into the policy first, at most every
+    learn_every_seconds; Recommender.learn() does it on demand."""
+    ds = Dataset.from_records("tiny", ITEMS, [User("u1")], [("u1", "3", 1, 4.0)])
+
+    def recommender(every: float) -> Recommender:
+        cfg = {"reranker": {"enabled": False}, "seed": 0, "feedback": {"path": str(tmp_path / f"{every}.sqlite")},
+               "policy": {"name": "thompson", "options": {"settle_seconds": 0, "learn_every_seconds": every}}}
+        return Recommender.from_config(cfg, dataset=ds, retriever=Retriever(), llm=FakeLLM())
+
+    rec = recommender(0)
+    first = rec.recommend(RecRequest(user_id="u1", k=4, explore=True))
+    clicked = first.items[0].item_id
+    rec.feedback(FeedbackEvent("u1", clicked, "click", request_id=first.request_id))
+    time.sleep(0.01)  # settled: older than settle_seconds = 0
+    rec.recommend(RecRequest(user_id="u1", k=4, explore=True))
+    assert rec.explore.policy.item_counts[clicked][0] == 1.0  # learnt before the second request
+    assert rec.learn() == 1  # the second request's impression, now settled too
+
+    rec = recommender(3600)  # the first request learns (nothing yet), the next hour does not
+    first = rec.recommend(RecRequest(user_id="u1", k=4, explore=True))
+    rec.feedback(FeedbackEvent("u1", first.items[0].item_id, "click", request_id=first.request_id))
+    time.sleep(0.01)
+    rec.recommend(RecRequest(user_id="u1", k=4, explore=True))
+    assert first.items[0].item_id not in rec.explore.policy.item_counts
+    assert rec.learn() == 2 and rec.explore.policy.item_counts[first.items[0].item_id][0] == 1.0
