@@ -124,9 +124,10 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
     warm = [timelines[u][: warm_len[u]] for u in range(dataset.n_users)]
     warm_mask = np.zeros(n_events, dtype=bool)
     warm_mask[order[:cut]] = True
-    prior.fit(dataset, warm)
+    # features first: a bad item_vectors setting fails before the prior's (possibly long) fit
     features = build_features(dataset, warm, warm_mask, cfg.embedding_dim, cfg.seed,
                               cfg.item_vectors)
+    prior.fit(dataset, warm)
     from llmrank.explore import make_policy
 
     builder = make or (lambda spec, feats: make_policy(spec.name, spec.options, features=feats))
