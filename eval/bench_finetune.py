@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -58,8 +59,10 @@ log = logging.getLogger("bench_finetune")
 
 
 def cmd_retrievers(args: argparse.Namespace) -> None:
+    from llmrank.cli.common import parse_key_values
+
     data = prepared(args.dataset, args.kcore)
-    seconds = build_retrievers(data, args.out)
+    seconds = build_retrievers(data, args.out, overrides=parse_key_values(args.set))
     write_json(args.out / "retrievers" / "build.json", {"seconds": seconds})
 
 
@@ -78,12 +81,20 @@ def cmd_train(args: argparse.Namespace) -> None:
     write_json(args.out / f"train_{recipe.name}.json", result.summary())
 
 
-def _ranker(adapter: str | None, label: str, out: Path, prompt: Any) -> Any:
+def _model_tag(model: str) -> str:
+    """'' for the default model, else a file-name-safe tag (caches and checkpoints of two
+    base models never mix)."""
+    return "" if model == "default" else re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(model).name) + "-"
+
+
+def _ranker(adapter: str | None, label: str, out: Path, prompt: Any,
+            model: str = "default") -> Any:
     from llmrank.finetune.evaluate import RerankRanker
 
     # the base model scores the same whatever the label: one cache for every zero-shot use
-    cache = out / "cache" / f"{'zero-shot' if adapter is None else label}-{adapter_tag(adapter)}.jsonl"
-    return RerankRanker("default", adapter, name=label, prompt=prompt, batch_size=4,
+    name = "zero-shot" if adapter is None else label
+    cache = out / "cache" / f"{_model_tag(model)}{name}-{adapter_tag(adapter)}.jsonl"
+    return RerankRanker(model, adapter, name=label, prompt=prompt, batch_size=4,
                         cache_path=cache)
 
 
@@ -159,15 +170,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     cand = {"name": "candidates", "stage": "test"}
     rtop = {"name": "retriever", "stage": "test", "retriever": "fused"}
     results: dict[str, Any] = {
-        "prompt": spec.__dict__, "adapter": adapter, "adapter_tag": tag,
+        "prompt": spec.__dict__, "model": args.model, "adapter": adapter, "adapter_tag": tag,
         "data": data.describe(), "user_seed": args.user_seed,
         "n_users": {"retriever_protocol_and_full": len(rsplit.eval_users()),
                     "candidates": len(csplit.eval_users()), "valid_blend": len(vsplit.eval_users())},
         "command": " ".join(sys.argv), "parts": {}}
     ck = out / "checkpoints"
     res: dict[str, Any] = {}
-    tuned = _ranker(adapter, "tuned", out, spec)
-    zero = _ranker(None, "zero-shot", out, spec)
+    tuned = _ranker(adapter, "tuned", out, spec, args.model)
+    zero = _ranker(None, "zero-shot", out, spec, args.model)
 
     def save() -> None:
         results["results"] = {k: _summ(v) for k, v in res.items()}
@@ -217,7 +228,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         return len(csplit.eval_users())
 
     def ranker_tag(label: str) -> str:
-        return f"{tag}|{spec.__dict__}" if label.startswith("tuned") else f"base|{spec.__dict__}"
+        base = f"{_model_tag(args.model)}{tag if label.startswith('tuned') else 'base'}"
+        return f"{base}|{spec.__dict__}"
 
     def run_blend() -> int:
         # weight of the production blend with the retriever's scores, chosen on validation users
@@ -318,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--adapter", default="eval/out/finetune/sft-ml-small/adapter",
                     help="evaluate: the adapter as 'tuned'; 'none' = the base model (zero-shot + blend)")
+    ap.add_argument("--model", default="default",
+                    help="evaluate: base model (name or path; with --adapter none a zero-shot model)")
     ap.add_argument("--from-adapter", default="ml-small-sft")
     ap.add_argument("--run-dir", default="eval/out/finetune/sft-ml-small", help="report: training run folder")
     ap.add_argument("--users", type=int, default=None,
@@ -330,7 +344,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"evaluate: parts to run, in order (of {', '.join(PARTS)})")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="train: recipe override, e.g. --set train.learning_rate=5e-5 (repeatable)")
+                    help="train: recipe override, e.g. --set train.learning_rate=5e-5; retrievers: config "
+                         "override, e.g. --set retriever.options.sequential={\"ensemble\": []} (repeatable)")
     ap.add_argument("--compare", action="append", default=[], metavar="RUN_DIR",
                     help="report: more training runs on the same retrieved validation sample to plot")
     ap.add_argument("--eval-file", default="evaluate.json",

@@ -30,12 +30,15 @@ def retriever_dir(out: Path, stage: str) -> Path:
 
 
 def build_retrievers(data: Any, out: Path, kind: str = "fused",
-                     stages: tuple[str, ...] = ("valid",)) -> dict[str, float]:
+                     stages: tuple[str, ...] = ("valid",),
+                     overrides: dict[str, Any] | None = None) -> dict[str, float]:
     """Fused (LRU + text) retriever on the validation-stage visible data (no evaluated user's
     validation or test item), saved to disk. It serves the hard negatives of the training
     examples and both evaluation stages: at test time its query history includes the
     validation item, which it never trained on (a slightly weaker retriever than one
-    retrained per stage, and no leak; one training instead of two on the shared CPU)."""
+    retrained per stage, and no leak; one training instead of two on the shared CPU).
+    ``overrides`` are config keys (``{"retriever.options.sequential": {"ensemble": []}}``
+    builds the one-model fusion that section 6 of eval/RESULTS.md measured)."""
     from llmrank.baselines.retriever import visible_dataset
     from llmrank.config import load_config
     from llmrank.registry import retrievers
@@ -57,7 +60,7 @@ def build_retrievers(data: Any, out: Path, kind: str = "fused",
                 kwargs["model"] = SequentialModel.load(path / "model")
         start = time.perf_counter()
         cls: Any = retrievers.get(kind)
-        retr = cls.build(visible_dataset(data.split, stage), load_config({}), **kwargs)
+        retr = cls.build(visible_dataset(data.split, stage), load_config({}, overrides), **kwargs)
         save_retriever(retr, path)
         seconds[stage] = time.perf_counter() - start
         log.info("built %s retriever for %s in %.0fs", kind, stage, seconds[stage])
