@@ -182,3 +182,25 @@ def test_linucb_prior_starts_like_the_ranker():
     policy = make_policy("linucb", {"alpha": 0.0}, features=feats)
     ranked = [(f"i{j}", float(10 - j)) for j in range(10)]
     assert policy.select(ranked, 3).items == ["i0", "i1", "i2"]
+
+
+def test_linucb_reduces_wide_item_vectors_and_keeps_them_for_the_other_steps():
+    """A 384-d text index gives the bandit 32 PCA features (+ prior + bias), as in the replays;
+    the policy's shared features (MMR, calibration) keep every dimension."""
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(60, 384))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    feats = ItemFeatures([f"i{j}" for j in range(60)], embeddings=emb)
+    policy = make_policy("linucb", {}, features=feats)
+    assert policy.dim == 32 + 2  # type: ignore[attr-defined]
+    assert policy.features is feats and feats.embeddings.shape[1] == 384
+    ranked = [(f"i{j}", float(10 - j)) for j in range(10)]
+    ctx = ExploreContext(history=["i11", "i12"])
+    s = policy.select(ranked, 3, ctx, propensities=False)
+    policy.update(ctx, s, [1.0, 0.0, 0.0])
+    wide_user = ExploreContext(user_vector=emb[11])  # a caller's vector in the index's space
+    assert len(policy.select(ranked, 3, wide_user, propensities=False).items) == 3
+    assert make_policy("linucb", {"embedding_dim": 0}, features=feats).dim == 384 + 2  # type: ignore[attr-defined]
+    assert make_policy("linucb", {"embedding_dim": 500}, features=feats).dim == 384 + 2  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError):
+        make_policy("linucb", {"embedding_dim": -1}, features=feats)

@@ -7,7 +7,8 @@ Features of candidate j for user u:  x = [mu_j, u * v_j, 1]
     so before any feedback the bandit ranks like the ranker; ``use_prior_score=False`` drops the
     feature: the same bandit started flat.
   * u * v_j: the elementwise product of the user's (history-mean) embedding and the item's, so
-    a weight vector of ones is the cosine; the bandit learns which dimensions matter.
+    a weight vector of ones is the cosine; the bandit learns which dimensions matter. Item
+    vectors wider than ``embedding_dim`` are PCA-reduced first (fewer weights to learn).
 Ridge regression with prior mean theta0: A = ridge I + sum x x^T, b = ridge theta0 + sum r x,
 theta = A^-1 b, kept with Sherman-Morrison updates. UCB adds alpha * sqrt(x^T A^-1 x) and is
 deterministic (propensity 1 per shown slot); TS samples theta ~ N(theta, alpha^2 A^-1)."""
@@ -22,6 +23,7 @@ import numpy as np
 from llmrank.errors import ConfigError
 from llmrank.explore.base import Slate
 from llmrank.explore.calibration import ScoreCalibrator
+from llmrank.explore.features import PCA, ItemFeatures
 from llmrank.explore.policies.base import BaseConfig, BasePolicy, Request
 
 
@@ -35,12 +37,17 @@ class LinearConfig(BaseConfig):
     base_rate: float = 0.02
     calibration: Literal["rank", "platt"] = "rank"
     calibration_strength: float = 50.0
+    # item vectors with more dimensions (a text index: 384) are PCA-reduced to this many for
+    # the bandit's features, as in the replays (eval/RESULTS.md section 7); 0 keeps them all
+    embedding_dim: int = 32
 
     def __post_init__(self) -> None:
         if self.mode not in ("ucb", "ts"):
             raise ConfigError(f"mode must be ucb or ts, got {self.mode!r}")
         if self.ridge <= 0 or self.alpha < 0:
             raise ConfigError("ridge must be > 0 and alpha >= 0")
+        if self.embedding_dim < 0:
+            raise ConfigError(f"embedding_dim must be >= 0, got {self.embedding_dim}")
 
 
 class LinearBanditPolicy(BasePolicy):
@@ -51,9 +58,15 @@ class LinearBanditPolicy(BasePolicy):
     def __init__(self, config: BaseConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         c = self.config
+        # the bandit's own view of the items; MMR and the other objectives keep the full vectors
+        self.bandit_features: ItemFeatures | None = self.features
+        self._pca: PCA | None = None
+        if self.features is not None:
+            self.bandit_features, self._pca = self.features.reduced(c.embedding_dim)
         self.calibrator = ScoreCalibrator(c.calibration, base_rate=c.base_rate,
                                           strength=c.calibration_strength)
-        d = 0 if self.features is None or self.features.embeddings is None else self.features.embeddings.shape[1]
+        feats = self.bandit_features
+        d = 0 if feats is None or feats.embeddings is None else feats.embeddings.shape[1]
         self.dim = d + 1 + int(c.use_prior_score)
         theta0 = np.zeros(self.dim)
         if c.use_prior_score:
@@ -74,11 +87,14 @@ class LinearBanditPolicy(BasePolicy):
         parts = []
         if self.config.use_prior_score:
             parts.append(self.calibrator.predict(req.rank, req.z)[:, None])
-        if self.dim - 1 - int(self.config.use_prior_score) > 0 and self.features is not None:
+        feats, d = self.bandit_features, self.dim - 1 - int(self.config.use_prior_score)
+        if d > 0 and feats is not None:
             user = req.context.user_vector
             if user is None:
-                user = self.features.user_vector(req.context.history)
-            emb = self.features.embedding_rows(req.codes)
+                user = feats.user_vector(req.context.history)
+            elif self._pca is not None and len(user) != d:
+                user = self._pca.transform(user)[0]  # a caller's vector in the original space
+            emb = feats.embedding_rows(req.codes)
             assert emb is not None
             parts.append(emb * user[None, :] if user is not None else np.zeros_like(emb))
         parts.append(np.ones((len(req.items), 1)))
