@@ -97,7 +97,7 @@ class Explainer:
         for it, out in zip(items, outputs, strict=True):
             verdict = validate_explanation(out, titles, terms, vocabulary=self.vocabulary,
                                            claimable=[*history_terms, *it.genres, *it.tags],
-                                           history_titles=history_titles)
+                                           history_titles=history_titles, item_title=item_title(it))
             if verdict.ok and verdict.text.casefold() in said:
                 verdict = Verdict(False, "same text as an earlier item's explanation")
             if verdict.ok:

@@ -1,5 +1,7 @@
 """How explanation checks find titles in free text: normalised comparison, the year stripped
-('Heat (1995)' is cited as 'Heat'), and non-overlapping mentions where the longer title wins."""
+('Heat (1995)' is cited as 'Heat'), the other names a catalog title carries ('Jet Li's
+Fearless (Huo Yuan Jia)' is cited as 'Jet Li's Fearless'), and non-overlapping mentions where
+the longer title wins."""
 
 from __future__ import annotations
 
@@ -21,6 +23,25 @@ def strip_year(title: str) -> str:
     return re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
 
 
+# MovieLens-style catalogs move a leading article to the end ("Boy in the Striped Pyjamas, The")
+_TRAILING_ARTICLE = re.compile(r"^(.+?),\s*(The|A|An|Les|La|Le|L'|Il|El|Los|Las|Das|Der|Die|Den|Det)$", re.I)
+_ALTERNATE = re.compile(r"^(.*?\S)\s*\(([^()]+)\)$")  # "Main Title (Alternate Title)"
+
+
+def aliases(title: str) -> list[str]:
+    """The names a catalog title may be cited by: without its year, the main and the
+    parenthesised alternate title ('Nosferatu (Nosferatu, eine Symphonie des Grauens)'), each
+    also with a trailing article moved to the front ('Pyjamas, The' -> 'The Pyjamas')."""
+    base = strip_year(title)
+    forms = [base]
+    if m := _ALTERNATE.match(base):
+        forms += [m.group(1), re.sub(r"^(?:a\.k\.a\.|aka)\s+", "", m.group(2).strip(), flags=re.I)]
+    for form in list(forms):
+        if m := _TRAILING_ARTICLE.match(form):
+            forms.append(f"{m.group(2)} {m.group(1)}")
+    return [f for f in dict.fromkeys(f.strip() for f in forms) if WORD.search(f)]
+
+
 def title_pattern(title: str) -> re.Pattern[str] | None:
     """A title's words, with or without its year, separated by any non-word characters."""
     words = WORD.findall(strip_year(title))
@@ -30,11 +51,11 @@ def title_pattern(title: str) -> re.Pattern[str] | None:
 
 
 def mentions(text: str, titles: Iterable[str]) -> list[tuple[int, int, str]]:
-    """Mentions of ``titles`` in reading order as (start, end, title), without overlaps: where
-    two overlap the longer wins ('Heat and Dust' is not 'Heat'; 'Scary Movie 4' is not
-    'Scary Movie')."""
-    found = sorted(((m.start(), m.end(), t) for t in set(titles) if t
-                    if (pattern := title_pattern(t)) for m in pattern.finditer(text)),
+    """Mentions of ``titles`` (by any of their aliases) in reading order as (start, end,
+    title), without overlaps: where two overlap the longer wins ('Heat and Dust' is not
+    'Heat'; 'Scary Movie 4' is not 'Scary Movie')."""
+    found = sorted(((m.start(), m.end(), t) for t in set(titles) if t for a in aliases(t)
+                    if (pattern := title_pattern(a)) for m in pattern.finditer(text)),
                    key=lambda x: (x[0], x[0] - x[1]))
     kept: list[tuple[int, int, str]] = []
     for start, end, title in found:

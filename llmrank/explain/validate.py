@@ -8,7 +8,8 @@ worse than none, so anything that looks like a title must match a known one. It 
 comedy "a gripping thriller": a catalog term (``vocabulary``) named in the text must be one
 of the terms the explanation may claim. And it writes "the user enjoyed X" of the very item
 it recommends: a known title may only be the object of "enjoyed / watched / liked ..." when
-it is in the user's history."""
+it is in the user's history. Names must also be what the text calls them: no genre called a
+film, no other title called the recommended item."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from llmrank.explain.misnamed import genre_called_a_title, misnamed_item
 from llmrank.explain.seen import unseen_claim
 from llmrank.explain.titles import WORD as _WORD
-from llmrank.explain.titles import normalize_text, strip_year
+from llmrank.explain.titles import aliases, normalize_text, strip_year
 
 _QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(?!\w)")
 # a capitalised word followed by capitalised words or numbers ('Toy Story', 'Rocky 4'),
@@ -95,13 +97,15 @@ def _degenerate(text: str) -> str | None:
 def validate_explanation(text: str, known_titles: Iterable[str],
                          known_terms: Iterable[str] = (), *, vocabulary: Iterable[str] = (),
                          claimable: Iterable[str] | None = None,
-                         history_titles: Iterable[str] | None = None) -> Verdict:
+                         history_titles: Iterable[str] | None = None,
+                         item_title: str | None = None) -> Verdict:
     """Accept ``text`` only if every quoted span and every capitalised multi-word span is
     part of a known title (history, candidates, the item) or a known term (genres, tags),
     every year is a known title's, every ``vocabulary`` term it names (the catalog's
     genres) is ``claimable`` (default: ``known_terms``; the explainer passes the item's and
-    the history's terms), and, when ``history_titles`` is given, no known title outside the
-    history is said to have been enjoyed, watched or liked by the user."""
+    the history's terms) and never called a film, when ``history_titles`` is given no known
+    title outside the history is said to have been enjoyed, watched or liked by the user, and
+    when ``item_title`` is given no other title is called the recommended item."""
     text = tidy(text)
     if len(text) < MIN_CHARS:
         return Verdict(False, "empty or too short")
@@ -117,6 +121,10 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     claims = known_terms if claimable is None else claimable
     if (term := _unclaimable_term(text, vocabulary, claims)) is not None:
         return Verdict(False, f"claims an attribute neither the item nor the history has ({term!r})")
+    if (term := genre_called_a_title(text, vocabulary, known_titles)) is not None:
+        return Verdict(False, f"calls the genre {term!r} a film")
+    if item_title is not None and (other := misnamed_item(text, item_title, known_titles)) is not None:
+        return Verdict(False, f"the recommended item is called {other!r}")
     if history_titles is not None:
         seen = unseen_claim(text, list(history_titles), known_titles)
         if seen is not None:
@@ -187,7 +195,7 @@ def _known_matcher(known_titles: Iterable[str], known_terms: Iterable[str]) -> C
     """A test for 'this span is part of a known title (with or without its year) or term',
     on normalised text so case, accents and punctuation do not matter."""
     titles = [normalize_text(t) for t in known_titles if t]
-    titles += [normalize_text(strip_year(t)) for t in known_titles if t]
+    titles += [normalize_text(a) for t in known_titles if t for a in aliases(t)]
     terms = [normalize_text(t) for t in known_terms if t]
     haystack = [t for t in titles + terms if t]
 

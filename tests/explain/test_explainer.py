@@ -101,6 +101,19 @@ def test_saying_the_user_saw_the_recommended_item_falls_back():
     assert out[1].source == "model"
 
 
+def test_a_misnamed_recommendation_or_a_genre_called_a_film_falls_back():
+    """Every name is known, but the sentence is false: Heat is not the item being
+    recommended, and "Comedy" is not a film."""
+    llm = FakeLLM(generations=['You enjoyed the recommended item, "Heat", for its humour.',
+                               'The user liked the movie "Comedy" and will like this one.',
+                               "The recommended film Shrek shares the humour of Toy Story."])
+    vocab = ["Animation", "Comedy", "Crime", "Thriller"]
+    out, _ = Explainer(llm, vocabulary=vocab).explain(HIST, [CANDS[0]] * 3, known=CANDS)
+    assert [o.rejected for o in out] == ["the recommended item is called 'Heat (1995)'",
+                                         "calls the genre 'Comedy' a film", ""]
+    assert out[2].source == "model"
+
+
 def test_an_answer_prefix_is_part_of_the_explanation(tmp_path):
     """A template whose prompt ends with an answer prefix ("You") gets back only the
     continuation; the prefix is put back before validation and display."""

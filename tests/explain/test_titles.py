@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from llmrank.explain.titles import mentions, normalize_text, strip_year, title_pattern
+from llmrank.explain.titles import aliases, mentions, normalize_text, strip_year, title_pattern
 
 
 def test_normalize_and_strip_year():
@@ -21,3 +21,21 @@ def test_overlapping_mentions_keep_the_longer_title():
                             "Scary Movie 4 (2006)", "Dust (1999)"])
     assert [t for _, _, t in found] == ["Heat and Dust (1983)", "Scary Movie 4 (2006)", "Heat (1995)"]
     assert [text[a:b] for a, b, _ in found] == ["Heat and Dust", "Scary Movie 4", "Heat"]
+
+
+def test_aliases_cover_alternate_titles_and_trailing_articles():
+    assert aliases("Heat (1995)") == ["Heat"]
+    assert aliases("Jet Li's Fearless (Huo Yuan Jia) (2006)") == [
+        "Jet Li's Fearless (Huo Yuan Jia)", "Jet Li's Fearless", "Huo Yuan Jia"]
+    assert "The Shawshank Redemption" in aliases("Shawshank Redemption, The (1994)")
+    assert "The Boy in the Striped Pyjamas" in aliases(
+        "The Boy in the Striped Pajamas (Boy in the Striped Pyjamas, The) (2008)")
+    assert aliases("Seven (a.k.a. Se7en) (1995)")[1:] == ["Seven", "Se7en"]
+    assert aliases("Monsters, Inc. (2001)") == ["Monsters, Inc."]  # no article to move
+    assert aliases("(500) Days of Summer (2009)") == ["(500) Days of Summer"]
+
+
+def test_a_title_is_mentioned_by_its_main_title_alone():
+    found = mentions('The user enjoyed the movie "Jet Li\'s Fearless" (2006).',
+                     ["Jet Li's Fearless (Huo Yuan Jia) (2006)"])
+    assert [t for _, _, t in found] == ["Jet Li's Fearless (Huo Yuan Jia) (2006)"]
