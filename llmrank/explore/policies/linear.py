@@ -103,7 +103,7 @@ class LinearBanditPolicy(BasePolicy):
     def _prepare(self, req: Request) -> Any:
         x = self.features_of(req)
         mean = x @ self.theta
-        width = np.sqrt(np.maximum(np.einsum("nd,de,ne->n", x, self.A_inv, x), 0.0))
+        width = np.sqrt(np.maximum(np.sum((x @ self.A_inv) * x, axis=1), 0.0))  # x_n A^-1 x_n, one GEMM
         return x, mean, width
 
     def _values(self, req: Request, state: Any, rng: np.random.Generator, m: int) -> np.ndarray:
