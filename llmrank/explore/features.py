@@ -178,9 +178,9 @@ def text_embeddings(dataset: object, dim: int = 32, *, embedder: Embedder | None
 class PCA:
     """Centre and project item vectors onto their top ``dim`` principal directions, rows
     L2-normalised afterwards. Zero rows (items without a vector) are left out of the fit and
-    stay zero. Why: a linear bandit learns one weight per dimension, so 384 text dimensions
-    need far more feedback than 32 principal ones (the replays of eval/RESULTS.md section 7
-    ran on 32)."""
+    stay zero. Used for the replays' text vectors and, when asked, the linear bandit's
+    features (fewer weights, cheaper updates; the full 384 text dimensions learned more in
+    the replays of eval/RESULTS.md section 7(c))."""
 
     mean: np.ndarray
     components: np.ndarray | None  # (dim, d); None keeps every dimension

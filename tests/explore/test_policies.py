@@ -184,14 +184,15 @@ def test_linucb_prior_starts_like_the_ranker():
     assert policy.select(ranked, 3).items == ["i0", "i1", "i2"]
 
 
-def test_linucb_reduces_wide_item_vectors_and_keeps_them_for_the_other_steps():
-    """A 384-d text index gives the bandit 32 PCA features (+ prior + bias), as in the replays;
-    the policy's shared features (MMR, calibration) keep every dimension."""
+def test_linucb_can_reduce_wide_item_vectors_and_keeps_them_for_the_other_steps():
+    """embedding_dim = 32 gives the bandit 32 PCA features (+ prior + bias) of a 384-d text
+    index; the policy's shared features (MMR, calibration) keep every dimension."""
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(60, 384))
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     feats = ItemFeatures([f"i{j}" for j in range(60)], embeddings=emb)
-    policy = make_policy("linucb", {}, features=feats)
+    assert make_policy("linucb", {}, features=feats).dim == 384 + 2  # type: ignore[attr-defined]
+    policy = make_policy("linucb", {"embedding_dim": 32}, features=feats)
     assert policy.dim == 32 + 2  # type: ignore[attr-defined]
     assert policy.features is feats and feats.embeddings.shape[1] == 384
     ranked = [(f"i{j}", float(10 - j)) for j in range(10)]
