@@ -178,7 +178,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     ck = out / "checkpoints"
     res: dict[str, Any] = {}
     tuned = _ranker(adapter, "tuned", out, spec, args.model)
-    zero = _ranker(None, "zero-shot", out, spec, args.model)
+    # with --adapter none both are the base model: one instance, so the scores one part
+    # computes are in memory for the next (two instances would each read the cache file once)
+    zero = tuned if adapter is None else _ranker(None, "zero-shot", out, spec, args.model)
 
     def save() -> None:
         results["results"] = {k: _summ(v) for k, v in res.items()}
