@@ -95,7 +95,7 @@ class ItemFeatures:
         pca = PCA.fit(self.embeddings, dim)
         if pca.components is None:
             return self, None
-        return replace(self, embeddings=pca.transform_rows()), pca
+        return replace(self, embeddings=pca.transform(self.embeddings)), pca
 
     @classmethod
     def from_dataset(cls, dataset: object, *, embeddings: np.ndarray | None = None,
@@ -171,7 +171,8 @@ def text_embeddings(dataset: object, dim: int = 32, *, embedder: Embedder | None
 
         embedder = create_embedder()
     items = [dataset.items[iid] for iid in dataset.item_ids]
-    return PCA.fit(np.asarray(embed_items(embedder, items), np.float64), dim).transform_rows()
+    emb = np.asarray(embed_items(embedder, items), np.float64)
+    return PCA.fit(emb, dim).transform(emb)
 
 
 @dataclass
@@ -184,7 +185,6 @@ class PCA:
 
     mean: np.ndarray
     components: np.ndarray | None  # (dim, d); None keeps every dimension
-    rows: np.ndarray  # the fitted matrix
 
     @classmethod
     def fit(cls, matrix: np.ndarray, dim: int) -> PCA:
@@ -195,7 +195,7 @@ class PCA:
         if 0 < dim < x.shape[1] and known.sum() > 1:
             _, _, vt = np.linalg.svd(x[known] - mean, full_matrices=False)
             comps = vt[:dim]
-        return cls(mean, comps, x)
+        return cls(mean, comps)
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(np.asarray(vectors, np.float64))
@@ -206,6 +206,3 @@ class PCA:
         y[~known] = 0.0
         norms = np.linalg.norm(y, axis=1, keepdims=True)
         return np.asarray(np.divide(y, norms, out=np.zeros_like(y), where=norms > 0))
-
-    def transform_rows(self) -> np.ndarray:
-        return self.transform(self.rows)

@@ -14,7 +14,7 @@ def test_pca_keeps_the_top_directions_normalised_and_zero_rows_zero():
     x = _vectors()
     x[5] = 0.0  # an item without a vector
     pca = PCA.fit(x, 4)
-    rows = pca.transform_rows()
+    rows = pca.transform(x)
     assert rows.shape == (30, 4)
     assert np.allclose(rows[5], 0.0)
     known = np.delete(np.arange(30), 5)
@@ -30,7 +30,7 @@ def test_pca_wider_than_the_data_only_centres_and_normalises():
     x = _vectors(d=3)
     pca = PCA.fit(x, 8)
     assert pca.components is None
-    rows = pca.transform_rows()
+    rows = pca.transform(x)
     assert rows.shape == (30, 3)
     np.testing.assert_allclose(rows, (x - x.mean(0)) / np.linalg.norm(x - x.mean(0), axis=1, keepdims=True))
 
