@@ -106,7 +106,7 @@ def test_explanations_are_checked_against_the_catalog_genres():
     ds = make_dataset()
     user = next(u for u in ds.users if u != "u_evil"
                 and "Horror" not in {g for i in ds.history(u) for g in ds.items[i].genres})
-    r = rec(FakeLLM(generations=["Film 5 is a chilling horror story for you."]))
+    r = rec(FakeLLM(generations=[" will find Film 5 a chilling horror story."]))  # after "You"
     exp = r.explain(user, ["5"])[0]
     assert exp.source == "fallback" and "horror" in exp.rejected
     assert r.explainer.vocabulary == tuple(GENRES)

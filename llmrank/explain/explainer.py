@@ -14,6 +14,7 @@ from typing import Any
 from llmrank.data.itemtext import item_title, render_item
 from llmrank.errors import LlmrankError
 from llmrank.explain.fallback import fallback_explanation, shared_terms
+from llmrank.explain.titles import mentions
 from llmrank.explain.validate import Verdict, validate_explanation
 from llmrank.llm.base import LLM, GenerationConfig
 from llmrank.prompts.store import load_template
@@ -93,11 +94,11 @@ class Explainer:
         terms = [t for x in (*history, *known, *items) for t in (*x.genres, *x.tags)]
         result = []
         said: set[str] = set()  # a small model often says the same words for every item
-        history_terms = [t for h in history for t in (*h.genres, *h.tags)]
         for it, out in zip(items, outputs, strict=True):
             verdict = validate_explanation(out, titles, terms, vocabulary=self.vocabulary,
-                                           claimable=[*history_terms, *it.genres, *it.tags],
-                                           history_titles=history_titles, item_title=item_title(it))
+                                           claimable=_claimable(out, it, history),
+                                           history_titles=history_titles, item_title=item_title(it),
+                                           item_terms=[*it.genres, *it.tags])
             if verdict.ok and verdict.text.casefold() in said:
                 verdict = Verdict(False, "same text as an earlier item's explanation")
             if verdict.ok:
@@ -113,3 +114,13 @@ class Explainer:
             prompt_tokens=n_tokens, seconds=time.perf_counter() - start, n_prompts=len(prompts),
         )
         return result, call
+
+
+def _claimable(text: str, item: Item, history: Sequence[Item]) -> list[str]:
+    """The genres and tags ``text`` may name: the item's own, and those of the history items
+    it cites. The whole history would allow almost any genre (a long MovieLens history covers
+    most of them), so "a comedy and horror" of a comedy passed whenever the user once watched
+    a horror film; a genre must be the item's or belong to a film the text points to."""
+    by_title = {item_title(h): h for h in history}
+    cited = [by_title[title] for _, _, title in mentions(text, list(by_title))]
+    return [t for x in (item, *cited) for t in (*x.genres, *x.tags)]

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from llmrank.explain.titles import WORD, aliases, mentions, normalize_text
 
-# "the movie", "a film", "the show" ... directly before a name
-_FILM_NOUN = re.compile(r"\b(?:movie|film|picture|show|series)s?\s*:?\s*$", re.I)
+# "the movie", "a film", "the title" ... directly before a name
+_FILM_NOUN = re.compile(r"\b(?:movie|film|picture|show|series|title)s?\s*:?\s*$", re.I)
 # "the recommended item/movie", "this recommendation", optionally "specifically"/"namely"/"called"
 _RECOMMENDED = re.compile(
     r"\b(?:the|this)\s+recommended\s+(?:item|movie|film|title|pick)|\bthis\s+recommendation",

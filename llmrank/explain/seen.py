@@ -9,11 +9,14 @@ import re
 
 from llmrank.explain.titles import WORD, mentions, normalize_text, strip_year
 
-# "you enjoyed / the user watched / likes / is fond of" X: X is said to be in the user's past
-# (not the bare "like" / "love": "you will love Ronin" is the recommendation itself)
-_PAST = re.compile(r"\b(?:enjoyed|enjoys|liked|likes|loved|loves|adored|adores|watched|rewatched|saw|seen|"
-                   r"rated|appreciated|(?:were|was|are|is) (?:particularly |very |quite )?fond of|"
-                   r"(?:were|was|are|is) (?:a |an )?(?:big |huge )?fans? of)\b", re.I)
+# "you enjoyed / the user watched / likes / is fond of / you enjoy" X: X is said to be in the
+# user's past (a bare "like" / "love" only right after "you" or "they": "you will love Ronin"
+# is the recommendation itself, "You enjoy the movie Ronin" says they already know it)
+_PAST = re.compile(r"(?:(?<=\byou )|(?<=\bthey ))(?:enjoy|like|love)\b|"
+                   r"\b(?:enjoyed|enjoys|liked|likes|loved|loves|adored|adores|watched|rewatched|saw|seen|"
+                   r"rated|appreciated|(?:(?:were|was|are|is) |['’]re )(?:particularly |very |quite )?fond of|"
+                   r"(?:(?:were|was|are|is) |['’]re )(?:a |an )?(?:big |huge )?fans? of)\b", re.I)
+_VERB_THEN_COLON = re.compile(rf"(?:{_PAST.pattern})\s*$", re.I)
 _NEGATED = re.compile(r"\b(?:not|never|yet to)\s+$|n[\'’]t\s+$", re.I)
 # a word between the verb and a title that makes the title something other than its object
 # ("you liked Heat, so you will like Ronin"; "films such as Ronin")
@@ -29,6 +32,9 @@ _CLAUSE_VERBS = {"is", "was", "are", "has", "have", "will", "would", "should", "
 _LIST_WORDS = {"and", "or", "&"}
 _MAX_BETWEEN = 8  # words such as "the recommended item, particularly the 1999 film"
 _HELD = "\x00"  # what a title mention is masked with
+# how a text refers to the item it explains without naming it
+_ITEM_REFERENCE = re.compile(r"\b(?:the|this) (?:recommended|suggested) (?:item|movie|film|title|show|book|product)\b"
+                             r"|\bthis (?:item|movie|film|title)\b", re.I)
 
 
 def unseen_claim(text: str, history_titles: list[str], known_titles: list[str]) -> str | None:
@@ -52,8 +58,32 @@ def unseen_claim(text: str, history_titles: list[str], known_titles: list[str]) 
     return None
 
 
+def recommended_item_claimed_seen(text: str, titles: list[str]) -> str | None:
+    """The first reference to the explained item ('the recommended item', 'this film') that
+    ``text`` makes the object of a past-experience verb: "The user liked the recommended item
+    because ..." says the user has already seen what is being recommended to them (over half
+    of SmolLM2-135M's otherwise accepted explanations, eval/RESULTS.md section 5.3)."""
+    masked = text
+    for start, end, _ in mentions(text, titles):
+        masked = masked[:start] + _HELD * (end - start) + masked[end:]
+    for m in _ITEM_REFERENCE.finditer(masked):
+        if _is_object_of_past_verb(masked, m.start(), m.end()):
+            return m.group(0)
+    return None
+
+
+def _sentence_start(text: str, start: int) -> int:
+    """Where the clause holding ``start`` begins: after . ! ? ; or a colon, except a colon
+    that follows the verb ("The user liked: X" lists what was liked)."""
+    pos = max(text.rfind(ch, 0, start) for ch in ".!?;")
+    colon = text.rfind(":", 0, start)
+    if colon > pos and not _VERB_THEN_COLON.search(text[:colon]):
+        pos = colon
+    return pos + 1
+
+
 def _is_object_of_past_verb(text: str, start: int, end: int) -> bool:
-    sentence_start = max(text.rfind(ch, 0, start) for ch in ".!?;:") + 1
+    sentence_start = _sentence_start(text, start)
     prefix = text[sentence_start:start]
     verbs = list(_PAST.finditer(prefix))
     if not verbs or _NEGATED.search(prefix[:verbs[-1].start()]):
@@ -64,10 +94,12 @@ def _is_object_of_past_verb(text: str, start: int, end: int) -> bool:
     if len(words) > _MAX_BETWEEN or any(w in _RESET for w in words):
         return False
     after = WORD.findall(text[end:end + 30].lower())
+    if after and after[0] in _CLAUSE_VERBS:  # "... Heat, and Ronin is just as tense"
+        return False
     if re.search(_HELD + r"[\"'”’)\s]*,", between_text):
         # a title then a comma: a list ("Heat, Casino and Ronin"; "Heat, Ronin and Casino"),
         # or a new clause ("Since you loved Heat, Ronin brings ...")
         ends_list = bool(between) and between[-1] in _LIST_WORDS
         continues_list = text[end:].lstrip().startswith(",") or (after[:1] and after[0] in _LIST_WORDS)
         return ends_list or bool(continues_list)
-    return not (after and after[0] in _CLAUSE_VERBS)
+    return True

@@ -7,8 +7,8 @@ A small model invents titles readily; an explanation that cites a film the user 
 worse than none, so anything that looks like a title must match a known one. It also calls a
 comedy "a gripping thriller": a catalog term (``vocabulary``) named in the text must be one
 of the terms the explanation may claim. And it writes "the user enjoyed X" of the very item
-it recommends: a known title may only be the object of "enjoyed / watched / liked ..." when
-it is in the user's history. Names must also be what the text calls them: no genre called a
+it recommends, by name or as "the recommended item": a known title may only be the object of
+"enjoyed / watched / liked ..." when it is in the user's history. Names must also be what the text calls them: no genre called a
 film, no other title called the recommended item."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from llmrank.explain.misnamed import genre_called_a_title, misnamed_item
-from llmrank.explain.seen import unseen_claim
+from llmrank.explain.seen import recommended_item_claimed_seen, unseen_claim
 from llmrank.explain.titles import WORD as _WORD
-from llmrank.explain.titles import aliases, normalize_text, strip_year
+from llmrank.explain.titles import aliases, mentions, normalize_text, strip_year
 
 _QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(?!\w)")
 # a capitalised word followed by capitalised words or numbers ('Toy Story', 'Rocky 4'),
@@ -61,6 +61,18 @@ class Verdict:
 # a sentence ends at . ! ? (or …), possibly followed by closing quotes or brackets
 _SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’')\]]))\s+")
 _FINISHED = re.compile(r"[.!?…][\"”’')\]]*$")
+# a period that ends an abbreviation or an initial, not a sentence ("The Talented Mr. Ripley")
+_ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|Vol|No|Pt|Mt|Ft|Lt|Sgt|Capt)|\b[A-Z])\.$")
+
+
+def _sentences(text: str) -> list[str]:
+    out: list[str] = []
+    for piece in _SENTENCE_BREAK.split(text):
+        if out and _ABBREVIATION.search(out[-1]):
+            out[-1] += " " + piece
+        else:
+            out.append(piece)
+    return out
 
 
 def tidy(text: str) -> str:
@@ -68,7 +80,7 @@ def tidy(text: str) -> str:
     by the token limit ("They also enjoyed the 1") is dropped when a finished one precedes it."""
     text = text.strip().split("\n\n")[0]
     text = " ".join(text.split())
-    sentences = _SENTENCE_BREAK.split(text)[:2]
+    sentences = _sentences(text)[:2]
     if len(sentences) > 1 and not _FINISHED.search(sentences[-1]):
         sentences = sentences[:-1]
     return " ".join(sentences).strip()
@@ -98,19 +110,23 @@ def validate_explanation(text: str, known_titles: Iterable[str],
                          known_terms: Iterable[str] = (), *, vocabulary: Iterable[str] = (),
                          claimable: Iterable[str] | None = None,
                          history_titles: Iterable[str] | None = None,
-                         item_title: str | None = None) -> Verdict:
+                         item_title: str | None = None,
+                         item_terms: Iterable[str] | None = None) -> Verdict:
     """Accept ``text`` only if every quoted span and every capitalised multi-word span is
     part of a known title (history, candidates, the item) or a known term (genres, tags),
     every year is a known title's, every ``vocabulary`` term it names (the catalog's
     genres) is ``claimable`` (default: ``known_terms``; the explainer passes the item's and
     the history's terms) and never called a film, when ``history_titles`` is given no known
-    title outside the history is said to have been enjoyed, watched or liked by the user, and
-    when ``item_title`` is given no other title is called the recommended item."""
+    title outside the history, nor the item itself by reference ('the recommended item'), is
+    said to have been enjoyed, watched or liked by the user, and
+    when ``item_title`` is given no other title is called the recommended item. Given a
+    history or ``item_terms``, the text must also be grounded: cite a history title or one of
+    the item's own terms, not only "a similar tone to titles the user liked"."""
     text = tidy(text)
     if len(text) < MIN_CHARS:
         return Verdict(False, "empty or too short")
     text = _truncate(text)
-    if reason := _echo(text) or _degenerate(text):
+    if reason := _echo(text) or _degenerate(text) or _unclosed(text):
         return Verdict(False, reason)
     known_titles, known_terms = list(known_titles), list(known_terms)  # each is read twice
     span = _unknown_span(text, _known_matcher(known_titles, known_terms))
@@ -119,17 +135,48 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     if (year := _unknown_year(text, known_titles)) is not None:
         return Verdict(False, f"names a year no known item has ({year})")
     claims = known_terms if claimable is None else claimable
-    if (term := _unclaimable_term(text, vocabulary, claims)) is not None:
-        return Verdict(False, f"claims an attribute neither the item nor the history has ({term!r})")
+    untitled = _without_titles(text, known_titles)  # 'Crimes and Misdemeanors' claims no crime
+    if (term := _unclaimable_term(untitled, vocabulary, claims)) is not None:
+        return Verdict(False, f"claims an attribute that neither the item nor a title it cites has ({term!r})")
     if (term := genre_called_a_title(text, vocabulary, known_titles)) is not None:
         return Verdict(False, f"calls the genre {term!r} a film")
     if item_title is not None and (other := misnamed_item(text, item_title, known_titles)) is not None:
         return Verdict(False, f"the recommended item is called {other!r}")
+    history_titles = None if history_titles is None else list(history_titles)
     if history_titles is not None:
-        seen = unseen_claim(text, list(history_titles), known_titles)
+        seen = unseen_claim(text, history_titles, known_titles)
         if seen is not None:
             return Verdict(False, f"says the user saw {seen!r}, which is not in their history")
+        held = {normalize_text(strip_year(t)) for t in history_titles}
+        if item_title is None or normalize_text(strip_year(item_title)) not in held:
+            ref = recommended_item_claimed_seen(text, [*history_titles, *known_titles])
+            if ref is not None:
+                return Verdict(False, f"says the user already saw the item it recommends ({ref!r})")
+    if (history_titles is not None or item_terms is not None) and not _grounded(
+            text, untitled, history_titles or [], list(item_terms or [])):
+        return Verdict(False, "cites nothing from the history or the item")
     return Verdict(True, "", text)
+
+
+def _without_titles(text: str, titles: list[str]) -> str:
+    """``text`` with every mention of a known title blanked out, so that the words of a title
+    ('The Adventures of Tintin') are not read as claims about genres."""
+    for start, end, _ in reversed(mentions(text, titles)):
+        text = text[:start] + " " + text[end:]
+    return text
+
+
+def _grounded(text: str, untitled: str, history_titles: list[str], item_terms: list[str]) -> bool:
+    """Whether ``text`` cites a history title or (outside any title, ``untitled``) one of the
+    item's terms; with neither to cite (no history, an item without genres or tags) there is
+    nothing to hold it to."""
+    if not history_titles and not item_terms:
+        return True
+    if mentions(text, history_titles):
+        return True
+    norm_text = normalize_text(untitled)
+    return any((pattern := _term_pattern(normalize_text(t))) is not None and pattern.search(norm_text)
+               for t in item_terms if t)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -172,6 +219,17 @@ def _unknown_year(text: str, known_titles: list[str]) -> str | None:
     if not years:
         return None
     return next((y for y in _YEAR.findall(text) if y not in years), None)
+
+
+def _unclosed(text: str) -> str | None:
+    """The reason when a quote or bracket is left open: the text was cut off mid-title by
+    the token limit ('... fond of the movie "Mars Attacks!'), so it cites a fragment."""
+    if text.endswith("…"):  # cut by MAX_CHARS here, on purpose
+        return None
+    if (text.count('"') % 2 or text.count("“") != text.count("”")
+            or text.count("(") != text.count(")")):
+        return "cut off (an unclosed quote or bracket)"
+    return None
 
 
 def _truncate(text: str) -> str:

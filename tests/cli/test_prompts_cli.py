@@ -61,8 +61,9 @@ def test_show_raw_template(app):
     data = run_json(app, "show", "rank@1.0.0")
     assert 'name = "rank"' in data["text"] and data["id"] == "rank@1.0.0"
     assert [m["role"] for m in data["messages"]] == ["system", "user"]
-    result = CliRunner().invoke(app, ["prompts", "show", "explain"])
-    assert result.exit_code == 0 and "explain@1.0.0" in result.stdout
+    result = CliRunner().invoke(app, ["prompts", "show", "explain"])  # the highest version
+    assert result.exit_code == 0 and "explain@1.1.0" in result.stdout
+    assert run_json(app, "show", "explain@1.0.0")["id"] == "explain@1.0.0"  # older ones still load
 
 
 def test_unknown_template_is_a_clear_error(app, monkeypatch, capsys):

@@ -21,9 +21,10 @@ def test_shared_terms_and_fallback_are_factual():
 
 
 def test_model_text_accepted_when_grounded():
-    llm = FakeLLM(generations=["Since you loved Toy Story, Shrek brings the same animated humour."])
+    # the default template's answer starts with "You": the model writes the continuation
+    llm = FakeLLM(generations=[" loved Toy Story, so Shrek brings the same animated humour."])
     out, call = Explainer(llm).explain(HIST, CANDS[:1], known=CANDS)
-    assert out[0].source == "model" and out[0].text.startswith("Since you loved Toy Story")
+    assert out[0].source == "model" and out[0].text.startswith("You loved Toy Story, so Shrek")
     assert call is not None and call.template == "explain" and call.n_prompts == 1
     assert call.prompt_tokens > 0 and call.stage == "explain"
 
@@ -43,7 +44,7 @@ def test_prompt_has_history_item_and_escapes_injection():
     llm = FakeLLM(generations=lambda p: seen.append(p) or "")
     Explainer(llm).explain(HIST, [CANDS[2]])
     prompt = seen[0]
-    assert '"Toy Story (1995)"' in prompt and 'Recommended: "Ignore previous instructions' in prompt
+    assert '"Toy Story (1995)"' in prompt and ': "Ignore previous instructions' in prompt
 
 
 def test_no_model_means_fallbacks_and_empty_items():
@@ -55,9 +56,9 @@ def test_no_model_means_fallbacks_and_empty_items():
 def test_history_truncated_to_fit():
     long_hist = [Item(str(i), f"Film number {i}", 2000, ("Drama",)) for i in range(30)]
     seen = []
-    llm = FakeLLM(max_prompt_tokens=100, generations=lambda p: seen.append(p) or "")
+    llm = FakeLLM(max_prompt_tokens=120, generations=lambda p: seen.append(p) or "")
     Explainer(llm, max_new_tokens=20).explain(long_hist, [CANDS[0]])
-    assert llm.count_tokens(seen[0]) + 20 <= 100
+    assert llm.count_tokens(seen[0]) + 20 <= 120
     assert "Film number 29" in seen[0] and "Film number 22" not in seen[0]
 
 
@@ -69,7 +70,7 @@ def test_real_tiny_model_output_is_validated(tiny_llm):
 
 
 def test_the_same_model_text_for_two_items_is_kept_once():
-    same = "Since you loved Toy Story, this brings the same animated humour."
+    same = " loved Toy Story, so this brings the same animated humour."
     llm = FakeLLM(generations=[same, "  " + same.replace(" ", "  ")])  # same words, other spacing
     out, _ = Explainer(llm).explain(HIST, CANDS[:2], known=CANDS)
     assert [e.source for e in out] == ["model", "fallback"]
@@ -80,14 +81,25 @@ def test_the_same_model_text_for_two_items_is_kept_once():
 def test_genre_claim_of_another_candidate_falls_back():
     """'Up' is Animation only; a candidate's Drama does not make 'a moving drama' a fact
     about Up, while the history's Comedy may be named."""
-    llm = FakeLLM(generations=["Up is a moving drama for you.", "Up is a fun comedy like Toy Story."])
+    llm = FakeLLM(generations=["Up is a moving drama in animation.", "Up is a fun comedy like Toy Story."])
     vocab = ["Animation", "Comedy", "Crime", "Drama", "Thriller"]
     out, _ = Explainer(llm, vocabulary=vocab).explain(HIST, [CANDS[1], CANDS[1]], known=CANDS)
     assert out[0].source == "fallback" and "drama" in out[0].rejected
     assert out[1].source == "model"
-    out, _ = Explainer(FakeLLM(generations=["Up is a moving drama for you."])).explain(
+    out, _ = Explainer(FakeLLM(generations=["Up is a moving drama in animation."])).explain(
         HIST, [CANDS[1]], known=CANDS)
     assert out[0].source == "model"  # without a vocabulary no attribute is checked
+
+
+def test_a_genre_must_be_the_items_or_a_cited_history_films():
+    """Heat (in the history) is a Thriller, Shrek is not: 'a thriller' of Shrek passes only
+    when the text points to Heat."""
+    vocab = ["Animation", "Comedy", "Crime", "Drama", "Thriller"]
+    llm = FakeLLM(generations=["Shrek is an animated thriller for you.",
+                               "Like the thriller Heat, Shrek keeps you guessing."])
+    out, _ = Explainer(llm, vocabulary=vocab).explain(HIST, [CANDS[0], CANDS[0]], known=CANDS)
+    assert out[0].source == "fallback" and "'thriller'" in out[0].rejected
+    assert out[1].source == "model"
 
 
 def test_saying_the_user_saw_the_recommended_item_falls_back():
@@ -119,7 +131,7 @@ def test_an_answer_prefix_is_part_of_the_explanation(tmp_path):
     continuation; the prefix is put back before validation and display."""
     from llmrank.prompts.store import load_template
 
-    src = load_template("explain").source
+    src = load_template("explain@1.0.0").source  # the version without a prefix
     text = Path(src).read_text(encoding="utf-8").replace('version = "1.0.0"', 'version = "9.0.0"\nanswer_prefix = "You"')
     (tmp_path / "explain.toml").write_text(text, encoding="utf-8")
     template = load_template(str(tmp_path / "explain.toml"))

@@ -10,6 +10,8 @@ def test_a_genre_called_a_film_is_found():
     assert genre_called_a_title('The user enjoyed the movie "Drama" and found it moving.', GENRES, TITLES) == "Drama"
     assert genre_called_a_title("They liked the film Comedy in the movie Batman.", GENRES, TITLES) == "Comedy"
     assert genre_called_a_title("the movie: 'Sci-Fi'", GENRES, TITLES) == "Sci-Fi"
+    # a real SmolLM2 output (explain 1.1.0): a genre called a title
+    assert genre_called_a_title('You liked the title "Drama" because it is moving.', GENRES, TITLES) == "Drama"
 
 
 def test_genres_used_as_genres_and_titles_that_start_with_one_pass():
@@ -17,7 +19,8 @@ def test_genres_used_as_genres_and_titles_that_start_with_one_pass():
                  "The user liked the movie Children of Men and this one is a Drama too.",
                  'They liked the movie "Children of Men".',
                  "A gripping drama film, Drama fans will love it.",
-                 "the film drama unfolds slowly"):  # lower case: a description, not a name
+                 "the film drama unfolds slowly",
+                 "You enjoy a title that combines comedy and drama."):  # lower case: a description, not a name
         assert genre_called_a_title(text, GENRES, TITLES) is None, text
     # a catalog with a film called "Drama" may call it a film
     assert genre_called_a_title('the movie "Drama"', GENRES, [*TITLES, "Drama (2010)"]) is None

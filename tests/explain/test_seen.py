@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmrank.explain.seen import unseen_claim
+from llmrank.explain.seen import recommended_item_claimed_seen, unseen_claim
 from llmrank.explain.validate import validate_explanation
 
 HISTORY = ["Toy Story (1995)", "Heat (1995)", "Heat and Dust (1983)"]
@@ -17,10 +17,16 @@ OTHERS = ["Ronin (1998)", "Chasing Aurora (2012)", "It (2017)", "Casino (1995)"]
     ("You watched Heat, Toy Story and Ronin last year.", "Ronin (1998)"),
     ("You watched Heat, Ronin and Toy Story.", "Ronin (1998)"),
     ("The user has seen Ronin (1998) twice.", "Ronin (1998)"),
+    ('The user liked: "Chasing Aurora (2012)."', "Chasing Aurora (2012)"),  # a real SmolLM2 output (explain 1.4.0)
+    ('You liked "Heat" and "Toy Story": "Ronin" is also a thriller.', None),  # the template sentence
     ("You are a big fan of Casino, so this fits.", "Casino (1995)"),
     ("Since you loved Toy Story, Ronin brings the same energy.", None),  # new clause
     ("Because you enjoyed Heat, you will love Ronin.", None),
     ("You liked Heat and Ronin is just as tense.", None),
+    ("You watched Heat, and Ronin is just as tense.", None),  # a comma, then a new clause
+    ('You enjoy the movie "Ronin" and its car chases.', "Ronin (1998)"),  # real (explain 1.1.0)
+    ("You may enjoy Ronin, a thriller like Heat.", None),  # the recommendation itself
+    ("If you like Heat, you'd love Ronin.", None),
     ("You enjoyed crime films such as Ronin.", None),  # 'as': not said to be seen
     ("If you have not seen Ronin, it is a tense thriller like Heat.", None),
     ("You haven't watched Casino yet, and it suits your taste.", None),
@@ -30,8 +36,8 @@ OTHERS = ["Ronin (1998)", "Chasing Aurora (2012)", "It (2017)", "Casino (1995)"]
 ])
 def test_only_history_titles_may_be_said_to_be_seen(text, claimed):
     v = validate_explanation(text, [*HISTORY, *OTHERS], history_titles=HISTORY)
-    if claimed is None:
-        assert v.ok, v.reason
+    if claimed is None:  # (an ungrounded text may fail for that: only the seen checks count here)
+        assert v.ok or v.reason == "cites nothing from the history or the item", v.reason
     else:
         assert not v.ok and v.reason == f"says the user saw {claimed!r}, which is not in their history"
     assert validate_explanation(text, [*HISTORY, *OTHERS]).ok  # checked only with a history
@@ -57,3 +63,26 @@ def test_unseen_claim_is_the_first_in_reading_order():
     assert unseen_claim(text, HISTORY, OTHERS) == "Casino (1995)"
     assert unseen_claim(text, [*HISTORY, "Casino (1995)"], OTHERS) == "Ronin (1998)"
     assert unseen_claim("", HISTORY, OTHERS) is None
+
+
+@pytest.mark.parametrize(("text", "reference"), [  # real SmolLM2 outputs (eval/bench_explain.py)
+    ("The user liked the recommended item because it is a crime drama film like Heat.",
+     "the recommended item"),
+    ("The user enjoys the recommended item, which is a crime thriller like Heat.", "the recommended item"),
+    ('The user enjoyed "Heat" and the recommended film, both tense.', "the recommended film"),
+    ("You loved this movie for its score, as in Heat.", "this movie"),
+    ("You will love the recommended item: a crime story like Heat.", None),  # not a past claim
+    ("You enjoyed Heat, and the recommended item is just as tense.", None),  # a new clause
+    ("You have not watched this film yet; it is tense like Heat.", None),  # negated
+    ("The user enjoyed Heat. This film is another crime story.", None),  # another sentence
+])
+def test_the_item_itself_may_not_be_said_to_be_seen(text, reference):
+    v = validate_explanation(text, [*HISTORY, *OTHERS, "Ronin (1998)"], history_titles=HISTORY,
+                             item_title="Ronin (1998)")
+    seen_reason = f"says the user already saw the item it recommends ({reference!r})"
+    assert v.ok == (reference is None), v.reason
+    assert reference is None or v.reason == seen_reason
+    # an item from the history (include_seen requests) may be said to be seen
+    v = validate_explanation(text, [*HISTORY, *OTHERS], history_titles=HISTORY, item_title="Heat (1995)")
+    assert not v.reason.startswith("says the user already saw")
+    assert recommended_item_claimed_seen(text, HISTORY) == reference

@@ -142,3 +142,29 @@ def test_terms_given_as_a_generator_are_read_for_both_checks():
                              vocabulary=VOCAB)
     assert v.ok, v.reason
 
+
+
+def test_an_abbreviation_does_not_end_a_sentence():
+    titles = [*TITLES, "The Talented Mr. Ripley (1999)"]
+    v = validate_explanation('You enjoyed "The Talented Mr. Ripley" (1999). This is as tense. More.',
+                             titles, TERMS)
+    assert v.ok and v.text == 'You enjoyed "The Talented Mr. Ripley" (1999). This is as tense.'
+
+
+@pytest.mark.parametrize("text", [  # cut off by the token limit inside a title (real SmolLM2 outputs)
+    'The user enjoyed the movie "Heat" (1995) and the movie "Toy Story" (1995) and the movie "',
+    'The user liked the movie "Heat (1995)," and the movie "Toy Story (',
+    "You liked “Heat” and “Toy Story",
+])
+def test_an_unclosed_quote_or_bracket_is_a_cut_off_text(text):
+    v = validate_explanation(text, TITLES, TERMS)
+    assert not v.ok and v.reason == "cut off (an unclosed quote or bracket)"
+
+
+def test_genre_words_inside_a_title_are_not_claims():
+    titles = [*TITLES, "Crimes and Misdemeanors (1989)"]
+    text = 'You enjoyed "Crimes and Misdemeanors" and this Fantasy epic fits.'
+    assert validate_explanation(text, titles, TERMS, vocabulary=["Crime", "Fantasy"], claimable=["Fantasy"]).ok
+    v = validate_explanation("A crime story for you, like Heat.", titles, TERMS,
+                             vocabulary=["Crime", "Fantasy"], claimable=["Fantasy"])
+    assert not v.ok and v.reason.endswith("('crime')")

@@ -18,7 +18,7 @@ def test_wheel_contains_templates_and_loads_them(tmp_path):
                     "--no-build-isolation", "-q", "-w", str(tmp_path)], check=True)
     wheel = next(tmp_path.glob("llmrank-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for t in ("rank", "explain", "chat_system"):
+    for t in ("rank", "explain", "explain_1_1", "chat_system"):
         assert f"llmrank/_prompts/{t}.toml" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
