@@ -138,6 +138,8 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     untitled = _without_titles(text, known_titles)  # 'Crimes and Misdemeanors' claims no crime
     if (term := _unclaimable_term(untitled, vocabulary, claims)) is not None:
         return Verdict(False, f"claims an attribute that neither the item nor a title it cites has ({term!r})")
+    if (word := _first_person(untitled)) is not None:
+        return Verdict(False, f"speaks in the first person ({word!r})")
     if (term := genre_called_a_title(text, vocabulary, known_titles)) is not None:
         return Verdict(False, f"calls the genre {term!r} a film")
     if item_title is not None and (other := misnamed_item(text, item_title, known_titles)) is not None:
@@ -156,6 +158,17 @@ def validate_explanation(text: str, known_titles: Iterable[str],
             text, untitled, history_titles or [], list(item_terms or [])):
         return Verdict(False, "cites nothing from the history or the item")
     return Verdict(True, "", text)
+
+
+# "I", "I'd", "me", "my" outside any title: the recommender has no taste of its own to report
+_FIRST_PERSON = re.compile(r"(?<![\w'’])(?:I(?:['’](?:d|ve|m|ll))?|[Mm]e|[Mm]y|[Mm]ine|[Mm]yself)(?![\w'’])")
+
+
+def _first_person(untitled: str) -> str | None:
+    """The first first-person word: a small model told what the user said ("Titles I liked")
+    answers as the user or as itself ("genres that I enjoy", "I'd have to suggest")."""
+    m = _FIRST_PERSON.search(untitled)
+    return m.group(0) if m else None
 
 
 def _without_titles(text: str, titles: list[str]) -> str:

@@ -168,3 +168,18 @@ def test_genre_words_inside_a_title_are_not_claims():
     v = validate_explanation("A crime story for you, like Heat.", titles, TERMS,
                              vocabulary=["Crime", "Fantasy"], claimable=["Fantasy"])
     assert not v.ok and v.reason.endswith("('crime')")
+
+
+@pytest.mark.parametrize(("text", "word"), [  # real SmolLM2 outputs (explain 1.1.0)
+    ("You enjoy a Crime story like Heat, a genre that I've enjoyed watching in the past.", "I've"),
+    ("You'd love Heat, but I'd have to suggest a title that's a bit unconventional.", "I'd"),
+    ("You enjoy Crime and Animation, two genres that my friends enjoy.", "my"),
+    ("You liked Heat, so this Crime story suits you.", None),
+])
+def test_first_person_text_is_rejected(text, word):
+    v = validate_explanation(text, TITLES, TERMS)
+    assert v.ok == (word is None), v.reason
+    assert word is None or v.reason == f"speaks in the first person ({word!r})"
+    # inside a title "I" is a name, not the model speaking
+    assert validate_explanation('You liked "I, Robot" and this Crime story fits.', [*TITLES, "I, Robot (2004)"],
+                                TERMS).ok

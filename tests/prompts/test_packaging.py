@@ -20,6 +20,7 @@ def test_wheel_contains_templates_and_loads_them(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for t in ("rank", "explain", "explain_1_1", "chat_system"):
         assert f"llmrank/_prompts/{t}.toml" in names
+    assert "llmrank/data/catalog/items.csv" in names  # the demo's embedded catalog
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = ("from llmrank.prompts import load_template as l; t = l('rank'); "
