@@ -1,15 +1,18 @@
-"""Checks that a generated explanation is usable: not empty, not degenerate, not an echo of
-the prompt, naming only items the user actually has in history or among the candidates, and
-claiming only attributes (genres) that the item or the history has, and saying the user saw
-only what their history holds.
+"""Checks that a generated explanation is usable: not empty, not degenerate, not cut off, not
+an echo of the prompt, naming only items the user actually has in history or among the
+candidates, claiming only attributes (genres) that the item or a film it cites has, saying the
+user saw only what their history holds, and citing something real.
 
 A small model invents titles readily; an explanation that cites a film the user never saw is
 worse than none, so anything that looks like a title must match a known one. It also calls a
 comedy "a gripping thriller": a catalog term (``vocabulary``) named in the text must be one
-of the terms the explanation may claim. And it writes "the user enjoyed X" of the very item
-it recommends, by name or as "the recommended item": a known title may only be the object of
-"enjoyed / watched / liked ..." when it is in the user's history. Names must also be what the text calls them: no genre called a
-film, no other title called the recommended item."""
+of the terms the explanation may claim. It writes "the user enjoyed X" or "the user liked the
+recommended item" of the very item it recommends: a known title (or the item, by reference)
+may only be the object of "enjoyed / watched / liked ..." when it is in the user's history.
+Names must also be what the text calls them: no genre called a film, no other title called
+the recommended item. And it answers with nothing at all ("a similar tone to titles the user
+liked") or as itself ("I'd suggest"): a text must cite a history title or the item's own
+terms, and never speak in the first person."""
 
 from __future__ import annotations
 
@@ -114,14 +117,15 @@ def validate_explanation(text: str, known_titles: Iterable[str],
                          item_terms: Iterable[str] | None = None) -> Verdict:
     """Accept ``text`` only if every quoted span and every capitalised multi-word span is
     part of a known title (history, candidates, the item) or a known term (genres, tags),
-    every year is a known title's, every ``vocabulary`` term it names (the catalog's
-    genres) is ``claimable`` (default: ``known_terms``; the explainer passes the item's and
-    the history's terms) and never called a film, when ``history_titles`` is given no known
-    title outside the history, nor the item itself by reference ('the recommended item'), is
-    said to have been enjoyed, watched or liked by the user, and
-    when ``item_title`` is given no other title is called the recommended item. Given a
-    history or ``item_terms``, the text must also be grounded: cite a history title or one of
-    the item's own terms, not only "a similar tone to titles the user liked"."""
+    every year is a known title's, every ``vocabulary`` term it names outside a title (the
+    catalog's genres) is ``claimable`` (default: ``known_terms``; the explainer passes the
+    item's terms and those of the history films the text cites) and never called a film, no
+    first-person word is used, when ``history_titles`` is given no known title outside the
+    history, nor the item itself by reference ('the recommended item'), is said to have been
+    enjoyed, watched or liked by the user, and when ``item_title`` is given no other title is
+    called the recommended item. Given a history or ``item_terms``, the text must also be
+    grounded: cite a history title or one of the item's own terms, not only "a similar tone
+    to titles the user liked"."""
     text = tidy(text)
     if len(text) < MIN_CHARS:
         return Verdict(False, "empty or too short")
