@@ -9,13 +9,16 @@ import re
 
 from llmrank.explain.titles import WORD, mentions, normalize_text, strip_year
 
-# "you enjoyed / the user watched / likes / is fond of / you enjoy" X: X is said to be in the
-# user's past (a bare "like" / "love" only right after "you" or "they": "you will love Ronin"
-# is the recommendation itself, "You enjoy the movie Ronin" says they already know it)
-_PAST = re.compile(r"(?:(?<=\byou )|(?<=\bthey ))(?:enjoy|like|love)\b|"
-                   r"\b(?:enjoyed|enjoys|liked|likes|loved|loves|adored|adores|watched|rewatched|saw|seen|"
+# "you enjoyed / the user watched / likes / is fond of / you're a fan of" X: X is said to be in
+# the user's past ("you will love Ronin" is the recommendation itself)
+_PAST = re.compile(r"\b(?:enjoyed|liked|loved|adored|watched|rewatched|saw|seen|"
                    r"rated|appreciated|(?:(?:were|was|are|is) |['’]re )(?:particularly |very |quite )?fond of|"
                    r"(?:(?:were|was|are|is) |['’]re )(?:a |an )?(?:big |huge )?fans? of)\b", re.I)
+# the present "you enjoy / the user likes" X says the same ("You enjoy the movie Ronin and its
+# car chases"), unless a reason follows: "You like Klute because it shares drama and mystery
+# with the titles you liked" is how a model phrases the prediction (eval/RESULTS.md 5.3)
+_PRESENT = r"(?:(?<=\byou )|(?<=\bthey ))(?:enjoy|like|love)\b|\b(?:enjoys|likes|loves|adores)\b"
+_VERB = re.compile(rf"(?P<present>{_PRESENT})|{_PAST.pattern}", re.I)
 _VERB_THEN_COLON = re.compile(rf"(?:{_PAST.pattern})\s*$", re.I)
 _NEGATED = re.compile(r"\b(?:not|never|yet to)\s+$|n[\'’]t\s+$", re.I)
 # a word between the verb and a title that makes the title something other than its object
@@ -85,15 +88,19 @@ def _sentence_start(text: str, start: int) -> int:
 def _is_object_of_past_verb(text: str, start: int, end: int) -> bool:
     sentence_start = _sentence_start(text, start)
     prefix = text[sentence_start:start]
-    verbs = list(_PAST.finditer(prefix))
+    verbs = list(_VERB.finditer(prefix))
     if not verbs or _NEGATED.search(prefix[:verbs[-1].start()]):
+        return False
+    after = WORD.findall(text[end:end + 40].lower())
+    if after[:1] and re.fullmatch(r"1[89]\d\d|20\d\d", after[0]):  # 'Ronin (1998) because'
+        after = after[1:]
+    if verbs[-1].group("present") and after[:1] == ["because"]:
         return False
     between_text = prefix[verbs[-1].end():]
     between = WORD.findall(between_text.lower())
     words = [w for w in between if w not in _LIST_WORDS]
     if len(words) > _MAX_BETWEEN or any(w in _RESET for w in words):
         return False
-    after = WORD.findall(text[end:end + 30].lower())
     if after and after[0] in _CLAUSE_VERBS:  # "... Heat, and Ronin is just as tense"
         return False
     if re.search(_HELD + r"[\"'”’)\s]*,", between_text):

@@ -25,6 +25,8 @@ OTHERS = ["Ronin (1998)", "Chasing Aurora (2012)", "It (2017)", "Casino (1995)"]
     ("You liked Heat and Ronin is just as tense.", None),
     ("You watched Heat, and Ronin is just as tense.", None),  # a comma, then a new clause
     ('You enjoy the movie "Ronin" and its car chases.', "Ronin (1998)"),  # real (explain 1.1.0)
+    ('You like "Ronin" because it shares crime with the titles you liked.', None),  # a prediction
+    ('You like the recommended title "Ronin (1998)" because it shares crime with Heat.', None),
     ("You may enjoy Ronin, a thriller like Heat.", None),  # the recommendation itself
     ("If you like Heat, you'd love Ronin.", None),
     ("You enjoyed crime films such as Ronin.", None),  # 'as': not said to be seen
