@@ -47,9 +47,7 @@ def unseen_claim(text: str, history_titles: list[str], known_titles: list[str]) 
     titles and list joiners stand between the verb and it."""
     held = {normalize_text(strip_year(t)) for t in history_titles}
     found = mentions(text, [*history_titles, *known_titles])
-    masked = text
-    for start, end, _ in found:  # titles become placeholders of the same length
-        masked = masked[:start] + _HELD * (end - start) + masked[end:]
+    masked = _masked(text, found)
     for start, end, title in found:
         if normalize_text(strip_year(title)) in held:
             continue
@@ -66,13 +64,19 @@ def recommended_item_claimed_seen(text: str, titles: list[str]) -> str | None:
     ``text`` makes the object of a past-experience verb: "The user liked the recommended item
     because ..." says the user has already seen what is being recommended to them (over half
     of SmolLM2-135M's otherwise accepted explanations, eval/RESULTS.md section 5.3)."""
-    masked = text
-    for start, end, _ in mentions(text, titles):
-        masked = masked[:start] + _HELD * (end - start) + masked[end:]
+    masked = _masked(text, mentions(text, titles))
     for m in _ITEM_REFERENCE.finditer(masked):
         if _is_object_of_past_verb(masked, m.start(), m.end()):
             return m.group(0)
     return None
+
+
+def _masked(text: str, found: list[tuple[int, int, str]]) -> str:
+    """``text`` with each title mention replaced by a placeholder of the same length, so that
+    offsets stay valid and a title's own words ('Heat and Dust') are not read as the sentence's."""
+    for start, end, _ in found:
+        text = text[:start] + _HELD * (end - start) + text[end:]
+    return text
 
 
 def _sentence_start(text: str, start: int) -> int:
