@@ -45,7 +45,7 @@ def unseen_claim(text: str, history_titles: list[str], known_titles: list[str]) 
     past-experience verb ('The user enjoyed the documentary "Chasing Aurora"' for the very
     item being recommended). A title counts as the object when only a few words, other
     titles and list joiners stand between the verb and it."""
-    held = {normalize_text(strip_year(t)) for t in history_titles}
+    held = _held(history_titles)
     found = mentions(text, [*history_titles, *known_titles])
     masked = _masked(text, found)
     for start, end, title in found:
@@ -59,16 +59,25 @@ def unseen_claim(text: str, history_titles: list[str], known_titles: list[str]) 
     return None
 
 
-def recommended_item_claimed_seen(text: str, titles: list[str]) -> str | None:
+def recommended_item_claimed_seen(text: str, history_titles: list[str], known_titles: list[str],
+                                  item_title: str | None = None) -> str | None:
     """The first reference to the explained item ('the recommended item', 'this film') that
     ``text`` makes the object of a past-experience verb: "The user liked the recommended item
     because ..." says the user has already seen what is being recommended to them (over half
-    of SmolLM2-135M's otherwise accepted explanations, eval/RESULTS.md section 5.3)."""
-    masked = _masked(text, mentions(text, titles))
+    of SmolLM2-135M's otherwise accepted explanations, eval/RESULTS.md section 5.3). None when
+    ``item_title`` is in the history (an include-seen request), where that is true."""
+    if item_title is not None and normalize_text(strip_year(item_title)) in _held(history_titles):
+        return None
+    masked = _masked(text, mentions(text, [*history_titles, *known_titles]))
     for m in _ITEM_REFERENCE.finditer(masked):
         if _is_object_of_past_verb(masked, m.start(), m.end()):
             return m.group(0)
     return None
+
+
+def _held(history_titles: list[str]) -> set[str]:
+    """The history's titles as compared: normalised, without the year."""
+    return {normalize_text(strip_year(t)) for t in history_titles}
 
 
 def _masked(text: str, found: list[tuple[int, int, str]]) -> str:

@@ -153,11 +153,9 @@ def validate_explanation(text: str, known_titles: Iterable[str],
         seen = unseen_claim(text, history_titles, known_titles)
         if seen is not None:
             return Verdict(False, f"says the user saw {seen!r}, which is not in their history")
-        held = {normalize_text(strip_year(t)) for t in history_titles}
-        if item_title is None or normalize_text(strip_year(item_title)) not in held:
-            ref = recommended_item_claimed_seen(text, [*history_titles, *known_titles])
-            if ref is not None:
-                return Verdict(False, f"says the user already saw the item it recommends ({ref!r})")
+        ref = recommended_item_claimed_seen(text, history_titles, known_titles, item_title)
+        if ref is not None:
+            return Verdict(False, f"says the user already saw the item it recommends ({ref!r})")
     if (history_titles is not None or item_terms is not None) and not _grounded(
             text, untitled, history_titles or [], list(item_terms or [])):
         return Verdict(False, "cites nothing from the history or the item")

@@ -87,4 +87,4 @@ def test_the_item_itself_may_not_be_said_to_be_seen(text, reference):
     # an item from the history (include_seen requests) may be said to be seen
     v = validate_explanation(text, [*HISTORY, *OTHERS], history_titles=HISTORY, item_title="Heat (1995)")
     assert not v.reason.startswith("says the user already saw")
-    assert recommended_item_claimed_seen(text, HISTORY) == reference
+    assert recommended_item_claimed_seen(text, HISTORY, []) == reference
