@@ -15,7 +15,7 @@ from llmrank.data.itemtext import item_title, render_item
 from llmrank.errors import LlmrankError
 from llmrank.explain.fallback import fallback_explanation, shared_terms
 from llmrank.explain.titles import mentions
-from llmrank.explain.validate import Verdict, validate_explanation
+from llmrank.explain.validate import Verdict, shown_text, validate_explanation
 from llmrank.llm.base import LLM, GenerationConfig
 from llmrank.prompts.store import load_template
 from llmrank.prompts.template import PromptTemplate
@@ -96,7 +96,7 @@ class Explainer:
         said: set[str] = set()  # a small model often says the same words for every item
         for it, out in zip(items, outputs, strict=True):
             verdict = validate_explanation(out, titles, terms, vocabulary=self.vocabulary,
-                                           claimable=_claimable(out, it, history),
+                                           claimable=_claimable(shown_text(out), it, history),
                                            history_titles=history_titles, item_title=item_title(it),
                                            item_terms=[*it.genres, *it.tags])
             if verdict.ok and verdict.text.casefold() in said:
@@ -120,7 +120,8 @@ def _claimable(text: str, item: Item, history: Sequence[Item]) -> list[str]:
     """The genres and tags ``text`` may name: the item's own, and those of the history items
     it cites. The whole history would allow almost any genre (a long MovieLens history covers
     most of them), so "a comedy and horror" of a comedy passed whenever the user once watched
-    a horror film; a genre must be the item's or belong to a film the text points to."""
+    a horror film; a genre must be the item's or belong to a film the text points to.
+    ``text`` is the shown text: a film cited only in a dropped third sentence does not count."""
     by_title = {item_title(h): h for h in history}
     cited = [by_title[title] for _, _, title in mentions(text, list(by_title))]
     return [t for x in (item, *cited) for t in (*x.genres, *x.tags)]

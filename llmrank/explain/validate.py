@@ -47,7 +47,7 @@ _COMMON = {
     "they", "we", "he", "she", "based", "given", "like", "both", "with", "fans", "also", "and",
 }
 
-__all__ = ["MAX_CHARS", "MIN_CHARS", "Verdict", "normalize_text", "strip_year", "tidy",
+__all__ = ["MAX_CHARS", "MIN_CHARS", "Verdict", "normalize_text", "shown_text", "strip_year", "tidy",
            "validate_explanation"]
 
 MIN_CHARS = 12
@@ -126,10 +126,9 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     called the recommended item. Given a history or ``item_terms``, the text must also be
     grounded: cite a history title or one of the item's own terms, not only "a similar tone
     to titles the user liked"."""
-    text = tidy(text)
+    text = shown_text(text)
     if len(text) < MIN_CHARS:
         return Verdict(False, "empty or too short")
-    text = _truncate(text)
     if reason := _echo(text) or _degenerate(text) or _unclosed(text):
         return Verdict(False, reason)
     known_titles, known_terms = list(known_titles), list(known_terms)  # each is read twice
@@ -247,8 +246,12 @@ def _unclosed(text: str) -> str | None:
     return None
 
 
-def _truncate(text: str) -> str:
-    """At most MAX_CHARS, cut at a word boundary and marked with an ellipsis."""
+def shown_text(text: str) -> str:
+    """The part of a model's output that would be shown: tidied, at most MAX_CHARS, cut at a
+    word boundary and marked with an ellipsis. Checks that depend on what the text cites
+    (``claimable``) must read this, not the raw output, whose dropped sentences may cite
+    films the shown text does not."""
+    text = tidy(text)
     if len(text) > MAX_CHARS:
         return text[:MAX_CHARS].rsplit(" ", 1)[0] + "…"
     return text

@@ -102,6 +102,16 @@ def test_a_genre_must_be_the_items_or_a_cited_history_films():
     assert out[1].source == "model"
 
 
+def test_a_film_cited_only_in_a_dropped_sentence_does_not_license_its_genre():
+    """At most two sentences are shown: Heat, named in the third, cannot make 'thriller'
+    claimable in the first, since the reader never sees the film it came from."""
+    vocab = ["Animation", "Comedy", "Crime", "Drama", "Thriller"]
+    text = "Shrek is an animated thriller for you. It is funny. Heat fans will see why."
+    out, _ = Explainer(FakeLLM(generations=[text]), vocabulary=vocab).explain(
+        HIST, CANDS[:1], known=CANDS)
+    assert out[0].source == "fallback" and "'thriller'" in out[0].rejected
+
+
 def test_saying_the_user_saw_the_recommended_item_falls_back():
     """The model often writes 'the user enjoyed X' of the item it recommends; only the
     history may be said to have been seen."""
