@@ -36,8 +36,9 @@ class Embedder(Protocol):
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
-    """Unit-norm float32 rows; all-zero rows stay zero (they score 0 against everything)."""
-    out = np.ascontiguousarray(vectors, dtype=np.float32)
+    """Unit-norm float32 rows; all-zero rows stay zero (they score 0 against everything).
+    Always a new array: the caller's vectors (a cache row, a model's output) stay as they were."""
+    out = np.array(vectors, dtype=np.float32, order="C", copy=True)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
     return out

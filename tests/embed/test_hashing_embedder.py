@@ -42,6 +42,13 @@ def test_normalize_rows_keeps_zero_rows():
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
 
 
+def test_normalize_rows_leaves_the_callers_array_alone():
+    vectors = np.array([[3.0, 4.0]], dtype=np.float32)  # already float32 and contiguous
+    out = normalize_rows(vectors)
+    np.testing.assert_array_equal(vectors, [[3.0, 4.0]])
+    np.testing.assert_allclose(out, [[0.6, 0.8]])
+
+
 def test_rejects_tiny_dim():
     with pytest.raises(ValueError):
         HashingEmbedder(dim=2)
