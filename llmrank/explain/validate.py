@@ -268,16 +268,17 @@ def _echo(text: str) -> str | None:
 
 
 def _known_matcher(known_titles: Iterable[str], known_terms: Iterable[str]) -> Callable[[str], bool]:
-    """A test for 'this span is part of a known title (with or without its year) or term',
-    on normalised text so case, accents and punctuation do not matter."""
+    """A test for 'this span is whole words of a known title (with or without its year) or
+    term', on normalised text so case, accents and punctuation do not matter. Whole words,
+    not characters: "Alien" is not part of "Aliens", nor "Ran" of "Grand Canyon"."""
     titles = [normalize_text(t) for t in known_titles if t]
     titles += [normalize_text(a) for t in known_titles if t for a in aliases(t)]
     terms = [normalize_text(t) for t in known_terms if t]
-    haystack = [t for t in titles + terms if t]
+    haystack = [f" {t} " for t in titles + terms if t]
 
     def known(span: str) -> bool:
         s = normalize_text(span)
-        return not s or any(s in t for t in haystack)
+        return not s or any(f" {s} " in t for t in haystack)
 
     return known
 

@@ -37,6 +37,17 @@ def test_bad_texts_rejected(text, reason):
     assert not v.ok and reason in v.reason
 
 
+@pytest.mark.parametrize("text", [
+    'Because you liked "Heat", this shares a lot with "Alien" and its crew.',  # not "Aliens"
+    'Since you liked "Heat", it is as gripping as "Ran" was.',  # letters of "Grand Canyon"
+    'Since you liked Heat, it recalls "Lord of the Ring".',
+])
+def test_a_title_must_be_whole_words_of_a_known_one(text):
+    known = [*TITLES, "Grand Canyon (1991)", "Aliens (1986)"]
+    v = validate_explanation(text, known, TERMS)
+    assert not v.ok and "unknown item" in v.reason
+
+
 def test_tidy_keeps_two_sentences():
     v = validate_explanation("Heat is tense. It is a crime film. It is long. Extra.", TITLES, TERMS)
     assert v.ok and v.text == "Heat is tense. It is a crime film."
