@@ -20,21 +20,22 @@ FormatOpt = typer.Option(None, "--format", "-f", help="Loader name (movielens, a
                          "parquet, llmrank, catalog); detected from the files when omitted.")
 MappingOpt = typer.Option(None, "--mapping", "-m", help="Column mapping for csv/jsonl/parquet: "
                           "'user=uid,item=sku,timestamp=ts', JSON, or @file.json.")
-KcoreOpt = typer.Option(0, "--kcore", min=0, help="Keep the k-core (users and items with >= k interactions).")
+KcoreOpt = typer.Option(None, "--kcore", min=0, help="Keep the k-core (users and items with >= k "
+                        "interactions); 0 turns off a k-core the config sets.")
 MinRatingOpt = typer.Option(None, "--min-rating", help="Drop interactions rated below this.")
 OnErrorOpt = typer.Option(None, "--on-error", help="Malformed lines: 'skip' (count and report) or 'raise'.")
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML/YAML config whose [data] section is the base; flags override it.")
 
 
 def _data_config(source: str | None, config: Path | None, data_dir: str | None, fmt: str | None,
-                 mapping: str | None, kcore: int, min_rating: float | None, on_error: str) -> Any:
+                 mapping: str | None, kcore: int | None, min_rating: float | None, on_error: str) -> Any:
     from llmrank.config import load_config
     from llmrank.data.mapping import ColumnMapping
 
     overrides: dict[str, Any] = {
         "data.dataset": source, "data.data_dir": data_dir, "data.format": fmt,
         "data.min_rating": min_rating, "data.on_error": on_error,
-        "data.kcore": kcore or None,
+        "data.kcore": kcore,  # None keeps the config's; 0 is an explicit 'no k-core'
     }
     if mapping:
         parsed = ColumnMapping.parse(mapping)
@@ -45,7 +46,7 @@ def _data_config(source: str | None, config: Path | None, data_dir: str | None, 
 @app.command()
 def info(
     source: str = typer.Argument(None, help="Dataset name (catalog, ml-latest-small, ...) or path; default: the config's."),
-    data_dir: str = DataDirOpt, fmt: str = FormatOpt, mapping: str = MappingOpt, kcore: int = KcoreOpt,
+    data_dir: str = DataDirOpt, fmt: str = FormatOpt, mapping: str = MappingOpt, kcore: int | None = KcoreOpt,
     min_rating: float = MinRatingOpt, on_error: str = OnErrorOpt, config: Path = ConfigOpt,
     json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
 ) -> None:
@@ -116,7 +117,7 @@ def download(
 def convert(
     src: str = typer.Argument(..., help="Dataset name or path to read."),
     dst: Path = typer.Argument(..., help="Folder to write (Parquet files + manifest.json)."),
-    data_dir: str = DataDirOpt, fmt: str = FormatOpt, mapping: str = MappingOpt, kcore: int = KcoreOpt,
+    data_dir: str = DataDirOpt, fmt: str = FormatOpt, mapping: str = MappingOpt, kcore: int | None = KcoreOpt,
     min_rating: float = MinRatingOpt, on_error: str = OnErrorOpt, config: Path = ConfigOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
     json_out: bool = JsonOpt, verbose: bool = VerboseOpt,

@@ -24,6 +24,18 @@ def test_info_json_on_real_data(ml_small_dir):
     assert out["report"]["format"] == "movielens" and out["report"]["steps"][0].startswith("5-core")
 
 
+def test_kcore_zero_turns_off_the_configs_kcore(tmp_path):
+    src = tmp_path / "ev.csv"
+    src.write_text("user_id,item_id,timestamp\na,x,1\na,y,2\nb,x,3\nb,y,4\nc,x,5\n")
+    config = tmp_path / "c.toml"
+    config.write_text("[data]\nkcore = 2\n")
+    args = ["info", str(src), "--config", str(config), "--json"]
+    assert json.loads(runner.invoke(app, args).stdout)["summary"]["interactions"] == 4  # 2-core drops c
+    result = runner.invoke(app, [*args, "--kcore", "0"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["interactions"] == 5
+
+
 def test_info_table_and_convert_round_trip(tmp_path, ml100k_dir):
     dst = tmp_path / "ml100k-canonical"
     result = runner.invoke(app, ["convert", str(ml100k_dir), str(dst), "--min-rating", "4", "--json"])
