@@ -117,7 +117,7 @@ class ExploreStep:
         for pos, (item_id, prop) in enumerate(zip(slate.items, slate.propensities or [], strict=True)):
             base = by_id.get(item_id) or RankedItem(item_id=item_id, score=float("nan"), position=pos)
             shown.append(replace(base, position=pos, propensity=prop))
-        if log and self.store is not None:
+        if log and self.store is not None and slate.items:  # nothing shown: nothing to learn from
             self.store.log_impression(slate.impression(request.request_id, request.user_id,
                                                        context={"segment": segment}))
         return shown
@@ -155,12 +155,16 @@ class ExploreStep:
             self._learning.release()
 
     def learn(self, *, now: float | None = None) -> int:
-        """Update the policy from impressions settled since the last call; returns how many."""
+        """Update the policy from impressions settled since the last call; returns how many.
+        The learned window only moves forward: a ``now`` before an earlier call's (a clock
+        stepped back, a caller's own time) learns nothing, else its impressions would count twice."""
         if self.store is None:
             return 0
         from llmrank.feedback.rounds import rounds
 
         until = (time.time() if now is None else now) - self.settle_seconds
+        if self.learned_until is not None and until <= self.learned_until:
+            return 0
         n = 0
         for rnd in rounds(self.store, since=self.learned_until, until=until):
             imp = rnd.impression  # any policy's slate is evidence about the items it showed

@@ -7,7 +7,7 @@ a skip is 0; an item shown and not acted on is 0."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from llmrank.feedback.base import FeedbackStore
@@ -41,24 +41,37 @@ class Round:
 def rounds(store: FeedbackStore, *, reward: RewardSpec | None = None,
            policy: str | None = None, since: float | None = None,
            until: float | None = None) -> Iterator[Round]:
-    """Impressions in time order with the rewards their events imply."""
+    """Impressions in time order (``since`` <= timestamp < ``until``) with the rewards their
+    events imply. An impression's events are found by its request_id, whatever their own
+    timestamps say: a click stamped by a client whose clock runs behind the server's still
+    belongs to the impression it answers."""
     spec = reward or RewardSpec()
-    by_request: dict[str, list[FeedbackEvent]] = defaultdict(list)
-    for ev in store.events(since=since):
-        if ev.request_id is not None:
-            by_request[ev.request_id].append(ev)
-    for imp in store.impressions(policy=policy, since=since, until=until):
-        r = [0.0] * len(imp.items)
-        skipped = [False] * len(imp.items)
-        index = {item: slot for slot, item in enumerate(imp.items)}
-        for ev in by_request.get(imp.request_id, ()):
-            slot = index.get(ev.item_id)
-            if slot is None:
-                continue
-            value = spec.of(ev)
-            if value is None:
-                continue
-            if value <= 0.0:
-                skipped[slot] = True
-            r[slot] = max(r[slot], value)
-        yield Round(imp, tuple(r), tuple(skipped))
+    impressions = store.impressions(policy=policy, since=since, until=until)
+    if since is None:  # the whole log from the start: one pass over every event is cheaper
+        by_request: dict[str, list[FeedbackEvent]] = defaultdict(list)
+        for ev in store.events():
+            if ev.request_id is not None:
+                by_request[ev.request_id].append(ev)
+        for imp in impressions:
+            yield _round(imp, by_request.get(imp.request_id, ()), spec)
+        return
+    for imp in impressions:  # a window: look each impression's events up (indexed by request)
+        yield _round(imp, list(store.events(request_id=imp.request_id)), spec)
+
+
+def _round(imp: Impression, events: Iterable[FeedbackEvent], spec: RewardSpec) -> Round:
+    """One impression's rewards per shown slot (max over the slot's events)."""
+    r = [0.0] * len(imp.items)
+    skipped = [False] * len(imp.items)
+    index = {item: slot for slot, item in enumerate(imp.items)}
+    for ev in events:
+        slot = index.get(ev.item_id)
+        if slot is None:
+            continue
+        value = spec.of(ev)
+        if value is None:
+            continue
+        if value <= 0.0:
+            skipped[slot] = True
+        r[slot] = max(r[slot], value)
+    return Round(imp, tuple(r), tuple(skipped))

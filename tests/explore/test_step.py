@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 from llmrank.config import load_config
 from llmrank.explore.step import ExploreStep
 from llmrank.feedback import FeedbackEvent
@@ -78,3 +80,43 @@ def test_step_segment_key_without_users_warns(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         step = ExploreStep.from_config(cfg)
     assert "segment_key" in caplog.text and step.segment_of("u1") is None
+
+
+def test_learn_never_counts_an_impression_twice_when_now_goes_back(tmp_path):
+    """A ``now`` earlier than the last call's (a clock stepped back) learns nothing: the window
+    only moves forward, so the next call does not fold the same feedback in again."""
+    step = _step(tmp_path)
+    req = RecRequest(user_id="u1", k=3, explore=True)
+    shown = step(req, RANKED)
+    step.feedback(FeedbackEvent("u1", shown[0].item_id, "click", request_id=req.request_id))
+    imp = step.store.impression(req.request_id)  # type: ignore[union-attr]
+    assert imp is not None
+    t = imp.timestamp
+    assert step.learn(now=t + 10) == 1
+    assert step.learn(now=t - 10) == 0 and step.learned_until == t + 10
+    assert step.learn(now=t + 20) == 0
+    assert step.policy.item_counts[shown[0].item_id][0] == 1.0  # type: ignore[attr-defined]
+
+
+def test_learn_counts_a_click_stamped_before_the_window(tmp_path):
+    """Events join their impression by request_id: a click whose client clock runs behind the
+    server's (stamped before the learned window) is still a reward for that impression."""
+    step = _step(tmp_path)
+    step.learn()
+    before = step.learned_until
+    assert before is not None
+    req = RecRequest(user_id="u1", k=3, explore=True)
+    shown = step(req, RANKED)
+    step.feedback(FeedbackEvent("u1", shown[0].item_id, "click", request_id=req.request_id,
+                                timestamp=before - 2))
+    assert step.learn(now=time.time() + 1) == 1
+    assert step.policy.item_counts[shown[0].item_id][0] == 1.0  # type: ignore[attr-defined]
+
+
+def test_an_empty_slate_is_served_and_not_logged(tmp_path):
+    """Nothing to rank (every candidate filtered out): the step shows nothing and logs
+    nothing, instead of failing the request on an impression without items."""
+    step = _step(tmp_path)
+    req = RecRequest(user_id="u1", k=3, explore=True)
+    assert step(req, []) == []
+    assert step.store.impression(req.request_id) is None  # type: ignore[union-attr]

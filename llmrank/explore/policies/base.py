@@ -79,7 +79,7 @@ class Request:
         codes = features.codes(items) if features is not None else np.full(len(items), -1)
         rank = np.empty(len(s), np.int64)
         rank[np.argsort(-s, kind="stable")] = np.arange(len(s))
-        sd = s.std()
+        sd = s.std() if len(s) else 0.0  # no candidates (all filtered out): no warnings
         z = (s - s.mean()) / sd if sd > 0 else np.zeros_like(s)
         return cls(items, s, codes, context, rank, z)
 

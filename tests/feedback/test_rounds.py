@@ -1,0 +1,28 @@
+"""rounds(): impressions joined with their events by request_id."""
+
+from __future__ import annotations
+
+from llmrank.feedback import FeedbackEvent
+from llmrank.feedback.records import Impression
+from llmrank.feedback.rounds import rounds
+from llmrank.feedback.sqlite_store import SqliteFeedbackStore
+
+
+def _imp(rid: str, ts: float) -> Impression:
+    return Impression(rid, "u1", ("a", "b"), (1.0, 0.5), (1.0, 1.0), "greedy", timestamp=ts)
+
+
+def test_events_join_by_request_id_whatever_their_timestamps():
+    """A window of impressions gets the events of exactly those impressions, even events
+    stamped before the window (a client clock behind the server's) or after it."""
+    store = SqliteFeedbackStore(":memory:")
+    store.log_many([_imp("old", 50.0), _imp("r1", 100.0), _imp("late", 300.0)], [
+        FeedbackEvent("u1", "b", "click", request_id="r1", timestamp=90.0),
+        FeedbackEvent("u1", "a", "skip", request_id="r1", timestamp=500.0),
+        FeedbackEvent("u1", "a", "click", request_id="old", timestamp=95.0),
+    ])
+    got = [(r.impression.request_id, r.rewards, r.skipped)
+           for r in rounds(store, since=99.0, until=200.0)]
+    assert got == [("r1", (0.0, 1.0), (True, False))]
+    everything = {r.impression.request_id: r.rewards for r in rounds(store)}
+    assert everything == {"old": (1.0, 0.0), "r1": (0.0, 1.0), "late": (0.0, 0.0)}
