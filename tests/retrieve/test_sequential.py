@@ -17,7 +17,7 @@ from llmrank.retrieve import load_retriever, save_retriever
 from llmrank.retrieve.base import PersistentRetriever
 from llmrank.retrieve.sequential.config import SequentialConfig
 from llmrank.retrieve.sequential.evaluate import split_ranks, summarize
-from llmrank.retrieve.sequential.retriever import SequentialRetriever
+from llmrank.retrieve.sequential.retriever import SequentialRetriever, dataset_info
 from llmrank.retrieve.sequential.synthetic import cyclic_dataset, item_id
 from llmrank.retrieve.sequential.train import holdout_split, train_sequential
 from llmrank.retrieve.sequential.windows import pad_left, training_windows
@@ -154,6 +154,14 @@ def test_save_load_round_trip(retriever, tmp_path):
     assert loaded.retrieve_many(hists, k=10, filters=f) == retriever.retrieve_many(hists, k=10, filters=f)
     np.testing.assert_array_equal(loaded.model.item_vectors(), retriever.model.item_vectors())
     assert loaded.items[item_id(2, 7)].genres == ("horror",)
+
+
+def test_dataset_info_records_the_full_data_config(dataset):
+    cfg = load_config({"data": {"dataset": "ml-latest-small", "min_rating": 4.0, "kcore": 5,
+                                "format": "movielens", "options": {"name": "x"}}})
+    info = dataset_info(dataset, cfg)  # the fused retriever records the same
+    assert info.data_config == cfg.data.model_dump(mode="json")
+    assert (info.source, info.kcore, info.n_items) == ("ml-latest-small", 5, dataset.n_items)
 
 
 def test_registered_and_configurable():

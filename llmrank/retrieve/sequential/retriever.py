@@ -60,10 +60,9 @@ def index_vectors(ids: Sequence[str], vectors: np.ndarray, config: Config | None
 
 
 def dataset_info(dataset: Dataset, config: Config | None) -> DatasetInfo:
-    data = config.data if config is not None else None
-    return DatasetInfo(name=dataset.name, source=data.dataset if data else None,
-                       data_dir=data.data_dir if data else None, kcore=data.kcore if data else 0,
-                       n_items=dataset.n_items, n_users=dataset.n_users)
+    """What the text retriever records too, the full DataConfig included: without it a
+    reload drops min_rating, format, mapping and options and masks a different history."""
+    return DatasetInfo.from_dataset(dataset, config)
 
 
 class SequentialRetriever(VectorSearchMixin):
