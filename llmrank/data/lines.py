@@ -84,10 +84,13 @@ def iter_lines(
 ) -> Iterator[tuple[int, str]]:
     """Yield (line_no, text) for non-empty lines, decoding each line on its own so that one
     badly encoded line is reported instead of failing the file. An empty file is an error
-    (a loader that silently returns nothing hides a wrong path or a failed download)."""
+    (a loader that silently returns nothing hides a wrong path or a failed download).
+    ``skip_header`` skips the first non-blank line: after a leading blank line the header is
+    on line 2, and reading it as data would make it a malformed (or, worse, a valid) row."""
     path = check_file(path)
     report.files.append(str(path))
     any_line = False
+    header_pending = skip_header
     line_no = 0
     with open_binary(path) as fh:
         try:
@@ -98,13 +101,16 @@ def iter_lines(
                 try:
                     text = raw.decode(encoding)
                 except UnicodeDecodeError as exc:
-                    any_line = True
+                    any_line, header_pending = True, False
                     report.problem(MalformedLineError(str(path), line_no, f"not valid {encoding}: {exc.reason}"), on_error)
                     continue
                 if line_no == 1 and text.startswith("\ufeff"):
                     text = text[1:]
+                    if not text.strip():
+                        continue
                 any_line = True
-                if skip_header and line_no == 1:
+                if header_pending:
+                    header_pending = False
                     continue
                 report.lines_read += 1
                 yield line_no, text

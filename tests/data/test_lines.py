@@ -19,6 +19,15 @@ def test_iter_lines_skips_blank_lines_and_strips_bom_and_crlf(tmp_path):
     assert report.lines_read == 2 and report.files == [str(path)]
 
 
+def test_skip_header_skips_the_first_non_blank_line(tmp_path):
+    path = write(tmp_path / "h.csv", "\n\r\nuser,item\n1,2\n")
+    report = LoadReport()
+    assert list(iter_lines(path, report=report, skip_header=True)) == [(4, "1,2")]
+    assert report.lines_read == 1
+    bom_only = write(tmp_path / "b.csv", "\ufeff\nuser,item\n1,2\n")
+    assert list(iter_lines(bom_only, report=LoadReport(), skip_header=True)) == [(3, "1,2")]
+
+
 def test_gzip_is_transparent(tmp_path):
     path = write(tmp_path / "a.txt.gz", "one\ntwo\n", gz=True)
     assert [t for _, t in iter_lines(path, report=LoadReport())] == ["one", "two"]

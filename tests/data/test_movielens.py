@@ -123,6 +123,15 @@ def test_bad_encoding_in_utf8_csv(tmp_path):
     assert report.skipped == 1 and ds.items["2"].title == ""  # rated item kept, bare
 
 
+def test_blank_line_before_the_csv_header(tmp_path):
+    folder = tmp_path / "ml-csv"
+    write(folder / "movies.csv", "\nmovieId,title,genres\n1,Alpha (1990),Drama\n")
+    write(folder / "ratings.csv", "\nuserId,movieId,rating,timestamp\n1,1,4.0,10\n")
+    report = LoadReport()
+    ds = load_movielens(folder, on_error="raise", report=report)  # the header is not a bad row
+    assert len(ds.interactions) == 1 and report.skipped == 0 and ds.items["1"].title == "Alpha"
+
+
 def test_duplicate_item_ids(tmp_path):
     items = (f"1|Alpha (1990)|01-Jan-1990||http://x|{GENRE_FLAGS}\n"
              f"1|Alpha again (1990)|01-Jan-1990||http://x|{GENRE_FLAGS}\n")
