@@ -9,6 +9,7 @@ The system prompt also says that quoted text is data (defence in depth)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 # chat-template special tokens of common model families, and generic <|...|> markers
@@ -17,25 +18,55 @@ _SPECIAL = re.compile(
     r"|<bos>|<eos>|<pad>|\[/?(?:SYSTEM|USER|ASSISTANT)(?:_PROMPT)?\]",
     re.IGNORECASE,
 )
-# "System:", "### Assistant:", "Answer:" at any position: a role or answer-slot marker
+# "System:", "### Assistant:", "Answer:" at any position: a role or answer-slot marker. NFKC
+# already folds fullwidth and small colons to ":"; these look-alikes survive it.
 _ROLE = re.compile(
-    r"(?:#{1,6}\s*)?\b(system|assistant|user|human|ai|answer|instruction|response)\s*:",
+    r"(?:#{1,6}\s*)?\b(system|assistant|user|human|ai|answer|instruction|response)"
+    r"\s*[:\u02f8\u2236\ua789]",
     re.IGNORECASE,
 )
-# characters that could close our delimiters or open markup
+# characters that could close our delimiters or open markup; the double-quote look-alikes
+# are those NFKC leaves alone (it folds U+FF02 to '"' and U+2033 to two U+2032)
 _TRANSLATE = str.maketrans({
-    '"': "'", "“": "'", "”": "'", "„": "'", "«": "'", "»": "'", "`": "'",
+    '"': "'", "“": "'", "”": "'", "„": "'", "‟": "'", "«": "'", "»": "'", "`": "'",
+    "″": "'", "′": "'", "‶": "'", "‵": "'", "〃": "'", "ʺ": "'", "״": "'", "＂": "'",
     "<": "‹", ">": "›", "{": "(", "}": ")", "\\": "/",
 })
 _WS = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _normalise(text: str) -> str:
+    """Fold compatibility look-alikes (fullwidth letters and colons, ligatures) with NFKC and
+    delete every format character (Unicode category Cf: zero-width spaces and joiners, word
+    joiner, soft hyphen, bidi controls, BOM), so the filters below see what the model reads.
+    Plain ASCII is returned as is and composed accents ("Amélie") survive NFKC. Kept as they
+    are: "other number" characters (category No: ½, ³), since folding changes the title ("8½"
+    would read "81⁄2"), and "…", which marks text this function cut (escaping twice must not
+    change a prompt); none of them can pose as a quote, colon or letter."""
+    if text.isascii():
+        return text
+    out: list[str] = []
+    run: list[str] = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat == "Cf":
+            continue
+        if cat == "No" or ch == "…":
+            out.append(unicodedata.normalize("NFKC", "".join(run)))
+            out.append(ch)
+            run.clear()
+        else:
+            run.append(ch)
+    out.append(unicodedata.normalize("NFKC", "".join(run)))
+    return "".join(out)
 
 
 def escape_data(text: str, extra_specials: Iterable[str] = (), limit: int | None = 600) -> str:
     """Return ``text`` safe to place inside double quotes of a prompt: one line, no quote or
     tag characters, no chat-role or answer markers, no special tokens of the tokenizer
     (``extra_specials``), at most ``limit`` characters."""
-    text = _CONTROL.sub(" ", str(text))
+    text = _CONTROL.sub(" ", _normalise(str(text)))
     for tok in sorted(set(extra_specials), key=len, reverse=True):
         if tok:
             text = text.replace(tok, " ")
