@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -116,7 +118,8 @@ class _GenreRetriever:
                 counts[g] = counts.get(g, 0) + 1
         out = []
         for code, iid in enumerate(self.ds.item_ids):
-            if iid in history or (filters and filters.allow is not None and iid not in filters.allow):
+            seen = iid in history and (filters is None or filters.exclude_seen)
+            if seen or (filters and filters.allow is not None and iid not in filters.allow):
                 continue
             g = self.ds.items[iid].genres
             out.append(Candidate(iid, counts.get(g[0], 0) + 1e-6 * code if g else 0.0))
@@ -138,7 +141,72 @@ def test_retriever_adapter_full_and_candidates(synth_split):
     assert (full.outcome.lists[:, :20] >= 0).all()
     users = synth_split.eval_users()[:3]
     scores = ranker.score(users, None, "test")
-    assert (np.isfinite(scores).sum(axis=1) == 50).all()  # top-k only; the rest is -inf
+    for row, u in zip(scores, users, strict=True):  # top-k unseen only; the rest is -inf
+        unseen = np.setdiff1d(np.arange(len(row)), synth_split.seen(int(u), "test"))
+        assert np.isfinite(row[unseen]).sum() == 50
+
+
+def _reconsumed() -> LeaveOneOut:
+    """Every user's test item is their first item again (a re-watch)."""
+    seqs = {"1": "abxa", "2": "acyc", "3": "bczb", "4": "abzx"}
+    events = [(u, i, t, None) for u, seq in seqs.items() for t, i in enumerate(seq)]
+    items = [Item(i, title=i, genres=("g",)) for i in "abcxyz"]
+    ds = Dataset.from_records("again", items, [User(u) for u in seqs], events)
+    return LeaveOneOut.from_dataset(ds)
+
+
+@pytest.mark.parametrize("protocol", ["full", "candidates"])
+def test_retriever_adapter_can_return_a_reconsumed_target(protocol):
+    """The harness never masks the target; the adapter must not drop it as 'seen' either."""
+    split = _reconsumed()
+    ranker = RetrieverRanker(factory=_GenreRetriever, k=3)
+    res = evaluate_ranker(ranker, split, EvalProtocol(name=protocol, n_negatives=2))
+    assert np.isfinite(res.outcome.ranks).all()
+
+
+class _CountingBuild:
+    """Registry stand-in: records what each build saw."""
+
+    built: ClassVar[list[int]] = []
+
+    @classmethod
+    def build(cls, dataset, config):
+        cls.built.append(len(dataset.interactions))
+        return _GenreRetriever(dataset)
+
+
+def test_retriever_adapter_rebuilds_when_the_stage_changes(synth_split, monkeypatch):
+    from llmrank.registry import retrievers
+
+    monkeypatch.setattr(retrievers, "get", lambda kind: _CountingBuild)
+    _CountingBuild.built = []
+    ranker = RetrieverRanker("stub")
+    ranker.fit(synth_split, "test")
+    ranker.fit(synth_split, "valid")
+    ranker.fit(synth_split, "valid")  # same split and stage: kept
+    n, users = len(synth_split.dataset.interactions), len(synth_split.eval_users())
+    assert _CountingBuild.built == [n - users, n - 2 * users]
+    with pytest.raises(ValueError, match="fitted for stage 'valid'"):
+        ranker.score(synth_split.eval_users()[:2], None, "test")
+
+
+def test_retriever_adapter_keeps_a_handed_in_retriever(synth_split):
+    given = _GenreRetriever(synth_split.dataset)
+    ranker = RetrieverRanker(retriever=given)
+    ranker.fit(synth_split, "valid")
+    ranker.fit(synth_split, "test")
+    assert ranker.retriever is given
+    assert ranker.score(synth_split.eval_users()[:2], None, "test").shape[0] == 2
+
+
+def test_retriever_adapter_takes_the_eval_seed():
+    from llmrank.eval.api import build_ranker
+    from llmrank.eval.config import RankerSpec
+
+    r = build_ranker(RankerSpec(name="retriever", options={"kind": "sequential"}), seed=7)
+    assert r.config["seed"] == 7 and r.seed == 7  # type: ignore[attr-defined]
+    own = build_ranker(RankerSpec(name="retriever", options={"config": {"seed": 3}}), seed=7)
+    assert own.config["seed"] == 3  # type: ignore[attr-defined]
 
 
 def _zero_score_target() -> LeaveOneOut:
