@@ -121,16 +121,35 @@ def pairs_cmd(
         console.print(f"wrote {n} preference pairs to {out}")
 
 
+def _item_features(config: Path) -> Any:
+    """The item features the server built from this deployment config (genres, popularity,
+    and embeddings when the retriever has an index): a target policy that uses them (the
+    linear bandit, diversity, calibration, caps) is evaluated as it would serve."""
+    from llmrank.config import load_config
+    from llmrank.data.resolve import load_dataset
+    from llmrank.explore.features import features_for
+    from llmrank.recommender import _build_retriever
+
+    cfg = load_config(config)
+    dataset = load_dataset(cfg.data)
+    return features_for(dataset, _build_retriever(dataset, cfg))
+
+
 @app.command("ope")
 def ope_cmd(
     policy: str = typer.Option(..., "--policy", help="Target policy name (llmrank.registry.policies)."),
     options: str = typer.Option("{}", "--options", help="Target policy options as JSON."),
     logged: str = typer.Option(None, "--logged-policy", help="Only impressions of this logging policy."),
     n_boot: int = typer.Option(1000, "--n-boot", min=10),
+    features: bool = typer.Option(True, "--features/--no-features",
+                                  help="With --config: give the target policy the deployment's item "
+                                       "features (loads the dataset and the retriever's index)."),
     store: Path = StoreOpt, config: Path = ConfigOpt,
     json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
 ) -> None:
-    """Estimate a policy's clicks per impression from the logs of another (IPS, SNIPS, DR)."""
+    """Estimate a policy's clicks per impression from the logs of another (IPS, SNIPS, DR).
+    Each round is evaluated in its logged context (segment, history); item features come from
+    the deployment in --config, and without one the target policy has none."""
     from llmrank.errors import ConfigError
     from llmrank.explore import make_policy
     from llmrank.explore.ope import evaluate, from_store, memoize, policy_target
@@ -145,16 +164,18 @@ def ope_cmd(
     if not rounds:
         raise ConfigError("no impressions with candidate lists in the store")
     k = max(len(r.shown) for r in rounds)
-    target = memoize(policy_target(make_policy(policy, opts)))
+    feats = _item_features(config) if features and config is not None else None
+    target = memoize(policy_target(make_policy(policy, opts, features=feats)))
     est = evaluate(rounds, target, reward_model=memoize(cross_fit(rounds, k)), n_boot=n_boot)
     rows: dict[str, dict[str, Any]] = {
         name: {"value": e.value, "ci": [e.ci_low, e.ci_high], "ess": e.ess} for name, e in est.items()}
     if json_out:
         print_json({"policy": policy, "options": opts, "rounds": len(rounds), "skipped": skipped,
-                    "estimates": rows})
+                    "features": feats is not None, "estimates": rows})
         return
     table = Table("estimator", "clicks / impression", "95% CI", "ESS")
     for name, r in rows.items():
         table.add_row(name, f"{r['value']:.4f}", f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]", f"{r['ess']:.0f}")
-    console.print(f"{policy} from {len(rounds)} logged impressions ({skipped} without candidates skipped)")
+    console.print(f"{policy} from {len(rounds)} logged impressions ({skipped} without candidates skipped)"
+                  + ("" if feats is not None else "; no item features (give --config)"))
     console.print(table)

@@ -35,6 +35,27 @@ class ExploreContext:
     user_vector: np.ndarray | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def to_log(self) -> dict[str, Any]:
+        """What an impression keeps of the context (segment, history ids, a given user vector):
+        learning and off-policy evaluation rebuild the context from it later, and a linear
+        bandit's user x item features are zero without the history."""
+        out: dict[str, Any] = {"segment": self.segment, "history": [str(i) for i in self.history]}
+        if self.user_vector is not None:
+            out["user_vector"] = [float(x) for x in self.user_vector]
+        return out
+
+    @classmethod
+    def from_log(cls, user_id: str | None, request_id: str | None,
+                 logged: Mapping[str, Any]) -> ExploreContext:
+        """The context a logged impression was selected in (``to_log``'s inverse); a log
+        written before history was kept gives an empty history."""
+        import numpy as np
+
+        vector = logged.get("user_vector")
+        return cls(user_id=user_id, history=[str(i) for i in logged.get("history") or ()],
+                   segment=logged.get("segment"), request_id=request_id,
+                   user_vector=None if vector is None else np.asarray(vector, dtype=np.float64))
+
 
 @dataclass
 class Slate:

@@ -192,8 +192,7 @@ def from_store(store: object, *, reward: object = None, policy: str | None = Non
         index = {c: j for j, c in enumerate(imp.candidates)}
         scores = (np.asarray(imp.candidate_scores, dtype=np.float64) if imp.candidate_scores
                   else np.zeros(len(imp.candidates)))
-        ctx = ExploreContext(user_id=imp.user_id, segment=imp.context.get("segment"),
-                             request_id=imp.request_id)
+        ctx = ExploreContext.from_log(imp.user_id, imp.request_id, imp.context)  # with the history
         out.append(LoggedRound(list(imp.candidates), scores,
                                np.array([index[i] for i in imp.items]),
                                np.asarray(imp.propensities), np.asarray(rnd.rewards), ctx))

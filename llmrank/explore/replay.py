@@ -236,8 +236,7 @@ def _log(store: Any, slate: Any, ctx: ExploreContext, rewards: list[float], ts: 
     from llmrank.feedback.records import FeedbackEvent
 
     assert ctx.request_id is not None
-    imp = slate.impression(ctx.request_id, ctx.user_id, timestamp=ts,
-                           context={"segment": ctx.segment})
+    imp = slate.impression(ctx.request_id, ctx.user_id, timestamp=ts, context=ctx.to_log())
     events = [FeedbackEvent(ctx.user_id, item, "click", request_id=ctx.request_id, position=p,
                             timestamp=ts, event_id=f"{ctx.request_id}-{p}")
               for p, (item, r) in enumerate(zip(slate.items, rewards, strict=True)) if r > 0]

@@ -22,7 +22,12 @@ scores; only what the policy starts from changes.
 
 Per-segment posteriors: ``segment_key`` names a user attribute (e.g. ``age_band``); with
 ``users`` (the dataset's users) the step looks the request's user up and passes the value as
-the segment, and logs it with the impression so ``learn()`` updates the same segment."""
+the segment, and logs it with the impression so ``learn()`` updates the same segment.
+
+Context on record: the impression keeps the context the policy selected in (segment and the
+user's ``history_items`` most recent history ids, default 200; the policy sees exactly those),
+so ``learn()`` and off-policy evaluation rebuild it: a linear bandit's user x item features
+come from the history, and without it they would be zero."""
 
 from __future__ import annotations
 
@@ -48,9 +53,15 @@ class ExploreStep:
                  settle_seconds: float = 3600.0, learn_every_seconds: float = 60.0,
                  segment_key: str | None = None, features: ItemFeatures | None = None,
                  users: Mapping[str, User] | None = None,
-                 prior_scores: Mapping[str, float] | None = None) -> None:
+                 prior_scores: Mapping[str, float] | None = None,
+                 history_items: int = 200) -> None:
         from llmrank.explore import make_policy
 
+        if history_items < 0:
+            from llmrank.errors import ConfigError
+
+            raise ConfigError(f"history_items must be >= 0, got {history_items}")
+        self.history_items = history_items
         self.policy = policy
         self.greedy = make_policy("greedy", features=features)
         self.store = store
@@ -73,8 +84,9 @@ class ExploreStep:
                     users: Mapping[str, User] | None = None,
                     prior_scores: Mapping[str, float] | None = None) -> ExploreStep:
         """From a llmrank Config: ``[policy] name/options`` (seeded by ``config.seed``) and the
-        ``[feedback]`` store. Options ``settle_seconds``, ``learn_every_seconds`` and
-        ``segment_key`` (a user attribute) belong to the step, everything else to the policy."""
+        ``[feedback]`` store. Options ``settle_seconds``, ``learn_every_seconds``,
+        ``segment_key`` (a user attribute) and ``history_items`` belong to the step, everything
+        else to the policy."""
         from llmrank.explore import make_policy
         from llmrank.feedback import open_store
 
@@ -82,6 +94,7 @@ class ExploreStep:
         settle = float(options.pop("settle_seconds", 3600.0))
         learn_every = float(options.pop("learn_every_seconds", 60.0))
         segment_key = options.pop("segment_key", None)
+        history_items = int(options.pop("history_items", 200))
         options.setdefault("seed", config.seed)
         policy = make_policy(config.policy.name, options, features=features)
         if store is None and open_feedback:
@@ -92,7 +105,8 @@ class ExploreStep:
             raise ConfigError('[policy] prior = "familiarity" needs the catalog\'s familiarity scores '
                               "(Recommender.from_config computes them with the reranker's model)")
         return cls(policy, store, settle_seconds=settle, learn_every_seconds=learn_every,
-                   segment_key=segment_key, features=features, users=users, prior_scores=prior_scores)
+                   segment_key=segment_key, features=features, users=users, prior_scores=prior_scores,
+                   history_items=history_items)
 
     def segment_of(self, user_id: str | None) -> str | None:
         """The request's segment: the user's ``segment_key`` attribute, or None."""
@@ -108,7 +122,8 @@ class ExploreStep:
         policy = self.policy if request.explore else self.greedy
         if segment is None:
             segment = self.segment_of(request.user_id)
-        ctx = ExploreContext(user_id=request.user_id, history=list(history), segment=segment,
+        recent = list(history)[-self.history_items:] if self.history_items else []
+        ctx = ExploreContext(user_id=request.user_id, history=recent, segment=segment,
                              request_id=request.request_id)
         slate = policy.select([(it.item_id, self._prior(it, request.explore)) for it in ranked],
                               request.k, ctx)
@@ -119,7 +134,7 @@ class ExploreStep:
             shown.append(replace(base, position=pos, propensity=prop))
         if log and self.store is not None and slate.items:  # nothing shown: nothing to learn from
             self.store.log_impression(slate.impression(request.request_id, request.user_id,
-                                                       context={"segment": segment}))
+                                                       context=ctx.to_log()))
         return shown
 
     def _prior(self, item: RankedItem, exploring: bool) -> float:
@@ -184,5 +199,5 @@ def slate_of(imp: Impression) -> Slate:
 
 
 def context_of(imp: Impression) -> ExploreContext:
-    return ExploreContext(user_id=imp.user_id, segment=imp.context.get("segment"),
-                          request_id=imp.request_id)
+    """The context the logged slate was selected in (segment, history), for ``update``."""
+    return ExploreContext.from_log(imp.user_id, imp.request_id, imp.context)

@@ -41,7 +41,7 @@ class Impression:
     candidates: tuple[str, ...] = ()  # full candidate list the policy chose from (for OPE)
     candidate_scores: tuple[float, ...] = ()
     propensity_method: str = "exact"  # 'exact', 'deterministic', 'mc:<samples>'
-    context: Mapping[str, Any] = field(default_factory=dict)  # segment and other small facts
+    context: Mapping[str, Any] = field(default_factory=dict)  # segment, history ids (explore.base)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "items", tuple(str(i) for i in self.items))

@@ -53,3 +53,41 @@ def test_ope_command(tmp_path):
     assert body["rounds"] == 30
     # greedy shows a first: it matches the logged slate half the time (w = 1 / 0.5), click on a
     assert abs(body["estimates"]["ips"]["value"] - 1.0) < 1e-9
+
+
+def test_ope_gives_the_target_the_deployment_features_and_logged_history(tmp_path, monkeypatch):
+    """With --config the target policy gets the item features the server builds, and every
+    round carries the history its impression logged (a linear bandit needs both)."""
+    import llmrank.explore.ope as ope
+
+    src = tmp_path / "a.sqlite"
+    s = SqliteFeedbackStore(src)
+    for r in range(6):
+        s.log_impression(Impression(f"r{r}", "u001", ("c001", "c002"), (2.0, 1.0), (1.0, 1.0), "greedy",
+                                    timestamp=float(r), candidates=("c001", "c002", "c003"),
+                                    candidate_scores=(2.0, 1.0, 0.0),
+                                    context={"segment": None, "history": ["c010", "c011"]}))
+        s.log_event(FeedbackEvent("u001", "c001", "click", request_id=f"r{r}", timestamp=r + 0.5))
+    s.close()
+    cfg = tmp_path / "deploy.toml"
+    cfg.write_text('[embedder]\nbackend = "hashing"\ncache = false\n[reranker]\nbackend = "fake"\n')
+    seen = {}
+    real = ope.policy_target
+
+    def spy(policy):
+        seen["features"] = policy.features
+        target = real(policy)
+
+        def wrapped(rnd, k):
+            seen.setdefault("histories", []).append(list(rnd.context.history))
+            return target(rnd, k)
+
+        return wrapped
+
+    monkeypatch.setattr(ope, "policy_target", spy)
+    res = runner.invoke(app, ["ope", "--store", str(src), "--config", str(cfg), "--policy", "linucb",
+                              "--n-boot", "20", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["features"] is True
+    assert seen["features"] is not None and seen["features"].embeddings is not None
+    assert seen["histories"] and all(h == ["c010", "c011"] for h in seen["histories"])

@@ -72,3 +72,21 @@ def test_ips_of_the_logging_policy_is_its_on_policy_mean(logged):
                    estimators=("ips",), n_boot=100)["ips"]
     assert est.value == pytest.approx(np.mean([r.rewards.sum() for r in rounds]))
     assert est.ess == pytest.approx(len(rounds))
+
+
+def test_rounds_from_a_store_keep_the_logged_context(tmp_path):
+    """from_store rebuilds each round's context (segment, history, a given user vector) from
+    the impression, so a target policy is evaluated in the context the slate was shown in."""
+    from llmrank.explore.base import ExploreContext
+    from llmrank.explore.ope import from_store
+    from llmrank.feedback.sqlite_store import SqliteFeedbackStore
+
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    pol = make_policy("egreedy", {"seed": 0})
+    ctx = ExploreContext(user_id="u1", history=["h1", "h2"], segment="s", request_id="r1",
+                         user_vector=np.array([0.5, -0.5]))
+    slate = pol.select([("a", 2.0), ("b", 1.0), ("c", 0.0)], 2, ctx)
+    store.log_impression(slate.impression("r1", "u1", context=ctx.to_log()))
+    (rnd,), skipped = from_store(store)
+    assert skipped == 0 and rnd.context.history == ["h1", "h2"] and rnd.context.segment == "s"
+    assert rnd.context.user_vector is not None and rnd.context.user_vector.tolist() == [0.5, -0.5]

@@ -97,6 +97,7 @@ def test_replay_logs_impressions_that_ope_can_read(tmp_path):
                  ReplayConfig(**{**CFG.__dict__, "max_steps": 120}), log_to=store, log_label="softmax")
     rounds, skipped = from_store(store)
     assert len(rounds) == 120 and skipped == 0
+    assert sum(bool(r.context.history) for r in rounds) > 100  # the replay's history is on record
     assert store.counts()["click"] == int(res.traces["softmax"].clicks.sum())
     # greedy is fixed, so its replayed value on the same requests is its true value there
     est = evaluate(rounds, memoize(policy_target(make_policy("greedy"))), estimators=("ips", "snips"),

@@ -120,3 +120,37 @@ def test_an_empty_slate_is_served_and_not_logged(tmp_path):
     req = RecRequest(user_id="u1", k=3, explore=True)
     assert step(req, []) == []
     assert step.store.impression(req.request_id) is None  # type: ignore[union-attr]
+
+
+def test_learn_sees_the_history_the_policy_selected_with(tmp_path):
+    """The impression keeps the request's (recent) history, so learn() updates a linear bandit
+    with the same user x item features select() used, not zeros."""
+    import numpy as np
+
+    from llmrank.explore import make_policy
+    from llmrank.explore.base import ExploreContext
+    from llmrank.explore.features import ItemFeatures
+    from llmrank.explore.step import slate_of
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(30, 4))
+    feats = ItemFeatures([f"i{j}" for j in range(30)], emb / np.linalg.norm(emb, axis=1, keepdims=True))
+    ranked = [RankedItem(item_id=f"i{j}", score=float(20 - j), position=j) for j in range(10, 30)]
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    step = ExploreStep(make_policy("linucb", {"seed": 0}, features=feats), store, settle_seconds=0,
+                       learn_every_seconds=-1, features=feats, history_items=3)
+    history = ["i9", "i0", "i1", "i2"]
+    for _ in range(5):
+        req = RecRequest(user_id="u1", k=3, explore=True)
+        shown = step(req, ranked, history=history)
+        step.feedback(FeedbackEvent("u1", shown[0].item_id, "click", request_id=req.request_id))
+    imps = list(store.impressions())
+    assert all(imp.context["history"] == ["i0", "i1", "i2"] for imp in imps)  # the 3 most recent
+    assert step.learn(now=time.time() + 1) == 5
+    direct = make_policy("linucb", {"seed": 0}, features=feats)
+    ctx = ExploreContext(user_id="u1", history=["i0", "i1", "i2"])
+    for imp in imps:
+        s = slate_of(imp)
+        direct.update(ctx, s, [1.0] + [0.0] * (len(s.items) - 1))
+    assert np.allclose(step.policy.theta, direct.theta)  # type: ignore[attr-defined]
+    assert np.abs(step.policy.theta[1:-1]).max() > 0  # type: ignore[attr-defined]
