@@ -121,6 +121,18 @@ def iter_lines(
         raise DataError(f"file is empty: {path}")
 
 
+def require_events(n_events: int, source: str | Path, report: LoadReport, *, skipped_before: int = 0) -> None:
+    """Raise DataError when a load found no interactions. An empty dataset fails later and
+    far from its cause (a header-only file after a truncated download, every line malformed
+    under 'skip'), so every loader stops here and says which file and how many lines it
+    skipped (``skipped_before``: the report's count before that file was read)."""
+    if n_events:
+        return
+    skipped = report.skipped - skipped_before
+    why = f"every data line was malformed: {skipped} skipped" if skipped else "it holds no data rows"
+    raise DataError(f"{source}: no valid interactions ({why})")
+
+
 def split_fields(
     text: str, *, sep: str, n_fields: int | None, min_fields: int | None = None,
     path: str, line_no: int, quoted: bool = False,

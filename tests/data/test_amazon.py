@@ -74,6 +74,13 @@ def test_amazon_absurd_timestamp_is_a_skipped_line(tmp_path, bad):
     assert "timestamp" in report.problems[0]
 
 
+def test_amazon_without_a_valid_review_is_an_error(tmp_path):
+    path = write(tmp_path / "reviews_X.json", _jsonl([{"overall": 5.0, "reviewerID": "U1", "asin": "A1"}]))
+    with pytest.raises(DataError, match=r"no valid interactions \(every data line was malformed: 1 skipped\)") as exc:
+        load_amazon(path)
+    assert str(exc.value).startswith(f"{path}: ")
+
+
 def test_amazon_2023_ms_timestamps_order_within_a_second(tmp_path):
     reviews = [
         {"rating": 5.0, "user_id": "U1", "parent_asin": "P2", "asin": "X", "timestamp": 1_588_687_728_923},

@@ -11,7 +11,7 @@ from llmrank.data.lines import LoadReport
 from llmrank.data.loaders import generic
 from llmrank.data.loaders.generic import load_table
 from llmrank.data.mapping import ColumnMapping
-from llmrank.errors import ConfigError, MalformedLineError
+from llmrank.errors import ConfigError, DataError, MalformedLineError
 
 from ._files import write
 
@@ -73,6 +73,13 @@ def test_malformed_rows_both_policies(tmp_path):
     with pytest.raises(MalformedLineError) as exc:
         load_table(path, on_error="raise")
     assert (exc.value.path, exc.value.line_no) == (str(path), 3)
+
+
+def test_no_valid_interactions_names_the_file_and_the_skips(tmp_path):
+    path = write(tmp_path / "bad.csv", "user,item,timestamp\nu1,i1,later\n,i2,3\n")
+    with pytest.raises(DataError, match=r"no valid interactions \(every data line was malformed: 2 skipped\)") as exc:
+        load_table(path)
+    assert str(exc.value).startswith(f"{path}: ")
 
 
 def test_bad_encoding_row(tmp_path):

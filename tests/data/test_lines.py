@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from llmrank.data.lines import LoadReport, iter_lines, iter_records, split_fields
+from llmrank.data.lines import LoadReport, iter_lines, iter_records, require_events, split_fields
 from llmrank.errors import DataError, MalformedLineError
 
 from ._files import write
@@ -59,6 +59,15 @@ def test_empty_and_missing_files(tmp_path):
         list(iter_lines(write(tmp_path / "e.txt", "\n\n"), report=LoadReport()))
     with pytest.raises(DataError, match="not found"):
         list(iter_lines(tmp_path / "missing.txt", report=LoadReport()))
+
+
+def test_require_events_names_the_file_and_the_lines_skipped_in_it():
+    require_events(1, "f", LoadReport())
+    with pytest.raises(DataError, match=r"^f: no valid interactions \(it holds no data rows\)$"):
+        require_events(0, "f", LoadReport())
+    report = LoadReport(skipped=5)  # 2 of them in an earlier file
+    with pytest.raises(DataError, match=r"^f: no valid interactions \(every data line was malformed: 3 skipped\)$"):
+        require_events(0, "f", report, skipped_before=2)
 
 
 def test_split_fields_counts():

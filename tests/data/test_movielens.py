@@ -148,6 +148,33 @@ def test_empty_file_is_an_error(tmp_path):
             load_movielens(folder, on_error=policy)
 
 
+def _ratings_only(tmp_path, fmt: str, ratings: str):
+    """A folder of ``fmt`` with one movie and the given ratings text; the ratings file."""
+    folder = tmp_path / fmt
+    if fmt == "ml-100k":
+        return _ml100k(tmp_path, ratings) / "u.data"
+    if fmt == "ml-1m":
+        write(folder / "movies.dat", "1::Toy Tale (1995)::Animation\n")
+        return write(folder / "ratings.dat", ratings)
+    write(folder / "movies.csv", "movieId,title,genres\n1,Alpha (1990),Drama\n")
+    return write(folder / "ratings.csv", "userId,movieId,rating,timestamp\n" + ratings)
+
+
+@pytest.mark.parametrize(("fmt", "bad"), [("ml-100k", "1\t1\n"), ("ml-1m", "1::1::x::9\n"), ("ml-csv", "1,1,x,10\n")])
+def test_every_rating_malformed_is_an_error_not_an_empty_dataset(tmp_path, fmt, bad):
+    path = _ratings_only(tmp_path, fmt, bad)
+    with pytest.raises(DataError, match=r"no valid interactions \(every data line was malformed: 1 skipped\)") as exc:
+        load_movielens(path.parent)
+    assert str(exc.value).startswith(f"{path}: ")
+
+
+def test_header_only_ratings_csv_is_an_error(tmp_path):
+    path = _ratings_only(tmp_path, "ml-csv", "")  # a truncated download
+    with pytest.raises(DataError, match=r"no valid interactions \(it holds no data rows\)") as exc:
+        load_movielens(path.parent)
+    assert str(exc.value).startswith(f"{path}: ")
+
+
 def test_not_a_movielens_folder(tmp_path):
     with pytest.raises(DataError, match="does not look like a MovieLens folder"):
         load_movielens(tmp_path)

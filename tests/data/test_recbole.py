@@ -41,6 +41,15 @@ def test_atomic_malformed_rows_both_policies(tmp_path):
     assert exc.value.line_no == 3
 
 
+@pytest.mark.parametrize(("rows", "why"), [("", "it holds no data rows"),
+                                          ("u1\ti1\tx\n", "every data line was malformed: 1 skipped")])
+def test_no_valid_interactions_is_an_error(tmp_path, rows, why):
+    path = write(tmp_path / "e" / "e.inter", "user_id:token\titem_id:token\trating:float\n" + rows)
+    with pytest.raises(DataError, match=f"no valid interactions \\({why}\\)") as exc:
+        load_recbole(path.parent)
+    assert str(exc.value).startswith(f"{path}: ")
+
+
 def test_bad_header_and_missing_files(tmp_path):
     write(tmp_path / "h" / "h.inter", "user_id\titem_id:token\nu\ti\n")
     with pytest.raises(MalformedLineError, match=r"h.inter:1: header field 'user_id'"):

@@ -8,7 +8,7 @@ import pytest
 from llmrank.data.lines import LoadReport
 from llmrank.data.loaders.recbole import load_recbole
 from llmrank.data.splits import LeaveOneOut
-from llmrank.errors import MalformedLineError
+from llmrank.errors import DataError, MalformedLineError
 
 from ._files import write
 
@@ -69,6 +69,13 @@ def test_presplit_without_augmentation(tmp_path):
     ds = load_recbole(tmp_path / "plain.train.inter")
     for uid, seq in SEQS.items():
         assert ds.history(uid) == seq
+
+
+def test_presplit_files_without_a_valid_row_are_an_error(tmp_path):
+    for stage in ("train", "valid", "test"):
+        write(tmp_path / f"x.{stage}.inter", "user_id:token\titem_id_list:token_seq\titem_id:token\n\t\ti1\n")
+    with pytest.raises(DataError, match=r"x.train.inter.*no valid interactions \(every data line was malformed: 3 skipped\)"):
+        load_recbole(tmp_path)
 
 
 def test_inconsistent_presplit_row_is_reported(tmp_path):

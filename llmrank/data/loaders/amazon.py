@@ -23,7 +23,7 @@ import numpy as np
 
 from llmrank.data.columns import EventColumns
 from llmrank.data.dataset import Dataset
-from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, peek_objects
+from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, peek_objects, require_events
 from llmrank.data.loaders import copy_signature
 from llmrank.data.loaders.amazon_meta import Version, read_meta
 from llmrank.data.timestamps import in_range
@@ -154,6 +154,8 @@ def detect_version(path: Path) -> Version:
 
 def _read_reviews(path: Path, layout: _Layout, on_error: ErrorPolicy,
                   report: LoadReport) -> tuple[EventColumns, np.ndarray]:
+    """Review events and their within-second order; none at all is an error."""
+    skipped_before = report.skipped
     events = EventColumns()
     exact: list[int] = []  # timestamps at full precision, for the within-second order
     where = str(path)
@@ -168,6 +170,7 @@ def _read_reviews(path: Path, layout: _Layout, on_error: ErrorPolicy,
             continue
         events.append(uid, iid, ts // 1000 if layout.ms else ts, rating)
         exact.append(ts)
+    require_events(len(events), path, report, skipped_before=skipped_before)
     n = len(exact)
     rank = np.lexsort((np.arange(n), np.asarray(exact, np.int64)))
     order = np.empty(n, np.int64)

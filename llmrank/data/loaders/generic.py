@@ -19,7 +19,7 @@ import numpy as np
 
 from llmrank.data.columns import EventColumns
 from llmrank.data.dataset import Dataset
-from llmrank.data.lines import ErrorPolicy, LoadReport, check_file
+from llmrank.data.lines import ErrorPolicy, LoadReport, check_file, require_events
 from llmrank.data.loaders import copy_signature
 from llmrank.data.mapping import ColumnMapping
 from llmrank.data.table_rows import (
@@ -59,6 +59,7 @@ def load_table(
     m = base.with_guesses(columns)
     m.require(str(path), columns)
     items: dict[str, Item] = {}
+    skipped_before = report.skipped
     fast = None if m.item_fields() or m.attributes else _fast_events(path, fmt, m, sep, encoding, report)
     if fast is not None:
         events, exact = fast
@@ -75,10 +76,9 @@ def load_table(
             if iid not in items and (m.item_fields() or m.attributes):
                 items[iid] = _item(iid, row, m)
         exact = np.asarray(exact_list, np.float64)
+    require_events(len(events), path, report, skipped_before=skipped_before)
     if items_path is not None:
         items.update(_read_items(Path(items_path), items_mapping, m, sep, encoding, report, on_error))
-    if not len(events):
-        raise DataError(f"{path}: no valid interactions")
     # within one second, sub-second precision (ms, ISO fractions) then file order decide
     n = len(exact)
     order = np.empty(n, np.int64)

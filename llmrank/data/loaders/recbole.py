@@ -16,7 +16,7 @@ import numpy as np
 
 from llmrank.data.columns import EventColumns, read_clean_table
 from llmrank.data.dataset import Dataset
-from llmrank.data.lines import ErrorPolicy, LoadReport, parse_float
+from llmrank.data.lines import ErrorPolicy, LoadReport, parse_float, require_events
 from llmrank.data.loaders.recbole_files import (
     AtomicFiles,
     find_atomic_files,
@@ -71,6 +71,8 @@ def load_recbole(
 # ---- interactions ----------------------------------------------------------------------------
 
 def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, report: LoadReport) -> EventColumns:
+    """The interactions of ``<name>.inter``; none at all is an error."""
+    skipped_before = report.skipped
     header = read_header(path)
     by_name = {f.name: i for i, f in enumerate(header)}
     for key in ("user", "item"):
@@ -105,6 +107,7 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
             report.problem(err, on_error)
             continue
         events.append(uid, iid, when, rating)
+    require_events(len(events), path, report, skipped_before=skipped_before)
     return events
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from llmrank.data.columns import EventColumns
 from llmrank.data.dataset import Dataset
-from llmrank.data.lines import ErrorPolicy, LoadReport
+from llmrank.data.lines import ErrorPolicy, LoadReport, require_events
 from llmrank.data.loaders.recbole_files import AtomicFiles, iter_rows
 from llmrank.data.presplit import PredefinedSplit
 from llmrank.errors import MalformedLineError
@@ -34,6 +34,7 @@ def load_presplit(files: AtomicFiles, names: Mapping[str, str], name: str, items
                   users: list[User], seq_sep: str, on_error: ErrorPolicy, report: LoadReport) -> Dataset:
     """Every user's sequence rebuilt from the stage files' rows (positions as timestamps),
     with each row's target position kept as ``ds.split``."""
+    skipped_before = report.skipped
     rows: dict[str, dict[str, list[_Row]]] = {stage: defaultdict(list) for stage in files.stages}
     user_order: dict[str, None] = {}
     for stage, path in files.stages.items():
@@ -53,6 +54,8 @@ def load_presplit(files: AtomicFiles, names: Mapping[str, str], name: str, items
         seq = _rebuild(uid, rows, maxlen, positions, on_error, report)
         for pos, iid in enumerate(seq):
             events.append(uid, iid, pos, None)
+    require_events(len(events), ", ".join(map(str, files.stages.values())), report,
+                   skipped_before=skipped_before)
     ds = Dataset.from_arrays(name, items, users, *events.arrays())
     stages = {
         stage: (np.asarray([ds.user_code(u) for u, _ in pairs], np.int32),
