@@ -7,13 +7,16 @@ Every stage is an object with one call; the Recommender only wires them and reco
 trace. The explore stage is a seam: any callable ``(request, ranked, history) -> shown``
 (``llmrank.explore.step.ExploreStep`` is the built-in) runs between rerank and explain;
 without one the top k are shown greedily with propensity 1. Whatever a stage returns, the
-response holds only items that were retrieved as candidates."""
+response holds only items that were retrieved as candidates, or catalog items that pass the
+request's filters (and, with ``exclude_seen``, are not in the history): a policy's must-show
+items are shown even when retrieval did not return them, unless the request rules them out.
+The built-in step applies that same rule before it logs, so the logged slate is the response."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -213,16 +216,18 @@ class Recommender:
         trace.stage_seconds["rerank"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         policy = "greedy"
+        admit = self._admissible(req, hist)
         if self.explore is not None:
-            shown = self.explore(req, ranked, hist)
+            shown = self._explore(req, ranked, hist, admit)
             policy = getattr(getattr(self.explore, "policy", None), "name", type(self.explore).__name__)
             if not req.explore:
                 policy = "greedy"
         else:
             shown = [replace(it, propensity=1.0) for it in ranked[: req.k]]
         allowed = {it.item_id for it in ranked}
-        shown = [replace(it, position=p) for p, it in
-                 enumerate(x for x in shown if x.item_id in allowed)][: req.k]
+        shown = [replace(it, position=p, title=it.title or self.dataset.items[it.item_id].title)
+                 for p, it in enumerate(x for x in shown if x.item_id in allowed or admit(x.item_id))
+                 ][: req.k]
         trace.stage_seconds["explore"] = time.perf_counter() - t0
         if req.explain and shown:
             t0 = time.perf_counter()
@@ -237,6 +242,32 @@ class Recommender:
                 trace.llm_calls.append(call)
             trace.stage_seconds["explain"] = time.perf_counter() - t0
         return RecResponse(req.request_id, req.user_id, shown, trace, policy)
+
+    def _admissible(self, req: RecRequest, hist: list[str]) -> Callable[[str], bool]:
+        """Whether an item retrieval did not return may still be shown (a must-show business
+        rule): only a catalog item that the request's filters keep and, with ``exclude_seen``,
+        that is not in the history. A business rule does not override the caller's filters."""
+        from llmrank.retrieve.filters import compile_filters
+
+        keep = compile_filters(req.filters, self.dataset.items)
+        seen = set(hist) if req.filters.exclude_seen else set()
+
+        def admit(item_id: str) -> bool:
+            return (item_id in self.dataset.items and item_id not in seen
+                    and (keep is None or keep(item_id)))
+
+        return admit
+
+    def _explore(self, req: RecRequest, ranked: Sequence[RankedItem], hist: list[str],
+                 admit: Callable[[str], bool]) -> list[RankedItem]:
+        """The explore stage's slate. The built-in step gets ``admit`` so that it adds only
+        must-show items the response keeps: it logs the slate, which must be the one shown."""
+        from llmrank.explore.step import ExploreStep
+
+        assert self.explore is not None
+        if isinstance(self.explore, ExploreStep):
+            return self.explore(req, ranked, hist, admit=admit)
+        return self.explore(req, ranked, hist)
 
 
 def _build_retriever(dataset: Dataset, cfg: Config) -> Retriever:

@@ -10,7 +10,7 @@ sample count is in ``Slate.propensity_method``, e.g. ``"mc:1000"``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -26,7 +26,9 @@ Ranked = Sequence[tuple[str, float]]
 class ExploreContext:
     """What a policy may condition on. ``history`` is time-ordered item ids; ``segment`` picks
     per-segment posteriors (e.g. an age band or a user cluster); ``user_vector`` overrides the
-    history-mean embedding that linear bandits use."""
+    history-mean embedding that linear bandits use. ``admit`` decides which must-show items
+    that are not among the candidates a policy may add (the request's own filters, say);
+    None adds them all. It is the caller's rule, not a fact about the user, so it is not logged."""
 
     user_id: str | None = None
     history: Sequence[str] = ()
@@ -34,6 +36,7 @@ class ExploreContext:
     request_id: str | None = None
     user_vector: np.ndarray | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    admit: Callable[[str], bool] | None = None
 
     def to_log(self) -> dict[str, Any]:
         """What an impression keeps of the context (segment, history ids, a given user vector):

@@ -37,7 +37,7 @@ class ObjectivesConfig:
     calibration: float = 0.0
     calibration_attribute: str = "genre"
     calibration_alpha: float = 0.01
-    must: tuple[str, ...] = ()  # pinned at the top in this order (added if not retrieved)
+    must: tuple[str, ...] = ()  # pinned on top in this order (added if not retrieved, if admitted)
     must_not: tuple[str, ...] = ()
     deny: Mapping[str, Sequence[str]] = field(default_factory=dict)  # attribute -> values
     max_per: Mapping[str, int] = field(default_factory=dict)  # attribute -> max per value

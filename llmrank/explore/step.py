@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -117,20 +117,25 @@ class ExploreStep:
         return None if value is None else str(value)
 
     def __call__(self, request: RecRequest, ranked: Sequence[RankedItem], history: Sequence[str] = (),
-                 *, segment: str | None = None, log: bool = True) -> list[RankedItem]:
+                 *, segment: str | None = None, log: bool = True,
+                 admit: Callable[[str], bool] | None = None) -> list[RankedItem]:
+        """The shown items, logged as shown. ``admit`` says which must-show items that are not
+        in ``ranked`` may be added (the Recommender passes the request's filters): the slate
+        is final here, so what is logged is what the caller returns."""
         self._learn_if_due()
         policy = self.policy if request.explore else self.greedy
         if segment is None:
             segment = self.segment_of(request.user_id)
         recent = list(history)[-self.history_items:] if self.history_items else []
         ctx = ExploreContext(user_id=request.user_id, history=recent, segment=segment,
-                             request_id=request.request_id)
+                             request_id=request.request_id, admit=admit)
         slate = policy.select([(it.item_id, self._prior(it, request.explore)) for it in ranked],
                               request.k, ctx)
         by_id = {it.item_id: it for it in ranked}
         shown = []
         for pos, (item_id, prop) in enumerate(zip(slate.items, slate.propensities or [], strict=True)):
-            base = by_id.get(item_id) or RankedItem(item_id=item_id, score=float("nan"), position=pos)
+            # an added must-show item has no reranker fields: it gets the policy's score for it
+            base = by_id.get(item_id) or RankedItem(item_id=item_id, score=slate.scores[pos], position=pos)
             shown.append(replace(base, position=pos, propensity=prop))
         if log and self.store is not None and slate.items:  # nothing shown: nothing to learn from
             self.store.log_impression(slate.impression(request.request_id, request.user_id,

@@ -133,3 +133,40 @@ def test_the_explore_stage_learns_from_feedback_by_itself(tmp_path):
     rec.recommend(RecRequest(user_id="u1", k=4, explore=True))
     assert first.items[0].item_id not in rec.explore.policy.item_counts
     assert rec.learn() == 2 and rec.explore.policy.item_counts[first.items[0].item_id][0] == 1.0
+
+
+def _must_recommender(tmp_path, must):
+    ds = Dataset.from_records("tiny", ITEMS, [User("u1")], [("u1", "3", 0, 4.0), ("u1", "4", 1, 4.0)])
+    cfg = {"reranker": {"enabled": False}, "seed": 1,
+           "policy": {"name": "egreedy", "options": {"objectives": {"must": must}}},
+           "feedback": {"path": str(tmp_path / "fb.sqlite")}}
+    return Recommender.from_config(cfg, dataset=ds, retriever=Retriever(), llm=FakeLLM())
+
+
+def test_a_must_item_retrieval_missed_is_shown_and_logged_as_shown(tmp_path):
+    """A must-show business rule shows its item even when retrieval did not return it, and
+    the logged impression is exactly the returned slate (k items, same positions)."""
+    rec = _must_recommender(tmp_path, ["29"])
+    resp = rec.recommend(RecRequest(user_id="u1", k=3, explore=True, n_candidates=5))
+    assert resp.item_ids()[0] == "29" and len(resp.items) == 3
+    assert resp.items[0].title == "Film 29" and resp.items[0].propensity == 1.0
+    imp = rec.explore.store.impression(resp.request_id)
+    assert imp is not None and list(imp.items) == resp.item_ids()
+    assert list(imp.propensities) == [it.propensity for it in resp.items]
+
+
+def test_a_must_item_the_request_rules_out_is_neither_shown_nor_logged(tmp_path):
+    """The request's filters (deny, allow, attributes) and exclude_seen win over the rule:
+    the item is left out before the slate is chosen, so the response still has k items and
+    the log matches it."""
+    from llmrank.records import Filters
+
+    rec = _must_recommender(tmp_path, ["29", "3"])  # "3" is in u1's history
+    for filters in (Filters(deny=frozenset({"29"})), Filters(attributes={"genre": frozenset({"drama"})})):
+        resp = rec.recommend(RecRequest(user_id="u1", k=3, explore=True, n_candidates=5, filters=filters))
+        assert "29" not in resp.item_ids() and "3" not in resp.item_ids() and len(resp.items) == 3
+        imp = rec.explore.store.impression(resp.request_id)
+        assert imp is not None and list(imp.items) == resp.item_ids()
+    shown = rec.recommend(RecRequest(user_id="u1", k=3, explore=True, n_candidates=5,
+                                     filters=Filters(exclude_seen=False)))
+    assert shown.item_ids()[:2] == ["29", "3"]

@@ -71,8 +71,9 @@ class Request:
         if len(set(items)) != len(items):
             raise ValueError("the ranked list holds an item twice")
         low = min(scores) if scores else 0.0
-        for m in must:  # a must-show item that retrieval did not return is still shown
-            if m not in items:
+        admit = context.admit
+        for m in must:  # a must-show item that retrieval did not return is still shown...
+            if m not in items and (admit is None or admit(m)):  # ...unless the caller rules it out
                 items.append(m)
                 scores.append(low)
         s = np.asarray(scores, dtype=np.float64)
@@ -177,7 +178,7 @@ class BasePolicy:
         obj = self.config.objectives
         rules = eligible_mask(obj, self.features, req.items, req.codes)
         index = {item: j for j, item in enumerate(req.items)}
-        pinned = [index[m] for m in obj.must][: max(k, 0)]
+        pinned = [index[m] for m in obj.must if m in index][: max(k, 0)]  # admitted ones
         free = rules.copy()
         free[pinned] = False
         room = max(0, k - len(pinned))
