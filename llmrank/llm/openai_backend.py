@@ -156,13 +156,19 @@ class OpenAILLM(NamedAdapters, HFTokenizerMixin):
 
     # ---- prompts -------------------------------------------------------------------------
     def max_prompt_tokens(self) -> int:
+        """The configured bound, lowered to the server's ``max_model_len - 1``. The server is
+        asked (GET /models, once) on the first call, so prompt builders size their first
+        prompt to it; with an explicit ``served_model`` the configured bound is used as is."""
+        if self.served_model is None:
+            self.served_model = self._discover()
         return self._max_prompt
 
     def _prompt_payloads(self, prompts: Sequence[str]) -> list[Any]:
         """Token ids (or texts) of each prompt, checked against the bound."""
+        limit = self.max_prompt_tokens()
         out: list[Any] = []
         for p in prompts:
-            ids = self.prompt_ids(p, self._max_prompt)
+            ids = self.prompt_ids(p, limit)
             out.append(ids if self.token_prompts else p)
         return out
 

@@ -75,13 +75,20 @@ class RankPromptBuilder:
         self.model = model
         self.template = template if isinstance(template, PromptTemplate) else load_template(template)
         self.max_history = max_history
-        limit = model.max_prompt_tokens()
-        self.max_prompt_tokens = min(limit, max_prompt_tokens) if max_prompt_tokens else limit
+        self._cap = max_prompt_tokens
         self.candidate_text = candidate_text or (lambda it: render_item(it, PROMPT_LIMITS))
         self.history_text = history_text
         self.alphabet = tuple(alphabet)
         specials = getattr(model, "special_tokens", None)
         self._specials: tuple[str, ...] = tuple(specials()) if callable(specials) else ()
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """The bound each prompt is fitted to: the backend's limit asked at every build (a
+        server backend learns its model's limit only once it has asked the server), capped by
+        the ``max_prompt_tokens`` given here."""
+        limit = self.model.max_prompt_tokens()
+        return min(limit, self._cap) if self._cap else limit
 
     @property
     def max_labels(self) -> int:
@@ -110,33 +117,34 @@ class RankPromptBuilder:
         if len(candidates) > len(self.alphabet):
             raise PromptError(f"{len(candidates)} candidates but only {len(self.alphabet)} labels")
         labels = list(self.alphabet[: len(candidates)])
+        limit = self.max_prompt_tokens
         hist = [self.history_text(it) for it in history][-self.max_history:] if self.max_history else []
         for texts in ([self.candidate_text(c) for c in candidates], [item_title(c) for c in candidates]):
-            found = self._fit(hist, texts, labels, query)
+            found = self._fit(hist, texts, labels, query, limit)
             if found is not None:
                 text, kept, n_tok = found
                 return RankPrompt(text, tuple(c.item_id for c in candidates), tuple(labels),
                                   self.template.name, self.template.version, kept, n_tok)
         raise PromptError(
-            f"rank prompt with {len(candidates)} candidates does not fit {self.max_prompt_tokens} tokens "
+            f"rank prompt with {len(candidates)} candidates does not fit {limit} tokens "
             "even without history and with titles only"
         )
 
     def _fit(self, hist: list[str], cands: list[str], labels: list[str],
-             query: str | None) -> tuple[str, int, int] | None:
+             query: str | None, limit: int) -> tuple[str, int, int] | None:
         def attempt(keep: int) -> tuple[str, int]:
             text = self._render(hist[len(hist) - keep:] if keep else [], cands, labels, query)
             return text, self.model.count_tokens(text)
 
         text, n = attempt(len(hist))
-        if n <= self.max_prompt_tokens:
+        if n <= limit:
             return text, len(hist), n
         lo, hi = 0, len(hist) - 1  # largest keep in [lo, hi] that fits
         best: tuple[str, int, int] | None = None
         while lo <= hi:
             mid = (lo + hi) // 2
             text, n = attempt(mid)
-            if n <= self.max_prompt_tokens:
+            if n <= limit:
                 best, lo = (text, mid, n), mid + 1
             else:
                 hi = mid - 1

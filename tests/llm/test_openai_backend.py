@@ -207,6 +207,20 @@ def test_discovery_bounds_prompt_length_and_adapters_switch_model(tok_dir):
         llm.set_adapter("unknown")
 
 
+def test_server_limit_bounds_the_first_prompt(tok_dir):
+    """The server's max_model_len is read before the first prompt is built, so the reranker's
+    first prompt already fits it (and the second call does not fail where the first passed)."""
+    server = Server(models=[{"id": "served-model", "max_model_len": 400}])
+    rr = LLMReranker(make(tok_dir, server))
+    hist = [Item(str(i), f"Some long film title number {i} with words") for i in range(20)]
+    cands = [Item(f"c{i}", f"Candidate film {i}") for i in range(4)]
+    for _ in range(2):
+        res = rr.rerank(RerankRequest(hist, cands, key="u"))
+        assert res.call is not None and 0 < res.call.prompt_tokens <= 399
+    assert rr.builder.max_prompt_tokens == 399
+    assert server.paths[0].endswith("/models") and sum(p.endswith("/models") for p in server.paths) == 1
+
+
 def test_generate_in_order_with_stops(tok_dir):
     server = Server(text=lambda prompt: f"len {len(prompt)}\n\nmore")
     llm = make(tok_dir, server, served_model="m", batch_size=2)

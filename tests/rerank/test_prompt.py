@@ -34,6 +34,18 @@ def test_oldest_history_is_dropped_first_to_fit():
     assert '"Movie 0 (1990)"' not in rp.text  # the oldest went first
 
 
+def test_limit_is_asked_of_the_backend_at_each_build():
+    """A server backend learns its model's limit after the builder exists (openai: GET /models)."""
+    llm = FakeLLM()
+    b = RankPromptBuilder(llm)
+    full = b.build(ITEMS[:20], ITEMS[20:25])
+    llm._max = full.prompt_tokens - 10
+    rp = b.build(ITEMS[:20], ITEMS[20:25])
+    assert b.max_prompt_tokens == llm._max and rp.prompt_tokens <= llm._max and rp.n_history < 20
+    capped = RankPromptBuilder(llm, max_prompt_tokens=full.prompt_tokens - 20)
+    assert capped.max_prompt_tokens == full.prompt_tokens - 20
+
+
 def test_max_history_and_titles_only_fallback():
     rp = RankPromptBuilder(FakeLLM(), max_history=2).build(ITEMS[:10], ITEMS[10:12])
     assert rp.n_history == 2
