@@ -79,6 +79,8 @@ def info(
         ("lines skipped", f"{report.get('skipped', 0):,}"),
         ("load time", f"{report.get('seconds', 0):.2f} s"),
     ]
+    if report.get("repaired"):
+        rows.append(("lines repaired", f"{report['repaired']:,} (lone UTF-16 surrogates replaced by U+FFFD)"))
     rows += [("preprocessing", step) for step in report.get("steps", [])]
     rows += [("problem", p) for p in report.get("problems", [])[:10]]
     for key, value in rows:

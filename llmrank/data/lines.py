@@ -12,6 +12,7 @@ import csv
 import gzip
 import json
 import logging
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 ErrorPolicy = Literal["skip", "raise"]
 MAX_REPORTED = 20
+# JSON and Python escapes that can decode to a lone UTF-16 surrogate (a truncated emoji such
+# as "\\ud83d" in real Amazon metadata): only lines holding one are checked
+_SURROGATE_ESCAPE = re.compile(r"\\(?:u|U0000)[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -34,6 +39,7 @@ class LoadReport:
     files: list[str] = field(default_factory=list)
     lines_read: int = 0
     skipped: int = 0
+    repaired: int = 0  # lines whose lone UTF-16 surrogates were replaced by U+FFFD
     problems: list[str] = field(default_factory=list)
     source: str = ""
     format: str = ""
@@ -53,6 +59,7 @@ class LoadReport:
         self.files += other.files
         self.lines_read += other.lines_read
         self.skipped += other.skipped
+        self.repaired += other.repaired
         self.problems += other.problems[: max(0, MAX_REPORTED - len(self.problems))]
         self.steps += other.steps
 
@@ -178,7 +185,7 @@ def peek_objects(path: Path, limit: int) -> Iterator[dict[str, Any]]:
             except ValueError:
                 continue
             if isinstance(obj, dict):
-                yield obj
+                yield without_surrogates(obj)
 
 
 def iter_records(
@@ -195,6 +202,7 @@ def iter_records(
     ``ast.literal_eval`` only builds literals, so this never executes code from the file."""
     path = check_file(path)
     literal_mode = False  # once a file proves to be Python literals, try that first
+    repaired_before = report.repaired
     for line_no, text in iter_lines(path, report=report, on_error=on_error):
         ok, obj, how = _parse_record(text, python_literals, literal_mode)
         if not ok:
@@ -205,7 +213,33 @@ def iter_records(
         if not isinstance(obj, dict):
             report.problem(MalformedLineError(str(path), line_no, f"expected a JSON object, got {type(obj).__name__}"), on_error)
             continue
+        if _SURROGATE_ESCAPE.search(text):
+            obj = _repair(obj, report)
         yield line_no, obj
+    if report.repaired > repaired_before:
+        log.warning("%s: %d lines held lone UTF-16 surrogates (truncated emoji); replaced by U+FFFD",
+                    path, report.repaired - repaired_before)
+
+
+def without_surrogates(value: Any) -> Any:
+    """``value`` (a parsed record) with every lone UTF-16 surrogate replaced by U+FFFD. A
+    JSON escape such as "\\ud83d" without its pair decodes to one, and a string holding it
+    cannot be encoded as UTF-8: it would crash the embedding cache and Parquet much later."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(without_surrogates(v) for v in value)
+    return value
+
+
+def _repair(obj: dict[str, Any], report: LoadReport) -> dict[str, Any]:
+    """``obj`` without lone surrogates, counted in ``report`` when it held any."""
+    fixed: dict[str, Any] = without_surrogates(obj)
+    if fixed != obj:
+        report.repaired += 1
+    return fixed
 
 
 _PARSE_ERRORS = (ValueError, SyntaxError, MemoryError, RecursionError, TypeError)

@@ -25,8 +25,10 @@ _CHUNK = 500  # sqlite's default limit on bound parameters is 999
 
 
 def text_key(text: str) -> str:
-    """Stable key of a text (sha256, 128 bits are plenty against collisions)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    """Stable key of a text (sha256, 128 bits are plenty against collisions). A lone UTF-16
+    surrogate (a truncated emoji from a JSON escape) has no UTF-8 form; 'surrogatepass' keys
+    it instead of crashing, and leaves the key of every valid text as it was."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def model_key(embedder: Embedder) -> str:

@@ -36,6 +36,17 @@ def test_kcore_zero_turns_off_the_configs_kcore(tmp_path):
     assert json.loads(result.stdout)["summary"]["interactions"] == 5
 
 
+def test_info_counts_lines_with_lone_surrogates_and_convert_saves_them(tmp_path):
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"user_id": "u", "item_id": "i", "timestamp": 1, "title": "Caf\\u00e9 \\ud83d"}\n')
+    table = runner.invoke(app, ["info", str(src)])
+    assert table.exit_code == 0, table.output
+    assert "lines repaired" in table.stdout
+    result = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output  # was a raw UnicodeEncodeError from pyarrow
+    assert json.loads(result.stdout)["report"]["repaired"] == 1
+
+
 def test_info_table_and_convert_round_trip(tmp_path, ml100k_dir):
     dst = tmp_path / "ml100k-canonical"
     result = runner.invoke(app, ["convert", str(ml100k_dir), str(dst), "--min-rating", "4", "--json"])

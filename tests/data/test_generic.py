@@ -11,6 +11,7 @@ from llmrank.data.lines import LoadReport
 from llmrank.data.loaders import generic
 from llmrank.data.loaders.generic import load_table
 from llmrank.data.mapping import ColumnMapping
+from llmrank.data.store import save_dataset
 from llmrank.errors import ConfigError, DataError, MalformedLineError
 
 from ._files import write
@@ -88,6 +89,14 @@ def test_bad_encoding_row(tmp_path):
     ds = load_table(path, report=report)
     assert len(ds.interactions) == 2 and report.problems[0].startswith(f"{path}:3: not valid utf-8")
     assert load_table(path, encoding="latin-1").has_user("ué")
+
+
+def test_jsonl_lone_surrogate_loads_and_saves(tmp_path):
+    path = write(tmp_path / "s.jsonl", '{"user_id": "u1", "item_id": "i1", "timestamp": 1, "title": "Caf\\u00e9 \\ud83d"}\n')
+    report = LoadReport()
+    ds = load_table(path, report=report)
+    assert ds.items["i1"].title == "Café \ufffd" and report.repaired == 1
+    save_dataset(ds, tmp_path / "saved")  # Parquet raised UnicodeEncodeError
 
 
 def test_jsonl_with_ms_and_nested_lists(tmp_path):

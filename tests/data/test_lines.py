@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 
@@ -86,6 +87,21 @@ def test_records_json_and_python_literals(tmp_path):
     assert report.problems[1].startswith(f"{path}:4: expected a JSON object")
     strict = LoadReport()
     assert [n for n, _ in iter_records(path, report=strict)] == [1]  # literals off: line 2 is bad
+
+
+def test_lone_surrogates_are_replaced_and_counted(tmp_path, caplog):
+    lines = [r'{"t": "Caf\u00e9 \ud83d cut", "l": ["\uDE00"], "\udc80k": 1}',
+             r'{"t": "whole \ud83d\ude00 emoji"}',
+             r"{'t': 'literal \ud83d'}"]
+    path = write(tmp_path / "s.json", "\n".join(lines) + "\n")
+    report = LoadReport()
+    got = [obj for _, obj in iter_records(path, report=report, python_literals=True)]
+    assert got == [{"t": "Café \ufffd cut", "l": ["\ufffd"], "\ufffdk": 1},
+                   {"t": "whole \U0001f600 emoji"},  # a pair is one character, left alone
+                   {"t": "literal \ufffd"}]
+    assert report.repaired == 2 and report.skipped == 0
+    assert "2 lines held lone UTF-16 surrogates" in caplog.text
+    json.dumps(got, ensure_ascii=False).encode("utf-8")  # no UnicodeEncodeError downstream
 
 
 def test_literal_eval_does_not_execute_code(tmp_path):

@@ -36,6 +36,13 @@ def test_second_encode_is_served_from_disk(tmp_path):
     np.testing.assert_array_equal(second[3], HashingEmbedder(dim=32).encode(["new text"])[0])
 
 
+def test_text_key_takes_lone_surrogates(tmp_path):
+    assert text_key("Café") == "73473dcc12b763085904a5279d048c4d"  # valid texts keep their keys
+    assert text_key("cut \ud83d") != text_key("cut \ufffd")
+    cached = CachedEmbedder(HashingEmbedder(dim=16), tmp_path)
+    assert cached.encode(["cut \ud83d", "ok"]).shape == (2, 16)  # raised UnicodeEncodeError
+
+
 def test_models_do_not_share_entries(tmp_path):
     a, b = HashingEmbedder(dim=32), HashingEmbedder(dim=64)
     assert model_key(a) != model_key(b)
