@@ -16,7 +16,7 @@ Confidence intervals: percentile bootstrap over rounds."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -72,13 +72,21 @@ RewardFn = Callable[[LoggedRound, int], np.ndarray]  # (round, K) -> (K, n) pred
 
 
 def policy_target(policy: Policy) -> TargetFn:
-    """The target marginals of a (frozen) policy: its ``marginals`` on the logged candidates."""
+    """The target marginals of a (frozen) policy: its ``marginals`` on the logged candidates.
+    A must-show item that is not among a round's logged candidates is left out (no log can
+    say what it would have earned), so the matrix has one column per logged candidate."""
 
     def target(rnd: LoggedRound, k: int) -> np.ndarray:
-        mat, _ = policy.marginals(rnd.ranked, k, rnd.context)
+        ctx = replace(rnd.context, admit=_logged_only)
+        mat, _ = policy.marginals(rnd.ranked, k, ctx)
         return mat
 
     return target
+
+
+def _logged_only(item_id: str) -> bool:
+    """ExploreContext.admit for OPE: nothing beyond the logged candidates is added."""
+    return False
 
 
 def memoize(fn: TargetFn) -> TargetFn:
@@ -108,6 +116,9 @@ def prepare(rounds: Sequence[LoggedRound], target: TargetFn,
     for i, rnd in enumerate(rounds):
         k = len(rnd.shown)
         pi = target(rnd, k)  # (k', n_cand)
+        if pi.shape[1] != len(rnd.candidates):
+            raise ValueError(f"the target gave marginals over {pi.shape[1]} items for "
+                             f"{len(rnd.candidates)} logged candidates")
         slots = np.arange(min(k, pi.shape[0]))
         rewards[i, :k] = rnd.rewards
         mask[i, :k] = True

@@ -36,14 +36,19 @@ class ScorePositionModel:
         self.l2 = l2
         self.iterations = iterations
         self.theta = np.zeros(4 + k)
+        self.fitted = False
 
     def fit(self, rounds: Sequence[LoggedRound]) -> ScorePositionModel:
+        """Fit on the shown slots of ``rounds``. With none (a cross-fitting fold of a tiny log
+        whose other folds are empty) the model stays unfitted and predicts no reward."""
         xs, ys = [], []
         for rnd in rounds:
             f = _features(rnd, self.k)
             for p, j in enumerate(rnd.shown[: self.k]):
                 xs.append(f[p, j])
                 ys.append(min(max(float(rnd.rewards[p]), 0.0), 1.0))
+        if not xs:
+            return self
         x, y = np.asarray(xs), np.asarray(ys)
         theta = np.zeros(x.shape[1])
         reg = self.l2 * np.eye(x.shape[1])
@@ -57,16 +62,22 @@ class ScorePositionModel:
             if np.abs(step).max() < 1e-8:
                 break
         self.theta = theta
+        self.fitted = True
         return self
 
     def predict(self, rnd: LoggedRound, k: int) -> np.ndarray:
+        """(k, n) predicted reward of every candidate at every position; 0 when unfitted, so
+        DR falls back to IPS for the rounds it corrects (still unbiased)."""
+        if not self.fitted:
+            return np.zeros((k, len(rnd.scores)))
         f = _features(rnd, self.k)[:k]
         return np.asarray(1.0 / (1.0 + np.exp(-np.clip(f @ self.theta, -30, 30))))
 
 
 def cross_fit(rounds: Sequence[LoggedRound], k: int, *, folds: int = 2, seed: int = 0,
               l2: float = 1.0) -> RewardFn:
-    """A reward function that predicts each round with a model fitted on the other folds."""
+    """A reward function that predicts each round with a model fitted on the other folds
+    (on a log too small for every fold to have others, those rounds get no prediction: 0)."""
     fold_of = np.random.default_rng(seed).integers(0, folds, size=len(rounds))
     models = [ScorePositionModel(k, l2).fit([r for r, f in zip(rounds, fold_of, strict=True) if f != i])
               for i in range(folds)]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from llmrank.cli.feedback import app
@@ -91,3 +92,17 @@ def test_ope_gives_the_target_the_deployment_features_and_logged_history(tmp_pat
     assert json.loads(res.stdout)["features"] is True
     assert seen["features"] is not None and seen["features"].embeddings is not None
     assert seen["histories"] and all(h == ["c010", "c011"] for h in seen["histories"])
+
+
+def test_ope_on_a_one_impression_store_with_a_pinned_target(tmp_path):
+    src = tmp_path / "a.sqlite"
+    s = SqliteFeedbackStore(src)
+    s.log_impression(Impression("r0", "u0", ("a", "b"), (2.0, 1.0), (0.5, 0.5), "softmax", timestamp=1.0,
+                                candidates=("a", "b", "c"), candidate_scores=(2.0, 1.0, 0.0)))
+    s.log_event(FeedbackEvent("u0", "a", "click", request_id="r0", timestamp=1.5))
+    s.close()
+    res = runner.invoke(app, ["ope", "--store", str(src), "--policy", "greedy", "--n-boot", "20",
+                              "--options", '{"objectives": {"must": ["zz"]}}', "--json"])
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.stdout)
+    assert body["rounds"] == 1 and body["estimates"]["ips"]["value"] == pytest.approx(2.0)

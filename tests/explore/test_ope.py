@@ -90,3 +90,33 @@ def test_rounds_from_a_store_keep_the_logged_context(tmp_path):
     (rnd,), skipped = from_store(store)
     assert skipped == 0 and rnd.context.history == ["h1", "h2"] and rnd.context.segment == "s"
     assert rnd.context.user_vector is not None and rnd.context.user_vector.tolist() == [0.5, -0.5]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_a_tiny_log_has_no_reward_model_for_an_empty_fold(n):
+    """A log too small for every cross-fitting fold to have other rounds: those rounds get
+    no prediction (0, so DR is IPS there) instead of a crash on an empty fit."""
+    rounds = _hand_rounds()[:n]
+    model = cross_fit(rounds, 1)
+    for rnd in rounds:
+        q = model(rnd, 1)
+        assert q.shape == (1, 2) and np.isfinite(q).all()
+    est = evaluate(rounds, _greedy_target, reward_model=model, n_boot=20)
+    assert all(np.isfinite(e.value) for e in est.values())
+    if n == 1:
+        assert est["dm"].value == 0.0 and est["dr"].value == est["ips"].value
+
+
+def test_a_target_pinning_an_item_the_log_never_offered_is_evaluated_on_the_logged_candidates():
+    """A target's must-show item that is not among the logged candidates cannot be scored
+    from the log: it is left out and the target's matrix keeps one column per candidate."""
+    target = policy_target(make_policy("greedy", {"objectives": {"must": ["zz", "b"]}}))
+    rounds = _hand_rounds()
+    assert target(rounds[0], 1).tolist() == [[0.0, 1.0]]  # b, the logged must item, is pinned
+    est = evaluate(rounds, target, estimators=("ips",), n_boot=20)
+    assert est["ips"].value == pytest.approx(0.5)  # b shown in rounds 1 and 3: (1 * 2 + 0) / 4
+
+
+def test_prepare_refuses_marginals_over_other_items():
+    with pytest.raises(ValueError, match="3 items for 2 logged candidates"):
+        prepare(_hand_rounds(), lambda rnd, k: np.zeros((k, 3)))
