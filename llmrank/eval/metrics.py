@@ -3,8 +3,9 @@
 The leave-one-out protocols have exactly one relevant item per user, so every accuracy
 metric is a function of the 1-based rank of that target: compute ranks once with
 ``target_ranks`` and derive Recall/HR, NDCG and MRR at any K with ``metrics_from_ranks``.
-A target that was never ranked (e.g. a retriever did not return it) has rank ``inf`` and
-scores 0 on every metric. ``ranking_metrics`` is the general multi-relevance version (binary
+A target that was never ranked (e.g. a retriever did not return it, or it was masked) has
+rank ``inf`` and scores 0 on every metric; a target the ranker left unscored (NaN) is ranked
+last among the candidates. ``ranking_metrics`` is the general multi-relevance version (binary
 gains) used to cross-check against ranx.
 
 All functions return per-user arrays, never means: confidence intervals and paired tests
@@ -59,11 +60,12 @@ def target_ranks(
 
     ``scores`` is (n_users, n_columns); ``targets`` holds a column index per row, or -1 when
     the target is absent from the row (rank ``inf``). Items that must not compete (the
-    user's history) should be set to ``-inf`` by the caller; a target scored ``-inf`` or NaN
-    counts as a miss. Equal scores are ordered by ``secondary`` (the ranker's own tie-break
-    scores, higher = better; optional), and what is still tied by ``tie_keys`` (or the
-    ``keys`` given, so that ranks agree with the lists from ``top_k`` built with the same
-    keys and ``secondary``)."""
+    user's history) should be set to ``-inf`` by the caller; a target scored ``-inf`` counts
+    as a miss. NaN means 'not scored' (a missing output): such an item is ranked last, after
+    every other score but before masked items, so a NaN target gets a finite rank. Equal
+    scores are ordered by ``secondary`` (the ranker's own tie-break scores, higher = better;
+    optional), and what is still tied by ``tie_keys`` (or the ``keys`` given, so that ranks
+    agree with the lists from ``top_k`` built with the same keys and ``secondary``)."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim == 1:
         scores = scores[None, :]
@@ -76,22 +78,35 @@ def target_ranks(
     rows = np.flatnonzero(targets >= 0)
     if not len(rows):
         return ranks
+    tier = _tiers(scores[rows])
     s = np.nan_to_num(scores[rows], nan=-np.inf, neginf=-np.inf, posinf=np.inf)
     kk = keys[rows]
     idx = np.arange(len(rows))
     t = s[idx, targets[rows]][:, None]
+    tt = tier[idx, targets[rows]][:, None]
     tk = kk[idx, targets[rows]][:, None]
-    tied = s == t
+    tied = (tier == tt) & (s == t)
     if secondary is not None:
         sec = _secondary(secondary, scores.shape)[rows]
         ts = sec[idx, targets[rows]][:, None]
-        before = (s > t) | (tied & (sec > ts)) | (tied & (sec == ts) & (kk < tk))
+        after_tie = (sec > ts) | ((sec == ts) & (kk < tk))
     else:
-        before = (s > t) | (tied & (kk < tk))
+        after_tie = kk < tk
+    before = (tier < tt) | ((tier == tt) & (s > t)) | (tied & after_tie)
     r = before.sum(axis=1) + 1.0
-    r[np.isneginf(t[:, 0])] = np.inf
+    r[tt[:, 0] == _MASKED] = np.inf
     ranks[rows] = r
     return ranks
+
+
+_SCORED, _UNSCORED, _MASKED = 0, 1, 2
+
+
+def _tiers(scores: np.ndarray) -> np.ndarray:
+    """Per cell: 0 scored, 1 NaN (not scored: ranked after every score), 2 -inf (masked:
+    never ranked). A NaN must not share -inf's 'miss', nor outrank a real score."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.where(np.isnan(scores), _UNSCORED, np.where(np.isneginf(scores), _MASKED, _SCORED))
 
 
 def rank_of(ranked: Sequence[int] | Sequence[str] | np.ndarray, target: int | str) -> float:
@@ -161,14 +176,17 @@ def top_k(scores: np.ndarray, k: int, keys: np.ndarray | None = None,
     """Column indices of the ``k`` best scores per row, best first. Ties are broken by
     ``secondary`` (descending) and then ``keys`` (ascending; see ``tie_keys``), else by
     column order, so the lists written to run files are deterministic and agree with
-    ``target_ranks`` given the same keys and secondary scores."""
-    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf, neginf=-np.inf, posinf=np.inf)
+    ``target_ranks`` given the same keys and secondary scores: NaN (unscored) after every
+    score, -inf (masked) last."""
+    raw = np.asarray(scores, dtype=np.float64)
+    tier = _tiers(raw)
+    scores = np.nan_to_num(raw, nan=-np.inf, neginf=-np.inf, posinf=np.inf)
     k = min(k, scores.shape[1])
     if keys is None:
         keys = np.broadcast_to(np.arange(scores.shape[1], dtype=np.float64), scores.shape)
-    sort_keys: tuple[np.ndarray, ...] = (keys, -scores)
+    sort_keys: tuple[np.ndarray, ...] = (keys, -scores, tier)
     if secondary is not None:
-        sort_keys = (keys, -_secondary(secondary, scores.shape), -scores)
+        sort_keys = (keys, -_secondary(secondary, scores.shape), -scores, tier)
     order = np.lexsort(sort_keys, axis=1)
     return order[:, :k]
 

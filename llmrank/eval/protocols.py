@@ -143,7 +143,7 @@ def _rank_rows(ctx: ProtocolContext, users: np.ndarray, scores: np.ndarray,
     keys = _keys(ctx, users, scores.shape, target_cols)
     ranks = target_ranks(scores, target_cols, keys=keys, secondary=secondary)
     cols = top_k(scores, ctx.protocol.list_len, keys, secondary)
-    top_scores = np.take_along_axis(np.nan_to_num(scores, nan=-np.inf), cols, axis=1)
+    top_scores = np.take_along_axis(scores, cols, axis=1)  # NaN (unscored) rows stay listed, last
     items = cols if columns is None else np.take_along_axis(columns, cols, axis=1)
     items = np.where(np.isneginf(top_scores), -1, items)  # masked items are not recommended
     return ranks, items, top_scores

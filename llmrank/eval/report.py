@@ -33,7 +33,8 @@ def write_run_jsonl(path: Path, result: RankerResult, dataset: Dataset,
                 "rank": rank if math.isfinite(rank) else None,
                 "target_position": int(out.target_pos[i]),
                 "items": [ids[c] for c in items],
-                "scores": [round(float(s), 6) for s in out.list_scores[i][: len(items)]],
+                "scores": [None if math.isnan(s) else round(float(s), 6)  # NaN: unscored
+                           for s in out.list_scores[i][: len(items)]],
                 "invalid": bool(out.invalid[i]),
             }
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")

@@ -37,6 +37,21 @@ def test_target_ranks_masks_and_ties():
     assert target_ranks(scores, np.array([-1, 0, 3])).tolist() == [math.inf, 3, 4]
 
 
+def test_unscored_target_is_ranked_last_not_missed():
+    """NaN = the ranker could not score it: after every score (finite rank), while -inf
+    (masked) stays a miss; other NaN items never beat a scored target."""
+    scores = np.array([[0.9, np.nan, 0.5, -np.inf],
+                       [0.9, np.nan, np.nan, 0.1],
+                       [np.nan, 0.2, -np.inf, np.nan],
+                       [0.3, 0.2, -np.inf, np.nan]])
+    targets = np.array([1, 2, 2, 1])
+    assert target_ranks(scores, targets).tolist() == [3, 4, math.inf, 2]
+    assert target_ranks(scores, targets, ties="optimistic").tolist() == [3, 3, math.inf, 2]
+    lists = top_k(scores, 4, tie_keys(scores.shape, targets))
+    assert lists.tolist()[1] == [0, 3, 1, 2]  # scored, then unscored (target last), masked
+    assert lists.tolist()[0] == [0, 2, 1, 3]
+
+
 def test_random_ties_are_uniform():
     scores = np.zeros((4000, 5))
     ranks = target_ranks(scores, np.zeros(4000, int), ties="random", rng=np.random.default_rng(1))
@@ -47,6 +62,7 @@ def test_random_ties_are_uniform():
 def test_top_k_agrees_with_ranks():
     rng = np.random.default_rng(0)
     scores = rng.integers(0, 4, size=(50, 12)).astype(float)
+    scores[rng.random(scores.shape) < 0.2] = np.nan  # unscored cells rank after the scored
     targets = rng.integers(0, 12, size=50)
     for ties in ("pessimistic", "optimistic", "random"):
         keys = tie_keys(scores.shape, targets, ties, np.random.default_rng(3))

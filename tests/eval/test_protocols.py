@@ -185,3 +185,18 @@ def test_ranker_tie_scores_order_ties_before_the_policy(synth_split):
     assert res.ranks.tolist() == [1.0]
     assert res.lists[0, 0] == synth_split.target(int(users[0]), "test")
     assert set(res.lists[0].tolist()) == set(cands[0].tolist())
+
+
+def test_unscored_target_ranks_last_in_a_candidate_list(synth_split):
+    class NaNTarget:
+        name = "nan-target"
+
+        def fit(self, split, stage):
+            self.split = split
+
+        def score(self, users, cands, stage):
+            t = np.array([self.split.target(int(u), stage) for u in users])
+            return np.where(cands == t[:, None], np.nan, 1.0)
+
+    res = evaluate_ranker(NaNTarget(), synth_split, EvalProtocol(name="candidates"))
+    assert (res.outcome.ranks == 20).all() and res.missing_rate == pytest.approx(1 / 20)
