@@ -6,6 +6,7 @@ users at a time so that the runner can parallelise and checkpoint.
   with (LLMRank; seeded per user), shuffled; the ranker orders those only.
 - ``retriever``: a retriever's top-N (history masked) is reordered by the ranker; a target
   outside the N is a miss (rank inf), and ``retrieved`` marks users whose target was in.
+  The N are listed best first, ties in an order that ignores the target (``retrieved_matrix``).
 
 Everything random comes from ``user_rng(seed, user, salt)``: a user's result never depends
 on the shard it landed in or on processing order.
@@ -149,9 +150,11 @@ def _rank_rows(ctx: ProtocolContext, users: np.ndarray, scores: np.ndarray,
     return ranks, items, top_scores
 
 
-def full_ranking_shard(ranker: Ranker, ctx: ProtocolContext, users: np.ndarray) -> ShardResult:
+def _masked_full_scores(ranker: Ranker, ctx: ProtocolContext, users: np.ndarray,
+                        targets: np.ndarray) -> tuple[np.ndarray, OutputStatus, np.ndarray]:
+    """Full score rows with each user's history at -inf (a re-consumed target excepted),
+    the output status and the number of items left to order."""
     split, stage = ctx.split, ctx.stage
-    targets = np.array([split.target(int(u), stage) for u in users], dtype=np.int64)
     scores, status = call_ranker(ranker, users, None, stage)
     n_items = split.dataset.n_items
     if scores.shape != (len(users), n_items):
@@ -163,8 +166,18 @@ def full_ranking_shard(ranker: Ranker, ctx: ProtocolContext, users: np.ndarray) 
         seen = seen[seen != targets[i]]  # a re-consumed target still competes
         scores[i, seen] = -np.inf
         n_cand[i] = n_items - len(np.unique(seen))
+    return scores, status, n_cand
+
+
+def _targets(ctx: ProtocolContext, users: np.ndarray) -> np.ndarray:
+    return np.array([ctx.split.target(int(u), ctx.stage) for u in users], dtype=np.int64)
+
+
+def full_ranking_shard(ranker: Ranker, ctx: ProtocolContext, users: np.ndarray) -> ShardResult:
+    targets = _targets(ctx, users)
+    scores, status, n_cand = _masked_full_scores(ranker, ctx, users, targets)
     n_missing = np.isnan(scores).sum(axis=1) + status.n_missing
-    sec = tie_scores(ranker, users, None, stage)
+    sec = tie_scores(ranker, users, None, ctx.stage)
     ranks, items, top_scores = _rank_rows(ctx, users, scores, targets, None, sec)
     n = len(users)
     return ShardResult(users, ranks, items, top_scores, np.full(n, -1), np.ones(n, bool),
@@ -183,28 +196,66 @@ def candidate_matrix(ctx: ProtocolContext, users: np.ndarray) -> np.ndarray:
 
 
 def retrieved_matrix(ctx: ProtocolContext, users: np.ndarray) -> np.ndarray:
-    """(n, N) the retriever's top-N unseen items per user, best first."""
+    """(n, N) the retriever's top-N unseen items per user, best first, -1 padded (items it
+    left unscored are not proposed). Whether a target tied at the cut makes the N follows
+    the tie policy, but the order of tied items never depends on which one is the target
+    (item-code order; seeded random order under ``ties='random'``): the list position
+    must not tell the reranker the answer."""
     if ctx.retriever is None:
         raise ValueError("retriever protocol needs a fitted retriever in the context")
-    sub = EvalProtocol(**{**ctx.protocol.model_dump(), "name": "full",
-                          "list_len": ctx.protocol.n_retrieve})
-    res = full_ranking_shard(ctx.retriever, ProtocolContext(ctx.split, sub, ctx.seed), users)
-    return res.lists
+    n = ctx.protocol.n_retrieve
+    targets = _targets(ctx, users)
+    scores, _, _ = _masked_full_scores(ctx.retriever, ctx, users, targets)
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    sec = tie_scores(ctx.retriever, users, None, ctx.stage)
+    chosen = top_k(scores, n, _keys(ctx, users, scores.shape, targets), sec)
+    blind = np.full_like(targets, -1)  # keys as if no column were the target
+    neutral = np.take_along_axis(_keys(ctx, users, scores.shape, blind), chosen, axis=1)
+    sub_sec = None if sec is None else np.take_along_axis(
+        np.broadcast_to(sec, scores.shape), chosen, axis=1)
+    sub_scores = np.take_along_axis(scores, chosen, axis=1)
+    cols = np.take_along_axis(chosen, top_k(sub_scores, n, neutral, sub_sec), axis=1)
+    top = np.take_along_axis(scores, cols, axis=1)
+    return np.where(np.isneginf(top), -1, cols)
+
+
+def _score_candidates(ranker: Ranker, users: np.ndarray, cands: np.ndarray, stage: str,
+                      ) -> tuple[np.ndarray, OutputStatus, np.ndarray | None]:
+    """Scores, status and tie scores for a candidate matrix whose -1 entries are padding.
+    The ranker only ever sees real items (an LLM prompt must not list a stand-in item):
+    rows are compacted and sent in groups of equal length; padding scores NaN."""
+    pad = cands < 0
+    if not pad.any():
+        return (*call_ranker(ranker, users, cands, stage), tie_scores(ranker, users, cands, stage))
+    scores = np.full(cands.shape, np.nan)
+    status = OutputStatus.ok(len(users))
+    sec: np.ndarray | None = None
+    lengths = (~pad).sum(axis=1)
+    for length in np.unique(lengths[lengths > 0]):
+        rows = np.flatnonzero(lengths == length)
+        sub = np.stack([cands[r][~pad[r]] for r in rows])
+        got, st = call_ranker(ranker, users[rows], sub, stage)
+        status.invalid[rows], status.n_missing[rows] = st.invalid, st.n_missing
+        got_sec = tie_scores(ranker, users[rows], sub, stage)
+        for j, r in enumerate(rows):
+            scores[r, ~pad[r]] = got[j]
+            if got_sec is not None:
+                sec = np.full(cands.shape, np.nan) if sec is None else sec
+                sec[r, ~pad[r]] = np.broadcast_to(got_sec, got.shape)[j]
+    return scores, status, sec
 
 
 def candidates_shard(ranker: Ranker, ctx: ProtocolContext, users: np.ndarray,
                      cands: np.ndarray) -> ShardResult:
-    """Order a given candidate matrix (-1 entries are padding: never ranked)."""
-    stage = ctx.stage
-    targets = np.array([ctx.split.target(int(u), stage) for u in users], dtype=np.int64)
+    """Order a given candidate matrix (-1 entries are padding: never shown to the ranker,
+    never ranked)."""
+    targets = _targets(ctx, users)
     hit = cands == targets[:, None]
     target_cols = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
-    safe = np.where(cands < 0, 0, cands)
-    scores, status = call_ranker(ranker, users, safe, stage)
     pad = cands < 0
+    scores, status, sec = _score_candidates(ranker, users, cands, ctx.stage)
     n_missing = (np.isnan(scores) & ~pad).sum(axis=1) + status.n_missing
     scores = np.where(pad, -np.inf, scores)
-    sec = tie_scores(ranker, users, safe, stage)
     ranks, items, top_scores = _rank_rows(ctx, users, scores, target_cols, cands, sec)
     return ShardResult(users, ranks, items, top_scores, target_cols, target_cols >= 0,
                        status.invalid, n_missing, (~pad).sum(axis=1))

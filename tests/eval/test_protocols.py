@@ -187,6 +187,101 @@ def test_ranker_tie_scores_order_ties_before_the_policy(synth_split):
     assert set(res.lists[0].tolist()) == set(cands[0].tolist())
 
 
+class _TiedRetriever:
+    """Full-ranking retriever: 1.0 for the target and ``n_tied`` other unseen items (the
+    highest codes, so item-code order never puts the target last), 0 for the rest."""
+
+    name = "tied"
+
+    def __init__(self, n_tied: int) -> None:
+        self.n_tied = n_tied
+
+    def fit(self, split, stage):
+        self.split = split
+
+    def tied(self, u: int, stage: str) -> np.ndarray:
+        t = self.split.target(u, stage)
+        seen = set(self.split.seen(u, stage).tolist()) | {t}
+        others = [c for c in range(self.split.dataset.n_items - 1, -1, -1) if c not in seen]
+        return np.array([t, *others[: self.n_tied]])
+
+    def score(self, users, candidates, stage):
+        out = np.zeros((len(users), self.split.dataset.n_items))
+        for i, u in enumerate(users):
+            out[i, self.tied(int(u), stage)] = 1.0
+        return out
+
+
+def _retrieve(split, retriever, n, ties="pessimistic"):
+    from llmrank.eval.protocols import retrieved_matrix
+
+    retriever.fit(split, "test")
+    proto = EvalProtocol(name="retriever", retriever=retriever.name, n_retrieve=n, ties=ties)
+    users = split.eval_users()[:30]
+    return users, retrieved_matrix(ProtocolContext(split, proto, 0, retriever), users)
+
+
+@pytest.mark.parametrize("ties", ["pessimistic", "optimistic"])
+def test_retrieved_list_order_does_not_reveal_the_target(synth_split, ties):
+    """Tied retrieved items are listed in item-code order whatever the tie policy: before,
+    the pessimistic policy listed the target last among them (a free hint to the reranker)."""
+    retr = _TiedRetriever(4)
+    users, lists = _retrieve(synth_split, retr, 5, ties)
+    for u, row in zip(users, lists, strict=True):
+        assert row.tolist() == sorted(retr.tied(int(u), "test").tolist())
+    targets = [synth_split.target(int(u), "test") for u in users]
+    assert {row.tolist().index(t) for row, t in zip(lists, targets, strict=True)} != {4}
+
+
+@pytest.mark.parametrize("ties,inside", [("pessimistic", False), ("optimistic", True)])
+def test_tie_policy_decides_a_target_tied_at_the_cut(synth_split, ties, inside):
+    """Target tied with 5 others for 5 places: the policy decides whether it is retrieved."""
+    users, lists = _retrieve(synth_split, _TiedRetriever(5), 5, ties)
+    targets = np.array([synth_split.target(int(u), "test") for u in users])
+    assert ((lists == targets[:, None]).any(axis=1) == inside).all()
+    assert (np.diff(lists, axis=1) > 0).all()  # still item-code order
+
+
+class _ShortRetriever(_TiedRetriever):
+    """Scores only the target and two other items (the rest -inf): a top-5 list is padded."""
+
+    def score(self, users, candidates, stage):
+        out = np.full((len(users), self.split.dataset.n_items), -np.inf)
+        for i, u in enumerate(users):
+            out[i, self.tied(int(u), stage)[:3]] = [3.0, 2.0, 1.0]
+        return out
+
+
+class _RealItemsOnly:
+    """Reranker that refuses stand-ins: every candidate it is shown must be a real item."""
+
+    name = "strict"
+
+    def fit(self, split, stage):
+        self.seen_shapes = []
+
+    def score(self, users, candidates, stage):
+        assert (candidates >= 0).all()
+        self.seen_shapes.append(candidates.shape)
+        return -candidates.astype(float)
+
+    def tie_scores(self, users, candidates, stage):
+        assert (candidates >= 0).all()
+        return None
+
+
+def test_padding_is_never_shown_to_the_ranker(synth_split):
+    """Padding (-1) used to reach the ranker as item code 0; it must not reach it at all."""
+    retr = _ShortRetriever(2)
+    retr.fit(synth_split, "test")
+    proto = EvalProtocol(name="retriever", retriever="tied", n_retrieve=5)
+    ranker = _RealItemsOnly()
+    res = evaluate_ranker(ranker, synth_split, proto, retriever=retr)
+    assert {shape[1] for shape in ranker.seen_shapes} == {3}
+    assert res.retrieved_rate == 1.0 and (res.outcome.n_candidates == 3).all()
+    assert (res.outcome.lists[:, 3:] == -1).all()
+
+
 def test_unscored_target_ranks_last_in_a_candidate_list(synth_split):
     class NaNTarget:
         name = "nan-target"
