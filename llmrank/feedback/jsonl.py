@@ -69,16 +69,24 @@ def parse_record(text: str, path: str, line_no: int) -> Impression | FeedbackEve
 def import_jsonl(store: FeedbackStore, path: str | Path, *, on_error: ErrorPolicy = "skip",
                  report: LoadReport | None = None) -> dict[str, int]:
     """Read a JSON-lines file into ``store``. Returns counts of records read and newly written;
-    problems (file:line: reason) are in ``report``."""
+    problems (file:line: reason) are in ``report``. A record the store refuses (a request_id
+    already logged with another slate) is a bad line like a malformed one: the rest of its
+    batch is still written."""
     report = report if report is not None else LoadReport()
-    imps: list[Impression] = []
-    evs: list[FeedbackEvent] = []
+    batch: list[tuple[int, Impression | FeedbackEvent]] = []
     counts = {"impressions": 0, "events": 0, "written": 0}
 
     def flush() -> None:
-        counts["written"] += store.log_many(imps, evs)
-        imps.clear()
-        evs.clear()
+        try:
+            counts["written"] += _write(store, [rec for _, rec in batch])
+        except FeedbackError:  # the batch was rolled back: write it record by record
+            for line_no, rec in batch:
+                try:
+                    counts["written"] += _write(store, [rec])
+                except FeedbackError as exc:
+                    counts["impressions" if isinstance(rec, Impression) else "events"] -= 1
+                    report.problem(MalformedLineError(str(path), line_no, str(exc)), on_error)
+        batch.clear()
 
     for line_no, text in iter_lines(path, report=report, on_error=on_error):
         try:
@@ -86,18 +94,20 @@ def import_jsonl(store: FeedbackStore, path: str | Path, *, on_error: ErrorPolic
         except MalformedLineError as err:
             report.problem(err, on_error)
             continue
-        if isinstance(rec, Impression):
-            imps.append(rec)
-            counts["impressions"] += 1
-        else:
-            evs.append(rec)
-            counts["events"] += 1
-        if len(imps) + len(evs) >= BATCH:
+        counts["impressions" if isinstance(rec, Impression) else "events"] += 1
+        batch.append((line_no, rec))
+        if len(batch) >= BATCH:
             flush()
     flush()
     counts["skipped"] = report.skipped
     log.info("imported %s from %s", counts, path)
     return counts
+
+
+def _write(store: FeedbackStore, records: list[Impression | FeedbackEvent]) -> int:
+    """Write ``records`` in one transaction (all or nothing); returns how many were new."""
+    return store.log_many([r for r in records if isinstance(r, Impression)],
+                          [r for r in records if isinstance(r, FeedbackEvent)])
 
 
 def write_jsonl(rows: Iterable[dict[str, object]], out: IO[str]) -> int:

@@ -74,6 +74,9 @@ class Impression:
                 raise FeedbackError(
                     f"impression {self.request_id}: propensity {p} outside (0, 1]"
                 )
+        if not all(math.isfinite(x) for x in (*self.scores, *self.candidate_scores)):
+            # a NaN cannot be stored as a score, and OPE standardises the candidate scores
+            raise FeedbackError(f"impression {self.request_id}: a score is not finite")
         if self.candidate_scores and len(self.candidate_scores) != len(self.candidates):
             raise FeedbackError(f"impression {self.request_id}: candidate_scores/candidates differ in length")
         if self.candidates and not set(self.items) <= set(self.candidates):

@@ -61,3 +61,40 @@ def test_malformed_lines_reported_with_line_numbers(tmp_path):
     with pytest.raises(MalformedLineError) as exc:
         import_jsonl(SqliteFeedbackStore(tmp_path / "c.sqlite"), path, on_error="raise")
     assert exc.value.line_no == 2
+
+
+def _imp_line(rid: str, items: list[str], score: str = "1.0") -> str:
+    """An impression line; ``score`` is written as is (NaN is what json.dumps would write)."""
+    scores = ", ".join([score] * len(items))
+    props = ", ".join(["1.0"] * len(items))
+    return (f'{{"type": "impression", "request_id": "{rid}", "items": {json.dumps(items)}, '
+            f'"scores": [{scores}], "propensities": [{props}], "policy": "greedy", "timestamp": 1000.0}}')
+
+
+def _ev_line(eid: str, rid: str) -> str:
+    return json.dumps({"type": "event", "event_id": eid, "request_id": rid, "item_id": "a",
+                       "kind": "click", "timestamp": 1001.0})
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    (_imp_line("r0", ["z", "y"]), "already logged with a different slate"),
+    (_imp_line("rnan", ["a"], "NaN"), "not finite"),
+])
+def test_a_record_the_store_refuses_skips_only_its_line(tmp_path, bad, reason):
+    """A conflicting duplicate request_id or a NaN score is one bad line: it is reported with
+    its line number and the rest of its batch is written."""
+    from llmrank.data.lines import LoadReport
+
+    lines = [line for i in range(10) for line in (_imp_line(f"r{i}", ["a", "b"]), _ev_line(f"e{i}", f"r{i}"))]
+    lines.insert(5, bad)
+    path = tmp_path / "fb.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = LoadReport()
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    counts = import_jsonl(store, path, report=report)
+    assert counts == {"impressions": 10, "events": 10, "written": 20, "skipped": 1}
+    assert store.counts()["impressions"] == 10 and store.counts()["events"] == 10
+    assert len(report.problems) == 1 and ":6:" in report.problems[0] and reason in report.problems[0]
+    with pytest.raises(MalformedLineError) as exc:
+        import_jsonl(SqliteFeedbackStore(tmp_path / "other.sqlite"), path, on_error="raise")
+    assert exc.value.line_no == 6

@@ -83,6 +83,11 @@ def test_invalid_records_are_rejected():
         Impression("r", "u", ("a",), (1.0,), (0.0,), "g")  # zero propensity cannot be logged
     with pytest.raises(FeedbackError):
         Impression("r", "u", ("a",), (1.0,), (1.0,), "g", candidates=("b",))
+    with pytest.raises(FeedbackError, match="not finite"):
+        Impression("r", "u", ("a",), (float("nan"),), (1.0,), "g")  # SQLite would store NULL
+    with pytest.raises(FeedbackError, match="not finite"):
+        Impression("r", "u", ("a",), (1.0,), (1.0,), "g", candidates=("a", "b"),
+                   candidate_scores=(1.0, float("inf")))
     with pytest.raises(FeedbackError):
         FeedbackEvent("u", "a", "purchase")
     with pytest.raises(FeedbackError):
