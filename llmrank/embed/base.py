@@ -14,7 +14,9 @@ EncodeCallback = Callable[[int], None]
 @runtime_checkable
 class Embedder(Protocol):
     """``model_id`` names the model exactly enough to key a cache: two embedders with the same
-    ``name``/``model_id``/``dim`` must return the same vectors for the same text."""
+    ``name``/``model_id``/``dim`` must return the same vectors for the same text, unless they
+    say how they differ in the optional ``fingerprint`` (the model files) or ``options`` (a
+    string of the settings that change vectors, '' on the defaults) attributes."""
 
     name: str
     model_id: str

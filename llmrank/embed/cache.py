@@ -32,10 +32,15 @@ def text_key(text: str) -> str:
 
 
 def model_key(embedder: Embedder) -> str:
-    """What makes two embedders interchangeable: backend name, model id, dim and an optional
-    ``fingerprint`` (e.g. the mtime of a local model folder, so a retrained model misses)."""
+    """What makes two embedders interchangeable: backend name, model id, dim, an optional
+    ``fingerprint`` (e.g. the mtime of a local model folder, so a retrained model misses) and
+    optional ``options`` (settings that change the vectors, e.g. max_seq_length: the same
+    model truncating at 8 tokens must not be served the 256-token vectors)."""
     fingerprint = str(getattr(embedder, "fingerprint", ""))
     raw = f"{embedder.name}|{embedder.model_id}|{embedder.dim}|{fingerprint}"
+    options = str(getattr(embedder, "options", ""))
+    if options:  # only when set, so an embedder on its defaults keeps its existing cache
+        raw += f"|{options}"
     slug = _SLUG.sub("_", f"{embedder.name}-{embedder.model_id}")[-60:].strip("_")
     return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
@@ -105,6 +110,10 @@ class CachedEmbedder:
     @property
     def fingerprint(self) -> str:
         return str(getattr(self.inner, "fingerprint", ""))
+
+    @property
+    def options(self) -> str:
+        return str(getattr(self.inner, "options", ""))
 
     def encode(
         self,

@@ -5,6 +5,7 @@ torch and sentence_transformers are imported here only, when an embedder is crea
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from llmrank.errors import ModelError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# SentenceTransformer arguments that say where or how files are fetched, not what a vector is
+_NOT_IN_CACHE_KEY = frozenset({"cache_folder", "token", "use_auth_token", "local_files_only"})
 
 
 def default_model_path() -> str | None:
@@ -52,6 +55,16 @@ def resolve_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def cache_options(max_seq_length: int | None, kwargs: dict[str, Any]) -> str:
+    """The settings given beyond the model that change its vectors (max_seq_length and the
+    SentenceTransformer arguments, e.g. revision, truncate_dim, model_kwargs), for the
+    embedding cache's key; '' when none is given, as the model's defaults are its id."""
+    given = {k: v for k, v in kwargs.items() if k not in _NOT_IN_CACHE_KEY}
+    if max_seq_length is not None:
+        given["max_seq_length"] = max_seq_length
+    return json.dumps(given, sort_keys=True, default=repr) if given else ""
+
+
 def _fingerprint(load_from: str) -> str:
     """A local folder's newest mtime, so that a model retrained in place misses the cache."""
     path = Path(load_from)
@@ -73,6 +86,7 @@ class SentenceTransformerEmbedder:
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.fingerprint = _fingerprint(load_from)
+        self.options = cache_options(max_seq_length, kwargs)
         try:
             self._model = st.SentenceTransformer(load_from, device=self.device, **kwargs)
         except (OSError, ValueError) as exc:

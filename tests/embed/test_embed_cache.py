@@ -51,6 +51,19 @@ def test_models_do_not_share_entries(tmp_path):
     assert cb.encode(["x"]).shape == (1, 64) and cb.last_misses == 1
 
 
+def test_options_that_change_vectors_change_the_key(tmp_path):
+    plain = HashingEmbedder(dim=32)
+    assert model_key(plain) == "hashing-hashing-v1-32-123d09723d46"  # defaults: existing caches still hit
+    short = CountingEmbedder()
+    short.options = '{"max_seq_length": 8}'  # type: ignore[attr-defined]
+    assert model_key(short) != model_key(plain)
+    CachedEmbedder(plain, tmp_path).encode(["x"])
+    cached = CachedEmbedder(short, tmp_path)
+    assert cached.options == short.options  # type: ignore[attr-defined]
+    cached.encode(["x"])
+    assert cached.last_misses == 1 and short.calls == [["x"]]
+
+
 def test_cache_ignores_rows_of_wrong_dim(tmp_path):
     cache = EmbeddingCache(tmp_path, "k", dim=4)
     cache.put_many([text_key("x")], np.ones((1, 3), np.float32))
