@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,26 @@ def fingerprint(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def fingerprint_requests(requests: Iterable[Any]) -> str:
+    """sha256 of an iterable's requests in order, their request ids left out: RecRequests made
+    again for a re-run get new random ids, and must still resume the run they belong to."""
+    h = hashlib.sha256()
+    for _, raw in _raw(requests):
+        h.update(_canonical(raw).encode("utf-8") + b"\n")
+    return h.hexdigest()
+
+
+def _canonical(raw: Any) -> str:
+    """One request as stable JSON text (keys sorted, request_id dropped)."""
+    if isinstance(raw, BatchLineModel):
+        body: Any = raw.model_dump(mode="json", exclude={"request_id"}, exclude_none=True)
+    elif isinstance(raw, Mapping):
+        body = {k: v for k, v in raw.items() if k != "request_id"}
+    else:
+        body = raw
+    return json.dumps(body, sort_keys=True, default=str)
 
 
 def _validation_reason(exc: ValidationError) -> str:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator, Sequence, Sized
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from llmrank.batch.base import BatchProgress, BatchReport, FailedLine, RequestSource
-from llmrank.batch.jobs import Job, fingerprint, iter_jobs
+from llmrank.batch.jobs import Job, fingerprint, fingerprint_requests, iter_jobs
 from llmrank.batch.sink import ResultSink
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,17 @@ def _count_lines(path: str | Path) -> int:
 
 
 class BatchRun:
-    """One run of one engine over one input (a context manager)."""
+    """One run of one engine over one input (a context manager). An iterable input is
+    fingerprinted like a file, so a different one is never resumed into the same output; a
+    one-pass iterable (a generator) is read into memory for that: a JSON-lines file streams."""
 
     def __init__(self, engine: str, source: RequestSource, out: str | Path, *, config: Any,
                  overwrite: bool = False, progress: BatchProgress | None = None) -> None:
         is_path = isinstance(source, (str, Path))
-        key = fingerprint(source) if is_path else None  # type: ignore[arg-type]
+        if not is_path and not isinstance(source, Sequence):
+            source = list(source)  # a one-pass iterable is read once: fingerprinted, then run
+        # the output belongs to this input: a file's bytes, or the requests of an iterable
+        key = fingerprint(source) if is_path else fingerprint_requests(source)  # type: ignore[arg-type]
         self.source = source
         self.prefix = key[:12] if key else None
         self.sink = ResultSink(out, input_key=key, config_key=config_key(config), engine=engine,

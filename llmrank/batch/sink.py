@@ -98,7 +98,7 @@ class ResultSink:
                             f"{self.meta_path.name}); pass overwrite=True or choose another path")
         meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
         if meta.get("input") != self.input_key:
-            raise DataError(f"{self.path} belongs to a different input file; pass overwrite=True "
+            raise DataError(f"{self.path} belongs to a different input (file or requests); pass overwrite=True "
                             "to start again or choose another output path")
         if meta.get("config") != self.config_key:
             raise DataError(f"{self.path} was written with a different config; pass overwrite=True "

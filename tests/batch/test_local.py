@@ -156,6 +156,31 @@ def test_iterable_of_records_progress_and_registry(rec, tmp_path):
     assert report.to_dict()["n_failed"] == 0
 
 
+def test_an_iterable_input_resumes_only_its_own_output(rec, tmp_path):
+    """An iterable is fingerprinted like a file: other requests into the same output are
+    refused, while the same requests made again (new random request ids) resume; a one-pass
+    generator works too."""
+    out = tmp_path / "out.jsonl"
+
+    def users(*ids):
+        return [RecRequest(user_id=u, k=2) for u in ids]
+
+    with pytest.raises(KeyboardInterrupt):
+        LocalBatchEngine(Counting(rec, stop_at=3)).run(users("u001", "u002", "u003"), out)
+    with pytest.raises(DataError, match="different input"):
+        LocalBatchEngine(rec).run(users("u010", "u011", "u012", "u013"), out)
+    again = Counting(rec)
+    report = LocalBatchEngine(again).run(users("u001", "u002", "u003"), out)
+    assert again.calls == 1 and report.resumed == 2 and report.done == 3
+    assert [r["user_id"] for _, r in sorted(read_out(out).items())] == ["u001", "u002", "u003"]
+    gen_out = tmp_path / "gen.jsonl"
+    report = LocalBatchEngine(rec).run(({"user_id": u, "k": 2} for u in ("u001", "u002")), gen_out)
+    assert report.done == 2 and report.total == 2
+    first = read_out(gen_out)
+    report = LocalBatchEngine(rec).run(({"user_id": u, "k": 2} for u in ("u001", "u002")), gen_out)
+    assert report.resumed == 2 and read_out(gen_out) == first  # the same deterministic request ids
+
+
 def test_workers_need_a_config(rec):
     with pytest.raises(ConfigError, match="workers > 1"):
         LocalBatchEngine(rec, workers=2)
