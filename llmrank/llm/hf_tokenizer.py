@@ -12,6 +12,8 @@ from llmrank.llm.labels import label_token_ids
 from llmrank.prompts.chat import ChatMessage, hf_format_chat
 
 _ENCODE_CACHE = 512  # prompts remembered per backend
+_LABEL_CACHE = 256  # (label set, prompt ending) checks remembered per backend
+_TAIL_CHARS = 64
 
 
 class HFTokenizerMixin:
@@ -51,16 +53,42 @@ class HFTokenizerMixin:
             raise PromptError(f"prompt of {len(ids)} tokens exceeds the limit of {limit}")
         return ids
 
-    def label_ids(self, labels: Sequence[str]) -> list[int]:
-        """Token ids of label continuations, checked once per label set (cached)."""
-        key = tuple(labels)
+    def label_ids(self, labels: Sequence[str], context: str | None = None) -> list[int]:
+        """Token ids of label continuations after ``context`` (default ``answer_context``),
+        checked once per (label set, context) (cached)."""
+        context = self.answer_context if context is None else context
+        key = (tuple(labels), context)
         cache = self.__dict__.setdefault("_label_cache", {})
         if key not in cache:
-            cache[key] = label_token_ids(self.encode, labels, self.answer_context)
-        return cache[key]
+            if len(cache) >= _LABEL_CACHE:
+                cache.clear()
+            cache[key] = label_token_ids(self.encode, labels, context)
+        return list(cache[key])
+
+    def prompt_label_ids(self, prompts: Sequence[str], labels: Sequence[str]) -> list[int]:
+        """Label token ids checked against how ``prompts`` really end (their last line: the
+        template's answer prefix), not a fixed "Answer:", so a prefix after which the labels
+        are not what the model would emit fails loudly instead of scoring the wrong token."""
+        tails = list(dict.fromkeys(prompt_tail(p) for p in prompts)) or [self.answer_context]
+        found = {tuple(self.label_ids(labels, tail)) for tail in tails}
+        if len(found) > 1:
+            from llmrank.errors import PromptError
+
+            raise PromptError(f"labels {list(labels)} are different tokens after the prompt endings "
+                              f"{tails}; score prompts of one template together")
+        return list(found.pop())
 
     def special_tokens(self) -> list[str]:
         return [t for t in getattr(self.tokenizer, "all_special_tokens", []) if t]
+
+
+def prompt_tail(prompt: str) -> str:
+    """The text the label tokens follow: the prompt's last line (after a chat template's
+    assistant header that is the answer prefix), at most its last 64 characters. A prompt
+    ending in a newline keeps the line before it, so the trailing whitespace is seen."""
+    tail = prompt[-_TAIL_CHARS:]
+    cut = tail.rfind("\n", 0, len(tail) - 1)
+    return tail[cut + 1:] if cut >= 0 else tail
 
 
 def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:

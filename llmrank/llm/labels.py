@@ -6,7 +6,7 @@ from __future__ import annotations
 import string
 from collections.abc import Callable, Sequence
 
-from llmrank.errors import ModelError
+from llmrank.errors import ModelError, PromptError
 
 ALPHABET = tuple(string.ascii_uppercase)
 
@@ -22,12 +22,25 @@ def continuation(label: str) -> str:
     return " " + label
 
 
+def _check_no_double_space(context: str, continuations: Sequence[str]) -> None:
+    """A context that ends in whitespace, followed by a label that starts with a space, scores
+    a token the model would not emit there (" A" after "is: "), and label_token_ids's
+    single-token check cannot see it: refuse it."""
+    if context[-1:].isspace() and any(c[:1].isspace() for c in continuations):
+        raise PromptError(
+            f"the prompt ends in whitespace ({context[-20:]!r}) and the labels start with a space: "
+            "remove the trailing whitespace from the template's answer_prefix"
+        )
+
+
 def label_token_ids(encode: Callable[[str], list[int]], continuations: Sequence[str],
                     context: str = "Answer:") -> list[int]:
     """Token id of each continuation when it follows ``context``.
 
     Checks, with the real tokenizer, that ``context + c`` tokenizes as ``context`` plus exactly
-    one more token, and that the tokens are distinct. Raises ModelError otherwise."""
+    one more token, and that the tokens are distinct. Raises ModelError otherwise, and
+    PromptError when ``context`` ends in whitespace before a label that starts with one."""
+    _check_no_double_space(context, continuations)
     base = encode(context)
     ids: list[int] = []
     for c in continuations:

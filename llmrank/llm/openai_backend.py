@@ -185,7 +185,7 @@ class OpenAILLM(NamedAdapters, HFTokenizerMixin):
 
     # ---- scoring -------------------------------------------------------------------------
     def label_logprobs(self, prompts: list[str], labels: list[str]) -> np.ndarray:
-        ids = self.label_ids(labels)
+        ids = self.prompt_label_ids(prompts, labels)
         if not prompts:
             return np.zeros((0, len(labels)), dtype=np.float64)
         keys = self._label_keys(labels, ids)

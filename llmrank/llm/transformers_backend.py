@@ -178,7 +178,7 @@ class TransformersLLM(NamedAdapters, HFTokenizerMixin):
         return torch.log_softmax(stacked, dim=-1)
 
     def label_logprobs(self, prompts: list[str], labels: list[str]) -> np.ndarray:
-        ids = self.label_ids(labels)
+        ids = self.prompt_label_ids(prompts, labels)
         if not prompts:
             return np.zeros((0, len(labels)), dtype=np.float64)
         logp = self.next_token_logprobs(prompts)

@@ -222,7 +222,7 @@ class VllmLLM(NamedAdapters, HFTokenizerMixin):
         return SamplingParams(**base, logprobs=max(self.top_logprobs, len(label_ids))), False
 
     def label_logprobs(self, prompts: list[str], labels: list[str]) -> np.ndarray:
-        ids = self.label_ids(labels)
+        ids = self.prompt_label_ids(prompts, labels)
         if not prompts:
             return np.zeros((0, len(labels)), dtype=np.float64)
         token_prompts = self._token_prompts(prompts)

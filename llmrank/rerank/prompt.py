@@ -64,6 +64,17 @@ class RankPrompt:
         return self.item_ids[self.labels.index(label.strip())]
 
 
+def _check_answer_prefix(template: PromptTemplate) -> None:
+    """Labels are read as continuations with a leading space (' A'): after a prefix that
+    already ends in whitespace ('The answer is: ') the model would emit 'A', not ' A', and
+    every score would be of the wrong token. Refuse such a template when it is set up."""
+    if template.answer_prefix[-1:].isspace():
+        raise PromptError(
+            f"{template.id}: answer_prefix {template.answer_prefix!r} ends in whitespace; the labels "
+            "(' A', ' B', ...) bring their own leading space: remove it"
+        )
+
+
 class RankPromptBuilder:
     """Builds bounded rank prompts for one backend (its chat template and tokenizer)."""
 
@@ -74,6 +85,7 @@ class RankPromptBuilder:
                  alphabet: Sequence[str] = ALPHABET) -> None:
         self.model = model
         self.template = template if isinstance(template, PromptTemplate) else load_template(template)
+        _check_answer_prefix(self.template)
         self.max_history = max_history
         self._cap = max_prompt_tokens
         self.candidate_text = candidate_text or (lambda it: render_item(it, PROMPT_LIMITS))

@@ -185,10 +185,24 @@ def test_prompt_bound_checked_before_sending(tok_dir):
     server = Server()
     llm = make(tok_dir, server, served_model="m", max_prompt_tokens=5)
     with pytest.raises(PromptError):
-        llm.label_logprobs(["a long prompt " * 10], LABELS)
+        llm.label_logprobs(["a long prompt " * 10 + "Answer:"], LABELS)
     with pytest.raises(PromptError):
         llm.generate([""], GenerationConfig())
     assert server.bodies == []
+
+
+def test_labels_are_checked_against_the_real_prompt_ending(tok_dir):
+    """Not against a fixed 'Answer:': a prompt ending in whitespace would score ' A' where the
+    model would emit 'A', silently; it is refused before anything is sent."""
+    server = Server()
+    llm = make(tok_dir, server, served_model="m")
+    for prompt in ["Pick one. The answer is: ", "<|im_start|>assistant\n"]:
+        with pytest.raises(PromptError, match="whitespace"):
+            llm.label_logprobs([prompt], LABELS)
+    with pytest.raises(PromptError, match="whitespace"):
+        llm.label_logprobs(["Pick one. Answer:", "Pick one. The answer is: "], LABELS)
+    assert server.bodies == []
+    assert llm.label_logprobs(["Pick one. The answer is:"], LABELS).shape == (1, 3)
 
 
 def test_discovery_bounds_prompt_length_and_adapters_switch_model(tok_dir):

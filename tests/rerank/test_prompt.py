@@ -57,6 +57,21 @@ def test_max_history_and_titles_only_fallback():
         RankPromptBuilder(FakeLLM(max_prompt_tokens=10)).build([], long)
 
 
+def test_answer_prefix_ending_in_whitespace_is_refused():
+    from pathlib import Path
+
+    from llmrank.prompts.store import load_template
+    from llmrank.prompts.template import PromptTemplate
+
+    src = Path(load_template("rank").source).read_text(encoding="utf-8")
+    for prefix in ("The answer is: ", "Answer:\\n"):
+        t = PromptTemplate.from_toml(src.replace('answer_prefix = "Answer:"', f'answer_prefix = "{prefix}"'))
+        with pytest.raises(PromptError, match="whitespace"):
+            RankPromptBuilder(FakeLLM(), t)
+    ok = PromptTemplate.from_toml(src.replace('answer_prefix = "Answer:"', 'answer_prefix = "The answer is:"'))
+    assert RankPromptBuilder(FakeLLM(), ok).build([], ITEMS[:2]).text.endswith("The answer is:")
+
+
 def test_limits_on_labels_and_candidates():
     b = RankPromptBuilder(FakeLLM(), alphabet="ABC")
     with pytest.raises(PromptError, match="only 3 labels"):
