@@ -49,7 +49,7 @@ class ReplayConfig:
     item_vectors: str = "interactions"
     segment_by: str | None = None  # a user attribute (e.g. 'gender'), or 'activity' buckets
     refit_every: int = 0  # refit the prior on everything seen so far every N served steps
-    seed: int = 0
+    seed: int = 0  # the max_steps sample, the item vectors and every policy without its own seed
 
 
 @dataclass
@@ -130,7 +130,8 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
     prior.fit(dataset, warm)
     from llmrank.explore import make_policy
 
-    builder = make or (lambda spec, feats: make_policy(spec.name, spec.options, features=feats))
+    builder = make or (lambda spec, feats: make_policy(spec.name, _seeded(spec.options, cfg.seed),
+                                                       features=feats))
     policies = {s.label: builder(s, features) for s in specs}
     stream = np.arange(cut, n_events)
     if cfg.max_steps is not None and cfg.max_steps < len(stream):
@@ -186,6 +187,12 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
                                  extra[label][:, 2]) for label in policies}
     return ReplayResult(dataset.name, prior.name, cfg, dataset.n_items, steps, stamps, len(pool),
                         traces, time.perf_counter() - started)
+
+
+def _seeded(options: dict[str, Any], seed: int) -> dict[str, Any]:
+    """A policy's options with the replay's seed, so that the seed changes every random draw
+    of a run (a policy's own ``seed`` option wins)."""
+    return {"seed": seed, **options}
 
 
 def slate_stats(features: ItemFeatures, codes: np.ndarray,
