@@ -37,7 +37,7 @@ class SessionState:
 
     user_id: str | None = None
     history: list[str] | None = None  # an anonymous user's explicit history
-    shown: dict[str, str | None] = field(default_factory=dict)  # item id -> request id that showed it
+    shown: dict[str, str | None] = field(default_factory=dict)  # item id -> latest request id that showed it
     offered: list[str] = field(default_factory=list)  # ids listed by tools in the current turn
     rejected: list[str] = field(default_factory=list)  # ids the model passed that were refused
     feedback: list[str] = field(default_factory=list)  # event ids recorded in this session
@@ -47,8 +47,11 @@ class SessionState:
         self.rejected.clear()
 
     def offer(self, ids: Sequence[str], request_id: str | None) -> None:
+        """Record a listing. Feedback on an item goes to the latest impression that showed it
+        (what the user is reacting to); a listing without one (similar_items) keeps it."""
         for i in ids:
-            self.shown.setdefault(i, request_id)
+            if request_id is not None or i not in self.shown:
+                self.shown[i] = request_id
             if i not in self.offered:
                 self.offered.append(i)
 

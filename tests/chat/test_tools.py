@@ -72,6 +72,18 @@ def test_explain_and_feedback_link_to_the_shown_impression(rec):
     assert rec.explore.store.impression(event.request_id) is not None
 
 
+def test_feedback_goes_to_the_latest_impression_that_showed_the_item():
+    """An item listed first without an impression (similar_items), then by two logged
+    recommendations: the click belongs to the most recent one, the list the user reacts to."""
+    state = SessionState(user_id="u001")
+    state.offer(["x"], None)
+    assert state.shown["x"] is None
+    state.offer(["x", "y"], "r1")
+    state.offer(["x"], "r2")
+    state.offer(["x", "y"], None)  # a listing without an impression keeps the link
+    assert state.shown == {"x": "r2", "y": "r1"}
+
+
 def test_feedback_without_a_store_is_a_tool_error(rec_factory):
     rec = rec_factory()
     msg = tools_by_name(rec)["record_feedback"].invoke({"item_id": "c001"})
