@@ -56,8 +56,10 @@ def train_retriever(
     lr: float | None = typer.Option(None, "--lr"),
     dropout: float | None = typer.Option(None, "--dropout"),
     seed: int | None = typer.Option(None, "--seed"),
-    refit: bool | None = typer.Option(None, "--refit/--no-refit", help="Retrain on all items "
-                                      "but the held-out ones for the early-stopped epochs."),
+    refit: bool | None = typer.Option(None, "--refit/--no-refit", help="After early stopping, "
+                                      "retrain from scratch on every item, each user's held-out "
+                                      "last one included, for the early-stopped number of epochs "
+                                      "(no validation left; fused: the blend is tuned before)."),
     ensemble: list[str] | None = typer.Option(
         None, "--ensemble", help="Also train this model (lru or sasrec, repeatable; a repeated "
         "architecture is a seed twin) and average the scores in one index; 'none' for a single "

@@ -106,21 +106,34 @@ class FusedRetriever(VectorSearchMixin):
               on_epoch: Callable[[Any], None] | None = None, **kwargs: Any) -> FusedRetriever:
         """Train (or take) a sequential model on every history but its last item, embed every
         catalog item's text, fit the projection on warm items, tune the blend on the last
-        items, and index the fused vectors of the whole catalog."""
-        from llmrank.retrieve.fusion_fit import fit_fusion
-        from llmrank.retrieve.sequential.ensemble import train_model
+        items, and index the fused vectors of the whole catalog.
+
+        With ``refit`` in the sequential config the blend is tuned on the early-stopped model
+        first, and only then is the model retrained on the last items too and the tuned
+        blend applied to it (tuning on the refitted model would grade it on items it
+        trained on)."""
+        from llmrank.retrieve.fusion_fit import fit_fusion, refit_fusion
+        from llmrank.retrieve.sequential.ensemble import (
+            refit_model,
+            train_model,
+            wants_refit,
+            without_refit,
+        )
         from llmrank.retrieve.sequential.train import holdout_split
 
         cfg = config or Config()
         split = holdout_split(dataset)
+        scfg: SequentialConfig | None = None
+
+        def on_step(done: int, total: int) -> None:
+            progress("training sequential model", done, total)
+
         if model is None:
             scfg = sequential_config(cfg, seq_config)
             if seq_config is None and "ensemble" not in (
                     cfg.retriever.options.get("sequential") or {}):
                 scfg = replace(scfg, ensemble=default_fused_ensemble(scfg.model, scfg.seed))
-            model = train_model(
-                split, scfg, on_epoch=on_epoch,
-                on_step=lambda d, t: progress("training sequential model", d, t))
+            model = train_model(split, without_refit(scfg), on_epoch=on_epoch, on_step=on_step)
         if model.item_ids != dataset.item_ids:
             raise IndexError_("the sequential model's items differ from the dataset's")
         emb = embedder
@@ -134,7 +147,11 @@ class FusedRetriever(VectorSearchMixin):
             dict(cfg.retriever.options.get("fusion", {}) or {}))
         half_life = (fcfg.half_life if fcfg.half_life is not None
                      else cfg.retriever.recency_half_life)
-        fitted = fit_fusion(model, split, np.asarray(text_vectors, np.float32), fcfg, half_life)
+        text_vectors = np.asarray(text_vectors, np.float32)
+        fitted = fit_fusion(model, split, text_vectors, fcfg, half_life)
+        if scfg is not None and wants_refit(scfg):
+            model = refit_model(split, scfg, model, on_step)
+            fitted = refit_fusion(model, split, text_vectors, fcfg, fitted, half_life)
         progress("indexing", 0, dataset.n_items)
         index = index_vectors(dataset.item_ids, fitted.vectors, cfg)
         progress("indexing", dataset.n_items, dataset.n_items)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -175,6 +175,24 @@ def fit_fusion(model: SequentialModel, split: LeaveOneOut, text_vectors: np.ndar
     report["cold"] = cold_report
     vectors = item_rows(behaviour, projected, text_vectors, counts, kappa, cold)
     return FittedFusion(vectors, projection, kappa, beta, counts, report, cold)
+
+
+def refit_fusion(model: SequentialModel, split: LeaveOneOut, text_vectors: np.ndarray,
+                 config: FusionConfig, tuned: FittedFusion, half_life: float = 10.0) -> FittedFusion:
+    """Fusion for a model refitted on the validation items: the parameters tuned on the
+    early-stopped model (``tuned``: ridge, kappa, text_weight, cold placement in grid units)
+    are kept, and only what belongs to the model is recomputed (its text projection, the
+    cold offset's centring). Tuning again would score the refitted model on items it
+    trained on. The report is ``tuned``'s, marked ``refit``."""
+    cold = tuned.report.get("cold", {})
+    fixed = replace(config, kappa=tuned.kappa, text_weight=tuned.text_weight,
+                    ridge=tuned.report["ridge"], cold_recall_floor=None,
+                    pseudo_cold=config.pseudo_cold if cold.get("tuned") else 0.0,
+                    cold_scale=cold.get("scale"), cold_offset=cold.get("offset_spread_units"),
+                    cold_text_scale=cold.get("text_scale"))
+    out = fit_fusion(model, split, text_vectors, fixed, half_life)
+    out.report = {**tuned.report, "refit": True}
+    return out
 
 
 def fit_cold_placement(model: SequentialModel, val: _Validation, counts: np.ndarray,

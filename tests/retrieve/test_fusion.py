@@ -212,3 +212,18 @@ def test_cold_placement_survives_save_load_and_old_indexes_load(placed, tmp_path
     state_path.write_text(json.dumps(state))
     old = load_retriever(tmp_path / "placed", embedder=HashingEmbedder())
     assert isinstance(old, FusedRetriever) and old.cold == ColdPlacement()
+
+
+def test_refit_tunes_the_blend_before_refitting(fused, cold_dataset, cfg):
+    """The blend is tuned on the early-stopped model, exactly as without refit; the refitted
+    model (which trained on the tuning targets) only gets it afterwards."""
+    refit = FusedRetriever.build(cold_dataset, cfg, embedder=HashingEmbedder(),
+                                 seq_config=tiny_config("sasrec", refit=True))
+    assert refit.report["refit"] is True
+    assert refit.report["valid_ndcg10_grid"] == fused.report["valid_ndcg10_grid"]
+    assert (refit.kappa, refit.text_weight) == (fused.kappa, fused.text_weight)
+    meta = refit.model.meta
+    assert meta["refit"] and meta["refit_epochs"] == fused.model.meta["best_epoch"]
+    assert not np.allclose(refit.model.item_vectors(), fused.model.item_vectors())
+    assert [c.item_id for c in refit.retrieve(history=[item_id(1, p) for p in (0, 1, 2)], k=1)] \
+        == [item_id(1, 3)]

@@ -121,3 +121,23 @@ def test_member_settings_make_seed_twins_of_repeated_architectures():
     # a SASRec main model gets its twin and two LRURecs, not a copy of itself
     assert [(m["model"], m["seed"]) for m in default_fused_ensemble("sasrec", 0)] == [
         ("lru", 0), ("lru", 1), ("sasrec", 1)]
+
+
+def test_refit_model_retrains_the_members_that_ask_for_it(members, dataset):
+    """Ensemble refit (fused builds refit after tuning): each member whose config says
+    ``refit`` is retrained for its own early-stopped epochs, the others are kept."""
+    from dataclasses import replace
+
+    from llmrank.retrieve.sequential.ensemble import refit_model, wants_refit, without_refit
+
+    lru, sas = members
+    config = replace(tiny_config("lru", epochs=3, refit=True),
+                     ensemble=[{"model": "sasrec", "hidden": 8, "refit": False}])
+    assert wants_refit(config) and not wants_refit(without_refit(config))
+    ens = EnsembleModel([lru, sas], [0.6, 0.4], {"best_epoch": lru.meta["best_epoch"]})
+    out = refit_model(holdout_split(dataset), config, ens)
+    assert isinstance(out, EnsembleModel) and out.weights == [0.6, 0.4]
+    assert out.members[1] is sas and out.members[0] is not lru
+    assert out.members[0].meta["refit_epochs"] == lru.meta["best_epoch"] and out.meta["refit"]
+    with pytest.raises(ModelError):
+        refit_model(holdout_split(dataset), config, lru)

@@ -152,3 +152,41 @@ def train_model(split: LeaveOneOut, config: SequentialConfig, *,
 def _labelled(on_epoch: Callable[[Any], None], label: str) -> Callable[[Any], None]:
     """``on_epoch`` receiving each report marked with its ensemble member."""
     return lambda report: on_epoch(replace(report, member=label))
+
+
+def without_refit(config: SequentialConfig) -> SequentialConfig:
+    """``config`` with refitting off for the main model and every ensemble member."""
+    return replace(config, refit=False,
+                   ensemble=[{**member, "refit": False} for member in config.ensemble])
+
+
+def wants_refit(config: SequentialConfig) -> bool:
+    return any(c.refit for c in member_configs(config))
+
+
+def refit_model(split: LeaveOneOut, config: SequentialConfig, trained: SequentialModel,
+                on_step: Callable[[int, int], None] | None = None) -> SequentialModel:
+    """``trained`` (from ``train_model`` with refitting off) refitted as ``config`` asks: each
+    member whose config has ``refit`` is retrained from scratch on training + validation
+    items for its early-stopped number of epochs; the others are kept. Done after anything
+    that is tuned on the validation items (fusion), which the refitted model has seen."""
+    from llmrank.retrieve.sequential.train import refit_sequential
+
+    configs = member_configs(config)
+    members = trained.members if isinstance(trained, EnsembleModel) else [trained]
+    if len(members) != len(configs):
+        raise ModelError(f"{len(members)} trained models for {len(configs)} member configs")
+    out = []
+    for cfg, member in zip(configs, members, strict=True):
+        epochs = int(member.meta.get("best_epoch") or 0)
+        if not cfg.refit or epochs < 1:
+            out.append(member)
+            continue
+        new = refit_sequential(split, cfg, epochs, on_step)
+        new.meta = {**member.meta, "refit": True, "refit_epochs": epochs}
+        out.append(new)
+    if not isinstance(trained, EnsembleModel):
+        return out[0]
+    meta = {k: v for k, v in trained.meta.items() if k != "ensemble"}
+    meta["refit"] = any(m.meta.get("refit") for m in out)
+    return EnsembleModel(out, trained.weights, meta)
