@@ -117,6 +117,8 @@ class FeedbackEvent:
             raise FeedbackError("event without item_id")
         if not self.event_id:
             raise FeedbackError("event without event_id")
+        if self.position is not None and not 0 <= self.position < 2**63:  # a SQLite INTEGER
+            raise FeedbackError(f"event {self.event_id}: position {self.position} outside [0, 2**63)")
         if self.kind == "rating" and (self.value is None or not math.isfinite(self.value)):
             raise FeedbackError(f"rating event {self.event_id} needs a finite value")
         if not math.isfinite(self.timestamp):

@@ -19,6 +19,7 @@ MAX_K = 100
 MAX_CANDIDATES = 500
 MAX_HISTORY = 2000
 MAX_TEXT = 2000
+MAX_POSITION = 10_000  # a slot in a shown list: far beyond any slate, and a bounded integer
 
 
 class _Wire(BaseModel):
@@ -147,7 +148,7 @@ class FeedbackRequestModel(_Wire):
     kind: Literal["click", "rating", "skip"] = "click"
     value: float | None = None
     request_id: str | None = Field(default=None, max_length=200)
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=MAX_POSITION)
     timestamp: float | None = Field(default=None, description="seconds since the epoch; now when absent")
     event_id: str | None = Field(default=None, max_length=200, description="idempotency key; generated when absent")
 

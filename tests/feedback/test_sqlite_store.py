@@ -92,6 +92,10 @@ def test_invalid_records_are_rejected():
         FeedbackEvent("u", "a", "purchase")
     with pytest.raises(FeedbackError):
         FeedbackEvent("u", "a", "rating")  # a rating needs a value
+    with pytest.raises(FeedbackError, match="position"):
+        FeedbackEvent("u", "a", "click", position=10**30)  # SQLite cannot store it
+    with pytest.raises(FeedbackError, match="position"):
+        FeedbackEvent("u", "a", "click", position=-1)
 
 
 def test_open_store_uses_registry(tmp_path):

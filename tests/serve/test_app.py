@@ -164,6 +164,25 @@ def test_feedback_errors(make_client):
     assert r.status_code == 501 and "no feedback store" in r.json()["message"]
 
 
+def test_feedback_position_is_bounded(make_client):
+    """A position far beyond any slate is a 422 from the schema, not a 500 from the store."""
+    client, _ = make_client()
+    r = client.post("/feedback", json={"item_id": "c001", "kind": "click", "position": 10**30})
+    assert r.status_code == 422
+    r = client.post("/feedback", json={"item_id": "c001", "kind": "click", "position": 10_000})
+    assert r.status_code == 200
+
+
+def test_a_filter_that_leaves_nothing_is_an_empty_list_with_a_store(make_client):
+    """With a feedback store configured, an empty result is still a 200 with no items (the
+    empty slate is not logged), as it is without one."""
+    client, rec = make_client()
+    deny = list(rec.dataset.item_ids)
+    r = client.post("/recommend", json={"user_id": "u001", "k": 3, "explore": True, "filters": {"deny": deny}})
+    assert r.status_code == 200 and r.json()["items"] == []
+    assert rec.explore.store.impression(r.json()["request_id"]) is None
+
+
 def test_chat_turns_keep_the_session(client):
     r = client.post("/chat", json={"message": "rocket space", "user_id": "u001"})
     assert r.status_code == 200
