@@ -5,6 +5,7 @@ Each command maps to a public function: ``build_retriever`` + ``save_retriever``
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,7 +48,30 @@ def load_data(data: DataConfig) -> Dataset:
 
 
 def make_config(config: Path | None, overrides: dict[str, Any]) -> Config:
-    return load_config(config, overrides)
+    """The config file with the flags on top, its data paths made absolute."""
+    cfg = load_config(config, overrides)
+    return cfg.model_copy(update={"data": absolute_data_paths(cfg.data)})
+
+
+def absolute_data_paths(data: DataConfig) -> DataConfig:
+    """``data`` with a dataset given as a relative path, a relative data_dir and relative
+    ``*_path`` loader options (items_path, meta_path) made absolute. An index folder records
+    its DataConfig to reload the dataset (``retrieve --index --user``), and a relative path
+    names another folder, or nothing, when that runs from another directory."""
+    update: dict[str, Any] = {}
+    if Path(data.dataset).expanduser().exists():  # a path, not a name looked up in data_dir
+        update["dataset"] = _absolute(data.dataset)
+    if data.data_dir:
+        update["data_dir"] = _absolute(data.data_dir)
+    options = {k: _absolute(v) if k.endswith("_path") and isinstance(v, str) else v
+               for k, v in data.options.items()}
+    if options != data.options:
+        update["options"] = options
+    return data.model_copy(update=update)
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
 
 
 @contextmanager

@@ -91,3 +91,33 @@ def test_doctor_json(app):
     assert "text" in rep["backends"]["retriever"]
     assert rep["gpu"]["faiss_gpus"] is not None
     assert {"gpu", "dev"} <= set(rep["extras"])
+
+
+def test_an_index_built_from_a_relative_path_works_from_another_directory(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMRANK_HOME", str(tmp_path / "home"))
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "ev.csv").write_text("user_id,item_id,timestamp,title\n"
+                                              "a,x,1,Space Saga\na,y,2,Robot Tale\nb,x,3,Space Saga\n")
+    monkeypatch.chdir(tmp_path / "proj")
+    out = tmp_path / "idx"
+    r = CliRunner().invoke(app, ["index", "build", "--dataset", "ev.csv", "--out", str(out),
+                                 "--embedder", "hashing", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["manifest"]["dataset"]["source"] == str(tmp_path / "proj" / "ev.csv")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["retrieve", "--index", str(out), "--user", "b", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["history_length"] == 1
+
+
+def test_absolute_data_paths_leaves_names_alone(tmp_path, monkeypatch):
+    from llmrank.config import DataConfig
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    data = DataConfig(dataset="d", data_dir="store", options={"items_path": "it.csv", "seed": 1})
+    pinned = index.absolute_data_paths(data)
+    assert pinned.dataset == str(tmp_path / "d") and pinned.data_dir == str(tmp_path / "store")
+    assert pinned.options == {"items_path": str(tmp_path / "it.csv"), "seed": 1}
+    named = index.absolute_data_paths(DataConfig(dataset="ml-100k"))
+    assert (named.dataset, named.data_dir) == ("ml-100k", None)  # looked up in data_dir at load
