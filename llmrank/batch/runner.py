@@ -40,10 +40,11 @@ class BatchRun:
     def __init__(self, engine: str, source: RequestSource, out: str | Path, *, config: Any,
                  overwrite: bool = False, progress: BatchProgress | None = None) -> None:
         is_path = isinstance(source, (str, Path))
-        if not is_path and not isinstance(source, Sequence):
-            source = list(source)  # a one-pass iterable is read once: fingerprinted, then run
-        # the output belongs to this input: a file's bytes, or the requests of an iterable
-        key = fingerprint(source) if is_path else fingerprint_requests(source)  # type: ignore[arg-type]
+        if isinstance(source, (str, Path)):  # the output belongs to this input: a file's bytes...
+            key = fingerprint(source)
+        else:  # ...or an iterable's requests (a one-pass iterable is read once: fingerprinted, then run)
+            source = source if isinstance(source, Sequence) else list(source)
+            key = fingerprint_requests(source)
         self.source = source
         self.prefix = key[:12] if key else None
         self.sink = ResultSink(out, input_key=key, config_key=config_key(config), engine=engine,
