@@ -189,8 +189,13 @@ def _check_in_catalog(ds: Any, ids: list[str]) -> None:
 def _rank_prompt(cfg: Config, pmodel: Any, tmpl: PromptTemplate, hist_items: list[Any],
                  cand_items: list[Any], text: str | None) -> dict[str, Any]:
     """The rank prompt exactly as the reranker builds it (truncation included), with its
-    label -> item map; with an adapter, the template and settings it was trained with."""
+    label -> item map; with an adapter, the template and settings it was trained with. More
+    candidates than the scorer's labels per prompt (reranker.max_labels) are split as the
+    scorer splits them: every prompt of the first round is rendered (under ``windows``; the
+    top-level fields are the first), and later rounds, which depend on the model's scores,
+    are described, so no candidate is dropped silently."""
     from llmrank.rerank.prompt import RankPromptBuilder
+    from llmrank.rerank.strategies import make_job
 
     out: dict[str, Any] = {}
     if cfg.reranker.adapter and tmpl.name == cfg.reranker.template:
@@ -203,9 +208,29 @@ def _rank_prompt(cfg: Config, pmodel: Any, tmpl: PromptTemplate, hist_items: lis
     else:
         builder = RankPromptBuilder(pmodel, tmpl, max_history=cfg.reranker.max_history,
                                     max_prompt_tokens=cfg.reranker.max_prompt_tokens)
-    rp = builder.build(hist_items, cand_items[: builder.max_labels], query=text)
-    return out | {"text": rp.text, "prompt_tokens": rp.prompt_tokens, "history_kept": rp.n_history,
-                  "labels": dict(zip(rp.labels, rp.item_ids, strict=True))}
+    cands = list({c.item_id: c for c in cand_items}.values())  # the reranker dedupes too
+    n_labels = min(cfg.reranker.max_labels, builder.max_labels)
+    windows = make_job(len(cands), n_labels, cfg.reranker.strategy).pending() if len(cands) > 1 else [[0]]
+    prompts = [_one_rank_prompt(builder, hist_items, [cands[i] for i in w], text) for w in windows]
+    out |= prompts[0]
+    if len(cands) > n_labels:
+        out |= {"windows": prompts, "strategy": cfg.reranker.strategy, "labels_per_prompt": n_labels,
+                "note": _rounds_note(len(cands), n_labels, cfg.reranker.strategy, len(prompts))}
+    return out
+
+
+def _one_rank_prompt(builder: Any, hist_items: list[Any], cands: list[Any], text: str | None) -> dict[str, Any]:
+    """One built prompt: its text, token count, history kept and label -> item map."""
+    rp = builder.build(hist_items, cands, query=text)
+    return {"text": rp.text, "prompt_tokens": rp.prompt_tokens, "history_kept": rp.n_history,
+            "labels": dict(zip(rp.labels, rp.item_ids, strict=True))}
+
+
+def _rounds_note(n: int, n_labels: int, strategy: str, first_round: int) -> str:
+    """What the scorer does with ``n`` candidates beyond the prompts shown."""
+    return (f"{n} candidates, {n_labels} labels per prompt ({strategy}): shown are the {first_round} "
+            "prompt(s) of the first round; the later rounds list the candidates that the model's scores "
+            "keep, so they cannot be rendered without the model")
 
 
 def _explain_prompt(cfg: Config, pmodel: Any, tmpl: PromptTemplate, hist_items: list[Any],
@@ -233,10 +258,17 @@ def _filled_prompt(pmodel: Any, tmpl: PromptTemplate, names: set[str], ds: Any, 
 
 def _print_rendered(out: dict[str, Any], template_id: str, user: str | None, text: str | None,
                     n_history: int, ds: Any) -> None:
-    """The prompt in a panel, then its token count and the label -> item map."""
-    console.print(Panel(Text(out["text"]), title=f"{template_id} for {'user ' + user if user else repr(text)}"))
-    extra = f", history kept {out['history_kept']}/{n_history}" if "history_kept" in out else ""
-    console.print(f"[bold]{out['prompt_tokens']}[/] prompt tokens ({out['tokenizer']} tokenizer{extra})",
-                  highlight=False)
-    for label, item_id in out.get("labels", {}).items():
-        console.print(f"  {label} -> {item_id} {ds.items[item_id].title}", highlight=False, markup=False)
+    """Each prompt in a panel, then its token count and the label -> item map; with more
+    candidates than labels, every first-round prompt and what happens next."""
+    title = f"{template_id} for {'user ' + user if user else repr(text)}"
+    prompts = out.get("windows") or [out]
+    for k, one in enumerate(prompts, 1):
+        suffix = f" (prompt {k} of {len(prompts)} in the first round)" if len(prompts) > 1 else ""
+        console.print(Panel(Text(one["text"]), title=title + suffix))
+        extra = f", history kept {one['history_kept']}/{n_history}" if "history_kept" in one else ""
+        console.print(f"[bold]{one['prompt_tokens']}[/] prompt tokens ({out['tokenizer']} tokenizer{extra})",
+                      highlight=False)
+        for label, item_id in one.get("labels", {}).items():
+            console.print(f"  {label} -> {item_id} {ds.items[item_id].title}", highlight=False, markup=False)
+    if "note" in out:
+        console.print(out["note"], highlight=False, markup=False)

@@ -161,3 +161,23 @@ def test_render_with_adapter_uses_its_trained_prompt_settings(app, tmp_path):
     assert plain["history_kept"] > 1 and tuned["history_kept"] == 1
     assert tuned["template"] == "rank@1.0.0" and tuned["labels"] == plain["labels"]
     assert tuned["prompt_tokens"] < plain["prompt_tokens"]
+
+
+def test_render_more_candidates_than_labels_shows_the_scorers_prompts(app):
+    """The reranker's scorer puts at most reranker.max_labels (20) candidates in a prompt;
+    render used to cut the list to the builder's 26 labels and drop the rest silently."""
+    ids = [f"c{n:03d}" for n in range(10, 40)]  # 30 candidates
+    args = ("render", "rank", "--user", "u001", "--items", ",".join(ids), "--backend", "fake", *DATA)
+    data = run_json(app, *args)
+    windows = data["windows"]
+    assert len(windows) == 2 and all(len(w["labels"]) <= 20 for w in windows)
+    assert [i for w in windows for i in w["labels"].values()] == ids  # every candidate, in order
+    assert data["labels"] == windows[0]["labels"] and data["text"] == windows[0]["text"]
+    assert data["labels_per_prompt"] == 20 and "later rounds" in data["note"]
+    small = run_json(app, *args, "--set", "reranker.max_labels=5", "--set", "reranker.strategy=window")
+    assert [list(w["labels"].values()) for w in small["windows"]] == [ids[-5:]]  # RankGPT: back first
+    result = CliRunner().invoke(app, ["prompts", *args])
+    assert result.exit_code == 0, result.output
+    assert "prompt 2 of 2 in the first round" in result.stdout and "c039" in result.stdout
+    few = run_json(app, "render", "rank", "--user", "u001", "--items", ",".join(ids[:20]), "--backend", "fake", *DATA)
+    assert "windows" not in few and list(few["labels"].values()) == ids[:20]
