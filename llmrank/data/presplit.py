@@ -37,18 +37,37 @@ class PredefinedSplit:
             h = histories[u]
             yield u, h[:p], int(h[p])
 
-    def is_leave_one_out(self, histories: Sequence[np.ndarray]) -> bool:
-        """True when every user with valid/test rows has exactly one of each, at the last two
-        positions: then the split equals ``LeaveOneOut.from_dataset``."""
+    def leave_one_out_targets(self, histories: Sequence[np.ndarray]
+                              ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-user (valid, test) target item codes, -1 for users without rows, when every
+        user with valid/test rows has exactly one of each at their last two positions (the
+        split is a leave-one-out split of the users it evaluates); else None."""
+        out: list[np.ndarray] = []
         for stage, offset in (("valid", 2), ("test", 1)):
             if stage not in self.stages:
-                return False
+                return None
             users, positions = self.stages[stage]
             if len(np.unique(users)) != len(users):
-                return False
+                return None
             lengths = np.fromiter((len(histories[u]) for u in users.tolist()), np.int64, len(users))
             if not np.array_equal(positions, lengths - offset):
-                return False
-        v_users = np.sort(self.stages["valid"][0])
-        t_users = np.sort(self.stages["test"][0])
-        return bool(np.array_equal(v_users, t_users))
+                return None
+            targets = np.full(len(histories), -1, np.int64)
+            targets[users] = [histories[u][p] for u, p in zip(users.tolist(), positions.tolist(),
+                                                              strict=True)]
+            out.append(targets)
+        valid, test = out
+        if not np.array_equal(valid >= 0, test >= 0):
+            return None
+        return valid, test
+
+    def is_leave_one_out(self, histories: Sequence[np.ndarray]) -> bool:
+        """True when the split equals ``LeaveOneOut.from_dataset``: each user with valid/test
+        rows has one of each at their last two positions, and those users are exactly the
+        ones with three or more items (a shipped split may evaluate others; then use
+        ``LeaveOneOut.from_predefined``, which follows the rows)."""
+        targets = self.leave_one_out_targets(histories)
+        if targets is None:
+            return False
+        derived = np.fromiter((len(h) >= 3 for h in histories), bool, len(histories))
+        return bool(np.array_equal(targets[0] >= 0, derived))

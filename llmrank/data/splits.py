@@ -46,7 +46,8 @@ class LeaveOneOut:
     """Leave-one-out split over a dataset's time-ordered histories (item codes).
 
     ``train[u]`` is the history before the validation item. ``valid_target[u]`` and
-    ``test_target[u]`` are -1 for users too short to evaluate."""
+    ``test_target[u]`` are -1 for users not evaluated (too short, or without rows in a
+    shipped split); the targets are always each evaluated user's last two items."""
 
     dataset: Dataset
     train: list[np.ndarray]
@@ -71,15 +72,22 @@ class LeaveOneOut:
 
     @classmethod
     def from_predefined(cls, dataset: Dataset) -> LeaveOneOut:
-        """The split shipped with the data (RecBole benchmark files) as a LeaveOneOut; it
-        must be one (valid and test = each user's last two items), else DataError."""
+        """The split shipped with the data (RecBole benchmark files) as a LeaveOneOut: its
+        own valid and test rows, so exactly the users it evaluates (whatever their history
+        length; the others only train). Published numbers were computed on these rows, so
+        they are not re-derived. Each user with rows must have one valid and one test row at
+        their last two items, else DataError."""
         if dataset.split is None:
             raise DataError(f"dataset {dataset.name!r} has no predefined split")
-        if not dataset.split.is_leave_one_out(dataset.histories()):
+        hists = dataset.histories()
+        targets = dataset.split.leave_one_out_targets(hists)
+        if targets is None:
             raise DataError(
                 f"the predefined split of {dataset.name!r} is not leave-one-out; iterate it with "
                 "dataset.split.examples(stage, dataset.histories())")
-        return cls.from_dataset(dataset)
+        valid, test = targets
+        train = [h[:-2] if valid[u] >= 0 else h for u, h in enumerate(hists)]
+        return cls(dataset, train, valid, test)
 
     def eval_users(self) -> np.ndarray:
         """User codes that have validation and test targets."""

@@ -4,6 +4,7 @@ printed and saved with every result."""
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 
 from llmrank.data.dataset import Dataset
 from llmrank.data.splits import LeaveOneOut, kcore, min_rating
+from llmrank.errors import ConfigError
 from llmrank.eval.config import EvalData, data_root
 
 log = logging.getLogger(__name__)
@@ -46,25 +48,53 @@ def load_dataset(cfg: EvalData) -> tuple[Dataset, Path | None]:
 
 
 def prepare(cfg: EvalData, dataset: Dataset | None = None) -> PreparedData:
-    """Load (unless ``dataset`` is given), filter by rating, k-core, split leave-one-out."""
+    """Load (unless ``dataset`` is given), filter by rating, k-core, split leave-one-out. A
+    dataset that ships its own split (RecBole benchmark files) is evaluated on exactly that
+    split (``LeaveOneOut.from_predefined``): published numbers were computed on its rows."""
     path: Path | None
     if dataset is not None:
         ds, path = dataset, Path(cfg.dataset)
     else:
         ds, path = load_dataset(cfg)
     raw = ds.summary()
+    pre = {**cfg.preprocessing(), "dataset": cfg.dataset, "raw": dict(raw)}
+    if ds.split is not None:
+        _check_unfiltered(ds, cfg)
+        split = LeaveOneOut.from_predefined(ds)
+        pre["split"] = ("shipped with the data: its valid and test rows (each evaluated user's "
+                        "last two items); test history includes the validation item")
+    else:
+        ds = _filtered(ds, cfg)
+        split = LeaveOneOut.from_dataset(ds)
+    pre.update({"users": ds.n_users, "items": ds.n_items, "interactions": len(ds.interactions),
+                "eval_users": len(split.eval_users())})
+    prepared = PreparedData(ds, split, path, pre)
+    log.info("data: %s", prepared.describe())
+    return prepared
+
+
+def _filtered(ds: Dataset, cfg: EvalData) -> Dataset:
+    """The rating filter, then k-core, as configured."""
     if cfg.min_rating is not None:
         ds = min_rating(ds, cfg.min_rating)
         # items and users left without interactions are dropped (not rankable, not evaluable)
         ds = ds.subset(np.ones(len(ds.interactions), dtype=bool), name=ds.name)
     if cfg.kcore > 1:
         ds = kcore(ds, cfg.kcore)
-    split = LeaveOneOut.from_dataset(ds)
-    pre = {
-        **cfg.preprocessing(), "dataset": cfg.dataset, "raw": dict(raw),
-        "users": ds.n_users, "items": ds.n_items, "interactions": len(ds.interactions),
-        "eval_users": len(split.eval_users()),
-    }
-    prepared = PreparedData(ds, split, path, pre)
-    log.info("data: %s", prepared.describe())
-    return prepared
+    return ds
+
+
+def _check_unfiltered(ds: Dataset, cfg: EvalData) -> None:
+    """A shipped split's rows are positions in the unfiltered histories: a filter that would
+    remove anything cannot be applied to it (one that removes nothing is harmless)."""
+    if cfg.min_rating is None and cfg.kcore <= 1:
+        return
+    bare = copy.copy(ds)
+    bare.split = None  # filter a view without the split (no 'split dropped' warning)
+    kept = len(_filtered(bare, cfg).interactions)
+    if kept != len(ds.interactions):
+        raise ConfigError(
+            f"dataset {ds.name!r} ships its own split; min_rating={cfg.min_rating} / "
+            f"kcore={cfg.kcore} would remove {len(ds.interactions) - kept} of its "
+            f"{len(ds.interactions)} interactions and move its rows: set kcore = 0 and "
+            "min_rating = null to evaluate the shipped split")

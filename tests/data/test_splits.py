@@ -77,3 +77,51 @@ def test_top_n_candidates_skips_seen_and_duplicates():
     ranked = np.array([5, 3, 5, 9, 1, 2, 8])
     assert top_n_candidates(ranked, np.array([3, 1]), 3).tolist() == [5, 9, 2]
     assert top_n_candidates(ranked, np.array([]), 50).tolist() == [5, 3, 9, 1, 2, 8]
+
+
+def _shipped(rows_for: tuple[str, ...]) -> Dataset:
+    """u1 watched abcde, u3 abc, u2 ef; valid/test rows (last two items) for ``rows_for``."""
+    from llmrank.data.presplit import PredefinedSplit
+
+    seqs = {"u1": "abcde", "u3": "abc", "u2": "ef"}
+    events = [(u, i, t, None) for u, seq in seqs.items() for t, i in enumerate(seq)]
+    ds = Dataset.from_records("shipped", [Item(i, i) for i in "abcdef"], [], events)
+    users = np.array([ds.user_code(u) for u in rows_for], np.int32)
+    lengths = np.array([len(seqs[u]) for u in rows_for], np.int32)
+    ds.split = PredefinedSplit({"train": (users[:0], lengths[:0]), "valid": (users, lengths - 2),
+                                "test": (users, lengths - 1)})
+    return ds
+
+
+def test_from_predefined_evaluates_exactly_the_shipped_rows():
+    """u2 (two items) has rows and u3 (three) has none: the shipped split evaluates u1 and
+    u2; from_dataset would evaluate u1 and u3. Before, from_predefined returned the latter."""
+    ds = _shipped(("u1", "u2"))
+    split = LeaveOneOut.from_predefined(ds)
+    code, ids = ds.user_code, ds.item_ids
+    assert sorted(ds.user_ids[u] for u in split.eval_users()) == ["u1", "u2"]
+    u2 = code("u2")
+    assert ids[split.target(u2, "valid")] == "e" and ids[split.target(u2, "test")] == "f"
+    assert len(split.history(u2, "valid")) == 0 and [ids[c] for c in split.history(u2, "test")] == ["e"]
+    assert split.target(code("u3"), "test") == -1 and len(split.train[code("u3")]) == 3
+    assert [ids[c] for c in split.history(code("u1"), "test")] == list("abcd")
+    assert not ds.split.is_leave_one_out(ds.histories())  # not what from_dataset derives
+
+
+def test_is_leave_one_out_means_equal_to_from_dataset():
+    ds = _shipped(("u1", "u3"))
+    assert ds.split is not None and ds.split.is_leave_one_out(ds.histories())
+    shipped, derived = LeaveOneOut.from_predefined(ds), LeaveOneOut.from_dataset(ds)
+    assert np.array_equal(shipped.test_target, derived.test_target)
+    assert np.array_equal(shipped.valid_target, derived.valid_target)
+
+
+def test_from_predefined_refuses_a_split_that_is_not_leave_one_out():
+    from llmrank.data.presplit import PredefinedSplit
+
+    ds = _shipped(("u1",))
+    u1 = np.array([ds.user_code("u1")], np.int32)
+    ds.split = PredefinedSplit({"valid": (u1, np.array([2], np.int32)),
+                                "test": (u1, np.array([4], np.int32))})  # valid not second-to-last
+    with pytest.raises(DataError, match="not leave-one-out"):
+        LeaveOneOut.from_predefined(ds)
