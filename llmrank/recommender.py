@@ -132,7 +132,8 @@ class Recommender:
         req = self._request(request, k=k, explain=explain)
         hist = self._history(req)
         cands = [c if isinstance(c, Candidate) else Candidate(c, 0.0, "given") for c in candidates]
-        cands = [c for c in cands if c.item_id in self.dataset.items]
+        by_id = {c.item_id: c for c in reversed(cands) if c.item_id in self.dataset.items}
+        cands = [c for c in cands if by_id.get(c.item_id) is c]  # catalog items, first occurrence
         return self._finish(req, hist, cands, Trace())
 
     def explain(self, request: RecRequest | str | None, item_ids: Sequence[str], *,
@@ -205,7 +206,7 @@ class Recommender:
 
             res = self.reranker.rerank(RerankRequest(
                 hist_items, cand_items, [c.score for c in cands], req.text,
-                key=req.user_id or req.request_id))
+                key=req.user_id or _anonymous_key(hist, req.text)))
             ranked = res.items
             if res.call:
                 trace.llm_calls.append(res.call)
@@ -293,3 +294,12 @@ def _familiarity(dataset: Dataset, cfg: Config, reranker: Any, llm: Any) -> dict
         model = TransformersLLM(cfg.reranker.model)
     scores = catalog_familiarity(dataset, model, context=cfg.policy.prior_context)
     return dict(zip(dataset.item_ids, scores.tolist(), strict=True))
+
+
+def _anonymous_key(history: Sequence[str], text: str | None) -> str:
+    """The permutation seed of a request without a user id: a digest of what it asks, so the
+    same history or text is ranked the same way every time (a request id is a fresh uuid)."""
+    import hashlib
+
+    payload = "\x1f".join([*history, "\x1e", text or ""])
+    return "anon:" + hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:16]

@@ -91,6 +91,20 @@ def test_rerank_given_candidates_and_explain():
     assert exps[0].item_id == "5" and exps[0].text
 
 
+def test_given_candidates_are_deduplicated_without_a_reranker_too():
+    r = rec(reranker={"backend": "fake", "enabled": False})
+    assert r.rerank("u2", ["5", "5", "6", "ghost", "6"], k=10).item_ids() == ["5", "6"]
+
+
+def test_an_anonymous_request_is_ranked_the_same_way_every_time():
+    """Permutation averaging is seeded by the user id; without one, by what the request asks
+    (a request id is a fresh uuid each time, which made the same request rank differently)."""
+    r = rec(reranker={"backend": "fake", "permutations": 3})
+    cands = [str(i) for i in range(10, 22)]
+    runs = {tuple(r.rerank(RecRequest(history=["1", "2"]), cands, k=12).item_ids()) for _ in range(3)}
+    assert len(runs) == 1
+
+
 def test_template_explanations_need_no_decoding():
     llm = FakeLLM(generations=["Because you liked Film 3, this Drama fits."])
     r = rec(llm, explain={"source": "template"})
