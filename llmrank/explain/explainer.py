@@ -81,12 +81,7 @@ class Explainer:
             text, n = self._prompt(history, it, query)
             prompts.append(text)
             n_tokens += n
-        try:
-            outputs = self.llm.generate(prompts, GenerationConfig(
-                max_new_tokens=self.max_new_tokens, stop=("\n\n", "<|", "Recommended:")))
-        except LlmrankError as exc:  # a failing model must not fail the recommendation
-            log.warning("explanation generation failed, using fallbacks: %s", exc)
-            outputs = [""] * len(items)
+        outputs, failure = self._generate(prompts)
         prefix = self.template.answer_prefix  # the prompt ends with it: it is part of the text
         outputs = [prefix + out if prefix and out.strip() else out for out in outputs]
         history_titles = [item_title(h) for h in history]
@@ -107,13 +102,26 @@ class Explainer:
             else:
                 log.debug("explanation for %s rejected (%s): %r", it.item_id, verdict.reason, out)
                 result.append(Explanation(it.item_id, fallback_explanation(it, history, query),
-                                          "fallback", verdict.reason))
+                                          "fallback", failure or verdict.reason))
+        # a failed call generated nothing: the trace shows no prompts (the time spent stays)
+        done = 0 if failure else len(prompts)
         call = LLMCall(
             stage="explain", backend=self.llm.name, model=self.llm.model_id, adapter=self.llm.adapter,
             template=self.template.name, template_version=self.template.version,
-            prompt_tokens=n_tokens, seconds=time.perf_counter() - start, n_prompts=len(prompts),
+            prompt_tokens=n_tokens if done else 0, seconds=time.perf_counter() - start, n_prompts=done,
         )
         return result, call
+
+    def _generate(self, prompts: list[str]) -> tuple[list[str], str]:
+        """The model's texts, and why generation failed ('' when it did not): a failing
+        model must not fail the recommendation, but the trace must not show a normal call."""
+        assert self.llm is not None
+        try:
+            return self.llm.generate(prompts, GenerationConfig(
+                max_new_tokens=self.max_new_tokens, stop=("\n\n", "<|", "Recommended:"))), ""
+        except LlmrankError as exc:
+            log.warning("explanation generation failed, using fallbacks: %s", exc)
+            return [""] * len(prompts), f"generation failed: {exc}"
 
 
 def _claimable(text: str, item: Item, history: Sequence[Item]) -> list[str]:

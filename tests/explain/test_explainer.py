@@ -39,6 +39,21 @@ def test_garbage_and_invented_titles_fall_back():
     assert out[2].rejected.startswith("names an unknown item")
 
 
+def test_failed_generation_is_not_traced_as_a_normal_call():
+    """Every item falls back; the trace said n_prompts=2 with its tokens as if all went well."""
+    from llmrank.errors import ModelError
+
+    class Broken(FakeLLM):
+        def generate(self, prompts, config):
+            raise ModelError("server down")
+
+    out, call = Explainer(Broken()).explain(HIST, CANDS[:2], known=CANDS)
+    assert [e.source for e in out] == ["fallback", "fallback"]
+    assert all(e.rejected == "generation failed: server down" for e in out)
+    assert call is not None and call.stage == "explain"
+    assert call.n_prompts == 0 and call.prompt_tokens == 0
+
+
 def test_prompt_has_history_item_and_escapes_injection():
     seen = []
     llm = FakeLLM(generations=lambda p: seen.append(p) or "")
