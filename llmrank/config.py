@@ -91,6 +91,9 @@ class ExplainConfig(_Section):
     source: Literal["model", "template"] = "model"
     template: str = "explain"
     max_new_tokens: int = 48
+    # 'base': write with the base model even when the reranker has a LoRA adapter active (a
+    # ranking adapter is trained to answer one label letter); 'reranker': with the adapter
+    adapter: Literal["base", "reranker"] = "base"
 
 
 class PolicyConfig(_Section):

@@ -77,7 +77,7 @@ class Recommender:
         writer = (reranker.llm if reranker else llm) if cfg.explain.source == "model" else None
         explainer = Explainer(writer, cfg.explain.template,
                               max_new_tokens=cfg.explain.max_new_tokens,
-                              vocabulary=dataset.genre_vocabulary())
+                              vocabulary=dataset.genre_vocabulary(), adapter=cfg.explain.adapter)
         if explore is None and (cfg.policy.name != "greedy" or cfg.feedback.path
                                 or cfg.policy.prior != "rerank"):
             from llmrank.explore.features import features_for

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from llmrank.data.itemtext import item_title, render_item
 from llmrank.errors import LlmrankError
@@ -37,12 +38,18 @@ class Explainer:
 
     ``vocabulary`` is the catalog's attribute terms (its genres): an explanation that names
     one the item and the history do not have ("a gripping thriller" for a comedy) is
-    rejected like an invented title."""
+    rejected like an invented title.
+
+    ``adapter``: 'base' writes with the base model, switching off the LoRA adapter the shared
+    LLM may have active for ranking (that adapter is trained to answer with one label letter,
+    not to write prose) and switching it back after; 'reranker' writes with whatever is active."""
 
     def __init__(self, llm: LLM | None, template: str | PromptTemplate = "explain", *,
                  max_new_tokens: int = 48, max_history: int = 8,
-                 max_prompt_tokens: int | None = None, vocabulary: Iterable[str] = ()) -> None:
+                 max_prompt_tokens: int | None = None, vocabulary: Iterable[str] = (),
+                 adapter: Literal["base", "reranker"] = "base") -> None:
         self.llm = llm
+        self.adapter = adapter
         self.vocabulary = tuple(dict.fromkeys(vocabulary))
         self.template = template if isinstance(template, PromptTemplate) else load_template(template)
         self.max_new_tokens = max_new_tokens
@@ -106,7 +113,8 @@ class Explainer:
         # a failed call generated nothing: the trace shows no prompts (the time spent stays)
         done = 0 if failure else len(prompts)
         call = LLMCall(
-            stage="explain", backend=self.llm.name, model=self.llm.model_id, adapter=self.llm.adapter,
+            stage="explain", backend=self.llm.name, model=self.llm.model_id,
+            adapter=self.writing_adapter_name(),
             template=self.template.name, template_version=self.template.version,
             prompt_tokens=n_tokens if done else 0, seconds=time.perf_counter() - start, n_prompts=done,
         )
@@ -117,11 +125,30 @@ class Explainer:
         model must not fail the recommendation, but the trace must not show a normal call."""
         assert self.llm is not None
         try:
-            return self.llm.generate(prompts, GenerationConfig(
-                max_new_tokens=self.max_new_tokens, stop=("\n\n", "<|", "Recommended:"))), ""
+            with self._writing_adapter() as _:
+                return self.llm.generate(prompts, GenerationConfig(
+                    max_new_tokens=self.max_new_tokens, stop=("\n\n", "<|", "Recommended:"))), ""
         except LlmrankError as exc:
             log.warning("explanation generation failed, using fallbacks: %s", exc)
             return [""] * len(prompts), f"generation failed: {exc}"
+
+    @contextmanager
+    def _writing_adapter(self) -> Iterator[str | None]:
+        """The adapter active while writing (see the class docstring), restored afterwards."""
+        assert self.llm is not None
+        active = self.llm.adapter
+        if self.adapter == "reranker" or active is None:
+            yield active
+            return
+        self.llm.set_adapter(None)
+        try:
+            yield None
+        finally:
+            self.llm.set_adapter(active)
+
+    def writing_adapter_name(self) -> str | None:
+        """The adapter explanations are written with, for the trace."""
+        return None if self.llm is None or self.adapter == "base" else self.llm.adapter
 
 
 def _claimable(text: str, item: Item, history: Sequence[Item]) -> list[str]:

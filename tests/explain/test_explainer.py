@@ -167,3 +167,41 @@ def test_an_answer_prefix_is_part_of_the_explanation(tmp_path):
     assert out[0].text == "You will like Shrek, as you loved Toy Story."
     out, _ = Explainer(FakeLLM(generations=["  "]), template).explain(HIST, CANDS[:1])
     assert out[0].source == "fallback"  # an empty continuation is not the one-word text "You"
+
+
+class _AdapterLLM(FakeLLM):
+    """Records which adapter was active at each generate call."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.active_at_generate: list[str | None] = []
+
+    def generate(self, prompts, config=None):
+        self.active_at_generate.append(self.adapter)
+        return super().generate(prompts, config)
+
+
+def test_explanations_are_written_by_the_base_model_and_the_ranking_adapter_comes_back():
+    """A ranking adapter answers with one label letter; explanations switch it off and the
+    reranker gets it back (also when generation fails)."""
+    llm = _AdapterLLM(generations=["You will like Shrek, as you loved Toy Story."])
+    llm.load_adapter("ranker")
+    out, call = Explainer(llm).explain(HIST, CANDS[:1])
+    assert llm.active_at_generate == [None] and llm.adapter == "ranker"
+    assert out[0].source == "model" and call is not None and call.adapter is None
+    llm = _AdapterLLM(generations=["You will like Shrek, as you loved Toy Story."])
+    llm.load_adapter("ranker")
+    _, call = Explainer(llm, adapter="reranker").explain(HIST, CANDS[:1])
+    assert llm.active_at_generate == ["ranker"] and call is not None and call.adapter == "ranker"
+
+
+def test_the_ranking_adapter_comes_back_when_generation_fails():
+    from llmrank.errors import LlmrankError
+
+    def fail(_prompt):
+        raise LlmrankError("boom")
+
+    llm = FakeLLM(generations=fail)
+    llm.load_adapter("ranker")
+    out, _ = Explainer(llm).explain(HIST, CANDS[:1])
+    assert out[0].source == "fallback" and llm.adapter == "ranker"
