@@ -54,13 +54,19 @@ class Explainer:
         self.template = template if isinstance(template, PromptTemplate) else load_template(template)
         self.max_new_tokens = max_new_tokens
         self.max_history = max_history
-        limit = llm.max_prompt_tokens() if llm else 10**9
-        self.max_prompt_tokens = min(limit, max_prompt_tokens) if max_prompt_tokens else limit
+        self.prompt_token_cap = max_prompt_tokens  # below the backend's own limit, if given
+
+    def max_prompt_tokens(self) -> int:
+        """The backend's limit now (an OpenAI-compatible server reports its own only once
+        asked), capped by ``max_prompt_tokens`` when one was given."""
+        limit = self.llm.max_prompt_tokens() if self.llm else 10**9
+        return min(limit, self.prompt_token_cap) if self.prompt_token_cap else limit
 
     def _prompt(self, history: Sequence[Item], item: Item, query: str | None) -> tuple[str, int]:
         assert self.llm is not None
         hist = [item_title(h) for h in history][-self.max_history:]
         shared = shared_terms(item, history)
+        limit = self.max_prompt_tokens()
         for keep in range(len(hist), -1, -1):  # drop the oldest history first
             values: dict[str, Any] = {"history": hist[len(hist) - keep:] if keep else [],
                                          "item": render_item(item), "shared": shared}
@@ -68,7 +74,7 @@ class Explainer:
                 values["query"] = query
             text = self.template.render(**values).to_text(self.llm)
             n = self.llm.count_tokens(text)
-            if n + self.max_new_tokens <= self.max_prompt_tokens:
+            if n + self.max_new_tokens <= limit:
                 return text, n
         raise LlmrankError("explain prompt does not fit the backend's prompt limit")
 

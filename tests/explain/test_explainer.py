@@ -77,6 +77,19 @@ def test_history_truncated_to_fit():
     assert "Film number 29" in seen[0] and "Film number 22" not in seen[0]
 
 
+def test_the_backends_limit_is_read_when_prompts_are_built():
+    """An OpenAI-compatible server reports its limit only once asked: an explainer made
+    before that must still fit its prompts to it."""
+    long_hist = [Item(str(i), f"Film number {i}", 2000, ("Drama",)) for i in range(30)]
+    seen = []
+    llm = FakeLLM(generations=lambda p: seen.append(p) or "")
+    explainer = Explainer(llm, max_new_tokens=20)
+    llm._max = 120  # the server's limit, learnt after the explainer was made
+    explainer.explain(long_hist, [CANDS[0]])
+    assert llm.count_tokens(seen[0]) + 20 <= 120
+    assert Explainer(llm, max_prompt_tokens=100).max_prompt_tokens() == 100
+
+
 def test_real_tiny_model_output_is_validated(tiny_llm):
     out, call = Explainer(tiny_llm, max_new_tokens=12).explain(HIST, CANDS[:2], known=CANDS)
     assert len(out) == 2 and all(e.text for e in out)
