@@ -3,13 +3,15 @@ answer is the label of the item the user chose next.
 
 Leakage rules (tested): targets are positions inside ``split.train[u]`` (the history before
 the validation item), each example's history is the prefix before its target, and the
-negatives are items the user never touched in training. Validation and test targets are
-never targets and never appear in a history. Candidate positions are shuffled with an RNG
+negatives are items the user never touched at all, as in the evaluation protocols: a user's
+own validation or test item is never a negative (the hard-negative retriever often ranks it
+high, which taught the model to rank the held-out targets low). Validation and test targets
+are never targets and never appear in a history. Candidate positions are shuffled with an RNG
 seeded by (seed, user, position), so the target label is uniform over positions and the
 model cannot learn a position; the same seed always gives the same dataset.
 
 With ``candidates = 'retrieved'`` the candidate list is the retriever's top-N for the prefix
-(items touched later in training left out) and prefixes whose target it missed are dropped,
+(every other item the user touched left out) and prefixes whose target it missed are dropped,
 so training sees the retriever top-N protocol that the reranker serves."""
 
 from __future__ import annotations
@@ -91,8 +93,8 @@ def _retriever_pools(split: LeaveOneOut, positions: Sequence[tuple[int, int]],
 
 def retrieved_candidates(pool: Sequence[int], touched: np.ndarray, target: int,
                          n: int) -> np.ndarray | None:
-    """The first ``n`` retrieved items that the user did not touch in training (the target
-    excepted), or None when the target is not among them or fewer than ``n`` remain."""
+    """The first ``n`` retrieved items that the user never touched (``touched``: their whole
+    history; the target excepted), or None when the target is not among them or fewer than ``n`` remain."""
     seen = set(np.asarray(touched).tolist()) - {target}
     top = [c for c in dict.fromkeys(pool) if c not in seen][:n]
     if len(top) < n or target not in top:
@@ -110,6 +112,7 @@ def build_examples(split: LeaveOneOut, builder: RankPromptBuilder, spec: Example
     positions = example_positions(split, spec)
     pools = _retriever_pools(split, positions, spec, hard_source)
     items = [ds.items[i] for i in ds.item_ids]
+    touched_ever = ds.histories()  # train, validation and test items: none may be a negative
     out: list[TrainExample] = []
     missed = 0
     for k, ((u, t), pool) in enumerate(zip(positions, pools, strict=True)):
@@ -117,13 +120,13 @@ def build_examples(split: LeaveOneOut, builder: RankPromptBuilder, spec: Example
         target = int(seq[t])
         rng = user_rng(seed, u, salt=t + 1)
         if spec.candidates == "retrieved":
-            found = retrieved_candidates(pool, seq, target, spec.n_candidates)
+            found = retrieved_candidates(pool, touched_ever[u], target, spec.n_candidates)
             if found is None:
                 missed += 1
                 continue
             cands, flags = found, found != target
         else:
-            exclude = np.append(seq, target)  # everything the user touched in training
+            exclude = np.append(touched_ever[u], target)  # everything the user ever touched
             negs, is_hard = mix_negatives(ds.n_items, exclude, spec.n_candidates - 1, pool,
                                           spec.hard_negatives, rng)
             cands = np.append(negs, target)

@@ -108,6 +108,21 @@ def test_hard_negatives_mix(split100k, builder):
     assert describe(examples)["hard_negative_share"] == pytest.approx(0.5)
 
 
+def test_a_users_own_validation_or_test_item_is_never_a_negative(split100k, builder):
+    """The hard-negative retriever often ranks a user's real next items high; as negatives
+    they would teach the model to rank the held-out targets low."""
+    ds = split100k.dataset
+    users = range(20)
+    held_out = [int(t) for u in users for t in (split100k.valid_target[u], split100k.test_target[u])]
+    source = FixedHard([ds.item_ids[c] for c in held_out] + ds.item_ids[-120:])
+    spec = ExampleSpec(per_user=2, max_users=20, n_candidates=8, hard_negatives=7, hard_depth=60)
+    examples = build_examples(split100k, builder, spec, seed=0, hard_source=source)
+    for ex in examples:
+        u = ds.user_code(ex.user_id)
+        own = {split100k.valid_target[u], split100k.test_target[u]}
+        assert not {ds.item_code(c) for c in ex.candidates} & own
+
+
 def test_dataset_is_prompt_completion_on_disk(split100k, builder, tmp_path):
     examples = build_examples(split100k, builder, ExampleSpec(per_user=1, max_users=5,
                                                                n_candidates=4), seed=0)
@@ -127,7 +142,7 @@ def test_retrieved_candidates_are_the_retrievers_top_n(split100k, builder, prefi
     for ex in examples:
         u = ds.user_code(ex.user_id)
         assert u % 2 == 0
-        touched = set(split100k.train[u].tolist())
+        touched = set(ds.histories()[u].tolist())
         expected = [i for i in source.top_items([[ds.item_ids[c] for c in
                                                   split100k.train[u][:ex.position]]], 60)[0]
                     if i == ex.target or ds.item_code(i) not in touched][:6]
