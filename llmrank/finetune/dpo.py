@@ -69,23 +69,56 @@ def split_pairs(examples: datasets.Dataset, pairs_per_example: int = 1, seed: in
     return out
 
 
+HistoryFn = Callable[[str | None, float], list[str]]
+
+
+def history_before(dataset: Dataset) -> HistoryFn:
+    """``(user_id, before) ->`` the user's dataset interactions strictly before time
+    ``before``, oldest first ([] for an unknown user)."""
+    inter = dataset.interactions
+    order = np.lexsort((inter.order, inter.timestamp, inter.user))
+    users, items, times = inter.user[order], inter.item[order], inter.timestamp[order]
+    bounds = np.searchsorted(users, np.arange(dataset.n_users + 1))
+
+    def history(user_id: str | None, before: float) -> list[str]:
+        if not user_id or not dataset.has_user(user_id):
+            return []
+        u = dataset.user_code(user_id)
+        lo, hi = int(bounds[u]), int(bounds[u + 1])
+        cut = lo + int(np.searchsorted(times[lo:hi], before, side="left"))
+        return [dataset.item_ids[c] for c in items[lo:cut]]
+
+    return history
+
+
+def prompt_history(pair: PreferencePair, imp: Any, past: HistoryFn) -> list[str]:
+    """The pair's own history (the store's engagements before the impression); when it has
+    none, the dataset's interactions before the impression's time, minus the slate. Never
+    the whole dataset history: it can hold the chosen item itself (a later interaction). An
+    impression the store no longer has gives no time, hence no history."""
+    if pair.history:
+        return list(pair.history)
+    if imp is None:
+        return []
+    return [h for h in past(pair.user_id, imp.timestamp) if h not in set(imp.items)]
+
+
 def feedback_pairs(pairs: Sequence[PreferencePair], dataset: Dataset, builder: RankPromptBuilder,
                    *, store: Any = None, n_candidates: int = 20, seed: int = 0) -> list[PreferenceExample]:
-    """Rank prompts for logged pairs: the history the pair carries (or the dataset's), and the
-    slate's candidates when the store still has the impression (else chosen + rejected +
-    random fill), shuffled with a seeded RNG. Pairs naming unknown items are skipped."""
+    """Rank prompts for logged pairs: ``prompt_history``, and the slate's candidates when the
+    store still has the impression (else chosen + rejected + random fill), shuffled with a
+    seeded RNG. Pairs naming unknown items are skipped."""
     items = dataset.items
+    past = history_before(dataset)
     out: list[PreferenceExample] = []
     skipped = 0
     for k, p in enumerate(pairs):
         if p.chosen not in items or p.rejected not in items:
             skipped += 1
             continue
-        history = list(p.history) if p.history is not None else (
-            dataset.history(p.user_id) if p.user_id and dataset.has_user(p.user_id) else [])
-        history = [h for h in history if h in items]
-        slate: list[str] = []
         imp = store.impression(p.request_id) if store is not None else None
+        history = [h for h in prompt_history(p, imp, past) if h in items]
+        slate: list[str] = []
         if imp is not None:
             slate = [c for c in (imp.candidates or imp.items) if c in items]
         others = [c for c in dict.fromkeys(slate) if c not in (p.chosen, p.rejected)]

@@ -81,6 +81,47 @@ def test_feedback_pairs_become_rank_prompts(split100k, prompt_model, tmp_path):
         assert ex.chosen != ex.rejected and ex.source == "feedback"
 
 
+def test_feedback_prompts_show_the_dataset_history_before_the_impression(split100k, prompt_model,
+                                                                       tmp_path):
+    """A store with no earlier engagements gives pairs an empty history (or None): the prompt
+    then shows the user's dataset interactions before the impression (the latest 3), never
+    later ones, so the clicked item, a later interaction of this user, does not leak in."""
+    from llmrank.feedback.pairs import preference_pairs
+    from llmrank.feedback.sqlite_store import SqliteFeedbackStore
+    from llmrank.finetune.config import PromptSpec
+    from llmrank.finetune.dpo import feedback_pairs
+    from llmrank.finetune.prompting import make_builder
+
+    ds = split100k.dataset
+    inter = ds.interactions
+    mine = np.flatnonzero(inter.user == 0)
+    mine = mine[np.lexsort((inter.order[mine], inter.timestamp[mine]))]
+    times = inter.timestamp[mine]
+    cut = int(np.searchsorted(times, times[len(times) // 2]))  # first interaction at that time
+    before = [ds.item_ids[c] for c in inter.item[mine[:cut]]]
+    later = ds.item_ids[inter.item[mine[-1]]]
+    unseen = [i for i in ds.item_ids if i not in set(ds.history(ds.user_ids[0]))][:4]
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    slate = (later, *unseen)
+    store.log_impression(Impression("r1", ds.user_ids[0], slate, (5, 4, 3, 2, 1), (1.0,) * 5,
+                                    "llm", timestamp=float(times[cut])))
+    store.log_event(FeedbackEvent(ds.user_ids[0], later, "click", request_id="r1",
+                                  timestamp=float(times[cut]) + 1))
+    pairs = preference_pairs(store, max_history=3)
+    assert pairs and all(p.history == () for p in pairs)  # the store knows nothing earlier
+    unknown = preference_pairs(store, history=None)  # history None: 'unknown'
+    builder = make_builder(prompt_model, PromptSpec(max_history=3, max_prompt_tokens=4096))
+    examples = [*feedback_pairs(pairs, ds, builder, store=store, n_candidates=5, seed=0),
+                *feedback_pairs(unknown, ds, builder, store=store, n_candidates=5, seed=0)]
+    store.close()
+    shown = [ds.items[i].title for i in before if i not in slate][-3:]
+    for ex in examples:
+        history = ex.prompt.split("Candidates:")[0]
+        assert "(no history)" not in history
+        assert all(title in history for title in shown)
+        assert ds.items[later].title not in history
+
+
 def test_dpo_smoke_from_sft_adapter(make_recipe, tmp_path, tiny_model_dir):
     from llmrank.finetune.dpo import train_dpo
     from llmrank.finetune.sft import train_sft
