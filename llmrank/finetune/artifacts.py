@@ -23,7 +23,7 @@ from typing import Any
 
 from llmrank.errors import ModelError
 from llmrank.finetune.config import PromptSpec
-from llmrank.models.resolve import adapters_dir, resolve_adapter, resolve_model
+from llmrank.models.resolve import adapters_dir, models_dir, resolve_adapter, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +92,24 @@ def read_manifest(adapter: str | Path) -> AdapterManifest:
     return AdapterManifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def prompt_spec_for(adapter: str | Path | None) -> PromptSpec:
-    """The prompt settings an adapter was trained with (defaults for the base model or an
-    adapter without a manifest): what a reranker passes to ``make_builder``."""
+def merged_prompt_spec(model: str | Path) -> PromptSpec | None:
+    """The prompt settings of a merged model, from the manifest ``merge_adapter`` copies into
+    its folder (a path, or a name under ``models_dir()``): merged weights rank well only the
+    prompts their adapter learned. None for any other model (nothing is downloaded)."""
+    for folder in (Path(model).expanduser(), models_dir() / str(model)):
+        if (folder / MANIFEST).is_file():
+            data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            return AdapterManifest.from_dict(data).prompt_spec()
+    return None
+
+
+def prompt_spec_for(adapter: str | Path | None, model: str | Path | None = None) -> PromptSpec:
+    """The prompt settings an adapter was trained with, else those of a merged ``model``
+    (defaults for a base model or an adapter without a manifest): what a reranker passes to
+    ``make_builder``."""
     if adapter is None:
-        return PromptSpec()
+        merged = merged_prompt_spec(model) if model else None
+        return merged or PromptSpec()
     try:
         return read_manifest(adapter).prompt_spec()
     except ModelError:

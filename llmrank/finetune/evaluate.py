@@ -41,7 +41,7 @@ class RerankRanker:
         self.model = model
         self.adapter = adapter
         self.name = name or (f"rerank+{Path(adapter).name}" if adapter else "rerank-zero-shot")
-        self.prompt = prompt or prompt_spec_for(adapter)
+        self.prompt = prompt or prompt_spec_for(adapter, model)
         self.permutations = permutations
         self.seed = seed
         self.batch_size = batch_size

@@ -1,6 +1,7 @@
 """The rerank stage: retrieved candidates in, candidates reordered by the LLM out, with the
-trace of the LLM calls. Builds its scorer from a RerankerConfig; when an adapter is given,
-its manifest's prompt settings are used so inference renders the prompts it was trained on."""
+trace of the LLM calls. Builds its scorer from a RerankerConfig; when an adapter (or a model
+merged from one) is given, its manifest's prompt settings are used so inference renders the
+prompts it was trained on."""
 
 from __future__ import annotations
 
@@ -118,14 +119,20 @@ def create_llm(cfg: Any) -> LLM:
 
 
 def _builder_for(llm: LLM, cfg: Any) -> RankPromptBuilder:
-    """The adapter's own prompt settings when it has a manifest, the config's otherwise."""
-    if cfg.adapter:
-        try:
-            from llmrank.finetune.artifacts import prompt_spec_for
-            from llmrank.finetune.prompting import make_builder
-
+    """The prompt settings the model was trained with: an adapter's manifest, or a merged
+    model's (``llmrank finetune --merge`` copies the manifest into the model folder); the
+    config's otherwise."""
+    try:
+        from llmrank.finetune.artifacts import merged_prompt_spec, prompt_spec_for
+        from llmrank.finetune.prompting import make_builder
+    except ImportError:  # pragma: no cover - finetune is part of the base install
+        log.warning("finetune package unavailable; trained prompt settings ignored")
+    else:
+        if cfg.adapter:
             return make_builder(llm, prompt_spec_for(cfg.adapter))
-        except ImportError:  # pragma: no cover - finetune is part of the base install
-            log.warning("finetune package unavailable; adapter prompt settings ignored")
+        merged = merged_prompt_spec(cfg.model)
+        if merged is not None:
+            log.info("model %s is a merged adapter: using its trained prompt settings", cfg.model)
+            return make_builder(llm, merged)
     return RankPromptBuilder(llm, cfg.template, max_history=cfg.max_history,
                              max_prompt_tokens=cfg.max_prompt_tokens)

@@ -72,6 +72,8 @@ def test_merged_model_scores_like_base_plus_adapter(adapter, tmp_path, tiny_mode
 
     merged = merge_adapter(adapter, tmp_path / "merged")
     assert (merged / MANIFEST).is_file() and (merged / "config.json").is_file()
+    # served without the adapter, the merged model still renders the prompts it learned
+    assert prompt_spec_for(None, merged) == prompt_spec_for(adapter) != PromptSpec()
     prompts = ["<|im_start|>user\nPick one<|im_end|>\n<|im_start|>assistant\nAnswer:"]
     labels = [" A", " B", " C"]
     with_adapter = TransformersLLM(str(tiny_model_dir), adapter=str(adapter)).label_logprobs(prompts, labels)
