@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
@@ -115,11 +115,25 @@ class TrainSpec:
     progress: bool = True
 
 
+# what ``validation.per_user_metrics`` reports; a recipe naming anything else fails at load,
+# not with a KeyError at the first validation step after the model has loaded
+ValidationMetric = Literal["ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "recall@1", "recall@5",
+                           "recall@10", "recall@20", "mrr@20", "label_nll"]
+VALIDATION_METRICS: tuple[str, ...] = get_args(ValidationMetric)
+LOWER_IS_BETTER = frozenset({"label_nll"})  # losses: the best adapter has the lowest value
+
+
+def is_better(metric: str, value: float, best: float) -> bool:
+    """Whether ``value`` beats ``best`` by ``metric``: lower for losses, higher otherwise."""
+    return value < best if metric in LOWER_IS_BETTER else value > best
+
+
 @dataclass(config=_STRICT)
 class ValidationSpec:
     """Validation by the reranker's own metric: label scoring of a fixed, seeded sample of
     validation users (their validation target + random negatives), every ``every`` steps.
-    The adapter with the best ``metric`` is kept. ``users`` 0 turns it off.
+    The adapter with the best ``metric`` is kept (the lowest for ``label_nll``, the highest
+    for the ranking metrics). ``users`` 0 turns it off.
 
     ``protocol`` 'retrieved' validates on the retriever top-N protocol instead (the
     examples' retriever, users whose validation target it retrieved): the model is then
@@ -129,7 +143,7 @@ class ValidationSpec:
     users: int = 100
     every: int = 100
     n_negatives: int = 19
-    metric: str = "ndcg@10"
+    metric: ValidationMetric = "ndcg@10"
     batch_size: int = 4
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmrank.errors import ConfigError, ModelError
-from llmrank.finetune.config import Recipe, recipe_from_dict
+from llmrank.finetune.config import LOWER_IS_BETTER, Recipe, recipe_from_dict
 
 if TYPE_CHECKING:
     from llmrank.eval.stats import PairedResult
@@ -34,14 +34,16 @@ class TransferResult:
 
     @property
     def gain(self) -> float:
-        """Best validation metric, transferred minus from scratch."""
-        return _best(self.transferred) - _best(self.scratch)
+        """How much better the transferred run's best validation value is than the scratch
+        run's: positive when the adapter start helped, also for a loss (lower is better)."""
+        diff = _best(self.transferred) - _best(self.scratch)
+        return -diff if self.metric in LOWER_IS_BETTER else diff
 
     def summary(self) -> dict[str, Any]:
         a, b = _best(self.transferred), _best(self.scratch)
         return {
             "metric": self.metric, "from_adapter": a, "from_scratch": b,
-            "gain": a - b, "relative_gain": (a - b) / b if b else None,
+            "gain": self.gain, "relative_gain": self.gain / abs(b) if b else None,
             "paired": self.paired.to_dict() if self.paired else None,
             "from_adapter_run": self.transferred.summary(), "from_scratch_run": self.scratch.summary(),
         }

@@ -22,7 +22,7 @@ import numpy as np
 from llmrank.data.candidates import random_candidates
 from llmrank.data.splits import LeaveOneOut
 from llmrank.eval.metrics import metrics_from_ranks, target_ranks
-from llmrank.finetune.config import ValidationSpec
+from llmrank.finetune.config import ValidationSpec, is_better
 from llmrank.finetune.negatives import HardNegativeSource, top_codes
 from llmrank.records import Item
 from llmrank.rerank.prompt import RankPromptBuilder
@@ -169,7 +169,7 @@ class RankingValidation:
         with open(self.out_dir / "validation.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
         value = metrics[self.spec.metric]
-        if self.best is None or value > float(self.best["value"]):
+        if self.best is None or is_better(self.spec.metric, value, float(self.best["value"])):
             self.best = {"step": global_step, "metric": self.spec.metric, "value": value,
                          "metrics": metrics, "users": [int(u) for u in self.sample.users],
                          "per_user": [float(x) for x in per_user[self.spec.metric]]}

@@ -210,3 +210,16 @@ def test_variants_publish_only_when_the_recipe_publishes(tmp_path):
     assert (a.adapter_name, b.adapter_name) == ("ml100k-from-adapter", "ml100k-scratch")
     assert a.from_adapter == "base" and b.from_adapter is None
     assert a.out_dir() != b.out_dir()
+
+
+def test_gain_is_positive_when_the_adapter_start_helps_also_for_a_loss():
+    from types import SimpleNamespace
+
+    from llmrank.finetune.crossdomain import TransferResult
+
+    def run(value: float) -> Any:
+        return SimpleNamespace(best={"value": value}, summary=lambda: {})
+
+    assert TransferResult(run(0.5), run(0.4), "ndcg@10", None).gain == pytest.approx(0.1)
+    nll = TransferResult(run(1.2), run(1.5), "label_nll", None)  # a lower loss is better
+    assert nll.gain == pytest.approx(0.3) and nll.summary()["gain"] == pytest.approx(0.3)

@@ -30,3 +30,18 @@ def test_flags_override_and_typos_fail(tmp_path):
             load_recipe(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_recipe(tmp_path / "missing.toml")
+
+
+def test_validation_metric_is_checked_at_load():
+    """A misspelt metric fails when the recipe loads, not with a KeyError at the first
+    validation (after the model loaded); every accepted name is one validation reports."""
+    import numpy as np
+
+    from llmrank.finetune.config import VALIDATION_METRICS
+    from llmrank.finetune.validation import per_user_metrics
+
+    with pytest.raises(ConfigError, match="metric"):
+        load_recipe({"validation": {"metric": "ndcg10"}})
+    assert load_recipe({"validation": {"metric": "label_nll"}}).validation.metric == "label_nll"
+    reported = per_user_metrics(np.zeros((2, 5)), np.array([0, 1]))
+    assert set(VALIDATION_METRICS) == set(reported)

@@ -31,3 +31,20 @@ def test_fresh_run_does_not_inherit_an_old_runs_best_or_log(tmp_path):
     v = _validation(tmp_path, fresh=True)
     assert v.best is None
     assert not (tmp_path / "best").exists() and not (tmp_path / "validation.jsonl").exists()
+
+
+def test_a_loss_metric_keeps_the_lowest(tmp_path, monkeypatch):
+    """validation.metric = 'label_nll' keeps the step with the lowest NLL (a ranking metric
+    the highest); before, the highest NLL (the worst adapter) was kept."""
+    sample = ValidationSample(np.zeros(1, np.int64), [[]], [[]], np.zeros(1, np.int64))
+    # the target (column 0) ranks 3rd, 5th, 1st, 4th: best at step 2 by NLL and by NDCG
+    rows = [np.array([[t, -1.0, -2.0, -3.0, -4.0]]) for t in (-2.5, -5.0, -0.5, -3.5)]
+    for metric in ("label_nll", "ndcg@10"):
+        v = RankingValidation(sample, lambda llm: None, "unused", ValidationSpec(metric=metric),
+                              tmp_path / metric, fresh=True)
+        scores = iter(rows)
+        monkeypatch.setattr(v, "evaluate", lambda model, s=scores: next(s))
+        monkeypatch.setattr(v, "_save_best", lambda model: None)
+        for step in range(4):
+            v.step(None, step)
+        assert v.best is not None and v.best["step"] == 2, metric
