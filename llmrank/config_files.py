@@ -4,6 +4,7 @@ config, eval configs and finetune recipes, so they accept the same formats and f
 from __future__ import annotations
 
 import copy
+import io
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,29 +12,67 @@ from typing import Any
 from llmrank.errors import ConfigError
 
 
+class _Null:
+    """The type of ``NULL``, shown as ``null`` as JSON and YAML write it; copies stay the
+    same object, so ``value is NULL`` holds after a deep copy."""
+
+    def __repr__(self) -> str:
+        return "null"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Null:
+        return self
+
+
+# An override that sets its key to None (``--set reranker.adapter=null``); a plain None in
+# overrides means "flag not given" and is skipped.
+NULL = _Null()
+
+
 def read_config_file(path: Path, what: str = "config file") -> dict[str, Any]:
-    """A mapping from a ``.toml``, ``.yaml`` or ``.yml`` file; ConfigError names the file."""
+    """A mapping from a ``.toml``, ``.yaml`` or ``.yml`` file; ConfigError names the file
+    (also for unreadable, non-UTF-8 or malformed files: never a traceback)."""
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(f"{path}: {what} must be .toml, .yaml or .yml")
     try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
+    if path.suffix == ".toml":
+        return _parse_toml(path, text)
+    return _parse_yaml(path, text)
 
-            data = yaml.safe_load(text) or {}
-            if not isinstance(data, dict):
-                raise ConfigError(f"{path}: top level must be a mapping")
-            return data
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
+
+def _parse_toml(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    raise ConfigError(f"{path}: {what} must be .toml, .yaml or .yml")
+
+
+def _parse_yaml(path: Path, text: str) -> dict[str, Any]:
+    import yaml
+
+    stream = io.StringIO(text)
+    stream.name = path.name  # yaml names the file in its error marks
+    try:
+        data = yaml.safe_load(stream)
+    except yaml.YAMLError as exc:  # not a ValueError: it escaped as a traceback before
+        raise ConfigError(f"{path}: malformed YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data
 
 
 def with_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
     """A deep copy of ``raw`` with dotted keys (``{"reranker.permutations": 3}``) set, as CLI
-    flags give them; None values are ignored. The caller's dict is never modified."""
+    flags give them; None values (flags not given) are skipped and ``NULL`` sets the key to
+    None. The caller's dict is never modified."""
     data = copy.deepcopy(raw)
     for dotted, value in (overrides or {}).items():
         if value is None:
@@ -44,5 +83,5 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dic
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
-        node[leaf] = value
+        node[leaf] = None if value is NULL else value
     return data

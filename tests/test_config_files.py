@@ -38,3 +38,30 @@ def test_overrides_set_nested_keys_without_touching_the_input() -> None:
 def test_override_through_a_value_is_an_error() -> None:
     with pytest.raises(ConfigError, match="not a section"):
         with_overrides({"reranker": 3}, {"reranker.permutations": 2})
+
+
+@pytest.mark.parametrize(("name", "content", "match"), [
+    ("bad.yaml", b"reranker:\n  permutations: [1\n", "malformed YAML"),
+    ("tab.yml", b"reranker:\n\tpermutations: 1\n", "malformed YAML"),
+    ("latin1.toml", b'[data]\ndataset = "caf\xe9"\n', "not UTF-8"),
+    ("latin1.yaml", b"data:\n  dataset: caf\xe9\n", "not UTF-8"),
+])
+def test_malformed_or_non_utf8_files_are_config_errors(tmp_path: Path, name: str, content: bytes,
+                                                       match: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ConfigError, match=match) as info:
+        read_config_file(tmp_path / name)
+    assert name in str(info.value)
+
+
+def test_empty_yaml_is_an_empty_mapping(tmp_path: Path) -> None:
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n", encoding="utf-8")
+    assert read_config_file(tmp_path / "empty.yaml") == {}
+
+
+def test_null_override_sets_none_where_a_plain_none_is_skipped() -> None:
+    from llmrank.config_files import NULL
+
+    raw = {"reranker": {"adapter": "lora", "model": "m"}}
+    out = with_overrides(raw, {"reranker.adapter": NULL, "reranker.model": None})
+    assert out == {"reranker": {"adapter": None, "model": "m"}}

@@ -15,6 +15,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,6 +26,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from llmrank.config_files import NULL
 from llmrank.errors import (
     ConfigError,
     DataError,
@@ -70,11 +72,13 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def run_guarded(app: typer.Typer) -> None:
-    """Run the Typer app; typed library errors become one red line and an exit code."""
+    """Run the Typer app; typed library errors become one red line and an exit code. A
+    command's exit code (``typer.Exit(3)``) comes back as the return value, because click
+    in non-standalone mode returns it instead of raising."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except LlmrankError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        print_error(exc)
         sys.exit(exit_code_for(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -89,6 +93,27 @@ def run_guarded(app: typer.Typer) -> None:
             exc.show()  # type: ignore[attr-defined]
             sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
         raise
+    if isinstance(rc, int) and not isinstance(rc, bool):
+        sys.exit(rc)
+
+
+def print_error(message: object) -> None:
+    """One red ``error:`` line on stderr. The message is escaped: it holds user and
+    exception text, where rich would read ``[gpu]`` or ``[/path]`` as markup and drop it."""
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False)
+
+
+def print_warning(message: object) -> None:
+    """One yellow ``warning:`` line on stderr, escaped as ``print_error`` is."""
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+
+
+def exit_if_nothing_succeeded(succeeded: int, failed: int, what: str) -> None:
+    """Exit 3 (data) when every input failed: a script must not read a job that did nothing
+    as done. Call it after the report is printed, so the report is still shown."""
+    if succeeded == 0 and failed > 0:
+        print_error(f"{failed} {what} failed and none succeeded")
+        raise typer.Exit(3)
 
 
 def _is_usage_error(exc: BaseException) -> bool:
@@ -138,14 +163,18 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress]:
 
 def parse_key_values(pairs: Sequence[str] | None, flag: str = "--set") -> dict[str, Any]:
     """``KEY=VALUE`` flags (repeatable) as a dict; a VALUE that parses as JSON is read as
-    JSON (numbers, booleans, lists), anything else stays a string."""
+    JSON (numbers, booleans, lists), anything else stays a string. For ``--set`` (config
+    overrides) ``null`` becomes ``NULL``, so it clears the key: a plain None is how an
+    absent flag reads, and overrides skip it."""
+    null: Any = NULL if flag == "--set" else None
     out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise typer.BadParameter(f"{flag} wants KEY=VALUE, got {pair!r}")
         try:
-            out[key.strip()] = json.loads(raw)
+            value = json.loads(raw)
         except ValueError:
-            out[key.strip()] = raw
+            value = raw
+        out[key.strip()] = null if value is None else value
     return out

@@ -53,3 +53,63 @@ def test_exit_codes_by_error_type():
     assert exit_code_for(MissingExtraError("x")) == 4
     assert exit_code_for(UnknownUserError("u1")) == 5
     assert exit_code_for(LlmrankError("x")) == 1
+
+
+def _guarded(app, monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    from llmrank.cli.common import run_guarded
+
+    monkeypatch.setattr(sys, "argv", ["llmrank", *argv])
+    with pytest.raises(SystemExit) as info:
+        run_guarded(app)
+    return int(info.value.code or 0), capsys.readouterr().err
+
+
+def _app():
+    import typer
+
+    from llmrank.errors import MissingExtraError
+
+    app = typer.Typer()
+
+    @app.command()
+    def extra() -> None:
+        raise MissingExtraError("vllm is not installed; install it with: pip install 'llmrank[gpu]'")
+
+    @app.command()
+    def code(n: int = 3) -> None:
+        raise typer.Exit(n)
+
+    return app
+
+
+def test_error_text_is_printed_literally_not_as_markup(monkeypatch, capsys) -> None:
+    """Rich markup would swallow '[gpu]' and leave the wrong advice: pip install 'llmrank'."""
+    code, err = _guarded(_app(), monkeypatch, capsys, "extra")
+    assert code == 4
+    assert "pip install 'llmrank[gpu]'" in " ".join(err.split())
+
+
+def test_a_commands_exit_code_reaches_the_shell(monkeypatch, capsys) -> None:
+    """click returns typer.Exit's code in non-standalone mode instead of raising it."""
+    assert _guarded(_app(), monkeypatch, capsys, "code", "--n", "3")[0] == 3
+    assert _guarded(_app(), monkeypatch, capsys, "code", "--n", "0")[0] == 0
+
+
+def test_set_null_clears_a_key_but_var_null_stays_none() -> None:
+    from llmrank.cli.common import parse_key_values
+    from llmrank.config_files import NULL
+
+    assert parse_key_values(["reranker.adapter=null"]) == {"reranker.adapter": NULL}
+    assert parse_key_values(["x=null"], "--var") == {"x": None}
+
+
+def test_set_null_overrides_a_value_from_the_config_file(tmp_path) -> None:
+    from llmrank.cli.common import parse_key_values
+    from llmrank.config import load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text('[reranker]\nadapter = "ranking-lora"\n[feedback]\npath = "fb.sqlite"\n')
+    cfg = load_config(path, {"reranker.model": None,  # a flag not given
+                             **parse_key_values(["reranker.adapter=null", "feedback.path=null"])})
+    assert cfg.reranker.adapter is None and cfg.feedback.path is None
+    assert cfg.reranker.model == "default"
