@@ -6,6 +6,7 @@ Each command maps to a library function: ``import_jsonl``, ``export_jsonl``,
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -14,7 +15,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_logging
+from llmrank.cli.common import (
+    JsonOpt,
+    VerboseOpt,
+    console,
+    exit_if_nothing_succeeded,
+    print_json,
+    setup_logging,
+)
 
 app = typer.Typer(help="Feedback store: import/export JSON lines, stats, DPO pairs, off-policy estimates.",
                   no_args_is_help=True)
@@ -53,27 +61,35 @@ def import_cmd(
     result = {**counts, "problems": report.problems, "store": getattr(fb, "path", None)}
     if json_out:
         print_json(result)
-        return
-    console.print(f"imported {counts['written']} new records ({counts['impressions']} impressions, "
-                  f"{counts['events']} events read, {counts['skipped']} lines skipped) into {result['store']}")
-    for p in report.problems:
-        console.print(f"[yellow]skipped[/] {p}")
+    else:
+        console.print(f"imported {counts['written']} new records ({counts['impressions']} impressions, "
+                      f"{counts['events']} events read, {counts['skipped']} lines skipped) into {result['store']}")
+        for p in report.problems:
+            console.print(f"[yellow]skipped[/] {p}")
+    exit_if_nothing_succeeded(counts["impressions"] + counts["events"], counts["skipped"], "lines")
 
 
 @app.command("export")
 def export_cmd(
-    out: Path = typer.Option(None, "--out", "-o", help="Output file (default: stdout)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output file (default: stdout; with --json, "
+                             "one JSON document instead of JSON lines)."),
     what: str = typer.Option("all", "--what", help="all, impressions or events."),
     since: float = typer.Option(None, "--since", help="Unix time lower bound."),
     until: float = typer.Option(None, "--until", help="Unix time upper bound (exclusive)."),
     store: Path = StoreOpt, config: Path = ConfigOpt,
     json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
 ) -> None:
-    """Export the store as JSON lines (the format `import` reads)."""
+    """Export the store as JSON lines (the format `import` reads). With --json and no --out,
+    one JSON document instead: {"impressions": n, "events": n, "records": [...]}."""
     from llmrank.feedback.jsonl import export_jsonl
 
     setup_logging(verbose)
     fb = _store(store, config)
+    if out is None and json_out:
+        buf = io.StringIO()
+        counts = export_jsonl(fb, buf, what=what, since=since, until=until)
+        print_json({**counts, "records": [json.loads(line) for line in buf.getvalue().splitlines()]})
+        return
     if out is None:
         export_jsonl(fb, sys.stdout, what=what, since=since, until=until)
         return

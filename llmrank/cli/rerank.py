@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, err_console, print_json, setup_logging
+from llmrank.cli.common import (
+    JsonOpt,
+    VerboseOpt,
+    console,
+    err_console,
+    exit_if_nothing_succeeded,
+    print_json,
+    setup_logging,
+)
 from llmrank.cli.index import ConfigOpt, DataDirOpt, DatasetOpt
 from llmrank.cli.recommend import (
     AdapterOpt,
@@ -147,8 +156,13 @@ def _batch(cfg: Any, input_path: Path, output_path: Path | None, *, engine: str,
                            progress=update, **options)
     if json_out:
         print_json(report.to_dict())
-        return
-    table = Table(title=f"batch rerank: {input_path} -> {report.out_path}", show_header=False)
+    else:
+        _show_report(input_path, report)
+    exit_if_nothing_succeeded(report.done, len(report.failed), "requests")
+
+
+def _show_report(input_path: Path, report: Any) -> None:
+    table = Table(title=escape(f"batch rerank: {input_path} -> {report.out_path}"), show_header=False)
     for key, value in (("engine", report.engine), ("requests", report.total), ("done", report.done),
                        ("failed", len(report.failed)), ("resumed (skipped)", report.resumed),
                        ("this run", f"{report.processed} in {report.seconds:.1f}s "
@@ -156,9 +170,10 @@ def _batch(cfg: Any, input_path: Path, output_path: Path | None, *, engine: str,
         table.add_row(key, str(value))
     console.print(table)
     for f in report.failed[:10]:
-        err_console.print(f"[yellow]line {f.line}:[/] {f.error}: {f.reason}", highlight=False)
+        err_console.print(f"[yellow]line {f.line}:[/] {escape(f'{f.error}: {f.reason}')}", highlight=False)
     if len(report.failed) > 10:
-        err_console.print(f"... {len(report.failed) - 10} more in {report.errors_path}")
+        err_console.print(f"... {len(report.failed) - 10} more in {escape(str(report.errors_path))}",
+                          highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -106,3 +106,30 @@ def test_ope_on_a_one_impression_store_with_a_pinned_target(tmp_path):
     assert res.exit_code == 0, res.output
     body = json.loads(res.stdout)
     assert body["rounds"] == 1 and body["estimates"]["ips"]["value"] == pytest.approx(2.0)
+
+
+def test_import_where_every_line_failed_exits_3(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{broken\n{"type": "click"}\n')
+    res = runner.invoke(app, ["import", str(bad), "--store", str(tmp_path / "s.sqlite"), "--json"])
+    assert res.exit_code == 3
+    assert json.loads(res.stdout)["skipped"] == 2
+    src = tmp_path / "a.sqlite"
+    _fill(src)
+    good = tmp_path / "fb.jsonl"
+    assert runner.invoke(app, ["export", "--store", str(src), "--out", str(good)]).exit_code == 0
+    again = tmp_path / "s2.sqlite"  # importing twice writes nothing new: still a success
+    for _ in range(2):
+        assert runner.invoke(app, ["import", str(good), "--store", str(again)]).exit_code == 0
+
+
+def test_export_json_without_out_is_one_json_document(tmp_path):
+    src = tmp_path / "a.sqlite"
+    _fill(src)
+    res = runner.invoke(app, ["export", "--store", str(src), "--what", "events", "--json"])
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.stdout)
+    assert (body["impressions"], body["events"], len(body["records"])) == (0, 30, 30)
+    assert {r["type"] for r in body["records"]} == {"event"}
+    plain = runner.invoke(app, ["export", "--store", str(src)])  # JSON lines, as import reads
+    assert len(plain.stdout.splitlines()) == 60

@@ -125,6 +125,26 @@ def test_batch_file_with_bad_lines_and_resume(app, tmp_path):
 def test_help_names_the_errors_file_the_batch_writes(app, tmp_path):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("not json\n")
-    assert run_json(app, str(src), str(out))["n_failed"] == 1
+    result = run(app, str(src), str(out), "--json", *FAST)
+    assert result.exit_code == 3 and json.loads(result.stdout)["n_failed"] == 1
     assert (tmp_path / "out.jsonl.errors.jsonl").is_file()
     assert "OUT.jsonl.errors.jsonl" in run(app, "--help").output
+
+
+def test_a_batch_where_every_line_failed_exits_3_with_its_report(app, tmp_path):
+    """A script must not read "done: 0" as success; one good line is a success."""
+    src = tmp_path / "allbad.jsonl"
+    src.write_text('not json\n{"user_id": "nobody", "candidates": ["c001", "c002"]}\n')
+    result = run(app, str(src), str(tmp_path / "out.jsonl"), *FAST)
+    assert result.exit_code == 3
+    assert "line 1" in result.output and "2 requests failed and none succeeded" in result.output
+    src.write_text('not json\n{"user_id": "u001", "candidates": ["c001", "c002"]}\n')
+    assert run(app, str(src), str(tmp_path / "out2.jsonl"), *FAST).exit_code == 0
+
+
+def test_failure_reasons_keep_their_brackets(app, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"user_id": "[vip]", "candidates": ["c001", "c002"]}\n'
+                   '{"user_id": "u001", "candidates": ["c001", "c002"]}\n')
+    result = run(app, str(src), str(tmp_path / "out.jsonl"), *FAST)
+    assert result.exit_code == 0 and "unknown user '[vip]'" in result.output
