@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -50,17 +51,31 @@ def choose_dataset(requested: str, data_dir: str | None, *, allow_download: bool
             f"point --data-dir or $LLMRANK_DATA_DIR at a MovieLens folder to use real data")
 
 
+def demo_data(cfg: Config, dataset: str | None, data_dir: str | None, download: bool | None,
+              config: Path | None) -> tuple[DataConfig, str]:
+    """The config's [data] section when the config file has one and --dataset is not given
+    (--data-dir and --download/--offline still apply to it); else ``choose_dataset``."""
+    if config is not None and dataset is None and "data" in cfg.model_fields_set:
+        given = {"data_dir": data_dir, "download": download}
+        data = cfg.data.model_copy(update={k: v for k, v in given.items() if v is not None})
+        return data, f"{data.dataset} (the [data] section of {config})"
+    return choose_dataset(dataset or "auto", data_dir, allow_download=download is not False)
+
+
 def demo(
-    dataset: str = typer.Option("auto", "--dataset", "-d",
-                                help="auto (data dir, else download, else embedded catalog), a name or a path."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d",
+                                       help="auto (data dir, else download, else embedded catalog), a name or a path "
+                                            "(default: the --config's [data] section, else auto)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help="Where datasets live (default $LLMRANK_DATA_DIR, else ./data)."),
     users: int = typer.Option(3, "--users", "-n", min=1, help="How many users to recommend for."),
     k: int = typer.Option(5, "-k", "--k", min=1, help="Items per user."),
-    rerank: bool = typer.Option(True, "--rerank/--no-rerank", help="Rerank with the LLM (default model offline)."),
+    rerank: bool | None = typer.Option(None, "--rerank/--no-rerank",
+                                       help="Rerank with the LLM (default: the config's, else on; default model offline)."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Write explanations for shown items."),
     adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter (name or path) for the reranker."),
-    download: bool = typer.Option(True, "--download/--offline", help="Try GroupLens when the data is missing."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="TOML/YAML config; flags override it."),
+    download: bool | None = typer.Option(None, "--download/--offline",
+                                         help="Try GroupLens when the data is missing (default: on, or the config's data.download)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML/YAML config; flags given override it."),
     json_out: bool = JsonOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
@@ -68,14 +83,11 @@ def demo(
     from llmrank.recommender import Recommender
 
     setup_logging(verbose)
-    data_cfg, why = choose_dataset(dataset, data_dir, allow_download=download)
-    base = load_config(config) if config else Config()
+    base = load_config(config, {"reranker.enabled": rerank, "reranker.adapter": adapter})
+    data_cfg, why = demo_data(base, dataset, data_dir, download, config)
     cfg = base.model_copy(update={"data": data_cfg})
-    cfg.reranker.enabled = rerank
-    if adapter:
-        cfg.reranker.adapter = adapter
     if not json_out:
-        err_console.print(f"[bold]data:[/] {why}")
+        err_console.print(f"[bold]data:[/] {escape(why)}", highlight=False)
 
     t0 = time.perf_counter()
     rec = Recommender.from_config(cfg, progress=not json_out)
@@ -103,7 +115,7 @@ def demo(
     console.print(Panel.fit(
         f"{summary['users']} users, {summary['items']} items, {summary['interactions']} interactions\n"
         f"retriever: {cfg.retriever.kind}   reranker: "
-        f"{rec.describe_reranker() if rerank else 'off'}   setup {setup_seconds:.1f}s",
+        f"{rec.describe_reranker()}   setup {setup_seconds:.1f}s",
         title=f"llmrank demo on {ds.name}"))
     for r in results:
         _show(ds, r["user_id"], r["history"], r["response"], explain)
@@ -133,12 +145,14 @@ def _text_query(ds: Any) -> str:
 
 def _show(ds: Any, user_id: str | None, history: list[str], resp: Any, explain: bool,
           title: str | None = None) -> None:
+    """One response as a table; titles and explanations are escaped (a film called
+    "[REC]" is data, not rich markup)."""
     from llmrank.data.itemtext import item_title
 
     if user_id is not None:
         recent = "; ".join(item_title(ds.items[i]) for i in history if i in ds.items)
         title = f"user {user_id} (recently: {recent})"
-    table = Table(title=title, show_lines=explain)
+    table = Table(title=escape(title) if title else None, show_lines=explain)
     table.add_column("#", justify="right")
     table.add_column("item")
     table.add_column("score", justify="right")
@@ -146,9 +160,9 @@ def _show(ds: Any, user_id: str | None, history: list[str], resp: Any, explain: 
         table.add_column("why")
     for it in resp.items:
         name = item_title(ds.items[it.item_id]) if it.item_id in ds.items else it.item_id
-        row = [str(it.position + 1), name, f"{it.score:.3f}"]
+        row = [str(it.position + 1), escape(name), f"{it.score:.3f}"]
         if explain:
-            row.append(it.explanation or "")
+            row.append(escape(it.explanation or ""))
         table.add_row(*row)
     console.print(table)
     stages = ", ".join(f"{s} {sec:.2f}s" for s, sec in resp.trace.stage_seconds.items())
