@@ -5,16 +5,21 @@ so ``import llmrank`` never imports torch, faiss or vllm."""
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
 from llmrank.errors import UnknownBackendError
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
 _PLUGIN_GROUP = "llmrank.plugins"
 _plugins_loaded = False
+# entry point name -> "ExcType: message" for plugins that failed to load (llmrank doctor shows them)
+broken_plugins: dict[str, str] = {}
 
 
 class Registry(Generic[T]):
@@ -23,10 +28,19 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, str | Callable[..., T]] = {}
+        self._requires: dict[str, tuple[str, ...]] = {}
 
-    def register(self, name: str, target: str | Callable[..., T]) -> None:
-        """Register ``target`` (a factory or a lazy ``'module:attr'`` path) under ``name``."""
+    def register(self, name: str, target: str | Callable[..., T], *,
+                 requires: tuple[str, ...] = ()) -> None:
+        """Register ``target`` (a factory or a lazy ``'module:attr'`` path) under ``name``.
+        ``requires``: the third-party modules the backend imports when created, so
+        ``llmrank doctor`` can say whether it would load without importing it."""
         self._entries[name] = target
+        self._requires[name] = tuple(requires)
+
+    def requires(self, name: str) -> tuple[str, ...]:
+        """The third-party modules ``name`` needs (as registered; () when none were named)."""
+        return self._requires.get(name, ())
 
     def names(self) -> list[str]:
         _load_plugins()
@@ -54,13 +68,20 @@ class Registry(Generic[T]):
 
 def _load_plugins() -> None:
     """Import modules advertised under the ``llmrank.plugins`` entry point once; they call
-    ``register`` on the registries below."""
+    ``register`` on the registries below. A plugin that fails to import is logged and kept
+    in ``broken_plugins``: one broken package must not break every command, --help and
+    ``llmrank doctor`` included."""
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
     for entry in metadata.entry_points(group=_PLUGIN_GROUP):
-        entry.load()
+        try:
+            entry.load()
+        except Exception as exc:  # any error of third-party code at import time
+            broken_plugins[entry.name] = f"{type(exc).__name__}: {exc}"
+            log.warning("llmrank plugin %r (%s) failed to load and is skipped: %s: %s",
+                        entry.name, entry.value, type(exc).__name__, exc)
 
 
 # The registries of the house. Each built-in is a lazy path: nothing heavy is imported here.
@@ -76,15 +97,19 @@ rankers: Registry[Any] = Registry("ranker")
 
 
 # ---- built-in backends (lazy paths; a plugin calls the same ``register``) ----------------
-embedders.register("sentence-transformers", "llmrank.embed.sentence_transformers:SentenceTransformerEmbedder")
+# ``requires`` names the libraries beyond numpy and the standard library
+embedders.register("sentence-transformers", "llmrank.embed.sentence_transformers:SentenceTransformerEmbedder",
+                    requires=("sentence_transformers", "torch"))
 embedders.register("hashing", "llmrank.embed.hashing:HashingEmbedder")
 retrievers.register("text", "llmrank.retrieve.text:TextRetriever")
-retrievers.register("sequential", "llmrank.retrieve.sequential.retriever:SequentialRetriever")
-retrievers.register("fused", "llmrank.retrieve.fused:FusedRetriever")
-vector_indexes.register("faiss", "llmrank.index.faiss_index:FaissIndex")
-llms.register("transformers", "llmrank.llm.transformers_backend:TransformersLLM")
-llms.register("vllm", "llmrank.llm.vllm_backend:VllmLLM")
-llms.register("openai", "llmrank.llm.openai_backend:OpenAILLM")
+retrievers.register("sequential", "llmrank.retrieve.sequential.retriever:SequentialRetriever",
+                    requires=("torch",))
+retrievers.register("fused", "llmrank.retrieve.fused:FusedRetriever", requires=("torch",))
+vector_indexes.register("faiss", "llmrank.index.faiss_index:FaissIndex", requires=("faiss",))
+llms.register("transformers", "llmrank.llm.transformers_backend:TransformersLLM",
+              requires=("torch", "transformers"))
+llms.register("vllm", "llmrank.llm.vllm_backend:VllmLLM", requires=("vllm",))
+llms.register("openai", "llmrank.llm.openai_backend:OpenAILLM", requires=("httpx",))
 llms.register("fake", "llmrank.llm.fake:FakeLLM")  # model-free, for tests and dry runs
 feedback_stores.register("sqlite", "llmrank.feedback.sqlite_store:SqliteFeedbackStore")
 policies.register("greedy", "llmrank.explore.policies.greedy:GreedyPolicy")
@@ -93,13 +118,13 @@ policies.register("softmax", "llmrank.explore.policies.softmax:SoftmaxPolicy")
 policies.register("thompson", "llmrank.explore.policies.thompson:ThompsonPolicy")
 policies.register("linucb", "llmrank.explore.policies.linear:LinearBanditPolicy")
 batch_engines.register("local", "llmrank.batch.local:LocalBatchEngine")
-batch_engines.register("ray", "llmrank.batch.ray_engine:RayBatchEngine")
+batch_engines.register("ray", "llmrank.batch.ray_engine:RayBatchEngine", requires=("ray",))
 rankers.register("random", "llmrank.baselines.random:RandomRanker")
 rankers.register("oracle", "llmrank.baselines.random:OracleRanker")
 rankers.register("most-popular", "llmrank.baselines.popular:MostPopularRanker")
 rankers.register("itemknn", "llmrank.baselines.itemknn:ItemKNNRanker")
-rankers.register("als", "llmrank.baselines.mf:ALSRanker")
-rankers.register("bpr", "llmrank.baselines.mf:BPRRanker")
+rankers.register("als", "llmrank.baselines.mf:ALSRanker", requires=("implicit",))
+rankers.register("bpr", "llmrank.baselines.mf:BPRRanker", requires=("implicit",))
 rankers.register("retriever", "llmrank.baselines.retriever:RetrieverRanker")
 loaders.register("movielens", "llmrank.data.loaders.movielens:load_movielens")
 loaders.register("amazon", "llmrank.data.loaders.amazon:load_amazon")

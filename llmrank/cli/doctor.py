@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_logging
@@ -76,27 +77,41 @@ def extras() -> dict[str, dict[str, Any]]:
 
 
 def backends() -> dict[str, dict[str, str]]:
-    """registry kind -> backend name -> 'ok' / 'module missing' (modules are not imported)."""
+    """registry kind -> backend name -> 'ok', 'module missing' (the backend's own module) or
+    'needs X' (a library it imports, e.g. vllm for the vllm backend). Nothing is imported."""
     from llmrank import registry
 
     out: dict[str, dict[str, str]] = {}
     for value in vars(registry).values():
         if not isinstance(value, registry.Registry):
             continue
-        entries: dict[str, str] = {}
-        for name in value.names():
-            target = value._entries.get(name)
-            if isinstance(target, str):
-                module = target.partition(":")[0]
-                try:
-                    found = importlib.util.find_spec(module) is not None
-                except ImportError:
-                    found = False
-                entries[name] = "ok" if found else "module missing"
-            else:
-                entries[name] = "ok"
-        out[value.kind] = entries
+        out[value.kind] = {name: _backend_status(value, name) for name in value.names()}
     return out
+
+
+def _backend_status(reg: Any, name: str) -> str:
+    target = reg._entries.get(name)
+    if isinstance(target, str) and not _importable(target.partition(":")[0]):
+        return "module missing"
+    missing = [m for m in reg.requires(name) if not _importable(m)]
+    return f"needs {', '.join(missing)}" if missing else "ok"
+
+
+def _importable(module: str) -> bool:
+    """find_spec without importing (a parent package may be imported, never the module)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def plugins() -> dict[str, Any]:
+    """llmrank.plugins entry points, and those that failed to load with their error."""
+    from llmrank import registry
+
+    registry._load_plugins()
+    names = sorted(e.name for e in metadata.entry_points(group=registry._PLUGIN_GROUP))
+    return {"entry_points": names, "broken": dict(registry.broken_plugins)}
 
 
 def gpus() -> dict[str, Any]:
@@ -155,7 +170,8 @@ def paths() -> dict[str, Any]:
 def doctor_report() -> dict[str, Any]:
     """Everything ``llmrank doctor`` shows (the public function behind the command)."""
     return {"python_executable": sys.executable, "versions": versions(), "extras": extras(),
-            "backends": backends(), "gpu": gpus(), "models": models(), "paths": paths()}
+            "backends": backends(), "plugins": plugins(), "gpu": gpus(), "models": models(),
+            "paths": paths()}
 
 
 def doctor(json_out: bool = JsonOpt, verbose: bool = VerboseOpt) -> None:
@@ -175,11 +191,13 @@ def doctor(json_out: bool = JsonOpt, verbose: bool = VerboseOpt) -> None:
         table.add_row(f"extra: {extra}", shown)
     for kind, entries in report["backends"].items():
         table.add_row(f"{kind} backends", ", ".join(f"{n} ({s})" if s != "ok" else n for n, s in entries.items()) or "-")
+    for name, error in report["plugins"]["broken"].items():
+        table.add_row(f"plugin: {escape(name)}", f"[red]broken[/] ({escape(error)})")
     g = report["gpu"]
     table.add_row("GPU (torch)", "yes: " + ", ".join(g["torch_devices"]) if g["torch_cuda"] else "no")
     table.add_row("GPU (faiss)", str(g["faiss_gpus"]) if g["faiss_gpus"] is not None else "faiss missing")
     for key, value in {**report["models"], **report["paths"]}.items():
-        table.add_row(key.replace("_", " "), str(value) if value not in (None, [], "") else "[dim]-[/]")
+        table.add_row(key.replace("_", " "), escape(str(value)) if value not in (None, [], "") else "[dim]-[/]")
     console.print(table)
 
 

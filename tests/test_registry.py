@@ -1,0 +1,46 @@
+"""Registries: plugins load through entry points, and one broken plugin is a warning, not a
+crash of every command (--help and doctor included)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+from llmrank import registry
+
+
+@pytest.fixture
+def broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Two advertised plugins: one whose package is gone, one that raises on import."""
+    (tmp_path / "llmrank_bad_plugin.py").write_text('raise RuntimeError("boom [x]")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "llmrank_bad_plugin", raising=False)
+    eps = [EntryPoint("gone", "llmrank_no_such_plugin_pkg", registry._PLUGIN_GROUP),
+           EntryPoint("bad", "llmrank_bad_plugin", registry._PLUGIN_GROUP)]
+    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: eps)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    broken: dict[str, str] = {}
+    monkeypatch.setattr(registry, "broken_plugins", broken)
+    return broken
+
+
+def test_a_broken_plugin_is_logged_and_skipped(broken_plugin, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="llmrank.registry"):
+        assert "transformers" in registry.llms.names()
+    assert set(broken_plugin) == {"gone", "bad"}
+    assert broken_plugin["bad"] == "RuntimeError: boom [x]"
+    assert broken_plugin["gone"].startswith("ModuleNotFoundError")
+    text = caplog.text
+    assert "'bad'" in text and "'gone'" in text and "skipped" in text
+
+
+def test_requires_names_the_library_a_backend_imports() -> None:
+    assert registry.llms.requires("vllm") == ("vllm",)
+    assert registry.llms.requires("fake") == ()
+    reg: registry.Registry[object] = registry.Registry("thing")
+    reg.register("x", "json:dumps", requires=("a_lib",))
+    assert reg.requires("x") == ("a_lib",) and reg.requires("unknown") == ()
