@@ -25,6 +25,9 @@ def llmrank_home() -> Path:
 
 
 class _Section(BaseModel):
+    """Unknown keys and out-of-range numbers are ConfigErrors when the config is loaded, not a
+    clamp or a ValueError deep in a stage (``Field(ge=..., le=...)`` on every bounded number)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -34,7 +37,7 @@ class DataConfig(_Section):
     dataset: str = "catalog"  # 'catalog' (embedded), 'ml-100k', 'ml-latest-small', ... or a path
     data_dir: str | None = None  # default: $LLMRANK_DATA_DIR, else ./data
     format: str | None = None  # loader name; detected from the files when None
-    kcore: int = 0
+    kcore: int = Field(default=0, ge=0)
     min_rating: float | None = None
     on_error: Literal["skip", "raise"] = "skip"
     download: bool = False  # fetch a known MovieLens release into data_dir when missing
@@ -45,7 +48,7 @@ class DataConfig(_Section):
 class EmbedderConfig(_Section):
     backend: str = "sentence-transformers"
     model: str = "default"  # 'default' = the offline all-MiniLM-L6-v2 from PyPI
-    batch_size: int = 64
+    batch_size: int = Field(default=64, ge=1)
     device: str = "auto"  # 'auto' = cuda when torch sees a GPU
     cache: bool = True  # disk cache of item embeddings under $LLMRANK_HOME/embeddings
 
@@ -59,8 +62,8 @@ class IndexConfig(_Section):
 
 class RetrieverConfig(_Section):
     kind: Literal["text", "sequential", "fused"] = "text"
-    n_candidates: int = 20
-    recency_half_life: float = 10.0  # in history positions, for text query vectors
+    n_candidates: int = Field(default=20, ge=1)
+    recency_half_life: float = Field(default=10.0, gt=0)  # in history positions, for text query vectors (inf: plain mean)
     # a trained sequential / fused index is reused through ``index.path`` (an index folder)
     # kind-specific settings: {"sequential": SequentialConfig fields, "fusion": FusionConfig fields}
     options: dict[str, Any] = Field(default_factory=dict)
@@ -72,15 +75,15 @@ class RerankerConfig(_Section):
     model: str = "default"  # 'default' = SmolLM2-135M-Instruct converted from the PyPI GGUF
     adapter: str | None = None
     template: str = "rank"
-    permutations: int = 1
-    max_history: int = 20
-    blend_retrieval: float = 0.0  # weight of the normalised retrieval score in the final score
-    batch_size: int = 8
+    permutations: int = Field(default=1, ge=1)
+    max_history: int = Field(default=20, ge=0)  # 0: no history in the prompt
+    blend_retrieval: float = Field(default=0.0, ge=0.0, le=1.0)  # weight of the normalised retrieval score in the final score
+    batch_size: int = Field(default=8, ge=1)
     device: str = "auto"
     dtype: str = "auto"
     strategy: Literal["tournament", "window"] = "tournament"  # more candidates than labels
-    max_labels: int = 20  # labels per prompt (A..T); at most 26
-    max_prompt_tokens: int = 2048  # every backend's prompt bound; oldest history dropped first
+    max_labels: int = Field(default=20, ge=2, le=26)  # labels per prompt (A..T); one letter each, A..Z
+    max_prompt_tokens: int = Field(default=2048, ge=1)  # every backend's prompt bound; oldest history dropped first
     options: dict[str, Any] = Field(default_factory=dict)  # backend-specific settings
 
 
@@ -90,7 +93,7 @@ class ExplainConfig(_Section):
     # model's fluent text is often wrong in ways no check sees (eval/RESULTS.md section 5.3).
     source: Literal["model", "template"] = "model"
     template: str = "explain"
-    max_new_tokens: int = 48
+    max_new_tokens: int = Field(default=48, ge=1)
     # 'base': write with the base model even when the reranker has a LoRA adapter active (a
     # ranking adapter is trained to answer one label letter); 'reranker': with the adapter
     adapter: Literal["base", "reranker"] = "base"
@@ -121,15 +124,15 @@ class ChatConfig(_Section):
     model: str | None = None  # local: HF id/path (None = the reranker's LLM); openai: served name
     base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # read from the environment; 'EMPTY' when unset
-    temperature: float = 0.0
-    max_new_tokens: int = 256
-    max_messages: int = 40  # conversation kept in the prompt (older turns dropped)
-    max_sessions: int = 1000  # HTTP server: least recently used sessions are dropped
+    temperature: float = Field(default=0.0, ge=0.0)
+    max_new_tokens: int = Field(default=256, ge=1)
+    max_messages: int = Field(default=40, ge=1)  # conversation kept in the prompt (older turns dropped)
+    max_sessions: int = Field(default=1000, ge=1)  # HTTP server: least recently used sessions are dropped
     catalog: str | None = None  # one line for the system prompt; default: the dataset name
 
 
 class Config(_Section):
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # numpy's generators refuse negative seeds
     data: DataConfig = Field(default_factory=DataConfig)
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
