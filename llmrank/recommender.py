@@ -93,10 +93,14 @@ class Recommender:
 
     # ---- requests ----------------------------------------------------------------------
     def _request(self, request: RecRequest | str | None, **fields: Any) -> RecRequest:
+        """The request to serve. Built from keywords, it retrieves the config's
+        ``retriever.n_candidates``; either way at least k candidates, so k is never cut."""
         given = {k: v for k, v in fields.items() if v is not None}
         if isinstance(request, RecRequest):
-            return replace(request, **given) if given else request
-        return RecRequest(user_id=request, **given)
+            req = replace(request, **given) if given else request
+        else:
+            req = RecRequest(user_id=request, n_candidates=self.config.retriever.n_candidates, **given)
+        return req if req.n_candidates >= req.k else replace(req, n_candidates=req.k)
 
     def _history(self, req: RecRequest) -> list[str]:
         """Explicit history wins; a known user's history otherwise; items not in the catalog

@@ -55,7 +55,7 @@ class RecRequest:
     history: list[str] | None = None
     text: str | None = None
     k: int = 10
-    n_candidates: int = 20
+    n_candidates: int = 20  # retrieved for the reranker; the Recommender raises it to k when below
     filters: Filters = field(default_factory=Filters)
     explain: bool = False
     explore: bool = False

@@ -169,7 +169,8 @@ def test_no_response_ever_contains_an_item_outside_the_candidates(
         return
     hist = r._history(req)
     if hist or text:
-        allowed = {c.item_id for c in retriever.retrieve(history=hist, text=text, k=n_cand)}
+        # fewer candidates than k are raised to k (k is never cut by the retrieval depth)
+        allowed = {c.item_id for c in retriever.retrieve(history=hist, text=text, k=max(k, n_cand))}
         allowed -= set(hist)
     else:  # cold start draws from popular catalog items
         allowed = set(r.dataset.items)
@@ -195,3 +196,25 @@ def test_tiny_model_end_to_end(tmp_path):
     resp = r.recommend("u_evil", k=4, explain=True)
     assert len(resp.items) == 4 and all(it.explanation for it in resp.items)
     assert resp.trace.llm_calls[0].n_prompts == 2
+
+
+class CountingRetriever(FakeRetriever):
+    """Records the k each call asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(extra=[])
+        self.asked: list[int] = []
+
+    def retrieve(self, *, history=None, text=None, k=20, filters=None):
+        self.asked.append(k)
+        return super().retrieve(history=history, text=text, k=k, filters=filters)
+
+
+def test_keyword_requests_retrieve_the_configs_n_candidates_and_never_fewer_than_k():
+    retriever = CountingRetriever()
+    r = Recommender.from_config({"reranker": {"backend": "fake"}, "retriever": {"n_candidates": 30}},
+                                dataset=make_dataset(), retriever=retriever, llm=FakeLLM())
+    assert len(r.recommend("u1", k=5).items) == 5
+    assert len(r.recommend("u1", k=40).items) > 30  # was cut to the 20 candidates retrieved
+    r.recommend(RecRequest(user_id="u1", k=25))  # a RecRequest keeps its own n_candidates (20)
+    assert retriever.asked == [30, 40, 25]
