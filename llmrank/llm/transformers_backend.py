@@ -62,8 +62,10 @@ class TransformersLLM(NamedAdapters, HFTokenizerMixin):
                  **options: Any) -> None:
         from transformers import AutoModelForCausalLM
 
-        if options:
-            log.debug("transformers backend ignores options %s", sorted(options))
+        if options:  # a typo in reranker.options must not pass silently (the CLI shows warnings)
+            log.warning("transformers backend: unknown option(s) %s ignored; it takes threads, "
+                        "prefix_reuse, trust_remote_code, batch_size, device, dtype",
+                        ", ".join(sorted(options)))
         self.model_id = model
         self.path = resolve_model(model)
         self.device = pick_device(device)

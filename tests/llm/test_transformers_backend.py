@@ -82,3 +82,16 @@ def test_lora_adapter_changes_scores_and_switches(tiny_llm, tiny_model_dir, tmp_
 def test_missing_adapter_is_model_error(tiny_llm):
     with pytest.raises(ModelError, match="no LoRA adapter"):
         tiny_llm.load_adapter("/nonexistent/adapter")
+
+
+def test_unknown_options_are_a_warning_that_names_them(tiny_model_dir, caplog):
+    """A typo in reranker.options (prefix_reuse misspelt) used to vanish at debug level."""
+    import logging
+
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    with caplog.at_level(logging.WARNING, logger="llmrank.llm.transformers_backend"):
+        llm = TransformersLLM(str(tiny_model_dir), prefix_resue=True, thread=2, threads=None)
+    assert llm.prefix_reuse is None
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "prefix_resue, thread" in warned[0]
