@@ -202,7 +202,15 @@ def make_callback(validation: RankingValidation, every: int, *, at_start: bool =
             self.done_steps.add(step)
             metrics = validation.step(model, step)
             if self.trainer is not None:
-                self.trainer.log({f"val_{k}": v for k, v in metrics.items()})
+                self._log({f"val_{k}": v for k, v in metrics.items()})
+
+        def _log(self, values: dict[str, float]) -> None:
+            """Log through the trainer, keeping its ``should_log``: ``Trainer.log`` clears the
+            flag, which dropped the training loss of every step that was validated."""
+            control = self.trainer.control
+            should_log = control.should_log
+            self.trainer.log(values)
+            self.trainer.control.should_log = should_log
 
         def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
                            **kw: Any) -> None:

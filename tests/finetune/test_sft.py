@@ -105,6 +105,9 @@ def test_validation_by_ranking_keeps_the_best(make_recipe, tmp_path):
     assert (tmp_path / "run" / "best" / "adapter_config.json").is_file()
     assert result.manifest.metrics["best"]["step"] == best["step"]
     assert all(0.0 <= r["ndcg@10"] <= 1.0 and r["label_nll"] > 0 for r in records)
+    # logging the validation does not swallow the training loss of the same step
+    logged = result.manifest.training["log_history"]
+    assert [h["step"] for h in logged if "loss" in h] == [1, 2, 3]
 
 
 def test_gpu_style_settings_run(make_recipe):
