@@ -117,6 +117,26 @@ def prompt_spec_for(adapter: str | Path | None, model: str | Path | None = None)
         return PromptSpec()
 
 
+def lora_fields(peft_config: dict[str, Any]) -> dict[str, Any]:
+    """A peft LoRA config (``adapter_config.json`` or ``LoraConfig.to_dict()``) as the
+    recipe's ``lora`` fields. ``top_layers`` counts ``layers_to_transform``: llmrank puts
+    them on the last blocks."""
+    targets = peft_config.get("target_modules") or []
+    targets = [targets] if isinstance(targets, str) else sorted(targets)
+    layers = peft_config.get("layers_to_transform")
+    top = 0 if layers is None else 1 if isinstance(layers, int) else len(layers)
+    return {"r": int(peft_config["r"]), "alpha": int(peft_config["lora_alpha"]),
+            "dropout": float(peft_config.get("lora_dropout") or 0.0),
+            "target_modules": targets, "top_layers": top}
+
+
+def adapter_lora(adapter: str | Path) -> dict[str, Any]:
+    """The recipe ``lora`` fields of a saved adapter, from its ``adapter_config.json`` (what
+    the weights are, also for manifests written before they recorded it correctly)."""
+    folder = resolve_adapter(str(adapter))
+    return lora_fields(json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")))
+
+
 def save_adapter(model: Any, folder: str | Path, manifest: AdapterManifest,
                  adapter_names: tuple[str, ...] = ("default",)) -> Path:
     """Save the LoRA weights of ``model`` (a PeftModel; only ``adapter_names``, e.g. not a

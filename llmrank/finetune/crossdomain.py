@@ -109,8 +109,10 @@ def run_transfer(recipe: Recipe, base_adapter: str, *, resume: bool = False,
 
     if recipe.validation.users <= 0:
         raise ConfigError("a transfer comparison needs validation users (validation.users > 0)")
-    manifest = check_base_adapter(recipe, base_adapter)
-    transferred, scratch = variants(recipe, base_adapter, manifest.lora)
+    from llmrank.finetune.artifacts import adapter_lora
+
+    check_base_adapter(recipe, base_adapter)
+    transferred, scratch = variants(recipe, base_adapter, adapter_lora(base_adapter))
     log.info("cross-domain: training from adapter %s", base_adapter)
     a = train_sft(transferred, resume=resume, **train_kwargs)
     log.info("cross-domain: training from scratch with the same budget")

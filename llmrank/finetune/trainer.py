@@ -18,6 +18,7 @@ from typing import Any
 from llmrank.finetune.artifacts import (
     AdapterManifest,
     copy_adapter,
+    lora_fields,
     provenance,
     publish,
     save_adapter,
@@ -228,6 +229,7 @@ def fit(recipe: Recipe, run: PreparedRun, make_trainer: MakeTrainer, *, device: 
     model = load_model(run, device, recipe.from_adapter)
     peft_cfg = None if recipe.from_adapter else lora_config(
         recipe.lora, int(model.config.num_hidden_layers))
+    lora = trained_lora(recipe, model)
     checkpoint = resume_point(out, resume)
     validation, cb = ranking_validation(recipe, run, out, fresh=checkpoint is None)
     trainer = make_trainer(model, peft_cfg, common_args(recipe, device, out, show),
@@ -236,11 +238,26 @@ def fit(recipe: Recipe, run: PreparedRun, make_trainer: MakeTrainer, *, device: 
     start = time.perf_counter()
     with tensorboard_dir(out / "tensorboard"):
         trainer.train(resume_from_checkpoint=checkpoint)
-    return finish(recipe, run, trainer, validation, device, time.perf_counter() - start, checkpoint)
+    return finish(recipe, run, trainer, validation, device, time.perf_counter() - start,
+                  checkpoint, lora)
+
+
+def trained_lora(recipe: Recipe, model: Any) -> dict[str, Any]:
+    """The LoRA settings of the adapter this run trains. From ``from_adapter`` that is the
+    loaded adapter's own shape, whatever the recipe says (the manifest must tell it: a
+    cross-domain comparison gives it to the from-scratch run)."""
+    if not recipe.from_adapter:
+        return dict(recipe.to_dict()["lora"])
+    lora = lora_fields(model.peft_config["default"].to_dict())
+    if lora != recipe.to_dict()["lora"]:
+        log.info("adapter %s keeps its own LoRA settings %s (the recipe's are unused)",
+                 recipe.from_adapter, lora)
+    return lora
 
 
 def finish(recipe: Recipe, run: PreparedRun, trainer: Any, validation: RankingValidation | None,
-           device: str, seconds: float, checkpoint: str | None) -> TrainResult:
+           device: str, seconds: float, checkpoint: str | None,
+           lora: dict[str, Any] | None = None) -> TrainResult:
     """Write the final adapter (the best by validation when there is one) and its manifest."""
     out = recipe.out_dir()
     state = trainer.state
@@ -250,7 +267,8 @@ def finish(recipe: Recipe, run: PreparedRun, trainer: Any, validation: RankingVa
     val_time = sum(r.get("seconds", 0.0) for r in (validation.history if validation else []))
     train_per_step = (seconds - val_time) / max(1, steps_done - first)
     best = validation.best if validation else None
-    manifest = build_manifest(recipe, run, best, validation, {
+    history = validation.full_history() if validation else []
+    manifest = build_manifest(recipe, run, best, history, {
         "steps": steps_done, "resumed_from": checkpoint, "seconds": round(seconds, 1),
         "validation_seconds": round(val_time, 1),
         "seconds_per_step": round(train_per_step, 3),
@@ -258,7 +276,7 @@ def finish(recipe: Recipe, run: PreparedRun, trainer: Any, validation: RankingVa
         "examples_per_step": recipe.train.batch_size * recipe.train.grad_accum,
         "peak_memory_mb": round(peak_memory_mb(device)), "device": device,
         "threads": recipe.train.threads, "log_history": state.log_history[-50:],
-    })
+    }, lora)
     final = out / "adapter"
     if best is not None and (out / "best" / "adapter_config.json").is_file():
         copy_adapter(out / "best", final, manifest)
@@ -269,12 +287,14 @@ def finish(recipe: Recipe, run: PreparedRun, trainer: Any, validation: RankingVa
         publish(final, recipe.adapter_name)
         name = recipe.adapter_name
     return TrainResult(final, name, manifest, steps_done, seconds, train_per_step,
-                       peak_memory_mb(device), device, best,
-                       validation.history if validation else [], out)
+                       peak_memory_mb(device), device, best, history, out)
 
 
 def build_manifest(recipe: Recipe, run: PreparedRun, best: dict[str, Any] | None,
-                   validation: RankingValidation | None, training: dict[str, Any]) -> AdapterManifest:
+                   history: list[dict[str, Any]], training: dict[str, Any],
+                   lora: dict[str, Any] | None = None) -> AdapterManifest:
+    """``history``: every validation of the run, resumed parts included; ``lora``: the
+    trained adapter's settings (the recipe's when None)."""
     prov = provenance()
     return AdapterManifest(
         name=recipe.adapter_name or recipe.name, base_model=recipe.base_model,
@@ -284,7 +304,7 @@ def build_manifest(recipe: Recipe, run: PreparedRun, best: dict[str, Any] | None
         dataset={k: run.data_meta.get(k) for k in
                  ("dataset", "preprocessing", "examples", "summary", "fingerprint",
                   "hard_source", "preference_pairs")},
-        metrics={"best": best, "validation": validation.history if validation else []},
-        training=training, lora=recipe.to_dict()["lora"], recipe=recipe.to_dict(),
+        metrics={"best": best, "validation": history},
+        training=training, lora=lora or recipe.to_dict()["lora"], recipe=recipe.to_dict(),
         from_adapter=recipe.from_adapter, versions=prov["versions"], git=prov["git"],
     )

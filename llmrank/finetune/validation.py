@@ -144,6 +144,21 @@ class RankingValidation:
             self.best = json.loads(best_json.read_text(encoding="utf-8"))
         self.history: list[dict[str, Any]] = []
 
+    def full_history(self) -> list[dict[str, Any]]:
+        """Every validation of the run from ``validation.jsonl``, by step: ``history`` holds
+        only this process's, which after a resume misses the steps before the checkpoint. A
+        step validated twice (a killed run redone from an earlier checkpoint) keeps its last
+        record."""
+        path = self.out_dir / "validation.jsonl"
+        if not path.is_file():
+            return list(self.history)
+        by_step: dict[int, dict[str, Any]] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                by_step[int(record["step"])] = record
+        return [by_step[k] for k in sorted(by_step)]
+
     def evaluate(self, model: Any) -> np.ndarray:
         """Label scores of ``model`` (a peft model in training) on the sample; mode restored."""
         from llmrank.finetune.live import LiveTransformersLLM

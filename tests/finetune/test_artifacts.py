@@ -53,6 +53,18 @@ def test_manifest_roundtrip_and_prompt_spec(adapter):
     assert prompt_spec_for(None) == PromptSpec()
 
 
+def test_adapter_lora_reads_the_weights_config(adapter):
+    """The recipe's lora fields of a saved adapter come from its adapter_config.json (what
+    the weights are), whatever its manifest says."""
+    from llmrank.finetune.artifacts import adapter_lora
+    from llmrank.finetune.config import LoraSpec
+
+    lora = adapter_lora(adapter)
+    assert lora == {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"],
+                    "top_layers": 0}
+    assert LoraSpec(**lora).r == 4  # usable as a recipe's lora section
+
+
 def test_publish_then_load_by_name_in_the_backend(adapter, home, tiny_model_dir):
     from llmrank.llm.transformers_backend import TransformersLLM
 

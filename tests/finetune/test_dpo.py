@@ -127,7 +127,7 @@ def test_dpo_smoke_from_sft_adapter(make_recipe, tmp_path, tiny_model_dir):
     from llmrank.finetune.sft import train_sft
     from llmrank.llm.transformers_backend import TransformersLLM
 
-    sft = train_sft(make_recipe(tmp_path / "sft"))
+    sft = train_sft(make_recipe(tmp_path / "sft", **{"lora.r": 4, "lora.alpha": 8}))
     recipe = make_recipe(tmp_path / "dpo", **{"mode": "dpo", "from_adapter": str(sft.adapter_dir),
                                               "train.learning_rate": 5e-2})
     from transformers import TrainerCallback
@@ -143,6 +143,8 @@ def test_dpo_smoke_from_sft_adapter(make_recipe, tmp_path, tiny_model_dir):
     assert seen["rows"] and all(len(r["chosen_ids"]) == 1 and len(r["rejected_ids"]) == 1
                                 for r in seen["rows"])
     assert result.steps == 3 and result.manifest.mode == "dpo"
+    # the adapter keeps the SFT adapter's shape (r=4), not the recipe's r=16: so says the manifest
+    assert (result.manifest.lora["r"], result.manifest.lora["alpha"]) == (4, 8)
     assert result.manifest.from_adapter == str(sft.adapter_dir)
     assert result.manifest.dataset["preference_pairs"] == {"source": "split", "pairs": 12}
     # only the trained adapter is saved, not TRL's frozen reference copy

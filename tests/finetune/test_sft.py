@@ -79,9 +79,10 @@ def test_smoke_train_save_reload_scores_change(recipe, tiny_model_dir, home):
 def test_resume_from_checkpoint(make_recipe, tmp_path):
     from llmrank.finetune.sft import train_sft
 
-    train_sft(make_recipe(**{"train.max_steps": 2, "train.save_steps": 2}))
+    val = {"validation.users": 4, "validation.every": 1, "train.save_steps": 2}
+    train_sft(make_recipe(**{"train.max_steps": 2, **val}))
     assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()
-    more = make_recipe(**{"train.max_steps": 4, "train.save_steps": 2})
+    more = make_recipe(**{"train.max_steps": 4, **val})  # a longer run may resume
     result = train_sft(more, resume=True)
     assert result.steps == 4
     assert result.manifest.training["resumed_from"].endswith("checkpoint-2")
@@ -89,6 +90,9 @@ def test_resume_from_checkpoint(make_recipe, tmp_path):
                         "trainer_state.json").read_text())
     steps_logged = [h["step"] for h in state["log_history"] if "loss" in h]
     assert steps_logged == [1, 2, 3, 4]  # the resumed run continued, it did not restart
+    # the manifest keeps the validations from before the resume too
+    assert [r["step"] for r in result.manifest.metrics["validation"]] == [0, 1, 2, 3, 4]
+    assert [r["step"] for r in result.validation] == [0, 1, 2, 3, 4]
 
 
 def test_validation_by_ranking_keeps_the_best(make_recipe, tmp_path):
