@@ -5,9 +5,11 @@ themselves (sft.py, dpo.py) only build their data and TRL trainer."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import resource
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmrank.errors import ConfigError
 from llmrank.finetune.artifacts import (
     AdapterManifest,
     copy_adapter,
@@ -196,12 +199,70 @@ def common_args(recipe: Recipe, device: str, run_dir: Path, progress: bool) -> d
     }
 
 
-def resume_point(out: Path, resume: bool) -> str | None:
-    """The checkpoint to resume from (None: a fresh run)."""
-    checkpoint = last_checkpoint(out / "checkpoints") if resume else None
-    if resume and checkpoint is None:
-        log.info("no checkpoint in %s: starting from scratch", out / "checkpoints")
-    return checkpoint
+RUN_FILE = "llmrank_run.json"  # in checkpoints/: the settings its checkpoints were trained with
+
+# recipe fields a resumed run may change: they do not shape the weights trained so far
+RESUMABLE = frozenset({
+    "name", "out", "adapter_name", "train.max_steps", "train.save_steps",
+    "train.save_total_limit", "train.logging_steps", "train.threads", "train.progress",
+    "train.report_to", "train.device", "train.gradient_checkpointing", "validation.every",
+    "validation.batch_size",
+})
+
+
+def run_settings(recipe: Recipe, run: PreparedRun) -> dict[str, Any]:
+    """What checkpoints depend on: every recipe field but ``RESUMABLE`` (dotted keys), the
+    training examples' fingerprint and the DPO pair count (a feedback file can grow)."""
+    flat: dict[str, Any] = {}
+    for key, value in recipe.to_dict().items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    settings = {k: v for k, v in flat.items() if k not in RESUMABLE}
+    settings["data.fingerprint"] = run.data_meta.get("fingerprint")
+    settings["data.preference_pairs"] = run.data_meta.get("preference_pairs")
+    out: dict[str, Any] = json.loads(json.dumps(settings, default=str))
+    return out
+
+
+def resume_point(out: Path, resume: bool, settings: dict[str, Any]) -> str | None:
+    """The checkpoint to resume from, or None for a fresh run. A fresh run empties
+    ``checkpoints/`` (else a later ``--resume`` would continue an older run's checkpoint) and
+    records ``settings`` there; a resume whose settings differ raises ConfigError."""
+    folder = out / "checkpoints"
+    checkpoint = last_checkpoint(folder) if resume else None
+    if checkpoint is not None:
+        check_resume(folder, checkpoint, settings)
+        return checkpoint
+    if resume:
+        log.info("no checkpoint in %s: starting from scratch", folder)
+    elif last_checkpoint(folder):
+        log.warning("fresh run: removing the old checkpoints in %s (--resume continues them)",
+                    folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RUN_FILE).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    return None
+
+
+def check_resume(folder: Path, checkpoint: str, settings: dict[str, Any]) -> None:
+    """ConfigError when ``checkpoint`` was trained with other data or recipe settings: resuming
+    it would mix two runs under one manifest. Checkpoints without a record (made before
+    records were kept) resume with a warning."""
+    path = folder / RUN_FILE
+    if not path.is_file():
+        log.warning("%s has no %s: cannot check that it was trained with this recipe", folder,
+                    RUN_FILE)
+        return
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    changed = sorted(k for k in {*stored, *settings} if stored.get(k) != settings.get(k))
+    if changed:
+        diff = "; ".join(f"{k}: {stored.get(k)!r} -> {settings.get(k)!r}" for k in changed[:5])
+        more = f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
+        raise ConfigError(
+            f"cannot resume from {checkpoint}: it was trained with other settings ({diff}{more}); "
+            "restore them, or run without --resume to start over (this deletes the checkpoints)")
 
 
 def ranking_validation(recipe: Recipe, run: PreparedRun, out: Path, *,
@@ -226,11 +287,11 @@ def fit(recipe: Recipe, run: PreparedRun, make_trainer: MakeTrainer, *, device: 
     trainable), build the TRL trainer with ``make_trainer(model, peft_config, common_args,
     callbacks)``, validate by ranking, train (resuming when asked), write the best adapter."""
     out = recipe.out_dir()
+    checkpoint = resume_point(out, resume, run_settings(recipe, run))  # before the model loads
     model = load_model(run, device, recipe.from_adapter)
     peft_cfg = None if recipe.from_adapter else lora_config(
         recipe.lora, int(model.config.num_hidden_layers))
     lora = trained_lora(recipe, model)
-    checkpoint = resume_point(out, resume)
     validation, cb = ranking_validation(recipe, run, out, fresh=checkpoint is None)
     trainer = make_trainer(model, peft_cfg, common_args(recipe, device, out, show),
                            [*([cb] if cb else []), *callbacks])

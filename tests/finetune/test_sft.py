@@ -95,6 +95,26 @@ def test_resume_from_checkpoint(make_recipe, tmp_path):
     assert [r["step"] for r in result.validation] == [0, 1, 2, 3, 4]
 
 
+def test_resume_refuses_other_settings_and_a_fresh_run_drops_old_checkpoints(make_recipe,
+                                                                             tmp_path):
+    """A checkpoint resumes only under the settings it was trained with (else two runs would
+    mix under one manifest), and a fresh run deletes an older run's checkpoints, which a
+    later --resume would otherwise continue."""
+    from llmrank.errors import ConfigError
+    from llmrank.finetune.sft import train_sft
+
+    folder = tmp_path / "run" / "checkpoints"
+    train_sft(make_recipe(**{"train.max_steps": 2, "train.save_steps": 2}))
+    other = make_recipe(**{"train.max_steps": 2, "train.save_steps": 2,
+                           "train.learning_rate": 1e-4})
+    with pytest.raises(ConfigError, match=r"train\.learning_rate"):
+        train_sft(other, resume=True)
+    assert (folder / "checkpoint-2").is_dir()  # a refused resume deletes nothing
+    fresh = make_recipe(**{"train.max_steps": 1, "train.learning_rate": 1e-4})
+    train_sft(fresh)
+    assert sorted(p.name for p in folder.glob("checkpoint-*")) == ["checkpoint-1"]  # its own
+
+
 def test_validation_by_ranking_keeps_the_best(make_recipe, tmp_path):
     from llmrank.finetune.sft import train_sft
 
