@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from llmrank.errors import ConfigError
-from llmrank.finetune.config import Recipe
+from llmrank.finetune.config import ExampleSpec, Recipe
 from llmrank.finetune.data import (
     META_FILE,
     build_examples,
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     import datasets
 
     from llmrank.data.dataset import Dataset
+    from llmrank.data.splits import LeaveOneOut
     from llmrank.eval.data import PreparedData
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,8 @@ def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
         examples = load_examples(data_dir)
         meta = json.loads(meta_path.read_text())
     else:
+        positions = example_positions(prepared.split, spec)
+        check_examples_fit(prepared.split, spec, positions)
         needs = spec.hard_negatives > 0 or spec.candidates == "retrieved"
         source = retriever() if needs else hard_source
 
@@ -113,13 +118,17 @@ def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
 
         rows = build_examples(prepared.split, builder, spec, seed=recipe.seed,
                               hard_source=source, progress=step)
+        if not rows:
+            raise ConfigError(f"no training example: the retriever's top {spec.n_candidates} "
+                              f"held the target of none of {len(positions)} history prefixes "
+                              "(examples.candidates = 'mixed' keeps every prefix)")
         meta = {
             "fingerprint": fp, "dataset": recipe.data.dataset,
             "preprocessing": prepared.preprocessing, "template": builder.template.name,
             "template_version": builder.template.version, "prompt": recipe.to_dict()["prompt"],
             "examples": recipe.to_dict()["examples"], "seed": recipe.seed,
             "hard_source": type(source).__name__ if source is not None else None,
-            "prefixes": len(example_positions(prepared.split, spec)),
+            "prefixes": len(positions),
         }
         save_examples(rows, data_dir, meta)
         meta["summary"] = describe(rows)
@@ -135,6 +144,31 @@ def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
                                    seed=recipe.seed, retriever=by_retriever)
     return PreparedRun(recipe, prepared, model_path, prompt_model, builder, examples,
                        data_dir, meta, sample)
+
+
+def check_examples_fit(split: LeaveOneOut, spec: ExampleSpec,
+                       positions: list[tuple[int, int]]) -> None:
+    """ConfigError, before any prompt is rendered, when the data cannot give examples: no
+    history long enough, or (mixed candidates) a user who touched so much of the catalog that
+    ``n_candidates - 1`` never-touched negatives do not exist."""
+    ds = split.dataset
+    if not positions:
+        users = split.train[: spec.max_users] if spec.max_users else split.train
+        longest = max((len(t) for t in users), default=0)
+        among = f"the first {spec.max_users} users" if spec.max_users else f"users of {ds.name!r}"
+        raise ConfigError(
+            f"no training example: none of {among} has more than examples.min_history = "
+            f"{spec.min_history} training items (the longest has {longest}); lower "
+            "examples.min_history or use a dataset with longer histories")
+    if spec.candidates == "retrieved":
+        return
+    hists = ds.histories()
+    room = min(ds.n_items - len(np.unique(hists[u])) for u in {u for u, _ in positions})
+    if room < spec.n_candidates - 1:
+        raise ConfigError(
+            f"examples.n_candidates = {spec.n_candidates} needs {spec.n_candidates - 1} "
+            f"negatives the user never touched, but a user touched all but {room} of the "
+            f"{ds.n_items} items; use examples.n_candidates <= {room + 1}")
 
 
 def _retriever_source(recipe: Recipe, prepared: PreparedData,

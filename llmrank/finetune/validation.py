@@ -21,6 +21,7 @@ import numpy as np
 
 from llmrank.data.candidates import random_candidates
 from llmrank.data.splits import LeaveOneOut
+from llmrank.errors import ConfigError
 from llmrank.eval.metrics import metrics_from_ranks, target_ranks
 from llmrank.finetune.config import ValidationSpec, is_better
 from llmrank.finetune.negatives import HardNegativeSource, top_codes
@@ -52,26 +53,57 @@ def validation_sample(split: LeaveOneOut, n_users: int, *, n_negatives: int = 19
     """``n_users`` evaluable users drawn with a seeded RNG (all when fewer), sorted. Without
     ``retriever`` their candidates are the eval harness's 20-candidate lists (same
     ``random_candidates`` call and seed); with one, its top ``n_negatives + 1`` for the
-    validation-stage history, drawn among the users whose validation target it retrieved."""
+    validation-stage history, drawn among the users whose validation target it retrieved.
+    ConfigError when no user qualifies or the catalog is too small for the negatives."""
     ds = split.dataset
     eligible = split.eval_users()
     retrieved: dict[int, np.ndarray] = {}
     if retriever is not None:
         retrieved = _retrieved_lists(split, eligible, n_negatives + 1, retriever)
+        if not retrieved:
+            raise ConfigError(
+                f"validation.protocol = 'retrieved': the retriever's top {n_negatives + 1} holds "
+                f"no validation target of the {len(eligible)} evaluable users; use "
+                "validation.protocol = 'random' (or validation.users = 0: no validation)")
         eligible = np.asarray(sorted(retrieved), dtype=np.int64)
+    if len(eligible) == 0:
+        raise ConfigError(f"no user of {ds.name!r} has validation and test items to validate on "
+                          "(validation.users = 0 turns validation off)")
     rng = np.random.default_rng([seed, _SAMPLE_SALT])
     users = np.sort(rng.choice(eligible, size=min(n_users, len(eligible)), replace=False))
-    items = [ds.items[i] for i in ds.item_ids]
+    if retriever is not None:
+        return sample_from_lists(split, users, [retrieved[u] for u in users.tolist()])
     hists = ds.histories()
+    _check_room(ds.n_items, [hists[u] for u in users.tolist()], n_negatives)
+    return sample_from_lists(split, users, [random_candidates(
+        ds.n_items, split.target(u, "valid"), hists[u], n_negatives=n_negatives, seed=seed,
+        user=u) for u in users.tolist()])
+
+
+def _check_room(n_items: int, histories: Sequence[np.ndarray], n_negatives: int) -> None:
+    """ConfigError when some user touched too much of the catalog for ``n_negatives`` random
+    negatives (said before the model loads, not as a sampling error inside validation)."""
+    room = min((n_items - len(np.unique(h)) for h in histories), default=n_items)
+    if room < n_negatives:
+        raise ConfigError(
+            f"validation.n_negatives = {n_negatives}, but a validation user touched all but "
+            f"{room} of the {n_items} items; use validation.n_negatives <= {room}")
+
+
+def sample_from_lists(split: LeaveOneOut, users: np.ndarray,
+                      candidates: Sequence[Sequence[int] | np.ndarray]) -> ValidationSample:
+    """The sample of ``users`` (codes) with these candidate lists (item codes, each holding
+    the user's validation target): what a cached sample is rebuilt from."""
+    ds = split.dataset
+    items = [ds.items[i] for i in ds.item_ids]
     histories, cands, cols = [], [], []
-    for u in users.tolist():
-        target = split.target(u, "valid")
-        c = retrieved[u] if retriever is not None else random_candidates(
-            ds.n_items, target, hists[u], n_negatives=n_negatives, seed=seed, user=u)
+    for u, c in zip(np.asarray(users).tolist(), candidates, strict=True):
+        c = np.asarray(c, dtype=np.int64)
         histories.append([items[i] for i in split.history(u, "valid")])
         cands.append([items[i] for i in c])
-        cols.append(int(np.flatnonzero(c == target)[0]))
-    return ValidationSample(users, histories, cands, np.asarray(cols, dtype=np.int64))
+        cols.append(int(np.flatnonzero(c == split.target(u, "valid"))[0]))
+    return ValidationSample(np.asarray(users, dtype=np.int64), histories, cands,
+                            np.asarray(cols, dtype=np.int64))
 
 
 def _retrieved_lists(split: LeaveOneOut, users: np.ndarray, n: int,

@@ -34,3 +34,39 @@ def test_retrieved_validation_needs_a_retriever(make_recipe):
     recipe = make_recipe(**{"validation.protocol": "retrieved", "validation.users": 5})
     with pytest.raises(ConfigError, match="needs a retriever"):
         prepare_run(recipe)
+
+
+def _synthetic(make_recipe, **overrides):
+    from llmrank.eval.synthetic import synthetic_dataset
+
+    recipe = make_recipe(**{"data.dataset": "synthetic", **overrides})
+    return recipe, synthetic_dataset(n_users=20, n_items=25, min_len=20, max_len=24, seed=1)
+
+
+def test_data_too_small_for_the_recipe_fails_with_the_cause(make_recipe):
+    """Each fails in prepare_run (before any model loads) with a ConfigError naming the
+    setting, not an IndexError or a sampling error from deep inside."""
+    from llmrank.eval.synthetic import synthetic_dataset
+
+    short = synthetic_dataset(n_users=20, n_items=100, min_len=5, max_len=5, seed=1)
+    with pytest.raises(ConfigError, match=r"no training example.*min_history"):
+        prepare_run(make_recipe(**{"data.dataset": "synthetic"}), dataset=short)
+    recipe, small = _synthetic(make_recipe, **{"examples.n_candidates": 10})
+    with pytest.raises(ConfigError, match=r"examples\.n_candidates <= 2"):
+        prepare_run(recipe, dataset=small)
+    recipe, small = _synthetic(make_recipe, **{"examples.n_candidates": 2,
+                                               "validation.users": 5})
+    with pytest.raises(ConfigError, match=r"validation\.n_negatives <= 1"):
+        prepare_run(recipe, dataset=small)
+
+
+def test_a_retriever_that_finds_no_validation_target_is_a_config_error(make_recipe):
+    recipe = make_recipe(**{"validation.protocol": "retrieved", "validation.users": 5})
+    ds = load_data(recipe).split.dataset
+
+    class Misses:  # proposes only items that are nobody's validation target here
+        def top_items(self, histories, k):
+            return [[i for i in ds.item_ids[-40:] if i not in set(h)][:k] for h in histories]
+
+    with pytest.raises(ConfigError, match="holds no validation target"):
+        prepare_run(recipe, hard_source=Misses())
