@@ -3,7 +3,8 @@ does, resolve the base model, build (or reuse) the training examples, and draw t
 validation sample.
 
 Examples are cached in ``<out>/data`` with a fingerprint of everything that shapes them, so a
-resumed run trains on the very same examples and does not rebuild a retriever."""
+resumed run trains on the very same examples and does not rebuild a retriever; the validation
+sample is cached next to them (its users and candidate lists) for the same reason."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from llmrank.finetune.negatives import (
     load_retriever_negatives,
 )
 from llmrank.finetune.prompting import TokenizerPromptModel, make_builder
-from llmrank.finetune.validation import ValidationSample, validation_sample
+from llmrank.finetune.validation import ValidationSample, sample_from_lists, validation_sample
 from llmrank.models.resolve import resolve_model
 from llmrank.rerank.prompt import RankPromptBuilder
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+VALIDATION_FILE = "validation_sample.json"  # in <out>/data: the cached validation sample
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -133,15 +135,7 @@ def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
         save_examples(rows, data_dir, meta)
         meta["summary"] = describe(rows)
         examples = load_examples(data_dir)
-    sample = None
-    val = recipe.validation
-    if val.users > 0:
-        by_retriever = retriever() if val.protocol == "retrieved" else None
-        if val.protocol == "retrieved" and by_retriever is None:
-            raise ConfigError("validation.protocol = 'retrieved' needs a retriever "
-                              "(examples.retriever or examples.retriever_path)")
-        sample = validation_sample(prepared.split, val.users, n_negatives=val.n_negatives,
-                                   seed=recipe.seed, retriever=by_retriever)
+    sample = cached_validation(recipe, prepared.split, data_dir / VALIDATION_FILE, fp, retriever)
     return PreparedRun(recipe, prepared, model_path, prompt_model, builder, examples,
                        data_dir, meta, sample)
 
@@ -169,6 +163,46 @@ def check_examples_fit(split: LeaveOneOut, spec: ExampleSpec,
             f"examples.n_candidates = {spec.n_candidates} needs {spec.n_candidates - 1} "
             f"negatives the user never touched, but a user touched all but {room} of the "
             f"{ds.n_items} items; use examples.n_candidates <= {room + 1}")
+
+
+def validation_key(recipe: Recipe, fingerprint: str) -> str:
+    """What the validation sample depends on: the examples' fingerprint (data, seed,
+    retriever settings) and the sample's own settings."""
+    v = recipe.to_dict()["validation"]
+    payload = {"examples": fingerprint, "protocol": v["protocol"], "users": v["users"],
+               "n_negatives": v["n_negatives"]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cached_validation(recipe: Recipe, split: LeaveOneOut, path: Path, fingerprint: str,
+                      retriever: Callable[[], HardNegativeSource | None]
+                      ) -> ValidationSample | None:
+    """The recipe's validation sample (None when off), read from ``path`` when it was drawn
+    with the same key, else drawn and saved there: a resumed 'retrieved' validation does not
+    rebuild the retriever (users and candidates kept as ids)."""
+    val = recipe.validation
+    if val.users <= 0:
+        return None
+    ds = split.dataset
+    key = validation_key(recipe, fingerprint)
+    if path.is_file():
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("key") == key:
+            log.info("reusing the validation sample in %s", path)
+            users = np.asarray([ds.user_code(u) for u in cached["users"]], dtype=np.int64)
+            return sample_from_lists(split, users, [ds.item_codes(c) for c in cached["candidates"]])
+    by_retriever = retriever() if val.protocol == "retrieved" else None
+    if val.protocol == "retrieved" and by_retriever is None:
+        raise ConfigError("validation.protocol = 'retrieved' needs a retriever "
+                          "(examples.retriever or examples.retriever_path)")
+    sample = validation_sample(split, val.users, n_negatives=val.n_negatives, seed=recipe.seed,
+                               retriever=by_retriever)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "key": key, "users": [ds.user_ids[u] for u in sample.users.tolist()],
+        "candidates": [[c.item_id for c in cands] for cands in sample.candidates]}),
+        encoding="utf-8")
+    return sample
 
 
 def _retriever_source(recipe: Recipe, prepared: PreparedData,

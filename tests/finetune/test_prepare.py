@@ -70,3 +70,32 @@ def test_a_retriever_that_finds_no_validation_target_is_a_config_error(make_reci
 
     with pytest.raises(ConfigError, match="holds no validation target"):
         prepare_run(recipe, hard_source=Misses())
+
+
+def test_the_validation_sample_is_cached_so_a_resume_needs_no_retriever(make_recipe,
+                                                                        prefix_oracle):
+    import numpy as np
+
+    recipe = make_recipe(**{"validation.protocol": "retrieved", "validation.users": 5})
+    split = load_data(recipe).split
+    oracle = prefix_oracle(split, split.dataset.item_ids[-60:])
+    calls = []
+
+    class Counting:
+        def top_items(self, histories, k):
+            calls.append(k)
+            return oracle.top_items(histories, k)
+
+    first = prepare_run(recipe, hard_source=Counting()).validation
+    again = prepare_run(recipe, hard_source=Counting()).validation
+    assert len(calls) == 1  # the second start read the sample, it asked no retriever
+    assert first is not None and again is not None
+    assert np.array_equal(first.users, again.users)
+    assert np.array_equal(first.target_cols, again.target_cols)
+    assert [[i.item_id for i in c] for c in first.candidates] == \
+        [[i.item_id for i in c] for c in again.candidates]
+    assert [[i.item_id for i in h] for h in first.histories] == \
+        [[i.item_id for i in h] for h in again.histories]
+    other = make_recipe(**{"validation.protocol": "retrieved", "validation.users": 4})
+    assert len(prepare_run(other, hard_source=Counting()).validation) == 4  # another key: redrawn
+    assert len(calls) == 2
