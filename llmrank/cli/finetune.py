@@ -27,14 +27,21 @@ def overrides_from_flags(*, dataset: str | None, steps: int | None, lr: float | 
                          out: str | None, name: str | None, base_model: str | None,
                          users: int | None, threads: int | None, seed: int | None,
                          feedback: str | None) -> dict[str, Any]:
-    """Flags -> dotted recipe keys (None = keep the recipe's value)."""
+    """Flags -> dotted recipe keys (None = keep the recipe's value). ``--feedback`` implies
+    DPO (its pairs are only used there: ignoring it silently trained SFT); ``--dataset`` and
+    ``--domain`` naming two datasets is an error (one of them would be silently ignored)."""
+    from llmrank.errors import ConfigError
+
+    if dataset and domain and dataset != domain:
+        raise ConfigError(f"--dataset {dataset!r} and --domain {domain!r} both name the training "
+                          "dataset: give --domain alone for a cross-domain run")
     o: dict[str, Any] = {
         "data.dataset": domain or dataset, "train.max_steps": steps,
         "train.learning_rate": lr, "from_adapter": from_adapter, "out": out,
         "adapter_name": name, "base_model": base_model, "examples.max_users": users,
         "train.threads": threads, "seed": seed,
     }
-    if dpo:
+    if dpo or feedback:
         o["mode"] = "dpo"
     if feedback:
         o["dpo.source"], o["dpo.feedback_db"] = "feedback", feedback
@@ -83,9 +90,9 @@ def register(app: typer.Typer) -> None:
         steps: int | None = typer.Option(None, help="Optimizer steps (train.max_steps)."),
         lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
         dpo: bool = typer.Option(False, "--dpo", help="Preference tuning (DPO) instead of SFT."),
-        feedback: str | None = typer.Option(None, help="DPO pairs from this feedback SQLite file."),
+        feedback: str | None = typer.Option(None, help="DPO pairs from this feedback SQLite file (implies --dpo)."),
         from_adapter: str | None = typer.Option(None, "--from-adapter", help="Start from this adapter (name or path)."),
-        domain: str | None = typer.Option(None, help="New domain dataset; with --from-adapter, compare against training from scratch."),
+        domain: str | None = typer.Option(None, help="New domain dataset (instead of --dataset); with --from-adapter, compare against training from scratch."),
         out: str | None = typer.Option(None, help="Run folder (checkpoints, logs, adapter)."),
         name: str | None = typer.Option(None, "--name", help="Publish the adapter under this registry name."),
         base_model: str | None = typer.Option(None, "--base-model", help="Base model (default: SmolLM2-135M-Instruct)."),
@@ -108,7 +115,7 @@ def register(app: typer.Typer) -> None:
             threads=threads, seed=seed, feedback=feedback)
         rec = load_recipe(recipe if recipe.is_file() or recipe != DEFAULT_RECIPE else None,
                           overrides)
-        compare = bool(domain and from_adapter and not dpo)
+        compare = bool(domain and from_adapter and not (dpo or feedback))
         with progress_bar(enabled=not json_out) as bar:
             tasks: dict[str, Any] = {}
 

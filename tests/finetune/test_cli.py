@@ -55,7 +55,26 @@ def test_flags_map_to_recipe_fields():
     assert o["data.dataset"] == "ml-100k" and o["train.max_steps"] == 5
     assert o["mode"] == "dpo" and o["dpo.source"] == "feedback" and o["dpo.feedback_db"] == "fb.db"
     assert o["from_adapter"] == "a" and o["seed"] == 7 and o["examples.max_users"] == 3
-    o = overrides_from_flags(dataset="x", steps=None, lr=None, dpo=False, from_adapter="a",
+    o = overrides_from_flags(dataset=None, steps=None, lr=None, dpo=False, from_adapter="a",
                              domain="ml-100k", out=None, name=None, base_model=None,
                              users=None, threads=None, seed=None, feedback=None)
     assert o["data.dataset"] == "ml-100k" and "mode" not in o
+
+
+def test_feedback_implies_dpo_and_two_datasets_are_an_error():
+    """--feedback alone trains DPO on its pairs (it was silently ignored: SFT ran); --dataset
+    with another --domain is refused (--domain silently won)."""
+    import pytest
+
+    from llmrank.cli.finetune import overrides_from_flags
+    from llmrank.errors import ConfigError
+
+    flags: dict = {"steps": None, "lr": None, "from_adapter": None, "out": None, "name": None,
+                   "base_model": None, "users": None, "threads": None, "seed": None}
+    o = overrides_from_flags(dataset=None, domain=None, dpo=False, feedback="fb.db", **flags)
+    assert (o["mode"], o["dpo.source"], o["dpo.feedback_db"]) == ("dpo", "feedback", "fb.db")
+    with pytest.raises(ConfigError, match="--domain"):
+        overrides_from_flags(dataset="x", domain="ml-100k", dpo=False, feedback=None, **flags)
+    same = overrides_from_flags(dataset="ml-100k", domain="ml-100k", dpo=False, feedback=None,
+                                **flags)
+    assert same["data.dataset"] == "ml-100k"
