@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from llmrank.cli.common import (
@@ -65,7 +66,7 @@ def import_cmd(
         console.print(f"imported {counts['written']} new records ({counts['impressions']} impressions, "
                       f"{counts['events']} events read, {counts['skipped']} lines skipped) into {result['store']}")
         for p in report.problems:
-            console.print(f"[yellow]skipped[/] {p}")
+            console.print(f"[yellow]skipped[/] {escape(p)}")
     exit_if_nothing_succeeded(counts["impressions"] + counts["events"], counts["skipped"], "lines")
 
 

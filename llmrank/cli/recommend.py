@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from llmrank.cli.common import (
@@ -113,9 +114,9 @@ def show_response(rec: Recommender, resp: RecResponse, title: str, *,
     for it in resp.items:
         item = ds.items.get(it.item_id)
         name = f"{item.title} ({item.year})" if item is not None and item.year else (it.title or "")
-        row = [str(it.position + 1)] + ([labels.get(it.item_id, "")] if labels else [])
+        row = [str(it.position + 1)] + ([escape(labels.get(it.item_id, ""))] if labels else [])
         prob = math.exp(it.rerank_score) if it.rerank_score is not None else None
-        row += [it.item_id, name, _fmt(it.score), _fmt(it.rerank_score), _fmt(prob)]
+        row += [escape(it.item_id), escape(name), _fmt(it.score), _fmt(it.rerank_score), _fmt(prob)]
         if retrieval:
             row.append(_fmt(it.retrieval_score))
         if explored:
@@ -137,15 +138,16 @@ def show_trace(rec: Recommender, resp: RecResponse) -> None:
         for col in ("stage", "backend:model", "adapter", "template", "prompts", "tokens", "seconds"):
             calls.add_column(col, justify="right" if col in ("prompts", "tokens", "seconds") else "left")
         for c in trace.llm_calls:
-            calls.add_row(c.stage, f"{c.backend}:{c.model}", c.adapter or "-", f"{c.template}@{c.template_version}",
+            calls.add_row(c.stage, escape(f"{c.backend}:{c.model}"), escape(c.adapter or "-"),
+                          escape(f"{c.template}@{c.template_version}"),
                           str(c.n_prompts), str(c.prompt_tokens), f"{c.seconds:.3f}")
         console.print(calls)
     stages = ", ".join(f"{s} {sec:.3f}s" for s, sec in trace.stage_seconds.items())
-    console.print(f"[dim]reranker: {rec.describe_reranker()}   policy: {resp.policy}   "
+    console.print(f"[dim]reranker: {escape(rec.describe_reranker())}   policy: {escape(resp.policy)}   "
                   f"request {resp.request_id}[/]", highlight=False)
     console.print(f"[dim]time per stage: {stages}[/]", highlight=False)
     for note in trace.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
 
 
 def response_json(rec: Recommender, resp: RecResponse, **extra: Any) -> dict[str, Any]:

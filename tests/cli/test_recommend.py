@@ -155,3 +155,23 @@ def test_real_default_model_recommends_and_explains(app, monkeypatch):
     assert len(data["items"]) == 3 and all(it["explanation"] for it in data["items"])
     call = data["trace"]["llm_calls"][0]
     assert call["backend"] == "transformers" and call["model"] == "default" and call["prompt_tokens"] > 100
+
+
+def test_titles_and_ids_are_shown_literally_not_as_markup():
+    """A film called "[REC]" (or "[bold]...") is data: the table shows it as written."""
+    from llmrank.cli.common import console
+    from llmrank.data.dataset import Dataset
+    from llmrank.llm.fake import FakeLLM
+    from llmrank.recommender import Recommender
+    from llmrank.records import Candidate, Item, User
+
+    items = [Item("1", "[REC]", 2007, ("Horror",)), Item("2", "[bold]Loud[/bold]", 2001, ("Drama",)),
+             Item("3", "Heat", 1995, ("Crime",))]
+    ds = Dataset.from_records("brackets", items, [User("u")], [("u", "3", 0, 4.0)])
+    rec = Recommender.from_config({"reranker": {"backend": "fake"}}, dataset=ds, llm=FakeLLM(),
+                                  retriever=object())  # type: ignore[arg-type]  # rerank() needs none
+    resp = rec.rerank("u", [Candidate("1", 0.5), Candidate("2", 0.4)], k=2)
+    with console.capture() as cap:
+        recommend.show_response(rec, resp, "test")
+    out = cap.get()
+    assert "[REC] (2007)" in out and "[bold]Loud[/bold]" in out
