@@ -93,14 +93,21 @@ class Recommender:
 
     # ---- requests ----------------------------------------------------------------------
     def _request(self, request: RecRequest | str | None, **fields: Any) -> RecRequest:
-        """The request to serve. Built from keywords, it retrieves the config's
-        ``retriever.n_candidates``; either way at least k candidates, so k is never cut."""
+        """The request to serve, with its candidate count settled: the request's own, else the
+        config's ``retriever.n_candidates``, and never below k, so k is never cut."""
         given = {k: v for k, v in fields.items() if v is not None}
         if isinstance(request, RecRequest):
             req = replace(request, **given) if given else request
         else:
-            req = RecRequest(user_id=request, n_candidates=self.config.retriever.n_candidates, **given)
-        return req if req.n_candidates >= req.k else replace(req, n_candidates=req.k)
+            req = RecRequest(user_id=request, **given)
+        n = req.n_candidates if req.n_candidates is not None else self.config.retriever.n_candidates
+        return req if n == req.n_candidates and n >= req.k else replace(req, n_candidates=max(n, req.k))
+
+    def _n_candidates(self, req: RecRequest) -> int:
+        """How many candidates a request retrieves (settled by ``_request``; the config's
+        default for one that skipped it)."""
+        n = req.n_candidates if req.n_candidates is not None else self.config.retriever.n_candidates
+        return max(n, req.k)
 
     def _history(self, req: RecRequest) -> list[str]:
         """Explicit history wins; a known user's history otherwise; items not in the catalog
@@ -172,7 +179,7 @@ class Recommender:
         if self.retriever is None:
             raise EmptyHistoryError("no retriever configured; use rerank() with candidates")
         found = self.retriever.retrieve(history=hist or None, text=req.text,
-                                        k=req.n_candidates, filters=req.filters)
+                                        k=self._n_candidates(req), filters=req.filters)
         seen = set(hist) if req.filters.exclude_seen else set()
         out, ids = [], set()
         for c in found:  # never trust a stage: only catalog items, once, unseen
@@ -196,7 +203,7 @@ class Recommender:
             if keep is not None and not keep(item_id):
                 continue
             out.append(Candidate(item_id, float(pop[code]), "popular"))
-            if len(out) == req.n_candidates:
+            if len(out) == self._n_candidates(req):
                 break
         return out
 

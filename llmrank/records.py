@@ -55,7 +55,9 @@ class RecRequest:
     history: list[str] | None = None
     text: str | None = None
     k: int = 10
-    n_candidates: int = 20  # retrieved for the reranker; the Recommender raises it to k when below
+    # retrieved for the reranker; None: the config's retriever.n_candidates. The Recommender
+    # raises it to k when below, so k is never cut
+    n_candidates: int | None = None
     filters: Filters = field(default_factory=Filters)
     explain: bool = False
     explore: bool = False

@@ -216,5 +216,7 @@ def test_keyword_requests_retrieve_the_configs_n_candidates_and_never_fewer_than
                                 dataset=make_dataset(), retriever=retriever, llm=FakeLLM())
     assert len(r.recommend("u1", k=5).items) == 5
     assert len(r.recommend("u1", k=40).items) > 30  # was cut to the 20 candidates retrieved
-    r.recommend(RecRequest(user_id="u1", k=25))  # a RecRequest keeps its own n_candidates (20)
-    assert retriever.asked == [30, 40, 25]
+    r.recommend(RecRequest(user_id="u1", k=5))  # a RecRequest without one: the config's too
+    r.recommend(RecRequest(user_id="u1", k=5, n_candidates=12))  # its own when it has one
+    r.recommend(RecRequest(user_id="u1", k=25, n_candidates=12))  # never below k
+    assert retriever.asked == [30, 40, 30, 12, 25]

@@ -52,7 +52,9 @@ class RecRequestModel(_Wire):
                                          description="time-ordered item ids; wins over the stored history")
     text: str | None = Field(default=None, max_length=MAX_TEXT, description="free-text query")
     k: int = Field(default=10, ge=1, le=MAX_K)
-    n_candidates: int = Field(default=20, ge=1, le=MAX_CANDIDATES)
+    n_candidates: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES,
+                                     description="retrieved for the reranker (default: the server "
+                                                 "config's retriever.n_candidates)")
     filters: FiltersModel = Field(default_factory=lambda: FiltersModel())
     explain: bool = False
     explore: bool = False

@@ -266,3 +266,21 @@ def test_model_calls_are_serialised(make_client):
         codes = list(pool.map(lambda u: client.post("/recommend", json={"user_id": f"u00{u}"}).status_code,
                               range(1, 9)))
     assert codes == [200] * 8 and peak[0] == 1
+
+
+def test_the_server_configs_candidate_count_is_the_default(make_client, monkeypatch):
+    """A request without n_candidates retrieves the server config's retriever.n_candidates
+    (it was always 20), one with it its own, and never fewer than k."""
+    client, rec = make_client(retriever={"n_candidates": 7})
+    asked: list[int] = []
+    real = rec.retriever.retrieve
+
+    def counting(**kw):
+        asked.append(kw["k"])
+        return real(**kw)
+
+    monkeypatch.setattr(rec.retriever, "retrieve", counting)
+    for body in ({"user_id": "u001", "k": 4}, {"user_id": "u001", "k": 4, "n_candidates": 5},
+                 {"user_id": "u001", "k": 9}):
+        assert client.post("/recommend", json=body).status_code == 200
+    assert asked == [7, 5, 9]
