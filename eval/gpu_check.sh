@@ -29,6 +29,12 @@ case " $* " in *" --dry-run "*) SKIP_INSTALL=1 ;; esac  # never pull CUDA wheels
 if [ "${SKIP_INSTALL:-0}" != 1 ] && ! "$PY" -c "import vllm" 2>/dev/null; then
   "$PY" -m pip install -q --retries 1 --timeout 10 -e '.[gpu]' || echo "gpu_check: could not install .[gpu] (offline?); vLLM sections will be skipped" >&2
 fi
+# FAISS on the GPU is not in .[gpu] (README, "Install options"): on this disposable machine,
+# install faiss-gpu-cu12 over faiss-cpu's files (it installs the same faiss/ package; the later
+# install wins); if that fails, faiss-cpu stays and the faiss-gpu section is skipped
+if [ "${SKIP_INSTALL:-0}" != 1 ] && ! "$PY" -c "import faiss, sys; sys.exit(faiss.get_num_gpus() < 1)" 2>/dev/null; then
+  "$PY" -m pip install -q --retries 1 --timeout 10 faiss-gpu-cu12 || echo "gpu_check: could not install faiss-gpu-cu12; the faiss-gpu section will be skipped" >&2
+fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 exec "$PY" eval/gpu_check.py "$@"
