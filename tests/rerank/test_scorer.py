@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import re
+import zlib
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,3 +88,54 @@ def test_output_is_always_a_permutation_of_the_candidates(n, perms, strategy, ga
         [RankInput(ITEMS[50:53] if dup else [], cands, key="k")])[0]
     assert sorted(out.order) == list(range(n))
     assert np.all(np.isfinite(out.scores))
+
+
+_CANDIDATE_LINE = re.compile(r'^([A-Z])\. "([^".]*)', re.MULTILINE)
+
+
+def _title_scores(target: str):
+    """Scripted model: a label's log-prob depends only on the title on its candidate line
+    (the target 0, every other title a fixed value below -2), wherever it is presented."""
+    def by_title(title: str) -> float:
+        return 0.0 if title == target else -2.0 - (zlib.crc32(title.encode()) % 600) / 100.0
+
+    def scores(prompt: str, labels: list[str]) -> list[float]:
+        title_of = dict(_CANDIDATE_LINE.findall(prompt.split("Candidates:", 1)[1]))
+        assert len(title_of) == len(labels)
+        return [by_title(title_of[lab.strip()]) for lab in labels]
+
+    return scores, by_title
+
+
+def test_label_scores_reach_the_candidate_on_that_label_line():
+    """The log-prob of label X must score the candidate printed under X, in every permutation
+    (a mapping back through the wrong permutation, or reversed labels, promotes another one)."""
+    cands = list(ITEMS[:11])
+    target = 7
+    cands[target] = Item("t", "The Chosen One", genres=("Drama",))
+    script, by_title = _title_scores("The Chosen One")
+    expected = renormalise(np.array([by_title(c.title) for c in cands]))
+    for perms in (1, 3):
+        out = scorer(FakeLLM(scores=script), permutations=perms, seed=3).score(
+            [RankInput(ITEMS[60:62], cands, key="u")])[0]
+        assert out.order[0] == target and out.n_prompts == perms
+        # each candidate's score is the same in every ordering: the average is that score
+        np.testing.assert_allclose(out.scores, expected, atol=1e-9)
+        assert out.order == [int(i) for i in np.argsort(-expected, kind="stable")]
+
+
+@pytest.mark.parametrize("strategy", ["tournament", "window"])
+@pytest.mark.parametrize("perms", [1, 3])
+def test_label_scores_reach_the_candidate_across_windows(strategy, perms):
+    """More candidates than labels: the item the model always picks wins every window it is
+    in, so it ranks first, strictly above every other candidate."""
+    for target in (0, 13, 29):
+        cands = list(ITEMS[:30])
+        cands[target] = Item("t", "The Chosen One", genres=("Drama",))
+        script, _ = _title_scores("The Chosen One")
+        out = scorer(FakeLLM(scores=script), permutations=perms, strategy=strategy, max_labels=8,
+                     seed=5).score([RankInput([], cands, key="u")])[0]
+        assert out.n_prompts > perms
+        assert out.order[0] == target, (strategy, perms, target)
+        others = np.delete(out.scores, target)
+        assert out.scores[target] > others.max() + 0.5
