@@ -139,13 +139,13 @@ class Recommender:
 
     def rerank(self, request: RecRequest | str | None, candidates: Sequence[str | Candidate], *,
                k: int | None = None, explain: bool | None = None) -> RecResponse:
-        """Rerank given candidates (no retrieval): the batch-job entry point."""
+        """Rerank given candidates (no retrieval): the batch-job entry point. The request's
+        business filters apply to them; ``exclude_seen`` does not (the caller chose them)."""
         req = self._request(request, k=k, explain=explain)
         hist = self._history(req)
         cands = [c if isinstance(c, Candidate) else Candidate(c, 0.0, "given") for c in candidates]
-        by_id = {c.item_id: c for c in reversed(cands) if c.item_id in self.dataset.items}
-        cands = [c for c in cands if by_id.get(c.item_id) is c]  # catalog items, first occurrence
-        return self._finish(req, hist, cands, Trace())
+        admit = self._admissible(req, [])  # the caller chose them: seen items stay
+        return self._finish(req, hist, _first_of_each([c for c in cands if admit(c.item_id)]), Trace())
 
     def explain(self, request: RecRequest | str | None, item_ids: Sequence[str], *,
                 history: list[str] | None = None) -> list[Explanation]:
@@ -180,13 +180,8 @@ class Recommender:
             raise EmptyHistoryError("no retriever configured; use rerank() with candidates")
         found = self.retriever.retrieve(history=hist or None, text=req.text,
                                         k=self._n_candidates(req), filters=req.filters)
-        seen = set(hist) if req.filters.exclude_seen else set()
-        out, ids = [], set()
-        for c in found:  # never trust a stage: only catalog items, once, unseen
-            if c.item_id in self.dataset.items and c.item_id not in ids and c.item_id not in seen:
-                ids.add(c.item_id)
-                out.append(c)
-        return out
+        admit = self._admissible(req, hist)  # never trust a stage: the request's rules hold
+        return _first_of_each([c for c in found if admit(c.item_id)])
 
     def _popular(self, req: RecRequest) -> list[Candidate]:
         """Most-popular items that pass the request's filters (allow, deny, attributes)."""
@@ -305,6 +300,16 @@ def _familiarity(dataset: Dataset, cfg: Config, reranker: Any, llm: Any) -> dict
         model = TransformersLLM(cfg.reranker.model)
     scores = catalog_familiarity(dataset, model, context=cfg.policy.prior_context)
     return dict(zip(dataset.item_ids, scores.tolist(), strict=True))
+
+
+def _first_of_each(cands: Sequence[Candidate]) -> list[Candidate]:
+    """Each item once, at its first (best) position."""
+    out, ids = [], set()
+    for c in cands:
+        if c.item_id not in ids:
+            ids.add(c.item_id)
+            out.append(c)
+    return out
 
 
 def _anonymous_key(history: Sequence[str], text: str | None) -> str:

@@ -96,6 +96,14 @@ def test_given_candidates_are_deduplicated_without_a_reranker_too():
     assert r.rerank("u2", ["5", "5", "6", "ghost", "6"], k=10).item_ids() == ["5", "6"]
 
 
+def test_business_filters_apply_to_given_candidates():
+    r = rec()
+    req = RecRequest(user_id="u2", filters=Filters(deny=frozenset({"5"}),
+                                                   attributes={"genre": frozenset({"comedy"})}))
+    ids = r.rerank(req, ["5", "6", "7", "9", "13"], k=10).item_ids()
+    assert sorted(ids) == ["13", "9"]  # 5 denied; 6 (Action), 7 (Horror) not comedies
+
+
 def test_an_anonymous_request_is_ranked_the_same_way_every_time():
     """Permutation averaging is seeded by the user id; without one, by what the request asks
     (a request id is a fresh uuid each time, which made the same request rank differently)."""
@@ -176,6 +184,7 @@ def test_no_response_ever_contains_an_item_outside_the_candidates(
         allowed = set(r.dataset.items)
     ids = resp.item_ids()
     assert set(ids) <= allowed and set(ids) <= set(r.dataset.items)
+    assert not (deny and "3" in ids)  # the fake retriever ignores filters: the Recommender may not
     assert len(ids) == len(set(ids)) <= k
     assert all(np.isfinite(it.score) for it in resp.items)
     if explain:
