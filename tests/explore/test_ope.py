@@ -40,6 +40,37 @@ def test_estimators_match_hand_computed_values():
     assert estimate(data, "dr").value == pytest.approx(0.5)
 
 
+def test_snips_normalises_each_position_by_its_weights():
+    """Weights that do not average 1: SNIPS divides each position's weighted rewards by that
+    position's weight sum, and so differs from IPS."""
+    # one slot, target always shows candidate 0: weights 2, 4, 0 (mean 2)
+    one = [LoggedRound(["a", "b"], np.array([1.0, 0.0]), np.array([s]), np.array([p]), np.array([r]))
+           for s, p, r in [(0, 0.5, 1.0), (0, 0.25, 0.0), (1, 0.5, 1.0)]]
+    data = prepare(one, _greedy_target)
+    assert data.weights[:, 0].tolist() == [2.0, 4.0, 0.0]
+    assert estimate(data, "ips", n_boot=50).value == pytest.approx(2 / 3)  # (1*2 + 0 + 0) / 3
+    assert estimate(data, "snips", n_boot=50).value == pytest.approx(1 / 3)  # 2 / (2 + 4 + 0)
+
+    # two slots, target shows a then b: per position, not pooled over positions
+    def a_then_b(rnd, k):
+        out = np.zeros((k, len(rnd.candidates)))
+        out[0, 0] = out[1, 1] = 1.0
+        return out
+
+    two = [LoggedRound(["a", "b", "c"], np.array([2.0, 1.0, 0.0]), np.array(s), np.array(p), np.array(r))
+           for s, p, r in [([0, 1], [0.5, 0.5], [1.0, 1.0]),   # w = 2, 2
+                           ([0, 2], [0.25, 0.5], [0.0, 1.0]),  # w = 4, 0
+                           ([2, 1], [0.5, 0.5], [1.0, 0.0])]]  # w = 0, 2
+    data = prepare(two, a_then_b)
+    assert data.weights.tolist() == [[2.0, 2.0], [4.0, 0.0], [0.0, 2.0]]
+    ips = estimate(data, "ips", n_boot=50).value
+    snips = estimate(data, "snips", n_boot=50)
+    assert ips == pytest.approx(4 / 3)  # (2 + 2 + 0 + 0 + 0 + 0) / 3
+    assert snips.value == pytest.approx(2 / 6 + 2 / 4)  # slot 0: 2 / 6, slot 1: 2 / 4
+    assert snips.value != pytest.approx(ips)
+    assert snips.ci_low <= snips.value <= snips.ci_high
+
+
 @pytest.fixture(scope="module")
 def logged():
     world = SyntheticWorld(seed=0)
