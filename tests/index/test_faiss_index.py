@@ -78,6 +78,18 @@ def test_save_load_round_trip(tmp_path, kind):
     assert loaded.search(x[:4], 6) == index.search(x[:4], 6)
     loaded.add(["fresh"], x[1:2])  # labels continue after the saved ones
     assert loaded.search(x[1:2], 1)[0][0][0] == "fresh"
+    # a new label must not reuse a saved one: m0 (label 0) is still m0, and stays when
+    # "fresh" goes
+    assert loaded.search(x[:1], 1)[0][0][0] == "m0"
+    tomb = 1 if kind == "hnsw" else 0  # HNSW keeps removed vectors as tombstones
+    assert len(loaded) == 400 and loaded.ntotal == 400 + tomb
+    np.testing.assert_allclose(loaded.reconstruct(["m0", "fresh"]), x[[0, 1]], atol=1e-6)
+    assert loaded.remove(["fresh"]) == 1
+    assert len(loaded) == 399 and "m0" in loaded and "fresh" not in loaded
+    assert loaded.search(x[:1], 1)[0][0][0] == "m0"
+    np.testing.assert_allclose(loaded.reconstruct(["m0"]), x[:1], atol=1e-6)
+    assert loaded.ntotal == 399 + 2 * tomb
+    assert set(loaded.ids()) == set(index.ids())
 
 
 def test_load_rejects_missing_or_corrupt(tmp_path):
