@@ -194,3 +194,27 @@ def test_first_person_text_is_rejected(text, word):
     # inside a title "I" is a name, not the model speaking
     assert validate_explanation('You liked "I, Robot" and this Crime story fits.', [*TITLES, "I, Robot (2004)"],
                                 TERMS).ok
+
+
+@pytest.mark.parametrize(("history", "item_terms"), [
+    (["Heat (1995)"], ["Crime"]),
+    (["Heat (1995)"], None),
+    (None, ["Crime"]),
+])
+def test_a_text_that_cites_nothing_is_not_grounded(history, item_terms):
+    """Given a history or the item's terms, a text must cite one of them: "a similar tone to
+    titles you liked" names nothing, and is rejected for that."""
+    v = validate_explanation("It has a similar tone to titles you liked.", TITLES, TERMS,
+                             history_titles=history, item_terms=item_terms)
+    assert not v.ok and v.reason == "cites nothing from the history or the item"
+    # the same sentence citing the history title or an item term is grounded
+    if history:
+        v = validate_explanation("It has a similar tone to Heat, which you liked.", TITLES, TERMS,
+                                 history_titles=history, item_terms=item_terms)
+        assert v.ok, v.reason
+    if item_terms:
+        v = validate_explanation("It has a similar tone, a crime story for you.", TITLES, TERMS,
+                                 history_titles=history, item_terms=item_terms)
+        assert v.ok, v.reason
+    # with nothing to hold it to, the check does not apply
+    assert validate_explanation("It has a similar tone to titles you liked.", TITLES, TERMS).ok
