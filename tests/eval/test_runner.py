@@ -59,12 +59,41 @@ def test_interrupt_then_resume_equals_uninterrupted(synth_split, tmp_path, proto
     _same(ref, resumed)
 
 
-def test_workers_equal_serial(synth_split):
+class _PidLog(ItemKNNRanker):
+    """Item-kNN that appends the pid of the process scoring each batch of users to a file
+    (a forked worker's memory does not come back; the file does)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(neighbors=20)
+        self.path = path
+
+    def score(self, users, candidates, stage):
+        with open(self.path, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return super().score(users, candidates, stage)
+
+
+def test_workers_equal_serial(synth_split, tmp_path, monkeypatch):
+    import llmrank.eval.runner as runner
+
     proto = EvalProtocol(name="candidates", ties="random")
     serial = evaluate_ranker(ItemKNNRanker(neighbors=20), synth_split, proto, shard_size=10)
-    parallel = evaluate_ranker(ItemKNNRanker(neighbors=20), synth_split, proto, shard_size=10,
-                               workers=2)
+    calls: list[int] = []
+    real = runner._run_parallel
+
+    def spy(*args, **kwargs):
+        calls.append(len(args[3]))  # the shards to do
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_run_parallel", spy)
+    pids = tmp_path / "pids.txt"
+    parallel = evaluate_ranker(_PidLog(pids), synth_split, proto, shard_size=10, workers=2)
     _same(serial, parallel)
+    n_shards = -(-len(parallel.outcome.users) // 10)
+    assert n_shards > 1 and calls == [n_shards]  # every shard went to the worker pool
+    scored_in = pids.read_text().split()
+    assert len(scored_in) >= n_shards
+    assert str(os.getpid()) not in scored_in  # nothing was scored in this process
 
 
 def test_resume_with_other_config_is_refused(synth, tmp_path):
