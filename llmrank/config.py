@@ -97,6 +97,9 @@ class ExplainConfig(_Section):
     # 'base': write with the base model even when the reranker has a LoRA adapter active (a
     # ranking adapter is trained to answer one label letter); 'reranker': with the adapter
     adapter: Literal["base", "reranker"] = "base"
+    # a known user's history items rated below this are not evidence of taste: explanations
+    # (model or template) may only say the user liked the others; None: every history item
+    liked_min_rating: float | None = 4.0
 
 
 class PolicyConfig(_Section):

@@ -122,6 +122,18 @@ class Recommender:
             hist = []
         return [i for i in hist if i in self.dataset.items]
 
+    def _liked(self, req: RecRequest, hist: list[str]) -> list[str]:
+        """The history items an explanation may say the user liked: for a known user whose
+        history comes from the dataset, those rated at least ``explain.liked_min_rating`` (a
+        film rated 1 of 5 is history, not taste) and those without a rating; an explicit
+        history carries no ratings, so all of it."""
+        threshold = self.config.explain.liked_min_rating
+        if (threshold is None or req.history is not None or req.user_id is None
+                or not self.dataset.has_user(req.user_id)):
+            return hist
+        ratings = self.dataset.user_ratings(req.user_id)
+        return [i for i in hist if ratings.get(i, threshold) >= threshold]
+
     def _items(self, ids: Sequence[str]) -> list[Item]:
         return [self.dataset.items[i] for i in ids if i in self.dataset.items]
 
@@ -153,9 +165,9 @@ class Recommender:
         from llmrank.explain.explainer import Explainer
 
         req = self._request(request, history=history)
-        hist = self._items(self._history(req))
+        liked = self._items(self._liked(req, self._history(req)))
         explainer = self.explainer or Explainer(None)
-        out, _ = explainer.explain(hist, self._items(item_ids), query=req.text)
+        out, _ = explainer.explain(liked, self._items(item_ids), query=req.text)
         return out
 
     def feedback(self, event: Any) -> str:
@@ -241,7 +253,8 @@ class Recommender:
             from llmrank.explain.explainer import Explainer
 
             explainer = self.explainer or Explainer(None)
-            exps, call = explainer.explain(hist_items, self._items([s.item_id for s in shown]),
+            exps, call = explainer.explain(self._items(self._liked(req, hist)),
+                                           self._items([s.item_id for s in shown]),
                                            known=cand_items, query=req.text)
             by_id = {e.item_id: e.text for e in exps}
             shown = [replace(s, explanation=by_id.get(s.item_id)) for s in shown]

@@ -229,3 +229,24 @@ def test_keyword_requests_retrieve_the_configs_n_candidates_and_never_fewer_than
     r.recommend(RecRequest(user_id="u1", k=5, n_candidates=12))  # its own when it has one
     r.recommend(RecRequest(user_id="u1", k=25, n_candidates=12))  # never below k
     assert retriever.asked == [30, 40, 30, 12, 25]
+
+
+def test_explanations_only_call_well_rated_history_items_liked():
+    """A film the user rated 1 of 5 is history, not taste: neither the template sentence nor
+    the model's text may say the user liked it (a model text citing it falls back)."""
+    events = [("fan", "1", 0, 1.0), ("fan", "2", 1, 5.0), ("fan", "3", 2, 4.5)]
+    ds = Dataset.from_records("rated", ITEMS, [User("fan")], events)
+    llm = FakeLLM(generations=["You loved Film 1, so Film 5 is a fit for you."])
+    r = Recommender.from_config({"reranker": {"backend": "fake"}}, dataset=ds,
+                                retriever=FakeRetriever(), llm=llm)
+    assert r._liked(RecRequest(user_id="fan"), ["1", "2", "3"]) == ["2", "3"]
+    assert r._liked(RecRequest(user_id="fan", history=["1", "2"]), ["1", "2"]) == ["1", "2"]
+    model_text = r.explain("fan", ["5"])[0]
+    assert model_text.source == "fallback" and "Film 1" not in model_text.text
+    r.explainer.llm = None  # template sentences only
+    for exp in r.explain("fan", ["4", "5", "6"]):
+        assert "Film 1" not in exp.text
+    unrated = Recommender.from_config({"reranker": {"backend": "fake"},
+                                       "explain": {"liked_min_rating": None}},
+                                      dataset=ds, retriever=FakeRetriever(), llm=llm)
+    assert unrated._liked(RecRequest(user_id="fan"), ["1", "2"]) == ["1", "2"]

@@ -141,6 +141,15 @@ class Dataset:
         codes = self.histories()[self.user_code(user_id)]
         return [self.item_ids[c] for c in codes]
 
+    def user_ratings(self, user_id: str) -> dict[str, float]:
+        """A user's latest rating of each item they rated (items without a rating are left
+        out): what an explanation may call 'liked' depends on it."""
+        inter = self.interactions
+        rows = np.flatnonzero(inter.user == self.user_code(user_id))
+        rows = rows[np.lexsort((inter.order[rows], inter.timestamp[rows]))]
+        return {self.item_ids[int(inter.item[r])]: float(inter.rating[r])
+                for r in rows if not np.isnan(inter.rating[r])}
+
     def genre_vocabulary(self) -> list[str]:
         """Every genre some item has, in first-seen order (what an explanation may claim
         about an item is checked against this)."""
