@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, err_console, print_json, setup_logging
+from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_error, print_json, setup_logging
 
 if TYPE_CHECKING:
     from llmrank.chat.session import ChatSession, ChatTurn
@@ -66,7 +66,7 @@ def _repl(session: ChatSession) -> None:
         try:
             show_turn(session.send(message))
         except LlmrankError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
+            print_error(exc)
 
 
 def chat(

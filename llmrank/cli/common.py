@@ -97,6 +97,12 @@ def run_guarded(app: typer.Typer) -> None:
         sys.exit(rc)
 
 
+def plain(value: object) -> str:
+    """``value`` as literal rich text. Titles, ids, paths and messages are data: rich would
+    read ``[bold]`` in them as markup and fail on a stray ``[/path]``."""
+    return escape(str(value))
+
+
 def print_error(message: object) -> None:
     """One red ``error:`` line on stderr. The message is escaped: it holds user and
     exception text, where rich would read ``[gpu]`` or ``[/path]`` as markup and drop it."""

@@ -11,7 +11,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progress_bar, setup_logging
+from llmrank.cli.common import (
+    JsonOpt,
+    VerboseOpt,
+    console,
+    plain,
+    print_json,
+    progress_bar,
+    setup_logging,
+)
 
 app = typer.Typer(help="Inspect, download and convert datasets.", no_args_is_help=True)
 
@@ -24,7 +32,7 @@ KcoreOpt = typer.Option(None, "--kcore", min=0, help="Keep the k-core (users and
                         "interactions); 0 turns off a k-core the config sets.")
 MinRatingOpt = typer.Option(None, "--min-rating", help="Drop interactions rated below this.")
 OnErrorOpt = typer.Option(None, "--on-error", help="Malformed lines: 'skip' (count and report) or 'raise'.")
-ConfigOpt = typer.Option(None, "--config", "-c", help="TOML/YAML config whose [data] section is the base; flags override it.")
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML/YAML config whose data section is the base; flags override it.")
 
 
 def _data_config(source: str | None, config: Path | None, data_dir: str | None, fmt: str | None,
@@ -55,14 +63,14 @@ def info(
 
     setup_logging(verbose)
     cfg = _data_config(source, config, data_dir, fmt, mapping, kcore, min_rating, on_error)
-    with console.status(f"loading {cfg.dataset}", spinner="dots") if not json_out else _null():
+    with console.status(plain(f"loading {cfg.dataset}"), spinner="dots") if not json_out else _null():
         ds = load_dataset(cfg)
     summary = dict(ds.summary())
     report = ds.report.to_dict() if ds.report is not None else {}
     if json_out:
         print_json({"summary": summary, "report": report})
         return
-    table = Table(title=f"dataset {ds.name}", show_header=False)
+    table = Table(title=plain(f"dataset {ds.name}"), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     rows = [
@@ -84,7 +92,7 @@ def info(
     rows += [("preprocessing", step) for step in report.get("steps", [])]
     rows += [("problem", p) for p in report.get("problems", [])[:10]]
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, plain(value))  # problems quote the file's lines
     console.print(table)
 
 
@@ -103,7 +111,7 @@ def download(
     setup_logging(verbose)
     root = resolve_dir(data_dir)
     with progress_bar(enabled=not json_out) as bar:
-        task = bar.add_task(f"downloading {name}", total=None)
+        task = bar.add_task(plain(f"downloading {name}"), total=None)
 
         def progress(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
@@ -112,7 +120,7 @@ def download(
     if json_out:
         print_json({"name": name, "path": str(path)})
     else:
-        console.print(f"[green]{name}[/] is in {path}")
+        console.print(f"[green]{plain(name)}[/] is in {plain(path)}")
 
 
 @app.command()
@@ -131,7 +139,7 @@ def convert(
 
     setup_logging(verbose)
     cfg = _data_config(src, config, data_dir, fmt, mapping, kcore, min_rating, on_error)
-    with console.status(f"converting {cfg.dataset}", spinner="dots") if not json_out else _null():
+    with console.status(plain(f"converting {cfg.dataset}"), spinner="dots") if not json_out else _null():
         ds = load_dataset(cfg)
         path = save_dataset(ds, dst, overwrite=overwrite)
     out = {"path": str(path), "users": ds.n_users, "items": ds.n_items, "interactions": len(ds.interactions),
@@ -139,10 +147,10 @@ def convert(
     if json_out:
         print_json(out)
     else:
-        console.print(f"wrote {ds.name}: {ds.n_users:,} users, {ds.n_items:,} items, "
-                      f"{len(ds.interactions):,} interactions to {path}")
+        console.print(plain(f"wrote {ds.name}: {ds.n_users:,} users, {ds.n_items:,} items, "
+                            f"{len(ds.interactions):,} interactions to {path}"))
         if ds.report is not None and ds.report.skipped:
-            console.print(f"[yellow]{ds.report.skipped} malformed line(s) skipped[/]; see `llmrank data info {src}`")
+            console.print(f"[yellow]{ds.report.skipped} malformed line(s) skipped[/]; see `llmrank data info {plain(src)}`")
 
 
 class _null:

@@ -65,7 +65,7 @@ def demo_data(cfg: Config, dataset: str | None, data_dir: str | None, download: 
 def demo(
     dataset: str | None = typer.Option(None, "--dataset", "-d",
                                        help="auto (data dir, else download, else embedded catalog), a name or a path "
-                                            "(default: the --config's [data] section, else auto)."),
+                                            "(default: the --config's data section, else auto)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help="Where datasets live (default $LLMRANK_DATA_DIR, else ./data)."),
     users: int = typer.Option(3, "--users", "-n", min=1, help="How many users to recommend for."),
     k: int = typer.Option(5, "-k", "--k", min=1, help="Items per user."),
@@ -112,11 +112,11 @@ def demo(
         })
         return
     summary = ds.summary()
-    console.print(Panel.fit(
+    console.print(Panel.fit(escape(
         f"{summary['users']} users, {summary['items']} items, {summary['interactions']} interactions\n"
         f"retriever: {cfg.retriever.kind}   reranker: "
-        f"{rec.describe_reranker()}   setup {setup_seconds:.1f}s",
-        title=f"llmrank demo on {ds.name}"))
+        f"{rec.describe_reranker()}   setup {setup_seconds:.1f}s"),
+        title=escape(f"llmrank demo on {ds.name}")))
     for r in results:
         _show(ds, r["user_id"], r["history"], r["response"], explain)
     _show(ds, None, [], text_resp, False, title=f"free text: {text_query!r}")

@@ -188,13 +188,14 @@ def doctor(json_out: bool = JsonOpt, verbose: bool = VerboseOpt) -> None:
         table.add_row(name, ver or "[dim]not installed[/]")
     for extra, st in report["extras"].items():
         shown = st["status"] + (f" (missing: {', '.join(st['missing'])})" if st["missing"] and st["status"] == "partial" else "")
-        table.add_row(f"extra: {extra}", shown)
+        table.add_row(escape(f"extra: {extra}"), escape(shown))
     for kind, entries in report["backends"].items():
-        table.add_row(f"{kind} backends", ", ".join(f"{n} ({s})" if s != "ok" else n for n, s in entries.items()) or "-")
+        table.add_row(escape(f"{kind} backends"),
+                      escape(", ".join(f"{n} ({s})" if s != "ok" else n for n, s in entries.items()) or "-"))
     for name, error in report["plugins"]["broken"].items():
         table.add_row(f"plugin: {escape(name)}", f"[red]broken[/] ({escape(error)})")
     g = report["gpu"]
-    table.add_row("GPU (torch)", "yes: " + ", ".join(g["torch_devices"]) if g["torch_cuda"] else "no")
+    table.add_row("GPU (torch)", escape("yes: " + ", ".join(g["torch_devices"])) if g["torch_cuda"] else "no")
     table.add_row("GPU (faiss)", str(g["faiss_gpus"]) if g["faiss_gpus"] is not None else "faiss missing")
     for key, value in {**report["models"], **report["paths"]}.items():
         table.add_row(key.replace("_", " "), escape(str(value)) if value not in (None, [], "") else "[dim]-[/]")

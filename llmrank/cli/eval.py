@@ -10,7 +10,15 @@ from typing import Any
 
 import typer
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progress_bar, setup_logging
+from llmrank.cli.common import (
+    JsonOpt,
+    VerboseOpt,
+    console,
+    plain,
+    print_json,
+    progress_bar,
+    setup_logging,
+)
 
 
 def _overrides(dataset: str | None, data_dir: str | None, kcore: int | None, protocol: str | None,
@@ -68,7 +76,7 @@ def eval_command(
                                            out, seed, max_users, reference, retriever, plots))
     with progress_bar(enabled=not json_out) as bar:
         def factory(label: str, total: int):  # type: ignore[no-untyped-def]
-            task = bar.add_task(f"{label}: users", total=total)
+            task = bar.add_task(plain(f"{label}: users"), total=total)
             return lambda n: bar.advance(task, n)
 
         rep = run_eval(cfg, progress=factory, fresh=fresh)
@@ -80,7 +88,7 @@ def eval_command(
 
     head = header_lines(rep)
     for k, v in head.items():
-        console.print(f"[bold]{k}[/]: {v}")
+        console.print(f"[bold]{k}[/]: {plain(v)}", highlight=False)
     ks = sorted({int(k.split("@")[1]) for k in rep.results[0].summary})
     cols = headline_metrics(cfg.protocol.name, ks)
     table = Table(title="mean [95% bootstrap CI]")
@@ -88,9 +96,9 @@ def eval_command(
     for c in cols:
         table.add_column(c, justify="right")
     for r in rep.results:
-        table.add_row(r.label, *[fmt_ci(r.summary.get(c)) for c in cols])
+        table.add_row(plain(r.label), *[fmt_ci(r.summary.get(c)) for c in cols])
     console.print(table)
-    console.print(f"outputs: {rep.out_dir}/ (results.md, metrics.json, runs/, plots)")
+    console.print(f"outputs: {plain(rep.out_dir)}/ (results.md, metrics.json, runs/, plots)")
 
 
 def register(app: typer.Typer) -> None:

@@ -64,7 +64,8 @@ def import_cmd(
         print_json(result)
     else:
         console.print(f"imported {counts['written']} new records ({counts['impressions']} impressions, "
-                      f"{counts['events']} events read, {counts['skipped']} lines skipped) into {result['store']}")
+                      f"{counts['events']} events read, {counts['skipped']} lines skipped) into "
+                      f"{escape(str(result['store']))}")
         for p in report.problems:
             console.print(f"[yellow]skipped[/] {escape(p)}")
     exit_if_nothing_succeeded(counts["impressions"] + counts["events"], counts["skipped"], "lines")
@@ -99,7 +100,8 @@ def export_cmd(
     if json_out:
         print_json({**counts, "file": str(out)})
     else:
-        console.print(f"exported {counts['impressions']} impressions and {counts['events']} events to {out}")
+        console.print(f"exported {counts['impressions']} impressions and {counts['events']} events to "
+                      f"{escape(str(out))}")
 
 
 @app.command("stats")
@@ -135,7 +137,7 @@ def pairs_cmd(
     if json_out:
         print_json({"pairs": n, "file": str(out)})
     else:
-        console.print(f"wrote {n} preference pairs to {out}")
+        console.print(f"wrote {n} preference pairs to {escape(str(out))}")
 
 
 def _item_features(config: Path) -> Any:
@@ -192,7 +194,7 @@ def ope_cmd(
         return
     table = Table("estimator", "clicks / impression", "95% CI", "ESS")
     for name, r in rows.items():
-        table.add_row(name, f"{r['value']:.4f}", f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]", f"{r['ess']:.0f}")
-    console.print(f"{policy} from {len(rounds)} logged impressions ({skipped} without candidates skipped)"
+        table.add_row(escape(name), f"{r['value']:.4f}", f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]", f"{r['ess']:.0f}")
+    console.print(f"{escape(policy)} from {len(rounds)} logged impressions ({skipped} without candidates skipped)"
                   + ("" if feats is not None else "; no item features (give --config)"))
     console.print(table)

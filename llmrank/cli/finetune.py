@@ -14,6 +14,7 @@ from llmrank.cli.common import (
     JsonOpt,
     VerboseOpt,
     console,
+    plain,
     print_json,
     progress_bar,
     setup_logging,
@@ -52,7 +53,7 @@ def _summary_table(report: Any) -> None:
     from rich.table import Table
 
     s = report.summary()
-    table = Table(title=f"llmrank finetune: {s['name']} ({s['mode']})")
+    table = Table(title=plain(f"llmrank finetune: {s['name']} ({s['mode']})"))
     table.add_column("field")
     table.add_column("value")
     best = s.get("best") or {}
@@ -67,7 +68,7 @@ def _summary_table(report: Any) -> None:
     if s.get("merged"):
         rows.append(("merged model", s["merged"]))
     for k, v in rows:
-        table.add_row(k, str(v))
+        table.add_row(plain(k), plain(v))
     console.print(table)
     t = s.get("transfer")
     if t:
@@ -121,7 +122,7 @@ def register(app: typer.Typer) -> None:
 
             def on_prepare(stage: str, done: int, total: int) -> None:
                 if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
+                    tasks[stage] = bar.add_task(plain(stage), total=total)
                 bar.update(tasks[stage], completed=done, total=total)
                 if stage.startswith("rendering") and done >= total:
                     bar.stop()  # training shows its own bar (transformers' tqdm)

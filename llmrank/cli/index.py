@@ -15,7 +15,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progress_bar, setup_logging
+from llmrank.cli.common import (
+    JsonOpt,
+    VerboseOpt,
+    console,
+    plain,
+    print_json,
+    progress_bar,
+    setup_logging,
+)
 from llmrank.config import Config, DataConfig, load_config
 from llmrank.data.dataset import Dataset
 from llmrank.records import Candidate, Filters
@@ -82,7 +90,7 @@ def progress_fn(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
+                tasks[stage] = progress.add_task(plain(stage), total=total)
             progress.update(tasks[stage], completed=done, total=total)
 
         yield update
@@ -104,7 +112,8 @@ def build_filters(genre: list[str] | None, attr: list[str] | None, deny: list[st
 
 
 def show_candidates(candidates: list[Candidate], items: dict[str, Any], title: str) -> None:
-    table = Table(title=title)
+    """The hits as a table; the title, ids, titles and genres are shown as written."""
+    table = Table(title=plain(title))
     for col, justify in (("#", "right"), ("item", "left"), ("title", "left"),
                          ("genres", "left"), ("score", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -112,7 +121,7 @@ def show_candidates(candidates: list[Candidate], items: dict[str, Any], title: s
         it = items.get(c.item_id)
         name = f"{it.title} ({it.year})" if it and it.year else (it.title if it else "")
         genres = ", ".join(it.genres) if it else ""
-        table.add_row(str(rank), c.item_id, name, genres, f"{c.score:.4f}")
+        table.add_row(str(rank), plain(c.item_id), plain(name), plain(genres), f"{c.score:.4f}")
     console.print(table)
 
 
@@ -169,14 +178,14 @@ def build(
     if json_out:
         print_json(summary)
         return
-    table = Table(title=f"index folder {folder}", show_header=False)
+    table = Table(title=plain(f"index folder {folder}"), show_header=False)
     rows = [("retriever", manifest.kind), ("dataset", f"{ds.name} ({ds.n_items} items)"),
             ("index", f"{manifest.index.get('kind')} ({manifest.n_items} vectors, {manifest.dim}-d)"),
             ("embedder", manifest.embedder.model_id if manifest.embedder else "-"),
             *[(key.replace("_", " "), value) for key, value in build_info.items()],
             ("time", f"load {t1 - t0:.1f}s, build {t2 - t1:.1f}s, save {t3 - t2:.1f}s")]
     for key, value in rows:
-        table.add_row(key, str(value))
+        table.add_row(plain(key), plain(value))
     console.print(table)
 
 
@@ -225,7 +234,7 @@ def info(index: Path = typer.Option(..., "--index", "-i", help="Index folder."),
     if json_out:
         print_json(manifest)
         return
-    table = Table(title=str(index), show_header=False)
+    table = Table(title=plain(index), show_header=False)
     for key, value in manifest.items():
-        table.add_row(key, str(value))
+        table.add_row(plain(key), plain(value))
     console.print(table)

@@ -10,7 +10,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, err_console, print_json, setup_logging
+from llmrank.cli.common import (
+    JsonOpt,
+    VerboseOpt,
+    console,
+    err_console,
+    plain,
+    print_json,
+    setup_logging,
+)
 from llmrank.errors import ModelError
 
 app = typer.Typer(help="Offline models: converted GGUFs, LoRA adapters, LLM backends.", no_args_is_help=True)
@@ -43,18 +51,19 @@ def list_cmd(json_out: bool = JsonOpt) -> None:
         print_json({"home": str(llmrank_home()), "models": found, "default": default,
                     "backends": llms.names()})
         return
-    table = Table(title=f"models and adapters in {llmrank_home()}")
+    table = Table(title=plain(f"models and adapters in {llmrank_home()}"))
     for col in ("name", "kind", "size MB", "source", "path"):
         table.add_column(col, justify="right" if col == "size MB" else "left")
     for m in found:
-        table.add_row(m.name, m.kind, f"{m.size_mb:.1f}", m.source, m.path)
+        table.add_row(plain(m.name), plain(m.kind), f"{m.size_mb:.1f}", plain(m.source), plain(m.path))
     console.print(table)
     if not found:
         console.print("[dim](none yet: the default model is converted on first use, or run "
                       "`llmrank models import-gguf FILE.gguf`)[/]")
     state = "converted" if default["converted"] else ("not converted yet" if default["gguf"] else default["problem"])
-    console.print(f"default model: {default['name']} ({state}; GGUF: {default['gguf'] or '-'})", highlight=False)
-    console.print(f"LLM backends: {', '.join(llms.names())}", highlight=False)
+    console.print(f"default model: {default['name']} ({state}; GGUF: {default['gguf'] or '-'})",
+                  highlight=False, markup=False)
+    console.print(f"LLM backends: {', '.join(llms.names())}", highlight=False, markup=False)
 
 
 @app.command("import-gguf")
@@ -77,7 +86,7 @@ def import_gguf_cmd(
     if not path.is_file():
         raise ModelError(f"GGUF file not found: {path}")
     name = name or default_name(path)
-    status = err_console.status(f"converting {path.name} (dequantising to {dtype})") if not json_out else None
+    status = err_console.status(plain(f"converting {path.name} (dequantising to {dtype})")) if not json_out else None
     if status is not None:
         status.start()
     try:
@@ -94,8 +103,9 @@ def import_gguf_cmd(
     if json_out:
         print_json(info)
         return
-    console.print(f"[green]converted[/] {path} -> {folder} ({info['dtype']}, {info['created']})", highlight=False)
-    console.print(f"use it with --model {name}", highlight=False)
+    console.print("[green]converted[/] " + plain(f"{path} -> {folder} ({info['dtype']}, {info['created']})"),
+                  highlight=False)
+    console.print(f"use it with --model {name}", highlight=False, markup=False)
 
 
 @app.command("path")

@@ -22,6 +22,7 @@ from llmrank.cli.common import (
     VerboseOpt,
     console,
     parse_key_values,
+    plain,
     print_json,
     setup_logging,
 )
@@ -65,7 +66,7 @@ def list_cmd(json_out: bool = JsonOpt) -> None:
     for t in templates:
         ins = ", ".join(f"{i.name}: {i.type}{'' if i.required else '?'}{' (untrusted)' if i.untrusted else ''}"
                         for i in t.inputs)
-        table.add_row(t.name, t.version, ins, t.description, t.source)
+        table.add_row(*(plain(v) for v in (t.name, t.version, ins, t.description, t.source)))
     console.print(table)
 
 
@@ -78,7 +79,7 @@ def show(name: str = typer.Argument(..., help="Template name (rank), name@versio
     if json_out:
         print_json({**_describe(t), "text": raw, "messages": [{"role": r, "content": c} for r, c in t.messages]})
         return
-    console.print(Panel(Syntax(raw, "toml", word_wrap=True), title=f"{t.id}  ({t.source})"))
+    console.print(Panel(Syntax(raw, "toml", word_wrap=True), title=plain(f"{t.id}  ({t.source})")))
 
 
 def _prompt_model(cfg: Config) -> Any:
@@ -264,9 +265,9 @@ def _print_rendered(out: dict[str, Any], template_id: str, user: str | None, tex
     prompts = out.get("windows") or [out]
     for k, one in enumerate(prompts, 1):
         suffix = f" (prompt {k} of {len(prompts)} in the first round)" if len(prompts) > 1 else ""
-        console.print(Panel(Text(one["text"]), title=title + suffix))
+        console.print(Panel(Text(one["text"]), title=plain(title + suffix)))
         extra = f", history kept {one['history_kept']}/{n_history}" if "history_kept" in one else ""
-        console.print(f"[bold]{one['prompt_tokens']}[/] prompt tokens ({out['tokenizer']} tokenizer{extra})",
+        console.print(f"[bold]{one['prompt_tokens']}[/] " + plain(f"prompt tokens ({out['tokenizer']} tokenizer{extra})"),
                       highlight=False)
         for label, item_id in one.get("labels", {}).items():
             console.print(f"  {label} -> {item_id} {ds.items[item_id].title}", highlight=False, markup=False)

@@ -76,7 +76,7 @@ def loading(quiet: bool, what: str = "loading data, index and model") -> Iterato
     if quiet:
         yield
         return
-    with err_console.status(what):
+    with err_console.status(escape(what)):
         yield
 
 
@@ -98,7 +98,7 @@ def show_response(rec: Recommender, resp: RecResponse, title: str, *,
     ds = rec.dataset
     explained = any(it.explanation for it in resp.items)
     explored = resp.policy != "greedy"
-    table = Table(title=title)
+    table = Table(title=escape(title))
     table.add_column("#", justify="right")
     if labels:
         table.add_column("label")
@@ -138,7 +138,7 @@ def show_trace(rec: Recommender, resp: RecResponse) -> None:
         for col in ("stage", "backend:model", "adapter", "template", "prompts", "tokens", "seconds"):
             calls.add_column(col, justify="right" if col in ("prompts", "tokens", "seconds") else "left")
         for c in trace.llm_calls:
-            calls.add_row(c.stage, escape(f"{c.backend}:{c.model}"), escape(c.adapter or "-"),
+            calls.add_row(escape(c.stage), escape(f"{c.backend}:{c.model}"), escape(c.adapter or "-"),
                           escape(f"{c.template}@{c.template_version}"),
                           str(c.n_prompts), str(c.prompt_tokens), f"{c.seconds:.3f}")
         console.print(calls)

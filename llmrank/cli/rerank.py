@@ -57,8 +57,8 @@ def split_ids(values: list[str] | None) -> list[str]:
 
 
 def rerank(
-    input_path: Path | None = typer.Argument(None, metavar="[IN.jsonl]", help="Batch mode: JSON-lines requests."),
-    output_path: Path | None = typer.Argument(None, metavar="[OUT.jsonl]",
+    input_path: Path | None = typer.Argument(None, metavar="IN.jsonl", help="Batch mode: JSON-lines requests."),
+    output_path: Path | None = typer.Argument(None, metavar="OUT.jsonl",
                                               help="Batch output (default: IN.reranked.jsonl; errors in OUT.jsonl.errors.jsonl)."),
     user: str | None = typer.Option(None, "--user", "-u", help="User id whose history conditions the ranking."),
     items: list[str] | None = typer.Option(None, "--items", help="Candidate item ids, comma-separated (repeatable)."),
@@ -147,7 +147,7 @@ def _batch(cfg: Any, input_path: Path, output_path: Path | None, *, engine: str,
     if engine == "local":
         options["workers"] = workers
     with progress_bar(not json_out) as progress:
-        task = progress.add_task(f"reranking {input_path.name}", total=None)
+        task = progress.add_task(escape(f"reranking {input_path.name}"), total=None)
 
         def update(done: int, total: int | None) -> None:
             progress.update(task, completed=done, total=total)
@@ -167,7 +167,7 @@ def _show_report(input_path: Path, report: Any) -> None:
                        ("failed", len(report.failed)), ("resumed (skipped)", report.resumed),
                        ("this run", f"{report.processed} in {report.seconds:.1f}s "
                                     f"({report.throughput:.2f} req/s)")):
-        table.add_row(key, str(value))
+        table.add_row(key, escape(str(value)))
     console.print(table)
     for f in report.failed[:10]:
         err_console.print(f"[yellow]line {f.line}:[/] {escape(f'{f.error}: {f.reason}')}", highlight=False)

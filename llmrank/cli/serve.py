@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, setup_logging
+from llmrank.cli.common import JsonOpt, VerboseOpt, console, plain, print_json, setup_logging
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML/YAML deployment config.")
 
@@ -40,10 +40,11 @@ def serve(
     if json_out:
         print_json({"url": url, "check": check, "health": health})
     else:
-        console.print(f"[bold]llmrank[/] {'checked' if check else 'serving at ' + url}: dataset "
-                      f"{health['dataset']['name']} ({health['dataset']['n_items']} items), "
-                      f"reranker {health['model']['reranker']}, policy {health['policy']}"
-                      + ("" if check else f"; OpenAPI at {url}/docs"))
+        console.print("[bold]llmrank[/] " + plain(
+            f"{'checked' if check else 'serving at ' + url}: dataset "
+            f"{health['dataset']['name']} ({health['dataset']['n_items']} items), "
+            f"reranker {health['model']['reranker']}, policy {health['policy']}"
+            + ("" if check else f"; OpenAPI at {url}/docs")))
     if check:
         return
     level = "debug" if verbose else "info"

@@ -49,8 +49,8 @@ def simulate_cmd(
     if json_out:
         print_json({"files": files, **{k: v for k, v in summary.items() if k != "curves"}})
         return
-    console.print(markdown(summary))
-    console.print(f"report: {folder}")
+    console.print(markdown(summary), markup=False, highlight=False)
+    console.print(f"report: {folder}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

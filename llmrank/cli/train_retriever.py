@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progress_bar, setup_logging
+from llmrank.cli.common import (
+    JsonOpt,
+    VerboseOpt,
+    console,
+    plain,
+    print_json,
+    progress_bar,
+    setup_logging,
+)
 from llmrank.cli.index import ConfigOpt, DataDirOpt, DatasetOpt, load_data, make_config
 
 if TYPE_CHECKING:
@@ -34,7 +42,7 @@ def _epoch_table(history: list[Any]) -> Table:
         table.add_column(col, justify="right")
     for h in history:
         m = h.metrics
-        table.add_row(*((h.member,) if members else ()), str(h.epoch), f"{h.loss:.4f}",
+        table.add_row(*((plain(h.member),) if members else ()), str(h.epoch), f"{h.loss:.4f}",
                       *(f"{m[k]:.4f}" if k in m else "-" for k in
                         ("ndcg@10", "recall@10", "mrr@10", "recall@20")),
                       f"{h.seconds:.1f}", "*" if h.best else "")
@@ -144,13 +152,13 @@ def _build(ds: Dataset, cfg: Config, scfg: SequentialConfig, retriever: str,
     history: list[Any] = []
     with progress_bar(not json_out) as bar:
         tasks: dict[str, Any] = {}
-        epoch_task = bar.add_task(f"training {scfg.model}", total=scfg.epochs)
+        epoch_task = bar.add_task(plain(f"training {scfg.model}"), total=scfg.epochs)
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage.startswith("training"):
                 stage = "batches"
             if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
+                tasks[stage] = bar.add_task(plain(stage), total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
         def on_epoch(report: Any) -> None:
@@ -180,7 +188,7 @@ def _index_table(folder: Path, retriever: str, scfg: SequentialConfig, ds: Datas
                  manifest: Any, seconds: float) -> Table:
     """What was written: the models, the data, the best epoch, the index, the fusion."""
     meta = built.model.meta
-    table = Table(title=f"index folder {folder}", show_header=False)
+    table = Table(title=plain(f"index folder {folder}"), show_header=False)
     names = "+".join([scfg.model, *(str(m.get("model", scfg.model)) for m in scfg.ensemble)])
     rows = [("retriever", retriever), ("model", f"{names} (hidden {scfg.hidden}, "
                                                 f"{scfg.layers} layers, max_len {scfg.max_len})"),
@@ -194,7 +202,7 @@ def _index_table(folder: Path, retriever: str, scfg: SequentialConfig, ds: Datas
         rows.append(("fusion", f"kappa {rep['kappa']}, ridge {rep['ridge']}, "
                                f"{rep['cold_items']} items without training interactions"))
     for key, value in rows:
-        table.add_row(key, str(value))
+        table.add_row(key, plain(value))
     return table
 
 

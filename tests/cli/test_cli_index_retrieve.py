@@ -121,3 +121,25 @@ def test_absolute_data_paths_leaves_names_alone(tmp_path, monkeypatch):
     assert pinned.options == {"items_path": str(tmp_path / "it.csv"), "seed": 1}
     named = index.absolute_data_paths(DataConfig(dataset="ml-100k"))
     assert (named.dataset, named.data_dir) == ("ml-100k", None)  # looked up in data_dir at load
+
+
+def test_titles_ids_and_paths_that_look_like_markup_are_shown_as_written(app, tmp_path, monkeypatch):
+    """"[/path] odd" crashed rich (MarkupError) and "[bold]Loud[/bold]" lost its brackets."""
+    monkeypatch.setenv("LLMRANK_HOME", str(tmp_path / "home"))
+    (tmp_path / "ev.csv").write_text("user_id,item_id,timestamp,title\n"
+                                     "a,[x],1,[/path] odd\na,y,2,[bold]Loud[/bold]\nb,[x],3,[/path] odd\n")
+    out = tmp_path / "idx [bold]"
+    r = CliRunner().invoke(app, ["index", "build", "--dataset", str(tmp_path / "ev.csv"),
+                                 "--out", str(out), "--embedder", "hashing"])
+    assert r.exit_code == 0, r.output
+    assert "[bold]" in r.stdout  # the folder's name, in the table's title
+    for args in (["index", "query", "--index", str(out), "--text", "[/path] odd"],
+                 ["index", "query", "--index", str(out), "--item", "y"],
+                 ["retrieve", "--index", str(out), "--text", "loud [bold]"]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, (args, r.output)
+        assert "[/path] odd" in r.stdout and "[x]" in r.stdout, (args, r.stdout)
+    r = CliRunner().invoke(app, ["index", "query", "--index", str(out), "--item", "[x]"])
+    assert "[bold]Loud[/bold]" in r.stdout, r.stdout
+    r = CliRunner().invoke(app, ["index", "info", "--index", str(out)])
+    assert r.exit_code == 0 and "idx [bold]" in r.stdout, r.output
