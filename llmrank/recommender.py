@@ -93,15 +93,19 @@ class Recommender:
 
     # ---- requests ----------------------------------------------------------------------
     def _request(self, request: RecRequest | str | None, **fields: Any) -> RecRequest:
-        """The request to serve, with its candidate count settled: the request's own, else the
-        config's ``retriever.n_candidates``, and never below k, so k is never cut."""
+        """The request to serve, settled: its candidate count (its own, else the config's
+        ``retriever.n_candidates``, never below k, so k is never cut) and whether the policy
+        explores (its own choice, else whenever the config names a policy other than greedy)."""
         given = {k: v for k, v in fields.items() if v is not None}
         if isinstance(request, RecRequest):
             req = replace(request, **given) if given else request
         else:
             req = RecRequest(user_id=request, **given)
         n = req.n_candidates if req.n_candidates is not None else self.config.retriever.n_candidates
-        return req if n == req.n_candidates and n >= req.k else replace(req, n_candidates=max(n, req.k))
+        explore = req.explore if req.explore is not None else self.config.policy.name != "greedy"
+        if n == req.n_candidates and n >= req.k and explore is req.explore:
+            return req
+        return replace(req, n_candidates=max(n, req.k), explore=explore)
 
     def _n_candidates(self, req: RecRequest) -> int:
         """How many candidates a request retrieves (settled by ``_request``; the config's

@@ -60,7 +60,9 @@ class RecRequest:
     n_candidates: int | None = None
     filters: Filters = field(default_factory=Filters)
     explain: bool = False
-    explore: bool = False
+    # let the configured policy explore; None: it does when the config names a policy other
+    # than greedy (False serves the greedy list with the same logging)
+    explore: bool | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 

@@ -123,13 +123,14 @@ class ExploreStep:
         in ``ranked`` may be added (the Recommender passes the request's filters): the slate
         is final here, so what is logged is what the caller returns."""
         self._learn_if_due()
-        policy = self.policy if request.explore else self.greedy
+        explores = request.explore is not False  # None: the configured policy decides
+        policy = self.policy if explores else self.greedy
         if segment is None:
             segment = self.segment_of(request.user_id)
         recent = list(history)[-self.history_items:] if self.history_items else []
         ctx = ExploreContext(user_id=request.user_id, history=recent, segment=segment,
                              request_id=request.request_id, admit=admit)
-        slate = policy.select([(it.item_id, self._prior(it, request.explore)) for it in ranked],
+        slate = policy.select([(it.item_id, self._prior(it, explores)) for it in ranked],
                               request.k, ctx)
         by_id = {it.item_id: it for it in ranked}
         shown = []

@@ -57,7 +57,8 @@ class RecRequestModel(_Wire):
                                                  "config's retriever.n_candidates)")
     filters: FiltersModel = Field(default_factory=lambda: FiltersModel())
     explain: bool = False
-    explore: bool = False
+    explore: bool | None = Field(default=None, description="let the configured policy explore "
+                                 "(default: when the server's policy is not greedy)")
     request_id: str | None = Field(default=None, max_length=200, description="generated when absent")
 
     def to_record(self) -> RecRequest:

@@ -52,6 +52,22 @@ def test_recommender_explores_logs_and_learns(tmp_path):
     assert rec.explore.policy.item_counts[clicked][0] == 1.0
 
 
+def test_a_configured_policy_explores_unless_the_request_says_not_to(tmp_path):
+    """A config naming an exploring policy explores by default (it silently served greedy
+    unless each request asked); explore=False still serves the greedy list."""
+    ds = Dataset.from_records("tiny", ITEMS, [User("u1")], [("u1", "0", 0, 4.0)])
+    cfg = {"reranker": {"enabled": False}, "policy": {"name": "softmax"},
+           "feedback": {"path": str(tmp_path / "fb.sqlite")}}
+    rec = Recommender.from_config(cfg, dataset=ds, retriever=Retriever(), llm=FakeLLM())
+    assert rec.recommend("u1", k=5).policy == "softmax"
+    assert rec.recommend(RecRequest(user_id="u1", k=5)).policy == "softmax"
+    greedy = rec.recommend(RecRequest(user_id="u1", k=5, explore=False))
+    assert greedy.policy == "greedy" and all(it.propensity == 1.0 for it in greedy.items)
+    plain = Recommender.from_config({"reranker": {"enabled": False}}, dataset=ds,
+                                    retriever=Retriever(), llm=FakeLLM())
+    assert plain.recommend("u1", k=5).policy == "greedy"
+
+
 def test_familiarity_prior_is_what_the_policy_starts_from(tiny_llm, tmp_path, monkeypatch):
     """[policy] prior = "familiarity": the policy ranks the candidates by the LLM's familiarity
     with their titles (greedy shows the most familiar first); a request that does not explore
