@@ -80,6 +80,33 @@ def test_ranking_metrics_multi_relevance():
     assert m["mrr@4"][0] == pytest.approx(0.5)
 
 
+def test_multi_relevance_ideal_dcg_is_cut_at_k():
+    """More relevant items than k: the ideal list holds only k of them (IDCG@k), so a first
+    hit is a perfect ndcg@1 whatever else is relevant."""
+    m = ranking_metrics([[1, 5, 3]], [{1, 3, 7}], ks=(1, 2, 3))
+    assert m["ndcg@1"][0] == pytest.approx(1.0)
+    assert m["ndcg@2"][0] == pytest.approx(1 / (1 + 1 / math.log2(3)))
+    assert m["ndcg@3"][0] == pytest.approx((1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3) + 1 / math.log2(4)))
+    assert m["recall@1"][0] == pytest.approx(1 / 3) and m["recall@3"][0] == pytest.approx(2 / 3)
+    assert m["mrr@3"][0] == pytest.approx(1.0)
+
+
+def test_multi_relevance_matches_ranx():
+    ranx = pytest.importorskip("ranx")
+    ranked = [[1, 5, 3], [5, 1, 7, 3, 9], [9, 8, 2, 4, 6, 1], [2, 4]]
+    relevant = [{1, 3, 7}, {3, 7}, {1, 2, 4, 6, 8, 9, 11}, {5, 6}]
+    ks = (1, 2, 3, 5)
+    ours = ranking_metrics(ranked, relevant, ks=ks)
+    qrels = ranx.Qrels({f"q{u}": {str(i): 1 for i in rel} for u, rel in enumerate(relevant)})
+    run = ranx.Run({f"q{u}": {str(i): float(len(lst) - r) for r, i in enumerate(lst)}
+                    for u, lst in enumerate(ranked)})
+    names = [f"{m}@{k}" for m in ("ndcg", "recall", "mrr") for k in ks]
+    ranx.evaluate(qrels, run, names)
+    for name in names:
+        theirs = [run.scores[name][f"q{u}"] for u in range(len(ranked))]
+        assert ours[name] == pytest.approx(theirs, abs=1e-9), name
+
+
 def test_single_target_versions_agree():
     rng = np.random.default_rng(0)
     scores = rng.random((30, 40))
