@@ -20,8 +20,6 @@ from llmrank.cli.common import (
     setup_logging,
 )
 
-DEFAULT_RECIPE = Path("finetune/sft_ml_small.toml")
-
 
 def overrides_from_flags(*, dataset: str | None, steps: int | None, lr: float | None,
                          dpo: bool, from_adapter: str | None, domain: str | None,
@@ -86,7 +84,9 @@ def _summary_table(report: Any) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
     def finetune_cmd(
-        recipe: Path = typer.Option(DEFAULT_RECIPE, "--recipe", "-r", help="Recipe TOML in finetune/."),
+        recipe: Path | None = typer.Option(
+            None, "--recipe", "-r", help="Recipe TOML: a path, or the name of a shipped recipe "
+            "(dpo.toml, ...); default the shipped sft_ml_small.toml."),
         dataset: str | None = typer.Option(None, help="Dataset name or path (overrides data.dataset)."),
         steps: int | None = typer.Option(None, help="Optimizer steps (train.max_steps)."),
         lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
@@ -107,15 +107,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fine-tune the LLM reranker with LoRA (SFT or DPO) and save the adapter with its manifest."""
         from llmrank.finetune.api import finetune
-        from llmrank.finetune.config import load_recipe
+        from llmrank.finetune.config import load_recipe, resolve_recipe
 
         setup_logging(verbose)
         overrides = overrides_from_flags(
             dataset=dataset, steps=steps, lr=lr, dpo=dpo, from_adapter=from_adapter,
             domain=domain, out=out, name=name, base_model=base_model, users=users,
             threads=threads, seed=seed, feedback=feedback)
-        rec = load_recipe(recipe if recipe.is_file() or recipe != DEFAULT_RECIPE else None,
-                          overrides)
+        rec = load_recipe(resolve_recipe(recipe), overrides)
         compare = bool(domain and from_adapter and not (dpo or feedback))
         with progress_bar(enabled=not json_out) as bar:
             tasks: dict[str, Any] = {}

@@ -8,6 +8,7 @@ written into the adapter's manifest so a result can be reproduced from it."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -200,6 +201,44 @@ def recipe_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = Non
         raise ConfigError(f"invalid finetune recipe: {exc}") from exc
     except TypeError as exc:  # unknown top-level key
         raise ConfigError(f"invalid finetune recipe: {exc}") from exc
+
+
+DEFAULT_RECIPE = "sft_ml_small.toml"
+_SOURCE_RECIPES = Path(__file__).resolve().parents[2] / "finetune"
+
+
+def recipe_dirs() -> list[Path]:
+    """Folders of the shipped recipes: the wheel's data package ``llmrank._recipes`` (mapped
+    from the top-level ``finetune/`` folder, as prompts are), then the source tree's
+    ``finetune/`` (editable installs, where that package does not exist)."""
+    try:
+        spec = importlib.util.find_spec("llmrank._recipes")
+    except (ImportError, ValueError):
+        spec = None
+    dirs = [Path(p) for p in spec.submodule_search_locations] if spec and spec.submodule_search_locations else []
+    return [d for d in [*dirs, _SOURCE_RECIPES] if d.is_dir()]
+
+
+def shipped_recipe(name: str = DEFAULT_RECIPE) -> Path:
+    """A recipe shipped with llmrank, wherever the command runs (the default recipe was read
+    relative to the current directory and silently replaced by built-in defaults elsewhere)."""
+    for folder in recipe_dirs():
+        if (folder / name).is_file():
+            return folder / name
+    looked = ", ".join(str(d) for d in recipe_dirs()) or f"llmrank._recipes, {_SOURCE_RECIPES}"
+    raise ConfigError(f"shipped finetune recipe {name!r} not found (looked in {looked}): "
+                      "give --recipe PATH")
+
+
+def resolve_recipe(path: Path | None) -> Path:
+    """The recipe file a ``--recipe`` value names: none = the shipped default; a bare file
+    name that is not in the current directory = the shipped recipe of that name; anything
+    else the path itself (a missing one fails when read, naming it)."""
+    if path is None:
+        return shipped_recipe()
+    if not path.exists() and path.parent == Path("."):
+        return shipped_recipe(path.name)
+    return path
 
 
 def load_recipe(source: str | Path | dict[str, Any] | Recipe | None = None,

@@ -78,3 +78,20 @@ def test_feedback_implies_dpo_and_two_datasets_are_an_error():
     same = overrides_from_flags(dataset="ml-100k", domain="ml-100k", dpo=False, feedback=None,
                                 **flags)
     assert same["data.dataset"] == "ml-100k"
+
+
+def test_the_default_recipe_is_read_from_another_directory(tmp_path, monkeypatch):
+    """Run outside the checkout, the default recipe was silently replaced by built-in defaults."""
+    import llmrank.finetune.api as api
+
+    seen = []
+
+    def fake_finetune(recipe, **_):  # type: ignore[no-untyped-def]
+        seen.append(recipe)
+        raise typer.Exit(0)
+
+    monkeypatch.setattr(api, "finetune", fake_finetune)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(_app(), ["finetune", "--steps", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    assert seen[0].name == "sft-ml-small" and seen[0].train.max_steps == 3

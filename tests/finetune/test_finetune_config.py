@@ -45,3 +45,25 @@ def test_validation_metric_is_checked_at_load():
     assert load_recipe({"validation": {"metric": "label_nll"}}).validation.metric == "label_nll"
     reported = per_user_metrics(np.zeros((2, 5)), np.array([0, 1]))
     assert set(VALIDATION_METRICS) == set(reported)
+
+
+def test_the_default_recipe_is_the_shipped_file_wherever_the_command_runs(tmp_path, monkeypatch):
+    from llmrank.finetune.config import resolve_recipe
+
+    monkeypatch.chdir(tmp_path)
+    path = resolve_recipe(None)
+    assert path.is_absolute() and path.name == "sft_ml_small.toml"
+    assert load_recipe(path).name == "sft-ml-small"
+    assert resolve_recipe(Path("dpo.toml")).is_file()  # a shipped recipe by its name
+    (tmp_path / "dpo.toml").write_text('name = "mine"\n')
+    assert load_recipe(resolve_recipe(Path("dpo.toml"))).name == "mine"  # a local file wins
+    with pytest.raises(ConfigError, match=r"not found: elsewhere/none\.toml"):
+        load_recipe(resolve_recipe(Path("elsewhere/none.toml")))
+
+
+def test_a_missing_shipped_recipe_is_an_error_not_the_builtin_defaults(monkeypatch):
+    from llmrank.finetune import config
+
+    monkeypatch.setattr(config, "recipe_dirs", lambda: [])
+    with pytest.raises(ConfigError, match=r"sft_ml_small\.toml.*--recipe"):
+        config.resolve_recipe(None)
