@@ -150,11 +150,23 @@ class ExploreStep:
         return float(self.prior_scores.get(item.item_id, self._prior_floor))
 
     def feedback(self, event: FeedbackEvent) -> str:
-        """Store one event (returns after it is durable: the acknowledgement)."""
-        if self.store is None:
-            from llmrank.errors import FeedbackError
+        """Store one event (returns after it is durable: the acknowledgement). An event tied
+        to a request must match what that request showed: learning, OPE and DPO pairs read
+        it as feedback on that slate."""
+        from llmrank.errors import FeedbackError
 
+        if self.store is None:
             raise FeedbackError("no feedback store configured")
+        if event.request_id is not None:
+            imp = self.store.impression(event.request_id)
+            if imp is None:
+                raise FeedbackError(f"unknown request_id {event.request_id!r}: no impression was "
+                                    "logged under it (leave request_id out for feedback on an "
+                                    "item found elsewhere)")
+            if event.item_id not in imp.items:
+                raise FeedbackError(f"item {event.item_id!r} was not shown in request {event.request_id!r}")
+            if imp.user_id is not None and event.user_id is not None and event.user_id != imp.user_id:
+                raise FeedbackError(f"request {event.request_id!r} was served to another user")
         return self.store.log_event(event)
 
     def _learn_if_due(self) -> None:

@@ -186,3 +186,24 @@ def test_a_must_item_the_request_rules_out_is_neither_shown_nor_logged(tmp_path)
     shown = rec.recommend(RecRequest(user_id="u1", k=3, explore=True, n_candidates=5,
                                      filters=Filters(exclude_seen=False)))
     assert shown.item_ids()[:2] == ["29", "3"]
+
+
+def test_feedback_tied_to_a_request_must_match_what_it_showed(tmp_path):
+    import pytest
+
+    from llmrank.errors import FeedbackError
+
+    ds = Dataset.from_records("tiny", ITEMS, [User("u1"), User("u2")],
+                              [("u1", "0", 0, 4.0), ("u2", "1", 0, 4.0)])
+    cfg = {"reranker": {"enabled": False}, "feedback": {"path": str(tmp_path / "fb.sqlite")}}
+    rec = Recommender.from_config(cfg, dataset=ds, retriever=Retriever(), llm=FakeLLM())
+    resp = rec.recommend("u1", k=3)
+    shown, hidden = resp.item_ids()[0], "29"
+    assert hidden not in resp.item_ids()
+    for bad, what in [(FeedbackEvent("u1", shown, "click", request_id="nope"), "unknown request_id"),
+                      (FeedbackEvent("u1", hidden, "click", request_id=resp.request_id), "not shown"),
+                      (FeedbackEvent("u2", shown, "click", request_id=resp.request_id), "another user")]:
+        with pytest.raises(FeedbackError, match=what):
+            rec.feedback(bad)
+    assert rec.feedback(FeedbackEvent("u1", shown, "click", request_id=resp.request_id))
+    assert rec.feedback(FeedbackEvent("u1", hidden, "click"))  # found elsewhere: no request
