@@ -103,6 +103,34 @@ def test_open_store_uses_registry(tmp_path):
 
     store = open_store(FeedbackConfig(path=str(tmp_path / "x.sqlite")))
     assert isinstance(store, SqliteFeedbackStore) and store.synchronous == "FULL"
+    assert store._read("PRAGMA synchronous")[0][0] == 2  # what the connection runs with: FULL
+    assert store._read("PRAGMA journal_mode")[0][0] == "wal"
+
+
+def test_durability_pragmas_are_those_of_the_connection(tmp_path):
+    """The default store fsyncs every commit (synchronous = FULL = 2) in WAL mode; NORMAL (1)
+    only when asked. Read back from the connection itself, not from the attribute, also on
+    the connection a forked child opens (NORMAL there: SQLite's own default is FULL)."""
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    store.log_impression(_imp("r1"))
+    assert store._read("PRAGMA synchronous")[0][0] == 2
+    assert store._read("PRAGMA journal_mode")[0][0] == "wal"
+    normal = SqliteFeedbackStore(tmp_path / "fb.sqlite", synchronous="NORMAL")
+    assert normal._read("PRAGMA synchronous")[0][0] == 1
+    assert normal._read("PRAGMA journal_mode")[0][0] == "wal"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh connection, same settings
+        try:
+            got = (normal._read("PRAGMA synchronous")[0][0], normal._read("PRAGMA journal_mode")[0][0])
+            os.write(w, repr(got).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    assert got == "(1, 'wal')"
 
 
 def test_concurrent_writer_processes_lose_nothing(tmp_path):
