@@ -163,7 +163,9 @@ def recommend(
     n_candidates: int | None = typer.Option(None, "--candidates", "-n", min=1,
                                             help="Candidates retrieved for the reranker (default: the config's)."),
     explain: bool = typer.Option(False, "--explain/--no-explain", help="Write explanations for the shown items."),
-    explore: bool = typer.Option(False, "--explore/--no-explore", help="Let the configured policy explore."),
+    explore: bool | None = typer.Option(None, "--explore/--no-explore",
+                                        help="Let the configured policy explore (default: when the "
+                                             "config's policy is not greedy)."),
     rerank: bool | None = typer.Option(None, "--rerank/--no-rerank", help="Rerank with the LLM (default: the config's)."),
     genre: list[str] | None = GenreOpt,
     attr: list[str] | None = AttrOpt,
