@@ -33,12 +33,15 @@ StoreOpt = typer.Option(None, "--store", "-s", help="SQLite file (default: the f
 ConfigOpt = typer.Option(None, "--config", "-c", help="Deployment config (TOML/YAML) with a feedback section.")
 
 
-def _store(store: Path | None, config: Path | None) -> Any:
+def _store(store: Path | None, config: Path | None, *, read: bool = True) -> Any:
+    """The store to use. Readers (``read``: stats, export, pairs, ope) need an existing
+    SQLite file, so a mistyped --store is an error (exit 3), not an empty new store."""
     from llmrank.config import load_config
     from llmrank.feedback import open_store
 
     cfg = load_config(config)
-    return open_store(cfg.feedback, path=store)
+    options = {"create": False} if read and cfg.feedback.backend == "sqlite" else {}
+    return open_store(cfg.feedback, path=store, **options)
 
 
 @app.command("import")
@@ -57,7 +60,7 @@ def import_cmd(
     if on_error not in ("skip", "raise"):
         raise ConfigError("--on-error must be skip or raise")
     report = LoadReport()
-    fb = _store(store, config)
+    fb = _store(store, config, read=False)
     counts = import_jsonl(fb, file, on_error=on_error, report=report)  # type: ignore[arg-type]
     result = {**counts, "problems": report.problems, "store": getattr(fb, "path", None)}
     if json_out:

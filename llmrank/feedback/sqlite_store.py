@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from llmrank.errors import FeedbackError
+from llmrank.errors import DataError, FeedbackError
 from llmrank.feedback.records import EVENT_KINDS, FeedbackEvent, Impression
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,10 @@ class SqliteFeedbackStore:
         *,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         timeout: float = 30.0,
+        create: bool = True,
     ) -> None:
+        """``create`` False: the file must exist (DataError), for readers, where a mistyped
+        path would otherwise become a new empty store that reads as no feedback."""
         if path is None:
             from llmrank.config import llmrank_home
 
@@ -106,6 +109,8 @@ class SqliteFeedbackStore:
         self._conn_obj: sqlite3.Connection | None = None
         self._pid = -1
         if self.path != ":memory:":
+            if not create and not Path(self.path).is_file():
+                raise DataError(f"feedback store not found: {self.path}")
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._connection()  # create the schema now so that errors surface at construction
 

@@ -133,3 +133,25 @@ def test_export_json_without_out_is_one_json_document(tmp_path):
     assert {r["type"] for r in body["records"]} == {"event"}
     plain = runner.invoke(app, ["export", "--store", str(src)])  # JSON lines, as import reads
     assert len(plain.stdout.splitlines()) == 60
+
+
+@pytest.mark.parametrize("command", [["stats"], ["export"], ["pairs", "--out", "p.jsonl"],
+                                     ["ope", "--policy", "greedy"]])
+def test_readers_refuse_a_store_that_does_not_exist(command, tmp_path, monkeypatch):
+    """A mistyped --store became a new empty database and printed zeros with exit 0."""
+    from llmrank.errors import DataError
+
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "typo.sqlite"
+    res = runner.invoke(app, [*command, "--store", str(missing)])
+    assert isinstance(res.exception, DataError) and "typo.sqlite" in str(res.exception)
+    assert not missing.exists() and not (tmp_path / "p.jsonl").exists()
+
+
+def test_a_missing_store_exits_3_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "llmrank.cli.main", "feedback", "stats", "--store",
+                          str(tmp_path / "typo.sqlite")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 3 and "feedback store not found" in res.stderr, res.stderr
