@@ -106,7 +106,7 @@ def render(
     item: str | None = typer.Option(None, "--item", help="explain: the item to explain (default: the first candidate)."),
     text: str | None = typer.Option(None, "--text", "-t", help="Free-text request (the 'query' input)."),
     n_candidates: int = typer.Option(20, "--candidates", "-n", min=1, help="Candidates when retrieved."),
-    var: list[str] | None = typer.Option(None, "--var", help="Other templates: input KEY=VALUE (JSON when it parses)."),
+    var: list[str] | None = typer.Option(None, "--var", help="Other templates: input KEY=VALUE, text for a str input, JSON for the other types."),
     config: Path | None = ConfigOpt,
     dataset: str | None = DatasetOpt,
     data_dir: str | None = DataDirOpt,
@@ -246,13 +246,31 @@ def _explain_prompt(cfg: Config, pmodel: Any, tmpl: PromptTemplate, hist_items: 
     return {"text": prompt, "prompt_tokens": n_tok, "item": target.item_id}
 
 
+def var_values(tmpl: PromptTemplate, pairs: list[str] | None) -> dict[str, Any]:
+    """``--var KEY=VALUE`` read as the template declares KEY: a str input keeps the text
+    (``--var user=7`` is the id "7", which JSON made the int 7 and the template refused; a
+    JSON string such as '"7"' still reads as 7 without quotes); other types read JSON."""
+    types = {i.name: i.type for i in tmpl.inputs}
+    values = parse_key_values(pairs, "--var")
+    for key, value in values.items():
+        if types.get(key) == "str" and not isinstance(value, str):
+            values[key] = _raw_var(pairs or [], key)
+    return values
+
+
+def _raw_var(pairs: list[str], key: str) -> str:
+    """The text after '=' of the last ``--var key=...`` (the one parse_key_values kept)."""
+    raw = [p.partition("=")[2] for p in pairs if p.partition("=")[0].strip() == key]
+    return raw[-1]
+
+
 def _filled_prompt(pmodel: Any, tmpl: PromptTemplate, names: set[str], ds: Any, user: str | None,
                    text: str | None, hist_items: list[Any], var: list[str] | None) -> dict[str, Any]:
     """Any other template: the inputs it declares that we know (catalog, user, query,
     history titles), then the --var values, which win."""
     values: dict[str, Any] = {"catalog": f"{ds.name}, {ds.n_items} items", "user": user, "query": text,
                               "history": [it.title for it in hist_items]}
-    values = {k: v for k, v in values.items() if k in names and v is not None} | parse_key_values(var, "--var")
+    values = {k: v for k, v in values.items() if k in names and v is not None} | var_values(tmpl, var)
     prompt = tmpl.render(**values).to_text(pmodel)
     return {"text": prompt, "prompt_tokens": pmodel.count_tokens(prompt), "inputs": values}
 

@@ -181,3 +181,22 @@ def test_render_more_candidates_than_labels_shows_the_scorers_prompts(app):
     assert "prompt 2 of 2 in the first round" in result.stdout and "c039" in result.stdout
     few = run_json(app, "render", "rank", "--user", "u001", "--items", ",".join(ids[:20]), "--backend", "fake", *DATA)
     assert "windows" not in few and list(few["labels"].values()) == ids[:20]
+
+
+def test_vars_take_the_declared_type(app):
+    """--var user=7 became the int 7 and failed "input 'user' must be str"."""
+    data = run_json(app, "render", "chat_system", "--text", "cosy films", "--backend", "fake", *DATA,
+                    "--var", "user=7", "--var", "catalog=null")
+    assert data["inputs"]["user"] == "7" and data["inputs"]["catalog"] == "null"
+
+
+def test_var_values_read_json_for_other_types():
+    from types import SimpleNamespace
+    from typing import cast
+
+    from llmrank.cli.prompts import var_values
+    from llmrank.prompts.template import InputSpec, PromptTemplate
+
+    tmpl = SimpleNamespace(inputs=[InputSpec("n", "int"), InputSpec("xs", "list"), InputSpec("s")])
+    got = var_values(cast(PromptTemplate, tmpl), ["n=3", "xs=[1, 2]", 's="quoted"', "s=4.0"])
+    assert got == {"n": 3, "xs": [1, 2], "s": "4.0"}
