@@ -16,6 +16,7 @@ from llmrank.cli.common import (
     console,
     plain,
     print_json,
+    print_warning,
     progress_bar,
     setup_logging,
 )
@@ -41,6 +42,18 @@ def _select_rankers(raw: dict[str, Any], names: str) -> list[dict[str, Any]]:
         match = next((r for r in existing if r.get("label", r.get("name")) == name), None)
         out.append(match or {"name": name})
     return out
+
+
+def _drop_lost_reference(raw: dict[str, Any], reference: str | None) -> None:
+    """``--rankers`` without the config's reference ranker: no paired comparison (with a
+    note), instead of a ConfigError after every ranker was evaluated. An explicit
+    ``--reference`` is kept, and checked when the config loads."""
+    ref = (raw.get("run") or {}).get("reference")
+    labels = [r.get("label", r.get("name")) for r in raw.get("rankers", [])]
+    if reference is None and ref is not None and ref not in labels:
+        print_warning(f"reference ranker {ref!r} is not among --rankers {', '.join(map(str, labels))}: "
+                      "no paired comparison (give --reference LABEL for one)")
+        raw["run"] = {k: v for k, v in raw["run"].items() if k != "reference"}
 
 
 def eval_command(
@@ -72,6 +85,7 @@ def eval_command(
     raw: dict[str, Any] = read_config_file(config) if config else {}
     if rankers:
         raw["rankers"] = _select_rankers(raw, rankers)
+        _drop_lost_reference(raw, reference)
     cfg = load_eval_config(raw, _overrides(dataset, data_dir, kcore, protocol, stage, workers,
                                            out, seed, max_users, reference, retriever, plots))
     with progress_bar(enabled=not json_out) as bar:
@@ -98,7 +112,8 @@ def eval_command(
     for r in rep.results:
         table.add_row(plain(r.label), *[fmt_ci(r.summary.get(c)) for c in cols])
     console.print(table)
-    console.print(f"outputs: {plain(rep.out_dir)}/ (results.md, metrics.json, runs/, plots)")
+    plots_note = ", plots" if cfg.run.plots else ""
+    console.print(f"outputs: {plain(rep.out_dir)}/ (results.md, metrics.json, runs/{plots_note})")
 
 
 def register(app: typer.Typer) -> None:

@@ -157,6 +157,7 @@ def run_eval(cfg: EvalConfig, *, dataset: Dataset | None = None,
         "preprocessing": prepared.preprocessing, "data_path": str(prepared.path) if prepared.path else "catalog",
         "versions": provenance.versions(), "git": provenance.git_state(),
         "machine": provenance.machine(), "started": started, "finished": provenance.now(),
+        "users": {"evaluated": len(users), "evaluable": len(split.eval_users())},
     }
     rep = EvalReport(cfg, results, out, prepared, meta)
     rep.files = write_outputs(rep, targets)
@@ -184,6 +185,15 @@ def write_outputs(rep: EvalReport, targets: np.ndarray) -> list[Path]:
     return files
 
 
+def _users_line(users: dict[str, int] | None) -> str:
+    """How many users the numbers are over: protocol.max_users (--max-users) keeps the first
+    N evaluable users, which the data line (all evaluable users) does not say."""
+    if not users:
+        return "-"
+    n, total = users["evaluated"], users["evaluable"]
+    return f"{n} evaluated" if n == total else f"{n} evaluated, the first of {total} evaluable (max_users)"
+
+
 def header_lines(rep: EvalReport) -> dict[str, Any]:
     """What every printed table states: data + preprocessing, protocol, seed, commit."""
     cfg, p = rep.config, rep.config.protocol
@@ -195,6 +205,7 @@ def header_lines(rep: EvalReport) -> dict[str, Any]:
         "name": cfg.name,
         "data": rep.data.describe(),
         "protocol": f"{proto}, stage {p.stage}, ties {p.ties}",
+        "users": _users_line(rep.meta.get("users")),
         "seed": cfg.seed,
         "commit": f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}",
         "date": rep.meta.get("finished"),

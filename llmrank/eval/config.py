@@ -117,6 +117,14 @@ class EvalConfig(_Model):
             raise ValueError(f"ranker labels must be unique, got {labels}")
         return self
 
+    @model_validator(mode="after")
+    def _reference_is_a_ranker(self) -> EvalConfig:
+        """Checked at load: run_eval found it out only after evaluating every ranker."""
+        labels = [r.display for r in self.rankers]
+        if self.run.reference is not None and self.run.reference not in labels:
+            raise ValueError(f"run.reference {self.run.reference!r} is not among the rankers {labels}")
+        return self
+
     def out_dir(self) -> Path:
         return Path(self.run.out or Path("eval") / "out" / self.name)
 

@@ -65,3 +65,25 @@ def test_eval_command_reports_bad_config(tmp_path):
     bad.write_text("[protocol]\nname = 'nope'\n")
     res = CliRunner().invoke(_app(), ["eval", "--config", str(bad)])
     assert res.exit_code != 0
+
+
+def test_rankers_without_the_reference_drop_the_paired_comparison(synth, tmp_path):
+    """--rankers random with a config whose reference is most-popular evaluated everything,
+    then failed "reference ranker 'most-popular' is not among the rankers"."""
+    data = write_movielens_csv(synth, tmp_path / "synth")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\nkcore = 2\n[protocol]\nname = "candidates"\n'
+                   '[[rankers]]\nname = "random"\n[[rankers]]\nname = "most-popular"\n'
+                   '[run]\nreference = "most-popular"\n')
+    out = tmp_path / "out"
+    res = CliRunner().invoke(_app(), ["eval", "--config", str(cfg), "--dataset", str(data),
+                                      "--rankers", "random", "--out", str(out), "--max-users", "30",
+                                      "--no-plots"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "no paired comparison" in res.stderr and "most-popular" in res.stderr
+    assert "users: 30 evaluated, the first of" in res.stdout  # --max-users, said in the header
+    assert "plots" not in res.stdout.split("outputs:")[1]  # --no-plots
+    assert json.loads((out / "metrics.json").read_text())["results"].keys() == {"random"}
+    res = CliRunner().invoke(_app(), ["eval", "--config", str(cfg), "--dataset", str(data),
+                                      "--rankers", "random", "--reference", "bpr", "--out", str(out)])
+    assert res.exit_code != 0  # an explicit --reference that is not run stays an error

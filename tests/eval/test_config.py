@@ -39,3 +39,10 @@ def test_fingerprint_ignores_workers_but_not_seed():
     c = load_eval_config({"rankers": [{"name": "random"}], "seed": 1})
     spec = a.rankers[0]
     assert a.fingerprint(spec) == b.fingerprint(spec) != c.fingerprint(spec)
+
+
+def test_a_reference_that_is_not_a_ranker_fails_at_load():
+    """run_eval found it out only after evaluating every ranker."""
+    raw = {"rankers": [{"name": "random"}], "run": {"reference": "most-popular"}}
+    with pytest.raises(ConfigError, match="run.reference 'most-popular' is not among the rankers"):
+        load_eval_config(raw)
