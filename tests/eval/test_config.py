@@ -44,5 +44,5 @@ def test_fingerprint_ignores_workers_but_not_seed():
 def test_a_reference_that_is_not_a_ranker_fails_at_load():
     """run_eval found it out only after evaluating every ranker."""
     raw = {"rankers": [{"name": "random"}], "run": {"reference": "most-popular"}}
-    with pytest.raises(ConfigError, match="run.reference 'most-popular' is not among the rankers"):
+    with pytest.raises(ConfigError, match=r"run\.reference 'most-popular' is not among the rankers"):
         load_eval_config(raw)
