@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmrank.config_files import read_config_file, with_overrides
+from llmrank.config_files import problems, read_config_file, with_overrides
 from llmrank.errors import ConfigError
 
 DATA_DIR_ENV = "LLMRANK_DATA_DIR"
@@ -163,4 +163,4 @@ def load_config(source: str | Path | dict[str, Any] | Config | None = None,
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"invalid config: {exc}") from exc
+        raise ConfigError(f"invalid config: {problems(exc.errors())}") from exc

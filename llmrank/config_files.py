@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 import tomllib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,28 @@ class _Null:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Null:
         return self
+
+
+def problems(errors: Iterable[Mapping[str, Any]], limit: int = 5) -> str:
+    """Pydantic's errors as one line, ``key: message (got value)`` joined by '; ': the CLI
+    promises one line and an exit code, and pydantic's own text spans lines and links."""
+    errors = list(errors)
+    parts = [_problem(e) for e in errors[:limit]]
+    if len(errors) > limit:
+        parts.append(f"{len(errors) - limit} more")
+    return "; ".join(parts)
+
+
+_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")  # the value is beside the point
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    msg = str(error.get("msg", "")).removeprefix("Value error, ").replace("\n", " ")
+    value = error.get("input")
+    shown = repr(value) if isinstance(value, (int, float, str, bool)) else ""
+    got = f" (got {shown[:40]})" if shown and error.get("type") not in _UNKNOWN_KEY else ""
+    return f"{where}: {msg}{got}" if where else f"{msg}{got}"
 
 
 # An override that sets its key to None (``--set reranker.adapter=null``); a plain None in

@@ -65,3 +65,34 @@ def test_null_override_sets_none_where_a_plain_none_is_skipped() -> None:
     raw = {"reranker": {"adapter": "lora", "model": "m"}}
     out = with_overrides(raw, {"reranker.adapter": NULL, "reranker.model": None})
     assert out == {"reranker": {"adapter": None, "model": "m"}}
+
+
+def test_invalid_values_are_one_line_per_problem_without_pydantic_links():
+    """--set reranker.permutations=0 printed pydantic's multi-line dump with its URLs."""
+    from llmrank.config import load_config
+    from llmrank.eval.config import load_eval_config
+    from llmrank.finetune.config import load_recipe
+
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"reranker.permutations": 0, "reranker.bogus": 1})
+    msg = str(info.value)
+    assert msg == ("invalid config: reranker.permutations: Input should be greater than or equal "
+                   "to 1 (got 0); reranker.bogus: Extra inputs are not permitted")
+    with pytest.raises(ConfigError) as info:
+        load_eval_config(None, {"run.workers": "many"})
+    assert str(info.value).startswith("invalid eval config: run.workers: ")
+    assert str(info.value).endswith("(got 'many')") and "\n" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_recipe(None, {"train.max_steps": "x", "train.bogus": 1})
+    text = str(info.value)
+    assert "\n" not in text and "pydantic.dev" not in text and "train.max_steps: " in text
+    assert "(got 'x'); train.bogus: Unexpected keyword argument" in text
+
+
+def test_problems_caps_the_list_and_drops_pydantics_prefix():
+    from llmrank.config_files import problems
+
+    errors = [{"loc": ("a", i), "msg": "bad", "input": "v" * 100} for i in range(7)]
+    text = problems(errors)
+    assert text.count("; ") == 5 and text.endswith("2 more") and "a.0: bad (got 'vvv" in text
+    assert problems([{"loc": (), "msg": "Value error, k must be >= 1", "input": {}}]) == "k must be >= 1"

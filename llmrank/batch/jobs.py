@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from llmrank.batch.base import FailedLine, RequestSource
+from llmrank.config_files import problems
 from llmrank.errors import LlmrankError
 from llmrank.records import RecRequest
 from llmrank.serve.schemas import BatchLineModel, FiltersModel, RecResponseModel
@@ -64,8 +65,7 @@ def _canonical(raw: Any) -> str:
 
 
 def _validation_reason(exc: ValidationError) -> str:
-    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
-    return "invalid request: " + "; ".join(parts)
+    return "invalid request: " + problems(exc.errors())
 
 
 def line_from_record(req: RecRequest, candidates: list[str] | None = None) -> BatchLineModel:

@@ -105,13 +105,15 @@ def plain(value: object) -> str:
 
 def print_error(message: object) -> None:
     """One red ``error:`` line on stderr. The message is escaped: it holds user and
-    exception text, where rich would read ``[gpu]`` or ``[/path]`` as markup and drop it."""
-    err_console.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False)
+    exception text, where rich would read ``[gpu]`` or ``[/path]`` as markup and drop it.
+    ``soft_wrap``: rich broke a long message at 80 columns when stderr is not a terminal,
+    and a script reading stderr got several lines."""
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 def print_warning(message: object) -> None:
     """One yellow ``warning:`` line on stderr, escaped as ``print_error`` is."""
-    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 def exit_if_nothing_succeeded(succeeded: int, failed: int, what: str) -> None:

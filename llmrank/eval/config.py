@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llmrank.config_files import read_config_file, with_overrides
+from llmrank.config_files import problems, read_config_file, with_overrides
 from llmrank.errors import ConfigError
 
 DATASETS_ENV = "LLMRANK_DATA_DIR"
@@ -171,4 +171,4 @@ def load_eval_config(source: str | Path | dict[str, Any] | None = None,
     try:
         return EvalConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"invalid eval config: {exc}") from exc
+        raise ConfigError(f"invalid eval config: {problems(exc.errors())}") from exc

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmrank.config import DataConfig
+from llmrank.config_files import problems
 from llmrank.errors import ConfigError
 from llmrank.explore.replay import PolicySpec, ReplayConfig, ReplayResult
 
@@ -93,7 +94,9 @@ def load_simulate_config(path: str | Path | None) -> SimulateConfig:
         else:
             raise ConfigError(f"{path}: a simulation config must be .toml, .yaml or .yml")
         return SimulateConfig.model_validate(raw)
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        raise ConfigError(f"invalid simulation config {path}: {problems(exc.errors())}") from exc
+    except ValueError as exc:
         raise ConfigError(f"invalid simulation config {path}: {exc}") from exc
 
 

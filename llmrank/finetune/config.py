@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 
-from llmrank.config_files import read_config_file, with_overrides
+from llmrank.config_files import problems, read_config_file, with_overrides
 from llmrank.errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid")
@@ -198,7 +198,7 @@ def recipe_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = Non
     try:
         return Recipe(**data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid finetune recipe: {exc}") from exc
+        raise ConfigError(f"invalid finetune recipe: {problems(exc.errors())}") from exc
     except TypeError as exc:  # unknown top-level key
         raise ConfigError(f"invalid finetune recipe: {exc}") from exc
 

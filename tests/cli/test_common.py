@@ -113,3 +113,19 @@ def test_set_null_overrides_a_value_from_the_config_file(tmp_path) -> None:
                              **parse_key_values(["reranker.adapter=null", "feedback.path=null"])})
     assert cfg.reranker.adapter is None and cfg.feedback.path is None
     assert cfg.reranker.model == "default"
+
+
+def test_a_long_error_is_one_line_on_stderr(monkeypatch, capsys) -> None:
+    """Rich wrapped it at 80 columns when stderr was not a terminal: several lines."""
+    from llmrank.config import load_config
+
+    app = _app()
+
+    @app.command()
+    def config() -> None:
+        load_config(None, {"reranker.permutations": 0, "retriever.n_candidates": "x",
+                           "reranker.bogus": 1})
+
+    code, err = _guarded(app, monkeypatch, capsys, "config")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and len(err) > 120
+    assert "reranker.permutations: Input should be greater than or equal to 1 (got 0); " in err
