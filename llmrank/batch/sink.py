@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from llmrank.batch.base import FailedLine
-from llmrank.errors import DataError
+from llmrank.errors import ConfigError, DataError
+
+# the way out of a refused resume, for Python callers and the `llmrank rerank` flag alike
+_START_AGAIN = "start again with --overwrite (overwrite=True in Python) or choose another output path"
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +96,16 @@ class ResultSink:
         self._err = open(self.errors_path, "a", encoding="utf-8")  # noqa: SIM115
 
     def _check_meta(self) -> None:
+        """Refuse to resume into an output of other requests (DataError) or another config
+        (ConfigError, exit 2 as every config problem); the advice names the CLI flag too."""
         if not self.meta_path.exists():
             raise DataError(f"{self.path} exists but is not a llmrank batch output (no "
-                            f"{self.meta_path.name}); pass overwrite=True or choose another path")
+                            f"{self.meta_path.name}); {_START_AGAIN}")
         meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
         if meta.get("input") != self.input_key:
-            raise DataError(f"{self.path} belongs to a different input (file or requests); pass overwrite=True "
-                            "to start again or choose another output path")
+            raise DataError(f"{self.path} belongs to a different input (file or requests); {_START_AGAIN}")
         if meta.get("config") != self.config_key:
-            raise DataError(f"{self.path} was written with a different config; pass overwrite=True "
-                            "to start again or choose another output path")
+            raise ConfigError(f"{self.path} was written with a different config; {_START_AGAIN}")
 
     def finished(self, line: int) -> bool:
         return line in self.done or line in self.failed

@@ -132,8 +132,8 @@ def test_existing_outputs_are_protected(rec, tmp_path):
         LocalBatchEngine(rec).run(other, out)
     changed = rec.__class__.from_config({**CFG, "reranker": {"backend": "fake", "permutations": 3}},
                                         dataset=rec.dataset, retriever=rec.retriever, llm=rec.reranker.llm)
-    with pytest.raises(DataError, match="different config"):
-        LocalBatchEngine(changed).run(src, out)
+    with pytest.raises(ConfigError, match="different config; start again with --overwrite"):
+        LocalBatchEngine(changed).run(src, out)  # a config problem: exit 2, as README says
     report = LocalBatchEngine(rec).run(other, out, overwrite=True)
     assert report.done == 2 and report.resumed == 0 and sorted(read_out(out)) == [1, 2]
     stray = tmp_path / "stray.jsonl"

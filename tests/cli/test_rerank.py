@@ -148,3 +148,17 @@ def test_failure_reasons_keep_their_brackets(app, tmp_path):
                    '{"user_id": "u001", "candidates": ["c001", "c002"]}\n')
     result = run(app, str(src), str(tmp_path / "out.jsonl"), *FAST)
     assert result.exit_code == 0 and "unknown user '[vip]'" in result.output
+
+
+def test_a_batch_resumed_with_another_config_exits_2_and_names_the_flag(app, tmp_path, monkeypatch,
+                                                                        capsys):
+    """The refusal said "pass overwrite=True" (Python) and exited 3 (data) for a config change."""
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text('{"user_id": "u001", "candidates": ["c001", "c002"]}\n')
+    assert run(app, str(src), str(out), *FAST).exit_code == 0
+    monkeypatch.setattr(sys, "argv", ["llmrank", "rerank", str(src), str(out), *FAST,
+                                      "--set", "reranker.permutations=2"])
+    with pytest.raises(SystemExit) as info:
+        run_guarded(app)
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.code == 2 and "different config; start again with --overwrite" in err
