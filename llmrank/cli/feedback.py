@@ -59,7 +59,7 @@ def import_cmd(
     setup_logging(verbose)
     if on_error not in ("skip", "raise"):
         raise ConfigError("--on-error must be skip or raise")
-    report = LoadReport()
+    report = LoadReport(log_problems=False)  # printed below (or in the JSON), once
     fb = _store(store, config, read=False)
     counts = import_jsonl(fb, file, on_error=on_error, report=report)  # type: ignore[arg-type]
     result = {**counts, "problems": report.problems, "store": getattr(fb, "path", None)}
@@ -71,6 +71,8 @@ def import_cmd(
                       f"{escape(str(result['store']))}")
         for p in report.problems:
             console.print(f"[yellow]skipped[/] {escape(p)}")
+        if counts["skipped"] > len(report.problems):
+            console.print(f"[yellow]skipped[/] {counts['skipped'] - len(report.problems)} more lines")
     exit_if_nothing_succeeded(counts["impressions"] + counts["events"], counts["skipped"], "lines")
 
 

@@ -45,6 +45,9 @@ class LoadReport:
     format: str = ""
     steps: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # False when the caller shows ``problems`` itself (``feedback import``): the per-line
+    # warning printed each skipped line a second time
+    log_problems: bool = field(default=True, compare=False)
 
     def problem(self, err: MalformedLineError, policy: ErrorPolicy) -> None:
         """Raise ``err`` under the 'raise' policy; otherwise count it and keep the first few."""
@@ -53,7 +56,8 @@ class LoadReport:
         self.skipped += 1
         if len(self.problems) < MAX_REPORTED:
             self.problems.append(str(err))
-        log.warning("skipping malformed line: %s", err)
+        if self.log_problems:
+            log.warning("skipping malformed line: %s", err)
 
     def merge(self, other: LoadReport) -> None:
         self.files += other.files
@@ -64,7 +68,9 @@ class LoadReport:
         self.steps += other.steps
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["log_problems"]  # how it was shown, not what the load did
+        return out
 
 
 def open_binary(path: Path) -> IO[bytes]:

@@ -155,3 +155,19 @@ def test_a_missing_store_exits_3_with_one_line(tmp_path):
     res = subprocess.run([sys.executable, "-m", "llmrank.cli.main", "feedback", "stats", "--store",
                           str(tmp_path / "typo.sqlite")], capture_output=True, text=True, timeout=120)
     assert res.returncode == 3 and "feedback store not found" in res.stderr, res.stderr
+
+
+def test_import_prints_each_skipped_line_once(tmp_path, caplog):
+    """Each skipped line was printed twice: a WARNING log and the command's 'skipped' line."""
+    bad = tmp_path / "bad.jsonl"
+    src = tmp_path / "a.sqlite"
+    _fill(src)
+    assert runner.invoke(app, ["export", "--store", str(src), "--out", str(bad)]).exit_code == 0
+    with bad.open("a") as fh:
+        fh.write("{broken\n" * 25)
+    with caplog.at_level("WARNING"):
+        res = runner.invoke(app, ["import", str(bad), "--store", str(tmp_path / "b.sqlite")])
+    assert res.exit_code == 0, res.output
+    assert not [r for r in caplog.records if "malformed" in r.getMessage()]
+    out = " ".join(res.output.split())
+    assert out.count(":61:") == 1 and out.count("skipped ") == 21 and "skipped 5 more lines" in out
