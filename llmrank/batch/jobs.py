@@ -125,10 +125,11 @@ def run_job(recommender: Recommender, job: Job) -> dict[str, Any]:
         model = BatchLineModel.model_validate(job.request)
         req = model.to_record()
         if model.candidates:
-            resp = recommender.rerank(req, model.candidates)
+            out = RecResponseModel.from_record(recommender.rerank(req, model.candidates))
+            out.note_dropped(model.candidates, recommender.dataset.items)  # as POST /rerank
         else:
-            resp = recommender.recommend(req)
-        body = RecResponseModel.from_record(resp).model_dump(mode="json")
+            out = RecResponseModel.from_record(recommender.recommend(req))
+        body = out.model_dump(mode="json")
         return {"line": job.line, "ok": True, **body}
     except LlmrankError as exc:
         return {"line": job.line, "ok": False, "error": type(exc).__name__, "reason": str(exc)}

@@ -93,13 +93,8 @@ def _routes(app: FastAPI, service: Service) -> None:
     @app.post("/rerank", response_model=RecResponseModel, tags=["recommend"])
     def rerank(body: RerankRequestModel) -> RecResponseModel:
         """Rerank the given candidates (no retrieval)."""
-        dropped = [c for c in body.candidates if c not in rec.dataset.items]
         resp = service.call(lambda: rec.rerank(body.to_record(), body.candidates))
-        out = RecResponseModel.from_record(resp)
-        if dropped:
-            out.trace.notes.append(f"dropped {len(dropped)} candidates not in the catalog: "
-                                   + ", ".join(dropped[:20]))
-        return out
+        return RecResponseModel.from_record(resp).note_dropped(body.candidates, rec.dataset.items)
 
     @app.post("/explain", response_model=ExplainResponseModel, tags=["recommend"])
     def explain(body: ExplainRequestModel) -> ExplainResponseModel:

@@ -8,6 +8,7 @@ engines read the same request lines as the HTTP API without importing FastAPI.""
 from __future__ import annotations
 
 import math
+from collections.abc import Container, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -124,6 +125,15 @@ class RecResponseModel(_Wire):
     def from_record(cls, resp: RecResponse) -> RecResponseModel:
         return cls(request_id=resp.request_id, user_id=resp.user_id, policy=resp.policy,
                    items=[_item(it) for it in resp.items], trace=_trace(resp.trace))
+
+    def note_dropped(self, candidates: Sequence[str], catalog: Container[str]) -> RecResponseModel:
+        """Say which given candidates are not in the catalog (rerank() drops them), so that
+        POST /rerank and batch lines both tell why fewer items came back."""
+        dropped = [c for c in dict.fromkeys(candidates) if c not in catalog]
+        if dropped:
+            self.trace.notes.append(f"dropped {len(dropped)} candidates not in the catalog: "
+                                    + ", ".join(dropped[:20]))
+        return self
 
 
 class ExplainRequestModel(_Wire):

@@ -27,7 +27,7 @@ class Counting:
 
     def __init__(self, rec, stop_at: int | None = None) -> None:
         self.rec, self.stop_at, self.calls = rec, stop_at, 0
-        self.config = rec.config
+        self.config, self.dataset = rec.config, rec.dataset
 
     def _tick(self) -> None:
         self.calls += 1
@@ -242,3 +242,14 @@ def test_worker_pool_matches_serial(rec, tmp_path):
     pooled = run_batch(src, tmp_path / "pool.jsonl", config=CFG, workers=2, batch_size=2)
     assert (pooled.done, [f.line for f in pooled.failed]) == (serial.done, [9])
     assert read_out(tmp_path / "pool.jsonl") == read_out(tmp_path / "serial.jsonl")
+
+
+def test_unknown_candidates_are_noted_as_post_rerank_notes_them(rec, tmp_path):
+    """A batch line dropped candidate ids not in the catalog without a word."""
+    line = {"user_id": "u003", "candidates": ["c010", "ghost", "c011", "ghost", "nope"], "k": 3}
+    src = write_requests(tmp_path / "req.jsonl", [line, {"user_id": "u001", "candidates": ["c010"]}])
+    LocalBatchEngine(rec).run(src, tmp_path / "out.jsonl")
+    out = {r["line"]: r for r in map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines())}
+    assert "dropped 2 candidates not in the catalog: ghost, nope" in out[1]["trace"]["notes"]
+    assert {it["item_id"] for it in out[1]["items"]} == {"c010", "c011"}
+    assert not [n for n in out[2]["trace"]["notes"] if "dropped" in n]
