@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmrank.config import DataConfig
-from llmrank.config_files import problems
+from llmrank.config_files import problems, read_config_file
 from llmrank.errors import ConfigError
 from llmrank.explore.replay import PolicySpec, ReplayConfig, ReplayResult
 
@@ -79,25 +79,11 @@ def load_simulate_config(path: str | Path | None) -> SimulateConfig:
     if path is None:
         return SimulateConfig()
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"simulation config not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    raw = read_config_file(path, "simulation config")  # a ConfigError for any unreadable file
     try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            raw = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            raw = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(f"{path}: a simulation config must be .toml, .yaml or .yml")
         return SimulateConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"invalid simulation config {path}: {problems(exc.errors())}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"invalid simulation config {path}: {exc}") from exc
 
 
 def make_prior(cfg: PriorConfig) -> Any:

@@ -100,7 +100,8 @@ def prompt_history(pair: PreferencePair, imp: Any, past: HistoryFn) -> list[str]
         return list(pair.history)
     if imp is None:
         return []
-    return [h for h in past(pair.user_id, imp.timestamp) if h not in set(imp.items)]
+    shown = set(imp.items)
+    return [h for h in past(pair.user_id, imp.timestamp) if h not in shown]
 
 
 def feedback_pairs(pairs: Sequence[PreferencePair], dataset: Dataset, builder: RankPromptBuilder,

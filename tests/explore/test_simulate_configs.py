@@ -24,3 +24,19 @@ def test_simulation_config_is_runnable(path):
     assert make_prior(cfg.prior) is not None
     for spec in cfg.select(None):
         make_policy(spec.name, spec.options)
+
+
+def test_an_unreadable_simulation_config_is_a_config_error(tmp_path):
+    """Malformed YAML or non-UTF-8 text is a ConfigError naming the file, never a traceback."""
+    import pytest
+
+    from llmrank.errors import ConfigError
+    from llmrank.explore.simulate import load_simulate_config
+
+    bad_yaml = tmp_path / "sim.yaml"
+    bad_yaml.write_text("policies: [\n  bad")
+    latin = tmp_path / "sim.toml"
+    latin.write_bytes("seed = 1 # caf\xe9".encode("latin-1"))
+    for path in (bad_yaml, latin):
+        with pytest.raises(ConfigError, match="sim"):
+            load_simulate_config(path)
