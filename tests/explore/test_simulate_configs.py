@@ -28,10 +28,7 @@ def test_simulation_config_is_runnable(path):
 
 def test_an_unreadable_simulation_config_is_a_config_error(tmp_path):
     """Malformed YAML or non-UTF-8 text is a ConfigError naming the file, never a traceback."""
-    import pytest
-
     from llmrank.errors import ConfigError
-    from llmrank.explore.simulate import load_simulate_config
 
     bad_yaml = tmp_path / "sim.yaml"
     bad_yaml.write_text("policies: [\n  bad")
