@@ -87,6 +87,7 @@ class Dataset:
         self._item_index = {iid: i for i, iid in enumerate(self.item_ids)}
         self._user_index = {uid: i for i, uid in enumerate(self.user_ids)}
         self._histories: list[np.ndarray] | None = None
+        self._rows: tuple[np.ndarray, np.ndarray] | None = None
 
     # ---- sizes and lookups -------------------------------------------------------------
     @property
@@ -128,13 +129,20 @@ class Dataset:
     def histories(self) -> list[np.ndarray]:
         """Per user code, the item codes ordered by (timestamp, file order). Cached."""
         if self._histories is None:
-            inter = self.interactions
-            order = np.lexsort((inter.order, inter.timestamp, inter.user))
-            users = inter.user[order]
-            items = inter.item[order]
-            bounds = np.searchsorted(users, np.arange(self.n_users + 1))
+            order, bounds = self._user_rows()
+            items = self.interactions.item[order]
             self._histories = [items[bounds[u]: bounds[u + 1]] for u in range(self.n_users)]
         return self._histories
+
+    def _user_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Interaction rows ordered by (user, timestamp, file order), and each user's bounds in
+        that order (user u: ``order[bounds[u]:bounds[u + 1]]``). Cached: histories and ratings
+        read it."""
+        if self._rows is None:
+            inter = self.interactions
+            order = np.lexsort((inter.order, inter.timestamp, inter.user))
+            self._rows = order, np.searchsorted(inter.user[order], np.arange(self.n_users + 1))
+        return self._rows
 
     def history(self, user_id: str) -> list[str]:
         """A user's items in time order, as ids."""
@@ -145,8 +153,9 @@ class Dataset:
         """A user's latest rating of each item they rated (items without a rating are left
         out): what an explanation may call 'liked' depends on it."""
         inter = self.interactions
-        rows = np.flatnonzero(inter.user == self.user_code(user_id))
-        rows = rows[np.lexsort((inter.order[rows], inter.timestamp[rows]))]
+        order, bounds = self._user_rows()
+        u = self.user_code(user_id)
+        rows = order[bounds[u]: bounds[u + 1]]
         return {self.item_ids[int(inter.item[r])]: float(inter.rating[r])
                 for r in rows if not np.isnan(inter.rating[r])}
 
