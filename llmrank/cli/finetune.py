@@ -6,7 +6,7 @@ single fields."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -14,11 +14,15 @@ from llmrank.cli.common import (
     JsonOpt,
     VerboseOpt,
     console,
+    parse_key_values,
     plain,
     print_json,
     progress_bar,
     setup_logging,
 )
+
+if TYPE_CHECKING:
+    from llmrank.finetune.config import Recipe
 
 
 def overrides_from_flags(*, dataset: str | None, steps: int | None, lr: float | None,
@@ -45,6 +49,17 @@ def overrides_from_flags(*, dataset: str | None, steps: int | None, lr: float | 
     if feedback:
         o["dpo.source"], o["dpo.feedback_db"] = "feedback", feedback
     return o
+
+
+def read_recipe(path: Path, overrides: dict[str, Any], users: int | None) -> Recipe:
+    """The recipe with the flags on top. ``--users N`` caps the validation users at N too:
+    it capped only the training users, and validating 100 users kept a quick run slow."""
+    from llmrank.finetune.config import load_recipe
+
+    rec = load_recipe(path, overrides)
+    if users is not None and users < rec.validation.users:
+        rec = load_recipe(path, {**overrides, "validation.users": users})
+    return rec
 
 
 def _summary_table(report: Any) -> None:
@@ -97,24 +112,28 @@ def register(app: typer.Typer) -> None:
         out: str | None = typer.Option(None, help="Run folder (checkpoints, logs, adapter)."),
         name: str | None = typer.Option(None, "--name", help="Publish the adapter under this registry name."),
         base_model: str | None = typer.Option(None, "--base-model", help="Base model (default: SmolLM2-135M-Instruct)."),
-        users: int | None = typer.Option(None, help="Use only the first N users (quick runs)."),
+        users: int | None = typer.Option(None, min=1, help="Use only the first N users, and at most N "
+                                         "validation users (quick runs)."),
         threads: int | None = typer.Option(None, help="Torch CPU threads."),
         seed: int | None = typer.Option(None, help="Seed."),
         resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run folder."),
         merge: bool = typer.Option(False, "--merge", help="Also save the adapter merged into the base model."),
+        sets: list[str] | None = typer.Option(
+            None, "--set", help="Recipe field KEY=VALUE (repeatable; wins over the flags), "
+            "e.g. examples.hard_negatives=0 (no retriever to build)."),
         json_out: bool = JsonOpt,
         verbose: bool = VerboseOpt,
     ) -> None:
         """Fine-tune the LLM reranker with LoRA (SFT or DPO) and save the adapter with its manifest."""
         from llmrank.finetune.api import finetune
-        from llmrank.finetune.config import load_recipe, resolve_recipe
+        from llmrank.finetune.config import resolve_recipe
 
         setup_logging(verbose)
         overrides = overrides_from_flags(
             dataset=dataset, steps=steps, lr=lr, dpo=dpo, from_adapter=from_adapter,
             domain=domain, out=out, name=name, base_model=base_model, users=users,
             threads=threads, seed=seed, feedback=feedback)
-        rec = load_recipe(resolve_recipe(recipe), overrides)
+        rec = read_recipe(resolve_recipe(recipe), {**overrides, **parse_key_values(sets)}, users)
         compare = bool(domain and from_adapter and not (dpo or feedback))
         with progress_bar(enabled=not json_out) as bar:
             tasks: dict[str, Any] = {}

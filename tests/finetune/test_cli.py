@@ -80,8 +80,8 @@ def test_feedback_implies_dpo_and_two_datasets_are_an_error():
     assert same["data.dataset"] == "ml-100k"
 
 
-def test_the_default_recipe_is_read_from_another_directory(tmp_path, monkeypatch):
-    """Run outside the checkout, the default recipe was silently replaced by built-in defaults."""
+def _recipe_seen(monkeypatch, args: list[str]):  # type: ignore[no-untyped-def]
+    """The recipe the command would train, without training."""
     import llmrank.finetune.api as api
 
     seen = []
@@ -91,7 +91,30 @@ def test_the_default_recipe_is_read_from_another_directory(tmp_path, monkeypatch
         raise typer.Exit(0)
 
     monkeypatch.setattr(api, "finetune", fake_finetune)
-    monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(_app(), ["finetune", "--steps", "3", "--json"])
+    res = CliRunner().invoke(_app(), ["finetune", *args])
     assert res.exit_code == 0, res.output
-    assert seen[0].name == "sft-ml-small" and seen[0].train.max_steps == 3
+    return seen[0]
+
+
+def test_users_caps_the_validation_users_too(monkeypatch):
+    """--users 50 left validation at the recipe's 100 users."""
+    rec = _recipe_seen(monkeypatch, ["--users", "50"])
+    assert rec.examples.max_users == 50 and rec.validation.users == 50
+    rec = _recipe_seen(monkeypatch, ["--users", "500"])
+    assert rec.validation.users == 100  # the recipe's, when smaller
+    rec = _recipe_seen(monkeypatch, ["--users", "5", "--set", "validation.users=0"])
+    assert rec.validation.users == 0  # off stays off
+
+
+def test_set_overrides_recipe_fields(monkeypatch):
+    rec = _recipe_seen(monkeypatch, ["--steps", "3", "--set", "examples.hard_negatives=0",
+                                     "--set", "adapter_name=null", "--set", "train.max_steps=4"])
+    assert rec.examples.hard_negatives == 0 and rec.adapter_name is None
+    assert rec.train.max_steps == 4  # --set wins over the flag
+
+
+def test_the_default_recipe_is_read_from_another_directory(tmp_path, monkeypatch):
+    """Run outside the checkout, the default recipe was silently replaced by built-in defaults."""
+    monkeypatch.chdir(tmp_path)
+    rec = _recipe_seen(monkeypatch, ["--steps", "3", "--json"])
+    assert rec.name == "sft-ml-small" and rec.train.max_steps == 3
