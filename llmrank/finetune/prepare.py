@@ -34,7 +34,12 @@ from llmrank.finetune.negatives import (
     load_retriever_negatives,
 )
 from llmrank.finetune.prompting import TokenizerPromptModel, make_builder
-from llmrank.finetune.validation import ValidationSample, sample_from_lists, validation_sample
+from llmrank.finetune.validation import (
+    ValidationSample,
+    catalog_room,
+    sample_from_lists,
+    validation_sample,
+)
 from llmrank.models.resolve import resolve_model
 from llmrank.rerank.prompt import RankPromptBuilder
 
@@ -157,7 +162,7 @@ def check_examples_fit(split: LeaveOneOut, spec: ExampleSpec,
     if spec.candidates == "retrieved":
         return
     hists = ds.histories()
-    room = min(ds.n_items - len(np.unique(hists[u])) for u in {u for u, _ in positions})
+    room = catalog_room(ds.n_items, (hists[u] for u in {u for u, _ in positions}))
     if room < spec.n_candidates - 1:
         raise ConfigError(
             f"examples.n_candidates = {spec.n_candidates} needs {spec.n_candidates - 1} "

@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,10 +80,16 @@ def validation_sample(split: LeaveOneOut, n_users: int, *, n_negatives: int = 19
         user=u) for u in users.tolist()])
 
 
+def catalog_room(n_items: int, histories: Iterable[np.ndarray]) -> int:
+    """The fewest never-touched items any of these users has: how many negatives every one
+    of them can be given (``n_items`` for no user)."""
+    return min((n_items - len(np.unique(h)) for h in histories), default=n_items)
+
+
 def _check_room(n_items: int, histories: Sequence[np.ndarray], n_negatives: int) -> None:
     """ConfigError when some user touched too much of the catalog for ``n_negatives`` random
     negatives (said before the model loads, not as a sampling error inside validation)."""
-    room = min((n_items - len(np.unique(h)) for h in histories), default=n_items)
+    room = catalog_room(n_items, histories)
     if room < n_negatives:
         raise ConfigError(
             f"validation.n_negatives = {n_negatives}, but a validation user touched all but "
