@@ -199,12 +199,12 @@ def _rank_prompt(cfg: Config, pmodel: Any, tmpl: PromptTemplate, hist_items: lis
     from llmrank.rerank.strategies import make_job
 
     out: dict[str, Any] = {}
-    if cfg.reranker.adapter and tmpl.name == cfg.reranker.template:
-        # what the reranker renders for this adapter: the settings it was trained with
-        from llmrank.finetune.artifacts import prompt_spec_for
-        from llmrank.finetune.prompting import make_builder
+    from llmrank.rerank.reranker import trained_builder
 
-        builder = make_builder(pmodel, prompt_spec_for(cfg.reranker.adapter))
+    # what the reranker renders for a tuned model (adapter or merged): its trained settings
+    trained = trained_builder(pmodel, cfg.reranker) if tmpl.name == cfg.reranker.template else None
+    if trained is not None:
+        builder = trained
         out["template"] = builder.template.id
     else:
         builder = RankPromptBuilder(pmodel, tmpl, max_history=cfg.reranker.max_history,

@@ -119,20 +119,26 @@ def create_llm(cfg: Any) -> LLM:
 
 
 def _builder_for(llm: LLM, cfg: Any) -> RankPromptBuilder:
-    """The prompt settings the model was trained with: an adapter's manifest, or a merged
-    model's (``llmrank finetune --merge`` copies the manifest into the model folder); the
-    config's otherwise."""
+    """The prompt settings the model was trained with (``trained_builder``); the config's
+    otherwise."""
+    return trained_builder(llm, cfg) or RankPromptBuilder(
+        llm, cfg.template, max_history=cfg.max_history, max_prompt_tokens=cfg.max_prompt_tokens)
+
+
+def trained_builder(llm: Any, cfg: Any) -> RankPromptBuilder | None:
+    """The builder of the prompts a reranker config's model was trained on: its adapter's
+    manifest, or a merged model's (``llmrank finetune --merge`` copies the manifest into the
+    model folder); None for a base model. ``llmrank prompts render`` shows the same."""
     try:
         from llmrank.finetune.artifacts import merged_prompt_spec, prompt_spec_for
         from llmrank.finetune.prompting import make_builder
     except ImportError:  # pragma: no cover - finetune is part of the base install
         log.warning("finetune package unavailable; trained prompt settings ignored")
-    else:
-        if cfg.adapter:
-            return make_builder(llm, prompt_spec_for(cfg.adapter))
-        merged = merged_prompt_spec(cfg.model)
-        if merged is not None:
-            log.info("model %s is a merged adapter: using its trained prompt settings", cfg.model)
-            return make_builder(llm, merged)
-    return RankPromptBuilder(llm, cfg.template, max_history=cfg.max_history,
-                             max_prompt_tokens=cfg.max_prompt_tokens)
+        return None
+    if cfg.adapter:
+        return make_builder(llm, prompt_spec_for(cfg.adapter))
+    merged = merged_prompt_spec(cfg.model)
+    if merged is None:
+        return None
+    log.info("model %s is a merged adapter: using its trained prompt settings", cfg.model)
+    return make_builder(llm, merged)
