@@ -32,6 +32,12 @@ _TRANSLATE = str.maketrans({
     "″": "'", "′": "'", "‶": "'", "‵": "'", "〃": "'", "ʺ": "'", "״": "'", "＂": "'",
     "<": "‹", ">": "›", "{": "(", "}": ")", "\\": "/",
 })
+# Cyrillic and Greek letters drawn like Latin ones; NFKC keeps them, a reader does not see
+# the difference. Used only to *find* markers: the text itself keeps its letters.
+_HOMOGLYPHS = str.maketrans(
+    "АВЕЅІЈКМНОРСТХУаеоѕіјрсухһԁԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧοινρ",
+    "abesijkmhopctxyaeosijpcyxhdqwabezhikmnoptyxoivp",
+)
 _WS = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -72,11 +78,37 @@ def escape_data(text: str, extra_specials: Iterable[str] = (), limit: int | None
             text = text.replace(tok, " ")
     text = _SPECIAL.sub(" ", text)
     text = text.translate(_TRANSLATE)
-    text = _ROLE.sub(lambda m: m.group(1) + " -", text)
+    text = _neutralise_markers(text)
     text = _WS.sub(" ", text).strip()
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
+
+
+def _neutralise_markers(text: str) -> str:
+    """Turn "Answer:"-like markers into "Answer -", also when the word is disguised with
+    combining marks ("A\u0307nswer", "Answ\u0334er"), accented letters or Cyrillic/Greek
+    look-alikes. The search runs on a skeleton (base letters only, marks dropped) whose
+    characters map back to positions in ``text``, so the marker is replaced as in ASCII text
+    (the word kept, "###" and the colon gone) and the rest of ``text`` is kept as it is."""
+    if text.isascii():
+        return _ROLE.sub(lambda m: m.group(1) + " -", text)
+    skeleton: list[str] = []
+    origin: list[int] = []  # skeleton position -> position in text
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) == "Mn":
+            continue
+        base = unicodedata.normalize("NFD", ch)[0].translate(_HOMOGLYPHS)
+        skeleton.append(base if base.isascii() else ch)
+        origin.append(i)
+    out: list[str] = []
+    done = 0
+    for m in _ROLE.finditer("".join(skeleton)):
+        out.append(text[done : origin[m.start()]])
+        out.append(text[origin[m.start(1)] : origin[m.end(1) - 1] + 1] + " -")
+        done = origin[m.end() - 1] + 1
+    out.append(text[done:])
+    return "".join(out)
 
 
 def escape_tree(value: object, extra_specials: Iterable[str] = ()) -> object:
