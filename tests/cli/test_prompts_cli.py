@@ -143,24 +143,43 @@ def test_render_other_template_takes_vars(app):
 
 
 
-def test_render_with_adapter_uses_its_trained_prompt_settings(app, tmp_path):
-    """An adapter is only valid with the prompt it was trained on: with --adapter, render shows
-    the prompt the reranker builds for it (the manifest's history length), not the config's."""
+def _tuned_folder(folder, *files: str):
+    """A folder holding an llmrank manifest trained with one history item (plus ``files``)."""
     from llmrank.finetune.artifacts import AdapterManifest, write_manifest
 
-    folder = tmp_path / "ad"
     folder.mkdir()
-    (folder / "adapter_config.json").write_text("{}", encoding="utf-8")
+    for name in files:
+        (folder / name).write_text("{}", encoding="utf-8")
     prompt = {"template": "rank", "max_history": 1, "candidate_text": "title", "max_prompt_tokens": 640}
     write_manifest(folder, AdapterManifest(name="ad", base_model="default", base_model_path="",
                                            template="rank", template_version="1.0.0",
                                            prompt=prompt, mode="sft", seed=0))
-    args = ("render", "rank", "--user", "u001", "--items", "c010,c020", "--backend", "fake", *DATA)
+    return folder
+
+
+RENDER_ARGS = ("render", "rank", "--user", "u001", "--items", "c010,c020", "--backend", "fake", *DATA)
+
+
+def test_render_with_adapter_uses_its_trained_prompt_settings(app, tmp_path):
+    """An adapter is only valid with the prompt it was trained on: with --adapter, render shows
+    the prompt the reranker builds for it (the manifest's history length), not the config's."""
+    folder = _tuned_folder(tmp_path / "ad", "adapter_config.json")
+    args = RENDER_ARGS
     plain = run_json(app, *args)
     tuned = run_json(app, *args, "--adapter", str(folder))
     assert plain["history_kept"] > 1 and tuned["history_kept"] == 1
     assert tuned["template"] == "rank@1.0.0" and tuned["labels"] == plain["labels"]
     assert tuned["prompt_tokens"] < plain["prompt_tokens"]
+
+
+def test_render_with_a_merged_model_uses_its_trained_prompt_settings(app, tmp_path):
+    """``llmrank finetune --merge`` copies the manifest into the merged model's folder: render
+    with --model of that folder shows the prompt the reranker builds for it, as with --adapter."""
+    folder = _tuned_folder(tmp_path / "merged", "config.json")
+    plain = run_json(app, *RENDER_ARGS)
+    merged = run_json(app, *RENDER_ARGS, "--model", str(folder))
+    assert plain["history_kept"] > 1 and merged["history_kept"] == 1
+    assert merged["template"] == "rank@1.0.0" and merged["labels"] == plain["labels"]
 
 
 def test_render_more_candidates_than_labels_shows_the_scorers_prompts(app):
