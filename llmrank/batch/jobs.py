@@ -105,16 +105,21 @@ def _raw(source: RequestSource) -> Iterator[tuple[int, Any]]:
                 if not text.strip():
                     continue
                 try:
-                    yield n, json.loads(text)
+                    raw = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    yield n, FailedLine(n, f"malformed JSON: {exc.msg} at column {exc.colno}",
-                                        "MalformedLineError")
+                    raw = FailedLine(n, f"malformed JSON: {exc.msg} at column {exc.colno}",
+                                     "MalformedLineError")
+                except (ValueError, RecursionError) as exc:  # an over-long integer, deep nesting
+                    raw = FailedLine(n, f"malformed JSON: {exc}", "MalformedLineError")
+                yield n, raw
         return
     for n, item in enumerate(source, 1):
         if isinstance(item, RecRequest):
-            yield n, line_from_record(item)
-        else:
-            yield n, item
+            try:  # a record the wire model rejects (k=0, ...) is one failed request
+                item = line_from_record(item)
+            except ValidationError as exc:
+                item = FailedLine(n, _validation_reason(exc), "ValidationError")
+        yield n, item
 
 
 def run_job(recommender: Recommender, job: Job) -> dict[str, Any]:
