@@ -15,6 +15,7 @@ from typing import Any
 from llmrank.batch.base import BatchProgress, BatchReport, FailedLine, RequestSource
 from llmrank.batch.jobs import Job, fingerprint, fingerprint_requests, iter_jobs
 from llmrank.batch.sink import ResultSink
+from llmrank.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,13 @@ def _count_lines(path: str | Path) -> int:
         return sum(1 for text in fh if text.strip())
 
 
+def _refuse_input_as_output(source: Path, sink: ResultSink) -> None:
+    """An output file that is the input would be appended to, or deleted by overwrite."""
+    for p in (sink.path, sink.errors_path, sink.meta_path):
+        if p.exists() and p.samefile(source):
+            raise DataError(f"{p} is the input {source}; choose another output path")
+
+
 class BatchRun:
     """One run of one engine over one input (a context manager). An iterable input is
     fingerprinted like a file, so a different one is never resumed into the same output; a
@@ -40,8 +48,10 @@ class BatchRun:
     def __init__(self, engine: str, source: RequestSource, out: str | Path, *, config: Any,
                  overwrite: bool = False, progress: BatchProgress | None = None) -> None:
         is_path = isinstance(source, (str, Path))
+        src_path: Path | None = None
         if isinstance(source, (str, Path)):  # the output belongs to this input: a file's bytes...
             key = fingerprint(source)
+            src_path = Path(source)
         else:  # ...or an iterable's requests (a one-pass iterable is read once: fingerprinted, then run)
             source = source if isinstance(source, Sequence) else list(source)
             key = fingerprint_requests(source)
@@ -49,6 +59,8 @@ class BatchRun:
         self.prefix = key[:12] if key else None
         self.sink = ResultSink(out, input_key=key, config_key=config_key(config), engine=engine,
                                overwrite=overwrite)
+        if src_path is not None:
+            _refuse_input_as_output(src_path, self.sink)
         self.report = BatchReport(engine, str(self.sink.path), str(self.sink.errors_path))
         self.total: int | None = _count_lines(source) if is_path else (  # type: ignore[arg-type]
             len(source) if isinstance(source, Sized) else None)
