@@ -144,7 +144,9 @@ def _bare_call(out: ParsedOutput, names: set[str]) -> None:
         obj = json.loads(text)
     except json.JSONDecodeError:
         return
-    if isinstance(obj, dict) and obj.get("name") in names and set(obj) <= {"name", "arguments", "parameters"}:
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        return  # a list or object as 'name' is garbage, and unhashable in the set lookup
+    if obj["name"] in names and set(obj) <= {"name", "arguments", "parameters"}:
         call, _ = _parse_block(text, names)
         if call is not None:
             out.tool_calls.append(call)

@@ -45,6 +45,14 @@ def test_an_answer_that_is_only_a_call_json_is_a_call():
     assert not parse_tool_calls(bare, None).tool_calls  # nothing bound: nothing to call
 
 
+
+def test_a_bare_json_answer_with_a_non_string_name_stays_text():
+    """A garbage answer whose 'name' is a list or an object is text, not a crash (it was
+    looked up in the set of tool names: TypeError, unhashable)."""
+    for text in ('{"name": ["search_items"], "arguments": {}}', '{"name": {"a": 1}}'):
+        out = parse_tool_calls(text, TOOLS)
+        assert not out.tool_calls and out.content == text
+
 def test_plain_answer_has_no_calls():
     out = parse_tool_calls("Try [c036], a quiet horror film.", TOOLS)
     assert out.content == "Try [c036], a quiet horror film." and not out.tool_calls
