@@ -128,6 +128,12 @@ class ChatSession:
                 return msgs[i:]
         return []
 
+    def _remember(self, turn: list[BaseMessage]) -> None:
+        """Append a turn and keep only the window: older messages never reach the model
+        again, and a long-lived session must not grow without bound."""
+        self.messages += turn
+        self.messages = self._window()
+
     def send(self, message: str) -> ChatTurn:
         with self._lock:
             self.state.start_turn()
@@ -142,10 +148,10 @@ class ChatSession:
                 turn = self._turn([])
                 turn.answer = "Sorry, I could not finish that request. Could you rephrase it?"
                 turn.notes.append(f"stopped after {self.recursion_limit} agent steps")
-                self.messages += [HumanMessage(message), AIMessage(turn.answer)]
+                self._remember([HumanMessage(message), AIMessage(turn.answer)])
                 return turn
             new = list(result["messages"])[len(inputs):]
-            self.messages += [HumanMessage(message), *new]
+            self._remember([HumanMessage(message), *new])
             return self._turn(new)
 
     def _turn(self, new: list[BaseMessage]) -> ChatTurn:
