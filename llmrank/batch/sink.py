@@ -87,10 +87,12 @@ class ResultSink:
                 line = int(r.get("line", 0))
                 if line not in self.done:
                     self.failed[line] = FailedLine(line, str(r.get("reason", "")), str(r.get("error", "")))
-        if not self.meta_path.exists():
+        if not exists or self.overwrite:  # a meta file left without its output is stale
             meta = {"input": self.input_key, "config": self.config_key, "engine": self.engine,
                     "created": time.time()}
-            self.meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
+            tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            os.replace(tmp, self.meta_path)  # never a half-written meta file
         # kept open across calls (closed in close()): one append stream per file
         self._out = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
         self._err = open(self.errors_path, "a", encoding="utf-8")  # noqa: SIM115
