@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,6 +57,12 @@ VerboseOpt = typer.Option(False, "--verbose", "-v", help="Show debug logs.")
 
 
 def setup_logging(verbose: bool = False) -> None:
+    """Warnings (or debug logs with ``--verbose``) as rich lines on stderr. Without
+    ``--verbose`` the Hugging Face libraries' own bars ("Loading weights 0%|...", one per
+    model) stay quiet: our commands draw their own progress. Set before those libraries are
+    imported (they read it once); a value the user set wins."""
+    if not verbose:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(message)s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -129,3 +130,18 @@ def test_a_long_error_is_one_line_on_stderr(monkeypatch, capsys) -> None:
     code, err = _guarded(app, monkeypatch, capsys, "config")
     assert code == 2 and len(err.strip().splitlines()) == 1 and len(err) > 120
     assert "reranker.permutations: Input should be greater than or equal to 1 (got 0); " in err
+
+
+def test_setup_logging_quietens_hf_progress_bars_unless_verbose(monkeypatch):
+    """The "Loading weights 0%|..." bars of transformers and sentence-transformers cluttered
+    every command's stderr; --verbose keeps them, and a value the user set is kept."""
+    from llmrank.cli.common import setup_logging
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    setup_logging(verbose=True)
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    setup_logging(verbose=False)
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
+    setup_logging(verbose=False)
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "0"
