@@ -74,18 +74,21 @@ def system_prompt(recommender: Recommender, user_id: str | None, catalog: str | 
 
 def mentioned(answer: str, candidates: dict[str, str]) -> list[str]:
     """Ids in ``candidates`` (id -> title) that ``answer`` names, in order of first mention:
-    as ``[id]``, as a whole-word id, or by title (titles of 4+ characters)."""
+    as ``[id]``, as a whole-word id, or by title (whole words, titles of 4+ characters). A
+    numeric id (MovieLens) counts only as ``[id]``: in prose "3" or "1." is a count or a list
+    number, not an item."""
     low = answer.lower()
     hits: list[tuple[int, str]] = []
     for item_id, title in candidates.items():
         positions = []
-        m = re.search(r"(?<![\w-])" + re.escape(item_id) + r"(?![\w-])", answer)
+        bare = re.escape(item_id) if not item_id.isdigit() else r"\[" + re.escape(item_id) + r"\]"
+        m = re.search(r"(?<![\w-])" + bare + r"(?![\w-])", answer)
         if m:
             positions.append(m.start())
         if len(title) >= 4:
-            p = low.find(title.lower())
-            if p >= 0:
-                positions.append(p)
+            t = re.search(r"(?<!\w)" + re.escape(title.lower()) + r"(?!\w)", low)
+            if t:
+                positions.append(t.start())
         if positions:
             hits.append((min(positions), item_id))
     return [i for _, i in sorted(hits)]

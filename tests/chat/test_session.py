@@ -145,3 +145,12 @@ def test_mentioned_matches_whole_ids_and_titles():
     assert mentioned("see c010 and The salt road, then [c01]", cands) == ["c010", "c01"]
     assert mentioned("c0100 is not c010x", cands) == []
     assert mentioned("Up is too short to match by title", cands) == []
+
+
+def test_mentioned_ignores_numbers_in_prose_and_titles_inside_words():
+    """MovieLens ids are numbers: a count, a year or a list number in the answer is not an
+    item ("1." is not Toy Story); and a title is a whole phrase ("theater" does not name Heat)."""
+    cands = {"1": "Toy Story", "3": "Grumpier Old Men", "6": "Heat", "260": "Star Wars"}
+    answer = "Here are 3 picks for the theater:\n1. [260] Star Wars (1977)"
+    assert mentioned(answer, cands) == ["260"]
+    assert mentioned("Toy Story, then [3], and Heat.", cands) == ["1", "3", "6"]
