@@ -210,3 +210,10 @@ def test_refit_trains_on_validation_items_for_the_best_epoch_count(split, traine
     assert not np.array_equal(result.model.item_vectors(), trained.model.item_vectors())
     test = summarize(split_ranks(result.model.scores, split, "test"), ks=(1,))
     assert test["recall@1"] > 0.8
+
+
+def test_similar_items_never_returns_the_item_itself(retriever):
+    """The item is excluded whatever ``exclude_seen`` says (it is the query, not a pick)."""
+    seed = item_id(2, 4)
+    got = retriever.similar_items(seed, k=40, filters=Filters(exclude_seen=False))
+    assert seed not in {c.item_id for c in got} and len(got) == 39

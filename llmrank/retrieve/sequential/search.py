@@ -8,6 +8,7 @@ filtering instead of being thinned out afterwards."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,10 +46,12 @@ class VectorSearchMixin:
     def similar_items(self, item_id: str, *, k: int = 20,
                       filters: Filters | None = None) -> list[Candidate]:
         """Items a user is likely to pick right after ``item_id`` (the model's next-item
-        view of similarity), the item itself excluded."""
+        view of similarity), the item itself excluded (even with ``exclude_seen=False``: it
+        is the query, not a seen item)."""
         if item_id not in self.index:
             raise UnknownItemError(f"item {item_id!r} is not in the index")
-        return self.retrieve(history=[item_id], k=k, filters=filters)
+        q = self.query_vectors([[item_id]])
+        return self._search(q, [[item_id]], k, replace(filters or Filters(), exclude_seen=True))[0]
 
     @property
     def build_info(self) -> dict[str, Any]:
