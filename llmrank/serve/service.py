@@ -45,19 +45,29 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def _existing(self, session_id: str | None, user_id: str | None) -> ChatSession | None:
+        """The stored session ``session_id`` (now the most recent), checked against ``user_id``;
+        call under ``self._lock``."""
+        session = self._sessions.get(session_id) if session_id else None
+        if session is not None:
+            if user_id is not None and session.user_id != user_id:
+                raise SessionConflictError(f"session {session_id!r} belongs to another user")
+            self._sessions.move_to_end(session.session_id)
+        return session
+
     def get(self, session_id: str | None, user_id: str | None,
             history: list[str] | None = None) -> ChatSession:
         """The session ``session_id`` (now the most recent) or a new one for ``user_id``
         (``history`` seeds a new anonymous session; an existing session keeps its own)."""
         with self._lock:
-            session = self._sessions.get(session_id) if session_id else None
-            if session is not None:
-                if user_id is not None and session.user_id != user_id:
-                    raise SessionConflictError(f"session {session_id!r} belongs to another user")
-                self._sessions.move_to_end(session.session_id)
-                return session
-        session = self._factory(session_id or uuid.uuid4().hex, user_id, history)
+            found = self._existing(session_id, user_id)
+            if found is not None:
+                return found
+        session = self._factory(session_id or uuid.uuid4().hex, user_id, history)  # slow: unlocked
         with self._lock:
+            found = self._existing(session.session_id, user_id)  # another request opened it meanwhile
+            if found is not None:
+                return found
             self._sessions[session.session_id] = session
             while len(self._sessions) > self._limit:
                 dropped, _ = self._sessions.popitem(last=False)
