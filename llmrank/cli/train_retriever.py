@@ -94,7 +94,8 @@ def train_retriever(
                                "embedder.backend": embedder, "seed": seed})
     scfg = sequential_config(cfg, model=model, epochs=epochs, patience=patience, hidden=hidden,
                              max_len=max_len, batch_size=batch_size, lr=lr, dropout=dropout,
-                             device=device, threads=threads, refit=refit)
+                             device=device, threads=threads, refit=refit,
+                             seed=seed)  # over a seed in the config's sequential options
     if ensemble:
         scfg = replace(scfg, ensemble=member_settings(members, scfg.model, scfg.seed))
     scfg = _with_default_ensemble(scfg, cfg, retriever, ensemble)

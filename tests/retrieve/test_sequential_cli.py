@@ -97,3 +97,16 @@ def test_rejects_unknown_retriever_kind(app, movielens_dir):
     result = CliRunner().invoke(app, ["train-retriever", "--dataset", str(movielens_dir),
                                       "--retriever", "dense"])
     assert result.exit_code == 2 and "--retriever must be one of fused, sequential" in result.output
+
+
+def test_seed_flag_wins_over_the_config_files_sequential_seed(app, movielens_dir, tmp_path):
+    """Flags override the config: --seed must reach the model even when the config file
+    names a sequential seed of its own."""
+    config = tmp_path / "cfg.toml"
+    config.write_text("[retriever.options.sequential]\nseed = 3\n")
+    args = ["train-retriever", "--dataset", str(movielens_dir), "--retriever", "sequential",
+            "--epochs", "0", "--hidden", "8", "--max-len", "8", "--device", "cpu",
+            "--seed", "5", "--config", str(config), "--out", str(tmp_path / "idx"), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"]["seed"] == 5
