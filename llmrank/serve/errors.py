@@ -84,10 +84,12 @@ def error_body(exc: BaseException) -> dict[str, Any]:
 
 
 def install_handlers(app: FastAPI) -> None:
-    """Register the handlers on ``app``: typed errors, request validation, everything else."""
+    """Register the handlers on ``app``: typed errors, request validation, FastAPI's own HTTP
+    errors, everything else."""
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
 
     def _typed(request: Request, exc: Exception) -> JSONResponse:
         body = error_body(exc)
@@ -99,6 +101,14 @@ def install_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "ValidationError", "message": "; ".join(parts) or str(exc),
                              "status": 422}, status_code=422)
 
+    def _http(request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's own errors (unparsable body, unknown path, wrong method) get the same body
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else ""
+        return JSONResponse({"error": "HTTPError", "message": str(detail or status), "status": status},
+                            status_code=status, headers=getattr(exc, "headers", None))
+
+    app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(LlmrankError, _typed)
     app.add_exception_handler(Exception, _typed)

@@ -82,6 +82,19 @@ def test_malformed_json_body(client):
     assert r.status_code == 422 and r.json()["error"] == "ValidationError"
 
 
+
+def test_http_errors_have_the_error_body(client):
+    """Every error a client gets has the documented {error, message, status} body, also the
+    ones FastAPI raises itself: a body it cannot parse, an unknown path, a wrong method."""
+    cases = [(client.post("/recommend", content=b"[" * 100_000,
+                          headers={"content-type": "application/json"}), 400),
+             (client.get("/nope"), 404), (client.get("/recommend"), 405)]
+    for r, status in cases:
+        assert r.status_code == status
+        body = r.json()
+        assert set(body) == {"error", "message", "status"} and body["status"] == status and body["message"]
+    assert cases[2][0].headers["allow"] == "POST"
+
 @pytest.mark.parametrize("exc,status", [
     (EmptyHistoryError("no history"), 422), (ConfigError("bad config"), 422),
     (PromptError("prompt too long"), 422), (MissingExtraError("pip install 'llmrank[gpu]'"), 501),
