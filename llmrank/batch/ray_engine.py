@@ -1,7 +1,8 @@
 """The ``ray`` batch engine: Ray Data over a pool of actors, each holding one Recommender.
 
     ray.data.from_items(pending jobs) -> map_batches(RecommenderWorker, concurrency=N, ...)
-    -> streamed back to the driver, which appends to the same JSON-lines output as ``local``
+    -> streamed back to the driver in input order, which appends to the same JSON-lines output
+       as ``local``
 
 Why actors: a Recommender loads a model and an index once; a class-based UDF keeps it loaded
 across batches. With the vllm reranker backend each actor asks Ray for one GPU
@@ -105,6 +106,9 @@ class RayBatchEngine:
 
     def _execute(self, run: BatchRun, rows: list[dict[str, Any]]) -> None:
         ray = self._init_ray()
+        options = ray.data.DataContext.get_current().execution_options
+        preserve_order = options.preserve_order
+        options.preserve_order = True  # results in input order, as the local engine writes them
         try:
             ds = ray.data.from_items(rows)
             ds = ds.map_batches(
@@ -119,5 +123,6 @@ class RayBatchEngine:
                     run.record(json.loads(str(text)))
                 run.checkpoint()
         finally:
+            options.preserve_order = preserve_order
             if self.shutdown:
                 ray.shutdown()
