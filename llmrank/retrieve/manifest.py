@@ -51,6 +51,7 @@ class EmbedderInfo:
     model: str  # what was asked for ('default', an id or a path)
     model_id: str  # what was loaded (cache key)
     dim: int
+    options: str = ""  # settings beyond the model that change vectors (Embedder.options)
 
 
 @dataclass

@@ -60,7 +60,9 @@ class TextRetriever:
         self.embedder_config = embedder_config or EmbedderConfig()
         self.recency_half_life = float(recency_half_life)
         self.dataset = dataset or DatasetInfo(name="unknown", n_items=len(index))
-        self.embedder_model_id = embedder.model_id if embedder else self.embedder_config.model
+        # the model (and options) that made the index's vectors; None = not known yet
+        self.embedder_model_id: str | None = embedder.model_id if embedder else None
+        self.embedder_options = str(getattr(embedder, "options", "")) if embedder else ""
         self.build_info: dict[str, Any] = {}  # timings and cache hits of ``build`` (for the CLI)
         qv.recency_weights(1, self.recency_half_life)  # validate early
 
@@ -73,7 +75,11 @@ class TextRetriever:
         from llmrank.embed.factory import create_embedder
 
         cfg = config or Config()
-        emb = embedder or create_embedder(cfg.embedder)
+        emb_cfg = cfg.embedder
+        if embedder is not None:  # recorded, so that a loaded index makes this one again
+            emb_cfg = emb_cfg.model_copy(update={"backend": embedder.name,
+                                                 "model": embedder.model_id})
+        emb = embedder or create_embedder(emb_cfg)
         items = [dataset.items[i] for i in dataset.item_ids]
         t0 = time.perf_counter()
         vectors = embed_items(emb, items, batch_size=cfg.embedder.batch_size, progress=progress)
@@ -87,7 +93,7 @@ class TextRetriever:
         t2 = time.perf_counter()
         log.info("text index: %d items embedded in %.1fs, indexed (%s) in %.1fs",
                  len(items), t1 - t0, index.kind, t2 - t1)
-        retriever = cls(index, dataset.items, embedder=emb, embedder_config=cfg.embedder,
+        retriever = cls(index, dataset.items, embedder=emb, embedder_config=emb_cfg,
                         recency_half_life=cfg.retriever.recency_half_life,
                         dataset=dataset_info(dataset, cfg))
         retriever.build_info = {
@@ -106,9 +112,29 @@ class TextRetriever:
             self._embedder = create_embedder(self.embedder_config)
         return self._embedder
 
+    def index_embedder(self) -> Embedder:
+        """``embedder``, checked to be the model that made the index's vectors: text queries
+        and new items embedded by another model (even of the same dim) would score garbage."""
+        emb = self.embedder
+        raw: Embedder = getattr(emb, "inner", emb)
+        options = str(getattr(raw, "options", ""))
+        if self.embedder_model_id is None:  # built from vectors alone: the first one is it
+            self.embedder_model_id, self.embedder_options = raw.model_id, options
+        if (raw.model_id, options) != (self.embedder_model_id, self.embedder_options):
+            raise IndexError_(
+                f"the index was embedded by {self.embedder_model_id!r}"
+                f"{' (' + self.embedder_options + ')' if self.embedder_options else ''}, not "
+                f"{raw.model_id!r}{' (' + options + ')' if options else ''}: pass that "
+                "embedder (embedder=...) or rebuild the index")
+        if raw.dim != self.index.dim:
+            raise IndexError_(f"embedder {raw.model_id!r} gives {raw.dim}-d vectors but the "
+                              f"index holds {self.index.dim}-d ones: rebuild the index")
+        return emb
+
     def add_items(self, items: Sequence[Item]) -> None:
         """Embed new (or changed) items from their text and add them to the live index."""
-        vectors = embed_items(self.embedder, items, batch_size=self.embedder_config.batch_size)
+        vectors = embed_items(self.index_embedder(), items,
+                              batch_size=self.embedder_config.batch_size)
         self.index.add([it.item_id for it in items], vectors)
         self.items = merge_items(self.items, items)
 
@@ -139,11 +165,8 @@ class TextRetriever:
 
     def text_vector(self, text: str) -> np.ndarray:
         """Embedding of free text; bypasses the disk cache (queries are not catalog items)."""
-        emb = self.embedder
+        emb = self.index_embedder()
         raw: Embedder = getattr(emb, "inner", emb)
-        if raw.dim != self.index.dim:
-            raise IndexError_(f"embedder {raw.model_id!r} gives {raw.dim}-d vectors but the "
-                              f"index holds {self.index.dim}-d ones: rebuild the index")
         return raw.encode([text])[0]
 
     def query_vector(self, history: Sequence[str] | None = None,
@@ -196,7 +219,8 @@ class TextRetriever:
     def manifest(self) -> RetrieverManifest:
         info = EmbedderInfo(backend=self.embedder_config.backend,
                             model=self.embedder_config.model,
-                            model_id=self.embedder_model_id, dim=self.index.dim)
+                            model_id=self.embedder_model_id or self.embedder_config.model,
+                            dim=self.index.dim, options=self.embedder_options)
         describe = getattr(self.index, "describe", None)
         return RetrieverManifest(kind=self.kind, dim=self.index.dim, n_items=len(self.index),
                                  dataset=self.dataset, embedder=info,
@@ -220,6 +244,7 @@ class TextRetriever:
             half_life = float(kwargs["recency_half_life"])
         retriever = cls(index, read_items(path), embedder=embedder, embedder_config=emb_cfg,
                         recency_half_life=half_life, dataset=manifest.dataset)
-        if manifest.embedder is not None and embedder is None:
+        if manifest.embedder is not None:  # what made the vectors, whatever is passed now
             retriever.embedder_model_id = manifest.embedder.model_id
+            retriever.embedder_options = manifest.embedder.options
         return retriever

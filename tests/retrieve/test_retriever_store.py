@@ -6,8 +6,9 @@ import pytest
 from _text_fixtures import tiny_dataset
 
 from llmrank.config import load_config
+from llmrank.embed.hashing import HashingEmbedder
 from llmrank.errors import IndexError_, UnknownBackendError
-from llmrank.records import Filters
+from llmrank.records import Filters, Item
 from llmrank.registry import retrievers
 from llmrank.retrieve import build_retriever, load_retriever, read_manifest, save_retriever
 from llmrank.retrieve.manifest import MANIFEST_NAME
@@ -85,3 +86,32 @@ def test_real_catalog_user_never_gets_seen_items(ml_small, cfg):
     hist = ml_small.history(uid)
     got = r.retrieve_many([hist], k=50)[0]
     assert len(got) == 50 and not {c.item_id for c in got} & set(hist)
+
+
+class _SaltedEmbedder(HashingEmbedder):
+    """Same backend and dim as the configured hashing embedder, different vectors."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=256)
+        self.model_id = "hashing-salted"
+
+    def encode(self, texts, **kwargs):
+        return super().encode([f"salt {t}" for t in texts], **kwargs)
+
+
+def test_loaded_index_refuses_an_embedder_other_than_the_one_it_was_built_with(cfg, tmp_path):
+    """Text queries and new items must be embedded by the model that made the index's
+    vectors: a different model of the same dim would silently score garbage."""
+    salted = _SaltedEmbedder()
+    built = TextRetriever.build(tiny_dataset(), cfg, embedder=salted)
+    save_retriever(built, tmp_path / "idx")
+    loaded = load_retriever(tmp_path / "idx")  # the config's hashing embedder would be made
+    with pytest.raises(IndexError_, match="hashing-salted"):
+        loaded.retrieve(text="ghost", k=3)
+    with pytest.raises(IndexError_, match="hashing-salted"):
+        loaded.add_items([Item("new", "ghost haunted", 2000, ("Horror",))])
+    wrong = load_retriever(tmp_path / "idx", embedder=HashingEmbedder())
+    with pytest.raises(IndexError_, match="hashing-salted"):
+        wrong.retrieve(text="ghost", k=3)
+    right = load_retriever(tmp_path / "idx", embedder=_SaltedEmbedder())
+    assert right.retrieve(text="ghost", k=3) == built.retrieve(text="ghost", k=3)
