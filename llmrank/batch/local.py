@@ -4,16 +4,17 @@ With one worker the engine uses the Recommender it was given (or builds one from
 and handles the requests in batches of ``batch_size``, syncing the output after each batch.
 With ``workers > 1`` every worker process builds its own Recommender from the config once
 (a model per process: Recommenders are not shared across processes) and receives whole
-batches; results are written by the parent as batches finish, so output lines may come out of
-input order (each carries its ``line``). At most ``2 * workers`` batches are in flight, so a
-huge input never sits in memory. Workers use the 'spawn' start method: forking a process that
-already runs torch threads can deadlock."""
+batches; the parent writes the results in input order (a slow batch holds back the finished
+ones after it). At most ``2 * workers`` batches are in flight, so a huge input never sits in
+memory. Workers use the 'spawn' start method: forking a process that already runs torch
+threads can deadlock."""
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,24 +105,22 @@ class LocalBatchEngine:
         chunks = _chunks(run.pending(), self.batch_size)
         pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                    initargs=(self.config, self.overrides))
-        in_flight: set[Future[list[dict[str, Any]]]] = set()
+        in_flight: deque[Future[list[dict[str, Any]]]] = deque()  # in submission (input) order
         try:
             for chunk in chunks:
-                in_flight.add(pool.submit(_work, chunk))
+                in_flight.append(pool.submit(_work, chunk))
                 if len(in_flight) >= 2 * self.workers:
-                    in_flight = self._drain(run, in_flight, FIRST_COMPLETED)
-            self._drain(run, in_flight, None)
+                    self._write(run, in_flight.popleft())
+            while in_flight:
+                self._write(run, in_flight.popleft())
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
 
     @staticmethod
-    def _drain(run: BatchRun, futures: set[Future[list[dict[str, Any]]]],
-               when: str | None) -> set[Future[list[dict[str, Any]]]]:
-        done, rest = wait(futures, return_when=when or "ALL_COMPLETED")
-        for fut in done:
-            for result in fut.result():
-                run.record(result)
-            run.checkpoint()
-        return rest
+    def _write(run: BatchRun, future: Future[list[dict[str, Any]]]) -> None:
+        """Wait for the oldest batch and write it: the output stays in input order."""
+        for result in future.result():
+            run.record(result)
+        run.checkpoint()

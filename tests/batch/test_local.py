@@ -253,3 +253,34 @@ def test_unknown_candidates_are_noted_as_post_rerank_notes_them(rec, tmp_path):
     assert "dropped 2 candidates not in the catalog: ghost, nope" in out[1]["trace"]["notes"]
     assert {it["item_id"] for it in out[1]["items"]} == {"c010", "c011"}
     assert not [n for n in out[2]["trace"]["notes"] if "dropped" in n]
+
+
+def test_worker_pool_writes_in_input_order(tmp_path, monkeypatch):
+    """The pool wrote each batch as it finished: a slow first batch came out after the later
+    ones, so the output order depended on timing (and differed from a serial run)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llmrank.batch import local
+
+    class SlowFirstPool:  # the process pool's interface, in threads; the first batch is slow
+        def __init__(self, workers, mp_context=None, initializer=None, initargs=()):
+            initializer(*initargs)
+            self.threads = ThreadPoolExecutor(workers)
+
+        def submit(self, fn, chunk):
+            def work():
+                if chunk[0].line == 1:
+                    time.sleep(0.5)
+                return fn(chunk)
+            return self.threads.submit(work)
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            self.threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    monkeypatch.setattr(local, "ProcessPoolExecutor", SlowFirstPool)
+    monkeypatch.setattr(local, "_WORKER_REC", None)
+    src = write_requests(tmp_path / "req.jsonl", [*GOOD, "{bad"])
+    report = run_batch(src, tmp_path / "out.jsonl", config=CFG, workers=2, batch_size=2)
+    assert report.done == len(GOOD) and [f.line for f in report.failed] == [9]
+    lines = [json.loads(t)["line"] for t in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert lines == list(range(1, len(GOOD) + 1))
