@@ -57,6 +57,9 @@ class ChatTurn:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     rejected_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # item id -> the request id of the latest impression that showed it (None: not logged);
+    # a client passes it with feedback so the click joins that slate
+    request_ids: dict[str, str | None] = field(default_factory=dict)
 
 
 def system_prompt(recommender: Recommender, user_id: str | None, catalog: str | None = None,
@@ -182,4 +185,4 @@ class ChatSession:
         if rejected:
             log.info("session %s: rejected ids %s", self.session_id, rejected)
         return ChatTurn(self.session_id, answer, item_ids, {i: shown[i] for i in item_ids},
-                        calls, rejected, notes)
+                        calls, rejected, notes, {i: self.state.shown.get(i) for i in item_ids})

@@ -21,7 +21,8 @@ _QUIT = {"/quit", "/exit", ":q"}
 
 def turn_json(turn: ChatTurn) -> dict[str, Any]:
     return {"session_id": turn.session_id, "answer": turn.answer, "item_ids": turn.item_ids,
-            "items": [{"item_id": i, "title": turn.titles.get(i, "")} for i in turn.item_ids],
+            "items": [{"item_id": i, "title": turn.titles.get(i, ""), "request_id": turn.request_ids.get(i)}
+                      for i in turn.item_ids],
             "tool_calls": [{"name": c.name, "args": c.args, "ok": c.ok, "error": c.error}
                            for c in turn.tool_calls],
             "rejected_ids": turn.rejected_ids, "notes": turn.notes}

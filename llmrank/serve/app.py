@@ -132,7 +132,8 @@ def _routes(app: FastAPI, service: Service) -> None:
             raise internal(exc) from exc
         return ChatResponseModel(
             session_id=turn.session_id, answer=turn.answer, item_ids=turn.item_ids,
-            items=[ChatItemModel(item_id=i, title=turn.titles.get(i, "")) for i in turn.item_ids],
+            items=[ChatItemModel(item_id=i, title=turn.titles.get(i, ""), request_id=turn.request_ids.get(i))
+                   for i in turn.item_ids],
             tool_calls=[ToolCallModel(name=c.name, args=c.args, ok=c.ok, error=c.error)
                         for c in turn.tool_calls],
             rejected_ids=turn.rejected_ids)

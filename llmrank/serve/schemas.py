@@ -191,6 +191,8 @@ class ToolCallModel(_Wire):
 class ChatItemModel(_Wire):
     item_id: ItemId
     title: str = ""
+    request_id: str | None = Field(default=None, description="the impression that showed the item: "
+                                   "send it with /feedback on this item")
 
 
 class ChatResponseModel(_Wire):

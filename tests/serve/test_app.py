@@ -212,6 +212,20 @@ def test_chat_turns_keep_the_session(client):
     assert client.post("/chat", json={"message": ""}).status_code == 422
 
 
+
+def test_chat_items_carry_the_impression_for_feedback(make_client):
+    """A click on an item a chat answer recommended joins the impression that showed it:
+    /chat returns that request id with each item, and /feedback accepts it."""
+    client, rec = make_client()
+    r = client.post("/chat", json={"message": "rocket space", "user_id": "u001"})
+    (item,) = r.json()["items"]
+    assert item["request_id"] and rec.explore.store.impression(item["request_id"]) is not None
+    fb = client.post("/feedback", json={"user_id": "u001", "item_id": item["item_id"], "kind": "click",
+                                        "request_id": item["request_id"]})
+    assert fb.status_code == 200
+    (event,) = list(rec.explore.store.events(request_id=item["request_id"]))
+    assert event.item_id == item["item_id"]
+
 def test_anonymous_chat_session_with_a_history(client):
     r = client.post("/chat", json={"message": "space", "history": ["c170", "c115"]})
     assert r.status_code == 200 and r.json()["item_ids"]
