@@ -5,6 +5,7 @@ Hermes tool calls by default, or an OpenAI-compatible server (vllm serve)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML/YAML deployment config.")
 _QUIT = {"/quit", "/exit", ":q"}
+log = logging.getLogger(__name__)
 
 
 def turn_json(turn: ChatTurn) -> dict[str, Any]:
@@ -68,6 +70,9 @@ def _repl(session: ChatSession) -> None:
             show_turn(session.send(message))
         except LlmrankError as exc:
             print_error(exc)
+        except Exception as exc:  # e.g. the chat server dropped: keep the conversation
+            log.debug("chat turn failed", exc_info=exc)
+            print_error(f"{type(exc).__name__}: {exc}")
 
 
 def chat(

@@ -43,3 +43,23 @@ def test_once_text_and_repl(tmp_path):
 def test_unknown_user_is_an_error(tmp_path):
     res = runner.invoke(app, ["chat", "--once", "hi", "--config", config(tmp_path), "--user", "nobody"])
     assert res.exit_code != 0 and "nobody" in str(res.exception)
+
+
+def test_a_failing_turn_does_not_end_the_conversation(tmp_path, monkeypatch):
+    """A turn that fails unexpectedly (e.g. the chat server dropped the connection) prints
+    one error line; the conversation goes on."""
+    from llmrank.chat.session import ChatSession
+
+    real = ChatSession.send
+    calls = {"n": 0}
+
+    def flaky(self, message):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("chat server went away")
+        return real(self, message)
+
+    monkeypatch.setattr(ChatSession, "send", flaky)
+    res = runner.invoke(app, ["chat", "--config", config(tmp_path)], input="hello\nagain\n/quit\n")
+    assert res.exit_code == 0, res.output
+    assert "chat server went away" in res.output and res.stdout.count("Hello! Ask me for a film.") == 1
