@@ -67,7 +67,7 @@ def rerank(
     k: int | None = typer.Option(None, "-k", "--k", min=1, help="Items to keep (default: all candidates)."),
     explain: bool = typer.Option(False, "--explain/--no-explain", help="Write explanations for the kept items."),
     engine: str = typer.Option("local", "--engine", help="Batch engine: " + ", ".join(batch_engines.names()) + "."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Batch: worker processes (local engine)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Batch: worker processes (local) or Ray actors (ray)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Batch: requests per batch (synced after each)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Batch: start over instead of resuming."),
     config: Path | None = ConfigOpt,
@@ -146,6 +146,8 @@ def _batch(cfg: Any, input_path: Path, output_path: Path | None, *, engine: str,
     options: dict[str, Any] = {"batch_size": batch_size}
     if engine == "local":
         options["workers"] = workers
+    elif engine == "ray":
+        options["concurrency"] = workers  # one actor (one Recommender) per worker
     with progress_bar(not json_out) as progress:
         task = progress.add_task(escape(f"reranking {input_path.name}"), total=None)
 

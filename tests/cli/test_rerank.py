@@ -162,3 +162,26 @@ def test_a_batch_resumed_with_another_config_exits_2_and_names_the_flag(app, tmp
         run_guarded(app)
     err = " ".join(capsys.readouterr().err.split())
     assert info.value.code == 2 and "different config; start again with --overwrite" in err
+
+
+def test_workers_sets_the_ray_engines_actor_count(app, tmp_path, monkeypatch):
+    """--workers went to the local engine only: `--engine ray` always ran one actor, and the
+    CLI had no other way to scale it."""
+    import llmrank.batch
+    from llmrank.batch import BatchReport
+
+    seen: dict[str, object] = {}
+
+    def fake_run_batch(requests, out, engine="local", **options):
+        seen.clear()
+        seen.update(engine=engine, **options)
+        return BatchReport(engine, str(out), str(out) + ".errors.jsonl", total=1, done=1)
+
+    monkeypatch.setattr(llmrank.batch, "run_batch", fake_run_batch)
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"user_id": "u001", "candidates": ["c001", "c002"]}\n')
+    result = run(app, str(src), str(tmp_path / "out.jsonl"), "--engine", "ray", "--workers", "3", "--json", *FAST)
+    assert result.exit_code == 0, result.output
+    assert seen["engine"] == "ray" and seen["concurrency"] == 3 and "workers" not in seen
+    run(app, str(src), str(tmp_path / "out2.jsonl"), "--workers", "2", "--json", *FAST)
+    assert seen["engine"] == "local" and seen["workers"] == 2 and "concurrency" not in seen
