@@ -81,7 +81,7 @@ class FusedRetriever(VectorSearchMixin):
                  text_weight: float = 0.0, *, half_life: float = 10.0,
                  embedder: Embedder | None = None, embedder_config: EmbedderConfig | None = None,
                  dataset: DatasetInfo | None = None, report: dict[str, Any] | None = None,
-                 cold: ColdPlacement | None = None) -> None:
+                 cold: ColdPlacement | None = None, text_model: str | None = None) -> None:
         self.model = model
         self.projection = projection
         self.index = index
@@ -96,6 +96,8 @@ class FusedRetriever(VectorSearchMixin):
         self.report = dict(report or {})
         self.cold = cold or ColdPlacement()
         self._hidden = model.config.hidden
+        # model id of the embedder that made the indexed text vectors (None = not known)
+        self.text_model = text_model or (embedder.model_id if embedder else None)
 
     # ---- construction -----------------------------------------------------------------
     @classmethod
@@ -159,7 +161,8 @@ class FusedRetriever(VectorSearchMixin):
         return cls(model, fitted.projection, index, dataset.items, counts, fitted.kappa,
                    fitted.text_weight, half_life=half_life, embedder=emb,
                    embedder_config=cfg.embedder, dataset=dataset_info(dataset, cfg),
-                   report=fitted.report, cold=fitted.cold)
+                   report=fitted.report, cold=fitted.cold,
+                   text_model=emb.model_id if emb is not None else None)
 
     @property
     def embedder(self) -> Embedder:
@@ -170,6 +173,17 @@ class FusedRetriever(VectorSearchMixin):
             self._embedder = create_embedder(self.embedder_config)
         return self._embedder
 
+    def text_embedder(self) -> Embedder:
+        """``embedder``, checked to be the model that made the indexed text vectors: text
+        embedded by another model (even of the same dim) would score garbage."""
+        emb = self.embedder
+        if self.text_model is None:
+            self.text_model = emb.model_id
+        elif emb.model_id != self.text_model:
+            raise IndexError_(f"the index's text was embedded by {self.text_model!r}, not "
+                              f"{emb.model_id!r}: pass that embedder (embedder=...)")
+        return emb
+
     # ---- live catalog -----------------------------------------------------------------
     def add_items(self, items: Sequence[Item], text_vectors: np.ndarray | None = None) -> None:
         """Add new (or re-describe existing) items from their text alone: their vectors are
@@ -177,7 +191,7 @@ class FusedRetriever(VectorSearchMixin):
         if not items:
             return
         tv = np.asarray(text_vectors if text_vectors is not None else embed_catalog(
-            self.embedder, items, self.embedder_config.batch_size), dtype=np.float32)
+            self.text_embedder(), items, self.embedder_config.batch_size), dtype=np.float32)
         projected = self.projection(tv)
         ids = [it.item_id for it in items]
         behaviour = np.zeros_like(projected)
@@ -234,7 +248,7 @@ class FusedRetriever(VectorSearchMixin):
                 text_q[row] = q
         wanted = [j for j, t in enumerate(texts or []) if t and t.strip()]
         if wanted and texts is not None:
-            tv = self.embedder.encode([str(texts[j]) for j in wanted])
+            tv = self.text_embedder().encode([str(texts[j]) for j in wanted])
             pseudo = self.projection(tv)[:, : self._hidden]
             for row, j in enumerate(wanted):
                 seqs[j] = np.vstack([seqs[j], pseudo[row: row + 1]])
@@ -244,9 +258,8 @@ class FusedRetriever(VectorSearchMixin):
 
     # ---- persistence ------------------------------------------------------------------
     def manifest(self) -> RetrieverManifest:
-        emb = self._embedder
         info = EmbedderInfo(backend=self.embedder_config.backend, model=self.embedder_config.model,
-                            model_id=emb.model_id if emb else self.embedder_config.model,
+                            model_id=self.text_model or self.embedder_config.model,
                             dim=self.projection.text_dim)
         describe = getattr(self.index, "describe", None)
         settings = {"kappa": self.kappa, "text_weight": self.text_weight,
@@ -265,7 +278,7 @@ class FusedRetriever(VectorSearchMixin):
         self.projection.save(path / PROJECTION_FILE)
         state = {"kappa": self.kappa, "text_weight": self.text_weight,
                  "half_life": self.half_life, "cold": self.cold.to_dict(),
-                 "counts": self.counts, "report": self.report}
+                 "counts": self.counts, "report": self.report, "text_model": self.text_model}
         (path / FUSION_FILE).write_text(json.dumps(state, indent=1))
         write_items(path, (self.items[i] for i in self.index.ids() if i in self.items))
         return self.manifest()
@@ -286,4 +299,5 @@ class FusedRetriever(VectorSearchMixin):
                    float(state["kappa"]), float(state.get("text_weight", 0.0)),
                    half_life=float(state.get("half_life", 10.0)), embedder=embedder,
                    embedder_config=emb_cfg, dataset=manifest.dataset, report=state.get("report"),
-                   cold=ColdPlacement.from_dict(state.get("cold")))
+                   cold=ColdPlacement.from_dict(state.get("cold")),
+                   text_model=state.get("text_model"))

@@ -10,6 +10,7 @@ from _seq_fixtures import tiny_config
 
 from llmrank.config import load_config
 from llmrank.embed.hashing import HashingEmbedder
+from llmrank.errors import IndexError_
 from llmrank.records import Filters, Item
 from llmrank.registry import retrievers
 from llmrank.retrieve import load_retriever, save_retriever
@@ -227,3 +228,26 @@ def test_refit_tunes_the_blend_before_refitting(fused, cold_dataset, cfg):
     assert not np.allclose(refit.model.item_vectors(), fused.model.item_vectors())
     assert [c.item_id for c in refit.retrieve(history=[item_id(1, p) for p in (0, 1, 2)], k=1)] \
         == [item_id(1, 3)]
+
+
+class _OtherModel(HashingEmbedder):
+    """The same dim as the index's hashing embedder, another model."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=256)
+        self.model_id = "another-256d-model"
+
+    def encode(self, texts, **kwargs):
+        return super().encode([f"other {t}" for t in texts], **kwargs)
+
+
+def test_loaded_fused_index_refuses_another_text_model(fused, tmp_path):
+    """Text queries and added items must be embedded by the model that made the index's text
+    vectors: another model of the same dim would silently score garbage."""
+    save_retriever(fused, tmp_path / "fused")
+    wrong = load_retriever(tmp_path / "fused", embedder=_OtherModel())
+    with pytest.raises(IndexError_, match="another-256d-model"):
+        wrong.retrieve(text="cowboy", k=4)
+    with pytest.raises(IndexError_, match="another-256d-model"):
+        wrong.add_items([Item("new", "cowboy desert", 2000, ("western",))])
+    assert len(wrong.retrieve(history=[item_id(0, 0)], k=4)) == 4  # histories need no model
