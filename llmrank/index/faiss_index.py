@@ -164,7 +164,9 @@ class FaissIndex:
         self._index.train(sample)
 
     def remove(self, ids: Sequence[str]) -> int:
-        labels = [self._label_of.pop(i) for i in dict.fromkeys(ids) if i in self._label_of]
+        """Remove items (ids as ``add`` stores them: strings); returns how many were present."""
+        wanted = dict.fromkeys(str(i) for i in ids)
+        labels = [self._label_of.pop(i) for i in wanted if i in self._label_of]
         if not labels:
             return 0
         for lab in labels:
@@ -191,7 +193,8 @@ class FaissIndex:
     # ---- read -------------------------------------------------------------------------
     def labels_of(self, ids: Sequence[str]) -> np.ndarray:
         try:
-            return np.fromiter((self._label_of[i] for i in ids), dtype=np.int64, count=len(ids))
+            return np.fromiter((self._label_of[str(i)] for i in ids), dtype=np.int64,
+                               count=len(ids))
         except KeyError as exc:
             raise UnknownItemError(f"item {exc.args[0]!r} is not in the index") from None
 
@@ -213,6 +216,8 @@ class FaissIndex:
             raise ValueError(f"queries must have {self._dim} columns, got {q.shape[1]}")
         if exclude is not None and len(exclude) != q.shape[0]:
             raise ValueError(f"{len(exclude)} exclusion sets for {q.shape[0]} queries")
+        if exclude is not None:  # ids as ``add`` stores them
+            exclude = [{str(i) for i in e} for e in exclude]
         return filtered_search(self, q, int(k), exclude, keep)
 
     def raw_search(self, queries: np.ndarray, fetch: int, sel: Any = None,

@@ -136,3 +136,18 @@ def test_missing_faiss_names_the_base_package_not_the_gpu_extra(monkeypatch):
     with pytest.raises(MissingExtraError, match="pip install faiss-cpu") as exc:
         faiss_index._faiss()
     assert "llmrank[gpu]" not in str(exc.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ids_given_as_numbers_are_the_same_ids_everywhere(kind):
+    """add() stores ids as strings (dataset ids often arrive as ints from a dataframe):
+    remove, exclude and reconstruct must find them the same way, or a removed item comes
+    back."""
+    x = unit(300)
+    index = FaissIndex.build(np.arange(300), x, kind=kind)
+    assert index.remove(np.array([0, 1])) == 2 and len(index) == 298
+    found = {i for i, _ in index.search(x[:2], 10)[0]}
+    assert not found & {"0", "1"}
+    hits = index.search(x[2:3], 3, exclude=[{2}])[0]
+    assert "2" not in {i for i, _ in hits}
+    np.testing.assert_allclose(index.reconstruct([5]), x[5:6], atol=1e-6)
