@@ -79,7 +79,7 @@ def run_batch(requests: RequestSource | Iterable[RecRequest], out: str | Path, e
 
     ``recommender`` reuses a built Recommender (local engine, one worker); otherwise each
     worker builds one from ``config`` (a path, dict or Config) and ``overrides``. Engine
-    options: local ``workers``, ``batch_size``; ray ``concurrency``, ``batch_size``,
+    options: local ``workers``, ``batch_size``; ray ``concurrency``, ``batch_size``, ``window``,
     ``num_gpus_per_worker``, ``address``."""
     from llmrank.registry import batch_engines
 

@@ -1,6 +1,6 @@
 """The ``ray`` batch engine: Ray Data over a pool of actors, each holding one Recommender.
 
-    ray.data.from_items(pending jobs) -> map_batches(RecommenderWorker, concurrency=N, ...)
+    ray.data.from_items(pending jobs, ``window`` at a time) -> map_batches(RecommenderWorker, ...)
     -> streamed back to the driver in input order, which appends to the same JSON-lines output
        as ``local``
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,7 @@ class RayBatchEngine:
                  recommender_factory: Callable[[], Recommender] | None = None,
                  concurrency: int = 1, batch_size: int = 16, num_cpus_per_worker: float = 1.0,
                  num_gpus_per_worker: float | None = None, address: str | None = None,
-                 num_cpus: int | None = None, shutdown: bool = False) -> None:
+                 num_cpus: int | None = None, shutdown: bool = False, window: int = 50_000) -> None:
         from llmrank.config import load_config
 
         if recommender is not None and config is None and recommender_factory is None:
@@ -81,6 +82,9 @@ class RayBatchEngine:
         self.address = address
         self.num_cpus = num_cpus
         self.shutdown = shutdown
+        # jobs per Ray Data run: bounds the driver's memory on a huge input; each run starts its
+        # actors (loads the model) again, so it stays large
+        self.window = max(1, int(window))
 
     def _init_ray(self) -> Any:
         ray = require("ray", extra="ray")
@@ -99,13 +103,19 @@ class RayBatchEngine:
             progress: BatchProgress | None = None) -> BatchReport:
         with BatchRun(self.name, requests, out, config=self.config, overwrite=overwrite,
                       progress=progress) as run:
-            pending = [{"line": j.line, "request": json.dumps(j.request)} for j in run.pending()]
-            if pending:
-                self._execute(run, pending)
+            jobs = run.pending()
+            ray = None
+            try:
+                while window := list(islice(jobs, self.window)):  # streamed, a window at a time
+                    ray = ray or self._init_ray()
+                    self._execute(ray, run, [{"line": j.line, "request": json.dumps(j.request)}
+                                             for j in window])
+            finally:
+                if ray is not None and self.shutdown:
+                    ray.shutdown()
         return run.report
 
-    def _execute(self, run: BatchRun, rows: list[dict[str, Any]]) -> None:
-        ray = self._init_ray()
+    def _execute(self, ray: Any, run: BatchRun, rows: list[dict[str, Any]]) -> None:
         options = ray.data.DataContext.get_current().execution_options
         preserve_order = options.preserve_order
         options.preserve_order = True  # results in input order, as the local engine writes them
@@ -124,5 +134,3 @@ class RayBatchEngine:
                 run.checkpoint()
         finally:
             options.preserve_order = preserve_order
-            if self.shutdown:
-                ray.shutdown()
