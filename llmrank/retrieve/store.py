@@ -72,11 +72,17 @@ def save_retriever(retriever: PersistentRetriever, path: str | Path, *,
     return manifest
 
 
-def load_retriever(path: str | Path, **kwargs: Any) -> PersistentRetriever:
+def load_retriever(path: str | Path, *, dataset: Dataset | None = None,
+                   **kwargs: Any) -> PersistentRetriever:
     """Load an index folder with the class its manifest's ``kind`` names. ``kwargs`` go to
-    that class's ``load`` (e.g. ``embedder=``, ``use_gpu=``)."""
+    that class's ``load`` (e.g. ``embedder=``, ``use_gpu=``). With ``dataset`` (the data it
+    will serve), a folder built on another dataset is refused: ids of another dataset
+    (MovieLens releases share numeric ids for different films) would be silently wrong."""
     src = Path(path)
     manifest = read_manifest(src)
+    if dataset is not None and manifest.dataset.name != dataset.name:
+        raise IndexError_(f"{src} was built on dataset {manifest.dataset.name!r}, not "
+                          f"{dataset.name!r}: rebuild it for this dataset or use another index")
     cls: Any = retrievers.get(manifest.kind)
     retriever: PersistentRetriever = cls.load(src, manifest, **kwargs)
     return retriever

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from _text_fixtures import tiny_dataset
 
@@ -115,3 +116,14 @@ def test_loaded_index_refuses_an_embedder_other_than_the_one_it_was_built_with(c
         wrong.retrieve(text="ghost", k=3)
     right = load_retriever(tmp_path / "idx", embedder=_SaltedEmbedder())
     assert right.retrieve(text="ghost", k=3) == built.retrieve(text="ghost", k=3)
+
+
+def test_loading_for_another_dataset_is_refused(cfg, tmp_path):
+    """An index folder serves the dataset it was built on: item ids of another dataset
+    (MovieLens releases share numeric ids for different films) would be silently wrong."""
+    save_retriever(build_retriever(tiny_dataset(), cfg), tmp_path / "idx")
+    assert load_retriever(tmp_path / "idx", dataset=tiny_dataset()).kind == "text"
+    ds = tiny_dataset()
+    other = ds.subset(np.ones(len(ds.interactions), dtype=bool), name="other", drop_unused=False)
+    with pytest.raises(IndexError_, match=r"'tiny'.*'other'"):
+        load_retriever(tmp_path / "idx", dataset=other)
