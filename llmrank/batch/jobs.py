@@ -100,7 +100,9 @@ def iter_jobs(source: RequestSource, *, id_prefix: str | None = None) -> Iterato
 
 def _raw(source: RequestSource) -> Iterator[tuple[int, Any]]:
     if isinstance(source, (str, Path)):
-        with open(source, encoding="utf-8", errors="replace", newline="") as fh:
+        # newline="\n": JSON lines end at LF only (CRLF keeps a CR json ignores); a lone CR is
+        # not a line break, or every later line number would be off
+        with open(source, encoding="utf-8", errors="replace", newline="\n") as fh:
             for n, text in enumerate(fh, 1):
                 if not text.strip():
                     continue

@@ -29,7 +29,7 @@ def config_key(config: Any) -> str:
 
 
 def _count_lines(path: str | Path) -> int:
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8", errors="replace", newline="\n") as fh:  # as jobs._raw splits
         return sum(1 for text in fh if text.strip())
 
 

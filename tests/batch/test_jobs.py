@@ -38,3 +38,12 @@ def test_an_invalid_record_in_an_iterable_is_a_failed_line(rec, tmp_path):
     report = LocalBatchEngine(rec).run(reqs, tmp_path / "out.jsonl")
     assert report.done == 2 and [(f.line, f.error) for f in report.failed] == [(2, "ValidationError")]
     assert [r["request_id"] for _, r in sorted(read_out(tmp_path / "out.jsonl").items())] == ["a", "c"]
+
+
+def test_line_numbers_count_newlines_only(tmp_path):
+    """Lines were also split at a lone carriage return (universal newlines): a raw CR inside
+    one bad line shifted every later line number, so errors named the wrong lines."""
+    src = tmp_path / "req.jsonl"
+    src.write_bytes(b'{"user_id": "u001",\r "k": 2}\n{"text": "line\rbreak"}\n{"user_id": "u002"}\r\n')
+    items = list(iter_jobs(src))
+    assert [(type(x), x.line) for x in items] == [(Job, 1), (FailedLine, 2), (Job, 3)]
