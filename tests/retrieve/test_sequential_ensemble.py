@@ -141,3 +141,18 @@ def test_refit_model_retrains_the_members_that_ask_for_it(members, dataset):
     assert out.members[0].meta["refit_epochs"] == lru.meta["best_epoch"] and out.meta["refit"]
     with pytest.raises(ModelError):
         refit_model(holdout_split(dataset), config, lru)
+
+
+def test_overwriting_an_ensemble_folder_with_one_model_loads_that_model(dataset, members,
+                                                                         tmp_path):
+    """Retraining into the same index folder (the default --out) with --ensemble none: the
+    old ensemble.json must not make load() return the previous ensemble."""
+    lru, sas = members
+    save_retriever(SequentialRetriever.from_model(EnsembleModel([lru, sas]), dataset.items),
+                   tmp_path / "idx")
+    single = SequentialRetriever.from_model(lru, dataset.items)
+    save_retriever(single, tmp_path / "idx")
+    loaded = load_retriever(tmp_path / "idx")
+    assert not isinstance(loaded.model, EnsembleModel)
+    hist = [item_id(3, 1), item_id(3, 2)]
+    assert loaded.retrieve(history=hist, k=5) == single.retrieve(history=hist, k=5)

@@ -132,6 +132,8 @@ class SequentialModel:
     def save(self, path: str | Path) -> Path:
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
+        # an ensemble saved here before would be what load() finds (it looks for this first)
+        (folder / "ensemble.json").unlink(missing_ok=True)
         state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
         torch.save(state, folder / WEIGHTS)
         (folder / CONFIG).write_text(json.dumps(self.config.to_dict(), indent=2))
