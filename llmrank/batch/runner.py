@@ -66,6 +66,7 @@ class BatchRun:
             len(source) if isinstance(source, Sized) else None)
         self.progress = progress
         self._start = 0.0
+        self._exhausted = False  # pending() reached the end of the input
 
     def __enter__(self) -> BatchRun:
         self.sink.open()
@@ -89,6 +90,7 @@ class BatchRun:
                 continue
             yield job
         self.report.total = seen
+        self._exhausted = True
 
     def record(self, result: dict[str, Any]) -> None:
         self.sink.write(result)
@@ -110,6 +112,8 @@ class BatchRun:
         r.done = len(self.sink.done)
         r.total = r.total or self.total or 0
         r.failed = sorted(self.sink.failed.values(), key=lambda f: f.line)
+        if exc_type is None and self._exhausted:
+            self.sink.mark_complete(r.total)
         if exc_type is not None:
             log.warning("batch run interrupted (%s) after %d requests; re-run to resume",
                         exc_type.__name__, r.processed)

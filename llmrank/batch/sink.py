@@ -2,7 +2,8 @@
 
     <out>              one JSON line per finished request ({"line": n, ...RecResponse})
     <out>.errors.jsonl one JSON line per failed request ({"line", "error", "reason"})
-    <out>.meta.json    the input fingerprint and config hash the output belongs to
+    <out>.meta.json    the input fingerprint and config hash the output belongs to, and
+                       ``complete`` (true once a run reached the end of the input, with counts)
 
 Lines are appended, flushed per line and fsynced per batch. A kill can leave at most a
 partial last line, which ``open`` cuts off before resuming; every complete line is a finished
@@ -90,9 +91,9 @@ class ResultSink:
         if not exists or self.overwrite:  # a meta file left without its output is stale
             meta = {"input": self.input_key, "config": self.config_key, "engine": self.engine,
                     "created": time.time()}
-            tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
-            tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            os.replace(tmp, self.meta_path)  # never a half-written meta file
+        else:
+            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        self._write_meta({**meta, "complete": False})  # until a run reaches the end of the input
         # kept open across calls (closed in close()): one append stream per file
         self._out = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
         self._err = open(self.errors_path, "a", encoding="utf-8")  # noqa: SIM115
@@ -108,6 +109,18 @@ class ResultSink:
             raise DataError(f"{self.path} belongs to a different input (file or requests); {_START_AGAIN}")
         if meta.get("config") != self.config_key:
             raise ConfigError(f"{self.path} was written with a different config; {_START_AGAIN}")
+
+    def _write_meta(self, meta: dict[str, Any]) -> None:
+        tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        os.replace(tmp, self.meta_path)  # never a half-written meta file
+
+    def mark_complete(self, total: int) -> None:
+        """Every input line is in the output or the errors file: readers can tell a finished
+        output from one cut short by a crash (``complete`` stays false)."""
+        meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        self._write_meta({**meta, "complete": True, "total": total, "done": len(self.done),
+                          "failed": len(self.failed)})
 
     def finished(self, line: int) -> bool:
         return line in self.done or line in self.failed
