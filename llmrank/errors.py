@@ -73,3 +73,9 @@ class ModelError(LlmrankError):
 
 class FeedbackError(LlmrankError):
     """A feedback event is invalid or cannot be stored."""
+
+
+class FeedbackConflictError(FeedbackError):
+    """An idempotency key (an impression's request_id, an event's event_id) is already stored
+    with other content: a retry is accepted once, a different record under the same key is
+    refused, never dropped silently."""

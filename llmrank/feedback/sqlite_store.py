@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from llmrank.errors import DataError, FeedbackError
+from llmrank.errors import DataError, FeedbackConflictError, FeedbackError
 from llmrank.feedback.records import EVENT_KINDS, FeedbackEvent, Impression
 
 log = logging.getLogger(__name__)
@@ -206,7 +206,8 @@ class SqliteFeedbackStore:
                 "SELECT item_id FROM impression_items WHERE request_id=? ORDER BY slot",
                 (imp.request_id,))]
             if tuple(shown) != imp.items:
-                raise FeedbackError(f"request {imp.request_id} was already logged with a different slate")
+                raise FeedbackConflictError(
+                    f"request {imp.request_id} was already logged with a different slate")
             return 0
         c.executemany(
             "INSERT INTO impression_items VALUES (?,?,?,?,?,?)",
@@ -223,6 +224,14 @@ class SqliteFeedbackStore:
             (ev.event_id, ev.request_id, ev.user_id, ev.item_id, ev.kind, ev.value,
              ev.position, ev.timestamp),
         )
+        if cur.rowcount == 0:  # already stored: fine if it is the same event (a retry)
+            stored = c.execute("SELECT request_id, user_id, item_id, kind, value, position "
+                               "FROM events WHERE event_id=?", (ev.event_id,)).fetchone()
+            # the timestamp is left out: a server stamps a resent event anew
+            if stored != (ev.request_id, ev.user_id, ev.item_id, ev.kind, ev.value, ev.position):
+                raise FeedbackConflictError(
+                    f"event {ev.event_id} was already logged as {stored[3]} of item {stored[2]!r} "
+                    f"by user {stored[1]!r}; a different event needs its own event_id")
         return int(cur.rowcount)
 
     # ---- reads -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from llmrank.errors import (
     ConfigError,
     DataError,
     EmptyHistoryError,
+    FeedbackConflictError,
     FeedbackError,
     LlmrankError,
     MissingExtraError,
@@ -55,6 +56,7 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (MissingExtraError, 501),
     (FeatureUnavailableError, 501),
     (SessionConflictError, 409),
+    (FeedbackConflictError, 409),  # before FeedbackError (422)
     (EmptyHistoryError, 422),
     (ConfigError, 422),
     (PromptError, 422),

@@ -67,6 +67,27 @@ def test_writes_are_idempotent_and_conflicts_raise(tmp_path):
         store.log_impression(other)
 
 
+def test_an_event_id_reused_for_another_event_is_a_conflict_not_a_silent_drop(tmp_path):
+    """event_id is an idempotency key: the same event again (a retry; its timestamp may be
+    stamped anew by the server) is stored once, but another event under the same id was
+    acknowledged and dropped: the caller must hear of it."""
+    from llmrank.errors import FeedbackConflictError
+
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    store.log_event(FeedbackEvent("u1", "a", "click", request_id="r1", event_id="e1", timestamp=10.0))
+    store.log_event(FeedbackEvent("u1", "a", "click", request_id="r1", event_id="e1", timestamp=11.0))
+    for other in (FeedbackEvent("u1", "b", "click", request_id="r1", event_id="e1"),
+                  FeedbackEvent("u1", "a", "skip", request_id="r1", event_id="e1"),
+                  FeedbackEvent("u2", "a", "click", request_id="r1", event_id="e1"),
+                  FeedbackEvent("u1", "a", "rating", value=4.0, request_id="r1", event_id="e1")):
+        with pytest.raises(FeedbackConflictError, match="e1"):
+            store.log_event(other)
+    assert [(e.item_id, e.kind, e.timestamp) for e in store.events()] == [("a", "click", 10.0)]
+    with pytest.raises(FeedbackConflictError, match="different slate"):
+        store.log_impression(_imp("r9"))
+        store.log_impression(Impression("r9", "u1", ("x",), (1.0,), (1.0,), "greedy"))
+
+
 def test_batch_is_atomic(tmp_path):
     store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
     good = FeedbackEvent("u1", "a", "click", event_id="ok")

@@ -164,6 +164,10 @@ def test_feedback_round_trip_into_the_store(make_client):
     assert imp is not None and list(imp.items) == [it["item_id"] for it in shown["items"]]
     r = client.post("/feedback", json={"user_id": "u003", "item_id": "c004", "kind": "rating", "value": 4.5})
     assert r.status_code == 200 and store.counts()["rating"] == 1
+    # the same event_id for another event is a 409 conflict, not a silent "stored"
+    r = client.post("/feedback", json={**body, "kind": "skip"})
+    assert r.status_code == 409 and r.json()["error"] == "FeedbackConflictError"
+    assert [e.kind for e in store.events(request_id=shown["request_id"])] == ["click"]
 
 
 def test_feedback_errors(make_client):
