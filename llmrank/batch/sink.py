@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,28 +33,34 @@ def _repair_tail(path: Path) -> None:
     """Cut a partial last line (a write interrupted by a kill)."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    with open(path, "rb+") as fh:
-        data = fh.read()
-        if data.endswith(b"\n"):
+    with open(path, "rb+") as fh:  # read from the end: the output may be far larger than memory
+        size = end = fh.seek(0, os.SEEK_END)
+        keep = 0
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            fh.seek(start)
+            cut = fh.read(end - start).rfind(b"\n")
+            if cut >= 0:
+                keep = start + cut + 1
+                break
+            end = start
+        if keep == size:
             return
-        keep = data.rfind(b"\n") + 1
         log.warning("%s: dropping a partial last line (%d bytes) from an interrupted run",
-                    path, len(data) - keep)
+                    path, size - keep)
         fh.truncate(keep)
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSON-lines file, one at a time (a resumed output may be huge)."""
     if not path.exists():
-        return out
+        return
     with open(path, encoding="utf-8") as fh:
         for n, text in enumerate(fh, 1):
             try:
-                rec = json.loads(text)
-                out.append(rec)
+                yield json.loads(text)
             except json.JSONDecodeError:
                 log.warning("%s:%d is corrupt; its request will be redone", path, n)
-    return out
 
 
 class ResultSink:
