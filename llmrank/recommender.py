@@ -299,7 +299,7 @@ def _build_retriever(dataset: Dataset, cfg: Config) -> Retriever:
     from llmrank.retrieve.store import build_retriever, load_retriever
 
     if cfg.index.path and Path(cfg.index.path).is_dir():
-        return load_retriever(cfg.index.path)
+        return load_retriever(cfg.index.path, dataset=dataset)  # refuses another dataset's index
     return build_retriever(dataset, cfg)
 
 

@@ -250,3 +250,20 @@ def test_explanations_only_call_well_rated_history_items_liked():
                                        "explain": {"liked_min_rating": None}},
                                       dataset=ds, retriever=FakeRetriever(), llm=llm)
     assert unrated._liked(RecRequest(user_id="fan"), ["1", "2"]) == ["1", "2"]
+
+
+def test_an_index_folder_of_another_dataset_is_refused(tmp_path):
+    """``index.path`` built on one dataset must not serve another: MovieLens releases share
+    numeric ids for different films, so the results would be silently wrong."""
+    from llmrank.config import load_config
+    from llmrank.errors import IndexError_
+    from llmrank.retrieve.store import build_retriever, save_retriever
+
+    ds = make_dataset()
+    cfg = {"reranker": {"backend": "fake"}, "embedder": {"backend": "hashing"},
+           "retriever": {"kind": "text"}, "index": {"path": str(tmp_path / "idx")}}
+    save_retriever(build_retriever(ds, load_config(cfg)), tmp_path / "idx")
+    assert Recommender.from_config(cfg, dataset=ds, llm=FakeLLM()).recommend("u1", k=3).items
+    other = ds.subset(np.ones(len(ds.interactions), dtype=bool), name="other", drop_unused=False)
+    with pytest.raises(IndexError_, match="built on dataset 'tiny'"):
+        Recommender.from_config(cfg, dataset=other, llm=FakeLLM())

@@ -15,6 +15,7 @@ A kind is a ``retrievers`` registry entry whose class implements PersistentRetri
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -76,16 +77,24 @@ def load_retriever(path: str | Path, *, dataset: Dataset | None = None,
                    **kwargs: Any) -> PersistentRetriever:
     """Load an index folder with the class its manifest's ``kind`` names. ``kwargs`` go to
     that class's ``load`` (e.g. ``embedder=``, ``use_gpu=``). With ``dataset`` (the data it
-    will serve), a folder built on another dataset is refused: ids of another dataset
+    will serve), a folder built on another dataset (a k-core or visible-data subset of the
+    same one counts as the same) is refused: ids of another dataset
     (MovieLens releases share numeric ids for different films) would be silently wrong."""
     src = Path(path)
     manifest = read_manifest(src)
-    if dataset is not None and manifest.dataset.name != dataset.name:
+    if dataset is not None and _family(manifest.dataset.name) != _family(dataset.name):
         raise IndexError_(f"{src} was built on dataset {manifest.dataset.name!r}, not "
                           f"{dataset.name!r}: rebuild it for this dataset or use another index")
     cls: Any = retrievers.get(manifest.kind)
     retriever: PersistentRetriever = cls.load(src, manifest, **kwargs)
     return retriever
+
+
+def _family(name: str) -> str:
+    """A dataset name without the suffixes of its subsets: k-core filtering and an evaluation
+    stage's visible data ("ml-latest-small-5core-visible-valid" -> "ml-latest-small") keep
+    the dataset's own ids, so one index serves them all."""
+    return re.sub(r"(-\d+core|-visible-[a-z]+)+$", "", name)
 
 
 def remove_index_folder(path: str | Path) -> None:

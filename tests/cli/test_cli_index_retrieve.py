@@ -68,6 +68,16 @@ def test_retrieve_user_from_index_folder(app, built, ml_small):
     assert data["history_length"] == len(ml_small.history("1"))
 
 
+def test_retrieve_refuses_an_index_of_another_dataset(app, built, ml100k_dir):
+    """ml-100k and ml-latest-small share numeric ids for different films: an index of one
+    serving the other's users would return wrong films without a word."""
+    out, _ = built
+    r = CliRunner().invoke(app, ["retrieve", "--index", str(out), "--dataset", str(ml100k_dir),
+                                 "--user", "1", "--json"])
+    assert r.exit_code != 0
+    assert "built on dataset 'ml-latest-small'" in str(r.exception or r.output)
+
+
 def test_retrieve_text_and_errors(app, built):
     out, _ = built
     r = CliRunner().invoke(app, ["retrieve", "--index", str(out), "--text", "space", "-k", "3"])

@@ -127,3 +127,20 @@ def test_loading_for_another_dataset_is_refused(cfg, tmp_path):
     other = ds.subset(np.ones(len(ds.interactions), dtype=bool), name="other", drop_unused=False)
     with pytest.raises(IndexError_, match=r"'tiny'.*'other'"):
         load_retriever(tmp_path / "idx", dataset=other)
+
+
+def test_a_kcore_subset_of_the_same_dataset_may_use_the_index(cfg, tmp_path):
+    """k-core filtering keeps the dataset's own ids ('tiny' and 'tiny-5core' name the same
+    films), so an index built on one serves the other; another dataset is still refused."""
+    ds = tiny_dataset()
+    core = ds.subset(np.ones(len(ds.interactions), dtype=bool), name="tiny-5core", drop_unused=False)
+    save_retriever(build_retriever(core, cfg), tmp_path / "core")
+    assert load_retriever(tmp_path / "core", dataset=ds).kind == "text"
+    save_retriever(build_retriever(ds, cfg), tmp_path / "full")
+    assert load_retriever(tmp_path / "full", dataset=core).kind == "text"
+    visible = ds.subset(np.ones(len(ds.interactions), dtype=bool), name="tiny-5core-visible-valid",
+                        drop_unused=False)
+    assert load_retriever(tmp_path / "full", dataset=visible).kind == "text"
+    other = ds.subset(np.ones(len(ds.interactions), dtype=bool), name="tinyx-5core", drop_unused=False)
+    with pytest.raises(IndexError_):
+        load_retriever(tmp_path / "full", dataset=other)
