@@ -121,7 +121,8 @@ class Recommender:
         elif req.user_id is not None and self.dataset.has_user(req.user_id):
             hist = self.dataset.history(req.user_id)
         elif req.user_id is not None and not req.text:
-            raise UnknownUserError(f"unknown user {req.user_id!r} and no history or text given")
+            raise UnknownUserError(f"unknown user {req.user_id!r} in dataset {self.dataset.name!r} "
+                                   "and no history or text given")
         else:
             hist = []
         return [i for i in hist if i in self.dataset.items]

@@ -30,7 +30,7 @@ def test_worker_udf_without_ray(tmp_path):
     first, second = (json.loads(x) for x in out["result"])
     assert out["line"] == [1, 2] and first["ok"] and len(first["items"]) == 2
     assert second == {"line": 2, "ok": False, "error": "UnknownUserError",
-                      "reason": "unknown user 'nobody' and no history or text given"}
+                      "reason": "unknown user 'nobody' in dataset 'catalog' and no history or text given"}
 
 
 def test_ray_matches_local_and_resumes(local_ray, tmp_path):

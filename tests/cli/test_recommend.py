@@ -131,7 +131,7 @@ def test_config_file_and_set_overrides(app, tmp_path):
 def test_usage_and_typed_errors(app, monkeypatch, capsys):
     assert run(app, *FAST).exit_code != 0  # neither --user nor --text
     code, out, err = guarded(app, monkeypatch, capsys, "--user", "nobody", *FAST)
-    assert code == 5 and "unknown user 'nobody'" in err and "Traceback" not in err + out
+    assert code == 5 and "unknown user 'nobody' in dataset 'catalog'" in err and "Traceback" not in err + out
     code, _, err = guarded(app, monkeypatch, capsys, "--user", "u001", "--backend", "nope",
                            "--set", "embedder.backend=hashing")
     assert code == 2 and "nope" in err and "fake" in err  # a config error; the valid names are listed
