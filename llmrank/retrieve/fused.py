@@ -43,7 +43,7 @@ from llmrank.retrieve.fusion import (
     item_rows,
     text_multipliers,
 )
-from llmrank.retrieve.manifest import DatasetInfo, EmbedderInfo, RetrieverManifest
+from llmrank.retrieve.manifest import DatasetInfo, EmbedderInfo, RetrieverManifest, recorded_model
 from llmrank.retrieve.sequential.config import SequentialConfig, default_fused_ensemble
 from llmrank.retrieve.sequential.model import SequentialModel
 from llmrank.retrieve.sequential.retriever import (
@@ -258,7 +258,8 @@ class FusedRetriever(VectorSearchMixin):
 
     # ---- persistence ------------------------------------------------------------------
     def manifest(self) -> RetrieverManifest:
-        info = EmbedderInfo(backend=self.embedder_config.backend, model=self.embedder_config.model,
+        info = EmbedderInfo(backend=self.embedder_config.backend,
+                            model=recorded_model(self.embedder_config.model),
                             model_id=self.text_model or self.embedder_config.model,
                             dim=self.projection.text_dim)
         describe = getattr(self.index, "describe", None)

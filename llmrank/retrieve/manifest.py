@@ -54,6 +54,13 @@ class EmbedderInfo:
     options: str = ""  # settings beyond the model that change vectors (Embedder.options)
 
 
+def recorded_model(model: str) -> str:
+    """How a manifest records an embedder model: a local folder as an absolute path (an index
+    loaded from another working directory must still find it), a name or HF id as given."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
+
+
 @dataclass
 class RetrieverManifest:
     kind: str

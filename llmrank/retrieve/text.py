@@ -23,7 +23,7 @@ from llmrank.retrieve import query as qv
 from llmrank.retrieve.base import ProgressFn, no_progress
 from llmrank.retrieve.catalog import merge_items, read_items, write_items
 from llmrank.retrieve.filters import compile_filters
-from llmrank.retrieve.manifest import DatasetInfo, EmbedderInfo, RetrieverManifest
+from llmrank.retrieve.manifest import DatasetInfo, EmbedderInfo, RetrieverManifest, recorded_model
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class TextRetriever:
     # ---- persistence ------------------------------------------------------------------
     def manifest(self) -> RetrieverManifest:
         info = EmbedderInfo(backend=self.embedder_config.backend,
-                            model=self.embedder_config.model,
+                            model=recorded_model(self.embedder_config.model),
                             model_id=self.embedder_model_id or self.embedder_config.model,
                             dim=self.index.dim, options=self.embedder_options)
         describe = getattr(self.index, "describe", None)

@@ -144,3 +144,21 @@ def test_a_kcore_subset_of_the_same_dataset_may_use_the_index(cfg, tmp_path):
     other = ds.subset(np.ones(len(ds.interactions), dtype=bool), name="tinyx-5core", drop_unused=False)
     with pytest.raises(IndexError_):
         load_retriever(tmp_path / "full", dataset=other)
+
+
+def test_a_relative_embedder_model_path_is_recorded_absolute(tmp_path, monkeypatch):
+    """``--embedder-model ./my-model`` works where the index is built; the index folder must
+    still find that model when loaded from another working directory."""
+    monkeypatch.setenv("LLMRANK_HOME", str(tmp_path / "home"))
+    (tmp_path / "work" / "my-model").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    cfg = load_config({"embedder": {"backend": "hashing", "model": "my-model"}})
+    save_retriever(build_retriever(tiny_dataset(), cfg), tmp_path / "idx")
+    recorded = read_manifest(tmp_path / "idx").embedder
+    assert recorded is not None and recorded.model == str(tmp_path / "work" / "my-model")
+    monkeypatch.chdir(tmp_path)
+    loaded = load_retriever(tmp_path / "idx")
+    assert loaded.embedder_config.model == str(tmp_path / "work" / "my-model")
+    named = load_config({"embedder": {"backend": "hashing", "model": "not-a-folder"}})
+    save_retriever(build_retriever(tiny_dataset(), named), tmp_path / "idx2")
+    assert read_manifest(tmp_path / "idx2").embedder.model == "not-a-folder"  # names stay names
