@@ -248,7 +248,9 @@ class FusedRetriever(VectorSearchMixin):
                 text_q[row] = q
         wanted = [j for j, t in enumerate(texts or []) if t and t.strip()]
         if wanted and texts is not None:
-            tv = self.text_embedder().encode([str(texts[j]) for j in wanted])
+            emb = self.text_embedder()
+            raw: Embedder = getattr(emb, "inner", emb)  # queries bypass the catalog's disk cache
+            tv = raw.encode([str(texts[j]) for j in wanted])
             pseudo = self.projection(tv)[:, : self._hidden]
             for row, j in enumerate(wanted):
                 seqs[j] = np.vstack([seqs[j], pseudo[row: row + 1]])

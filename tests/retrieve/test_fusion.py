@@ -251,3 +251,17 @@ def test_loaded_fused_index_refuses_another_text_model(fused, tmp_path):
     with pytest.raises(IndexError_, match="another-256d-model"):
         wrong.add_items([Item("new", "cowboy desert", 2000, ("western",))])
     assert len(wrong.retrieve(history=[item_id(0, 0)], k=4)) == 4  # histories need no model
+
+
+def test_free_text_queries_are_not_written_to_the_embedding_cache(fused, tmp_path):
+    """The disk cache holds catalog items; a user's free-text queries must not pile up in it
+    (the text retriever already bypasses it)."""
+    from llmrank.embed.cache import CachedEmbedder
+
+    cached = CachedEmbedder(HashingEmbedder(), tmp_path / "cache")
+    fused._embedder, before = cached, fused._embedder
+    try:
+        assert len(fused.retrieve(text="a private query about cowboys", k=3)) == 3
+        assert len(cached.cache) == 0
+    finally:
+        fused._embedder = before
