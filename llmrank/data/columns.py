@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,17 +60,19 @@ class EventColumns:
 
 def read_clean_table(
     path: Path, *, sep: str, n_fields: int, header: bool, encoding: str,
-    types: Mapping[int, str], report: LoadReport,
+    types: Mapping[int, str], report: LoadReport, accept: Callable[[list[Any]], bool] | None = None,
 ) -> list[Any] | None:
     """All ``n_fields`` columns of a clean unquoted file (``types`` maps a field index to
     'string', 'int64' or 'float64'; others are strings): numeric columns as numpy arrays,
     string columns as lists or pyarrow arrays. None when the file is not perfectly clean,
-    in which case nothing is recorded in ``report``."""
+    in which case nothing is recorded in ``report``. ``accept`` is the caller's last check
+    of the parsed columns (values in range): False also means None, so that the careful
+    reader, which reports each bad line, reads the file without counting it twice."""
     if worth_fast_path(path):
         cols = _read_arrow(path, sep, n_fields, header, encoding, types)
     else:
         cols = _read_python(path, sep, n_fields, header, encoding, types)
-    if cols is None or not len(cols[0]):
+    if cols is None or not len(cols[0]) or (accept is not None and not accept(cols)):
         return None
     report.files.append(str(path))
     report.lines_read += len(cols[0])
@@ -132,7 +134,7 @@ def _typed_columns(fields: list[str], n_fields: int, types: Mapping[int, str]) -
                 out.append(col)
             else:
                 out.append(np.array(col, dtype=np.float64 if kind == "float64" else np.int64))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer beyond int64
         return None
     return out
 

@@ -189,3 +189,25 @@ def test_dat_format_double_colon(tmp_path):
     assert isinstance(ds, Dataset) and len(ds.interactions) == 3
     assert ds.users["1"].attributes["age"] == "under 18" and ds.users["1"].attributes["occupation"] == "academic/educator"
     assert ds.history("1") == ["1", "2"]
+
+
+@pytest.mark.parametrize("reader", ["python", "arrow", "careful"])
+@pytest.mark.parametrize(("fmt", "bad", "why"), [
+    ("ml-100k", "2\t1\t4\t99999999999999999999\n", "timestamp"),
+    ("ml-100k", "2\t1\t4\t1e30\n", "timestamp"),
+    ("ml-1m", "2::1::4::1e300\n", "timestamp"),
+    ("ml-csv", "2,1,inf,10\n", "rating"),
+    ("ml-csv", "2,1,nan,10\n", "rating"),
+    ("ml-100k", "2\t1\t-inf\t10\n", "rating"),
+])
+def test_absurd_timestamp_or_rating_is_a_malformed_line(tmp_path, monkeypatch, reader, fmt, bad, why):
+    """A timestamp beyond int64 / year 9999 crashed the load with a raw OverflowError, and an
+    inf or NaN rating was loaded as if it were a score; both are reported with their line."""
+    monkeypatch.setattr(columns, "worth_fast_path", lambda path: reader == "arrow")
+    if reader == "careful":
+        monkeypatch.setattr(movielens, "read_clean_table", lambda *a, **k: None)
+    good = {"ml-100k": "1\t1\t5\t100\n", "ml-1m": "1::1::5::100\n", "ml-csv": "1,1,5.0,100\n"}[fmt]
+    path = _ratings_only(tmp_path, fmt, good + bad)
+    ds, report, err = _both(path.parent)
+    assert len(ds.interactions) == 1 and report.skipped == 1
+    assert (err.path, err.line_no) == (str(path), 3 if fmt == "ml-csv" else 2) and why in err.reason

@@ -71,3 +71,13 @@ def test_an_absurd_timestamp_is_a_reported_line_not_a_corrupt_event(tmp_path, ba
     assert report.skipped == 1 + other_bad_line
     assert report.problems[0].startswith(f"{folder / 't.inter'}:3: timestamp")
     assert int(ds.interactions.timestamp.min()) == 881250949
+
+
+def test_fast_reader_declining_a_corrupt_timestamp_counts_the_file_once(tmp_path):
+    """The fast reader recorded the file and its lines, then the careful reader reread the
+    file after the range check declined it: the report said 6 lines read of a 3-line file."""
+    path = write(tmp_path / "t" / "t.inter", "user_id:token\titem_id:token\ttimestamp:float\n"
+                 "u1\ti1\t881250949\nu1\ti2\t1e25\nu2\ti1\t881250960\n")
+    report = LoadReport()
+    load_recbole(path.parent, report=report)
+    assert report.files == [str(path)] and report.lines_read == 3 and report.skipped == 1

@@ -4,6 +4,7 @@ separated ``.dat`` files), and 20M/25M/32M/latest/latest-small (CSV with header)
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -21,6 +22,7 @@ from llmrank.data.lines import (
     require_events,
     split_fields,
 )
+from llmrank.data.timestamps import MAX_SECONDS, in_range
 from llmrank.errors import DataError, MalformedLineError
 from llmrank.records import Item, User
 
@@ -100,7 +102,8 @@ def _ratings(path: Path, sep: str, encoding: str, header: bool, on_error: ErrorP
     None at all is an error (a header-only file after a truncated download, say)."""
     skipped_before = report.skipped
     fast = read_clean_table(path, sep=sep, n_fields=4, header=header, encoding=encoding,
-                            types={2: "float64", 3: "int64"}, report=report)
+                            types={2: "float64", 3: "int64"}, report=report,
+                            accept=lambda cols: bool(np.isfinite(cols[2]).all()) and in_range(cols[3]))
     if fast is not None:
         users, items, rating, ts = fast
         return EventColumns(users, items, ts, rating.astype(np.float32))
@@ -110,7 +113,7 @@ def _ratings(path: Path, sep: str, encoding: str, header: bool, on_error: ErrorP
         try:  # the common, clean line: one split and two conversions
             uid, iid, r, t = text.split(sep)
             uid, iid, rating, ts = uid.strip(), iid.strip(), float(r), int(t)
-            if not uid or not iid:
+            if not uid or not iid or not math.isfinite(rating) or abs(ts) > MAX_SECONDS:
                 raise ValueError
         except ValueError:  # anything odd: the careful parse names the problem
             try:
@@ -132,7 +135,11 @@ def _careful_rating(text: str, sep: str, path: str, line_no: int) -> tuple[str, 
     if not uid or not iid:
         raise MalformedLineError(path, line_no, "empty user or item id")
     rating = parse_float(f[2], what="rating", path=path, line_no=line_no)
+    if not math.isfinite(rating):  # NaN would read as 'unrated', inf as a score
+        raise MalformedLineError(path, line_no, f"rating is not a finite number: {f[2]!r}")
     ts = parse_int(f[3], what="timestamp", path=path, line_no=line_no)
+    if abs(ts) > MAX_SECONDS:  # beyond year 9999 (or int64): a corrupt value, not a time
+        raise MalformedLineError(path, line_no, f"timestamp out of range: {f[3]!r}")
     return uid, iid, rating, ts
 
 
