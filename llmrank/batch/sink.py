@@ -7,16 +7,19 @@
 
 Lines are appended, flushed per line and fsynced per batch. A kill can leave at most a
 partial last line, which ``open`` cuts off before resuming; every complete line is a finished
-request and is never redone. Resuming against a different input or config is refused rather
-than silently mixing outputs."""
+request and is never redone. A corrupt line anywhere else (not UTF-8, not a JSON object with a
+positive integer ``line``, a second record of the same line) is dropped from its file, which is
+rewritten atomically (temp file + rename), and its request is redone. Resuming against a
+different input or config is refused rather than silently mixing outputs."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,16 +54,52 @@ def _repair_tail(path: Path) -> None:
         fh.truncate(keep)
 
 
-def _lines(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a JSON-lines file, one at a time (a resumed output may be huge)."""
+# how run_job records start: recovers the input line of a torn record for the warning
+_LINE_PREFIX = re.compile(rb'^\{"line": (\d+)[,}]')
+
+
+def _record(raw: bytes) -> dict[str, Any] | None:
+    """One record of an output or errors file, or None if it is corrupt: not UTF-8, not a
+    JSON object, or without a positive integer ``line``."""
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    line = rec.get("line") if isinstance(rec, dict) else None
+    if isinstance(line, bool) or not isinstance(line, int) or line < 1:
+        return None
+    return rec
+
+
+def _scan(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None]]:
+    """(file line number, raw bytes, record or None) one line at a time: an output may be huge."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as fh:
-        for n, text in enumerate(fh, 1):
-            try:
-                yield json.loads(text)
-            except json.JSONDecodeError:
-                log.warning("%s:%d is corrupt; its request will be redone", path, n)
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            yield n, raw, _record(raw)
+
+
+def _rewrite(path: Path, lines: Iterable[bytes]) -> None:
+    """Replace a file by ``lines`` atomically: a kill leaves the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.writelines(lines)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _numbers(values: list[int], most: int = 10) -> str:
+    shown = ", ".join(map(str, values[:most]))
+    return shown + (f" (+{len(values) - most} more)" if len(values) > most else "")
+
+
+def _warn_dropped(path: Path, bad: list[int], lost: list[int]) -> None:
+    held = f", holding input line(s) {_numbers(lost)}" if lost else ""
+    log.warning("%s: dropping %d corrupt line%s (line%s %s of the file%s); the requests they "
+                "held will be redone", path, len(bad), "s" if len(bad) > 1 else "",
+                "s" if len(bad) > 1 else "", _numbers(bad), held)
 
 
 class ResultSink:
@@ -90,11 +129,8 @@ class ResultSink:
             self._check_meta()
             for p in (self.path, self.errors_path):
                 _repair_tail(p)
-            self.done = {int(r["line"]) for r in _lines(self.path) if "line" in r}
-            for r in _lines(self.errors_path):
-                line = int(r.get("line", 0))
-                if line not in self.done:
-                    self.failed[line] = FailedLine(line, str(r.get("reason", "")), str(r.get("error", "")))
+            self._read_output()
+            self._read_errors()
         if not exists or self.overwrite:  # a meta file left without its output is stale
             meta = {"input": self.input_key, "config": self.config_key, "engine": self.engine,
                     "created": time.time()}
@@ -104,6 +140,46 @@ class ResultSink:
         # kept open across calls (closed in close()): one append stream per file
         self._out = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
         self._err = open(self.errors_path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _read_output(self) -> None:
+        """Collect the finished lines; corrupt or repeated records are cut out of the output,
+        so a redone request is never next to its corrupt record."""
+        bad: list[int] = []  # file line numbers
+        lost: set[int] = set()  # input lines a torn record still names
+        for n, raw, rec in _scan(self.path):
+            if rec is None or rec["line"] in self.done:
+                bad.append(n)
+                if rec is None and (m := _LINE_PREFIX.match(raw)):
+                    lost.add(int(m[1]))
+            else:
+                self.done.add(rec["line"])
+        if bad:
+            _warn_dropped(self.path, bad, sorted(lost - self.done))
+            drop = set(bad)
+            _rewrite(self.path, (raw for n, raw, _ in _scan(self.path) if n not in drop))
+
+    def _read_errors(self) -> None:
+        """Collect the failed lines (the last record of each, none that later succeeded); a
+        corrupt, repeated or superseded record makes the errors file be rewritten."""
+        bad: list[int] = []
+        stale = False
+        for n, _, rec in _scan(self.errors_path):
+            if rec is None:
+                bad.append(n)
+                continue
+            line = rec["line"]
+            stale = stale or line in self.done or line in self.failed
+            if line not in self.done:
+                self.failed[line] = FailedLine(line, str(rec.get("reason", "")), str(rec.get("error", "")))
+        if bad:
+            _warn_dropped(self.errors_path, bad, [])
+        if bad or stale:
+            self._rewrite_errors()
+
+    def _rewrite_errors(self) -> None:
+        """The errors file as ``failed`` holds it: one record per failed line, in line order."""
+        _rewrite(self.errors_path, (self._dumps(self._error_record(f)).encode("utf-8")
+                                    for f in sorted(self.failed.values(), key=lambda f: f.line)))
 
     def _check_meta(self) -> None:
         """Refuse to resume into an output of other requests (DataError) or another config
@@ -145,14 +221,22 @@ class ResultSink:
             self.fail(FailedLine(line, str(record.get("reason", "")), str(record.get("error", "Error"))))
 
     def fail(self, failed: FailedLine) -> None:
-        self._append(self._err, {"line": failed.line, "error": failed.error, "reason": failed.reason})
+        self._append(self._err, self._error_record(failed))
         self.failed[failed.line] = failed
 
     @staticmethod
-    def _append(fh: IO[str] | None, obj: dict[str, Any]) -> None:
+    def _error_record(failed: FailedLine) -> dict[str, Any]:
+        return {"line": failed.line, "error": failed.error, "reason": failed.reason}
+
+    @staticmethod
+    def _dumps(obj: dict[str, Any]) -> str:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
+
+    @classmethod
+    def _append(cls, fh: IO[str] | None, obj: dict[str, Any]) -> None:
         if fh is None:
             raise RuntimeError("ResultSink.open() was not called")
-        fh.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+        fh.write(cls._dumps(obj))
         fh.flush()
 
     def checkpoint(self) -> None:
