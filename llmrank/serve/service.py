@@ -19,8 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llmrank.errors import LlmrankError
-from llmrank.serve.errors import SessionConflictError, internal
+from llmrank.errors import ConfigError, LlmrankError, ModelError, UnknownBackendError
+from llmrank.serve.errors import FeatureUnavailableError, SessionConflictError, internal
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -109,8 +109,12 @@ class Service:
                 from llmrank.chat.factory import make_chat_model
 
                 rec = self.recommender
-                self._chat_model = make_chat_model(rec.config.chat, rec, lock=self.lock,
-                                                   seed=rec.config.seed)
+                try:
+                    self._chat_model = make_chat_model(rec.config.chat, rec, lock=self.lock,
+                                                       seed=rec.config.seed)
+                except (ConfigError, UnknownBackendError, ModelError) as exc:
+                    # the server's configuration, not the request: a feature it cannot offer
+                    raise FeatureUnavailableError(f"chat is not available on this server: {exc}") from exc
             return self._chat_model
 
     def _new_session(self, session_id: str, user_id: str | None,

@@ -315,3 +315,24 @@ def test_the_server_configs_candidate_count_is_the_default(make_client, monkeypa
                  {"user_id": "u001", "k": 9}):
         assert client.post("/recommend", json=body).status_code == 200
     assert asked == [7, 5, 9]
+
+
+def test_a_misconfigured_chat_backend_is_the_servers_fault_not_the_clients(catalog_parts):
+    """A chat model the server cannot build (here: [chat] backend 'openai' without base_url)
+    is not a bad request (422): it is a feature this server cannot offer (501), and the
+    other endpoints keep working."""
+    from fastapi.testclient import TestClient
+    from serve_fakes import CFG
+
+    from llmrank.llm.fake import FakeLLM
+    from llmrank.recommender import Recommender
+    from llmrank.serve import create_app
+
+    ds, retriever = catalog_parts
+    rec = Recommender.from_config({**CFG, "chat": {"backend": "openai"}}, dataset=ds,
+                                  retriever=retriever, llm=FakeLLM())
+    client = TestClient(create_app(rec), raise_server_exceptions=False)
+    r = client.post("/chat", json={"message": "something funny", "user_id": "u001"})
+    assert r.status_code == 501 and r.json()["error"] == "FeatureUnavailableError"
+    assert "base_url" in r.json()["message"]
+    assert client.post("/recommend", json={"user_id": "u001", "k": 2}).status_code == 200
