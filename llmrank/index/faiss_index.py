@@ -48,7 +48,9 @@ class FaissIndex:
         self._dim = int(dim)
         self._kind = choose_kind(expected_size, kind)
         params = params or IndexParams()
-        self.params = params.with_ivf_sizes(expected_size) if self._kind == "ivf" else params
+        # IVF lists are sized from the expected size, else from the first batch added
+        sized = self._kind == "ivf" and expected_size > 0
+        self.params = params.with_ivf_sizes(expected_size) if sized else params
         self.use_gpu = use_gpu
         self._label_of: dict[str, int] = {}
         self._id_of: dict[int, str] = {}
@@ -148,8 +150,12 @@ class FaissIndex:
         self._gpu = None
 
     def _train_ivf(self, x: np.ndarray) -> None:
-        """Train the coarse quantizer on a seeded sample; shrink ``nlist`` when the first batch
-        is too small for it (FAISS wants ~39 points per list)."""
+        """Train the coarse quantizer on a seeded sample; size ``nlist`` from the first batch
+        when no size was known, and shrink it when the batch is too small for it (FAISS
+        wants ~39 points per list)."""
+        if not self.params.nlist:  # created without a size: the first batch sets it
+            self.params = self.params.with_ivf_sizes(x.shape[0])
+            self._index = self._new_structure()
         p = self.params
         nlist = int(p.nlist or 1)
         if x.shape[0] < 39 * nlist:

@@ -6,6 +6,7 @@ import pytest
 from llmrank.errors import IndexError_, UnknownItemError
 from llmrank.index import VectorIndex, create_index, load_index
 from llmrank.index.faiss_index import FaissIndex
+from llmrank.index.select import IndexParams
 
 KINDS = ["flat", "hnsw", "ivf"]
 
@@ -119,6 +120,18 @@ def test_ivf_trains_on_small_first_batch():
     index.add(ids(200), unit(200))
     assert index.params.nlist is not None and index.params.nlist <= 200 // 39
     assert index.search(unit(200)[:1], 1)[0][0][0] == "m0"
+
+
+def test_ivf_without_an_expected_size_is_sized_by_its_first_batch():
+    """``FaissIndex(d, kind='ivf')`` knows no size when created: its lists are sized from the
+    first batch added (about sqrt(n)), not left at one list (a flat search at IVF's cost)."""
+    index = FaissIndex(16, kind="ivf")
+    index.add(ids(10_000), unit(10_000))
+    assert index.params.nlist == 100 and index.params.nprobe == 16
+    assert index.search(unit(10_000)[:1], 1)[0][0][0] == "m0"
+    forced = FaissIndex(16, kind="ivf", params=IndexParams(nlist=4))  # an explicit nlist wins
+    forced.add(ids(10_000), unit(10_000))
+    assert forced.params.nlist == 4
 
 
 def test_registry_creates_faiss():
