@@ -12,6 +12,7 @@ import csv
 import gzip
 import json
 import logging
+import math
 import re
 import zlib
 from collections.abc import Iterator
@@ -172,6 +173,14 @@ def parse_int(value: str, *, what: str, path: str, line_no: int) -> int:
         if not f.is_integer():
             raise MalformedLineError(path, line_no, f"{what} is not an integer: {value!r}") from None
         return int(f)
+
+
+def finite_rating(rating: float, raw: Any, path: str, line_no: int) -> float:
+    """``rating`` unless it is infinite, which would pass as a score (and make JSON output
+    invalid); NaN is kept, it means 'unrated' like an empty rating."""
+    if math.isinf(rating):
+        raise MalformedLineError(path, line_no, f"rating is not a finite number: {raw!r}")
+    return rating
 
 
 def parse_float(value: str, *, what: str, path: str, line_no: int) -> float:

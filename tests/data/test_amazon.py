@@ -113,3 +113,14 @@ def test_find_files_and_errors(tmp_path):
     write(tmp_path / "other.jsonl", _jsonl([{"who": "x"}]))
     with pytest.raises(DataError, match="not an Amazon reviews file"):
         detect_version(tmp_path / "other.jsonl")
+
+
+@pytest.mark.parametrize("bad", ["inf", "-Infinity", 1e400])
+def test_amazon_infinite_rating_is_a_skipped_line(tmp_path, bad):
+    """An infinite rating loaded as a score (and made 'data info --json' print Infinity)."""
+    line = json.dumps({"overall": bad, "reviewerID": "U3", "asin": "A1", "unixReviewTime": 1_300_000_000}) + "\n"
+    folder = _amazon_2018(tmp_path / "toys", extra_reviews=line)
+    report = LoadReport()
+    ds = load_amazon(folder, report=report)
+    assert len(ds.interactions) == 3 and report.skipped == 1
+    assert report.problems[0].startswith(f"{folder / 'Toys_5.json.gz'}:4: rating")

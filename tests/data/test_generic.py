@@ -165,3 +165,27 @@ def test_the_fast_csv_and_parquet_readers_never_cast_an_absurd_timestamp(tmp_pat
         ds = load_table(path, report=report)
         assert len(ds.interactions.user) == 2 and report.skipped == 1, path
         assert int(ds.interactions.timestamp.min()) == 1600000000
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "Infinity"])
+def test_an_infinite_rating_is_a_reported_line_on_every_reader(tmp_path, bad):
+    """An infinite rating loaded as a score on the fast CSV/Parquet path and the row path;
+    NaN stays 'unrated', as an empty rating is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [("u1", "a", "4"), ("u1", "b", bad), ("u2", "a", "nan")]
+    csv_path = write(tmp_path / "events.csv", "user,item,rating\n" + "".join(",".join(r) + "\n" for r in rows))
+    jsonl_path = write(tmp_path / "events.jsonl", "".join(
+        json.dumps({"user": u, "item": i, "rating": float(r)}) + "\n" for u, i, r in rows))
+    pq_path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"user": [r[0] for r in rows], "item": [r[1] for r in rows],
+                             "rating": [float(r[2]) for r in rows]}), pq_path)
+    csv_items = write(tmp_path / "titled.csv", "user,item,rating,title\n"
+                      + "".join(",".join(r) + ",T\n" for r in rows))  # item text: the row path
+    for path, line in ((csv_path, 3), (jsonl_path, 2), (pq_path, 2), (csv_items, 3)):  # CSV: a header
+        report = LoadReport()
+        ds = load_table(path, report=report)
+        assert len(ds.interactions) == 2 and report.skipped == 1, path
+        assert report.problems[0].startswith(f"{path}:{line}: rating is not a finite number"), path
+        assert np.isnan(ds.interactions.rating[1])

@@ -81,3 +81,15 @@ def test_fast_reader_declining_a_corrupt_timestamp_counts_the_file_once(tmp_path
     report = LoadReport()
     load_recbole(path.parent, report=report)
     assert report.files == [str(path)] and report.lines_read == 3 and report.skipped == 1
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf"])
+@pytest.mark.parametrize("other_bad_line", [False, True])  # the fast reader, then the careful one
+def test_an_infinite_rating_is_a_reported_line(tmp_path, bad, other_bad_line):
+    folder = tmp_path / "r"
+    rows = f"u1\ti1\t4\nu1\ti2\t{bad}\nu2\ti1\t5\n" + ("u3 i9\n" if other_bad_line else "")
+    write(folder / "r.inter", "user_id:token\titem_id:token\trating:float\n" + rows)
+    report = LoadReport()
+    ds = load_recbole(folder, report=report)
+    assert len(ds.interactions) == 2 and report.skipped == 1 + other_bad_line
+    assert report.problems[0].startswith(f"{folder / 'r.inter'}:3: rating")

@@ -23,7 +23,14 @@ import numpy as np
 
 from llmrank.data.columns import EventColumns
 from llmrank.data.dataset import Dataset
-from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, peek_objects, require_events
+from llmrank.data.lines import (
+    ErrorPolicy,
+    LoadReport,
+    finite_rating,
+    iter_records,
+    peek_objects,
+    require_events,
+)
 from llmrank.data.loaders import copy_signature
 from llmrank.data.loaders.amazon_meta import Version, read_meta
 from llmrank.data.timestamps import in_range
@@ -212,6 +219,7 @@ def _rating(value: Any, path: str, line_no: int) -> float | None:
     try:
         if isinstance(value, bool):
             raise TypeError
-        return float(value)
+        rating = float(value)
     except (TypeError, ValueError):
         raise MalformedLineError(path, line_no, f"rating is not a number: {value!r}") from None
+    return finite_rating(rating, value, path, line_no)

@@ -19,7 +19,7 @@ import numpy as np
 
 from llmrank.data.columns import EventColumns
 from llmrank.data.dataset import Dataset
-from llmrank.data.lines import ErrorPolicy, LoadReport, check_file, require_events
+from llmrank.data.lines import ErrorPolicy, LoadReport, check_file, finite_rating, require_events
 from llmrank.data.loaders import copy_signature
 from llmrank.data.mapping import ColumnMapping
 from llmrank.data.table_rows import (
@@ -136,6 +136,7 @@ def _event(row: Row, m: ColumnMapping, path: str, line_no: int) -> tuple[str, st
             rating = float(row[m.rating])
         except (TypeError, ValueError):
             raise MalformedLineError(path, line_no, f"rating is not a number: {row[m.rating]!r}") from None
+        finite_rating(rating, row[m.rating], path, line_no)
     return uid, iid, ts, rating
 
 
@@ -282,4 +283,5 @@ def _vector_float(col: Any) -> np.ndarray | None:
 
     if col.null_count:
         return None  # empty ratings mean 'unrated' in the row path; keep one definition
-    return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)).astype(np.float32)
+    values = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False))
+    return None if np.isinf(values).any() else values.astype(np.float32)  # the row path reports inf

@@ -16,7 +16,7 @@ import numpy as np
 
 from llmrank.data.columns import EventColumns, read_clean_table
 from llmrank.data.dataset import Dataset
-from llmrank.data.lines import ErrorPolicy, LoadReport, parse_float, require_events
+from llmrank.data.lines import ErrorPolicy, LoadReport, finite_rating, parse_float, require_events
 from llmrank.data.loaders.recbole_files import (
     AtomicFiles,
     find_atomic_files,
@@ -85,10 +85,12 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
             types[r_idx] = "float64"
         if t_idx is not None:
             types[t_idx] = "float64"
-        # a corrupt time declines the fast reader; the careful reader below reports its line
+        # a corrupt time or an infinite rating declines the fast reader; the careful reader
+        # below reports its line
         fast = read_clean_table(path, sep="\t", n_fields=len(header), header=True, encoding="utf-8",
                                 types=types, report=report,
-                                accept=lambda cols: t_idx is None or in_range(cols[t_idx]))
+                                accept=lambda cols: (t_idx is None or in_range(cols[t_idx]))
+                                and (r_idx is None or not np.isinf(cols[r_idx]).any()))
         if fast is not None:
             n = len(fast[0])
             ts = np.asarray(fast[t_idx]).astype(np.int64) if t_idx is not None else np.zeros(n, np.int64)
@@ -100,8 +102,11 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
             uid, iid = row[names["user"]].strip(), row[names["item"]].strip()
             if not uid or not iid:
                 raise MalformedLineError(str(path), line_no, "empty user or item id")
-            rating = parse_float(row[names["rating"]], what="rating", path=str(path), line_no=line_no) \
-                if r_idx is not None else None
+            rating = None
+            if r_idx is not None:
+                raw = row[names["rating"]]
+                rating = finite_rating(parse_float(raw, what="rating", path=str(path), line_no=line_no),
+                                       raw, str(path), line_no)
             when = to_seconds(row[names["timestamp"]], "s", str(path), line_no) if t_idx is not None else 0
         except MalformedLineError as err:
             report.problem(err, on_error)
