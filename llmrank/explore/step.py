@@ -13,7 +13,8 @@ has not seen yet, joins their events (clicked = 1, shown without a click = 0) an
 ``policy.update``. The step calls ``learn()`` itself before a request at most every
 ``learn_every_seconds`` (default 60; 0 = before every request, negative = only when the caller
 calls it), so a server keeps learning without a separate job. A request with ``explore=False``
-is served greedily (propensity 1) and logged as policy 'greedy'.
+is served greedily (propensity 1; the policy's business rules and objectives still apply) and
+logged as policy 'greedy'.
 
 Prior source: the policy's prior score of a candidate is the reranker's score, or, with
 ``prior_scores`` (``[policy] prior = "familiarity"``), the LLM's familiarity with the item's
@@ -63,7 +64,11 @@ class ExploreStep:
             raise ConfigError(f"history_items must be >= 0, got {history_items}")
         self.history_items = history_items
         self.policy = policy
-        self.greedy = make_policy("greedy", features=features)
+        # a request served greedily turns exploration off, not the business rules and the
+        # multi-objective step: the greedy fallback shares the policy's objectives
+        objectives = getattr(getattr(policy, "config", None), "objectives", None)
+        self.greedy = make_policy("greedy", None if objectives is None else {"objectives": objectives},
+                                  features=features)
         self.store = store
         self.settle_seconds = settle_seconds
         self.learn_every_seconds = learn_every_seconds

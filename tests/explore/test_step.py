@@ -154,3 +154,15 @@ def test_learn_sees_the_history_the_policy_selected_with(tmp_path):
         direct.update(ctx, s, [1.0] + [0.0] * (len(s.items) - 1))
     assert np.allclose(step.policy.theta, direct.theta)  # type: ignore[attr-defined]
     assert np.abs(step.policy.theta[1:-1]).max() > 0  # type: ignore[attr-defined]
+
+
+def test_a_request_served_greedily_keeps_the_business_rules(tmp_path):
+    """explore=False turns exploration off, not the configured must-show / must-not rules."""
+    step = _step(tmp_path, options={"settle_seconds": 0,
+                                    "objectives": {"must": ["i7"], "must_not": ["i0", "i2"]}})
+    for explore in (True, False):
+        shown = [s.item_id for s in step(RecRequest(user_id="u1", k=3, explore=explore), RANKED)]
+        assert shown[0] == "i7", explore
+        assert "i0" not in shown and "i2" not in shown, explore
+    assert [s.item_id for s in step(RecRequest(user_id="u1", k=3, explore=False), RANKED)] == [
+        "i7", "i1", "i3"]
