@@ -57,13 +57,17 @@ class SingleJob(Job):
 
 class TournamentJob(Job):
     """Balanced groups of at most L; each group's best ``L // groups`` advance until the pool
-    fits one final window. Eliminated items keep their group score, below every survivor."""
+    fits one final window. Eliminated items rank below every survivor; the losers of one round
+    share a level, where their group scores are moved to the final window's scale first (a
+    window's log-probs are relative to that window's competitors, so a strong group's loser
+    would otherwise read lower than a weak group's loser the model likes less)."""
 
     def __init__(self, n: int, n_labels: int) -> None:
         super().__init__(n, n_labels)
         self.pool = list(range(n))
         self._windows: list[list[int]] = []
-        self._eliminated: list[tuple[list[int], np.ndarray]] = []  # worst round first
+        # per knock-out round: how many advanced from each window, and (window, scores, order)
+        self._rounds: list[tuple[int, list[tuple[list[int], np.ndarray, np.ndarray]]]] = []
 
     def pending(self) -> list[list[int]]:
         if self.done:
@@ -77,20 +81,35 @@ class TournamentJob(Job):
 
     def feed(self, scores: list[np.ndarray]) -> None:
         if len(self._windows) == 1:
-            self.levels = [(self._windows[0], scores[0]), *reversed(self._eliminated)]
+            final = np.asarray(scores[0], dtype=np.float64)
+            self.levels = [(self._windows[0], final), *self._knocked_out(self._windows[0], final)]
             self.done = True
             return
         keep = max(1, self.L // len(self._windows))
         survivors: list[int] = []
-        out_idx: list[int] = []
-        out_lp: list[float] = []
+        windows = []
         for window, lp in zip(self._windows, scores, strict=True):
             order = np.argsort(-lp, kind="stable")
             survivors += [window[i] for i in sorted(order[:keep])]
-            out_idx += [window[i] for i in order[keep:]]
-            out_lp += [float(lp[i]) for i in order[keep:]]
-        self._eliminated.append((out_idx, np.asarray(out_lp)))
+            windows.append((window, np.asarray(lp, dtype=np.float64), order))
+        self._rounds.append((keep, windows))
         self.pool = sorted(survivors, key=self.pool.index)  # keep the presented order
+
+    def _knocked_out(self, final: list[int], final_lp: np.ndarray) -> list[tuple[list[int], np.ndarray]]:
+        """One level per round, latest first. A group's losers are shifted by the mean
+        difference its survivors showed between the final scale and this window (rounds
+        are walked back from the final, so every survivor's final-scale score is known)."""
+        scaled = {c: float(v) for c, v in zip(final, final_lp, strict=True)}
+        levels: list[tuple[list[int], np.ndarray]] = []
+        for keep, windows in reversed(self._rounds):
+            idx: list[int] = []
+            for window, lp, order in windows:
+                shift = float(np.mean([scaled[window[i]] - lp[i] for i in order[:keep]]))
+                for i in order[keep:]:
+                    scaled[window[i]] = float(lp[i]) + shift
+                    idx.append(window[i])
+            levels.append((idx, np.asarray([scaled[c] for c in idx])))
+        return levels
 
 
 class WindowJob(Job):

@@ -47,3 +47,19 @@ def test_single_job_and_bad_strategy():
     assert isinstance(make_job(5, 20, "tournament"), SingleJob)
     with pytest.raises(ValueError, match="unknown strategy"):
         make_job(30, 20, "bogus")
+
+
+@pytest.mark.parametrize(("n", "labels"), [(40, 20), (57, 20), (120, 20), (120, 4)])
+def test_tournament_knocked_out_items_compared_on_one_scale(n, labels):
+    """Items knocked out of different groups in one round share a level, but their log-probs
+    are renormalised over different windows: a strong group's loser reads lower than a weak
+    group's loser the model likes less. Under a consistent model every level must follow the
+    model's preference (the survivors tie each group to the next round's scale)."""
+    truth = np.random.default_rng(n).normal(size=n)
+    truth[: n // 2] += 3.0  # the groups of the front half are much stronger
+    job = TournamentJob(n, labels)
+    scores, rounds = run(job, truth)
+    assert rounds >= 2
+    for idx, _ in job.levels:
+        idx = np.asarray(idx)
+        assert list(idx[np.argsort(-scores[idx], kind="stable")]) == list(idx[np.argsort(-truth[idx])])
