@@ -51,6 +51,8 @@ def save_dataset(ds: Dataset, path: str | Path, *, overwrite: bool = False) -> P
     import pyarrow.parquet as pq
 
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path} is a file, not a folder; a dataset is saved as a folder of Parquet files")
     if path.exists() and any(path.iterdir()):
         if not overwrite:
             raise DataError(f"{path} exists and is not empty; pass overwrite=True (--overwrite) to replace it")

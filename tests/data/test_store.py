@@ -54,6 +54,16 @@ def test_overwrite_rules(tmp_path, catalog):
         save_dataset(catalog, other.parent, overwrite=True)
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_file_where_the_folder_should_go_is_a_data_error(tmp_path, catalog, overwrite):
+    """'data convert ml-100k out.parquet' onto an existing file crashed with a raw
+    NotADirectoryError traceback (and must never replace the user's file)."""
+    target = write(tmp_path / "out.parquet", "keep me")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        save_dataset(catalog, target, overwrite=overwrite)
+    assert target.read_text() == "keep me"
+
+
 def test_manifest_mismatch_is_caught(tmp_path, catalog):
     path = save_dataset(catalog, tmp_path / "cat")
     manifest = json.loads((path / "manifest.json").read_text())
