@@ -208,7 +208,11 @@ def _timestamp(rec: dict[str, Any], layout: _Layout, path: str, line_no: int) ->
         raw = int(float(value)) if isinstance(value, str) else int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         raise MalformedLineError(path, line_no, f"{layout.timestamp!r} is not a timestamp: {value!r}") from None
-    if not in_range(raw / 1000 if layout.ms else raw):
+    try:
+        ok = in_range(raw / 1000 if layout.ms else raw)
+    except OverflowError:  # a JSON integer beyond float range
+        ok = False
+    if not ok:
         raise MalformedLineError(path, line_no, f"timestamp out of range: {value!r}")
     return raw
 
