@@ -6,7 +6,9 @@ candidates exist and the share of requests that already reserved a slot is below
 uniformly at random (so its propensity is exactly 1 / #cold) or the best-scored one. The
 decision itself is deterministic given the counts, so it adds no unknown randomness to the
 logged propensities; when it fires, cold items are kept out of the other slots, which keeps
-the other slots' propensities exact too."""
+the other slots' propensities exact too. Under ``max_per`` caps the pick is among the cold
+candidates that keep the caps next to the rest of the slate (none: the slot stays empty), and
+its propensity averages over the policy's slates (exact for deterministic policies)."""
 
 from __future__ import annotations
 

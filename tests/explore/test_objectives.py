@@ -97,3 +97,37 @@ def test_cold_start_budget_caps_the_share():
         seen.update(s.items)
     assert fired == 40  # 20% of 200 requests
     assert policy.budget.share == 0.2
+
+
+def _cold_capped(name: str, **opts):
+    policy = make_policy(name, {"objectives": {"max_per": {"genre": 2}},
+                                "cold_start": {"max_share": 1.0, "min_impressions": 1}, **opts},
+                         features=_features())
+    policy.budget.shown.update(["a0", "a1", "a2", "b0", "b1"])  # a3, b2, b3 are still cold
+    return policy
+
+
+def test_the_cold_start_slot_keeps_the_caps():
+    """The reserved slot is a business-rule-abiding slot too: with a0, a1 (genre A) placed
+    by the policy, the cold item is b2 or b3, never a3, and its propensity says so."""
+    for seed in range(20):
+        policy = _cold_capped("greedy", seed=seed)
+        s = policy.select(RANKED, 4)
+        genres = [i[0] for i in s.items]
+        assert genres.count("a") <= 2 and genres.count("b") <= 2, s.items
+        assert s.reasons[-1] == "cold-start" and s.items[-1] in ("b2", "b3")
+        assert s.propensities[-1] == 0.5
+    # a random policy: Monte Carlo marginals of the cold slot match the slates it shows
+    policy = _cold_capped("egreedy", epsilon=0.5, mc_samples=3000)
+    mat, _ = policy.marginals(RANKED, 4)
+    assert np.allclose(mat.sum(1), 1.0)
+    counts = np.zeros_like(mat)
+    for _ in range(3000):
+        policy.budget.shown.update(["a0", "a1", "a2", "b0", "b1"])
+        policy.budget.shown.subtract(["a3", "b2", "b3"])  # keep the cold set as it was
+        s = policy.select(RANKED, 4, propensities=False)
+        genres = [i[0] for i in s.items]
+        assert genres.count("a") <= 2 and genres.count("b") <= 2, s.items
+        for p, item in enumerate(s.items):
+            counts[p, [r[0] for r in RANKED].index(item)] += 1
+    assert np.abs(counts / 3000 - mat).max() < 0.04

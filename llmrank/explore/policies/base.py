@@ -139,18 +139,21 @@ class BasePolicy:
                            self.config.objectives.must)
         state = self._prepare(req)
         plan = self._plan(req, k)
-        cold_pick = self._pick_cold(req, plan, self._rng)
+        capped = plan.cold is not None and bool(plan.inputs.caps)
+        cold_pick = None if capped else self._pick_cold(req, plan, self._rng)
         values = self._values(req, state, self._rng, 1)
         picks = assemble(values, plan.eligible, plan.k_policy, self.config.objectives, plan.inputs,
                          placed=plan.pinned)[0]
         picks = picks[picks >= 0]
+        if capped:  # the cold item must keep the caps next to what the policy placed
+            cold_pick = self._pick_cold(req, plan, self._rng, self._cold_open(plan, picks[None])[0])
         order, reasons, rows = self._compose(plan, picks, cold_pick)
         props: list[float] | None = None
         method = "none"
         if propensities:
             mat, method = self._marginal_matrix(req, state, plan, picks)
             props = [float(mat[r, j]) for r, j in zip(rows, order, strict=True)]
-        self.budget.record([req.items[j] for j in order], plan.cold is not None)
+        self.budget.record([req.items[j] for j in order], cold_pick is not None)
         return Slate(
             items=[req.items[j] for j in order], scores=[float(req.scores[j]) for j in order],
             propensities=props, policy=self.name, candidates=list(req.items),
@@ -199,12 +202,40 @@ class BasePolicy:
         inputs = AssemblyInputs.build(obj, self.features, req.codes, req.context.history)
         return Plan(pinned, free, k_policy, cold, cold_slot, inputs)
 
-    def _pick_cold(self, req: Request, plan: Plan, rng: np.random.Generator) -> int | None:
+    def _pick_cold(self, req: Request, plan: Plan, rng: np.random.Generator,
+                   open_: np.ndarray | None = None) -> int | None:
+        """The cold item for the reserved slot, among the cold candidates ``open_`` marks
+        (all of them when None); None when there is none to pick."""
         if plan.cold is None:
             return None
+        cold = plan.cold if open_ is None else plan.cold[open_]
+        if not len(cold):
+            return None
         if self.config.cold_start.pick == "best":
-            return int(plan.cold[np.argmax(req.scores[plan.cold])])
-        return int(rng.choice(plan.cold))
+            return int(cold[np.argmax(req.scores[cold])])
+        return int(rng.choice(cold))
+
+    def _cold_open(self, plan: Plan, draws: np.ndarray) -> np.ndarray:
+        """(m, #cold) True where a cold candidate keeps every ``max_per`` cap next to the
+        pinned items and a draw's policy picks (``draws`` (m, k'), -1 = empty slot)."""
+        assert plan.cold is not None
+        out = np.ones((len(draws), len(plan.cold)), dtype=bool)
+        for a, limit in plan.inputs.caps:
+            counts = a[plan.pinned].sum(0)[None, :] + (a[np.maximum(draws, 0)]
+                                                       * (draws >= 0)[..., None]).sum(1)
+            out &= ((counts >= limit).astype(np.float64) @ a[plan.cold].T) == 0
+        return out
+
+    def _cold_probs(self, req: Request, plan: Plan, open_: np.ndarray) -> np.ndarray:
+        """(m, #cold) probability of each cold candidate in the reserved slot, per draw."""
+        assert plan.cold is not None
+        if self.config.cold_start.pick == "best":
+            masked = np.where(open_, req.scores[plan.cold][None, :], -np.inf)
+            out = np.zeros(open_.shape)
+            out[np.arange(len(open_)), np.argmax(masked, axis=1)] = 1.0
+            return out * open_.any(1, keepdims=True)
+        n_open = open_.sum(1, keepdims=True)
+        return np.asarray(open_ / np.maximum(n_open, 1))
 
     def _compose(self, plan: Plan, picks: np.ndarray,
                  cold_pick: int | None) -> tuple[list[int], list[str], list[int]]:
@@ -216,10 +247,11 @@ class BasePolicy:
         rows = list(range(len(order)))
         row = len(order)
         for j in picks.tolist():
-            if cold_pick is not None and row == plan.cold_slot:
-                order.append(cold_pick)
-                reasons.append("cold-start")
-                rows.append(row)
+            if plan.cold is not None and row == plan.cold_slot:
+                if cold_pick is not None:  # (a reserved slot that caps left empty is skipped)
+                    order.append(cold_pick)
+                    reasons.append("cold-start")
+                    rows.append(row)
                 row += 1
             order.append(int(j))
             reasons.append("policy")
@@ -232,12 +264,14 @@ class BasePolicy:
         return order, reasons, rows
 
     def _policy_rows(self, req: Request, state: Any, plan: Plan,
-                     actual: np.ndarray | None) -> tuple[np.ndarray, str]:
-        """(k_policy, n) marginals of the policy-filled positions."""
+                     actual: np.ndarray | None) -> tuple[np.ndarray, str, np.ndarray | None]:
+        """(k_policy, n) marginals of the policy-filled positions, and the slates (m, k_policy)
+        they were counted from (None when exact): the reserved cold slot's marginals under
+        caps average over them."""
         n, k = len(req.items), plan.k_policy
         obj = self.config.objectives
         if k == 0:
-            return np.zeros((0, n)), "exact"
+            return np.zeros((0, n)), "exact", np.zeros((1, 0), np.int64)
         if self.deterministic:
             picks = actual if actual is not None else assemble(
                 self._values(req, state, self._rng, 1), plan.eligible, k, obj, plan.inputs,
@@ -245,11 +279,11 @@ class BasePolicy:
             picks = picks[picks >= 0]
             out = np.zeros((k, n))
             out[np.arange(len(picks)), picks] = 1.0
-            return out, "deterministic"
+            return out, "deterministic", _padded(picks, k)[None]
         if not obj.reorders:
             exact = self._exact(req, state, plan.eligible, k)
             if exact is not None:
-                return exact, "exact"
+                return exact, "exact", None
         m = self.config.mc_samples
         rng = self._mc_rng if actual is not None else np.random.default_rng([self.config.seed, 2])
         draws = assemble(self._values(req, state, rng, m), plan.eligible, k, obj, plan.inputs,
@@ -259,23 +293,25 @@ class BasePolicy:
             col = draws[:, p]
             counts[p] = np.bincount(col[col >= 0], minlength=n)
         if actual is None:
-            return counts / m, f"mc:{m}"
+            return counts / m, f"mc:{m}", draws
         # the shown draw is one more sample of the same distribution: count it, so that a shown
         # item never gets propensity 0
         counts[np.arange(len(actual)), actual] += 1.0
-        return counts / (m + 1), f"mc:{m}"
+        return counts / (m + 1), f"mc:{m}", np.vstack([draws, _padded(actual, k)[None]])
 
     def _marginal_matrix(self, req: Request, state: Any, plan: Plan,
                          actual: np.ndarray | None) -> tuple[np.ndarray, str]:
         n = len(req.items)
-        rows, method = self._policy_rows(req, state, plan, actual)
+        rows, method, draws = self._policy_rows(req, state, plan, actual)
         out = np.zeros((plan.k_total, n))
         r = 0
         for p in range(plan.k_total):
             if p < len(plan.pinned):
                 out[p, plan.pinned[p]] = 1.0
             elif plan.cold is not None and p == plan.cold_slot:
-                if self.config.cold_start.pick == "best":
+                if plan.inputs.caps and draws is not None:  # the cold item keeps the caps
+                    out[p, plan.cold] = self._cold_probs(req, plan, self._cold_open(plan, draws)).mean(0)
+                elif self.config.cold_start.pick == "best":
                     out[p, int(plan.cold[np.argmax(req.scores[plan.cold])])] = 1.0
                 else:
                     out[p, plan.cold] = 1.0 / len(plan.cold)
@@ -283,3 +319,8 @@ class BasePolicy:
                 out[p] = rows[r]
                 r += 1
         return out, method
+
+
+def _padded(picks: np.ndarray, k: int) -> np.ndarray:
+    """A slate's policy picks as a row of k, -1 for the slots left empty."""
+    return np.concatenate([picks, np.full(k - len(picks), -1, np.int64)]).astype(np.int64)
