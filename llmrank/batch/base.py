@@ -9,7 +9,9 @@ input line number). Every engine keeps the same promises:
   number and reason in ``<out>.errors.jsonl`` and skipped; it never stops the job;
 * results are appended and synced every batch, so an interrupted job (Ctrl-C, kill, crash)
   resumes on re-run without redoing finished lines and without losing any written result;
-* an existing output is never overwritten unless asked (``overwrite=True``)."""
+* an existing output is never overwritten unless asked (``overwrite=True``);
+* a failed line stays failed on resume unless asked (``retry_failed=True``: for passing
+  failures such as a backend timeout); a retried line that succeeds moves to the output."""
 
 from __future__ import annotations
 
@@ -65,16 +67,16 @@ class BatchEngine(Protocol):
     name: str
 
     def run(self, requests: RequestSource, out: str | Path, *, overwrite: bool = False,
-            progress: BatchProgress | None = None) -> BatchReport:
+            retry_failed: bool = False, progress: BatchProgress | None = None) -> BatchReport:
         """Process ``requests`` into ``out`` (JSON lines), resuming a previous run of the same
-        input; returns the report."""
+        input (and running its failed lines again with ``retry_failed``); returns the report."""
         ...
 
 
 def run_batch(requests: RequestSource | Iterable[RecRequest], out: str | Path, engine: str = "local", *,
               recommender: Any = None, config: Any = None, overrides: dict[str, Any] | None = None,
-              overwrite: bool = False, progress: BatchProgress | None = None,
-              **options: Any) -> BatchReport:
+              overwrite: bool = False, retry_failed: bool = False,
+              progress: BatchProgress | None = None, **options: Any) -> BatchReport:
     """Run a batch job on the engine registered as ``engine`` ('local' or 'ray').
 
     ``recommender`` reuses a built Recommender (local engine, one worker); otherwise each
@@ -85,4 +87,4 @@ def run_batch(requests: RequestSource | Iterable[RecRequest], out: str | Path, e
 
     eng: BatchEngine = batch_engines.create(engine, recommender=recommender, config=config,
                                             overrides=overrides, **options)
-    return eng.run(requests, out, overwrite=overwrite, progress=progress)
+    return eng.run(requests, out, overwrite=overwrite, retry_failed=retry_failed, progress=progress)

@@ -78,9 +78,9 @@ class LocalBatchEngine:
         return load_config(self.config, self.overrides)
 
     def run(self, requests: RequestSource, out: str | Path, *, overwrite: bool = False,
-            progress: BatchProgress | None = None) -> BatchReport:
-        with BatchRun(self.name, requests, out, config=self._config_for_key(),
-                      overwrite=overwrite, progress=progress) as run:
+            retry_failed: bool = False, progress: BatchProgress | None = None) -> BatchReport:
+        with BatchRun(self.name, requests, out, config=self._config_for_key(), overwrite=overwrite,
+                      retry_failed=retry_failed, progress=progress) as run:
             if self.workers == 1:
                 self._serial(run)
             else:

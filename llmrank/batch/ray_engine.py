@@ -100,9 +100,9 @@ class RayBatchEngine:
         return ray
 
     def run(self, requests: RequestSource, out: str | Path, *, overwrite: bool = False,
-            progress: BatchProgress | None = None) -> BatchReport:
+            retry_failed: bool = False, progress: BatchProgress | None = None) -> BatchReport:
         with BatchRun(self.name, requests, out, config=self.config, overwrite=overwrite,
-                      progress=progress) as run:
+                      retry_failed=retry_failed, progress=progress) as run:
             jobs = run.pending()
             ray = None
             try:

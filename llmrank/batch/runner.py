@@ -46,7 +46,8 @@ class BatchRun:
     one-pass iterable (a generator) is read into memory for that: a JSON-lines file streams."""
 
     def __init__(self, engine: str, source: RequestSource, out: str | Path, *, config: Any,
-                 overwrite: bool = False, progress: BatchProgress | None = None) -> None:
+                 overwrite: bool = False, retry_failed: bool = False,
+                 progress: BatchProgress | None = None) -> None:
         is_path = isinstance(source, (str, Path))
         src_path: Path | None = None
         if isinstance(source, (str, Path)):  # the output belongs to this input: a file's bytes...
@@ -58,7 +59,7 @@ class BatchRun:
         self.source = source
         self.prefix = key[:12] if key else None
         self.sink = ResultSink(out, input_key=key, config_key=config_key(config), engine=engine,
-                               overwrite=overwrite)
+                               overwrite=overwrite, retry_failed=retry_failed)
         if src_path is not None:
             _refuse_input_as_output(src_path, self.sink)
         self.report = BatchReport(engine, str(self.sink.path), str(self.sink.errors_path))

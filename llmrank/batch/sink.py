@@ -9,8 +9,10 @@ Lines are appended, flushed per line and fsynced per batch. A kill can leave at 
 partial last line, which ``open`` cuts off before resuming; every complete line is a finished
 request and is never redone. A corrupt line anywhere else (not UTF-8, not a JSON object with a
 positive integer ``line``, a second record of the same line) is dropped from its file, which is
-rewritten atomically (temp file + rename), and its request is redone. Resuming against a
-different input or config is refused rather than silently mixing outputs."""
+rewritten atomically (temp file + rename), and its request is redone. A failed line stays
+failed on resume unless ``retry_failed``: then it runs again, and the errors file is rewritten
+when the run closes (a line that now succeeds leaves it, one that fails again is in it once).
+Resuming against a different input or config is refused rather than silently mixing outputs."""
 
 from __future__ import annotations
 
@@ -104,7 +106,7 @@ def _warn_dropped(path: Path, bad: list[int], lost: list[int]) -> None:
 
 class ResultSink:
     def __init__(self, out: str | Path, *, input_key: str | None, config_key: str,
-                 engine: str, overwrite: bool = False) -> None:
+                 engine: str, overwrite: bool = False, retry_failed: bool = False) -> None:
         self.path = Path(out)
         self.errors_path = self.path.with_name(self.path.name + ".errors.jsonl")
         self.meta_path = self.path.with_name(self.path.name + ".meta.json")
@@ -112,8 +114,11 @@ class ResultSink:
         self.config_key = config_key
         self.engine = engine
         self.overwrite = overwrite
+        self.retry_failed = retry_failed
         self.done: set[int] = set()
         self.failed: dict[int, FailedLine] = {}
+        self._retry: set[int] = set()  # failed lines of earlier runs that run again now
+        self._errors_stale = False  # the errors file holds superseded records: rewrite on close
         self._out: IO[str] | None = None
         self._err: IO[str] | None = None
 
@@ -131,6 +136,8 @@ class ResultSink:
                 _repair_tail(p)
             self._read_output()
             self._read_errors()
+            if self.retry_failed:
+                self._retry = set(self.failed)
         if not exists or self.overwrite:  # a meta file left without its output is stale
             meta = {"input": self.input_key, "config": self.config_key, "engine": self.engine,
                     "created": time.time()}
@@ -206,7 +213,7 @@ class ResultSink:
                           "failed": len(self.failed)})
 
     def finished(self, line: int) -> bool:
-        return line in self.done or line in self.failed
+        return line in self.done or (line in self.failed and line not in self._retry)
 
     # ---- writing -----------------------------------------------------------------------
     def write(self, record: dict[str, Any]) -> None:
@@ -216,12 +223,14 @@ class ResultSink:
             body = {k: v for k, v in record.items() if k != "ok"}
             self._append(self._out, body)
             self.done.add(line)
-            self.failed.pop(line, None)
+            if self.failed.pop(line, None) is not None:  # a retried line succeeded
+                self._errors_stale = True
         else:
             self.fail(FailedLine(line, str(record.get("reason", "")), str(record.get("error", "Error"))))
 
     def fail(self, failed: FailedLine) -> None:
         self._append(self._err, self._error_record(failed))
+        self._errors_stale = self._errors_stale or failed.line in self.failed  # failed again
         self.failed[failed.line] = failed
 
     @staticmethod
@@ -252,3 +261,6 @@ class ResultSink:
             if fh is not None:
                 fh.close()
         self._out = self._err = None
+        if self._errors_stale:  # after a retry: one record per line still failed
+            self._rewrite_errors()
+            self._errors_stale = False

@@ -70,6 +70,9 @@ def rerank(
     workers: int = typer.Option(1, "--workers", min=1, help="Batch: worker processes (local) or Ray actors (ray)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Batch: requests per batch (synced after each)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Batch: start over instead of resuming."),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="Batch: on resume, run the lines in the errors file again "
+                                           "(a timeout, a server that was down)."),
     config: Path | None = ConfigOpt,
     dataset: str | None = DatasetOpt,
     data_dir: str | None = DataDirOpt,
@@ -93,7 +96,7 @@ def rerank(
             raise typer.BadParameter("batch mode (IN.jsonl) takes its requests from the file, "
                                      "not from --user/--items/--history/--text")
         _batch(cfg, input_path, output_path, engine=engine, workers=workers, batch_size=batch_size,
-               overwrite=overwrite, json_out=json_out)
+               overwrite=overwrite, retry_failed=retry_failed, json_out=json_out)
         return
     candidates = split_ids(items)
     if not candidates:
@@ -135,7 +138,7 @@ def _given_labels(rec: Any, candidates: list[str]) -> dict[str, str]:
 
 
 def _batch(cfg: Any, input_path: Path, output_path: Path | None, *, engine: str, workers: int,
-           batch_size: int, overwrite: bool, json_out: bool) -> None:
+           batch_size: int, overwrite: bool, retry_failed: bool, json_out: bool) -> None:
     from llmrank.batch import run_batch
     from llmrank.cli.common import progress_bar
     from llmrank.errors import DataError
@@ -155,7 +158,7 @@ def _batch(cfg: Any, input_path: Path, output_path: Path | None, *, engine: str,
             progress.update(task, completed=done, total=total)
 
         report = run_batch(input_path, out, engine, config=cfg, overwrite=overwrite,
-                           progress=update, **options)
+                           retry_failed=retry_failed, progress=update, **options)
     if json_out:
         print_json(report.to_dict())
     else:

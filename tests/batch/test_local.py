@@ -284,3 +284,65 @@ def test_worker_pool_writes_in_input_order(tmp_path, monkeypatch):
     assert report.done == len(GOOD) and [f.line for f in report.failed] == [9]
     lines = [json.loads(t)["line"] for t in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert lines == list(range(1, len(GOOD) + 1))
+
+
+class Flaky(Counting):
+    """A backend that times out for some users (a server that is down), until it is healed."""
+
+    def __init__(self, rec, down: set[str]) -> None:
+        super().__init__(rec)
+        self.down = down
+
+    def recommend(self, req):
+        if req.user_id in self.down:
+            self.calls += 1
+            raise TimeoutError("backend timed out")
+        return super().recommend(req)
+
+
+def test_retry_failed_reruns_the_failed_lines_on_resume(rec, tmp_path):
+    """A transient failure stayed failed forever: the only way out was overwrite=True, which
+    redid every finished line too."""
+    rows = [GOOD[0], GOOD[1], {"user_id": "nobody"}, GOOD[5], GOOD[6]]  # u001 u002 nobody u004 u005
+    src = write_requests(tmp_path / "req.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    errors, meta = tmp_path / "out.jsonl.errors.jsonl", tmp_path / "out.jsonl.meta.json"
+    first = LocalBatchEngine(Flaky(rec, {"u002", "u004"})).run(src, out)
+    assert [(f.line, f.error) for f in first.failed] == [(2, "TimeoutError"), (3, "UnknownUserError"),
+                                                         (4, "TimeoutError")]
+    healed = Counting(rec)
+    report = LocalBatchEngine(healed).run(src, out)  # the default: failed lines stay failed
+    assert healed.calls == 0 and [f.line for f in report.failed] == [2, 3, 4]
+    report = LocalBatchEngine(healed).run(src, out, retry_failed=True)
+    assert healed.calls == 3 and report.resumed == 2 and report.processed == 3
+    assert report.done == 4 and [(f.line, f.error) for f in report.failed] == [(3, "UnknownUserError")]
+    full = tmp_path / "full.jsonl"
+    LocalBatchEngine(rec).run(src, full)
+    assert read_out(out) == read_out(full)  # the retried lines moved to the output
+    assert [json.loads(t)["line"] for t in errors.read_text().splitlines()] == [3]  # once, not twice
+    m = json.loads(meta.read_text())
+    assert (m["complete"], m["total"], m["done"], m["failed"]) == (True, 5, 4, 1)
+    report = run_batch(src, out, recommender=rec, retry_failed=True)  # fails again: still once
+    assert report.processed == 1 and [f.line for f in report.failed] == [3]
+    assert [json.loads(t)["line"] for t in errors.read_text().splitlines()] == [3]
+    assert json.loads(meta.read_text())["failed"] == 1
+
+
+def test_an_interrupted_or_killed_retry_leaves_no_line_twice(rec, tmp_path):
+    """A retried line's old error record stays in the errors file until the run closes (then
+    the file is rewritten); after a kill, the next resume keeps the last record of each line
+    and drops those that succeeded since."""
+    src = write_requests(tmp_path / "req.jsonl", [GOOD[0], GOOD[1], GOOD[5]])
+    out = tmp_path / "out.jsonl"
+    errors = tmp_path / "out.jsonl.errors.jsonl"
+    LocalBatchEngine(Flaky(rec, {"u002", "u004"})).run(src, out)
+    stale = errors.read_text()  # the records of lines 2 and 3, as a kill would leave them
+    with pytest.raises(KeyboardInterrupt):  # line 2 now succeeds, line 3 is interrupted
+        LocalBatchEngine(Counting(rec, stop_at=2), batch_size=1).run(src, out, retry_failed=True)
+    assert [json.loads(t)["line"] for t in errors.read_text().splitlines()] == [3]
+    with open(errors, "a", encoding="utf-8") as fh:
+        fh.write(stale)  # a kill before the rewrite: line 2 superseded, line 3 twice
+    report = LocalBatchEngine(rec).run(src, out)
+    assert report.done == 2 and [f.line for f in report.failed] == [3] and report.processed == 0
+    assert [json.loads(t)["line"] for t in errors.read_text().splitlines()] == [3]
+    assert sorted(read_out(out)) == [1, 2]

@@ -90,3 +90,23 @@ def test_ray_writes_in_input_order_like_local(local_ray, tmp_path):
                        batch_size=2)
     assert report.done == 12
     assert [json.loads(t)["line"] for t in out.read_text().splitlines()] == list(range(1, 13))
+
+
+def test_ray_retries_failed_lines_when_asked(local_ray, tmp_path):
+    """retry_failed=True reruns the lines of the errors file under Ray as under local."""
+    import json
+
+    src = write_requests(tmp_path / "req.jsonl", [GOOD[0], GOOD[1], {"user_id": "nobody"}])
+    out = tmp_path / "out.jsonl"
+    run_batch(src, out, config=CFG)
+    first, second = out.read_text().splitlines(keepends=True)
+    out.write_text(first)  # as if line 2 had timed out
+    errors = tmp_path / "out.jsonl.errors.jsonl"
+    errors.write_text('{"line": 2, "error": "TimeoutError", "reason": "backend timed out"}\n' + errors.read_text())
+    report = run_batch(src, out, engine="ray", config=CFG)
+    assert report.processed == 0 and [f.line for f in report.failed] == [2, 3]
+    report = run_batch(src, out, engine="ray", config=CFG, retry_failed=True)
+    assert report.processed == 2 and report.done == 2 and [f.line for f in report.failed] == [3]
+    assert json.loads(out.read_text().splitlines()[1])["items"] == json.loads(second)["items"]
+    assert [json.loads(t)["line"] for t in errors.read_text().splitlines()] == [3]
+    assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["failed"] == 1

@@ -185,3 +185,23 @@ def test_workers_sets_the_ray_engines_actor_count(app, tmp_path, monkeypatch):
     assert seen["engine"] == "ray" and seen["concurrency"] == 3 and "workers" not in seen
     run(app, str(src), str(tmp_path / "out2.jsonl"), "--workers", "2", "--json", *FAST)
     assert seen["engine"] == "local" and seen["workers"] == 2 and "concurrency" not in seen
+
+
+def test_retry_failed_reruns_the_lines_in_the_errors_file(app, tmp_path):
+    """A line that failed for a passing reason (a server that was down) stayed failed on every
+    resume; only --overwrite, which redoes everything, got it out."""
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text('{"user_id": "u001", "candidates": ["c001", "c002"]}\n'
+                   '{"user_id": "u002", "candidates": ["c003", "c004"]}\n')
+    assert run(app, str(src), str(out), *FAST).exit_code == 0
+    first, second = out.read_text().splitlines(keepends=True)
+    out.write_text(first)  # as if line 2 had timed out
+    errors = tmp_path / "out.jsonl.errors.jsonl"
+    errors.write_text('{"line": 2, "error": "TimeoutError", "reason": "backend timed out"}\n')
+    again = run_json(app, str(src), str(out))
+    assert again["processed"] == 0 and [f["line"] for f in again["failed"]] == [2]
+    retried = run_json(app, str(src), str(out), "--retry-failed")
+    assert (retried["processed"], retried["done"], retried["n_failed"]) == (1, 2, 0)
+    assert json.loads(out.read_text().splitlines()[1])["items"] == json.loads(second)["items"]
+    assert errors.read_text() == ""
+    assert "--retry-failed" in run(app, "--help").output
