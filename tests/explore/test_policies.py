@@ -205,3 +205,13 @@ def test_linucb_can_reduce_wide_item_vectors_and_keeps_them_for_the_other_steps(
     assert make_policy("linucb", {"embedding_dim": 500}, features=feats).dim == 384 + 2  # type: ignore[attr-defined]
     with pytest.raises(ConfigError):
         make_policy("linucb", {"embedding_dim": -1}, features=feats)
+
+
+def test_linear_thompson_sampling_without_noise_is_its_posterior_mean():
+    """mode = ts with alpha = 0 samples theta from a zero covariance: the posterior mean,
+    deterministically (propensity 1), like UCB with alpha = 0."""
+    ts = make_policy("linucb", {"mode": "ts", "alpha": 0.0})
+    ucb = make_policy("linucb", {"mode": "ucb", "alpha": 0.0})
+    s = ts.select(RANKED, 3)
+    assert s.items == ucb.select(RANKED, 3).items
+    assert s.propensities == [1.0, 1.0, 1.0]

@@ -78,7 +78,8 @@ class LinearBanditPolicy(BasePolicy):
 
     @property
     def deterministic(self) -> bool:  # type: ignore[override]
-        return self.config.mode == "ucb"
+        # TS with alpha = 0 samples from a zero covariance: its posterior mean, every time
+        return self.config.mode == "ucb" or self.config.alpha == 0
 
     @property
     def theta(self) -> np.ndarray:
@@ -110,7 +111,7 @@ class LinearBanditPolicy(BasePolicy):
 
     def _values(self, req: Request, state: Any, rng: np.random.Generator, m: int) -> np.ndarray:
         x, mean, width = state
-        if self.config.mode == "ucb":
+        if self.deterministic:
             return np.tile(mean + self.config.alpha * width, (m, 1))
         cov = (self.config.alpha ** 2) * self.A_inv
         thetas = rng.multivariate_normal(self.theta, (cov + cov.T) / 2, size=m, method="cholesky")
