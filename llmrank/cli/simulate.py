@@ -35,6 +35,7 @@ def simulate_cmd(
         cfg.data.data_dir = data_dir
     if seed is not None:
         cfg.seed = seed
+        cfg.replay.pop("seed", None)  # a [replay] seed would beat the top-level one
     names = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
     with progress_bar(not json_out) as bar:
         task = bar.add_task("replay", total=None)

@@ -37,3 +37,32 @@ def test_an_unreadable_simulation_config_is_a_config_error(tmp_path):
     for path in (bad_yaml, latin):
         with pytest.raises(ConfigError, match="sim"):
             load_simulate_config(path)
+
+
+def test_the_seed_flag_overrides_a_seed_in_the_replay_table(tmp_path, monkeypatch):
+    """``llmrank simulate --seed`` is the run's seed even when the config's [replay] table
+    names one (it seeds the request sample, the item vectors and every policy)."""
+    import typer
+    from typer.testing import CliRunner
+
+    import llmrank.explore.simulate as sim
+    from llmrank.cli.simulate import register
+
+    seen = []
+
+    def fake_simulate(config, **_):
+        seen.append(config.replay_config().seed)
+        raise RuntimeError("stop after reading the config")
+
+    monkeypatch.setattr(sim, "simulate", fake_simulate)
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:  # keep `simulate` a subcommand
+        pass
+
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text("seed = 0\n[replay]\nseed = 5\nk = 5\n")
+    CliRunner().invoke(app, ["simulate", "--config", str(cfg), "--seed", "7", "--json"])
+    assert seen == [7]
