@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from llmrank.errors import ConfigError
+
 if TYPE_CHECKING:
     from llmrank.records import RecRequest
 
@@ -62,6 +64,14 @@ class BatchReport:
         return out
 
 
+def refuse_recommender_with_config(recommender: Any, config: Any, overrides: Any) -> None:
+    """A built Recommender runs as it is: a config (or overrides) next to it would be what a
+    resume is checked against while another one runs, so the two at once are refused."""
+    if recommender is not None and (config is not None or overrides):
+        raise ConfigError("pass recommender= or config= (with overrides=), not both: the resume "
+                          "check must use the config that runs")
+
+
 @runtime_checkable
 class BatchEngine(Protocol):
     name: str
@@ -80,7 +90,8 @@ def run_batch(requests: RequestSource | Iterable[RecRequest], out: str | Path, e
     """Run a batch job on the engine registered as ``engine`` ('local' or 'ray').
 
     ``recommender`` reuses a built Recommender (local engine, one worker); otherwise each
-    worker builds one from ``config`` (a path, dict or Config) and ``overrides``. Engine
+    worker builds one from ``config`` (a path, dict or Config) and ``overrides``. Not both
+    (ConfigError): a resume is checked against the config that runs. Engine
     options: local ``workers``, ``batch_size``; ray ``concurrency``, ``batch_size``, ``window``,
     ``num_gpus_per_worker``, ``address``."""
     from llmrank.registry import batch_engines

@@ -19,7 +19,12 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmrank.batch.base import BatchProgress, BatchReport, RequestSource
+from llmrank.batch.base import (
+    BatchProgress,
+    BatchReport,
+    RequestSource,
+    refuse_recommender_with_config,
+)
 from llmrank.batch.jobs import Job, run_job
 from llmrank.batch.runner import BatchRun
 from llmrank.errors import ConfigError
@@ -61,9 +66,10 @@ class LocalBatchEngine:
     def __init__(self, recommender: Recommender | None = None, *, config: Any = None,
                  overrides: dict[str, Any] | None = None, workers: int = 1,
                  batch_size: int = 32) -> None:
+        refuse_recommender_with_config(recommender, config, overrides)
         if workers > 1 and config is None:
-            raise ConfigError("workers > 1 build one Recommender per process: pass config=, "
-                              "not only a built recommender")
+            raise ConfigError("workers > 1 build one Recommender per process: pass config= "
+                              "instead of a built recommender")
         self.recommender = recommender
         self.config = config
         self.overrides = overrides
@@ -71,7 +77,8 @@ class LocalBatchEngine:
         self.batch_size = max(1, int(batch_size))
 
     def _config_for_key(self) -> Any:
-        if self.recommender is not None and self.config is None:
+        """The config that runs: the given Recommender's, or the one workers are built from."""
+        if self.recommender is not None:
             return self.recommender.config
         from llmrank.config import load_config
 

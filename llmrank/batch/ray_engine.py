@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmrank._optional import require
-from llmrank.batch.base import BatchProgress, BatchReport, RequestSource
+from llmrank.batch.base import (
+    BatchProgress,
+    BatchReport,
+    RequestSource,
+    refuse_recommender_with_config,
+)
 from llmrank.batch.jobs import Job, run_job
 from llmrank.batch.runner import BatchRun
 
@@ -67,7 +72,8 @@ class RayBatchEngine:
                  num_cpus: int | None = None, shutdown: bool = False, window: int = 50_000) -> None:
         from llmrank.config import load_config
 
-        if recommender is not None and config is None and recommender_factory is None:
+        refuse_recommender_with_config(recommender, config, overrides)
+        if recommender is not None and recommender_factory is None:
             log.warning("the ray engine builds one Recommender per actor from recommender.config; "
                         "objects injected into the given Recommender are not shipped")
             config = recommender.config

@@ -346,3 +346,16 @@ def test_an_interrupted_or_killed_retry_leaves_no_line_twice(rec, tmp_path):
     assert report.done == 2 and [f.line for f in report.failed] == [3] and report.processed == 0
     assert [json.loads(t)["line"] for t in errors.read_text().splitlines()] == [3]
     assert sorted(read_out(out)) == [1, 2]
+
+
+def test_a_recommender_and_a_config_at_once_are_refused(rec, tmp_path):
+    """The resume check fingerprinted config= while the run used recommender=: a Recommender
+    of another config resumed (and mixed its results into) an output written with config=."""
+    changed = rec.__class__.from_config({**CFG, "reranker": {"backend": "fake", "permutations": 3}},
+                                        dataset=rec.dataset, retriever=rec.retriever, llm=rec.reranker.llm)
+    src = write_requests(tmp_path / "req.jsonl", GOOD[:2])
+    with pytest.raises(ConfigError, match=r"pass recommender= or config=.*not both"):
+        run_batch(src, tmp_path / "out.jsonl", recommender=changed, config=CFG)
+    with pytest.raises(ConfigError, match="not both"):
+        LocalBatchEngine(rec, overrides={"reranker": {"permutations": 2}})
+    assert not (tmp_path / "out.jsonl").exists()

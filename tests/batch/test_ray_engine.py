@@ -110,3 +110,11 @@ def test_ray_retries_failed_lines_when_asked(local_ray, tmp_path):
     assert json.loads(out.read_text().splitlines()[1])["items"] == json.loads(second)["items"]
     assert [json.loads(t)["line"] for t in errors.read_text().splitlines()] == [3]
     assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["failed"] == 1
+
+
+def test_ray_refuses_a_recommender_and_a_config_at_once(rec):
+    """The actors ran config= and silently ignored the given recommender."""
+    from llmrank.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not both"):
+        RayBatchEngine(rec, config=CFG)
