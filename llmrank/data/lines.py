@@ -24,6 +24,9 @@ from llmrank.errors import DataError, MalformedLineError
 
 log = logging.getLogger(__name__)
 
+# what reading a corrupt, truncated or not-really-gzip '.gz' file raises
+GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
 ErrorPolicy = Literal["skip", "raise"]
 MAX_REPORTED = 20
 # JSON and Python escapes that can decode to a lone UTF-16 surrogate (a truncated emoji such
@@ -106,6 +109,7 @@ def iter_lines(
     any_line = False
     header_pending = skip_header
     line_no = 0
+    broken = ""  # why a gzip file stopped before its end
     with open_binary(path) as fh:
         try:
             for line_no, raw in enumerate(fh, start=1):
@@ -128,11 +132,12 @@ def iter_lines(
                     continue
                 report.lines_read += 1
                 yield line_no, text
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        except GZIP_ERRORS as exc:
             # a truncated or corrupt archive cannot be resynchronised: report and stop here
-            report.problem(MalformedLineError(str(path), line_no + 1, f"corrupt or truncated gzip data: {exc}"), on_error)
+            broken = f"corrupt or truncated gzip data: {exc}"
+            report.problem(MalformedLineError(str(path), line_no + 1, broken), on_error)
     if not any_line:
-        raise DataError(f"file is empty: {path}")
+        raise DataError(f"{path}: {broken}" if broken else f"file is empty: {path}")
 
 
 def require_events(n_events: int, source: str | Path, report: LoadReport, *, skipped_before: int = 0) -> None:
@@ -192,15 +197,22 @@ def parse_float(value: str, *, what: str, path: str, line_no: int) -> float:
 
 def peek_objects(path: Path, limit: int) -> Iterator[dict[str, Any]]:
     """The JSON objects among the first ``limit`` lines of a JSON-lines file, skipping lines
-    that are not one: a quiet look for format detection (the real pass reports bad lines)."""
+    that are not one: a quiet look for format detection (the real pass reports bad lines,
+    and a gzip file that breaks off). DataError when not even the first line decompresses."""
     with open_binary(path) as fh:
-        for _, raw in zip(range(limit), fh, strict=False):
-            try:
-                obj = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                yield without_surrogates(obj)
+        started = False
+        try:
+            for _, raw in zip(range(limit), fh, strict=False):
+                started = True
+                try:
+                    obj = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    yield without_surrogates(obj)
+        except GZIP_ERRORS as exc:
+            if not started:
+                raise DataError(f"{path}: corrupt or truncated gzip data: {exc}") from exc
 
 
 def iter_records(

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from llmrank.data.lines import ErrorPolicy, LoadReport, iter_records, open_binary, peek_objects
+from llmrank.data.lines import (
+    GZIP_ERRORS,
+    ErrorPolicy,
+    LoadReport,
+    iter_records,
+    open_binary,
+    peek_objects,
+)
 from llmrank.errors import DataError, MalformedLineError
 
 TableFormat = Literal["csv", "jsonl", "parquet"]
@@ -39,9 +46,12 @@ def sniff_sep(header: str) -> str:
 def first_line(path: Path, encoding: str) -> str:
     """The first non-blank line (the header), without BOM or line end."""
     with open_binary(path) as fh:
-        for raw in fh:
-            if raw.strip():
-                return raw.decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
+        try:
+            for raw in fh:
+                if raw.strip():
+                    return raw.decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
+        except GZIP_ERRORS as exc:
+            raise DataError(f"{path}: corrupt or truncated gzip data: {exc}") from exc
     raise DataError(f"file is empty: {path}")
 
 
@@ -107,15 +117,20 @@ class _DecodedLines:
 
     def __iter__(self) -> Iterator[str]:
         with open_binary(self.path) as fh:
-            for line_no, raw in enumerate(fh, start=1):
-                self.line_no = line_no
-                try:
-                    text = raw.decode(self.encoding)
-                except UnicodeDecodeError as exc:
-                    self.report.problem(MalformedLineError(str(self.path), line_no,
-                                                           f"not valid {self.encoding}: {exc.reason}"), self.on_error)
-                    continue
-                yield text.lstrip("\ufeff") if line_no == 1 else text
+            try:
+                for line_no, raw in enumerate(fh, start=1):
+                    self.line_no = line_no
+                    try:
+                        text = raw.decode(self.encoding)
+                    except UnicodeDecodeError as exc:
+                        self.report.problem(MalformedLineError(str(self.path), line_no,
+                                                               f"not valid {self.encoding}: {exc.reason}"), self.on_error)
+                        continue
+                    yield text.lstrip("\ufeff") if line_no == 1 else text
+            except GZIP_ERRORS as exc:  # cannot be resynchronised: report and stop, as iter_lines does
+                self.line_no += 1
+                self.report.problem(MalformedLineError(str(self.path), self.line_no,
+                                                       f"corrupt or truncated gzip data: {exc}"), self.on_error)
 
 
 def _csv_records(lines: _DecodedLines, sep: str, report: LoadReport,

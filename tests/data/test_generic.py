@@ -189,3 +189,33 @@ def test_an_infinite_rating_is_a_reported_line_on_every_reader(tmp_path, bad):
         assert len(ds.interactions) == 2 and report.skipped == 1, path
         assert report.problems[0].startswith(f"{path}:{line}: rating is not a finite number"), path
         assert np.isnan(ds.interactions.rating[1])
+
+
+@pytest.mark.parametrize("name", ["events.jsonl.gz", "events.csv.gz"])
+@pytest.mark.parametrize("on_error", ["skip", "raise"])
+def test_a_gz_file_that_is_not_gzip_is_a_data_error(tmp_path, name, on_error):
+    """A plain file named .gz crashed the column look-up with a raw BadGzipFile traceback
+    (and a skip-policy read called it 'empty')."""
+    text = '{"user": "u1", "item": "a"}\n' if "jsonl" in name else "user,item\nu1,a\n"
+    path = write(tmp_path / name, text)
+    with pytest.raises(DataError, match="gzip") as exc:
+        load_table(path, on_error=on_error)
+    assert str(path) in str(exc.value)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_truncated_gz_table_keeps_its_rows_and_reports_the_cut(tmp_path, fmt):
+    """The quiet look at the first rows (for the columns) must not crash on a gzip file cut
+    short early: the real pass keeps the rows before the cut and reports it."""
+    import gzip as _gzip
+
+    import numpy as _np
+
+    rows = [f'{{"user": "u{i % 7}", "item": "{i}", "filler": "{_np.random.default_rng(i).random()}"}}'
+            for i in range(3000)] if fmt == "jsonl" else \
+        ["user,item,filler"] + [f"u{i % 7},{i},{_np.random.default_rng(i).random()}" for i in range(3000)]
+    full = _gzip.compress(("\n".join(rows) + "\n").encode())
+    path = write(tmp_path / f"events.{fmt}.gz", full[: len(full) // 50])
+    report = LoadReport()
+    ds = load_table(path, report=report)
+    assert 0 < len(ds.interactions) < 3000 and report.skipped == 1 and "gzip" in report.problems[0]

@@ -45,6 +45,14 @@ def test_truncated_gzip_is_reported_with_location(tmp_path):
         list(iter_lines(path, report=LoadReport(), on_error="raise"))
 
 
+def test_a_plain_file_named_gz_is_not_called_empty(tmp_path):
+    """Under 'skip' the error said 'file is empty' for a file full of data that is not gzip."""
+    path = write(tmp_path / "reviews.json.gz", '{"a": 1}\n')
+    with pytest.raises(DataError, match="gzip") as exc:
+        list(iter_lines(path, report=LoadReport(), on_error="skip"))
+    assert "empty" not in str(exc.value) and str(path) in str(exc.value)
+
+
 def test_bad_encoding_policy(tmp_path):
     path = write(tmp_path / "b.txt", b"ok\nbad \xff byte\nok2\n")
     report = LoadReport()
