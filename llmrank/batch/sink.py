@@ -12,6 +12,8 @@ positive integer ``line``, a second record of the same line) is dropped from its
 rewritten atomically (temp file + rename), and its request is redone. A failed line stays
 failed on resume unless ``retry_failed``: then it runs again, and the errors file is rewritten
 when the run closes (a line that now succeeds leaves it, one that fails again is in it once).
+Retried and redone lines are appended after the lines already there: each run writes in input
+order, and every record carries its input ``line`` to sort by.
 Resuming against a different input or config is refused rather than silently mixing outputs."""
 
 from __future__ import annotations
