@@ -46,8 +46,9 @@ def _stopped(text: str, stop: Sequence[str]) -> bool:
 @torch.inference_mode()
 def decode_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], config: GenerationConfig,
                  device: torch.device, *, eos_ids: Sequence[int], pad_id: int,
-                 stats: DecodeStats | None = None) -> list[list[int]]:
-    """New token ids per prompt (EOS excluded; text past a stop string is cut by the caller)."""
+                 stats: DecodeStats | None = None, budgets: Sequence[int] | None = None) -> list[list[int]]:
+    """New token ids per prompt (EOS excluded; text past a stop string is cut by the caller).
+    ``budgets`` caps the new tokens of each row (the room its context leaves)."""
     batch = len(prompts)
     logits, mask, cache, positions = prefill_shared(model, prompts, device, pad_id)
     next_pos = mask.sum(dim=1)  # positions are contiguous over real tokens
@@ -66,15 +67,20 @@ def decode_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], c
                     done[row] = True
                     continue
                 out[row].append(int(tok))
-                if config.stop and _stopped(tokenizer.decode(out[row], skip_special_tokens=True), config.stop):
+                spent = budgets is not None and len(out[row]) >= budgets[row]
+                if spent or (config.stop and _stopped(tokenizer.decode(out[row], skip_special_tokens=True),
+                                                      config.stop)):
                     done[row] = True
             if all(done) or step == config.max_new_tokens - 1:
                 break
             feed = torch.tensor([pad_id if d else int(t) for d, t in zip(done, chosen.tolist(), strict=True)],
                                 dtype=torch.long)
             mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype)], dim=1)
+            # a finished row's pad goes to position 0: its output is dropped, and its own next
+            # position may lie past the model's context (its budget was that room)
+            live = torch.tensor([not d for d in done])
             res = model(input_ids=feed.unsqueeze(1).to(device), attention_mask=mask.to(device),
-                        position_ids=next_pos.unsqueeze(1).to(device), past_key_values=cache,
+                        position_ids=(next_pos * live).unsqueeze(1).to(device), past_key_values=cache,
                         use_cache=True)
             next_pos = next_pos + 1
             cache = res.past_key_values

@@ -195,6 +195,12 @@ class TransformersLLM(NamedAdapters, HFTokenizerMixin):
             found += [int(v) for v in values if v is not None]
         return sorted(set(found))
 
+    def _budget(self, prompt_len: int, max_new_tokens: int) -> int:
+        """New tokens a prompt may get inside the model's context (at least 1), the rule of
+        the vllm backend's ``generation_budget``: positions past the context are never run."""
+        ctx = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        return max(1, min(int(max_new_tokens), ctx - prompt_len)) if ctx else int(max_new_tokens)
+
     def generate(self, prompts: list[str], config: GenerationConfig) -> list[str]:
         """Batches of ``batch_size`` prompts (similar prompts together, so a user's prompts
         share their prefix), decoded by hf_decode; stop strings cut the text."""
@@ -209,7 +215,8 @@ class TransformersLLM(NamedAdapters, HFTokenizerMixin):
             for idx in groups:
                 new = decode_batch(self.model, self.tokenizer, [ids[i] for i in idx], config,
                                    self.device, eos_ids=self._eos_ids(),
-                                   pad_id=int(self.tokenizer.pad_token_id), stats=stats)
+                                   pad_id=int(self.tokenizer.pad_token_id), stats=stats,
+                                   budgets=[self._budget(len(ids[i]), config.max_new_tokens) for i in idx])
                 for row, i in enumerate(idx):
                     text = self.tokenizer.decode(new[row], skip_special_tokens=True)
                     out[i] = cut_at_stop(text, config.stop)

@@ -95,3 +95,41 @@ def test_unknown_options_are_a_warning_that_names_them(tiny_model_dir, caplog):
     assert llm.prefix_reuse is None
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1 and "prefix_resue, thread" in warned[0]
+
+
+def test_generation_stays_inside_the_model_context(tiny_llm):
+    """A prompt near the context length gets only the new tokens the context has room for
+    (as the vllm backend's generation_budget does), not positions the model was never built
+    for (an absolute-position model would index past its position table and crash)."""
+    ctx = tiny_llm.model.config.max_position_embeddings
+    short = tiny_llm.format_chat(MSGS)
+    long = short + " A" * (ctx - 3 - tiny_llm.count_tokens(short))
+    assert tiny_llm.count_tokens(long) == ctx - 3
+    cfg = GenerationConfig(max_new_tokens=10)
+    tiny_llm.generate([long], cfg)
+    assert tiny_llm.last_stats is not None and tiny_llm.last_stats["new_tokens"] <= 3
+    both = tiny_llm.generate([long, short], cfg)
+    assert both[1] == tiny_llm.generate([short], cfg)[0]  # the other row keeps its budget
+    assert tiny_llm.last_stats["new_tokens"] > 3
+
+
+def test_absolute_position_model_never_decodes_past_its_context(tmp_path):
+    """A model with a position table (GPT-2 style) crashed with an IndexError when a prompt
+    near its context was generated, alone or next to a shorter prompt in the batch."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config
+
+    from llmrank.llm.tiny import build_tokenizer
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    build_tokenizer(tmp_path)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(AutoTokenizer.from_pretrained(tmp_path)), n_positions=64,
+                        n_embd=32, n_layer=1, n_head=2, bos_token_id=1, eos_token_id=2)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    llm = TransformersLLM(str(tmp_path))
+    full = "Answer:" + " A" * 62
+    assert llm.count_tokens(full) == 64 == llm.max_prompt_tokens()
+    cfg = GenerationConfig(max_new_tokens=10)
+    assert len(llm.generate([full, full[:-8], "Answer:"], cfg)) == 3
+    assert llm.last_stats is not None and llm.last_stats["new_tokens"] > 1 + 4
