@@ -119,6 +119,10 @@ def prepare(rounds: Sequence[LoggedRound], target: TargetFn,
         if pi.shape[1] != len(rnd.candidates):
             raise ValueError(f"the target gave marginals over {pi.shape[1]} items for "
                              f"{len(rnd.candidates)} logged candidates")
+        props = np.asarray(rnd.propensities, dtype=np.float64)
+        if not ((props > 0) & (props <= 1 + 1e-9)).all():
+            raise ValueError(f"logged round {i} has propensities {props.tolist()}: a shown item's "
+                             "logging propensity must be in (0, 1]")
         slots = np.arange(min(k, pi.shape[0]))
         rewards[i, :k] = rnd.rewards
         mask[i, :k] = True

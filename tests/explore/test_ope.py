@@ -151,3 +151,13 @@ def test_a_target_pinning_an_item_the_log_never_offered_is_evaluated_on_the_logg
 def test_prepare_refuses_marginals_over_other_items():
     with pytest.raises(ValueError, match="3 items for 2 logged candidates"):
         prepare(_hand_rounds(), lambda rnd, k: np.zeros((k, 3)))
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5, float("nan")])
+def test_a_logged_propensity_outside_0_1_is_refused(bad):
+    """A shown item's logging propensity must be a probability > 0: 0 would make IPS
+    infinite (and NaN for a zero reward), > 1 is no probability; both point at a broken log."""
+    rounds = _hand_rounds()
+    rounds[2].propensities = np.array([bad])
+    with pytest.raises(ValueError, match="propensit"):
+        prepare(rounds, _greedy_target)
