@@ -6,10 +6,13 @@ conversion drops ``quantization_config`` so the saved weights are ordinary fp32/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,19 +40,43 @@ def default_name(gguf_path: Path) -> str:
     return re.sub(r"[^a-z0-9_\-]+", "-", stem.lower()).strip("-")
 
 
+@contextlib.contextmanager
+def lock(path: Path) -> Iterator[None]:
+    """An exclusive file lock, so two processes (or threads) never convert into one folder."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def import_gguf(gguf_path: str | Path, dest: str | Path, *, name: str | None = None,
                 dtype: str = "float32", overwrite: bool = False) -> Path:
     """Dequantise ``gguf_path`` into ``dest`` (model + tokenizer + manifest) and return it.
 
     A complete existing folder is reused unless ``overwrite``: conversion costs a few seconds
-    to minutes and must happen once, not on every start."""
+    to minutes and must happen once, not on every start. Locked per ``dest``, so a parallel
+    import waits and reuses the result. An existing ``dest`` that is not a converted model
+    (no manifest) is refused, never deleted: it may be the user's own folder."""
     gguf_path = Path(gguf_path)
     dest = Path(dest)
     if not gguf_path.is_file():
         raise ModelError(f"GGUF file not found: {gguf_path}")
-    if (dest / MANIFEST).is_file() and not overwrite:
-        log.info("reusing converted model at %s", dest)
-        return dest
+    with lock(dest.parent / f".{dest.name}.lock"):
+        if (dest / MANIFEST).is_file() and not overwrite:
+            log.info("reusing converted model at %s", dest)
+            return dest
+        if dest.exists() and not (dest / MANIFEST).is_file() and (not dest.is_dir() or any(dest.iterdir())):
+            raise ModelError(f"{dest} exists and is not a converted model (no {MANIFEST}); "
+                             "choose another destination or remove it")
+        return _convert(gguf_path, dest, name=name, dtype=dtype)
+
+
+def _convert(gguf_path: Path, dest: Path, *, name: str | None, dtype: str) -> Path:
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -73,7 +100,9 @@ def import_gguf(gguf_path: str | Path, dest: str | Path, *, name: str | None = N
     if getattr(model, "hf_quantizer", None) is not None:
         setattr(model, "hf_quantizer", None)  # noqa: B010 - untyped attribute of PreTrainedModel
     tmp = dest.with_name(dest.name + ".partial")
-    tmp.mkdir(parents=True, exist_ok=True)
+    if tmp.exists():  # left by a crashed run: its stale shards must not end up in dest
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     _strip_quantization(tmp / "config.json")
@@ -82,11 +111,14 @@ def import_gguf(gguf_path: str | Path, dest: str | Path, *, name: str | None = N
         source_format="gguf", dtype=dtype, created=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
-    if dest.exists():
-        import shutil
-
-        shutil.rmtree(dest)
+    old = dest.with_name(dest.name + ".old.partial")  # ".partial": never listed as a model
+    if dest.exists():  # a converted model (checked above) or an empty folder: moved aside
+        if old.exists():
+            shutil.rmtree(old)
+        dest.rename(old)
     tmp.rename(dest)  # atomic on one filesystem: a crash never leaves a half folder at dest
+    if old.exists():
+        shutil.rmtree(old)
     return dest
 
 

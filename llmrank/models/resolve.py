@@ -7,10 +7,8 @@ an HF id) into something ``from_pretrained`` can load without the network.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,29 +46,12 @@ def default_gguf() -> Path:
     return files[0]
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive file lock, so two processes never convert the same model at once."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def import_gguf_cached(gguf: str | Path, name: str | None = None, *, overwrite: bool = False) -> Path:
     """Convert ``gguf`` into ``models_dir()/name`` once (locked) and return the folder."""
     from llmrank.models.gguf_import import default_name
 
     gguf = Path(gguf)
-    name = name or default_name(gguf)
-    dest = models_dir() / name
-    with _lock(models_dir() / f".{name}.lock"):
-        return import_gguf(gguf, dest, name=name, overwrite=overwrite)
+    return import_gguf(gguf, models_dir() / (name or default_name(gguf)), name=name, overwrite=overwrite)
 
 
 def _default_model() -> Path:

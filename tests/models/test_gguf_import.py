@@ -1,0 +1,96 @@
+"""``import_gguf`` writes a folder atomically and never destroys what is not its own. The
+transformers loaders are replaced by a fake that writes a config (the real conversion is slow
+and covered by the slow CLI test); everything around them is the real code."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from llmrank.errors import ModelError
+from llmrank.models.gguf_import import MANIFEST, import_gguf
+
+
+class _FakeLoaded:
+    """What AutoTokenizer / AutoModelForCausalLM.from_pretrained return, minimally."""
+
+    conversions = 0
+
+    def __init__(self, filename: str) -> None:
+        self.config = type("Cfg", (), {})()
+        self.filename = filename
+
+    @classmethod
+    def from_pretrained(cls, folder: str, gguf_file: str, **kwargs: object) -> _FakeLoaded:
+        if "dtype" in kwargs:  # the model, not the tokenizer
+            cls.conversions += 1
+            time.sleep(0.2)  # a conversion takes a while: a parallel import overlaps it
+        return cls(gguf_file)
+
+    def save_pretrained(self, folder: Path, **kwargs: object) -> None:
+        name = "config.json" if kwargs else "tokenizer.json"  # the model saves with safe_serialization
+        (Path(folder) / name).write_text(json.dumps({"from": self.filename}), encoding="utf-8")
+
+
+@pytest.fixture
+def fake_hf(monkeypatch, tmp_path):
+    import transformers
+
+    _FakeLoaded.conversions = 0
+    monkeypatch.setattr(transformers, "AutoTokenizer", _FakeLoaded)
+    monkeypatch.setattr(transformers, "AutoModelForCausalLM", _FakeLoaded)
+    gguf = tmp_path / "tiny.Q8_0.gguf"
+    gguf.write_bytes(b"GGUF")
+    return gguf
+
+
+def test_import_refuses_to_replace_a_folder_that_is_not_a_converted_model(fake_hf, tmp_path):
+    mine = tmp_path / "my-project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me", encoding="utf-8")
+    for overwrite in (False, True):
+        with pytest.raises(ModelError, match="not a converted model"):
+            import_gguf(fake_hf, mine, overwrite=overwrite)
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_overwrite_replaces_a_converted_model(fake_hf, tmp_path):
+    dest = import_gguf(fake_hf, tmp_path / "models" / "tiny")
+    (dest / "stale.bin").write_bytes(b"old")
+    again = import_gguf(fake_hf, dest, overwrite=True)
+    assert again == dest and (dest / MANIFEST).is_file() and not (dest / "stale.bin").exists()
+    assert _FakeLoaded.conversions == 2
+
+
+def test_a_leftover_partial_folder_is_not_reused(fake_hf, tmp_path):
+    dest = tmp_path / "models" / "tiny"
+    partial = dest.with_name("tiny.partial")
+    partial.mkdir(parents=True)
+    (partial / "model-00002-of-00002.safetensors").write_bytes(b"from a crashed run")
+    import_gguf(fake_hf, dest)
+    assert not (dest / "model-00002-of-00002.safetensors").exists()
+    assert not partial.exists()
+
+
+def test_parallel_imports_into_one_folder_convert_once(fake_hf, tmp_path):
+    """``llmrank models import-gguf --out DIR`` twice at once: one converts, one reuses."""
+    dest = tmp_path / "out" / "tiny"
+    results: list[object] = []
+
+    def run() -> None:
+        try:
+            results.append(import_gguf(fake_hf, dest))
+        except Exception as exc:  # the test reports it below
+            results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [dest, dest]
+    assert _FakeLoaded.conversions == 1 and (dest / MANIFEST).is_file()
