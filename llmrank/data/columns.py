@@ -97,10 +97,12 @@ def _read_python(path: Path, sep: str, n_fields: int, header: bool, encoding: st
 def _plain_text(path: Path, sep: str, header: bool, encoding: str) -> tuple[str, str] | None:
     """(the data lines joined by '\\n', a one-character separator), or None when the file has
     anything the careful reader should see: a bad encoding, stray CRs, a BOM, blank lines."""
-    from llmrank.data.lines import open_binary
+    from llmrank.data.lines import UTF8_BOM, open_binary
 
     with open_binary(path) as fh:
         raw = fh.read()
+    if raw.startswith(UTF8_BOM):
+        return None  # a UTF-8 BOM, even on a latin-1 file: the careful reader drops it
     try:
         text = raw.decode(encoding)
     except (UnicodeDecodeError, LookupError):

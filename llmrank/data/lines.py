@@ -24,6 +24,7 @@ from llmrank.errors import DataError, MalformedLineError
 
 log = logging.getLogger(__name__)
 
+UTF8_BOM = b"\xef\xbb\xbf"
 # what reading a corrupt, truncated or not-really-gzip '.gz' file raises
 GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
@@ -114,6 +115,10 @@ def iter_lines(
         try:
             for line_no, raw in enumerate(fh, start=1):
                 raw = raw.rstrip(b"\r\n")
+                if line_no == 1 and raw.startswith(UTF8_BOM):
+                    # a UTF-8 BOM whatever the encoding: in latin-1 it decodes to 'ï»¿', which
+                    # would be glued to the first id
+                    raw = raw[len(UTF8_BOM):]
                 if not raw.strip():
                     continue
                 try:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from llmrank.data.lines import (
     GZIP_ERRORS,
+    UTF8_BOM,
     ErrorPolicy,
     LoadReport,
     iter_records,
@@ -49,7 +50,7 @@ def first_line(path: Path, encoding: str) -> str:
         try:
             for raw in fh:
                 if raw.strip():
-                    return raw.decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
+                    return raw.removeprefix(UTF8_BOM).decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
         except GZIP_ERRORS as exc:
             raise DataError(f"{path}: corrupt or truncated gzip data: {exc}") from exc
     raise DataError(f"file is empty: {path}")
@@ -120,6 +121,8 @@ class _DecodedLines:
             try:
                 for line_no, raw in enumerate(fh, start=1):
                     self.line_no = line_no
+                    if line_no == 1:  # a UTF-8 BOM whatever the encoding (latin-1 reads it as text)
+                        raw = raw.removeprefix(UTF8_BOM)
                     try:
                         text = raw.decode(self.encoding)
                     except UnicodeDecodeError as exc:

@@ -219,3 +219,11 @@ def test_a_truncated_gz_table_keeps_its_rows_and_reports_the_cut(tmp_path, fmt):
     report = LoadReport()
     ds = load_table(path, report=report)
     assert 0 < len(ds.interactions) < 3000 and report.skipped == 1 and "gzip" in report.problems[0]
+
+
+def test_a_utf8_bom_on_a_latin1_csv_is_not_part_of_the_first_column(tmp_path):
+    """With encoding='latin-1' the BOM decoded to 'ï»¿' and renamed the first column, so the
+    guessed mapping found no user column."""
+    path = write(tmp_path / "events.csv", b"\xef\xbb\xbfuser,item,title\nu1,a,Mis\xe9rables\n")
+    ds = load_table(path, encoding="latin-1", on_error="raise")
+    assert ds.user_ids == ["u1"] and ds.items["a"].title == "Misérables"

@@ -211,3 +211,20 @@ def test_absurd_timestamp_or_rating_is_a_malformed_line(tmp_path, monkeypatch, r
     ds, report, err = _both(path.parent)
     assert len(ds.interactions) == 1 and report.skipped == 1
     assert (err.path, err.line_no) == (str(path), 3 if fmt == "ml-csv" else 2) and why in err.reason
+
+
+@pytest.mark.parametrize("reader", ["python", "arrow", "careful"])
+def test_a_utf8_bom_on_latin1_files_is_not_part_of_the_first_id(tmp_path, monkeypatch, reader):
+    """u.item/u.data re-saved by an editor that adds a UTF-8 BOM: decoded as latin-1 the BOM
+    became 'ï»¿' glued to the first id, silently making a phantom item '\\xef\\xbb\\xbf1' (with
+    the title) and a bare item '1' (with the ratings)."""
+    monkeypatch.setattr(columns, "worth_fast_path", lambda path: reader == "arrow")
+    if reader == "careful":
+        monkeypatch.setattr(movielens, "read_clean_table", lambda *a, **k: None)
+    bom = b"\xef\xbb\xbf"
+    items = bom + f"1|Les Mis\xe9rables (1995)|01-Jan-1995||http://x|{GENRE_FLAGS}\n".encode("latin-1")
+    folder = _ml100k(tmp_path, bom + b"1\t1\t5\t100\n2\t1\t4\t200\n")
+    write(folder / "u.item", items)
+    ds = load_movielens(folder, on_error="raise")
+    assert ds.item_ids == ["1"] and ds.user_ids == ["1", "2"]
+    assert ds.items["1"].title == "Les Misérables"
