@@ -27,10 +27,12 @@ _SOURCE_TREE = Path(__file__).resolve().parents[2] / "prompts"
 
 
 def template_dirs() -> list[Path]:
-    """Template folders in search order (only those that exist)."""
+    """Template folders in search order (only those that exist). The source tree is searched
+    only where the wheel's templates are absent: installed, ``_SOURCE_TREE`` is
+    site-packages/prompts, which belongs to some other distribution."""
     dirs = [Path(p) for p in os.environ.get(PROMPTS_DIR_ENV, "").split(os.pathsep) if p]
-    dirs += _packaged_dirs()
-    dirs.append(_SOURCE_TREE)
+    packaged = _packaged_dirs()
+    dirs += packaged or [_SOURCE_TREE]
     seen: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in [s.resolve() for s in seen]:
@@ -72,7 +74,7 @@ def list_templates() -> list[PromptTemplate]:
     for path in _iter_files():
         try:
             tmpl = _parse(str(path), path.stat().st_mtime_ns)
-        except PromptError as exc:
+        except (PromptError, OSError) as exc:  # OSError: e.g. a dangling symlink
             log.warning("skipping invalid template %s: %s", path, exc)
             continue
         found.setdefault(tmpl.id, tmpl)

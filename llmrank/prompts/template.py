@@ -94,20 +94,19 @@ class PromptTemplate:
         for key in ("name", "version", "messages", "inputs"):
             if key not in data:
                 raise PromptError(f"{source}: template lacks {key!r}")
-        inputs = []
-        for name, spec in dict(data["inputs"]).items():
-            spec = {"type": spec} if isinstance(spec, str) else dict(spec)
-            unknown = set(spec) - {"type", "required", "untrusted", "description"}
-            if unknown:
-                raise PromptError(f"{source}: input {name!r} has unknown keys {sorted(unknown)}")
-            if spec.get("type", "str") not in _TYPES:
-                raise PromptError(f"{source}: input {name!r} has unknown type {spec.get('type')!r}")
-            inputs.append(InputSpec(name=name, **spec))
+        if not isinstance(data["version"], str):  # TOML reads version = 1.10 as the float 1.1
+            raise PromptError(f"{source}: version must be a string, e.g. \"1.0.0\" "
+                              f"(got {data['version']!r})")
+        if not isinstance(data["inputs"], Mapping):
+            raise PromptError(f"{source}: inputs must be a table of name = type or {{ type = ... }}")
+        inputs = [_input_spec(name, spec, source) for name, spec in data["inputs"].items()]
+        if not isinstance(data["messages"], list):
+            raise PromptError(f"{source}: messages must be a list of {{ role, content }} tables")
         messages = []
         for msg in data["messages"]:
-            role, content = msg.get("role"), msg.get("content")
+            role, content = (msg.get("role"), msg.get("content")) if isinstance(msg, Mapping) else (None, None)
             if role not in _ROLES or not isinstance(content, str):
-                raise PromptError(f"{source}: each message needs a role in {_ROLES} and a content")
+                raise PromptError(f"{source}: each of the messages needs a role in {_ROLES} and a content")
             messages.append((role, content))
         known = {"name", "version", "messages", "inputs", "description", "answer_prefix"}
         tmpl = cls(
@@ -178,6 +177,27 @@ class PromptTemplate:
                 raise PromptError(f"{self.id}: render failed: {exc}") from exc
             out.append(ChatMessage(role, text.strip()))  # type: ignore[arg-type]
         return RenderedPrompt(self.name, self.version, tuple(out), self.answer_prefix)
+
+
+def _input_spec(name: str, spec: Any, source: str) -> InputSpec:
+    """One ``[inputs]`` entry, checked: a wrong shape is a PromptError naming the file, not a
+    TypeError, and ``required = "no"`` must not read as true."""
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    if not isinstance(spec, Mapping):
+        raise PromptError(f"{source}: input {name!r} must be a type name or a table, got {spec!r}")
+    spec = dict(spec)
+    unknown = set(spec) - {"type", "required", "untrusted", "description"}
+    if unknown:
+        raise PromptError(f"{source}: input {name!r} has unknown keys {sorted(unknown)}")
+    kind = spec.get("type", "str")
+    if not isinstance(kind, str) or kind not in _TYPES:
+        raise PromptError(f"{source}: input {name!r} has unknown type {kind!r}; known: {sorted(_TYPES)}")
+    for flag in ("required", "untrusted"):
+        if not isinstance(spec.get(flag, False), bool):
+            raise PromptError(f"{source}: input {name!r}: {flag!r} must be true or false")
+    return InputSpec(name=name, type=kind, required=spec.get("required", True),
+                     untrusted=spec.get("untrusted", False), description=str(spec.get("description", "")))
 
 
 def _environment() -> Any:

@@ -43,3 +43,28 @@ def test_invalid_user_template_is_skipped(tmp_path, monkeypatch):
     assert "broken" not in {t.name for t in list_templates()}
     with pytest.raises(PromptError):
         load_template(str(tmp_path / "broken.toml"))
+
+
+def test_a_malformed_user_template_does_not_break_the_others(tmp_path, monkeypatch):
+    (tmp_path / "shape.toml").write_text(
+        'name = "rank"\nversion = "9.0.0"\ninputs = ["history"]\nmessages = []\n', encoding="utf-8")
+    monkeypatch.setenv(PROMPTS_DIR_ENV, str(tmp_path))
+    assert load_template("rank").version == "1.0.0"
+    with pytest.raises(PromptError, match=r"shape\.toml"):
+        load_template(str(tmp_path / "shape.toml"))
+
+
+def test_an_installed_wheel_does_not_search_the_folder_beside_the_package(tmp_path, monkeypatch):
+    """Installed, ``parents[2]`` of the store is site-packages: its ``prompts/`` belongs to some
+    other distribution. The source tree is only the fallback of a checkout."""
+    from llmrank.prompts import store
+
+    wheel, beside = tmp_path / "site" / "llmrank" / "_prompts", tmp_path / "site" / "prompts"
+    wheel.mkdir(parents=True)
+    beside.mkdir()
+    monkeypatch.delenv(PROMPTS_DIR_ENV, raising=False)
+    monkeypatch.setattr(store, "_packaged_dirs", lambda: [wheel])
+    monkeypatch.setattr(store, "_SOURCE_TREE", beside)
+    assert store.template_dirs() == [wheel]
+    monkeypatch.setattr(store, "_packaged_dirs", lambda: [])  # a checkout: the source tree
+    assert store.template_dirs() == [beside]

@@ -97,3 +97,34 @@ def test_sandbox_blocks_python_internals():
     t = PromptTemplate.from_toml(src)
     with pytest.raises(PromptError):
         t.render(items=[], n=1)
+
+
+@pytest.mark.parametrize(("old", "new", "match"), [
+    ("[inputs]\n", 'inputs = ["items", "n"]\n[unused]\n', "inputs must be a table"),
+    ('n = "int"', "n = 3", "input 'n' must be a type name or a table"),
+    ('n = "int"', 'n = { type = ["int"] }', "unknown type"),
+    ('note = { type = "str", required = false }', 'note = { type = "str", required = "no" }',
+     "'required' must be true or false"),
+    ("items = { type = \"list\", untrusted = true }", "items = { type = \"list\", untrusted = \"yes\" }",
+     "'untrusted' must be true or false"),
+])
+def test_malformed_structure_is_a_prompt_error_naming_the_file(old, new, match):
+    """A wrong shape was a raw ValueError/TypeError/AttributeError, and because the store
+    parses every template, one such file broke loading any template by name."""
+    assert old in GOOD
+    with pytest.raises(PromptError, match=match) as info:
+        PromptTemplate.from_toml(GOOD.replace(old, new, 1), source="my/bad.toml")
+    assert "my/bad.toml" in str(info.value)
+
+
+@pytest.mark.parametrize("messages", ["oops", ["a string"], [{"role": "user", "content": "hi"}, 3]])
+def test_messages_of_the_wrong_shape_are_a_prompt_error(messages):
+    with pytest.raises(PromptError, match=r"my/bad\.toml: .*messages"):
+        PromptTemplate.from_dict({"name": "t", "version": "1", "inputs": {}, "messages": messages},
+                                 source="my/bad.toml")
+
+
+def test_a_version_must_be_a_string():
+    """TOML reads ``version = 1.10`` as the float 1.1: it would load as 1.1 and sort below 1.9."""
+    with pytest.raises(PromptError, match="version must be a string"):
+        PromptTemplate.from_toml(GOOD.replace('version = "2.1.0"', "version = 1.10"), source="v.toml")
