@@ -25,6 +25,10 @@ from llmrank.errors import DataError, MalformedLineError
 log = logging.getLogger(__name__)
 
 UTF8_BOM = b"\xef\xbb\xbf"
+# for files whose releases differ (MovieLens .dat: ML-1M is latin-1, UTF-8 re-exports exist):
+# each line is UTF-8 when it decodes as such, else latin-1 (which decodes any byte). A latin-1
+# accent alone ("é" = E9) is never valid UTF-8, so the two cannot be confused in titles.
+UTF8_OR_LATIN1 = "utf-8|latin-1"
 # what reading a corrupt, truncated or not-really-gzip '.gz' file raises
 GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
@@ -92,6 +96,15 @@ def check_file(path: str | Path) -> Path:
     return path
 
 
+def _decode(raw: bytes, encoding: str) -> str:
+    if encoding != UTF8_OR_LATIN1:
+        return raw.decode(encoding)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def iter_lines(
     path: str | Path,
     *,
@@ -122,7 +135,7 @@ def iter_lines(
                 if not raw.strip():
                     continue
                 try:
-                    text = raw.decode(encoding)
+                    text = _decode(raw, encoding)
                 except UnicodeDecodeError as exc:
                     any_line, header_pending = True, False
                     report.problem(MalformedLineError(str(path), line_no, f"not valid {encoding}: {exc.reason}"), on_error)

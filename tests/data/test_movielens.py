@@ -191,6 +191,18 @@ def test_dat_format_double_colon(tmp_path):
     assert ds.history("1") == ["1", "2"]
 
 
+def test_dat_titles_read_right_in_latin1_or_utf8(tmp_path):
+    """ML-1M's movies.dat is latin-1; a .dat file saved as UTF-8 (as later releases and
+    re-exports are) must not come out as mojibake ('AmÃ©lie') without a word."""
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    (folder / "movies.dat").write_bytes("1::Léon (1994)::Drama\n".encode("latin-1")
+                                        + "2::Amélie (2001)::Comedy\n".encode())
+    (folder / "ratings.dat").write_text("1::1::5::978300760\n1::2::3::978300761\n")
+    ds = load_movielens(folder)
+    assert ds.items["1"].title == "Léon" and ds.items["2"].title == "Amélie"
+
+
 @pytest.mark.parametrize("reader", ["python", "arrow", "careful"])
 @pytest.mark.parametrize(("fmt", "bad", "why"), [
     ("ml-100k", "2\t1\t4\t99999999999999999999\n", "timestamp"),

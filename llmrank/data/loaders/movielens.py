@@ -1,5 +1,5 @@
 """MovieLens loaders: 100K (``u.data``/``u.item``/``u.user``, latin-1), 1M and 10M (``::``
-separated ``.dat`` files), and 20M/25M/32M/latest/latest-small (CSV with header)."""
+separated ``.dat`` files; titles and tags read line by line as UTF-8, else latin-1), and 20M/25M/32M/latest/latest-small (CSV with header)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 from llmrank.data.columns import EventColumns, read_clean_table
 from llmrank.data.dataset import Dataset
 from llmrank.data.lines import (
+    UTF8_OR_LATIN1,
     ErrorPolicy,
     LoadReport,
     iter_lines,
@@ -216,11 +217,11 @@ def _load_100k(path: Path, name: str, on_error: ErrorPolicy, report: LoadReport)
 
 
 def _load_dat(path: Path, name: str, on_error: ErrorPolicy, report: LoadReport) -> Dataset:
-    tags = _tags(path / "tags.dat", "::", "latin-1", False, on_error, report)
+    tags = _tags(path / "tags.dat", "::", UTF8_OR_LATIN1, False, on_error, report)
     items: list[Item] = []
     seen: set[str] = set()
     movie_file = path / "movies.dat"
-    for line_no, text in iter_lines(movie_file, encoding="latin-1", report=report, on_error=on_error):
+    for line_no, text in iter_lines(movie_file, encoding=UTF8_OR_LATIN1, report=report, on_error=on_error):
         try:
             f = split_fields(text, sep="::", n_fields=3, path=str(movie_file), line_no=line_no)
         except MalformedLineError as err:
