@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from llmrank.errors import PromptError
 from llmrank.prompts.template import PromptTemplate
@@ -56,9 +57,15 @@ def _iter_files() -> Iterator[Path]:
         yield from sorted(d.glob("*.toml"))
 
 
-def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """'1.10.0' > '1.9.2'; non-numeric parts compare as text after numbers."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in version.replace("-", ".").split("."))
+def _version_key(version: str) -> tuple[Any, ...]:
+    """'1.10.0' > '1.9.2'; non-numeric parts compare as text after numbers; a pre-release
+    ('2.0.0-rc1') sorts below its release ('2.0.0'), as in semver, so it is not the default."""
+    release, dash, pre = version.partition("-")
+
+    def parts(text: str) -> tuple[tuple[int, int | str], ...]:
+        return tuple((0, int(p)) if p.isdigit() else (1, p) for p in text.split("."))
+
+    return (parts(release), (0, parts(pre)) if dash else (1, ()))
 
 
 @functools.lru_cache(maxsize=256)

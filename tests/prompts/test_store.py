@@ -68,3 +68,18 @@ def test_an_installed_wheel_does_not_search_the_folder_beside_the_package(tmp_pa
     assert store.template_dirs() == [wheel]
     monkeypatch.setattr(store, "_packaged_dirs", lambda: [])  # a checkout: the source tree
     assert store.template_dirs() == [beside]
+
+
+def test_versions_compare_as_versions_and_a_pre_release_below_its_release(tmp_path, monkeypatch):
+    text = Path(load_template("rank").source).read_text(encoding="utf-8")
+    for version in ("1.9.0", "1.10.0", "2.0.0-rc1"):
+        (tmp_path / f"rank_{version}.toml").write_text(
+            text.replace('version = "1.0.0"', f'version = "{version}"'), encoding="utf-8")
+    monkeypatch.setenv(PROMPTS_DIR_ENV, str(tmp_path))
+    assert load_template("rank").version == "2.0.0-rc1"  # the only 2.x
+    (tmp_path / "rank_2.0.0.toml").write_text(text.replace('version = "1.0.0"', 'version = "2.0.0"'),
+                                              encoding="utf-8")
+    assert load_template("rank").version == "2.0.0"
+    (tmp_path / "rank_2.0.0.toml").unlink()
+    (tmp_path / "rank_2.0.0-rc1.toml").unlink()
+    assert load_template("rank").version == "1.10.0"
