@@ -29,6 +29,9 @@ def kcore(dataset: Dataset, k: int) -> Dataset:
         if new_mask.sum() == mask.sum():
             break
         mask = new_mask
+    if not mask.any():
+        raise DataError(f"the {k}-core of {dataset.name!r} leaves no interactions (the largest "
+                        f"user history has {int(np.bincount(inter.user).max(initial=0))}); use a smaller kcore")
     out = dataset.subset(mask, name=f"{dataset.name}-{k}core")
     # keep catalog items that survived; items never interacted with are dropped by k-core
     return out

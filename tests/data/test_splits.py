@@ -37,6 +37,13 @@ def test_min_rating_keeps_unrated_and_catalog():
     assert kcore(_tiny(), 2).n_users == 2
 
 
+def test_a_kcore_that_removes_everything_is_a_data_error():
+    """An empty dataset would fail later, far from the cause (an index of nothing, no
+    evaluation users): say which k emptied which dataset."""
+    with pytest.raises(DataError, match=r"10-core of 'tiny' leaves no interactions.*largest"):
+        kcore(_tiny(), 10)
+
+
 def test_ml_small_split_sizes(ml_small):
     split = LeaveOneOut.from_dataset(kcore(ml_small, 5))
     assert len(split.eval_users()) == 610
