@@ -159,6 +159,11 @@ class LabelScorer:
             logp = np.asarray(logp, dtype=np.float64).reshape(len(idx), size)
             # a backend may return -inf for a label it could not see, or garbage: log-probs
             # live in [FLOOR, 0] here, so later sums and level shifts stay finite
+            garbage = int(np.count_nonzero(np.isnan(logp) | (logp > 0.0)))
+            if garbage:
+                log.warning("%s returned %d of %d label log-probs that are NaN or above 0; "
+                            "they were set to %g/0, so this ranking is not the model's judgement",
+                            getattr(self.llm, "name", type(self.llm).__name__), garbage, logp.size, FLOOR)
             logp = np.clip(np.where(np.isfinite(logp), logp, FLOOR), FLOOR, 0.0)
             for row, k in enumerate(idx):
                 results[k] = renormalise(logp[row])

@@ -90,6 +90,21 @@ def test_output_is_always_a_permutation_of_the_candidates(n, perms, strategy, ga
     assert np.all(np.isfinite(out.scores))
 
 
+def test_a_backend_returning_garbage_is_logged(caplog):
+    """NaN, +inf or positive "log-probs" (raw logits, a broken server) are made safe, but an
+    operator must hear of it: the ranking they give is no judgement of the model."""
+    import logging
+
+    cands = ITEMS[:5]
+    with caplog.at_level(logging.WARNING, logger="llmrank.rerank.scorer"):
+        scorer(FakeLLM(scores=lambda p, labels: [-1.0, -2.0, -3.0, -4.0, -5.0])).score([RankInput([], cands)])
+        scorer(FakeLLM(scores=lambda p, labels: [-1.0, -np.inf, -3.0, -4.0, -5.0])).score([RankInput([], cands)])
+    assert not caplog.records  # -inf is a label the model did not see: not garbage
+    with caplog.at_level(logging.WARNING, logger="llmrank.rerank.scorer"):
+        scorer(FakeLLM(scores=lambda p, labels: [np.nan, 2.0, np.inf, -1.0, -2.0])).score([RankInput([], cands)])
+    assert any("3 of 5 label log-probs" in r.getMessage() for r in caplog.records)
+
+
 _CANDIDATE_LINE = re.compile(r'^([A-Z])\. "([^".]*)', re.MULTILINE)
 
 
