@@ -26,6 +26,7 @@ app = typer.Typer(help="Offline models: converted GGUFs, LoRA adapters, LLM back
 
 def _default_status() -> dict[str, Any]:
     """Where the offline default model comes from and whether it is converted yet."""
+    from llmrank.models.gguf_import import MANIFEST
     from llmrank.models.resolve import DEFAULT_NAME, default_gguf, models_dir
 
     folder = models_dir() / DEFAULT_NAME
@@ -34,7 +35,7 @@ def _default_status() -> dict[str, Any]:
         problem = None
     except ModelError as exc:
         gguf, problem = None, str(exc)
-    return {"name": DEFAULT_NAME, "gguf": gguf, "converted": folder.is_dir(), "path": str(folder),
+    return {"name": DEFAULT_NAME, "gguf": gguf, "converted": (folder / MANIFEST).is_file(), "path": str(folder),
             "problem": problem}
 
 

@@ -108,3 +108,14 @@ def test_import_the_offline_gguf(app, home):
     assert "smol" in {m["name"] for m in run_json(app, "list")["models"]}
     again = run_json(app, "import-gguf", str(gguf), "--name", "smol")  # reused, not converted again
     assert again["created"] == data["created"]
+
+
+def test_default_counts_as_converted_only_with_its_manifest(app, home):
+    """resolve_model('default') converts again when the manifest is missing: the listing must
+    not call that folder converted."""
+    folder = home / "models" / "smollm2-135m-instruct"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert run_json(app, "list")["default"]["converted"] is False
+    (folder / "llmrank_model.json").write_text(json.dumps({"name": "smollm2-135m-instruct"}))
+    assert run_json(app, "list")["default"]["converted"] is True
