@@ -43,7 +43,8 @@ def text_familiarity(llm: Any, texts: Sequence[str], *, context: str = DEFAULT_C
         raise ModelError(f"{type(llm).__name__} exposes no transformers model and tokenizer; "
                          "title familiarity needs the transformers backend")
     device = next(model.parameters()).device
-    ctx = tok(context, add_special_tokens=False).input_ids
+    # the first title token is predicted from the context's last one: with no context, BOS
+    ctx = tok(context, add_special_tokens=False).input_ids or [_start_token(tok)]
     rows = [tok(" " + t.strip(), add_special_tokens=False).input_ids[:MAX_TITLE_TOKENS] or
             [int(tok.eos_token_id or 0)] for t in texts]
     out = np.zeros(len(rows), dtype=np.float64)
@@ -71,6 +72,13 @@ def text_familiarity(llm: Any, texts: Sequence[str], *, context: str = DEFAULT_C
             if progress:
                 progress(done, len(rows))
     return out
+
+
+def _start_token(tok: Any) -> int:
+    for tid in (tok.bos_token_id, tok.eos_token_id):
+        if tid is not None:
+            return int(tid)
+    raise ModelError("an empty familiarity context needs a tokenizer with a BOS or EOS token")
 
 
 def cached_familiarity(llm: Any, texts: Sequence[str], cache_dir: str | Path | None, *,

@@ -13,11 +13,11 @@ TITLES = ["Toy Story (1995)", "Heat (1995)", "A", "Comedy Drama Action (2001)",
           "The user's history, oldest first", "Heat"]
 
 
-def _one_at_a_time(llm, text: str) -> float:
+def _one_at_a_time(llm, text: str, ctx: list[int] | None = None) -> float:
     """Reference: no batch, no padding, the same definition written out."""
     import torch
 
-    ctx = llm.tokenizer(DEFAULT_CONTEXT, add_special_tokens=False).input_ids
+    ctx = ctx if ctx is not None else llm.tokenizer(DEFAULT_CONTEXT, add_special_tokens=False).input_ids
     toks = llm.tokenizer(" " + text, add_special_tokens=False).input_ids
     with torch.inference_mode():
         logits = llm.model(input_ids=torch.tensor([ctx + toks])).logits[0].float()
@@ -30,6 +30,14 @@ def test_batched_scores_equal_unbatched_reference(tiny_llm):
     want = np.array([_one_at_a_time(tiny_llm, t) for t in TITLES])
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert got.shape == (len(TITLES),) and np.isfinite(got).all()
+
+
+def test_an_empty_context_starts_from_the_begin_of_text_token(tiny_llm):
+    """With no context the first title token has nothing to be predicted from: it used to be
+    read at position -1 (the padded end of the row, garbage); it is predicted from BOS."""
+    got = text_familiarity(tiny_llm, TITLES, context="", batch_size=4)
+    want = np.array([_one_at_a_time(tiny_llm, t, ctx=[tiny_llm.tokenizer.bos_token_id]) for t in TITLES])
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 def test_scores_follow_their_texts_whatever_the_order(tiny_llm):
