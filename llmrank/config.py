@@ -20,8 +20,11 @@ HOME_ENV = "LLMRANK_HOME"
 
 
 def llmrank_home() -> Path:
-    """Where converted models, indexes and caches live (``$LLMRANK_HOME`` or ~/.cache/llmrank)."""
-    return Path(os.environ.get(HOME_ENV, Path.home() / ".cache" / "llmrank"))
+    """Where converted models, indexes and caches live (``$LLMRANK_HOME`` or ~/.cache/llmrank).
+    ``~`` is expanded (a quoted value reaches us unexpanded) and an empty value means unset:
+    ``Path("")`` is the working directory."""
+    value = os.environ.get(HOME_ENV, "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "llmrank"
 
 
 class _Section(BaseModel):
