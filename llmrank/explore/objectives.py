@@ -53,6 +53,9 @@ class ObjectivesConfig:
             raise ConfigError("objectives.diversity + objectives.calibration must be < 1")
         self.must = tuple(self.must)
         self.must_not = tuple(self.must_not)
+        both = sorted(set(self.must) & set(self.must_not))
+        if both:
+            raise ConfigError(f"objectives: {', '.join(map(repr, both))} in both must and must_not")
 
     @property
     def reorders(self) -> bool:

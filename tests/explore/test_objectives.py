@@ -131,3 +131,15 @@ def test_the_cold_start_slot_keeps_the_caps():
         for p, item in enumerate(s.items):
             counts[p, [r[0] for r in RANKED].index(item)] += 1
     assert np.abs(counts / 3000 - mat).max() < 0.04
+
+
+def test_an_item_both_pinned_and_banned_is_a_config_error():
+    """must and must_not naming the same item is a contradiction in the business rules: which
+    one wins is not for the policy to guess (it showed the item)."""
+    import pytest
+
+    from llmrank.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'x'.*must and must_not"):
+        ObjectivesConfig(must=("a", "x"), must_not=("x",))
+    assert ObjectivesConfig(must=("a",), must_not=("b",)).must == ("a",)
