@@ -29,9 +29,11 @@ def llmrank_home() -> Path:
 
 class _Section(BaseModel):
     """Unknown keys and out-of-range numbers are ConfigErrors when the config is loaded, not a
-    clamp or a ValueError deep in a stage (``Field(ge=..., le=...)`` on every bounded number)."""
+    clamp or a ValueError deep in a stage (``Field(ge=..., le=...)`` on every bounded number).
+    A number given to a text field is its text: ``--set data.dataset=2024`` and YAML's
+    ``dataset: 2024`` arrive as the int 2024 (``--set`` reads JSON)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
 class DataConfig(_Section):

@@ -25,3 +25,17 @@ def test_home_unset_is_the_user_cache(tmp_path: Path, monkeypatch, value: str) -
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("LLMRANK_HOME", value)
     assert llmrank_home().is_absolute()
+
+
+def test_set_values_that_look_like_numbers_fill_text_fields(tmp_path: Path) -> None:
+    """``--set data.dataset=2024`` (a folder), ``--set reranker.adapter=20240101`` (an adapter
+    named by date): ``--set`` reads 2024 as JSON, and a text field refused the number."""
+    from llmrank.cli.common import parse_key_values
+    from llmrank.config import load_config
+
+    cfg = load_config(None, parse_key_values(
+        ["data.dataset=2024", "reranker.adapter=20240101", "chat.model=1.5", "reranker.permutations=3"]))
+    assert (cfg.data.dataset, cfg.reranker.adapter, cfg.chat.model) == ("2024", "20240101", "1.5")
+    assert cfg.reranker.permutations == 3  # numbers stay numbers where numbers belong
+    (tmp_path / "c.yaml").write_text("data:\n  dataset: 2024\n", encoding="utf-8")  # YAML reads it as int
+    assert load_config(tmp_path / "c.yaml").data.dataset == "2024"
