@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmrank.config_files import problems, read_config_file, with_overrides
 from llmrank.errors import ConfigError
@@ -150,6 +150,17 @@ class Config(_Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """A YAML section with every line under it commented out (``reranker:``) reads as
+        None: it means that section's defaults, as an absent section does."""
+        if not isinstance(data, dict):
+            return data
+        sections = {name for name, f in cls.model_fields.items()
+                    if isinstance(f.annotation, type) and issubclass(f.annotation, _Section)}
+        return {k: {} if v is None and k in sections else v for k, v in data.items()}
 
 
 def load_config(source: str | Path | dict[str, Any] | Config | None = None,

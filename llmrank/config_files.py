@@ -4,6 +4,7 @@ config, eval configs and finetune recipes, so they accept the same formats and f
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -82,14 +83,41 @@ def _parse_yaml(path: Path, text: str) -> dict[str, Any]:
     stream = io.StringIO(text)
     stream.name = path.name  # yaml names the file in its error marks
     try:
-        data = yaml.safe_load(stream)
+        data = yaml.load(stream, Loader=_unique_key_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:  # not a ValueError: it escaped as a traceback before
-        raise ConfigError(f"{path}: malformed YAML: {exc}") from exc
+        where = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise ConfigError(f"{path}: malformed YAML: {where}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return data
+
+
+@functools.cache
+def _unique_key_loader() -> type:
+    """yaml's SafeLoader, except that a key given twice in one mapping is an error: plain
+    YAML keeps the last, so a second ``reranker:`` section silently dropped the first
+    (TOML refuses it). Merge keys (``<<: *base``) still override as YAML defines."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"{key!r} given twice", key_node.start_mark)
+                    seen.add(key)
+                except TypeError:  # an unhashable key: SafeLoader reports it
+                    pass
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def with_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
@@ -103,7 +131,9 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dic
         node = data
         *parents, leaf = dotted.split(".")
         for key in parents:
-            node = node.setdefault(key, {})
+            if node.get(key) is None:  # absent, or a YAML section left empty (``reranker:``)
+                node[key] = {}
+            node = node[key]
             if not isinstance(node, dict):
                 raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
         node[leaf] = None if value is NULL else value

@@ -96,3 +96,29 @@ def test_problems_caps_the_list_and_drops_pydantics_prefix():
     text = problems(errors)
     assert text.count("; ") == 5 and text.endswith("2 more") and "a.0: bad (got 'vvv" in text
     assert problems([{"loc": (), "msg": "Value error, k must be >= 1", "input": {}}]) == "k must be >= 1"
+
+
+def test_a_key_given_twice_in_yaml_is_an_error_naming_it(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys: a second ``reranker:`` section silently dropped
+    the first one's settings. TOML already refuses it."""
+    (tmp_path / "twice.yaml").write_text(
+        "reranker:\n  permutations: 3\ndata:\n  dataset: ml-100k\nreranker:\n  model: m\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"twice\.yaml.*'reranker' given twice.*line 5"):
+        read_config_file(tmp_path / "twice.yaml")
+    (tmp_path / "nested.yml").write_text("data:\n  kcore: 5\n  kcore: 10\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'kcore' given twice"):
+        read_config_file(tmp_path / "nested.yml")
+    (tmp_path / "anchors.yaml").write_text(  # a merge key is not a repeated key
+        "base: &b {kcore: 5}\ndata:\n  <<: *b\n  dataset: x\n", encoding="utf-8")
+    assert read_config_file(tmp_path / "anchors.yaml")["data"] == {"kcore": 5, "dataset": "x"}
+
+
+def test_an_empty_yaml_section_means_its_defaults(tmp_path: Path) -> None:
+    """``reranker:`` with every line under it commented out is None in YAML: it was refused as
+    'Input should be a valid dictionary', and a ``--set reranker.x=...`` as 'not a section'."""
+    from llmrank.config import load_config
+
+    (tmp_path / "c.yaml").write_text("reranker:\n  # model: my-model\ndata:\n  kcore: 5\n", encoding="utf-8")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.reranker.model == "default" and cfg.data.kcore == 5
+    assert load_config(tmp_path / "c.yaml", {"reranker.permutations": 3}).reranker.permutations == 3
