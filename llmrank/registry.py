@@ -10,7 +10,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from llmrank.errors import UnknownBackendError
+from llmrank.errors import MissingExtraError, UnknownBackendError
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,29 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} backend {name!r}; valid names: {valid}"
             ) from None
         if isinstance(target, str):
-            module_name, _, attr = target.partition(":")
-            target = getattr(importlib.import_module(module_name), attr)
+            target = self._import(name, target)
             self._entries[name] = target
         return target
+
+    def _import(self, name: str, path: str) -> Callable[..., T]:
+        """The object at a lazy ``'module:attr'``; a module that cannot be imported (a plugin's
+        missing dependency) or a misspelt attr is a typed error naming the backend, which the
+        CLI turns into one line, not a traceback."""
+        module_name, _, attr = path.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise MissingExtraError(
+                f"{self.kind} backend {name!r} cannot be loaded: {module_name} failed to import "
+                f"({type(exc).__name__}: {exc}); install what it needs"
+            ) from exc
+        try:
+            return getattr(module, attr)  # type: ignore[no-any-return]
+        except AttributeError:
+            raise UnknownBackendError(
+                f"{self.kind} backend {name!r} is registered as {path!r}, but {module_name} "
+                f"has no {attr!r}"
+            ) from None
 
     def create(self, name: str, /, **kwargs: Any) -> T:
         return self.get(name)(**kwargs)

@@ -44,3 +44,17 @@ def test_requires_names_the_library_a_backend_imports() -> None:
     reg: registry.Registry[object] = registry.Registry("thing")
     reg.register("x", "json:dumps", requires=("a_lib",))
     assert reg.requires("x") == ("a_lib",) and reg.requires("unknown") == ()
+
+
+def test_a_backend_whose_module_cannot_be_imported_is_a_typed_error() -> None:
+    """A plugin's lazy 'module:attr' that fails to import was a raw ModuleNotFoundError (a
+    traceback from the CLI); it is a MissingExtraError naming the backend, exit code 4."""
+    from llmrank.errors import MissingExtraError, UnknownBackendError
+
+    reg: registry.Registry[object] = registry.Registry("thing")
+    reg.register("gone", "llmrank_no_such_module:Thing")
+    reg.register("typo", "json:dumpz")
+    with pytest.raises(MissingExtraError, match=r"thing backend 'gone'.*llmrank_no_such_module"):
+        reg.get("gone")
+    with pytest.raises(UnknownBackendError, match=r"thing backend 'typo'.*json.*dumpz"):
+        reg.get("typo")
