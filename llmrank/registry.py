@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -18,6 +19,8 @@ T = TypeVar("T")
 
 _PLUGIN_GROUP = "llmrank.plugins"
 _plugins_loaded = False
+_plugins_loading = False  # a plugin that asks a registry for names while it is imported
+_plugins_lock = threading.RLock()
 # entry point name -> "ExcType: message" for plugins that failed to load (llmrank doctor shows them)
 broken_plugins: dict[str, str] = {}
 
@@ -89,18 +92,26 @@ def _load_plugins() -> None:
     """Import modules advertised under the ``llmrank.plugins`` entry point once; they call
     ``register`` on the registries below. A plugin that fails to import is logged and kept
     in ``broken_plugins``: one broken package must not break every command, --help and
-    ``llmrank doctor`` included."""
-    global _plugins_loaded
+    ``llmrank doctor`` included. Another thread waits until they are all loaded (the
+    server's first requests run in parallel); a plugin calling back in while it is imported
+    does not."""
+    global _plugins_loaded, _plugins_loading
     if _plugins_loaded:
         return
-    _plugins_loaded = True
-    for entry in metadata.entry_points(group=_PLUGIN_GROUP):
+    with _plugins_lock:
+        if _plugins_loaded or _plugins_loading:
+            return
+        _plugins_loading = True
         try:
-            entry.load()
-        except Exception as exc:  # any error of third-party code at import time
-            broken_plugins[entry.name] = f"{type(exc).__name__}: {exc}"
-            log.warning("llmrank plugin %r (%s) failed to load and is skipped: %s: %s",
-                        entry.name, entry.value, type(exc).__name__, exc)
+            for entry in metadata.entry_points(group=_PLUGIN_GROUP):
+                try:
+                    entry.load()
+                except Exception as exc:  # any error of third-party code at import time
+                    broken_plugins[entry.name] = f"{type(exc).__name__}: {exc}"
+                    log.warning("llmrank plugin %r (%s) failed to load and is skipped: %s: %s",
+                                entry.name, entry.value, type(exc).__name__, exc)
+        finally:
+            _plugins_loaded, _plugins_loading = True, False
 
 
 # The registries of the house. Each built-in is a lazy path: nothing heavy is imported here.

@@ -3,8 +3,11 @@ crash of every command (--help and doctor included)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import threading
+import time
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -58,3 +61,23 @@ def test_a_backend_whose_module_cannot_be_imported_is_a_typed_error() -> None:
         reg.get("gone")
     with pytest.raises(UnknownBackendError, match=r"thing backend 'typo'.*json.*dumpz"):
         reg.get("typo")
+
+
+def test_a_thread_that_asks_while_plugins_load_waits_for_them(tmp_path, monkeypatch) -> None:
+    """The first two requests of ``llmrank serve`` run in parallel: the second saw plugins as
+    loaded while the first was still importing them, and its plugin backend was 'unknown'."""
+    thing: registry.Registry[object] = registry.Registry("thing")
+    monkeypatch.setattr(registry, "_test_thing", thing, raising=False)
+    (tmp_path / "llmrank_slow_plugin.py").write_text(
+        "import time\nimport llmrank.registry as r\ntime.sleep(0.5)\n"
+        "r._test_thing.register('slow', 'json:dumps')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "llmrank_slow_plugin", raising=False)
+    eps = [EntryPoint("slow", "llmrank_slow_plugin", registry._PLUGIN_GROUP)]
+    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: eps)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    first = threading.Thread(target=thing.names)
+    first.start()
+    time.sleep(0.1)  # the first thread is inside the plugin's import
+    assert thing.get("slow") is json.dumps
+    first.join()
