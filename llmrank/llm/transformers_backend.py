@@ -73,8 +73,8 @@ class TransformersLLM(NamedAdapters, HFTokenizerMixin):
         self.batch_size = max(1, int(batch_size))
         self.threads = set_torch_threads(threads) if self.device.type == "cpu" else None
         self.prefix_reuse = prefix_reuse
-        self.tokenizer = load_tokenizer(self.path, trust_remote_code=trust_remote_code)
         try:
+            self.tokenizer = load_tokenizer(self.path, trust_remote_code=trust_remote_code)
             loaded: Any = AutoModelForCausalLM.from_pretrained(
                 self.path, dtype=self.dtype, trust_remote_code=trust_remote_code,
             )

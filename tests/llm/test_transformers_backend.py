@@ -133,3 +133,13 @@ def test_absolute_position_model_never_decodes_past_its_context(tmp_path):
     cfg = GenerationConfig(max_new_tokens=10)
     assert len(llm.generate([full, full[:-8], "Answer:"], cfg)) == 3
     assert llm.last_stats is not None and llm.last_stats["new_tokens"] > 1 + 4
+
+
+def test_a_folder_that_is_not_a_model_is_a_model_error(tmp_path):
+    """A wrong --model folder is reported as ModelError naming it (the CLI's one-line error),
+    not as the tokenizer's raw OSError traceback."""
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    (tmp_path / "notes.txt").write_text("not a model", encoding="utf-8")
+    with pytest.raises(ModelError, match="cannot load model"):
+        TransformersLLM(model=str(tmp_path))
