@@ -39,3 +39,16 @@ def test_set_values_that_look_like_numbers_fill_text_fields(tmp_path: Path) -> N
     assert cfg.reranker.permutations == 3  # numbers stay numbers where numbers belong
     (tmp_path / "c.yaml").write_text("data:\n  dataset: 2024\n", encoding="utf-8")  # YAML reads it as int
     assert load_config(tmp_path / "c.yaml").data.dataset == "2024"
+
+
+def test_recipes_and_eval_configs_take_numbers_into_text_fields_too() -> None:
+    """``llmrank finetune --set name=2024`` and ``llmrank eval --set data.dataset=2024``: the
+    same JSON reading of --set as the main config, the same answer."""
+    from llmrank.cli.common import parse_key_values
+    from llmrank.eval.config import load_eval_config
+    from llmrank.finetune.config import load_recipe
+
+    recipe = load_recipe(None, parse_key_values(["name=2024", "data.dataset=100", "train.max_steps=7"]))
+    assert (recipe.name, recipe.data.dataset, recipe.train.max_steps) == ("2024", "100", 7)
+    ev = load_eval_config(None, parse_key_values(["data.dataset=2024", "name=7"]))
+    assert (ev.data.dataset, ev.name) == ("2024", "7")

@@ -36,7 +36,7 @@ ProtocolName = Literal["full", "candidates", "retriever"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # --set name=2024 is a name
 
 
 class EvalData(_Model):

@@ -19,7 +19,7 @@ from pydantic.dataclasses import dataclass
 from llmrank.config_files import problems, read_config_file, with_overrides
 from llmrank.errors import ConfigError
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # --set name=2024 is a name
 
 DEFAULT_TARGETS: tuple[str, ...] = (
     "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
