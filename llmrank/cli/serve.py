@@ -5,7 +5,9 @@ One process holds one Recommender and serialises model calls (llmrank.serve.serv
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -47,9 +49,11 @@ def serve(
             + ("" if check else f"; OpenAPI at {url}/docs")))
     if check:
         return
+    sys.stdout.flush()  # a reader of the pipe gets the document now, not when the server exits
     level = "debug" if verbose else "info"
+    logs = {"log_config": _log_config(json_out)}
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level=level)
+        uvicorn.run(app, host=host, port=port, log_level=level, **logs)
         return
     import os
 
@@ -58,7 +62,20 @@ def serve(
     del app, rec  # each worker process loads its own Recommender
     os.environ[CONFIG_ENV] = str(config.resolve()) if config else ""
     uvicorn.run("llmrank.serve.app:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=level)
+                workers=workers, log_level=level, **logs)
+
+
+def _log_config(json_out: bool) -> dict[str, Any]:
+    """uvicorn's logging config; with --json its access log goes to stderr (uvicorn writes it
+    to stdout, after the JSON document a script is reading there)."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    if json_out:
+        config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
 
 
 def register(app: typer.Typer) -> None:
