@@ -15,7 +15,7 @@ from typing import Any, Literal
 from llmrank.data.itemtext import item_title, render_item
 from llmrank.errors import LlmrankError
 from llmrank.explain.fallback import fallback_explanation, shared_terms
-from llmrank.explain.titles import mentions
+from llmrank.explain.titles import cited
 from llmrank.explain.validate import Verdict, shown_text, validate_explanation
 from llmrank.llm.base import LLM, GenerationConfig
 from llmrank.prompts.store import load_template
@@ -164,5 +164,5 @@ def _claimable(text: str, item: Item, history: Sequence[Item]) -> list[str]:
     a horror film; a genre must be the item's or belong to a film the text points to.
     ``text`` is the shown text: a film cited only in a dropped third sentence does not count."""
     by_title = {item_title(h): h for h in history}
-    cited = [by_title[title] for _, _, title in mentions(text, list(by_title))]
-    return [t for x in (item, *cited) for t in (*x.genres, *x.tags)]
+    films = [by_title[title] for _, _, title in cited(text, list(by_title))]
+    return [t for x in (item, *films) for t in (*x.genres, *x.tags)]

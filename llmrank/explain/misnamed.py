@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from llmrank.explain.titles import WORD, aliases, mentions, normalize_text
+from llmrank.explain.titles import WORD, aliases, cited, normalize_text
 
 # "the movie", "a film", "the title" ... directly before a name
 _FILM_NOUN = re.compile(r"\b(?:movie|film|picture|show|series|title)s?\s*:?\s*$", re.I)
@@ -27,7 +27,7 @@ def genre_called_a_title(text: str, vocabulary: Iterable[str],
     Comedy'. None when a known title carries that very name."""
     known_titles = list(known_titles)
     titled = {normalize_text(a) for t in known_titles if t for a in aliases(t)}
-    inside = [(start, end) for start, end, _ in mentions(text, known_titles)]
+    inside = [(start, end) for start, end, _ in cited(text, known_titles)]
     for term in dict.fromkeys(t for t in vocabulary if t):
         if normalize_text(term) in titled:
             continue
@@ -48,7 +48,7 @@ def misnamed_item(text: str, item_title: str, known_titles: Iterable[str]) -> st
     item ('the recommended item, "Dave (1993)"' when the item is 'Safe')."""
     item_names = {normalize_text(a) for a in aliases(item_title)}
     for rec in _RECOMMENDED.finditer(text):
-        found = mentions(text[rec.end():], [item_title, *known_titles])
+        found = cited(text[rec.end():], [item_title, *known_titles])
         if not found:
             continue
         start, _, title = found[0]

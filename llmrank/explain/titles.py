@@ -62,3 +62,37 @@ def mentions(text: str, titles: Iterable[str]) -> list[tuple[int, int, str]]:
         if not kept or start >= kept[-1][1]:
             kept.append((start, end, title))
     return kept
+
+
+_OPENING_QUOTES = ("\"", "'", "“", "‘", "«")
+_YEAR_AFTER = re.compile(r"\s*\(?\s*(?:1[89]\d\d|20\d\d)\b")
+# words that start a sentence as pronouns: "It is a horror film" does not cite 'It' (2017)
+_PRONOUNS = {"it", "its", "her", "hers", "him", "his", "us", "we", "they", "them", "he", "she",
+             "me", "you", "this", "that", "these", "those", "there"}
+
+
+def cited(text: str, titles: Iterable[str]) -> list[tuple[int, int, str]]:
+    """The :func:`mentions` that read as a name, not as the same words in prose: quoted,
+    followed by a year, or written with the capital (or digit) the title starts with, and
+    for a one-word title that is a pronoun at the start of a sentence, only quoted or with
+    its year. 'you will love it' does not cite 'It' (2017), 'keeps you up' does not cite
+    'Up', 'a romance' does not cite 'Romance' (1999), 'rated 9' does not cite '9'."""
+    out = []
+    for start, end, title in mentions(text, titles):
+        if (start > 0 and text[start - 1] in _OPENING_QUOTES) or _YEAR_AFTER.match(text[end:]):
+            out.append((start, end, title))
+            continue
+        words = WORD.findall(text[start:end])
+        if len(words) == 1 and words[0].isdigit():
+            continue  # a bare number is not a citation
+        first = text[start]
+        catalogued = next((a for a in aliases(title) if (p := title_pattern(a)) and p.fullmatch(text[start:end])),
+                          strip_year(title))
+        written = next((ch for ch in catalogued if ch.isalnum()), "")
+        if not (first.isupper() or first.isdigit() or first == written):
+            continue
+        sentence_start = not text[:start].strip() or text[:start].rstrip()[-1] in ".!?;:"
+        if sentence_start and len(words) == 1 and words[0].lower() in _PRONOUNS:
+            continue
+        out.append((start, end, title))
+    return out

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from llmrank.explain.misnamed import genre_called_a_title, misnamed_item
 from llmrank.explain.seen import recommended_item_claimed_seen, unseen_claim
 from llmrank.explain.titles import WORD as _WORD
-from llmrank.explain.titles import aliases, mentions, normalize_text, strip_year
+from llmrank.explain.titles import aliases, cited, normalize_text, strip_year
 
 _QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(?!\w)")
 # a capitalised word followed by capitalised words or numbers ('Toy Story', 'Rocky 4'),
@@ -175,7 +175,7 @@ def _first_person(untitled: str) -> str | None:
 def _without_titles(text: str, titles: list[str]) -> str:
     """``text`` with every mention of a known title blanked out, so that the words of a title
     ('The Adventures of Tintin') are not read as claims about genres."""
-    for start, end, _ in reversed(mentions(text, titles)):
+    for start, end, _ in reversed(cited(text, titles)):
         text = text[:start] + " " + text[end:]
     return text
 
@@ -186,7 +186,7 @@ def _grounded(text: str, untitled: str, history_titles: list[str], item_terms: l
     nothing to hold it to."""
     if not history_titles and not item_terms:
         return True
-    if mentions(text, history_titles):
+    if cited(text, history_titles):
         return True
     norm_text = normalize_text(untitled)
     return any((pattern := _term_pattern(normalize_text(t))) is not None and pattern.search(norm_text)

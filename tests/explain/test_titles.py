@@ -39,3 +39,13 @@ def test_a_title_is_mentioned_by_its_main_title_alone():
     found = mentions('The user enjoyed the movie "Jet Li\'s Fearless" (2006).',
                      ["Jet Li's Fearless (Huo Yuan Jia) (2006)"])
     assert [t for _, _, t in found] == ["Jet Li's Fearless (Huo Yuan Jia) (2006)"]
+
+
+def test_cited_mentions_are_names_not_prose():
+    from llmrank.explain.titles import cited
+
+    titles = ["It (2017)", "Up (2009)", "9 (2009)", "eXistenZ (1999)", "Heat (1995)"]
+    text = "You will love it. It is scary, it keeps you up, rated 9 of 10, like eXistenZ and Heat."
+    assert [t for _, _, t in cited(text, titles)] == ["eXistenZ (1999)", "Heat (1995)"]
+    text = 'Like "It" and Up, and 9 (2009). It (2017) too.'
+    assert [t for _, _, t in cited(text, titles)] == ["It (2017)", "Up (2009)", "9 (2009)", "It (2017)"]
