@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import typer
 from rich.markup import escape
@@ -31,6 +34,42 @@ app = typer.Typer(help="Feedback store: import/export JSON lines, stats, DPO pai
 StoreOpt = typer.Option(None, "--store", "-s", help="SQLite file (default: the feedback path in the "
                         "config, else $LLMRANK_HOME/feedback.sqlite).")
 ConfigOpt = typer.Option(None, "--config", "-c", help="Deployment config (TOML/YAML) with a feedback section.")
+
+EXPORT_WHAT = ("all", "impressions", "events")
+NEGATIVES = ("shown", "above", "skipped")
+
+
+def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    """A flag value outside ``choices`` is a usage error (exit 2), before any work; the
+    library's FeedbackError for it exited 1, as a failure."""
+    from llmrank.errors import ConfigError
+
+    if value not in choices:
+        raise ConfigError(f"{flag} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}")
+
+
+@contextmanager
+def _atomic_text(path: Path) -> Iterator[IO[str]]:
+    """Write ``path`` through a temporary file in its folder, renamed over it when complete:
+    Ctrl-C or an error midway leaves the old file (or none), never half of one. The folder
+    is made when missing."""
+    from llmrank.errors import DataError
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = tmp.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _store(store: Path | None, config: Path | None, *, read: bool = True) -> Any:
@@ -91,6 +130,7 @@ def export_cmd(
     from llmrank.feedback.jsonl import export_jsonl
 
     setup_logging(verbose)
+    _check_choice("--what", what, EXPORT_WHAT)
     fb = _store(store, config)
     if out is None and json_out:
         buf = io.StringIO()
@@ -100,7 +140,7 @@ def export_cmd(
     if out is None:
         export_jsonl(fb, sys.stdout, what=what, since=since, until=until)
         return
-    with out.open("w", encoding="utf-8") as fh:
+    with _atomic_text(out) as fh:
         counts = export_jsonl(fb, fh, what=what, since=since, until=until)
     if json_out:
         print_json({**counts, "file": str(out)})
@@ -135,9 +175,10 @@ def pairs_cmd(
     from llmrank.feedback.pairs import preference_pairs, write_pairs_jsonl
 
     setup_logging(verbose)
+    _check_choice("--negatives", negatives, NEGATIVES)
     pairs = preference_pairs(_store(store, config), negatives=negatives,  # type: ignore[arg-type]
                              max_history=max_history)
-    with out.open("w", encoding="utf-8") as fh:
+    with _atomic_text(out) as fh:
         n = write_pairs_jsonl(pairs, fh)
     if json_out:
         print_json({"pairs": n, "file": str(out)})
@@ -184,9 +225,12 @@ def ope_cmd(
         opts = json.loads(options)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--options is not JSON: {exc}") from exc
-    rounds, skipped = from_store(_store(store, config), policy=logged)
+    if not isinstance(opts, dict):
+        raise ConfigError(f"--options must be a JSON object ({{\"name\": value, ...}}), got {options!r}")
+    fb = _store(store, config)
+    rounds, skipped = from_store(fb, policy=logged)
     if not rounds:
-        raise ConfigError("no impressions with candidate lists in the store")
+        raise _no_rounds(fb, logged, skipped)
     k = max(len(r.shown) for r in rounds)
     feats = _item_features(config) if features and config is not None else None
     target = memoize(policy_target(make_policy(policy, opts, features=feats)))
@@ -203,3 +247,22 @@ def ope_cmd(
     console.print(f"{escape(policy)} from {len(rounds)} logged impressions ({skipped} without candidates skipped)"
                   + ("" if feats is not None else "; no item features (give --config)"))
     console.print(table)
+
+
+def _no_rounds(fb: Any, logged: str | None, skipped: int) -> Exception:
+    """Why there is nothing to evaluate: an empty store, no impression of --logged-policy
+    (naming the policies that are logged), or impressions without their candidate lists."""
+    from llmrank.errors import DataError
+
+    where = getattr(fb, "path", None) or "the feedback store"
+    if skipped:
+        return DataError(f"none of the {skipped} impression{'s' if skipped != 1 else ''} in {where} "
+                         "has its candidate list, which off-policy estimates re-score; log with a "
+                         "policy that records candidates (the server does)")
+    if logged is not None:
+        policies = sorted({imp.policy for imp in fb.impressions()})
+        if policies:
+            return DataError(f"no impressions logged by policy {logged!r} in {where}; logged "
+                             f"policies: {', '.join(policies)}")
+    return DataError(f"no impressions in {where}: the store is empty; log some (llmrank serve with "
+                     "a [feedback] section) or `llmrank feedback import` a JSON-lines file")

@@ -171,3 +171,83 @@ def test_import_prints_each_skipped_line_once(tmp_path, caplog):
     assert not [r for r in caplog.records if "malformed" in r.getMessage()]
     out = " ".join(res.output.split())
     assert out.count(":61:") == 1 and out.count("skipped ") == 21 and "skipped 5 more lines" in out
+
+
+def _interrupt_after_one_line(*args, **kwargs):
+    fh = next(a for a in (*args, *kwargs.values()) if hasattr(a, "write"))
+    fh.write('{"partial": true}\n')
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(("command", "target"), [
+    (["export"], "llmrank.feedback.jsonl.export_jsonl"),
+    (["pairs"], "llmrank.feedback.pairs.write_pairs_jsonl"),
+])
+def test_an_interrupted_write_leaves_the_old_file_or_none(command, target, tmp_path, monkeypatch):
+    """Ctrl-C in the middle of `export --out` / `pairs --out` left a half-written file there
+    (and `import` of it then read a truncated log as complete)."""
+    src = tmp_path / "a.sqlite"
+    _fill(src)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    out = dest / "out.jsonl"
+    module, name = target.rsplit(".", 1)
+    monkeypatch.setattr(__import__(module, fromlist=[name]), name, _interrupt_after_one_line)
+    res = runner.invoke(app, [*command, "--store", str(src), "--out", str(out)])
+    assert res.exit_code == 130  # click's answer to Ctrl-C
+    assert list(dest.iterdir()) == []
+    out.write_text("old\n")
+    res = runner.invoke(app, [*command, "--store", str(src), "--out", str(out)])
+    assert res.exit_code == 130  # click's answer to Ctrl-C
+    assert out.read_text() == "old\n" and list(dest.iterdir()) == [out]
+
+
+@pytest.mark.parametrize("command", [["export"], ["pairs"]])
+def test_out_in_a_folder_not_yet_made(command, tmp_path):
+    """--out new/x.jsonl was a FileNotFoundError traceback."""
+    src = tmp_path / "a.sqlite"
+    _fill(src)
+    out = tmp_path / "new" / "x.jsonl"
+    res = runner.invoke(app, [*command, "--store", str(src), "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["file"] == str(out) and out.read_text().count("\n") > 0
+
+
+@pytest.mark.parametrize("command", [["export", "--what", "nope"],
+                                     ["pairs", "--out", "p.jsonl", "--negatives", "nope"],
+                                     ["ope", "--policy", "greedy", "--options", "[1]"],
+                                     ["ope", "--policy", "greedy", "--options", "3"]])
+def test_a_bad_flag_value_is_a_usage_error(command, tmp_path, monkeypatch):
+    """A bad --what / --negatives exited 1 (as a library failure, not 2: usage); --options
+    that is JSON but not an object was a TypeError traceback."""
+    from llmrank.cli.common import exit_code_for
+
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "a.sqlite"
+    _fill(src)
+    res = runner.invoke(app, [*command, "--store", str(src), "--json"])
+    assert res.exit_code != 0 and res.stdout == ""
+    code = res.exit_code if res.exception is None or isinstance(res.exception, SystemExit) \
+        else exit_code_for(res.exception)
+    assert code == 2, repr(res.exception)
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_ope_says_why_there_are_no_rounds(tmp_path):
+    """`ope` on an empty store, or with a --logged-policy no impression has, said "no impressions
+    with candidate lists in the store" either way: wrong when the store has such impressions."""
+    empty = tmp_path / "empty.sqlite"
+    SqliteFeedbackStore(empty).close()
+    res = runner.invoke(app, ["ope", "--store", str(empty), "--policy", "greedy"])
+    assert "no impressions" in str(res.exception) and "empty" in str(res.exception)
+    src = tmp_path / "a.sqlite"
+    _fill(src)
+    res = runner.invoke(app, ["ope", "--store", str(src), "--policy", "greedy", "--logged-policy", "softmax"])
+    msg = str(res.exception)
+    assert "softmax" in msg and "egreedy" in msg, msg  # names the policies that are logged
+    bare = tmp_path / "bare.sqlite"
+    s = SqliteFeedbackStore(bare)
+    s.log_impression(Impression("r0", "u0", ("a", "b"), (2.0, 1.0), (1.0, 1.0), "greedy", timestamp=1.0))
+    s.close()
+    res = runner.invoke(app, ["ope", "--store", str(bare), "--policy", "greedy"])
+    assert "1 impression" in str(res.exception) and "candidate" in str(res.exception)
