@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from llmrank.explain.misnamed import genre_called_a_title, misnamed_item
 from llmrank.explain.seen import recommended_item_claimed_seen, unseen_claim
 from llmrank.explain.titles import WORD as _WORD
-from llmrank.explain.titles import aliases, cited, normalize_text, strip_year
+from llmrank.explain.titles import aliases, cited, mentions, normalize_text, strip_year
 
 _QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(?!\w)")
 # a capitalised word followed by capitalised words or numbers ('Toy Story', 'Rocky 4'),
@@ -91,7 +91,7 @@ def tidy(text: str) -> str:
 
 def _degenerate(text: str) -> str | None:
     letters = sum(ch.isalpha() for ch in text)
-    if letters / max(1, len(text)) < 0.6:
+    if letters / max(1, sum(not ch.isspace() for ch in text)) < 0.6:  # spaces are not symbols
         return "not prose"
     words = _WORD.findall(text.lower())
     if len(words) < 3:
@@ -137,6 +137,8 @@ def validate_explanation(text: str, known_titles: Iterable[str],
         return Verdict(False, f"names an unknown item {span!r}")
     if (year := _unknown_year(text, known_titles)) is not None:
         return Verdict(False, f"names a year no known item has ({year})")
+    if (misdated := _misdated(text, known_titles)) is not None:
+        return Verdict(False, f"gives a title the wrong year ({misdated})")
     claims = known_terms if claimable is None else claimable
     untitled = _without_titles(text, known_titles)  # 'Crimes and Misdemeanors' claims no crime
     if (term := _unclaimable_term(untitled, vocabulary, claims)) is not None:
@@ -233,6 +235,36 @@ def _unknown_year(text: str, known_titles: list[str]) -> str | None:
     if not years:
         return None
     return next((y for y in _YEAR.findall(text) if y not in years), None)
+
+
+# a year right after a title ('Heat (1995)', '"Heat" (1995)') or right before it ('the 1995
+# film Heat', "the 1995 crime classic 'Heat'")
+_YEAR_AFTER_TITLE = re.compile(r"[\"”’']?\s*\(\s*(1[89]\d\d|20\d\d)\s*\)")
+_YEAR_BEFORE_TITLE = re.compile(
+    r"\b(1[89]\d\d|20\d\d)(?:['’]s)?\s+(?:[a-z-]+\s+){0,2}(?:film|movie|classic|picture|release|title)"
+    r"\s*[:,]?\s*[\"“‘']?$")
+
+
+def _misdated(text: str, known_titles: list[str]) -> str | None:
+    """'Heat (1986)' when Heat is from 1995: the year is a known title's (Aliens'), so
+    :func:`_unknown_year` passes it, but it is not the year of the title it stands next to.
+    Returns 'Heat (1995), not 1986'. A name that several known titles share ('Psycho' of
+    1960 and 1998) may carry any of their years."""
+    years: dict[str, set[str]] = {}
+    for t in known_titles:
+        if t and (m := _TITLE_YEAR.search(t)):
+            for a in aliases(t):
+                years.setdefault(normalize_text(a), set()).add(m.group(1))
+    for start, end, title in mentions(text, known_titles):
+        allowed = years.get(normalize_text(text[start:end]))
+        if not allowed:
+            continue
+        after = _YEAR_AFTER_TITLE.match(text, end)
+        before = _YEAR_BEFORE_TITLE.search(text[max(0, start - 60):start])
+        for m in (after, before):
+            if m and m.group(1) not in allowed:
+                return f"{title}, not {m.group(1)}"
+    return None
 
 
 def _unclosed(text: str) -> str | None:

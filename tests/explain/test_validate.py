@@ -218,3 +218,35 @@ def test_a_text_that_cites_nothing_is_not_grounded(history, item_terms):
         assert v.ok, v.reason
     # with nothing to hold it to, the check does not apply
     assert validate_explanation("It has a similar tone to titles you liked.", TITLES, TERMS).ok
+
+
+@pytest.mark.parametrize(("text", "wrong"), [
+    ("You liked Heat (1986), so this crime story fits.", "Heat (1995)"),  # Aliens' year
+    ('You liked "Heat" (1986), so this crime story fits.', "Heat (1995)"),
+    ("You liked the 1986 film Heat, so this crime story fits.", "Heat (1995)"),
+    ('You liked the 1986 crime classic "Heat", so this fits.', "Heat (1995)"),
+    ("You liked Heat (1995), so this crime story fits.", None),
+    ("You liked the 1995 film Heat and Aliens (1986).", None),
+    ("You liked Psycho (1960), and Psycho (1998) is its remake.", None),  # two films, one name
+    ("You liked Psycho (1986), a crime story.", "Psycho"),
+])
+def test_a_year_next_to_a_title_must_be_that_titles(text, wrong):
+    """Every year belonged to some known title, but "Heat (1986)" dates Heat with Aliens' year."""
+    known = [*TITLES, "Aliens (1986)", "Psycho (1960)", "Psycho (1998)"]
+    v = validate_explanation(text, known, TERMS)
+    if wrong is None:
+        assert v.ok, v.reason
+    else:
+        assert not v.ok and v.reason.startswith("gives a title the wrong year") and wrong in v.reason, v.reason
+
+
+@pytest.mark.parametrize("text", [
+    "You liked Psycho (1960), and Psycho (1998) is its remake.",
+    "You liked the 1995 film Heat and Aliens (1986).",
+    "Heat (1995) and Aliens (1986) fans: a crime story.",
+])
+def test_years_and_spaces_do_not_make_a_text_not_prose(text):
+    """Letters were counted against every character, spaces included: two cited years
+    pushed a plain sentence under 60% and it was rejected as 'not prose'."""
+    v = validate_explanation(text, [*TITLES, "Aliens (1986)", "Psycho (1960)", "Psycho (1998)"], TERMS)
+    assert v.ok, v.reason
