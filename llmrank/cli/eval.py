@@ -36,9 +36,14 @@ def _overrides(dataset: str | None, data_dir: str | None, kcore: int | None, pro
 
 def _select_rankers(raw: dict[str, Any], names: str) -> list[dict[str, Any]]:
     """``--rankers a,b``: keep config entries with those labels/names, add bare ones."""
+    from llmrank.errors import ConfigError
+
     existing = raw.get("rankers", [])
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if not wanted:  # zero rankers evaluated nothing and exited 0
+        raise ConfigError(f"--rankers names no ranker: {names!r} (give NAME[,NAME...])")
     out = []
-    for name in [n.strip() for n in names.split(",") if n.strip()]:
+    for name in wanted:
         match = next((r for r in existing if r.get("label", r.get("name")) == name), None)
         out.append(match or {"name": name})
     return out
@@ -60,15 +65,15 @@ def eval_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="Eval config (TOML/YAML)."),
     dataset: str | None = typer.Option(None, help="Dataset folder name under --data-dir, a path, or 'catalog' (the embedded demo)."),
     data_dir: str | None = typer.Option(None, help="Folder holding datasets ($LLMRANK_DATA_DIR)."),
-    kcore: int | None = typer.Option(None, help="k-core filter (LlamaRec used 5; 0 = none)."),
+    kcore: int | None = typer.Option(None, min=0, help="k-core filter (LlamaRec used 5; 0 = none)."),
     protocol: str | None = typer.Option(None, help="full | candidates | retriever"),
     rankers: str | None = typer.Option(None, help="Comma-separated ranker names or config labels."),
     retriever: str | None = typer.Option(None, help="Retriever protocol: label of the proposer."),
     stage: str | None = typer.Option(None, help="valid (tuning) | test (reporting)"),
-    workers: int | None = typer.Option(None, help="Worker processes (users are sharded)."),
+    workers: int | None = typer.Option(None, min=1, help="Worker processes (users are sharded)."),
     out: str | None = typer.Option(None, help="Output folder (default eval/out/<name>)."),
-    seed: int | None = typer.Option(None, help="Seed (candidates, ties, bootstrap, rankers)."),
-    max_users: int | None = typer.Option(None, help="Evaluate only the first N users."),
+    seed: int | None = typer.Option(None, min=0, help="Seed (candidates, ties, bootstrap, rankers)."),
+    max_users: int | None = typer.Option(None, min=1, help="Evaluate only the first N users."),
     reference: str | None = typer.Option(None, help="Ranker label for paired tests."),
     plots: bool | None = typer.Option(None, "--plots/--no-plots", help="Write PNG plots."),
     fresh: bool = typer.Option(False, "--fresh", help="Discard checkpoints instead of resuming."),
@@ -83,7 +88,7 @@ def eval_command(
 
     setup_logging(verbose)
     raw: dict[str, Any] = read_config_file(config) if config else {}
-    if rankers:
+    if rankers is not None:
         raw["rankers"] = _select_rankers(raw, rankers)
         _drop_lost_reference(raw, reference)
     cfg = load_eval_config(raw, _overrides(dataset, data_dir, kcore, protocol, stage, workers,

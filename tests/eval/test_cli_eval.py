@@ -87,3 +87,20 @@ def test_rankers_without_the_reference_drop_the_paired_comparison(synth, tmp_pat
     res = CliRunner().invoke(_app(), ["eval", "--config", str(cfg), "--dataset", str(data),
                                       "--rankers", "random", "--reference", "bpr", "--out", str(out)])
     assert res.exit_code != 0  # an explicit --reference that is not run stays an error
+
+
+def test_bad_numbers_and_empty_rankers_are_usage_errors(tmp_path):
+    """--max-users 0 and --seed -1 ran to a ValueError traceback ('no shards to concatenate',
+    numpy's 'expected non-negative integer'); --rankers ',' evaluated nothing and exited 0
+    (the table then failed on an IndexError)."""
+    from llmrank.cli.common import exit_code_for
+
+    base = ["eval", "--dataset", "catalog", "--out", str(tmp_path / "out"), "--no-plots",
+            "--max-users", "10", "--json"]
+    for extra in (["--max-users", "0"], ["--seed", "-1"], ["--kcore", "-1"], ["--workers", "0"],
+                  ["--rankers", ","], ["--rankers", " , "]):
+        res = CliRunner().invoke(_app(), [*base, *extra])
+        code = res.exit_code if res.exception is None or isinstance(res.exception, SystemExit) \
+            else exit_code_for(res.exception)
+        assert code == 2, (extra, repr(res.exception))
+        assert res.stdout == "", extra
