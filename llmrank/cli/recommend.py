@@ -60,7 +60,13 @@ def pipeline_config(config: Path | None, *, dataset: str | None = None, data_dir
                     index: Path | None = None, retriever: str | None = None, backend: str | None = None,
                     model: str | None = None, adapter: str | None = None, permutations: int | None = None,
                     rerank: bool | None = None, sets: list[str] | None = None) -> Config:
-    """The config file (or defaults), then the flags, then ``--set`` overrides."""
+    """The config file (or defaults), then the flags, then ``--set`` overrides. An ``--index``
+    that is not an index folder is an error: the recommender builds one in memory when
+    ``index.path`` is missing, and a mistyped flag was silently ignored that way."""
+    if index is not None:
+        from llmrank.retrieve.manifest import read_manifest
+
+        read_manifest(index)  # IndexError_ naming the folder and `llmrank index build`
     flags: dict[str, Any] = {
         "data.dataset": dataset, "data.data_dir": data_dir,
         "index.path": str(index) if index is not None else None, "retriever.kind": retriever,

@@ -175,3 +175,13 @@ def test_titles_and_ids_are_shown_literally_not_as_markup():
         recommend.show_response(rec, resp, "test")
     out = cap.get()
     assert "[REC] (2007)" in out and "[bold]Loud[/bold]" in out
+
+
+def test_an_index_folder_that_is_not_there_is_an_error(app, monkeypatch, capsys, tmp_path):
+    """--index with a mistyped folder was ignored: an index was built in memory and the
+    answer came back (exit 0) as if from the trained index the user named."""
+    missing = tmp_path / "no-such-index"
+    code, out, err = guarded(app, monkeypatch, capsys, "--user", "u001", "--index", str(missing),
+                             "--json", *FAST)
+    assert code != 0 and out == "" and "no retriever index" in err and str(missing) in err
+    assert "Traceback" not in err and not missing.exists()
