@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ _ECHO = (
     "candidate will the user choose", "recommender system", "you explain recommendations",
     "ignore previous instructions", "<|", "|>", "system:", "assistant:", "user:",
     "genres:", "tags:",  # the item's rendered text (llmrank.data.itemtext) read back
+    # the explain templates' own instructions and questions (prompts/explain*.toml)
+    "mention only titles", "do not invent titles", "why would this user like",
+    "why would i like", "name one title they liked", "speak to them as",
+    "you tell a person in one short sentence", "in common with the history",
+    "in common with what i liked",
 )
 # words that start a sentence or are pronouns: a capitalised pair of these is not a title
 _COMMON = {
@@ -129,9 +135,11 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     text = shown_text(text)
     if len(text) < MIN_CHARS:
         return Verdict(False, "empty or too short")
-    if reason := _echo(text) or _degenerate(text) or _unclosed(text):
+    if reason := _echo(text) or _json(text) or _degenerate(text) or _unclosed(text):
         return Verdict(False, reason)
     known_titles, known_terms = list(known_titles), list(known_terms)  # each is read twice
+    if reason := _other_language(_without_titles(text, known_titles)):
+        return Verdict(False, reason)
     span = _unknown_span(text, _known_matcher(known_titles, known_terms))
     if span is not None:
         return Verdict(False, f"names an unknown item {span!r}")
@@ -289,13 +297,52 @@ def shown_text(text: str) -> str:
     return text
 
 
+# an injected instruction in any wording ("Ignore all previous instructions", "disregard the
+# prior prompt"), and chat-template markup other than <|...|> (caught by _ECHO)
+_INJECTION = re.compile(r"\b(?:ignore|disregard|forget|override)\b(?:\W+\w+){0,3}?\W+"
+                        r"(?:instructions?|prompts?|rules|directions)\b")
+_MARKUP = re.compile(r"</?s>|\[/?inst\]|<</?sys>>|<(?:start|end)_of_turn>|<bos>|<eos>|<pad>|</?think>")
+# words of a sentence that English explanations do not use and French, German, Spanish or
+# Italian ones are made of
+_FOREIGN = frozenset(
+    ["le", "la", "les", "des", "est", "une", "et", "du", "avec", "pour", "qui", "très", "dans", "vous", "ce", "cette", "sont", "der", "die", "das", "und", "ist", "ein", "eine", "nicht", "mit", "dieser", "diese", "wie", "auch", "sehr", "für", "el", "los", "las", "es", "una", "que", "con", "por", "muy", "pero", "del", "esta", "este", "il", "è", "della", "che", "di", "per", "non", "molto", "questo", "questa"])
+_ENGLISH = frozenset(
+    ["the", "a", "an", "and", "is", "are", "was", "of", "to", "in", "it", "this", "that", "you", "your", "for", "with", "as", "like", "on", "its", "be", "by", "so", "if", "also", "has", "have", "more", "but", "not"])
+
+
 def _echo(text: str) -> str | None:
     """The reason when the text repeats the prompt's instructions or chat markup (a model
-    that echoes its prompt has not explained anything)."""
-    low = text.lower()
+    that echoes its prompt has not explained anything). Read after NFKC and without format
+    characters, so fullwidth letters or a zero-width space do not hide an instruction."""
+    low = "".join(ch for ch in unicodedata.normalize("NFKC", text)
+                  if unicodedata.category(ch) != "Cf").lower()
     for echo in _ECHO:
         if echo in low:
             return f"instruction echo ({echo!r})"
+    if m := _INJECTION.search(low) or _MARKUP.search(low):
+        return f"instruction echo ({m.group(0)!r})"
+    return None
+
+
+def _json(text: str) -> str | None:
+    """The reason when the text is (or holds) JSON: an object or list, or a quoted key."""
+    if text[:1] in "{[" or re.search(r"[{,]\s*\"[^\"]{1,40}\"\s*:", text):
+        return "JSON, not prose"
+    return None
+
+
+def _other_language(untitled: str) -> str | None:
+    """The reason when the text, its titles blanked out, is not English: letters of another
+    script, or a sentence made of French/German/Spanish/Italian function words."""
+    letters = [ch for ch in untitled if ch.isalpha()]
+    other = sum(not unicodedata.name(ch, "").startswith("LATIN") for ch in letters)
+    if letters and other / len(letters) > 0.2:
+        return "another language (not Latin script)"
+    for sentence in re.split(r"[.!?;]", untitled):
+        words = _WORD.findall(sentence.lower())
+        foreign = sum(w in _FOREIGN for w in words)
+        if foreign >= 3 and foreign > sum(w in _ENGLISH for w in words):
+            return "another language"
     return None
 
 
