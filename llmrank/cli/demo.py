@@ -37,6 +37,7 @@ def choose_dataset(requested: str, data_dir: str | None, *, allow_download: bool
     if (root / DEMO_DATASET).is_dir():
         return (DataConfig(dataset=DEMO_DATASET, data_dir=str(root), kcore=5),
                 f"{DEMO_DATASET} found in {root} (5-core)")
+    missing = f"no {DEMO_DATASET} in {root}; --offline: no download tried"
     if allow_download:
         from llmrank.data.download import download
 
@@ -46,8 +47,10 @@ def choose_dataset(requested: str, data_dir: str | None, *, allow_download: bool
                     f"{DEMO_DATASET} downloaded from GroupLens into {root} (5-core)")
         except DatasetNotFoundError as exc:
             log.info("download failed: %s", exc)
+            cause = exc.__cause__ or exc  # the network's reason, not the whole how-to
+            missing = f"no {DEMO_DATASET} in {root} and the download failed: {getattr(cause, 'reason', cause)}"
     return (DataConfig(dataset="catalog"),
-            f"the embedded demo catalog (no {DEMO_DATASET} in {root} and no internet); "
+            f"the embedded demo catalog ({missing}); "
             f"point --data-dir or $LLMRANK_DATA_DIR at a MovieLens folder to use real data")
 
 

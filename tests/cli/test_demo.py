@@ -81,3 +81,24 @@ def test_titles_with_brackets_are_shown_as_written(capsys) -> None:
     demo._show(SimpleNamespace(items=items), "u", ["1"], resp, True)
     out = " ".join(capsys.readouterr().out.split())
     assert "recently: [REC] (2007)" in out and "Lost [/path] Found" in out and "like [REC]" in out
+
+
+def test_the_catalog_line_says_why_without_claiming_no_internet(tmp_path: Path, monkeypatch) -> None:
+    """With --offline no download was tried, yet the data line said "... and no internet"."""
+    import llmrank.data.download as dl
+    from llmrank.errors import DatasetNotFoundError
+
+    def no_call(*args, **kwargs):
+        raise AssertionError("--offline must not download")
+
+    monkeypatch.setattr(dl, "download", no_call)
+    data, why = demo.choose_dataset("auto", str(tmp_path), allow_download=False)
+    assert data.dataset == "catalog" and "internet" not in why and "--offline" in why
+    assert str(tmp_path) in why
+
+    def offline(*args, **kwargs):
+        raise DatasetNotFoundError("could not download ml-latest-small; ...") from OSError("timed out")
+
+    monkeypatch.setattr(dl, "download", offline)
+    data, why = demo.choose_dataset("auto", str(tmp_path), allow_download=True)
+    assert data.dataset == "catalog" and "download failed: timed out" in why and "..." not in why
