@@ -353,6 +353,7 @@ def _known_matcher(known_titles: Iterable[str], known_terms: Iterable[str]) -> C
     titles = [normalize_text(t) for t in known_titles if t]
     titles += [normalize_text(a) for t in known_titles if t for a in aliases(t)]
     terms = [normalize_text(t) for t in known_terms if t]
+    terms += [t + "s" for t in terms if t] + [t[:-1] + "ies" for t in terms if t.endswith("y")]  # plurals
     haystack = [f" {t} " for t in titles + terms if t]
 
     def known(span: str) -> bool:
@@ -371,7 +372,18 @@ def _unknown_span(text: str, known: Callable[[str], bool]) -> str | None:
     for m in _CAPS.finditer(text):
         if not _caps_run_known(m.group(0), known):
             return m.group(0)
+    for m in _NAMED_WORD.finditer(text):
+        word = m.group(1)
+        if _CAPS.match(text, m.start(1)) is None and word.lower() not in _COMMON and not known(word):
+            return word
     return None
+
+
+# one capitalised word where a film is named ("you will love Titanic", "the film Casablanca",
+# "Like Titanic,"): a run of two capitalised words is checked by _CAPS, a single one was not
+_NAMED_WORD = re.compile(
+    r"\b(?i:movie|film|title|picture|like|likes|liked|love|loves|loved|enjoy|enjoys|enjoyed|"
+    r"watched|saw|adore|adored|such as)\s+[\"“‘']?([A-Z][\w'’\-]*)")
 
 
 def _caps_run_known(span: str, known: Callable[[str], bool]) -> bool:

@@ -281,3 +281,24 @@ def test_prompt_echoes_markup_json_and_other_languages_are_rejected(text, reason
 def test_plain_english_is_not_taken_for_another_language(text):
     v = validate_explanation(text, TITLES, TERMS)
     assert v.ok, v.reason
+
+
+@pytest.mark.parametrize(("text", "unknown"), [
+    ("You liked Heat, so you will love Titanic, a tense crime story.", "Titanic"),
+    ("Like Titanic, this is a crime story in the vein of Heat.", "Titanic"),
+    ("You enjoyed the film Casablanca, and Heat is a crime story too.", "Casablanca"),
+    ('Crime fans such as "Heat" viewers will like Jaws too.', "Jaws"),
+    ("You liked Heat, so you will love Toy Story, a crime story.", None),
+    ("You like Crime stories such as Heat.", None),  # a known term
+    ("You love Fantasies and Heat, a crime story.", None),  # a known term's plural
+    ("Like Heat, it is a crime story you will love.", None),
+    ("You will love it, as Heat was a crime story.", None),
+])
+def test_a_single_word_title_after_a_film_context_must_be_known(text, unknown):
+    """A capitalised run needed two words: 'you will love Titanic' named a film that is in
+    neither the history nor the candidates, and passed."""
+    v = validate_explanation(text, TITLES, TERMS)
+    if unknown is None:
+        assert v.ok, v.reason
+    else:
+        assert not v.ok and v.reason == f"names an unknown item {unknown!r}", v.reason
