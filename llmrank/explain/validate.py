@@ -145,6 +145,8 @@ def validate_explanation(text: str, known_titles: Iterable[str],
         return Verdict(False, f"names an unknown item {span!r}")
     if (year := _unknown_year(text, known_titles)) is not None:
         return Verdict(False, f"names a year no known item has ({year})")
+    if (dated := _dated_unknown(text, known_titles)) is not None:
+        return Verdict(False, f"names an unknown item {dated!r}")
     if (misdated := _misdated(text, known_titles)) is not None:
         return Verdict(False, f"gives a title the wrong year ({misdated})")
     claims = known_terms if claimable is None else claimable
@@ -251,6 +253,19 @@ _YEAR_AFTER_TITLE = re.compile(r"[\"”’']?\s*\(\s*(1[89]\d\d|20\d\d)\s*\)")
 _YEAR_BEFORE_TITLE = re.compile(
     r"\b(1[89]\d\d|20\d\d)(?:['’]s)?\s+(?:[a-z-]+\s+){0,2}(?:film|movie|classic|picture|release|title)"
     r"\s*[:,]?\s*[\"“‘']?$")
+
+
+_QUOTED_WITH_YEAR = re.compile(r"[\"“]([^\"“”]{1,120})[\"”]\s*\(\s*(?:1[89]\d\d|20\d\d)\s*\)")
+
+
+def _dated_unknown(text: str, known_titles: list[str]) -> str | None:
+    """A quoted name with a year after it ('"Drama" (2013)') is cited as a film: it must be
+    a known title, not only a known term, which passes the span check."""
+    names = {normalize_text(a) for t in known_titles if t for a in (*aliases(t), t)}
+    for m in _QUOTED_WITH_YEAR.finditer(text):
+        if normalize_text(m.group(1)) not in names:
+            return m.group(0)
+    return None
 
 
 def _misdated(text: str, known_titles: list[str]) -> str | None:

@@ -302,3 +302,13 @@ def test_a_single_word_title_after_a_film_context_must_be_known(text, unknown):
         assert v.ok, v.reason
     else:
         assert not v.ok and v.reason == f"names an unknown item {unknown!r}", v.reason
+
+
+def test_a_quoted_name_with_a_year_must_be_a_known_title():
+    """A real SmolLM2 output (explain 1.1.0): the genre 'Drama' is a known term, so the quoted
+    span passed, and '(2013)' is some candidate's year, but no film "Drama" (2013) exists."""
+    known = [*TITLES, "Dave (1993)", "Her (2013)"]
+    v = validate_explanation("You'll love \"Drama\" in \"Drama\" (2013). The title is a nod to the 1997 film",
+                             known, [*TERMS, "Drama"])
+    assert not v.ok and v.reason == "names an unknown item '\"Drama\" (2013)'", v.reason
+    assert validate_explanation('You liked "Her" (2013), a Fantasy like "Dave (1993)".', known, TERMS).ok
