@@ -53,8 +53,9 @@ def title_pattern(title: str) -> re.Pattern[str] | None:
 def mentions(text: str, titles: Iterable[str]) -> list[tuple[int, int, str]]:
     """Mentions of ``titles`` (by any of their aliases) in reading order as (start, end,
     title), without overlaps: where two overlap the longer wins ('Heat and Dust' is not
-    'Heat'; 'Scary Movie 4' is not 'Scary Movie')."""
-    found = sorted(((m.start(), m.end(), t) for t in set(titles) if t for a in aliases(t)
+    'Heat'; 'Scary Movie 4' is not 'Scary Movie'); a name that several titles share is read
+    as the first of them given (callers list the history first), the same in every process."""
+    found = sorted(((m.start(), m.end(), t) for t in dict.fromkeys(titles) if t for a in aliases(t)
                     if (pattern := title_pattern(a)) for m in pattern.finditer(text)),
                    key=lambda x: (x[0], x[0] - x[1]))
     kept: list[tuple[int, int, str]] = []

@@ -49,3 +49,18 @@ def test_cited_mentions_are_names_not_prose():
     assert [t for _, _, t in cited(text, titles)] == ["eXistenZ (1999)", "Heat (1995)"]
     text = 'Like "It" and Up, and 9 (2009). It (2017) too.'
     assert [t for _, _, t in cited(text, titles)] == ["It (2017)", "Up (2009)", "9 (2009)", "It (2017)"]
+
+
+def test_a_name_two_titles_share_is_the_first_given_in_every_process():
+    """mentions() iterated a set: which of 'Psycho (1960)' and 'Psycho (1998)' a mention was
+    read as (and so the reasons naming it) changed with the process's hash seed."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from llmrank.explain.titles import mentions;"
+            "print(mentions('You liked Psycho.', ['Psycho (1960)', 'Psycho (1998)'])[0][2])")
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
+            for seed in range(6)}
+    assert seen == {"Psycho (1960)"}
