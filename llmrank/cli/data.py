@@ -132,8 +132,9 @@ def convert(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
     json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
 ) -> None:
-    """Load any supported dataset (with preprocessing) and save it in llmrank's canonical
-    form, which reloads fast and keeps ids, order and any predefined split."""
+    """Save a dataset (any supported format, preprocessed) in llmrank's own form.
+
+    The saved folder reloads fast and keeps ids, order and any predefined split."""
     from llmrank.data.resolve import load_dataset
     from llmrank.data.store import save_dataset
 

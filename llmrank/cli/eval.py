@@ -64,7 +64,7 @@ def _drop_lost_reference(raw: dict[str, Any], reference: str | None) -> None:
 def eval_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="Eval config (TOML/YAML)."),
     dataset: str | None = typer.Option(None, help="Dataset folder name under --data-dir, a path, or 'catalog' (the embedded demo)."),
-    data_dir: str | None = typer.Option(None, help="Folder holding datasets ($LLMRANK_DATA_DIR)."),
+    data_dir: str | None = typer.Option(None, help="Folder holding datasets (default $LLMRANK_DATA_DIR, else ../shared/datasets beside the checkout)."),
     kcore: int | None = typer.Option(None, min=0, help="k-core filter (LlamaRec used 5; 0 = none)."),
     protocol: str | None = typer.Option(None, help="full | candidates | retriever"),
     rankers: str | None = typer.Option(None, help="Comma-separated ranker names or config labels."),

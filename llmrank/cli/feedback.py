@@ -125,8 +125,9 @@ def export_cmd(
     store: Path = StoreOpt, config: Path = ConfigOpt,
     json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
 ) -> None:
-    """Export the store as JSON lines (the format `import` reads). With --json and no --out,
-    one JSON document instead: {"impressions": n, "events": n, "records": [...]}."""
+    """Export the store as JSON lines (the format `import` reads).
+
+    With --json and no --out: one JSON document, {"impressions": n, "events": n, "records": [...]}."""
     from llmrank.feedback.jsonl import export_jsonl
 
     setup_logging(verbose)
@@ -167,7 +168,8 @@ def stats_cmd(store: Path = StoreOpt, config: Path = ConfigOpt, json_out: bool =
 def pairs_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="JSON-lines file of preference pairs."),
     negatives: str = typer.Option("shown", "--negatives", help="shown, above or skipped."),
-    max_history: int = typer.Option(20, "--max-history", min=0),
+    max_history: int = typer.Option(20, "--max-history", min=0,
+                                    help="Most recent history items kept with each pair (0: none)."),
     store: Path = StoreOpt, config: Path = ConfigOpt,
     json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
 ) -> None:
@@ -205,7 +207,7 @@ def ope_cmd(
     policy: str = typer.Option(..., "--policy", help="Target policy name (llmrank.registry.policies)."),
     options: str = typer.Option("{}", "--options", help="Target policy options as JSON."),
     logged: str = typer.Option(None, "--logged-policy", help="Only impressions of this logging policy."),
-    n_boot: int = typer.Option(1000, "--n-boot", min=10),
+    n_boot: int = typer.Option(1000, "--n-boot", min=10, help="Bootstrap resamples for the 95% CIs."),
     features: bool = typer.Option(True, "--features/--no-features",
                                   help="With --config: give the target policy the deployment's item "
                                        "features (loads the dataset and the retriever's index)."),
@@ -213,8 +215,8 @@ def ope_cmd(
     json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
 ) -> None:
     """Estimate a policy's clicks per impression from the logs of another (IPS, SNIPS, DR).
-    Each round is evaluated in its logged context (segment, history); item features come from
-    the deployment in --config, and without one the target policy has none."""
+
+    Each round is evaluated in its logged context (segment, history). Item features come from --config's deployment (none without --config)."""
     from llmrank.errors import ConfigError
     from llmrank.explore import make_policy
     from llmrank.explore.ope import evaluate, from_store, memoize, policy_target

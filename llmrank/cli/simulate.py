@@ -12,8 +12,8 @@ from llmrank.cli.common import JsonOpt, VerboseOpt, console, print_json, progres
 
 def simulate_cmd(
     config: Path = typer.Option(None, "--config", "-c", help="Simulation config (TOML/YAML)."),
-    dataset: str = typer.Option(None, "--dataset", "-d", help="Dataset name or path (overrides the config's data section)."),
-    data_dir: str = typer.Option(None, "--data-dir", help="Where named datasets live."),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Dataset name or path (overrides the config's data section; default ml-100k)."),
+    data_dir: str = typer.Option(None, "--data-dir", help="Where named datasets live (default $LLMRANK_DATA_DIR, else ./data)."),
     policies: str = typer.Option(None, "--policies", "-p",
                                  help="Comma-separated policy labels from the config (or registry names)."),
     steps: int = typer.Option(None, "--steps", min=1, help="Served requests (sampled over the replay)."),

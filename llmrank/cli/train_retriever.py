@@ -60,10 +60,10 @@ def train_retriever(
                                         help="Stop after this many epochs without a gain."),
     hidden: int | None = typer.Option(None, "--hidden", min=2, help="Embedding size."),
     max_len: int | None = typer.Option(None, "--max-len", min=2, help="History window."),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1),
-    lr: float | None = typer.Option(None, "--lr"),
-    dropout: float | None = typer.Option(None, "--dropout"),
-    seed: int | None = typer.Option(None, "--seed"),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="History windows per training batch."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
+    dropout: float | None = typer.Option(None, "--dropout", help="Dropout rate."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed (default: the config's, 0)."),
     refit: bool | None = typer.Option(None, "--refit/--no-refit", help="After early stopping, "
                                       "retrain from scratch on every item, each user's held-out "
                                       "last one included, for the early-stopped number of epochs "
