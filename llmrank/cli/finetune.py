@@ -103,8 +103,8 @@ def register(app: typer.Typer) -> None:
             None, "--recipe", "-r", help="Recipe TOML: a path, or the name of a shipped recipe "
             "(dpo.toml, ...); default the shipped sft_ml_small.toml."),
         dataset: str | None = typer.Option(None, help="Dataset name or path (overrides data.dataset)."),
-        steps: int | None = typer.Option(None, help="Optimizer steps (train.max_steps)."),
-        lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
+        steps: int | None = typer.Option(None, min=1, help="Optimizer steps (train.max_steps)."),
+        lr: float | None = typer.Option(None, "--lr", help="Learning rate (> 0)."),
         dpo: bool = typer.Option(False, "--dpo", help="Preference tuning (DPO) instead of SFT."),
         feedback: str | None = typer.Option(None, help="DPO pairs from this feedback SQLite file (implies --dpo)."),
         from_adapter: str | None = typer.Option(None, "--from-adapter", help="Start from this adapter (name or path)."),
@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         base_model: str | None = typer.Option(None, "--base-model", help="Base model (default: SmolLM2-135M-Instruct)."),
         users: int | None = typer.Option(None, min=1, help="Use only the first N users, and at most N "
                                          "validation users (quick runs)."),
-        threads: int | None = typer.Option(None, help="Torch CPU threads."),
+        threads: int | None = typer.Option(None, min=1, help="Torch CPU threads."),
         seed: int | None = typer.Option(None, help="Seed."),
         resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run folder."),
         merge: bool = typer.Option(False, "--merge", help="Also save the adapter merged into the base model."),
@@ -129,6 +129,8 @@ def register(app: typer.Typer) -> None:
         from llmrank.finetune.config import resolve_recipe
 
         setup_logging(verbose)
+        if lr is not None and not lr > 0:  # 0 trains nothing; below 0 climbs the loss
+            raise typer.BadParameter(f"must be > 0, got {lr}", param_hint="--lr")
         overrides = overrides_from_flags(
             dataset=dataset, steps=steps, lr=lr, dpo=dpo, from_adapter=from_adapter,
             domain=domain, out=out, name=name, base_model=base_model, users=users,

@@ -118,3 +118,19 @@ def test_the_default_recipe_is_read_from_another_directory(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     rec = _recipe_seen(monkeypatch, ["--steps", "3", "--json"])
     assert rec.name == "sft-ml-small" and rec.train.max_steps == 3
+
+
+def test_steps_threads_and_lr_out_of_range_are_usage_errors(monkeypatch):
+    """--steps 0 reached the trainer, whose max_steps <= 0 means "train num_train_epochs
+    (3) full epochs" (hours instead of a quick run); --threads 0 and a learning rate <= 0
+    (gradient ascent) were accepted too."""
+    import llmrank.finetune.api as api
+
+    called = []
+    monkeypatch.setattr(api, "finetune", lambda recipe, **_: called.append(recipe))
+    for args in (["--steps", "0"], ["--steps", "-5"], ["--threads", "0"], ["--lr", "0"],
+                 ["--lr", "-1e-4"]):
+        res = CliRunner().invoke(_app(), ["finetune", *args, "--json"])
+        assert res.exit_code == 2, (args, res.output)
+        assert res.stdout == "", args
+    assert called == []
