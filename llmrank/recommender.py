@@ -296,10 +296,11 @@ class Recommender:
 
 
 def _build_retriever(dataset: Dataset, cfg: Config) -> Retriever:
-    """Load the configured index folder when it exists, else build the configured kind."""
+    """Load the configured index folder (an error when it is not one: a mistyped path must
+    not turn into an index built in memory), else build the configured kind."""
     from llmrank.retrieve.store import build_retriever, load_retriever
 
-    if cfg.index.path and Path(cfg.index.path).is_dir():
+    if cfg.index.path:
         return load_retriever(cfg.index.path, dataset=dataset)  # refuses another dataset's index
     return build_retriever(dataset, cfg)
 

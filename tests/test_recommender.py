@@ -267,3 +267,14 @@ def test_an_index_folder_of_another_dataset_is_refused(tmp_path):
     other = ds.subset(np.ones(len(ds.interactions), dtype=bool), name="other", drop_unused=False)
     with pytest.raises(IndexError_, match="built on dataset 'tiny'"):
         Recommender.from_config(cfg, dataset=other, llm=FakeLLM())
+
+
+def test_an_index_path_that_is_not_an_index_folder_is_an_error(tmp_path):
+    """A mistyped ``index.path`` (config file or API) must not be ignored: the recommender
+    built an index in memory instead, for a fused retriever an hour of training."""
+    from llmrank.errors import IndexError_
+
+    cfg = {"reranker": {"backend": "fake"}, "embedder": {"backend": "hashing"},
+           "index": {"path": str(tmp_path / "typo")}}
+    with pytest.raises(IndexError_, match="typo"):
+        Recommender.from_config(cfg, dataset=make_dataset(), llm=FakeLLM())
