@@ -52,3 +52,31 @@ def test_recipes_and_eval_configs_take_numbers_into_text_fields_too() -> None:
     assert (recipe.name, recipe.data.dataset, recipe.train.max_steps) == ("2024", "100", 7)
     ev = load_eval_config(None, parse_key_values(["data.dataset=2024", "name=7"]))
     assert (ev.data.dataset, ev.name) == ("2024", "7")
+
+
+@pytest.mark.parametrize("override", [
+    {"protocol.max_users": 0}, {"seed": -1}, {"data.kcore": -1}, {"run.workers": 0},
+    {"rankers": []}, {"protocol.n_negatives": 0}, {"protocol.n_retrieve": 0},
+    {"run.shard_size": 0}, {"protocol.beyond_k": 0}, {"protocol.list_len": 0},
+])
+def test_eval_config_bounds_are_config_errors(override) -> None:
+    """A value the run cannot use is refused when the config loads, not as a traceback from
+    numpy or an empty evaluation that exits 0."""
+    from llmrank.errors import ConfigError
+    from llmrank.eval.config import load_eval_config
+
+    with pytest.raises(ConfigError):
+        load_eval_config(None, override)
+
+
+@pytest.mark.parametrize("override", [
+    {"train.max_steps": 0}, {"train.learning_rate": 0.0}, {"train.threads": 0},
+    {"train.batch_size": 0}, {"train.grad_accum": 0}, {"train.warmup_ratio": 1.5},
+])
+def test_recipe_bounds_are_config_errors(override) -> None:
+    """``train.max_steps = 0`` reached the trainer, where it means three full epochs."""
+    from llmrank.errors import ConfigError
+    from llmrank.finetune.config import load_recipe
+
+    with pytest.raises(ConfigError):
+        load_recipe(None, override)

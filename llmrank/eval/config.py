@@ -46,7 +46,7 @@ class EvalData(_Model):
     dataset: str = "ml-latest-small"  # a folder name under data_dir, a path, or 'catalog'
     data_dir: str | None = None  # default: $LLMRANK_DATA_DIR, else ../shared/datasets
     format: str | None = None  # loader name (movielens, amazon, recbole, csv, ...); detected when None
-    kcore: int = 0
+    kcore: int = Field(default=0, ge=0)
     min_rating: float | None = None
 
     def preprocessing(self) -> dict[str, Any]:
@@ -63,12 +63,12 @@ class EvalProtocol(_Model):
     stage: Literal["valid", "test"] = "test"
     ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20])
     ties: Literal["pessimistic", "optimistic", "random"] = "pessimistic"
-    n_negatives: int = 19  # candidates protocol
+    n_negatives: int = Field(default=19, ge=1)  # candidates protocol
     retriever: str | None = None  # retriever protocol: label of the ranker that proposes
-    n_retrieve: int = 20  # retriever protocol: N
-    list_len: int = 20  # items per user kept in run files
-    beyond_k: int = 10  # list length for coverage / diversity / novelty / popularity
-    max_users: int | None = None  # evaluate the first N eligible users (quick runs)
+    n_retrieve: int = Field(default=20, ge=1)  # retriever protocol: N
+    list_len: int = Field(default=20, ge=1)  # items per user kept in run files
+    beyond_k: int = Field(default=10, ge=1)  # list length for coverage / diversity / novelty / popularity
+    max_users: int | None = Field(default=None, ge=1)  # evaluate the first N eligible users (quick runs)
 
     @model_validator(mode="after")
     def _check(self) -> EvalProtocol:
@@ -93,8 +93,8 @@ class RankerSpec(_Model):
 
 
 class EvalRun(_Model):
-    workers: int = 1
-    shard_size: int = 64
+    workers: int = Field(default=1, ge=1)
+    shard_size: int = Field(default=64, ge=1)
     out: str | None = None  # default eval/out/<name>
     reference: str | None = None  # label compared against every other ranker (paired test)
     paired_method: Literal["permutation", "t"] = "permutation"
@@ -104,10 +104,10 @@ class EvalRun(_Model):
 
 class EvalConfig(_Model):
     name: str = "eval"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # numpy's generators refuse negative seeds
     data: EvalData = Field(default_factory=EvalData)
     protocol: EvalProtocol = Field(default_factory=EvalProtocol)
-    rankers: list[RankerSpec] = Field(default_factory=lambda: [RankerSpec(name="random")])
+    rankers: list[RankerSpec] = Field(default_factory=lambda: [RankerSpec(name="random")], min_length=1)
     run: EvalRun = Field(default_factory=EvalRun)
 
     @model_validator(mode="after")

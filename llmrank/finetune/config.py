@@ -98,18 +98,18 @@ class TrainSpec:
     """Optimiser and loop. ``device`` 'auto' picks CUDA when present: bf16 and gradient
     checkpointing there, fp32 and ``use_cpu`` on CPU (bf16 matmuls are slow on CPU)."""
 
-    max_steps: int = 600
-    learning_rate: float = 3e-4
-    batch_size: int = 1
-    grad_accum: int = 4
-    warmup_ratio: float = 0.05
+    max_steps: int = Field(default=600, ge=1)  # <= 0 would mean whole epochs to the trainer
+    learning_rate: float = Field(default=3e-4, gt=0)
+    batch_size: int = Field(default=1, ge=1)
+    grad_accum: int = Field(default=4, ge=1)
+    warmup_ratio: float = Field(default=0.05, ge=0, le=1)
     scheduler: str = "cosine"
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     logging_steps: int = 10
     save_steps: int = 50
     save_total_limit: int = 2
-    threads: int = 1  # 2 threads ran 2-3x slower than 1 on the shared 2-core machine
+    threads: int = Field(default=1, ge=1)  # 2 threads ran 2-3x slower than 1 on the shared 2-core machine
     device: Literal["auto", "cpu", "cuda"] = "auto"
     gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
     report_to: tuple[str, ...] = ("auto",)  # 'auto' = tensorboard, plus wandb when installed
