@@ -8,7 +8,11 @@ inside one slate keeps the context identical for both sides, which is what DPO a
   * ``"shown"``: every shown item without a positive event (default; most pairs);
   * ``"above"``: only those shown above the lowest click, plus explicit skips (cascade
     assumption: the user looked at them and passed; fewer but cleaner pairs);
-  * ``"skipped"``: only explicit skips and low ratings."""
+  * ``"skipped"``: only explicit skips and low ratings.
+
+Whatever the mode, an item the same user clicked (or rated highly) anywhere else, in another
+impression or outside any (an event without request_id), before or after, is never rejected:
+the user likes it, and a pair saying otherwise would teach the opposite."""
 
 from __future__ import annotations
 
@@ -60,6 +64,11 @@ def preference_pairs(
     """All (chosen, rejected) pairs in the store's impressions, in time order."""
     if negatives not in ("shown", "above", "skipped"):
         raise FeedbackError(f"negatives must be shown, above or skipped, got {negatives!r}")
+    spec = reward or RewardSpec()
+    liked: dict[str, set[str]] = defaultdict(set)  # per user: every item with a positive event
+    for ev in store.events():
+        if ev.user_id is not None and (spec.of(ev) or 0.0) > 0.0:
+            liked[ev.user_id].add(ev.item_id)
     hist_fn = store_history(store, reward) if history == "store" else history
     out: list[PreferencePair] = []
     for rnd in rounds(store, reward=reward, policy=policy, since=since, until=until):
@@ -68,6 +77,8 @@ def preference_pairs(
         if not pos_slots:
             continue
         neg_slots = _negatives(rnd.rewards, rnd.skipped, imp.positions, pos_slots, negatives)
+        if imp.user_id is not None:
+            neg_slots = [s for s in neg_slots if imp.items[s] not in liked.get(imp.user_id, ())]
         if not neg_slots:
             continue
         hist: tuple[str, ...] | None = None

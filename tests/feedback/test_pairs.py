@@ -45,3 +45,24 @@ def test_pairs_history_from_store_is_before_the_impression(tmp_path):
     assert write_pairs_jsonl(pairs, buf) == len(pairs)
     first = json.loads(buf.getvalue().splitlines()[0])
     assert set(first) == {"user_id", "history", "chosen", "rejected", "request_id"}
+
+
+def test_rejected_is_never_an_item_the_user_clicked_elsewhere(tmp_path):
+    """An item shown and not clicked in one slate is no negative when the same user clicked
+    (or rated highly) it in another impression or outside any impression (request_id None),
+    before or after; another user's clicks on it do not matter."""
+    s = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    ones = (1.0, 1.0, 1.0, 1.0, 1.0)
+    s.log_impression(Impression("r0", "u1", ("c", "x"), (2, 1), ones[:2], "greedy", timestamp=0.1))
+    s.log_event(FeedbackEvent("u1", "c", "click", request_id="r0", timestamp=0.2))
+    s.log_event(FeedbackEvent("u1", "b", "click", timestamp=0.5))  # found elsewhere
+    s.log_impression(Impression("r1", "u1", ("a", "b", "c", "d", "e"), (5, 4, 3, 2, 1), ones, "greedy",
+                                timestamp=1.0))
+    s.log_event(FeedbackEvent("u1", "a", "click", request_id="r1", timestamp=1.1))
+    s.log_event(FeedbackEvent("u1", "d", "rating", value=5.0, timestamp=9.0))  # later, elsewhere
+    s.log_event(FeedbackEvent("u2", "e", "click", timestamp=0.3))  # another user
+    got = [(p.request_id, p.chosen, p.rejected) for p in preference_pairs(s)]
+    assert got == [("r0", "c", "x"), ("r1", "a", "e")]
+    # an explicit skip in this slate does not make it a negative either
+    s.log_event(FeedbackEvent("u1", "b", "skip", request_id="r1", timestamp=1.2))
+    assert [(p.request_id, p.rejected) for p in preference_pairs(s, negatives="skipped")] == []
