@@ -46,8 +46,12 @@ def rounds(store: FeedbackStore, *, reward: RewardSpec | None = None,
     timestamps say: a click stamped by a client whose clock runs behind the server's still
     belongs to the impression it answers."""
     spec = reward or RewardSpec()
+    # the impressions are read before their events: an impression written meanwhile is then
+    # either left out or joined with every event committed before it (never reward 0 for a
+    # slate whose click was committed before the impression was read)
     impressions = store.impressions(policy=policy, since=since, until=until)
     if since is None:  # the whole log from the start: one pass over every event is cheaper
+        impressions = iter(list(impressions))
         by_request: dict[str, list[FeedbackEvent]] = defaultdict(list)
         for ev in store.events():
             if ev.request_id is not None:

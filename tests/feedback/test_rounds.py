@@ -26,3 +26,35 @@ def test_events_join_by_request_id_whatever_their_timestamps():
     assert got == [("r1", (0.0, 1.0), (True, False))]
     everything = {r.impression.request_id: r.rewards for r in rounds(store)}
     assert everything == {"old": (1.0, 0.0), "r1": (0.0, 1.0), "late": (0.0, 0.0)}
+
+
+class _WritesAfterEachEventRead:
+    """A store on which another writer logs a new impression and its click right after every
+    read of the events (the worst moment for a reader that reads events, then impressions)."""
+
+    name = "sqlite"
+
+    def __init__(self, store: SqliteFeedbackStore) -> None:
+        self.store = store
+        self.n = 0
+
+    def impressions(self, **kw):
+        return self.store.impressions(**kw)
+
+    def events(self, **kw):
+        yield from list(self.store.events(**kw))
+        self.n += 1
+        rid = f"new{self.n}"
+        self.store.log_many([_imp(rid, 150.0)],
+                            [FeedbackEvent("u1", "a", "click", request_id=rid, timestamp=151.0)])
+
+
+def test_a_round_never_misses_an_event_committed_before_its_impression_was_read(tmp_path):
+    """An impression written while rounds() runs either is not in the result or comes with
+    its click: never with reward 0 for a slate that was clicked (the events must be read
+    after the impressions they are joined to)."""
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    store.log_many([_imp("r1", 100.0)], [FeedbackEvent("u1", "b", "click", request_id="r1", timestamp=101.0)])
+    for window in ({}, {"until": 200.0}, {"since": 0.0, "until": 200.0}):
+        for rnd in rounds(_WritesAfterEachEventRead(store), **window):  # type: ignore[arg-type]
+            assert any(rnd.rewards), (window, rnd.impression.request_id, rnd.rewards)
