@@ -274,12 +274,11 @@ class SqliteFeedbackStore:
                                 position=r[5], timestamp=r[6], event_id=r[7])
 
     def counts(self) -> dict[str, int]:
-        out = {"impressions": self._read("SELECT COUNT(*) FROM impressions")[0][0],
-               "events": self._read("SELECT COUNT(*) FROM events")[0][0]}
-        out.update(dict.fromkeys(EVENT_KINDS, 0))
-        for kind, n in self._read("SELECT kind, COUNT(*) FROM events GROUP BY kind"):
-            out[kind] = n
-        return out
+        # one statement, so one snapshot: separate reads let a concurrent write land between
+        # them (a total that is not the sum of its kinds)
+        per_kind = ", ".join(f"COALESCE(SUM(kind = '{k}'), 0)" for k in EVENT_KINDS)
+        row = self._read(f"SELECT (SELECT COUNT(*) FROM impressions), COUNT(*), {per_kind} FROM events")[0]
+        return dict(zip(("impressions", "events", *EVENT_KINDS), (int(n) for n in row), strict=True))
 
     def integrity_check(self) -> str:
         """SQLite's own consistency check ('ok' when the file is sound)."""

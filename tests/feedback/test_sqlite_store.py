@@ -214,3 +214,24 @@ def test_sigkill_while_writing_loses_no_acknowledged_event(tmp_path, sync):
     # every stored batch has its impression (same transaction)
     rids = {i.request_id for i in store.impressions()}
     assert {k.replace("-b", "-r") for k in per_batch} == rids
+
+
+def test_counts_are_one_snapshot_while_another_process_writes(tmp_path, monkeypatch):
+    """counts() read during writes: the total and the per-kind counts describe the same
+    moment (separate reads let a write land between them: events != click + rating + skip)."""
+    db = tmp_path / "fb.sqlite"
+    reader, writer = SqliteFeedbackStore(db), SqliteFeedbackStore(db)
+    writer.log_many([_imp("r1")], [FeedbackEvent("u1", "a", "click", request_id="r1")])
+    real_read = reader._read
+    n_writes = [0]
+
+    def read_then_someone_writes(sql, args=()):
+        rows = real_read(sql, args)
+        n_writes[0] += 1
+        writer.log_many([_imp(f"w{n_writes[0]}")], [FeedbackEvent("u1", "a", "skip")])
+        return rows
+
+    monkeypatch.setattr(reader, "_read", read_then_someone_writes)
+    got = reader.counts()
+    assert got["events"] == got["click"] + got["rating"] + got["skip"], got
+    assert (got["impressions"], got["events"]) == (1, 1), got
