@@ -17,7 +17,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,15 @@ class AdapterManifest:
     format_version: int = FORMAT_VERSION
 
     def prompt_spec(self) -> PromptSpec:
-        return PromptSpec(**self.prompt)
+        """The prompt settings trained with, the template pinned to the version trained on
+        (``rank@1.0.0``): a bare name loads the highest version installed, which may be a
+        newer template than the adapter ever saw."""
+        spec = PromptSpec(**self.prompt)
+        name = spec.template
+        if ("@" in name or name.endswith(".toml") or "/" in name or "\\" in name
+                or not self.template_version or name != self.template):
+            return spec
+        return replace(spec, template=f"{name}@{self.template_version}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

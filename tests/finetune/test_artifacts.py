@@ -48,8 +48,8 @@ def test_manifest_roundtrip_and_prompt_spec(adapter):
     assert not adapter.with_name("rand.partial").exists()
     m = read_manifest(adapter)
     assert m.created and m.format_version == 1
-    assert prompt_spec_for(adapter) == PromptSpec(max_history=7, candidate_text="full",
-                                                  max_prompt_tokens=900)
+    assert prompt_spec_for(adapter) == PromptSpec(template="rank@1.0.0", max_history=7,
+                                                  candidate_text="full", max_prompt_tokens=900)
     assert prompt_spec_for(None) == PromptSpec()
 
 
@@ -93,3 +93,27 @@ def test_merged_model_scores_like_base_plus_adapter(adapter, tmp_path, tiny_mode
     base = TransformersLLM(str(tiny_model_dir)).label_logprobs(prompts, labels)
     np.testing.assert_allclose(plain, with_adapter, atol=1e-4)
     assert np.abs(base - with_adapter).max() > 1e-3
+
+
+def test_an_adapter_is_served_with_the_template_version_it_was_trained_on(
+        adapter, tmp_path, monkeypatch, prompt_model):
+    """A newer version of the template installed later (LLMRANK_PROMPTS_DIR, an upgrade)
+    must not reach an adapter trained on rank 1.0.0: the manifest records the version, and
+    the reranker's builder renders that one. Before, the prompt spec said only 'rank', so
+    the highest version installed was rendered: prompts the adapter never saw."""
+    from pathlib import Path
+
+    from llmrank.finetune.prompting import make_builder
+    from llmrank.prompts.store import PROMPTS_DIR_ENV
+
+    shipped = (Path(__file__).resolve().parents[2] / "prompts" / "rank.toml").read_text()
+    newer = shipped.replace('version = "1.0.0"', 'version = "1.1.0"').replace(
+        "You are a recommender system.", "You are a movie recommender.")
+    assert newer != shipped
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "rank.toml").write_text(newer)
+    monkeypatch.setenv(PROMPTS_DIR_ENV, str(tmp_path / "prompts"))
+    assert make_builder(prompt_model, PromptSpec()).template.version == "1.1.0"  # the default
+    for spec in (prompt_spec_for(adapter), read_manifest(adapter).prompt_spec()):
+        template = make_builder(prompt_model, spec).template
+        assert (template.name, template.version) == ("rank", "1.0.0")
