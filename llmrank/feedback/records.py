@@ -83,6 +83,8 @@ class Impression:
             raise FeedbackError(f"impression {self.request_id}: a shown item is not a candidate")
         if not math.isfinite(self.timestamp):
             raise FeedbackError(f"impression {self.request_id}: timestamp is not finite")
+        _check_text(f"impression {self.request_id!r}", self.request_id, self.user_id, self.policy,
+                    self.propensity_method, *self.items, *self.candidates)
 
     def position_of(self, item_id: str) -> int | None:
         try:
@@ -123,6 +125,7 @@ class FeedbackEvent:
             raise FeedbackError(f"rating event {self.event_id} needs a finite value")
         if not math.isfinite(self.timestamp):
             raise FeedbackError(f"event {self.event_id}: timestamp is not finite")
+        _check_text(f"event {self.event_id!r}", self.event_id, self.user_id, self.item_id, self.request_id)
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,18 @@ def event_from_dict(d: Mapping[str, Any]) -> FeedbackEvent:
         )
     except (TypeError, ValueError) as exc:
         raise FeedbackError(f"bad event field: {exc}") from exc
+
+
+def _check_text(what: str, *values: object) -> None:
+    """Every id is stored and exported as UTF-8: a lone UTF-16 surrogate (half an emoji, which
+    JSON can escape) cannot be, and failed in SQLite as a UnicodeEncodeError."""
+    for v in values:
+        if not isinstance(v, str):
+            continue
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FeedbackError(f"{what}: {v!r} is not valid UTF-8 text (a lone surrogate)") from None
 
 
 def _require(d: Mapping[str, Any], keys: Sequence[str], what: str) -> None:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from llmrank.errors import MalformedLineError
+from llmrank.errors import FeedbackError, MalformedLineError
 from llmrank.feedback import FeedbackEvent, Impression
 from llmrank.feedback.jsonl import export_jsonl, import_jsonl
 from llmrank.feedback.sqlite_store import SqliteFeedbackStore
@@ -98,3 +98,28 @@ def test_a_record_the_store_refuses_skips_only_its_line(tmp_path, bad, reason):
     with pytest.raises(MalformedLineError) as exc:
         import_jsonl(SqliteFeedbackStore(tmp_path / "other.sqlite"), path, on_error="raise")
     assert exc.value.line_no == 6
+
+
+def test_an_id_with_a_lone_surrogate_is_a_bad_line_not_a_crash(tmp_path):
+    """JSON may escape half of an emoji ("\\ud83c"): SQLite cannot store such an id (a
+    UnicodeEncodeError traceback that stopped the import). It is a reported bad line."""
+    from llmrank.data.lines import LoadReport
+
+    lines = [_imp_line("r0", ["a", "b"]),
+             json.dumps({"type": "event", "event_id": "e\ud83c", "request_id": "r0", "item_id": "a",
+                         "kind": "click", "timestamp": 1.0}),
+             _imp_line("r1", ["a", "b\ud83c"]),
+             _ev_line("e1", "r0")]
+    path = tmp_path / "fb.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = LoadReport()
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    counts = import_jsonl(store, path, report=report)
+    assert counts == {"impressions": 1, "events": 1, "written": 2, "skipped": 2}
+    assert [p.split(":")[1] for p in report.problems] == ["2", "3"]
+    assert all("UTF-8" in p for p in report.problems), report.problems
+    with pytest.raises(MalformedLineError) as exc:
+        import_jsonl(SqliteFeedbackStore(tmp_path / "other.sqlite"), path, on_error="raise")
+    assert exc.value.line_no == 2
+    with pytest.raises(FeedbackError, match="UTF-8"):
+        store.log_event(FeedbackEvent("u\udc00", "a", "click"))  # a typed error, not UnicodeEncodeError
