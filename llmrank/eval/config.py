@@ -76,6 +76,11 @@ class EvalProtocol(_Model):
             raise ValueError("protocol 'retriever' needs protocol.retriever (a ranker label)")
         if not self.ks or min(self.ks) < 1:
             raise ValueError("ks must be positive integers")
+        if self.beyond_k > self.list_len:
+            # beyond-accuracy metrics read the lists kept per user (list_len items): a longer
+            # beyond_k would label top-list_len numbers '@beyond_k'
+            raise ValueError(f"beyond_k ({self.beyond_k}) must not exceed list_len "
+                             f"({self.list_len}), the items kept per user; raise list_len")
         return self
 
 

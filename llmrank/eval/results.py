@@ -86,6 +86,10 @@ def summarize(label: str, protocol: str, stage: str, outcome: ShardResult,
     res.position_bias = beyond.position_bias(outcome.target_pos, per_user[pb_metric], pb_metric)
     if inputs is not None:
         lists, k = outcome.lists, inputs.k
+        if k > lists.shape[1] and (outcome.n_candidates > lists.shape[1]).any():
+            raise ValueError(
+                f"beyond-accuracy metrics at k={k} need each user's top {k}, but only "
+                f"{lists.shape[1]} items per user were kept (protocol.list_len)")
         res.coverage = beyond.catalog_coverage(lists, inputs.n_items, k)
         extra = {
             f"novelty@{k}": beyond.novelty(lists, inputs.popularity, k),

@@ -46,3 +46,13 @@ def test_a_reference_that_is_not_a_ranker_fails_at_load():
     raw = {"rankers": [{"name": "random"}], "run": {"reference": "most-popular"}}
     with pytest.raises(ConfigError, match=r"run\.reference 'most-popular' is not among the rankers"):
         load_eval_config(raw)
+
+
+def test_beyond_k_longer_than_the_kept_lists_is_refused():
+    """Coverage/novelty/popularity/diversity@beyond_k are computed on the lists the protocol
+    keeps (list_len items per user): beyond_k > list_len reported '@10' numbers of top-5
+    lists."""
+    with pytest.raises(ConfigError, match="beyond_k"):
+        load_eval_config({"protocol": {"list_len": 5, "beyond_k": 10}})
+    cfg = load_eval_config({"protocol": {"list_len": 10, "beyond_k": 10}})
+    assert cfg.protocol.beyond_k == 10
