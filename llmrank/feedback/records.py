@@ -191,7 +191,8 @@ def impression_from_dict(d: Mapping[str, Any]) -> Impression:
             positions=tuple(_seq(d.get("positions") or (), "positions")),
             candidates=tuple(_seq(d.get("candidates") or (), "candidates")),
             candidate_scores=tuple(_seq(d.get("candidate_scores") or (), "candidate_scores")),
-            propensity_method=str(d.get("propensity_method") or "exact"),
+            # only a missing (or null) method is the default: "" is kept as written
+            propensity_method="exact" if d.get("propensity_method") is None else str(d["propensity_method"]),
             context=dict(d.get("context") or {}),
         )
     except (TypeError, ValueError) as exc:
