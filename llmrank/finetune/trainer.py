@@ -189,7 +189,9 @@ def common_args(recipe: Recipe, device: str, run_dir: Path, progress: bool) -> d
         "output_dir": str(run_dir / "checkpoints"), "max_steps": t.max_steps,
         "per_device_train_batch_size": t.batch_size, "gradient_accumulation_steps": t.grad_accum,
         "learning_rate": t.learning_rate, "lr_scheduler_type": t.scheduler,
-        "warmup_steps": t.warmup_ratio, "weight_decay": t.weight_decay,
+        # transformers reads a float below 1 as a share of the steps, but 1.0 as one step
+        "warmup_steps": t.warmup_ratio if t.warmup_ratio < 1 else t.max_steps,
+        "weight_decay": t.weight_decay,
         "max_grad_norm": t.max_grad_norm, "logging_steps": t.logging_steps,
         "save_strategy": "steps", "save_steps": t.save_steps,
         "save_total_limit": t.save_total_limit, "eval_strategy": "no", "seed": recipe.seed,

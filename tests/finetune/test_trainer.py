@@ -14,3 +14,18 @@ def test_report_targets(monkeypatch):
                         lambda name, *a: object() if name == "wandb" else real(name, *a))
     assert report_targets(TrainSpec()) == ["tensorboard", "wandb"]
     assert report_targets(TrainSpec(report_to=("none",))) == []
+
+
+def test_warmup_ratio_is_a_share_of_the_steps_also_at_one(tmp_path):
+    """train.warmup_ratio is a share of max_steps in [0, 1]; transformers reads a
+    warmup_steps of 1.0 as ONE step, so a ratio of 1 warmed up for one step instead of all."""
+    from transformers import TrainingArguments
+
+    from llmrank.finetune.config import load_recipe
+    from llmrank.finetune.trainer import common_args
+
+    for ratio, steps in ((0.0, 0), (0.05, 2), (0.5, 20), (1.0, 40)):
+        recipe = load_recipe(None, {"train.max_steps": 40, "train.warmup_ratio": ratio,
+                                    "train.report_to": ["none"]})
+        args = TrainingArguments(**common_args(recipe, "cpu", tmp_path, False))
+        assert args.get_warmup_steps(40) == steps, ratio
