@@ -71,7 +71,8 @@ def import_jsonl(store: FeedbackStore, path: str | Path, *, on_error: ErrorPolic
     """Read a JSON-lines file into ``store``. Returns counts of records read and newly written;
     problems (file:line: reason) are in ``report``. A record the store refuses (a request_id
     already logged with another slate) is a bad line like a malformed one: the rest of its
-    batch is still written."""
+    batch is still written. ``on_error="raise"`` stops at the first bad line with every record
+    before it written and none after it."""
     report = report if report is not None else LoadReport()
     batch: list[tuple[int, Impression | FeedbackEvent]] = []
     counts = {"impressions": 0, "events": 0, "written": 0}
@@ -92,6 +93,8 @@ def import_jsonl(store: FeedbackStore, path: str | Path, *, on_error: ErrorPolic
         try:
             rec = parse_record(text, str(path), line_no)
         except MalformedLineError as err:
+            if on_error == "raise":
+                flush()  # stopping here: the lines before this one are written, as for a refused record
             report.problem(err, on_error)
             continue
         counts["impressions" if isinstance(rec, Impression) else "events"] += 1

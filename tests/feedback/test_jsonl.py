@@ -147,3 +147,20 @@ def test_round_trip_keeps_every_field_exactly(tmp_path):
     assert list(dst.impressions()) == [imp]
     assert next(dst.impressions()).propensity_method == ""
     assert list(dst.events()) == sorted(events, key=lambda e: e.timestamp)
+
+
+@pytest.mark.parametrize("bad", ["{not json", _imp_line("r0", ["z", "y"])])
+def test_on_error_raise_stops_at_the_bad_line_with_every_line_before_it_written(tmp_path, bad):
+    """'raise' stops the import at the first bad line, and what is in the store is the same
+    whatever made the line bad: every record before it, none after (a malformed line dropped
+    the lines before it that were still waiting in the batch; a refused record did not)."""
+    lines = [line for i in range(4) for line in (_imp_line(f"r{i}", ["a", "b"]), _ev_line(f"e{i}", f"r{i}"))]
+    lines.insert(3, bad)
+    path = tmp_path / "fb.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    with pytest.raises(MalformedLineError) as exc:
+        import_jsonl(store, path, on_error="raise")
+    assert exc.value.line_no == 4
+    assert [i.request_id for i in store.impressions()] == ["r0", "r1"]
+    assert [e.event_id for e in store.events()] == ["e0"]
