@@ -89,18 +89,20 @@ def import_jsonl(store: FeedbackStore, path: str | Path, *, on_error: ErrorPolic
                     report.problem(MalformedLineError(str(path), line_no, str(exc)), on_error)
         batch.clear()
 
-    for line_no, text in iter_lines(path, report=report, on_error=on_error):
-        try:
-            rec = parse_record(text, str(path), line_no)
-        except MalformedLineError as err:
-            if on_error == "raise":
-                flush()  # stopping here: the lines before this one are written, as for a refused record
-            report.problem(err, on_error)
-            continue
-        counts["impressions" if isinstance(rec, Impression) else "events"] += 1
-        batch.append((line_no, rec))
-        if len(batch) >= BATCH:
-            flush()
+    try:
+        for line_no, text in iter_lines(path, report=report, on_error=on_error):
+            try:
+                rec = parse_record(text, str(path), line_no)
+            except MalformedLineError as err:
+                report.problem(err, on_error)
+                continue
+            counts["impressions" if isinstance(rec, Impression) else "events"] += 1
+            batch.append((line_no, rec))
+            if len(batch) >= BATCH:
+                flush()
+    except MalformedLineError:  # 'raise' stops here: the lines before this one are written,
+        flush()                 # as they are when the store refuses a record
+        raise
     flush()
     counts["skipped"] = report.skipped
     log.info("imported %s from %s", counts, path)

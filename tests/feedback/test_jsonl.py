@@ -149,7 +149,7 @@ def test_round_trip_keeps_every_field_exactly(tmp_path):
     assert list(dst.events()) == sorted(events, key=lambda e: e.timestamp)
 
 
-@pytest.mark.parametrize("bad", ["{not json", _imp_line("r0", ["z", "y"])])
+@pytest.mark.parametrize("bad", ["{not json", _imp_line("r0", ["z", "y"]), "{\"type\": \"\udcff\"}"])
 def test_on_error_raise_stops_at_the_bad_line_with_every_line_before_it_written(tmp_path, bad):
     """'raise' stops the import at the first bad line, and what is in the store is the same
     whatever made the line bad: every record before it, none after (a malformed line dropped
@@ -157,7 +157,8 @@ def test_on_error_raise_stops_at_the_bad_line_with_every_line_before_it_written(
     lines = [line for i in range(4) for line in (_imp_line(f"r{i}", ["a", "b"]), _ev_line(f"e{i}", f"r{i}"))]
     lines.insert(3, bad)
     path = tmp_path / "fb.jsonl"
-    path.write_text("\n".join(lines) + "\n")
+    # the third case is a line that is not UTF-8 (byte FF)
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
     store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
     with pytest.raises(MalformedLineError) as exc:
         import_jsonl(store, path, on_error="raise")
