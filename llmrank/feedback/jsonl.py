@@ -78,16 +78,17 @@ def import_jsonl(store: FeedbackStore, path: str | Path, *, on_error: ErrorPolic
     counts = {"impressions": 0, "events": 0, "written": 0}
 
     def flush() -> None:
+        pending = batch[:]
+        batch.clear()  # also when a refused record raises below: flushed once, never again
         try:
-            counts["written"] += _write(store, [rec for _, rec in batch])
+            counts["written"] += _write(store, [rec for _, rec in pending])
         except FeedbackError:  # the batch was rolled back: write it record by record
-            for line_no, rec in batch:
+            for line_no, rec in pending:
                 try:
                     counts["written"] += _write(store, [rec])
                 except FeedbackError as exc:
                     counts["impressions" if isinstance(rec, Impression) else "events"] -= 1
                     report.problem(MalformedLineError(str(path), line_no, str(exc)), on_error)
-        batch.clear()
 
     try:
         for line_no, text in iter_lines(path, report=report, on_error=on_error):
