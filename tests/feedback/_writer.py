@@ -1,12 +1,15 @@
 """Writer process for the concurrency and crash tests (run as a script, not collected).
 
-usage: python _writer.py DB TAG N_BATCHES BATCH_SIZE SYNCHRONOUS
+usage: python _writer.py DB TAG N_BATCHES BATCH_SIZE SYNCHRONOUS [HOLD_AT]
 Writes N_BATCHES batches (forever when N_BATCHES < 0); after each batch's write call returns it
-prints the batch's event ids, one per line, and flushes: a printed id is an acknowledged one."""
+prints the batch's event ids, one per line, and flushes: a printed id is an acknowledged one.
+With HOLD_AT, batch HOLD_AT stops inside its transaction, after all its rows are inserted and
+before COMMIT, prints "MID" and waits there to be killed."""
 
 from __future__ import annotations
 
 import sys
+import time
 
 from llmrank.feedback.records import FeedbackEvent, Impression
 from llmrank.feedback.sqlite_store import SqliteFeedbackStore
@@ -14,7 +17,20 @@ from llmrank.feedback.sqlite_store import SqliteFeedbackStore
 
 def main() -> None:
     db, tag, n_batches, size, sync = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    hold_at = int(sys.argv[6]) if len(sys.argv) > 6 else -1
     store = SqliteFeedbackStore(db, synchronous=sync)  # type: ignore[arg-type]
+    insert_event = SqliteFeedbackStore._insert_event
+
+    def insert_then_hold(c, ev):  # type: ignore[no-untyped-def]
+        n = insert_event(c, ev)
+        if ev.event_id == f"{tag}-b{hold_at}-e{size - 1}":  # the held batch's last row
+            assert c.in_transaction
+            sys.stdout.write("MID\n")
+            sys.stdout.flush()
+            time.sleep(600)
+        return n
+
+    store._insert_event = insert_then_hold  # type: ignore[method-assign]
     b = 0
     while n_batches < 0 or b < n_batches:
         rid = f"{tag}-r{b}"

@@ -235,3 +235,33 @@ def test_counts_are_one_snapshot_while_another_process_writes(tmp_path, monkeypa
     got = reader.counts()
     assert got["events"] == got["click"] + got["rating"] + got["skip"], got
     assert (got["impressions"], got["events"]) == (1, 1), got
+
+
+@pytest.mark.parametrize("sync", ["FULL", "NORMAL"])
+def test_sigkill_inside_a_transaction_keeps_every_acknowledged_batch_and_none_of_the_open_one(tmp_path, sync):
+    """Not left to timing: the writer is killed while a batch is inside its transaction with
+    every row inserted, COMMIT not yet run. Every acknowledged batch is stored and nothing of
+    the open one, and the file is sound for the next writer."""
+    db = str(tmp_path / "fb.sqlite")
+    batch, hold_at = 8, 6
+    proc = subprocess.Popen([sys.executable, str(WRITER), db, "h", "-1", str(batch), sync, str(hold_at)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    assert proc.stdout is not None
+    acked: list[str] = []
+    for line in proc.stdout:
+        if line.strip() == "MID":
+            break
+        acked.append(line.strip())
+    else:
+        pytest.fail(f"the writer ended before its held batch: {proc.stderr.read() if proc.stderr else ''}")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert len(acked) == hold_at * batch
+
+    store = SqliteFeedbackStore(db)
+    assert store.integrity_check() == "ok"
+    assert {e.event_id for e in store.events()} == set(acked)
+    assert {i.request_id for i in store.impressions()} == {f"h-r{b}" for b in range(hold_at)}
+    store.log_event(FeedbackEvent("u", "a", "click", event_id="after"))  # the lock died with it
+    assert store.counts()["events"] == len(acked) + 1
