@@ -265,3 +265,19 @@ def test_sigkill_inside_a_transaction_keeps_every_acknowledged_batch_and_none_of
     assert {i.request_id for i in store.impressions()} == {f"h-r{b}" for b in range(hold_at)}
     store.log_event(FeedbackEvent("u", "a", "click", event_id="after"))  # the lock died with it
     assert store.counts()["events"] == len(acked) + 1
+
+
+def test_a_store_written_by_a_newer_schema_is_refused_and_left_alone(tmp_path):
+    import sqlite3
+
+    from llmrank.feedback.sqlite_store import SCHEMA_VERSION
+
+    db = tmp_path / "fb.sqlite"
+    SqliteFeedbackStore(db).log_impression(_imp("r1"))
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    for create in (True, False):
+        with pytest.raises(FeedbackError, match="newer"):
+            SqliteFeedbackStore(db, create=create)
+    with sqlite3.connect(db) as conn:  # not stamped down to this version
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
