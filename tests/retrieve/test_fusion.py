@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _seq_fixtures import tiny_config
+from _text_fixtures import OtherModelEmbedder
 
 from llmrank.config import load_config
 from llmrank.embed.hashing import HashingEmbedder
@@ -230,22 +231,11 @@ def test_refit_tunes_the_blend_before_refitting(fused, cold_dataset, cfg):
         == [item_id(1, 3)]
 
 
-class _OtherModel(HashingEmbedder):
-    """The same dim as the index's hashing embedder, another model."""
-
-    def __init__(self) -> None:
-        super().__init__(dim=256)
-        self.model_id = "another-256d-model"
-
-    def encode(self, texts, **kwargs):
-        return super().encode([f"other {t}" for t in texts], **kwargs)
-
-
 def test_loaded_fused_index_refuses_another_text_model(fused, tmp_path):
     """Text queries and added items must be embedded by the model that made the index's text
     vectors: another model of the same dim would silently score garbage."""
     save_retriever(fused, tmp_path / "fused")
-    wrong = load_retriever(tmp_path / "fused", embedder=_OtherModel())
+    wrong = load_retriever(tmp_path / "fused", embedder=OtherModelEmbedder())
     with pytest.raises(IndexError_, match="another-256d-model"):
         wrong.retrieve(text="cowboy", k=4)
     with pytest.raises(IndexError_, match="another-256d-model"):

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from _text_fixtures import tiny_dataset
+from _text_fixtures import OtherModelEmbedder, tiny_dataset
 
 from llmrank.config import load_config
 from llmrank.embed.hashing import HashingEmbedder
@@ -89,21 +89,10 @@ def test_real_catalog_user_never_gets_seen_items(ml_small, cfg):
     assert len(got) == 50 and not {c.item_id for c in got} & set(hist)
 
 
-class _SaltedEmbedder(HashingEmbedder):
-    """Same backend and dim as the configured hashing embedder, different vectors."""
-
-    def __init__(self) -> None:
-        super().__init__(dim=256)
-        self.model_id = "hashing-salted"
-
-    def encode(self, texts, **kwargs):
-        return super().encode([f"salt {t}" for t in texts], **kwargs)
-
-
 def test_loaded_index_refuses_an_embedder_other_than_the_one_it_was_built_with(cfg, tmp_path):
     """Text queries and new items must be embedded by the model that made the index's
     vectors: a different model of the same dim would silently score garbage."""
-    salted = _SaltedEmbedder()
+    salted = OtherModelEmbedder("hashing-salted")
     built = TextRetriever.build(tiny_dataset(), cfg, embedder=salted)
     save_retriever(built, tmp_path / "idx")
     loaded = load_retriever(tmp_path / "idx")  # the config's hashing embedder would be made
@@ -114,7 +103,7 @@ def test_loaded_index_refuses_an_embedder_other_than_the_one_it_was_built_with(c
     wrong = load_retriever(tmp_path / "idx", embedder=HashingEmbedder())
     with pytest.raises(IndexError_, match="hashing-salted"):
         wrong.retrieve(text="ghost", k=3)
-    right = load_retriever(tmp_path / "idx", embedder=_SaltedEmbedder())
+    right = load_retriever(tmp_path / "idx", embedder=OtherModelEmbedder("hashing-salted"))
     assert right.retrieve(text="ghost", k=3) == built.retrieve(text="ghost", k=3)
 
 
