@@ -34,6 +34,14 @@ app = typer.Typer(help="Feedback store: import/export JSON lines, stats, DPO pai
 StoreOpt = typer.Option(None, "--store", "-s", help="SQLite file (default: the feedback path in the "
                         "config, else $LLMRANK_HOME/feedback.sqlite).")
 ConfigOpt = typer.Option(None, "--config", "-c", help="Deployment config (TOML/YAML) with a feedback section.")
+SettleOpt = typer.Option(3600.0, "--settle", min=0.0, help="Leave out impressions younger than this many "
+                         "seconds: their clicks may not have arrived (the policy's settle_seconds; 0: all).")
+
+
+def _settled_until(settle: float) -> float | None:
+    import time
+
+    return time.time() - settle if settle > 0 else None
 
 EXPORT_WHAT = ("all", "impressions", "events")
 NEGATIVES = ("shown", "above", "skipped")
@@ -170,6 +178,7 @@ def pairs_cmd(
     negatives: str = typer.Option("shown", "--negatives", help="shown, above or skipped."),
     max_history: int = typer.Option(20, "--max-history", min=0,
                                     help="Most recent history items kept with each pair (0: none)."),
+    settle: float = SettleOpt,
     store: Path = StoreOpt, config: Path = ConfigOpt,
     json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
 ) -> None:
@@ -179,7 +188,7 @@ def pairs_cmd(
     setup_logging(verbose)
     _check_choice("--negatives", negatives, NEGATIVES)
     pairs = preference_pairs(_store(store, config), negatives=negatives,  # type: ignore[arg-type]
-                             max_history=max_history)
+                             max_history=max_history, until=_settled_until(settle))
     with _atomic_text(out) as fh:
         n = write_pairs_jsonl(pairs, fh)
     if json_out:
@@ -211,6 +220,7 @@ def ope_cmd(
     features: bool = typer.Option(True, "--features/--no-features",
                                   help="With --config: give the target policy the deployment's item "
                                        "features (loads the dataset and the retriever's index)."),
+    settle: float = SettleOpt,
     store: Path = StoreOpt, config: Path = ConfigOpt,
     json_out: bool = JsonOpt, verbose: bool = VerboseOpt,
 ) -> None:
@@ -230,7 +240,7 @@ def ope_cmd(
     if not isinstance(opts, dict):
         raise ConfigError(f"--options must be a JSON object ({{\"name\": value, ...}}), got {options!r}")
     fb = _store(store, config)
-    rounds, skipped = from_store(fb, policy=logged)
+    rounds, skipped = from_store(fb, policy=logged, until=_settled_until(settle))
     if not rounds:
         raise _no_rounds(fb, logged, skipped)
     k = max(len(r.shown) for r in rounds)
@@ -253,7 +263,8 @@ def ope_cmd(
 
 def _no_rounds(fb: Any, logged: str | None, skipped: int) -> Exception:
     """Why there is nothing to evaluate: an empty store, no impression of --logged-policy
-    (naming the policies that are logged), or impressions without their candidate lists."""
+    (naming the policies that are logged), impressions without their candidate lists, or only
+    impressions younger than --settle."""
     from llmrank.errors import DataError
 
     where = getattr(fb, "path", None) or "the feedback store"
@@ -266,5 +277,8 @@ def _no_rounds(fb: Any, logged: str | None, skipped: int) -> Exception:
         if policies:
             return DataError(f"no impressions logged by policy {logged!r} in {where}; logged "
                              f"policies: {', '.join(policies)}")
+    if logged is None and next(iter(fb.impressions()), None) is not None:
+        return DataError(f"every impression in {where} is younger than --settle seconds (its clicks "
+                         "may not have arrived); wait, or pass a smaller --settle")
     return DataError(f"no impressions in {where}: the store is empty; log some (llmrank serve with "
                      "a [feedback] section) or `llmrank feedback import` a JSON-lines file")

@@ -188,9 +188,11 @@ def evaluate(rounds: Sequence[LoggedRound], target: TargetFn, *,
             if reward_model is not None or e not in ("dr", "dm")}
 
 
-def from_store(store: object, *, reward: object = None, policy: str | None = None) -> tuple[list[LoggedRound], int]:
+def from_store(store: object, *, reward: object = None, policy: str | None = None,
+               until: float | None = None) -> tuple[list[LoggedRound], int]:
     """Logged rounds from a FeedbackStore's impressions and events (clicks and high ratings are
-    rewards). Impressions logged without their candidate list cannot be re-scored by another
+    rewards), of impressions logged before ``until`` (leave out those too young to have their
+    clicks). Impressions logged without their candidate list cannot be re-scored by another
     policy and are skipped; returns (rounds, skipped)."""
     from llmrank.feedback.base import FeedbackStore
     from llmrank.feedback.rounds import RewardSpec, rounds
@@ -199,7 +201,7 @@ def from_store(store: object, *, reward: object = None, policy: str | None = Non
     spec = reward if isinstance(reward, RewardSpec) else RewardSpec()
     out: list[LoggedRound] = []
     skipped = 0
-    for rnd in rounds(store, reward=spec, policy=policy):
+    for rnd in rounds(store, reward=spec, policy=policy, until=until):
         imp = rnd.impression
         if not imp.candidates:
             skipped += 1

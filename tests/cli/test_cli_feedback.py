@@ -251,3 +251,44 @@ def test_ope_says_why_there_are_no_rounds(tmp_path):
     s.close()
     res = runner.invoke(app, ["ope", "--store", str(bare), "--policy", "greedy"])
     assert "1 impression" in str(res.exception) and "candidate" in str(res.exception)
+
+
+def test_ope_and_pairs_leave_out_impressions_too_young_to_have_their_clicks(tmp_path):
+    """A slate logged seconds ago has no clicks yet: OPE counted it as zero reward and pairs
+    made all of its items rejected. Like the policy's learn(), both wait --settle seconds."""
+    import time
+
+    src = tmp_path / "a.sqlite"
+    _fill(src)
+    s = SqliteFeedbackStore(src)
+    now = time.time()
+    for r in range(5):  # just shown, not clicked yet
+        s.log_impression(Impression(f"new{r}", "u9", ("b", "a", "c"), (3.0, 2.0, 1.0), (0.5, 0.5, 1.0),
+                                    "egreedy", timestamp=now - 10, candidates=("a", "b", "c"),
+                                    candidate_scores=(3.0, 2.0, 1.0)))
+    s.log_event(FeedbackEvent("u9", "a", "click", request_id="new0", timestamp=now - 5))
+    s.close()
+    settled = runner.invoke(app, ["ope", "--store", str(src), "--policy", "greedy", "--n-boot", "50", "--json"])
+    assert settled.exit_code == 0, settled.output
+    assert json.loads(settled.stdout)["rounds"] == 30
+    everything = runner.invoke(app, ["ope", "--store", str(src), "--policy", "greedy", "--n-boot", "50",
+                                     "--settle", "0", "--json"])
+    assert json.loads(everything.stdout)["rounds"] == 35
+    for settle, n_new in (("3600", 0), ("0", 2)):  # new0: a clicked over b and c
+        res = runner.invoke(app, ["pairs", "--store", str(src), "--out", str(tmp_path / f"p{settle}.jsonl"),
+                                  "--settle", settle, "--json"])
+        assert res.exit_code == 0, res.output
+        rows = [json.loads(x) for x in (tmp_path / f"p{settle}.jsonl").read_text().splitlines()]
+        assert sum(r.get("request_id") == "new0" for r in rows) == n_new, rows[:2]
+
+
+def test_ope_on_only_unsettled_impressions_says_so(tmp_path):
+    import time
+
+    src = tmp_path / "young.sqlite"
+    s = SqliteFeedbackStore(src)
+    s.log_impression(Impression("r0", "u0", ("a", "b"), (2.0, 1.0), (0.5, 0.5), "softmax",
+                                timestamp=time.time(), candidates=("a", "b"), candidate_scores=(2.0, 1.0)))
+    s.close()
+    res = runner.invoke(app, ["ope", "--store", str(src), "--policy", "greedy"])
+    assert "younger than --settle" in str(res.exception)
