@@ -79,7 +79,8 @@ def example_positions(split: LeaveOneOut, spec: ExampleSpec) -> list[tuple[int, 
 def _retriever_pools(split: LeaveOneOut, positions: Sequence[tuple[int, int]],
                      spec: ExampleSpec, source: HardNegativeSource | None) -> list[list[int]]:
     """Retriever top items (codes) for each example's history prefix; empty when the spec
-    needs none. The depth leaves room for the target and the user's later items."""
+    needs none. The depth leaves room for the user's items after the prefix (the target,
+    later training items, validation and test items), which the caller leaves out."""
     retrieved = spec.candidates == "retrieved"
     if retrieved and source is None:
         raise ConfigError("examples.candidates = 'retrieved' needs a retriever "
@@ -87,8 +88,12 @@ def _retriever_pools(split: LeaveOneOut, positions: Sequence[tuple[int, int]],
     if source is None or (not retrieved and spec.hard_negatives <= 0):
         return [[] for _ in positions]
     depth = spec.n_candidates if retrieved else spec.hard_depth + 1
-    return top_codes(source, split, [split.train[u][:t] for u, t in positions],
-                     depth + spec.per_user)
+    touched = split.dataset.histories()
+    prefixes = [split.train[u][:t] for u, t in positions]
+    # the retriever leaves the prefix out; any other item the user touched may come back
+    later = max((len(np.setdiff1d(touched[u], p)) for (u, _), p in zip(positions, prefixes,
+                                                                       strict=True)), default=0)
+    return top_codes(source, split, prefixes, depth + later)
 
 
 def retrieved_candidates(pool: Sequence[int], touched: np.ndarray, target: int,

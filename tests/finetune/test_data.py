@@ -174,3 +174,53 @@ def test_validation_sample_on_retrieved_candidates(split100k, prefix_oracle):
         assert ids[col] == ds.item_ids[split100k.valid_target[u]]
     again = validation_sample(split100k, 15, n_negatives=7, seed=0, retriever=source)
     assert again.users.tolist() == sample.users.tolist()
+
+
+class FutureFirst:
+    """A retriever stand-in that ranks what the user really touched later first: their later
+    training items, validation and test items (a good retriever finds them), then the target,
+    then ``pool``. The history prefix itself is left out, as retrievers do."""
+
+    def __init__(self, split, pool, users):
+        ds = split.dataset
+        self.pool = list(pool)
+        self.seqs = {}  # first 3 training items -> (training sequence, held-out items)
+        for u in range(users):
+            seq = [ds.item_ids[c] for c in split.train[u]]
+            later = [ds.item_ids[c] for c in (split.valid_target[u], split.test_target[u]) if c >= 0]
+            self.seqs[tuple(seq[:3])] = (seq, later)
+
+    def top_items(self, histories, k):
+        rows = []
+        for h in histories:
+            seq, later = self.seqs[tuple(h[:3])]  # prefixes have >= min_history = 3
+            t = len(h)
+            assert list(h) == seq[:t]
+            top = list(dict.fromkeys([*seq[t + 1:], *later, seq[t], *self.pool]))
+            rows.append([i for i in top if i not in set(h)][:k])
+        return rows
+
+
+@pytest.mark.parametrize("per_user", [1, 2])
+def test_retrieved_examples_are_not_lost_to_the_users_own_later_items(split100k, builder,
+                                                                       per_user):
+    """The user's later items (later training targets, validation and test items) are left
+    out of a retrieved candidate list; the retriever must be asked deep enough that
+    ``n_candidates`` remain. Before, it was asked for ``n_candidates + per_user`` items, one
+    short of the ``per_user + 1`` that can be left out, so a prefix whose target the
+    retriever found was dropped as 'missed' whenever it also found the held-out items."""
+    ds = split100k.dataset
+    pool = [i for i in ds.item_ids[-80:]]
+    source = FutureFirst(split100k, pool, users=10)
+    spec = ExampleSpec(candidates="retrieved", per_user=per_user, max_users=10, n_candidates=6)
+    positions = example_positions(split100k, spec)
+    examples = build_examples(split100k, builder, spec, seed=0, hard_source=source)
+    touched = ds.histories()
+    expected = {(u, t) for u, t in positions
+                if len(set(pool) - {ds.item_ids[c] for c in touched[u]}) >= 5}
+    assert len(expected) == len(positions)  # the pool leaves room for every prefix
+    assert {(ds.user_code(e.user_id), e.position) for e in examples} == expected
+    for e in examples:
+        u = ds.user_code(e.user_id)
+        assert not set(ds.item_codes([c for c in e.candidates if c != e.target])) & \
+            set(touched[u].tolist())
