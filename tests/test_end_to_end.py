@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,3 +119,39 @@ def test_feedback_loop_learn_ope_pairs_export_import(tmp_path, catalog_parts):
     assert imported["skipped"] == 0
     assert _json("feedback", "stats", "--store", fresh) | {"store": None} == \
         _json("feedback", "stats", "--store", store) | {"store": None}
+
+
+# ---- 2. index once, serve many ---------------------------------------------------------------
+def test_index_once_serve_many(tmp_path, monkeypatch):
+    import llmrank.retrieve.store as store
+
+    folder = tmp_path / "index"
+    built = _json("index", "build", "--dataset", "catalog", "--embedder", "hashing", "--out", folder)
+    assert Path(built["path"]) == folder and built["manifest"]["n_items"] == 200
+
+    def no_rebuild(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the index folder was given: nothing may be built")
+
+    monkeypatch.setattr(store, "build_retriever", no_rebuild)
+    rec = Recommender.from_config({**BASE, "index": {"path": str(folder)}})
+    api = rec.recommend("u001", k=5)
+    assert len(api.items) == 5
+
+    cli_resp = _json("recommend", "--user", "u001", "-k", "5", "--index", folder, "--backend", "fake")
+    assert [it["item_id"] for it in cli_resp["items"]] == [it.item_id for it in api.items]
+
+    requests = tmp_path / "in.jsonl"
+    requests.write_text("\n".join([json.dumps({"user_id": "u001", "k": 5}), "{not json",
+                                   json.dumps({"user_id": "nobody-here", "k": 5}),
+                                   json.dumps({"user_id": "u002", "k": 5})]) + "\n")
+    out = tmp_path / "out.jsonl"
+    report = _json("rerank", requests, out, "--index", folder, "--backend", "fake")
+    assert report["done"] == 2 and len(report["failed"]) == 2
+    rows = {r["line"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert set(rows) == {1, 4}
+    assert rows[1]["items"][0]["item_id"] == api.items[0].item_id  # same top item as the API/CLI
+    errors = {r["line"]: r for r in map(json.loads, Path(f"{out}.errors.jsonl").read_text().splitlines())}
+    assert set(errors) == {2, 3}
+    assert errors[2]["error"] == "MalformedLineError" and errors[3]["error"] == "UnknownUserError"
+    meta = json.loads(Path(f"{out}.meta.json").read_text())
+    assert meta["complete"] is True and meta["total"] == 4 and meta["done"] == 2 and meta["failed"] == 2
