@@ -155,3 +155,42 @@ def test_index_once_serve_many(tmp_path, monkeypatch):
     assert errors[2]["error"] == "MalformedLineError" and errors[3]["error"] == "UnknownUserError"
     meta = json.loads(Path(f"{out}.meta.json").read_text())
     assert meta["complete"] is True and meta["total"] == 4 and meta["done"] == 2 and meta["failed"] == 2
+
+
+# ---- 3. HTTP ---------------------------------------------------------------------------------
+def test_http_recommend_then_feedback_is_stored(tmp_path, catalog_parts):
+    from fastapi.testclient import TestClient
+
+    from llmrank.feedback.sqlite_store import SqliteFeedbackStore
+    from llmrank.serve import create_app
+
+    ds, retriever = catalog_parts
+    path = tmp_path / "fb.sqlite"
+    rec = Recommender.from_config({**BASE, "feedback": {"path": str(path)}}, dataset=ds,
+                                  retriever=retriever, llm=FakeLLM())
+    client = TestClient(create_app(rec), raise_server_exceptions=False)
+
+    res = client.post("/recommend", json={"user_id": "u003", "k": 4})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    rid, item = body["request_id"], body["items"][1]["item_id"]
+    click = {"user_id": "u003", "item_id": item, "kind": "click", "request_id": rid, "event_id": "ev-1"}
+    res = client.post("/feedback", json=click)
+    assert res.status_code == 200, res.text
+    assert res.json()["event_id"] == "ev-1"
+    assert client.post("/feedback", json=click).status_code == 200  # a retry is idempotent
+
+    fb = SqliteFeedbackStore(path)
+    try:
+        imp = fb.impression(rid)
+        assert imp is not None and imp.user_id == "u003"
+        assert list(imp.items) == [it["item_id"] for it in body["items"]]
+        events = list(fb.events(request_id=rid))
+        assert [(e.event_id, e.item_id, e.kind) for e in events] == [("ev-1", item, "click")]
+    finally:
+        fb.close()
+
+    res = client.post("/feedback", json={**click, "kind": "skip"})
+    assert res.status_code == 409, res.text
+    res = client.post("/feedback", json={**click, "item_id": body["items"][0]["item_id"]})
+    assert res.status_code == 409, res.text
