@@ -87,13 +87,15 @@ def _retriever_pools(split: LeaveOneOut, positions: Sequence[tuple[int, int]],
                           "(examples.retriever or examples.retriever_path)")
     if source is None or (not retrieved and spec.hard_negatives <= 0):
         return [[] for _ in positions]
-    depth = spec.n_candidates if retrieved else spec.hard_depth + 1
-    touched = split.dataset.histories()
     prefixes = [split.train[u][:t] for u, t in positions]
-    # the retriever leaves the prefix out; any other item the user touched may come back
+    if not retrieved:  # a pool for hard negatives: about hard_depth deep is enough
+        return top_codes(source, split, prefixes, spec.hard_depth + 1 + spec.per_user)
+    # the retriever leaves the prefix out; any other item the user touched may come back and
+    # is left out of the list, which must still hold n_candidates items
+    touched = split.dataset.histories()
     later = max((len(np.setdiff1d(touched[u], p)) for (u, _), p in zip(positions, prefixes,
                                                                        strict=True)), default=0)
-    return top_codes(source, split, prefixes, depth + later)
+    return top_codes(source, split, prefixes, spec.n_candidates + later)
 
 
 def retrieved_candidates(pool: Sequence[int], touched: np.ndarray, target: int,
