@@ -14,6 +14,7 @@ the LLM alone, w=1 the retriever's own order."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -55,10 +56,30 @@ class RerankRanker:
         self._split: LeaveOneOut | None = None
         self._cache: dict[str, list[float]] = {}
         if self.cache_path and self.cache_path.is_file():
-            for line in self.cache_path.read_text(encoding="utf-8").splitlines():
-                rec = json.loads(line)
-                self._cache[rec["key"]] = rec["scores"]
+            self._read_cache(self.cache_path)
             log.info("%s: %d cached score rows from %s", self.name, len(self._cache), self.cache_path)
+
+    def cache_settings(self) -> dict[str, Any]:
+        """What the cached scores depend on besides (stage, user, candidates): the prompt
+        settings, the permutation count and the seed. A cache file's first line records them."""
+        return {"prompt": dataclasses.asdict(self.prompt), "permutations": self.permutations,
+                "seed": self.seed}
+
+    def _read_cache(self, path: Path) -> None:
+        """Load the rows of ``path``; ValueError when it was written under other settings
+        (its rows are scores of other prompts). A file without a settings line (written
+        before they were recorded) is read as it is."""
+        mine = json.loads(json.dumps(self.cache_settings()))
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            if "settings" in rec:
+                if rec["settings"] != mine:
+                    raise ValueError(f"score cache {path} was written under other settings "
+                                     f"({rec['settings']}, not {mine}): use another cache_path")
+                continue
+            self._cache[rec["key"]] = rec["scores"]
 
     def fit(self, split: LeaveOneOut, stage: str) -> None:
         self._split = split
@@ -115,6 +136,8 @@ class RerankRanker:
                 lines.append(json.dumps({"key": key, "scores": self._cache[key]}))
             if self.cache_path:
                 self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.cache_path.is_file():
+                    lines.insert(0, json.dumps({"settings": self.cache_settings()}))
                 with open(self.cache_path, "a", encoding="utf-8") as fh:
                     fh.write("\n".join(lines) + "\n")
         return out

@@ -59,3 +59,29 @@ def test_blend_weight_moves_toward_the_retrieval_order(split100k):
     assert ranker.score(users, cands, "test").argmax(axis=1).tolist() == [3, 3]
     assert ranker.with_weight(0.9).score(users, cands, "test").argmax(axis=1).tolist() == [0, 0]
     assert ranker.with_weight(0.9)._shared is ranker
+
+
+def test_a_score_cache_is_not_read_under_other_prompt_settings(split100k, tiny_model_dir,
+                                                               tmp_path):
+    """Cached rows are keyed by (stage, user, candidates) only, so a cache file written under
+    one prompt spec (or permutation count, seed) must not serve a ranker with another: its
+    scores are of other prompts. Before, they were silently reused (the benchmark keeps one
+    zero-shot cache per output folder, whatever the recipe's prompt settings)."""
+    import pytest
+
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    llm = TransformersLLM(str(tiny_model_dir), max_prompt_tokens=4096)
+    path = tmp_path / "cache.jsonl"
+    spec = PromptSpec(max_history=3, max_prompt_tokens=4096)
+    first = RerankRanker(llm=llm, prompt=spec, cache_path=path)
+    first.fit(split100k, "test")
+    users, cands = np.array([0, 1]), np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    scores = first.raw_scores(users, cands, "test")
+    same = RerankRanker(llm=object(), prompt=spec, cache_path=path)  # no model call needed
+    same.fit(split100k, "test")
+    np.testing.assert_array_equal(same.raw_scores(users, cands, "test"), scores)
+    for other in ({"prompt": PromptSpec(max_history=1, max_prompt_tokens=4096)},
+                  {"prompt": spec, "permutations": 3}, {"prompt": spec, "seed": 1}):
+        with pytest.raises(ValueError, match="other settings"):
+            RerankRanker(llm=llm, cache_path=path, **other)
