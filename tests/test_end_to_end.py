@@ -18,6 +18,7 @@ from llmrank.cli.main import app as cli
 from llmrank.feedback import FeedbackEvent
 from llmrank.llm.fake import FakeLLM
 from llmrank.recommender import Recommender
+from llmrank.records import RecRequest
 
 runner = CliRunner()
 
@@ -194,3 +195,59 @@ def test_http_recommend_then_feedback_is_stored(tmp_path, catalog_parts):
     assert res.status_code == 409, res.text
     res = client.post("/feedback", json={**click, "item_id": body["items"][0]["item_id"]})
     assert res.status_code == 409, res.text
+
+
+# ---- 4. adapter round trip -------------------------------------------------------------------
+def _tiny_finetune(model_dir: Path, out: Path, **overrides: Any) -> Path:
+    """Two LoRA steps of the tiny model on the catalog; the run's adapter folder."""
+    from llmrank.finetune import finetune, load_recipe
+
+    recipe = load_recipe(None, {
+        "base_model": str(model_dir), "out": str(out), "name": "e2e", "adapter_name": None,
+        "data.dataset": "catalog", "data.kcore": 0,
+        "prompt.max_prompt_tokens": 4096, "prompt.max_history": 5,
+        "examples.max_users": 8, "examples.per_user": 1, "examples.n_candidates": 5,
+        "train.max_steps": 2, "train.grad_accum": 1, "train.learning_rate": 5e-2,
+        "train.save_steps": 100, "train.logging_steps": 1, "train.threads": 1,
+        "train.warmup_ratio": 0.0, "train.report_to": ["none"], "train.progress": False,
+        "validation.users": 0, **overrides})
+    adapter = Path(finetune(recipe).result.adapter_dir)
+    assert (adapter / "adapter_config.json").is_file()
+    return adapter
+
+
+def test_finetuned_adapter_serves_in_the_recommender(tmp_path, catalog_parts, tiny_model_dir):
+    adapter = _tiny_finetune(tiny_model_dir, tmp_path / "run")
+    ds, retriever = catalog_parts
+    reranker = {"backend": "transformers", "model": str(tiny_model_dir), "permutations": 1}
+    rec = Recommender.from_config({**BASE, "reranker": {**reranker, "adapter": str(adapter)}},
+                                  dataset=ds, retriever=retriever)
+    req = RecRequest(user_id="u001", k=5, n_candidates=8, request_id="same")
+    resp = rec.recommend(req)
+    assert len(resp.items) == 5
+    calls = [c for c in resp.trace.llm_calls if c.stage == "rerank"]
+    assert len(calls) == 1 and calls[0].model == str(tiny_model_dir)
+    assert calls[0].adapter is not None and calls[0].adapter == rec.reranker.llm.adapter  # type: ignore[union-attr]
+    assert calls[0].adapter in rec.describe_reranker()
+
+    base = Recommender.from_config({**BASE, "reranker": reranker}, dataset=ds, retriever=retriever)
+    base_resp = base.recommend(req)
+    assert [c.adapter for c in base_resp.trace.llm_calls] == [None]
+    assert [it.score for it in resp.items] != [it.score for it in base_resp.items]  # the adapter scores
+
+
+def test_a_second_runs_adapter_is_not_mistaken_for_the_first(tmp_path, tiny_model_dir):
+    """Every finetune run writes its adapter to <out>/adapter: loading run B's after run A's
+    into the same model must score with B's weights and trace B under its own name."""
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    first = _tiny_finetune(tiny_model_dir, tmp_path / "a")
+    second = _tiny_finetune(tiny_model_dir, tmp_path / "b", **{"train.learning_rate": 2e-1, "seed": 1})
+    prompts, labels = ["Candidates: A. B. C. Answer:"], ["A", "B", "C"]
+    only_second = TransformersLLM(str(tiny_model_dir), str(second)).label_logprobs(prompts, labels)
+    llm = TransformersLLM(str(tiny_model_dir), str(first))
+    name_a = llm.adapter
+    name_b = llm.load_adapter(str(second))
+    assert name_b != name_a and llm.adapter == name_b
+    assert llm.label_logprobs(prompts, labels) == pytest.approx(only_second, abs=1e-5)
+    assert llm.load_adapter(str(first)) == name_a  # loaded once, switched back to by path

@@ -79,6 +79,34 @@ def test_lora_adapter_changes_scores_and_switches(tiny_llm, tiny_model_dir, tmp_
         tiny_llm.set_adapter(None)
 
 
+def test_adapters_of_the_same_folder_name_keep_their_own_weights(tiny_model_dir, tmp_path):
+    """Two runs' <out>/adapter folders: the second gets its own name and weights (it was
+    taken for the first); a name given for another folder than the one it holds is refused."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    folders = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                    LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                               init_lora_weights=False))
+        peft_model.save_pretrained(tmp_path / f"run{seed}" / "adapter")
+        folders.append(str(tmp_path / f"run{seed}" / "adapter"))
+    prompt, labels = ["pick one Answer:"], [" A", " B", " C"]
+    alone = TransformersLLM(str(tiny_model_dir), folders[1]).label_logprobs(prompt, labels)
+    llm = TransformersLLM(str(tiny_model_dir), folders[0])
+    assert llm.adapter == "adapter"
+    assert llm.load_adapter(folders[1]) == "adapter-2" and llm.adapter == "adapter-2"
+    np.testing.assert_allclose(llm.label_logprobs(prompt, labels), alone, atol=1e-5)
+    assert llm.load_adapter(folders[0]) == "adapter"  # the same folder is not loaded twice
+    with pytest.raises(ModelError, match="already loaded from"):
+        llm.load_adapter(folders[1], name="adapter")
+
+
 def test_missing_adapter_is_model_error(tiny_llm):
     with pytest.raises(ModelError, match="no LoRA adapter"):
         tiny_llm.load_adapter("/nonexistent/adapter")
