@@ -87,12 +87,22 @@ def _model_tag(model: str) -> str:
     return "" if model == "default" else re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(model).name) + "-"
 
 
+def _spec_tag(prompt: Any) -> str:
+    """A short digest of the prompt settings, for cache file names."""
+    import dataclasses
+    import hashlib
+
+    spec = dataclasses.asdict(prompt) if dataclasses.is_dataclass(prompt) else prompt
+    return hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def _ranker(adapter: str | None, label: str, out: Path, prompt: Any,
             model: str = "default") -> Any:
     from llmrank.finetune.evaluate import RerankRanker
 
     # the base model scores the same whatever the label: one cache for every zero-shot use
-    name = "zero-shot" if adapter is None else label
+    # under the same prompt settings (a cache refuses rows made under other settings)
+    name = f"zero-shot-{_spec_tag(prompt)}" if adapter is None else label
     cache = out / "cache" / f"{_model_tag(model)}{name}-{adapter_tag(adapter)}.jsonl"
     return RerankRanker(model, adapter, name=label, prompt=prompt, batch_size=4,
                         cache_path=cache)

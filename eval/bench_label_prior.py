@@ -58,6 +58,8 @@ def load_prompts(path: Path, split: Any) -> tuple[np.ndarray, np.ndarray]:
     scores, targets = [], []
     for line in path.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
+        if "settings" in rec:  # a RerankRanker cache's first line: what its scores depend on
+            continue
         if "key" in rec:  # RerankRanker cache: the key lists the candidates in prompt order
             stage, user, cands = rec["key"].split(":")
             shown = [int(c) for c in cands.split(",")]
