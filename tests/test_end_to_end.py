@@ -251,3 +251,20 @@ def test_a_second_runs_adapter_is_not_mistaken_for_the_first(tmp_path, tiny_mode
     assert name_b != name_a and llm.adapter == name_b
     assert llm.label_logprobs(prompts, labels) == pytest.approx(only_second, abs=1e-5)
     assert llm.load_adapter(str(first)) == name_a  # loaded once, switched back to by path
+
+
+def test_configured_adapter_is_loaded_on_a_shared_model(tmp_path, catalog_parts, tiny_model_dir):
+    """``from_config(..., llm=shared)`` (servers sharing one model) with ``reranker.adapter``:
+    the prompts follow the adapter's manifest, so the adapter must score them too."""
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    adapter = _tiny_finetune(tiny_model_dir, tmp_path / "run")
+    ds, retriever = catalog_parts
+    reranker = {"backend": "transformers", "model": str(tiny_model_dir), "adapter": str(adapter)}
+    shared = TransformersLLM(str(tiny_model_dir))
+    rec = Recommender.from_config({**BASE, "reranker": reranker}, dataset=ds, retriever=retriever, llm=shared)
+    own = Recommender.from_config({**BASE, "reranker": reranker}, dataset=ds, retriever=retriever)
+    req = RecRequest(user_id="u001", k=5, n_candidates=8, request_id="same")
+    resp, expected = rec.recommend(req), own.recommend(req)
+    assert [c.adapter for c in resp.trace.llm_calls] == [c.adapter for c in expected.trace.llm_calls] != [None]
+    assert [it.score for it in resp.items] == pytest.approx([it.score for it in expected.items], abs=1e-5)

@@ -50,9 +50,12 @@ class LLMReranker:
     @classmethod
     def from_config(cls, cfg: Any, *, seed: int = 0, llm: LLM | None = None) -> LLMReranker:
         """From a RerankerConfig. ``llm`` overrides the configured backend (tests, sharing one
-        model between stages)."""
+        model between stages); the configured adapter is loaded on it and made active (its
+        manifest's prompt settings render the prompts, so its weights must score them)."""
         if llm is None:
             llm = create_llm(cfg)
+        elif cfg.adapter:
+            llm.load_adapter(cfg.adapter)
         builder = _builder_for(llm, cfg)
         return cls(llm, builder, permutations=cfg.permutations, seed=seed, strategy=cfg.strategy,
                    max_labels=cfg.max_labels, blend_retrieval=cfg.blend_retrieval)
