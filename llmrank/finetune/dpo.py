@@ -104,18 +104,31 @@ def prompt_history(pair: PreferencePair, imp: Any, past: HistoryFn) -> list[str]
     return [h for h in past(pair.user_id, imp.timestamp) if h not in shown]
 
 
+def held_out_items(split: Any) -> dict[str, set[str]]:
+    """User id -> the validation and test items of a leave-one-out split: what a tuned model
+    is validated and tested on, so no training pair may name them."""
+    ds = split.dataset
+    return {ds.user_ids[int(u)]: {ds.item_ids[split.target(int(u), s)] for s in ("valid", "test")}
+            for u in split.eval_users()}
+
+
 def feedback_pairs(pairs: Sequence[PreferencePair], dataset: Dataset, builder: RankPromptBuilder,
-                   *, store: Any = None, n_candidates: int = 20, seed: int = 0) -> list[PreferenceExample]:
+                   *, store: Any = None, n_candidates: int = 20, seed: int = 0,
+                   held_out: dict[str, set[str]] | None = None) -> list[PreferenceExample]:
     """Rank prompts for logged pairs: ``prompt_history``, and the slate's candidates when the
     store still has the impression (else chosen + rejected + random fill), shuffled with a
-    seeded RNG. Pairs naming unknown items are skipped."""
+    seeded RNG. Pairs naming unknown items, or a user's ``held_out`` items, are skipped."""
     items = dataset.items
     past = history_before(dataset)
+    held_out = held_out or {}
     out: list[PreferenceExample] = []
-    skipped = 0
+    skipped = leaked = 0
     for k, p in enumerate(pairs):
         if p.chosen not in items or p.rejected not in items:
             skipped += 1
+            continue
+        if {p.chosen, p.rejected} & held_out.get(p.user_id or "", set()):
+            leaked += 1
             continue
         imp = store.impression(p.request_id) if store is not None else None
         history = [h for h in prompt_history(p, imp, past) if h in items]
@@ -137,6 +150,8 @@ def feedback_pairs(pairs: Sequence[PreferencePair], dataset: Dataset, builder: R
                                      p.rejected, "feedback"))
     if skipped:
         log.warning("skipped %d preference pairs that name items outside the catalog", skipped)
+    if leaked:
+        log.warning("skipped %d preference pairs that name a user's validation or test item", leaked)
     return out
 
 
@@ -154,7 +169,8 @@ def load_feedback_pairs(recipe: Recipe, run: PreparedRun) -> list[PreferenceExam
             raise FeedbackError(f"no preference pairs in {spec.feedback_db}: it needs impressions "
                                 "with at least one click and one non-clicked item")
         return feedback_pairs(pairs, run.data.split.dataset, run.builder, store=store,
-                              n_candidates=recipe.examples.n_candidates, seed=recipe.seed)
+                              n_candidates=recipe.examples.n_candidates, seed=recipe.seed,
+                              held_out=held_out_items(run.data.split))
     finally:
         store.close()
 

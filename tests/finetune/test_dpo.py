@@ -158,3 +158,25 @@ def test_dpo_smoke_from_sft_adapter(make_recipe, tmp_path, tiny_model_dir):
     a = TransformersLLM(str(tiny_model_dir), adapter=str(sft.adapter_dir)).label_logprobs(prompts, labels)
     b = TransformersLLM(str(tiny_model_dir), adapter=str(result.adapter_dir)).label_logprobs(prompts, labels)
     assert np.abs(a - b).max() > 1e-4  # DPO moved the policy away from its SFT reference
+
+
+def test_feedback_pairs_naming_a_users_held_out_items_are_left_out(split100k, prompt_model, tmp_path):
+    """A logged click on a user's validation or test item would teach the answer the tuned
+    model is later validated and tested on (or, as the rejected item, its opposite)."""
+    from llmrank.feedback.pairs import PreferencePair
+    from llmrank.finetune.config import PromptSpec
+    from llmrank.finetune.dpo import feedback_pairs, held_out_items
+    from llmrank.finetune.prompting import make_builder
+
+    ds = split100k.dataset
+    u = int(split100k.eval_users()[0])
+    user = ds.user_ids[u]
+    valid, test = (ds.item_ids[split100k.target(u, s)] for s in ("valid", "test"))
+    free = [i for i in ds.item_ids[:50] if i not in (valid, test)]
+    pairs = [PreferencePair(user, (), valid, free[0], "r1"), PreferencePair(user, (), free[1], test, "r2"),
+             PreferencePair(user, (), free[2], free[3], "r3")]
+    held = held_out_items(split100k)
+    assert held[user] == {valid, test}
+    builder = make_builder(prompt_model, PromptSpec(max_history=3, max_prompt_tokens=4096))
+    examples = feedback_pairs(pairs, ds, builder, n_candidates=5, seed=0, held_out=held)
+    assert [(e.chosen_item, e.rejected_item) for e in examples] == [(free[2], free[3])]
