@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -70,6 +71,34 @@ class NamedAdapters:
 
     adapter: str | None = None
     _adapters: dict[str, Any]
+
+    def _adapter_path(self, loaded: Any) -> str:
+        """The folder an entry of ``_adapters`` was loaded from (a path by default)."""
+        return str(loaded)
+
+    def _name_for(self, path: Path, name: str | None) -> str:
+        """The name ``path`` is (or will be) loaded under: ``name``, else the folder's name,
+        numbered when another folder holds it (every finetune run writes ``<out>/adapter``: a
+        second run's adapter was taken for the first one, whose weights kept serving). A name
+        given for another folder than the one loaded under it is a ModelError."""
+        from llmrank.errors import ModelError
+
+        def same(loaded: Any) -> bool:
+            return Path(self._adapter_path(loaded)).resolve() == path.resolve()
+
+        if name is not None:
+            if name in self._adapters and not same(self._adapters[name]):
+                raise ModelError(f"adapter name {name!r} is already loaded from "
+                                 f"{self._adapter_path(self._adapters[name])}; give {path} another name")
+            return name
+        for loaded_name, loaded in self._adapters.items():
+            if same(loaded):
+                return loaded_name
+        name, n = path.name, 1
+        while name in self._adapters:
+            n += 1
+            name = f"{path.name}-{n}"
+        return name
 
     def set_adapter(self, name: str | None) -> None:
         from llmrank.errors import ModelError

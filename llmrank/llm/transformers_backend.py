@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,28 +106,6 @@ class TransformersLLM(NamedAdapters, HFTokenizerMixin):
             self.model.eval()
             self._adapters[name] = str(path)
         self.set_adapter(name)
-        return name
-
-    def _name_for(self, path: Path, name: str | None) -> str:
-        """The name ``path`` is (or will be) loaded under: ``name``, else the folder's name,
-        numbered when another folder holds it (every finetune run writes ``<out>/adapter``: a
-        second run's adapter was taken for the first one, whose weights kept scoring). A name
-        given for another folder than the one loaded under it is a ModelError."""
-        def same(loaded: str) -> bool:
-            return Path(loaded).resolve() == path.resolve()
-
-        if name is not None:
-            if name in self._adapters and not same(self._adapters[name]):
-                raise ModelError(f"adapter name {name!r} is already loaded from {self._adapters[name]}; "
-                                 f"give {path} another name")
-            return name
-        for loaded, loaded_path in self._adapters.items():
-            if same(loaded_path):
-                return loaded
-        name, n = path.name, 1
-        while name in self._adapters:
-            n += 1
-            name = f"{path.name}-{n}"
         return name
 
     def set_adapter(self, name: str | None) -> None:

@@ -169,7 +169,7 @@ class VllmLLM(NamedAdapters, HFTokenizerMixin):
     # ---- adapters ----------------------------------------------------------------------
     def load_adapter(self, adapter: str, name: str | None = None) -> str:
         path = resolve_adapter(adapter)
-        name = name or path.name
+        name = self._name_for(path, name)
         if name not in self._adapters:
             if not self.lora_enabled:
                 raise ModelError("this vLLM engine was built without LoRA: create the backend with "
@@ -184,6 +184,9 @@ class VllmLLM(NamedAdapters, HFTokenizerMixin):
             self._next_lora_id += 1
         self.set_adapter(name)
         return name
+
+    def _adapter_path(self, loaded: Any) -> str:
+        return str(loaded.lora_path)  # a LoRARequest
 
     def _lora(self) -> Any:
         return self._adapters[self.adapter] if self.adapter is not None else None

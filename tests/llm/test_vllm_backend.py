@@ -367,3 +367,21 @@ def test_parity_with_transformers_on_rank_prompts(vllm_python, ml_small, tmp_pat
         assert stats["max_abs_renorm"] < 2e-2 and stats["max_abs_raw"] < 2e-2, (key, stats)
         assert stats["argmax_agree"] == 1.0 and stats["pair_agree"] == 1.0, (key, stats)
     assert report["greedy_text_equal"], report["greedy_text"]
+
+
+def test_fake_engine_two_runs_adapters_of_the_same_folder_name_stay_apart(monkeypatch, tiny_model_dir, tmp_path):
+    """Every finetune run writes <out>/adapter: the second run's adapter was taken for the
+    first (same name), so the first run's LoRA kept serving."""
+    from llmrank.llm.vllm_backend import VllmLLM
+
+    _fake_vllm(monkeypatch)
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run2").mkdir()
+    one, two = _adapter(tmp_path / "run1", "adapter"), _adapter(tmp_path / "run2", "adapter")
+    llm = VllmLLM(str(tiny_model_dir), adapter=one, max_loras=2, max_lora_rank=10)
+    assert llm.load_adapter(two) == "adapter-2"
+    llm.label_logprobs(["Answer:"], LABELS)
+    assert llm.engine.calls[-1][2].lora_path == str(Path(two).resolve())
+    assert llm.load_adapter(one) == "adapter"  # the same folder again: its first name
+    with pytest.raises(ModelError, match="already loaded"):
+        llm.load_adapter(two, name="adapter")
