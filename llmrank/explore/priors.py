@@ -164,12 +164,14 @@ def interaction_embeddings(dataset: Dataset, warm_histories: list[np.ndarray], d
     from scipy import sparse
     from scipy.sparse.linalg import svds
 
-    rows = np.concatenate([np.full(len(h), u) for u, h in enumerate(warm_histories)])
-    cols = np.concatenate(warm_histories).astype(np.int64)
-    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)),
+    rows = np.concatenate([np.full(len(h), u) for u, h in enumerate(warm_histories)] + [np.zeros(0)])
+    cols = np.concatenate([*warm_histories, np.zeros(0)]).astype(np.int64)
+    m = sparse.csr_matrix((np.ones(len(rows)), (rows.astype(np.int64), cols)),
                           shape=(dataset.n_users, dataset.n_items))
     m.data[:] = 1.0
-    k = max(1, min(dim, min(m.shape) - 1))
+    k = min(dim, min(m.shape) - 1)
+    if k < 1 or m.nnz == 0:  # an empty or one-row warm-up: no item has a vector yet
+        return np.zeros((dataset.n_items, max(dim, 1)))
     v0 = np.random.default_rng(seed).random(min(m.shape))
     _, s, vt = svds(m.astype(np.float64), k=k, v0=v0)
     emb = (vt.T * np.sqrt(s)[None, :])

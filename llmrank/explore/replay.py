@@ -106,11 +106,15 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
     """Run the replay for every policy spec. ``log_to`` (a FeedbackStore) receives the
     impressions (with propensities) and clicks of the policy labelled ``log_label``."""
     cfg = config or ReplayConfig()
+    _check_config(cfg)
     started = time.perf_counter()
     inter = dataset.interactions
     order = np.lexsort((inter.order, inter.timestamp))
     n_events = len(order)
     cut = round(cfg.warmup * n_events)
+    if cut >= n_events:
+        raise ConfigError(f"no requests to serve: dataset {dataset.name!r} has {n_events} "
+                          f"interaction(s) and warmup={cfg.warmup} keeps {cut} for the warm-up")
     timelines = dataset.histories()  # per user, sorted by (timestamp, order) like ``order``
     # position of each event inside its user's timeline
     ev_user = inter.user[order].astype(np.int64)
@@ -187,6 +191,22 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
                                  extra[label][:, 2]) for label in policies}
     return ReplayResult(dataset.name, prior.name, cfg, dataset.n_items, steps, stamps, len(pool),
                         traces, time.perf_counter() - started)
+
+
+def _check_config(cfg: ReplayConfig) -> None:
+    """Settings under which the replay would measure nothing, or something other than what
+    the report says (slates smaller than k), are errors."""
+    if cfg.k < 1:
+        raise ConfigError(f"replay k must be at least 1, got {cfg.k}")
+    if cfg.n_candidates < cfg.k:
+        raise ConfigError(f"replay k={cfg.k} is larger than n_candidates={cfg.n_candidates}: "
+                          "every slate would be smaller than k")
+    if cfg.lookahead < 1:
+        raise ConfigError(f"replay lookahead must be at least 1 (the next item), got {cfg.lookahead}")
+    if not 0.0 <= cfg.warmup < 1.0:
+        raise ConfigError(f"replay warmup must be in [0, 1), got {cfg.warmup}")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise ConfigError(f"replay max_steps must be at least 1 (or None for all), got {cfg.max_steps}")
 
 
 def _seeded(options: dict[str, Any], seed: int) -> dict[str, Any]:
