@@ -47,9 +47,34 @@ class Prior(Protocol):
 
 
 def warm_split(dataset: Dataset, warm_histories: list[np.ndarray]) -> LeaveOneOut:
-    """A split whose training part is the warm-up and which has no evaluation targets."""
+    """A split whose training part is the warm-up and which has no evaluation targets. Its
+    ``dataset`` holds the warm-up interactions only (same item and user codes): a ranker that
+    reads ``split.dataset`` (the harness's RetrieverRanker builds its retriever on it) must not
+    see the replay's future."""
     none = np.full(dataset.n_users, -1, np.int64)
-    return LeaveOneOut(dataset, [np.asarray(h, np.int64) for h in warm_histories], none, none.copy())
+    return LeaveOneOut(warm_dataset(dataset, warm_histories),
+                       [np.asarray(h, np.int64) for h in warm_histories], none, none.copy())
+
+
+def warm_dataset(dataset: Dataset, warm_histories: list[np.ndarray]) -> Dataset:
+    """``dataset`` cut to the warm-up: each user's first ``len(warm_histories[u])`` events in
+    (timestamp, file order), which must be the given history (a prefix of the timeline)."""
+    inter = dataset.interactions
+    order = np.lexsort((inter.order, inter.timestamp, inter.user))
+    bounds = np.searchsorted(inter.user[order], np.arange(dataset.n_users + 1))
+    keep = np.zeros(len(inter), dtype=bool)
+    for u, h in enumerate(warm_histories):
+        rows = order[bounds[u]: bounds[u] + len(h)]
+        if len(h) > bounds[u + 1] - bounds[u] or not np.array_equal(inter.item[rows], h):
+            raise ValueError(f"the warm-up history of user code {u} is not the start of the "
+                             "user's timeline in the dataset")
+        keep[rows] = True
+    if keep.all():
+        return dataset
+    # Dataset.subset would warn that a shipped split is dropped; the replay uses none
+    return Dataset(f"{dataset.name}-warm-up", dataset.items, dataset.users,
+                   inter.take(keep), list(dataset.item_ids), list(dataset.user_ids),
+                   report=dataset.report)
 
 
 class _LiveSplit(LeaveOneOut):

@@ -45,3 +45,25 @@ def test_an_empty_log_is_a_config_error_and_a_one_event_log_replays():
     one = Dataset.from_records("one", _items(3), [], [("u0", "i0", 1, 4.0)])
     res = replay(one, GREEDY, PopularityPrior(), ReplayConfig(k=1, n_candidates=2, embedding_dim=4))
     assert res.steps == 1 and res.traces["greedy"].clicks.tolist() in ([0], [1])
+
+
+def test_a_ranker_prior_trains_on_the_warm_up_only():
+    """RankerPrior with the eval harness's RetrieverRanker (``ranker:retriever`` in a
+    simulation config): the retriever was built on ``visible_dataset(split)``, which for the
+    warm-up split (no evaluation targets) was the whole log, the replay's future included."""
+    from llmrank.baselines.retriever import RetrieverRanker
+    from llmrank.explore.priors import RankerPrior
+
+    ds = _ring()
+    built: list[Dataset] = []
+
+    def factory(visible: Dataset) -> object:
+        built.append(visible)
+        return object()
+
+    warm = [h[:2] for h in ds.histories()]
+    RankerPrior(RetrieverRanker(factory=factory)).fit(ds, warm)
+    (seen,) = built
+    assert len(seen.interactions) == sum(len(h) for h in warm)
+    assert [h.tolist() for h in seen.histories()] == [h.tolist() for h in warm]
+    assert seen.item_ids == ds.item_ids and seen.user_ids == ds.user_ids  # same codes
