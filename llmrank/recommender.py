@@ -95,12 +95,14 @@ class Recommender:
     def _request(self, request: RecRequest | str | None, **fields: Any) -> RecRequest:
         """The request to serve, settled: its candidate count (its own, else the config's
         ``retriever.n_candidates``, never below k, so k is never cut) and whether the policy
-        explores (its own choice, else whenever the config names a policy other than greedy)."""
+        explores (its own choice, else whenever the config names a policy other than greedy).
+        A malformed request is an InvalidRequestError (``RecRequest.validate``)."""
         given = {k: v for k, v in fields.items() if v is not None}
         if isinstance(request, RecRequest):
             req = replace(request, **given) if given else request
         else:
             req = RecRequest(user_id=request, **given)
+        req.validate()
         n = req.n_candidates if req.n_candidates is not None else self.config.retriever.n_candidates
         explore = req.explore if req.explore is not None else self.config.policy.name != "greedy"
         if n == req.n_candidates and n >= req.k and explore is req.explore:

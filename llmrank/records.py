@@ -10,6 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmrank.errors import DataError
+
+
+class InvalidRequestError(DataError, ValueError):
+    """A request (or its filters) is malformed: k or n_candidates not a positive integer, an
+    empty id or text, a bare string where a set of ids or values belongs. The HTTP layer maps
+    it to 422 through DataError."""
+
 
 @dataclass(frozen=True)
 class Item:
@@ -42,6 +50,19 @@ class Filters:
     attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     exclude_seen: bool = True
 
+    def validate(self) -> Filters:
+        """Itself, or InvalidRequestError. A bare string is a set of characters to ``in`` and
+        ``frozenset``: allow="15" kept "1" and "5", attributes={"genre": "comedy"} nothing."""
+        for name, value in (("allow", self.allow), ("deny", self.deny)):
+            if isinstance(value, (str, bytes)):
+                raise InvalidRequestError(f"Filters.{name} must be a set of item ids, got the "
+                                          f"string {value!r}")
+        for key, values in self.attributes.items():
+            if isinstance(values, (str, bytes)):
+                raise InvalidRequestError(f"Filters.attributes[{key!r}] must be a set of values, "
+                                          f"got the string {values!r}")
+        return self
+
     def is_empty(self) -> bool:
         return self.allow is None and not self.deny and not self.attributes
 
@@ -64,6 +85,29 @@ class RecRequest:
     # than greedy (False serves the greedy list with the same logging)
     explore: bool | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def validate(self) -> RecRequest:
+        """Itself, or InvalidRequestError for what cannot be served (the Recommender checks
+        every request): k <= 0 returned nothing and a negative k sliced the list from its end
+        (k=-2 served all but the last two candidates); an empty text fell back to popular items."""
+        for name, value in (("k", self.k), ("n_candidates", self.n_candidates)):
+            if value is None and name == "n_candidates":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidRequestError(f"{name} must be a positive integer, got {value!r}")
+        for name, text in (("user_id", self.user_id), ("text", self.text),
+                           ("request_id", self.request_id)):
+            if text is None and name != "request_id":
+                continue
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidRequestError(f"{name} must be a non-empty string, got {text!r}")
+        if self.history is not None and (isinstance(self.history, (str, bytes))
+                                         or not all(isinstance(i, str) for i in self.history)):
+            raise InvalidRequestError("history must be a list of item id strings")
+        if not isinstance(self.filters, Filters):
+            raise InvalidRequestError(f"filters must be a Filters, got {type(self.filters).__name__}")
+        self.filters.validate()
+        return self
 
 
 @dataclass(frozen=True)

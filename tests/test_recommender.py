@@ -278,3 +278,33 @@ def test_an_index_path_that_is_not_an_index_folder_is_an_error(tmp_path):
            "index": {"path": str(tmp_path / "typo")}}
     with pytest.raises(IndexError_, match="typo"):
         Recommender.from_config(cfg, dataset=make_dataset(), llm=FakeLLM())
+
+
+@pytest.mark.parametrize("fields", [
+    {"k": 0}, {"k": -2}, {"k": 2.5}, {"k": True}, {"n_candidates": 0}, {"n_candidates": -1},
+    {"user_id": ""}, {"user_id": "  "}, {"text": ""}, {"request_id": ""}, {"history": "1"},
+])
+def test_a_malformed_request_is_a_typed_error(fields):
+    """k=-2 served all but the last two candidates (a slice from the end), k=0 nothing, an
+    empty text silently fell back to popular items."""
+    from llmrank.errors import DataError
+    from llmrank.records import InvalidRequestError
+
+    r = rec()
+    req = RecRequest(**{"user_id": "u1", **fields})  # constructible: batch readers report it
+    for serve in (lambda: r.recommend(req), lambda: r.rerank(req, ["5", "6"])):
+        with pytest.raises(InvalidRequestError) as info:
+            serve()
+        assert isinstance(info.value, DataError) and isinstance(info.value, ValueError)
+    with pytest.raises(InvalidRequestError):  # the keyword door too
+        r.recommend("u1", **({"k": fields["k"]} if "k" in fields else {"text": ""}))
+
+
+@pytest.mark.parametrize("filters", [{"allow": "15"}, {"deny": "3"},
+                                     {"attributes": {"genre": "comedy"}}])
+def test_a_bare_string_where_a_set_belongs_is_a_typed_error(filters):
+    """allow="15" kept "1" and "5" too (substring test); {"genre": "comedy"} kept nothing."""
+    from llmrank.records import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError):
+        rec().recommend(RecRequest(user_id="u1", filters=Filters(**filters)))
