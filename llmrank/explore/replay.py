@@ -10,13 +10,16 @@ Protocol:
    h_t are the candidate pool, with their prior scores (the "reranked list").
 3. Every policy, in lockstep on the same request, shows k items. A shown item is clicked
    (reward 1) when it is among u's next ``lookahead`` items (i and the following ones), else 0.
-   Each policy learns online from its own rewards.
+   Each policy learns online from its own rewards, once they have happened: a request's
+   rewards are fed to the policy after the last event of its lookahead window, before the
+   first request served after it (lookahead 1: before the next request).
 4. Tracked over time: cumulative hit rate (share of requests with at least one click), clicks,
    and catalog coverage (distinct items shown / catalog size).
 Unserved events (when ``max_steps`` samples a subset) still extend the users' histories."""
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections import Counter
@@ -123,6 +126,10 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
     for e, u in enumerate(ev_user.tolist()):
         ev_pos[e] = seen_count[u]
         seen_count[u] += 1
+    # global index of each user's events in ``order``: when a lookahead window has happened
+    ev_index = np.zeros(n_events, np.int64)
+    user_start = np.concatenate([[0], np.cumsum(seen_count)])
+    ev_index[user_start[ev_user] + ev_pos] = np.arange(n_events)
     warm_len = np.zeros(dataset.n_users, np.int64)
     np.add.at(warm_len, ev_user[:cut], 1)
     warm = [timelines[u][: warm_len[u]] for u in range(dataset.n_users)]
@@ -151,8 +158,21 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
     pool: set[int] = set()
     stamps = np.zeros(steps, np.int64)
     item_ids = dataset.item_ids
+    # (event index that closes the window, step, label, ctx, slate, rewards): a reward is
+    # learned once the replay has walked past the last event of its lookahead window
+    pending: list[tuple[int, int, str, ExploreContext, Any, list[float]]] = []
+
+    def learn(before: int) -> None:
+        while pending and pending[0][0] < before:
+            _, _, label, ctx, slate, rewards = heapq.heappop(pending)
+            t0 = time.perf_counter()
+            policies[label].update(ctx, slate, rewards)
+            seconds[label] += time.perf_counter() - t0
+
     for step, e in enumerate(stream.tolist()):
         u, pos = int(ev_user[e]), int(ev_pos[e])
+        learn(e)
+        closes = int(ev_index[user_start[u] + min(pos + cfg.lookahead, int(seen_count[u])) - 1])
         history = timelines[u][:pos]
         if cfg.refit_every and step and step % cfg.refit_every == 0:
             before = np.bincount(ev_user[:e], minlength=dataset.n_users)
@@ -174,8 +194,8 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
             logging_this = log_to is not None and label == log_label
             slate = policy.select(ranked_ids, cfg.k, ctx, propensities=logging_this)
             rewards = [1.0 if dataset.item_code(i) in future else 0.0 for i in slate.items]
-            policy.update(ctx, slate, rewards)
             seconds[label] += time.perf_counter() - t0
+            heapq.heappush(pending, (closes, step, label, ctx, slate, rewards))
             n_click = int(sum(rewards))
             hits[label][step] = n_click > 0
             clicks[label][step] = n_click
@@ -186,6 +206,7 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
                 _log(log_to, slate, ctx, rewards, float(stamps[step]))
         if progress is not None:
             progress(step + 1, steps)
+    learn(n_events)
     traces = {label: PolicyTrace(label, hits[label], clicks[label], coverage[label], shown[label],
                                  seconds[label], extra[label][:, 0], extra[label][:, 1],
                                  extra[label][:, 2]) for label in policies}

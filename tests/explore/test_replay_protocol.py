@@ -67,3 +67,59 @@ def test_a_ranker_prior_trains_on_the_warm_up_only():
     assert len(seen.interactions) == sum(len(h) for h in warm)
     assert [h.tolist() for h in seen.histories()] == [h.tolist() for h in warm]
     assert seen.item_ids == ds.item_ids and seen.user_ids == ds.user_ids  # same codes
+
+
+class _Spy:
+    """Shows the top k and records the order of its select and update calls."""
+
+    name = "spy"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, list[float] | None]] = []
+
+    def select(self, ranked, k, context=None, *, propensities=True):
+        from llmrank.explore.base import Slate
+
+        items = [i for i, _ in ranked[:k]]
+        self.calls.append(("select", context.request_id, None))
+        return Slate(items, [s for _, s in ranked[:k]], [1.0] * len(items) if propensities else None,
+                     "spy", [i for i, _ in ranked], [s for _, s in ranked])
+
+    def update(self, context, slate, rewards):
+        self.calls.append(("update", context.request_id, list(rewards)))
+
+
+def test_a_policy_learns_a_reward_only_once_its_lookahead_window_has_happened():
+    """With lookahead 2 the reward of a request counts the user's next two items; the second
+    happens later, so the policy may learn that reward only after the replay has walked past
+    it. The update came right after the select: u1's request at t=20 was served by a policy
+    that already knew u0 would consume i2 at t=40."""
+    events = [("u0", "i0", 0, 4.0), ("u1", "i3", 1, 4.0),  # warm-up
+              ("u0", "i1", 10, 4.0), ("u1", "i4", 20, 4.0), ("u1", "i5", 30, 4.0),
+              ("u0", "i2", 40, 4.0)]
+    ds = Dataset.from_records("window", _items(6), [], events)
+    spy = _Spy()
+    res = replay(ds, [PolicySpec("spy", "spy")], PopularityPrior(),
+                 ReplayConfig(k=5, n_candidates=5, warmup=1 / 3, lookahead=2, embedding_dim=0),
+                 make=lambda spec, feats: spy)
+    assert res.steps == 4
+    # requests: replay-0 (u0, t=10, window i1 i2 until t=40), replay-1 (u1, t=20, i4 i5 until
+    # t=30), replay-2 (u1, t=30, i5), replay-3 (u0, t=40, i2)
+    order = [(kind, rid) for kind, rid, _ in spy.calls]
+    assert order == [("select", "replay-0"), ("select", "replay-1"), ("select", "replay-2"),
+                     ("update", "replay-1"), ("update", "replay-2"), ("select", "replay-3"),
+                     ("update", "replay-0"), ("update", "replay-3")]
+    # each update is fed once, with the rewards the trace counts
+    rewards = {rid: r for kind, rid, r in spy.calls if kind == "update"}
+    assert [int(sum(rewards[f"replay-{s}"])) for s in range(4)] == res.traces["spy"].clicks.tolist()
+
+
+def test_lookahead_one_learns_before_the_next_request():
+    """Lookahead 1: the reward is the consumption at the request itself, so it is learned
+    before the next request (the replay's behaviour for lookahead 1 is unchanged)."""
+    spy = _Spy()
+    replay(_ring(), [PolicySpec("spy", "spy")], PopularityPrior(),
+           ReplayConfig(k=2, n_candidates=3, warmup=0.5, embedding_dim=0), make=lambda spec, feats: spy)
+    kinds = [kind for kind, _, _ in spy.calls]
+    assert kinds == ["select", "update"] * (len(kinds) // 2)
+    assert all(a[1] == b[1] for a, b in zip(spy.calls[::2], spy.calls[1::2], strict=True))
