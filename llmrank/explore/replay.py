@@ -261,10 +261,13 @@ def slate_stats(features: ItemFeatures, codes: np.ndarray,
 
 def _candidates(prior: Prior, user: int, history: np.ndarray, n_items: int,
                 n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-n item codes by prior score, excluding the history, best first."""
+    """Top-n item codes by prior score, best first: never an item of the history, nor one
+    the prior scores -inf (or NaN): not retrieved."""
     scores = np.asarray(prior.score(user, history, None), dtype=np.float64).copy()
     scores[history] = -np.inf
-    n = min(n, n_items - len(set(history.tolist())))
+    n = min(n, int(np.isfinite(scores).sum()))  # every finite score beats the -inf ones
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
     top = np.argpartition(-scores, n - 1)[:n]
     top = top[np.argsort(-scores[top], kind="stable")]
     return top, scores[top]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from llmrank.data.dataset import Dataset
@@ -123,3 +124,36 @@ def test_lookahead_one_learns_before_the_next_request():
     kinds = [kind for kind, _, _ in spy.calls]
     assert kinds == ["select", "update"] * (len(kinds) // 2)
     assert all(a[1] == b[1] for a, b in zip(spy.calls[::2], spy.calls[1::2], strict=True))
+
+
+class _OnlyFirstItems:
+    """A prior that retrieves only items i0 and i1 (everything else -inf, as a retriever's
+    full ranking gives outside its top k)."""
+
+    name = "first-two"
+
+    def fit(self, dataset, warm):
+        self.n = dataset.n_items
+
+    def score(self, user, history, candidates):
+        out = np.full(self.n, -np.inf)
+        out[:2] = [2.0, 1.0]
+        return out if candidates is None else out[candidates]
+
+
+def test_the_candidates_never_hold_the_users_history_or_unretrieved_items():
+    """Over the whole catalog (n_candidates >= catalog, as the catalog configs ask), a prior
+    that leaves items at -inf tied them with the history's -inf: argpartition could put items
+    the user already had among the candidates, where a re-consumption in the window counted
+    as a click."""
+    from llmrank.explore.replay import _candidates
+
+    prior = _OnlyFirstItems()
+    prior.fit(_ring(), [])
+    history = np.array([5, 6, 7], np.int64)
+    codes, scores = _candidates(prior, 0, history, 8, 1000)
+    assert codes.tolist() == [0, 1] and scores.tolist() == [2.0, 1.0]
+    codes, _ = _candidates(prior, 0, np.array([0, 5], np.int64), 8, 1000)
+    assert codes.tolist() == [1]
+    codes, _ = _candidates(prior, 0, np.array([2, 3], np.int64), 8, 6)
+    assert not {2, 3} & set(codes.tolist())  # was [0 1 2 3 4 5]: the history as candidates
