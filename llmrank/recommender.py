@@ -235,11 +235,11 @@ class Recommender:
             ranked = res.items
             if res.call:
                 trace.llm_calls.append(res.call)
-        else:
-            ranked = [RankedItem(c.item_id, c.score, pos, retrieval_score=c.score,
-                                 title=self.dataset.items[c.item_id].title)
-                      for pos, c in enumerate(cands)]
-        trace.stage_seconds["rerank"] = time.perf_counter() - t0
+            trace.stage_seconds["rerank"] = time.perf_counter() - t0
+        else:  # nothing reranked: the trace says so and claims no rerank stage
+            trace.notes.append("reranker off: candidates in retrieval-score order" if self.reranker is None
+                               else f"{len(cand_items)} candidate(s): nothing to rerank")
+            ranked = self._by_retrieval(cands)
         t0 = time.perf_counter()
         policy = "greedy"
         admit = self._admissible(req, hist)
@@ -251,9 +251,12 @@ class Recommender:
         else:
             shown = [replace(it, propensity=1.0) for it in ranked[: req.k]]
         allowed = {it.item_id for it in ranked}
+        kept: list[RankedItem] = []
+        for x in shown:  # a stage's duplicate is dropped, not shown twice
+            if (x.item_id in allowed or admit(x.item_id)) and all(x.item_id != y.item_id for y in kept):
+                kept.append(x)
         shown = [replace(it, position=p, title=it.title or self.dataset.items[it.item_id].title)
-                 for p, it in enumerate(x for x in shown if x.item_id in allowed or admit(x.item_id))
-                 ][: req.k]
+                 for p, it in enumerate(kept)][: req.k]
         trace.stage_seconds["explore"] = time.perf_counter() - t0
         if req.explain and shown:
             t0 = time.perf_counter()
@@ -269,6 +272,20 @@ class Recommender:
                 trace.llm_calls.append(call)
             trace.stage_seconds["explain"] = time.perf_counter() - t0
         return RecResponse(req.request_id, req.user_id, shown, trace, policy)
+
+    def _by_retrieval(self, cands: Sequence[Candidate]) -> list[RankedItem]:
+        """Candidates ranked by their own scores, best first (stable: equal scores, e.g. given
+        ids, keep their order), each score finite: a missing one (NaN, -inf) ranks last, +inf
+        first, as the reranker's blend reads them; the raw score is kept when finite."""
+        import numpy as np
+
+        raw = np.asarray([c.score for c in cands], dtype=np.float64)
+        score = _finite(raw)
+        order = np.argsort(-score, kind="stable")
+        return [RankedItem(cands[j].item_id, float(score[j]), pos,
+                           retrieval_score=float(raw[j]) if np.isfinite(raw[j]) else None,
+                           title=self.dataset.items[cands[j].item_id].title)
+                for pos, j in enumerate(int(j) for j in order)]
 
     def _admissible(self, req: RecRequest, hist: list[str]) -> Callable[[str], bool]:
         """Whether an item retrieval did not return may still be shown (a must-show business
@@ -321,6 +338,27 @@ def _familiarity(dataset: Dataset, cfg: Config, reranker: Any, llm: Any) -> dict
         model = TransformersLLM(cfg.reranker.model)
     scores = catalog_familiarity(dataset, model, context=cfg.policy.prior_context)
     return dict(zip(dataset.item_ids, scores.tolist(), strict=True))
+
+
+def _finite(x: Any) -> Any:
+    """``x`` with NaN and -inf one score range below its smallest finite score and +inf one
+    above its largest (zeros when none is finite), every result finite (a range too wide to
+    step past is clamped to the float bound)."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    finite = np.isfinite(x)
+    if finite.all():
+        return x
+    if not finite.any():
+        return np.zeros_like(x)
+    lo, hi = float(x[finite].min()), float(x[finite].max())
+    with np.errstate(over="ignore"):
+        gap = (hi - lo) or 1.0
+        below, above = lo - gap, hi + gap
+    big = np.finfo(np.float64).max
+    below, above = max(below, -big), min(above, big)
+    return np.where(finite, x, np.where(x == np.inf, above, below))
 
 
 def _first_of_each(cands: Sequence[Candidate]) -> list[Candidate]:

@@ -308,3 +308,68 @@ def test_a_bare_string_where_a_set_belongs_is_a_typed_error(filters):
 
     with pytest.raises(InvalidRequestError):
         rec().recommend(RecRequest(user_id="u1", filters=Filters(**filters)))
+
+
+class NaNRetriever(FakeRetriever):
+    """Every other retrieval score is NaN (a broken index, a distance overflow)."""
+
+    def retrieve(self, **kw):
+        return [Candidate(c.item_id, math.nan if n % 2 else c.score)
+                for n, c in enumerate(super().retrieve(**kw))]
+
+
+def _assert_scores_claim_the_order(resp):
+    scores = [it.score for it in resp.items]
+    assert all(math.isfinite(s) for s in scores), scores
+    assert scores == sorted(scores, reverse=True), scores
+    assert [it.position for it in resp.items] == list(range(len(scores)))
+
+
+def test_without_a_reranker_scores_are_finite_and_claim_the_order_shown():
+    """With the reranker off the candidates were shown in the order given with their raw
+    scores: a NaN retrieval score was the response's score, and given candidates with scores
+    were shown in an order their scores contradicted."""
+    r = rec(reranker={"backend": "fake", "enabled": False})
+    given = [Candidate("5", 0.1), Candidate("6", 0.9), Candidate("7", math.nan),
+             Candidate("8", math.inf), Candidate("9", -math.inf)]
+    resp = r.rerank("u2", given, k=5)
+    _assert_scores_claim_the_order(resp)
+    assert resp.item_ids()[:3] == ["8", "6", "5"]
+    assert all(it.retrieval_score is None or math.isfinite(it.retrieval_score) for it in resp.items)
+    assert r.rerank("u2", ["7", "5", "6"], k=3).item_ids() == ["7", "5", "6"]  # no scores: as given
+    nan = Recommender.from_config({"reranker": {"backend": "fake", "enabled": False}},
+                                  dataset=make_dataset(), retriever=NaNRetriever(), llm=FakeLLM())
+    _assert_scores_claim_the_order(nan.recommend("u1", k=8))
+    one = rec()  # reranker on, a single candidate: not reranked, same rule
+    _assert_scores_claim_the_order(one.rerank("u2", [Candidate("5", math.nan)], k=3))
+
+
+def test_blending_huge_retrieval_scores_stays_finite():
+    """z-scoring 1e308 overflowed (mean and std of the scores): every blended score was NaN."""
+    r = rec(reranker={"backend": "fake", "blend_retrieval": 0.5})
+    resp = r.rerank("u2", [Candidate("5", 1e308), Candidate("6", 1e308), Candidate("7", -1e308),
+                           Candidate("8", math.nan)], k=4)
+    _assert_scores_claim_the_order(resp)
+    assert resp.items[-1].item_id == "8"  # no retrieval score ranks below -1e308 (weight 0.5)
+    assert all(it.retrieval_score is None or math.isfinite(it.retrieval_score) for it in resp.items)
+
+
+def test_the_trace_claims_no_rerank_stage_when_nothing_was_reranked():
+    r = rec(reranker={"backend": "fake", "enabled": False})
+    resp = r.recommend("u1", k=3)
+    assert "rerank" not in resp.trace.stage_seconds and not resp.trace.llm_calls
+    assert any("reranker off" in n for n in resp.trace.notes)
+    on = rec().recommend("u1", k=3)
+    assert "rerank" in on.trace.stage_seconds and on.trace.llm_calls[0].stage == "rerank"
+
+
+def test_an_explore_seam_cannot_show_an_item_twice():
+    def seam(request, ranked, history=()):
+        return [ranked[0], ranked[0], replace_pos(ranked[1]), ranked[1], ranked[2]]
+
+    def replace_pos(it):
+        return RankedItem(it.item_id, it.score, 7, propensity=0.3)
+
+    resp = rec(explore=seam).recommend("u3", k=3)
+    ids = resp.item_ids()
+    assert len(ids) == len(set(ids)) == 3 and [it.position for it in resp.items] == [0, 1, 2]
