@@ -161,7 +161,11 @@ def text_embeddings(dataset: object, dim: int = 32, *, embedder: Embedder | None
     """Item vectors from text alone: the configured sentence-transformers embedder on each
     item's rendered text (title, year, genres, tags), reduced to ``dim`` by PCA and
     L2-normalised. What a platform without an interaction log can give the linear bandit:
-    no user has to have touched an item for it to get a vector."""
+    no user has to have touched an item for it to get a vector. Tags are left out: they are
+    users' interactions (MovieLens tags.csv), kept without their times, so in a replay they
+    would describe items with what users tagged after the request."""
+    from dataclasses import replace as with_fields
+
     from llmrank.data.dataset import Dataset
     from llmrank.retrieve.text import embed_items
 
@@ -170,7 +174,7 @@ def text_embeddings(dataset: object, dim: int = 32, *, embedder: Embedder | None
         from llmrank.embed.factory import create_embedder
 
         embedder = create_embedder()
-    items = [dataset.items[iid] for iid in dataset.item_ids]
+    items = [with_fields(dataset.items[iid], tags=()) for iid in dataset.item_ids]
     emb = np.asarray(embed_items(embedder, items), np.float64)
     return PCA.fit(emb, dim).transform(emb)
 

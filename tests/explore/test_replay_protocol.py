@@ -157,3 +157,24 @@ def test_the_candidates_never_hold_the_users_history_or_unretrieved_items():
     assert codes.tolist() == [1]
     codes, _ = _candidates(prior, 0, np.array([2, 3], np.int64), 8, 6)
     assert not {2, 3} & set(codes.tolist())  # was [0 1 2 3 4 5]: the history as candidates
+
+
+def test_the_replays_text_vectors_leave_out_user_tags():
+    """item_vectors='text' rendered each item with its tags. MovieLens tags are user
+    interactions (tags.csv: user, item, tag, timestamp) from the whole log, kept without their
+    times, so an item's text vector told the replay which items users would tag later."""
+    from llmrank.embed.hashing import HashingEmbedder
+    from llmrank.explore.features import text_embeddings
+
+    class Recording(HashingEmbedder):
+        def encode(self, texts, **kw):
+            self.texts = list(texts)
+            return super().encode(texts, **kw)
+
+    items = [Item("a", title="Alpha", genres=("Drama",), tags=("tagged-in-2018",)),
+             Item("b", title="Beta", genres=("Comedy",))]
+    ds = Dataset.from_records("tags", items, [], [("u", "a", 1, 4.0), ("u", "b", 2, 4.0)])
+    emb = Recording(dim=64)
+    text_embeddings(ds, dim=2, embedder=emb)
+    assert len(emb.texts) == 2 and "Alpha" in emb.texts[0] and "Drama" in emb.texts[0]
+    assert not any("tagged" in t for t in emb.texts)
