@@ -373,3 +373,37 @@ def test_an_explore_seam_cannot_show_an_item_twice():
     resp = rec(explore=seam).recommend("u3", k=3)
     ids = resp.item_ids()
     assert len(ids) == len(set(ids)) == 3 and [it.position for it in resp.items] == [0, 1, 2]
+
+
+def test_concurrent_learn_calls_fold_each_impression_in_once(tmp_path):
+    """Recommender.learn() (an admin call, a cron thread) ran ExploreStep.learn with no lock:
+    two at once both read the same learned window and updated the policy twice per impression
+    (a click counted as two). The explore step's own periodic learning was locked, this was not."""
+    import threading
+    import time as _time
+
+    r = Recommender.from_config({"reranker": {"backend": "fake"},
+                                 "policy": {"name": "thompson",
+                                            "options": {"learn_every_seconds": -1}},
+                                 "feedback": {"path": str(tmp_path / "fb.sqlite")}},
+                                dataset=make_dataset(), retriever=FakeRetriever(), llm=FakeLLM())
+    for user in ("u1", "u2", "u3"):
+        r.recommend(user, k=3)
+    policy = r.explore.policy
+    updates = []
+    real_update = policy.update
+
+    def slow_update(context, slate, rewards):
+        updates.append(slate.items)
+        _time.sleep(0.05)  # a real posterior update takes time; the race window opens
+        real_update(context, slate, rewards)
+
+    policy.update = slow_update
+    now = _time.time() + 10 * 3600
+    counts = []
+    threads = [threading.Thread(target=lambda: counts.append(r.learn(now=now))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(updates) == 3 and sorted(counts) == [0, 0, 3]

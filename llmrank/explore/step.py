@@ -74,6 +74,7 @@ class ExploreStep:
         self.learn_every_seconds = learn_every_seconds
         self._learned_at = float("-inf")
         self._learning = threading.Lock()  # concurrent requests: one of them learns, none waits
+        self._window = threading.Lock()  # learn() calls in turn: each impression folded in once
         self.segment_key = segment_key
         self.users = users
         if segment_key is not None and users is None:
@@ -195,21 +196,24 @@ class ExploreStep:
     def learn(self, *, now: float | None = None) -> int:
         """Update the policy from impressions settled since the last call; returns how many.
         The learned window only moves forward: a ``now`` before an earlier call's (a clock
-        stepped back, a caller's own time) learns nothing, else its impressions would count twice."""
+        stepped back, a caller's own time) learns nothing, else its impressions would count twice.
+        Calls from several threads (Recommender.learn beside the step's own periodic learning)
+        run one after another: both read the same window and counted every click twice."""
         if self.store is None:
             return 0
         from llmrank.feedback.rounds import rounds
 
-        until = (time.time() if now is None else now) - self.settle_seconds
-        if self.learned_until is not None and until <= self.learned_until:
-            return 0
-        n = 0
-        for rnd in rounds(self.store, since=self.learned_until, until=until):
-            imp = rnd.impression  # any policy's slate is evidence about the items it showed
-            self.policy.update(context_of(imp), slate_of(imp), list(rnd.rewards))
-            n += 1
-        self.learned_until = until
-        return n
+        with self._window:
+            until = (time.time() if now is None else now) - self.settle_seconds
+            if self.learned_until is not None and until <= self.learned_until:
+                return 0
+            n = 0
+            for rnd in rounds(self.store, since=self.learned_until, until=until):
+                imp = rnd.impression  # any policy's slate is evidence about the items it showed
+                self.policy.update(context_of(imp), slate_of(imp), list(rnd.rewards))
+                n += 1
+            self.learned_until = until
+            return n
 
 
 def slate_of(imp: Impression) -> Slate:
