@@ -407,3 +407,47 @@ def test_concurrent_learn_calls_fold_each_impression_in_once(tmp_path):
     for t in threads:
         t.join()
     assert len(updates) == 3 and sorted(counts) == [0, 0, 3]
+
+
+_RECS: dict[tuple[bool, str], Recommender] = {}
+
+
+def _shared_rec(reranker_on: bool, policy: str) -> Recommender:
+    key = (reranker_on, policy)
+    if key not in _RECS:  # built once per setting: hypothesis runs many examples
+        _RECS[key] = Recommender.from_config(
+            {"reranker": {"backend": "fake", "enabled": reranker_on, "blend_retrieval": 0.3},
+             "policy": {"name": policy}}, dataset=make_dataset(), retriever=FakeRetriever(),
+            llm=FakeLLM(scores=lambda p, labels: [[math.nan, 0.0, -math.inf, 2.0][i % 4]
+                                                  for i in range(len(labels))]))
+    return _RECS[key]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(reranker_on=st.booleans(), policy=st.sampled_from(["greedy", "thompson"]),
+       explore=st.sampled_from([None, True, False]), user=st.sampled_from(["u0", "u4", None]),
+       given_ids=st.lists(st.tuples(st.sampled_from([*map(str, range(25)), "ghost", "evil"]), GARBAGE),
+                          max_size=30),
+       k=st.integers(1, 12), deny=st.frozensets(st.sampled_from([str(i) for i in range(25)]), max_size=8),
+       allow=st.one_of(st.none(), st.frozensets(st.sampled_from([str(i) for i in range(25)]), max_size=20)),
+       genre=st.one_of(st.none(), st.sampled_from(["drama", "comedy"])))
+def test_given_candidates_obey_every_rule_on_every_path(reranker_on, policy, explore, user, given_ids,
+                                                        k, deny, allow, genre):
+    """rerank() with given candidates (garbage scores included): only admissible given items,
+    each once, exactly min(k, admissible) of them, positions 0..n-1, finite scores that claim
+    the order when served greedily."""
+    r = _shared_rec(reranker_on, policy)
+    filters = Filters(allow=allow, deny=deny, attributes={"genre": frozenset({genre})} if genre else {})
+    req = RecRequest(user_id=user, history=None if user else ["1", "2"], k=k, filters=filters,
+                     explore=explore)
+    resp = r.rerank(req, [Candidate(i, s, "given") for i, s in given_ids])
+    ids = resp.item_ids()
+    admissible = {i for i, _ in given_ids if i in r.dataset.items and i not in deny
+                  and (allow is None or i in allow)
+                  and (genre is None or r.dataset.items[i].genres[0].lower() == genre)}
+    assert set(ids) <= admissible and len(ids) == len(set(ids)) == min(k, len(admissible))
+    assert [it.position for it in resp.items] == list(range(len(ids)))
+    assert all(math.isfinite(it.score) for it in resp.items)
+    if explore is False or (explore is None and policy == "greedy"):
+        assert [it.score for it in resp.items] == sorted((it.score for it in resp.items), reverse=True)
+        assert resp.policy == "greedy"
