@@ -37,6 +37,11 @@ class MalformedLineError(DataError):
         super().__init__(f"{path}:{line_no}: {reason}")
 
 
+class InvalidRequestError(DataError, ValueError):
+    """A request (or its filters) is malformed: k or n_candidates not a positive integer, an
+    empty id or text, a bare string where a set of ids or values belongs (HTTP 422)."""
+
+
 class DatasetNotFoundError(DataError):
     """A dataset is neither on disk nor downloadable (offline)."""
 

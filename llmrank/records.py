@@ -10,13 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmrank.errors import DataError
-
-
-class InvalidRequestError(DataError, ValueError):
-    """A request (or its filters) is malformed: k or n_candidates not a positive integer, an
-    empty id or text, a bare string where a set of ids or values belongs. The HTTP layer maps
-    it to 422 through DataError."""
+from llmrank.errors import InvalidRequestError
 
 
 @dataclass(frozen=True)

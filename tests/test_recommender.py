@@ -451,3 +451,11 @@ def test_given_candidates_obey_every_rule_on_every_path(reranker_on, policy, exp
     if explore is False or (explore is None and policy == "greedy"):
         assert [it.score for it in resp.items] == sorted((it.score for it in resp.items), reverse=True)
         assert resp.policy == "greedy"
+
+
+def test_a_softmax_policy_with_every_candidate_filtered_out_shows_nothing():
+    """Filters that remove every candidate left the softmax policy an empty logit vector:
+    ValueError from max() (an HTTP 500), where the other policies show an empty list."""
+    r = rec(policy={"name": "softmax"})
+    resp = r.rerank(RecRequest(user_id="u1", filters=Filters(deny=frozenset({"5"}))), ["5"])
+    assert resp.items == []

@@ -31,6 +31,8 @@ _T_LO = 1e-10
 def clip_logits(logits: np.ndarray) -> np.ndarray:
     """The logits the sampler and the marginals both use: every item keeps P >= ~e^-50."""
     logits = np.asarray(logits, dtype=np.float64)
+    if logits.size == 0:  # every candidate filtered out: nothing to sample
+        return logits
     return np.maximum(logits, logits.max() - LOGIT_RANGE)
 
 

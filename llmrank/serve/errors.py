@@ -16,6 +16,7 @@ from llmrank.errors import (
     EmptyHistoryError,
     FeedbackConflictError,
     FeedbackError,
+    InvalidRequestError,
     LlmrankError,
     MissingExtraError,
     PromptError,
@@ -57,6 +58,7 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (FeatureUnavailableError, 501),
     (SessionConflictError, 409),
     (FeedbackConflictError, 409),  # before FeedbackError (422)
+    (InvalidRequestError, 422),
     (EmptyHistoryError, 422),
     (ConfigError, 422),
     (PromptError, 422),

@@ -215,3 +215,17 @@ def test_linear_thompson_sampling_without_noise_is_its_posterior_mean():
     s = ts.select(RANKED, 3)
     assert s.items == ucb.select(RANKED, 3).items
     assert s.propensities == [1.0, 1.0, 1.0]
+
+
+def test_scores_near_the_float_limit_standardise_without_overflow():
+    """Retrieval scores of 1e308 (a reranker-less slate) overflowed the z-scores' mean and
+    standard deviation into inf/NaN with RuntimeWarnings."""
+    import warnings
+
+    from llmrank.explore.policies.base import Request
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        req = Request.make([("a", 1e308), ("b", -1e308), ("c", 0.0)], ExploreContext(), None)
+    assert np.all(np.isfinite(req.z)) and req.z[0] > req.z[2] > req.z[1]
+    np.testing.assert_allclose(Request.make([("a", 3.0), ("b", 1.0)], ExploreContext(), None).z, [1.0, -1.0])

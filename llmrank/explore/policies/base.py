@@ -80,9 +80,18 @@ class Request:
         codes = features.codes(items) if features is not None else np.full(len(items), -1)
         rank = np.empty(len(s), np.int64)
         rank[np.argsort(-s, kind="stable")] = np.arange(len(s))
-        sd = s.std() if len(s) else 0.0  # no candidates (all filtered out): no warnings
-        z = (s - s.mean()) / sd if sd > 0 else np.zeros_like(s)
-        return cls(items, s, codes, context, rank, z)
+        return cls(items, s, codes, context, rank, _standardised(s))
+
+
+def _standardised(s: np.ndarray) -> np.ndarray:
+    """z-scores of ``s``, computed on ``s`` divided by its largest magnitude (z does not change)
+    so that scores near 1e308 do not overflow; zeros for no candidates or equal scores."""
+    scale = float(np.max(np.abs(s))) if len(s) else 0.0
+    if not np.isfinite(scale) or scale == 0.0:
+        return np.zeros_like(s)
+    u = s / scale
+    sd = u.std()
+    return (u - u.mean()) / sd if sd > 0 else np.zeros_like(s)
 
 
 @dataclass
