@@ -198,7 +198,9 @@ class ExploreStep:
         The learned window only moves forward: a ``now`` before an earlier call's (a clock
         stepped back, a caller's own time) learns nothing, else its impressions would count twice.
         Calls from several threads (Recommender.learn beside the step's own periodic learning)
-        run one after another: both read the same window and counted every click twice."""
+        run one after another: both read the same window and counted every click twice. An
+        impression the policy cannot learn from is skipped with a warning (an exception left
+        the window behind, so the next call learned the ones before it again)."""
         if self.store is None:
             return 0
         from llmrank.feedback.rounds import rounds
@@ -210,7 +212,12 @@ class ExploreStep:
             n = 0
             for rnd in rounds(self.store, since=self.learned_until, until=until):
                 imp = rnd.impression  # any policy's slate is evidence about the items it showed
-                self.policy.update(context_of(imp), slate_of(imp), list(rnd.rewards))
+                try:
+                    self.policy.update(context_of(imp), slate_of(imp), list(rnd.rewards))
+                except Exception as exc:  # one bad impression must not block (or repeat) the rest
+                    log.warning("explore: impression %s not learned (%s: %s)", imp.request_id,
+                                type(exc).__name__, exc)
+                    continue
                 n += 1
             self.learned_until = until
             return n

@@ -166,3 +166,29 @@ def test_a_request_served_greedily_keeps_the_business_rules(tmp_path):
         assert "i0" not in shown and "i2" not in shown, explore
     assert [s.item_id for s in step(RecRequest(user_id="u1", k=3, explore=False), RANKED)] == [
         "i7", "i1", "i3"]
+
+
+def test_an_impression_the_policy_cannot_learn_from_is_skipped_not_relearned(tmp_path, caplog):
+    """An update that raised left the window where it was: the next learn() folded the
+    impressions before the bad one in again (counted twice), and the bad one blocked learning
+    for good. It is skipped with a warning; the others are learned once."""
+    step = _step(tmp_path)
+    reqs = [RecRequest(user_id=f"u{j}", k=3, explore=True) for j in range(3)]
+    for req in reqs:
+        shown = step(req, RANKED)
+        step.feedback(FeedbackEvent(req.user_id, shown[0].item_id, "click", request_id=req.request_id))
+    real_update = step.policy.update
+    calls = []
+
+    def flaky(context, slate, rewards):
+        calls.append(context.request_id)
+        if context.request_id == reqs[1].request_id:
+            raise ValueError("cannot learn from this one")
+        real_update(context, slate, rewards)
+
+    step.policy.update = flaky  # type: ignore[method-assign]
+    now = time.time() + 10
+    assert step.learn(now=now) == 2
+    assert any("cannot learn" in r.getMessage() for r in caplog.records)
+    assert step.learn(now=now + 10) == 0
+    assert calls == [r.request_id for r in reqs]  # each tried once
