@@ -279,8 +279,10 @@ class Recommender:
         first, as the reranker's blend reads them; the raw score is kept when finite."""
         import numpy as np
 
+        from llmrank.rerank.blend import fill_missing
+
         raw = np.asarray([c.score for c in cands], dtype=np.float64)
-        score = _finite(raw)
+        score = fill_missing(raw)
         order = np.argsort(-score, kind="stable")
         return [RankedItem(cands[j].item_id, float(score[j]), pos,
                            retrieval_score=float(raw[j]) if np.isfinite(raw[j]) else None,
@@ -338,27 +340,6 @@ def _familiarity(dataset: Dataset, cfg: Config, reranker: Any, llm: Any) -> dict
         model = TransformersLLM(cfg.reranker.model)
     scores = catalog_familiarity(dataset, model, context=cfg.policy.prior_context)
     return dict(zip(dataset.item_ids, scores.tolist(), strict=True))
-
-
-def _finite(x: Any) -> Any:
-    """``x`` with NaN and -inf one score range below its smallest finite score and +inf one
-    above its largest (zeros when none is finite), every result finite (a range too wide to
-    step past is clamped to the float bound)."""
-    import numpy as np
-
-    x = np.asarray(x, dtype=np.float64)
-    finite = np.isfinite(x)
-    if finite.all():
-        return x
-    if not finite.any():
-        return np.zeros_like(x)
-    lo, hi = float(x[finite].min()), float(x[finite].max())
-    with np.errstate(over="ignore"):
-        gap = (hi - lo) or 1.0
-        below, above = lo - gap, hi + gap
-    big = np.finfo(np.float64).max
-    below, above = max(below, -big), min(above, big)
-    return np.where(finite, x, np.where(x == np.inf, above, below))
 
 
 def _first_of_each(cands: Sequence[Candidate]) -> list[Candidate]:

@@ -19,19 +19,25 @@ def blend(llm_scores: np.ndarray, retrieval_scores: np.ndarray | None, weight: f
     scores are known."""
     if retrieval_scores is None or weight <= 0:
         return np.asarray(llm_scores, dtype=np.float64)
-    r = _fill_missing(np.asarray(retrieval_scores, dtype=np.float64))
+    r = fill_missing(np.asarray(retrieval_scores, dtype=np.float64))
     return (1.0 - weight) * zscore(llm_scores) + weight * zscore(r)
 
 
-def _fill_missing(x: np.ndarray) -> np.ndarray:
-    """NaN and -inf mean "no retrieval score": put them one score range below the smallest
-    finite score (and +inf one range above the largest), so a missing score ranks last
-    instead of at 0.0, which outranks every negative score (distances, log-probs)."""
+def fill_missing(x: np.ndarray) -> np.ndarray:
+    """NaN and -inf mean "no score": put them one score range below the smallest finite
+    score (and +inf one range above the largest), so a missing score ranks last instead of at
+    0.0, which outranks every negative score (distances, log-probs). Zeros when none is
+    finite; every result finite (a range too wide to step past is clamped to the float bound)."""
+    x = np.asarray(x, dtype=np.float64)
     finite = np.isfinite(x)
     if finite.all():
         return x
     if not finite.any():
         return np.zeros_like(x)
     lo, hi = float(x[finite].min()), float(x[finite].max())
-    gap = (hi - lo) or 1.0
-    return np.where(finite, x, np.where(x == np.inf, hi + gap, lo - gap))
+    with np.errstate(over="ignore"):
+        gap = (hi - lo) or 1.0
+        below, above = lo - gap, hi + gap
+    big = np.finfo(np.float64).max
+    below, above = max(below, -big), min(above, big)
+    return np.where(finite, x, np.where(x == np.inf, above, below))
