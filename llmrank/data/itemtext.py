@@ -3,14 +3,20 @@ the retriever embeds and what the LLM reads never drift apart."""
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from llmrank.records import Item
 
 _WS = re.compile(r"\s+")
 # characters that could fake prompt structure: control chars, our own delimiters
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# lone surrogates (from JSON "\\ud83d" escapes) cannot be encoded to UTF-8: every tokenizer fails
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ZWJ, _VS = "\u200d", re.compile(r"[\ufe00-\ufe0f\U0001f3fb-\U0001f3ff]")  # joiner, selectors, skin tones
 
 
 @dataclass(frozen=True)
@@ -30,9 +36,9 @@ DEFAULT_LIMITS = TextLimits()
 
 def clean(text: str, limit: int | None = None) -> str:
     """Collapse whitespace, drop control characters, truncate at a word boundary."""
-    text = _WS.sub(" ", _CONTROL.sub(" ", text)).strip()
+    text = _WS.sub(" ", _CONTROL.sub(" ", _SURROGATE.sub("", text))).strip()
     if limit is not None and len(text) > limit:
-        cut = text[: max(0, limit - 1)]
+        cut = text[: _grapheme_start(text, max(0, limit - 1))]
         space = cut.rfind(" ")
         if space > limit // 2:
             cut = cut[:space]
@@ -40,38 +46,95 @@ def clean(text: str, limit: int | None = None) -> str:
     return text
 
 
+def _grapheme_start(text: str, end: int) -> int:
+    """The largest cut position <= ``end`` that does not split a user-perceived character: not
+    before a combining mark, a variation selector or skin tone, not next to a zero-width joiner,
+    not inside a regional-indicator pair (a flag)."""
+    while 0 < end < len(text):
+        nxt, prev = text[end], text[end - 1]
+        if unicodedata.combining(nxt) or unicodedata.category(nxt) in ("Mn", "Mc", "Me") \
+                or _VS.match(nxt) or nxt == _ZWJ or prev == _ZWJ:
+            end -= 1
+        elif _is_regional(nxt) and _is_regional(prev):
+            run = end  # pairs count from the start of the run of indicators
+            while run > 0 and _is_regional(text[run - 1]):
+                run -= 1
+            if (end - run) % 2 == 0:
+                break
+            end -= 1
+        else:
+            break
+    return end
+
+
+def _is_regional(ch: str) -> bool:
+    return "\U0001f1e6" <= ch <= "\U0001f1ff"
+
+
+def _text(value: Any) -> str:
+    """A catalog value as text: None and NaN are absent (not 'None', 'nan'), a list is its
+    non-empty elements joined by ', ' (not "['a', 'b']"), anything else its str()."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(t for t in (_text(v) for v in value) if t)
+    return value if isinstance(value, str) else str(value)
+
+
+def _strings(values: Any, limit: int, each: int) -> list[str]:
+    """Up to ``limit`` non-empty cleaned strings of a genres or tags field (one bare string
+    is one value, not a sequence of characters)."""
+    if isinstance(values, str):
+        values = (values,)
+    out = [t for t in (clean(_text(v), each) for v in values or ()) if t]
+    return out[:limit]
+
+
+def _year(value: Any) -> int | None:
+    """The year as an int; a float year (1995.0, from a table with gaps) or a digit string
+    counts, NaN and anything else does not."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str):
+        return int(value.strip()) if value.strip().isdigit() else None
+    return value if isinstance(value, int) else None
+
+
 def item_title(item: Item, limits: TextLimits = DEFAULT_LIMITS) -> str:
     """'Title (1995)', the short form used in histories."""
-    title = clean(item.title or item.item_id, limits.title)
-    return f"{title} ({item.year})" if item.year else title
+    title = clean(_text(item.title), limits.title) or clean(_text(item.item_id), limits.title)
+    year = _year(item.year)
+    return f"{title} ({year})" if year else title
 
 
 def item_title_genres(item: Item, limits: TextLimits = DEFAULT_LIMITS) -> str:
     """'Title (1995). Genres: a, b': the compact form that still tells a small model, which
     cannot know a film from its title, what kind of item it is."""
     title = item_title(item, limits)
-    return clean(f"{title}. {_genres(item, limits)}", limits.total) if item.genres else title
+    genres = _genres(item, limits)
+    return clean(f"{title}. {genres}", limits.total) if genres else title
 
 
 def _genres(item: Item, limits: TextLimits) -> str:
-    return "Genres: " + ", ".join(clean(g, 40) for g in item.genres[: limits.genres])
+    genres = _strings(item.genres, limits.genres, 40)
+    return "Genres: " + ", ".join(genres) if genres else ""
 
 
 def render_item(item: Item, limits: TextLimits = DEFAULT_LIMITS, *, with_attributes: bool = True) -> str:
     """'Title (1995). Genres: a, b. Tags: x, y. Description. key: value' within limits."""
     parts = [item_title(item, limits)]
-    if item.genres:
-        parts.append(_genres(item, limits))
-    if item.tags:
-        parts.append("Tags: " + ", ".join(clean(t, 40) for t in item.tags[: limits.tags]))
-    if item.description:
-        parts.append(clean(item.description, limits.description))
+    parts.append(_genres(item, limits))
+    tags = _strings(item.tags, limits.tags, 40)
+    if tags:
+        parts.append("Tags: " + ", ".join(tags))
+    parts.append(clean(_text(item.description), limits.description))
     if with_attributes and item.attributes:
-        shown = [
-            f"{clean(k, 30)}: {clean(str(v), 60)}"
-            for k, v in list(item.attributes.items())[: limits.attributes]
-            if not _is_identifier_attribute(k)
-        ]
+        # identifiers are skipped before counting, so they do not take the meaningful ones' slots
+        pairs = ((clean(_text(k), 30), clean(_text(v), 60)) for k, v in item.attributes.items()
+                 if not _is_identifier_attribute(_text(k)))
+        shown = [f"{k}: {v}" for k, v in pairs if k and v][: limits.attributes]
         if shown:
             parts.append("; ".join(shown))
     text = ". ".join(p.rstrip(".") for p in parts if p)

@@ -44,3 +44,41 @@ def test_title_with_genres_is_the_compact_kind_of_item():
     assert item_title_genres(item) == "Heat (1995). Genres: Crime, Thriller, Drama"
     assert item_title_genres(item, TextLimits(genres=1)) == "Heat (1995). Genres: Crime"
     assert item_title_genres(Item("2", title="Up")) == "Up"  # no genres: the title alone
+
+
+def test_non_string_values_render_as_text_not_python_reprs():
+    """A catalog read from JSON carries nulls, numbers, lists and NaN: none of them may render
+    as 'None', 'nan' or '[]', nor crash the one function every prompt and embedding uses."""
+    nan = float("nan")
+    item = Item("1", "X", None, ("Drama", None, ""), (None, "heist"), nan,  # type: ignore[arg-type]
+                {"a": None, "b": nan, "c": [], "d": ["x", None, "y"], "n": 3, 5: "five"})  # type: ignore[dict-item]
+    assert render_item(item) == "X. Genres: Drama. Tags: heist. d: x, y; n: 3; 5: five"
+    assert render_item(item, TextLimits(attributes=2)) == "X. Genres: Drama. Tags: heist. d: x, y; n: 3"
+    assert item_title(Item("7", None)) == "7"  # type: ignore[arg-type]
+    assert item_title(Item("7", nan)) == "7"  # type: ignore[arg-type]
+    assert item_title(Item("7", "   ", 1995)) == "7 (1995)"  # a blank title: the id stands in
+    assert item_title(Item("7", "X", nan)) == "X"  # type: ignore[arg-type]
+    assert item_title(Item("7", "X", 1995.0)) == "X (1995)"  # type: ignore[arg-type]
+    assert item_title(Item("7", "X", "1995")) == "X (1995)"  # type: ignore[arg-type]
+    assert render_item(Item("7", "X", None, "Drama")) == "X. Genres: Drama"  # type: ignore[arg-type]
+    assert render_item(Item("7", "X", None, ("",))) == "X"  # no empty "Genres:"
+    assert item_title_genres(Item("7", "X", None, ("",))) == "X"
+
+
+def test_identifier_attributes_do_not_use_up_the_attribute_slots():
+    item = Item("1", "Heat", 1995, attributes={"tmdb_id": "9", "imdb_url": "u", "director": "Mann", "studio": "WB"})
+    assert render_item(item, TextLimits(attributes=1)) == "Heat (1995). director: Mann"
+    assert render_item(item, TextLimits(attributes=2)) == "Heat (1995). director: Mann; studio: WB"
+
+
+def test_cut_never_splits_a_combining_sequence_or_a_flag():
+    decomposed = "e\u0301" * 10  # 'é' as e + combining acute
+    cut = clean(decomposed, 6)
+    assert cut.endswith("…") and not cut[:-1].endswith("e")  # no accent torn off its letter
+    assert cut[:-1] == "e\u0301" * (len(cut[:-1]) // 2)
+    flags = "\U0001F1EB\U0001F1F7" * 5  # 🇫🇷 x5: each flag is two regional indicators
+    cut = clean(flags, 4)
+    assert len(cut[:-1]) % 2 == 0 and cut[:-1] == flags[: len(cut) - 1]
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467" * 3  # ZWJ sequences
+    assert not clean(family, 3)[:-1].endswith("\u200d")
+    assert "\ud83d" not in clean("a\ud83db")  # a lone surrogate cannot be encoded: dropped
