@@ -200,7 +200,19 @@ def _guard(fn: Callable[..., tuple[str, list[str]]]) -> Callable[..., tuple[str,
 
 
 def _validation_message(exc: Exception) -> str:
-    return f"invalid arguments: {exc}".splitlines()[0]
+    """One line naming each bad argument and what is wrong with it (pydantic's first line,
+    "1 validation error for SearchArgs", tells the model nothing it can fix). The value
+    itself is not echoed: it is untrusted text and the model already has it."""
+    errors = getattr(exc, "errors", None)
+    details: list[str] = []
+    if callable(errors):
+        with contextlib.suppress(Exception):
+            for err in errors(include_input=False, include_url=False):
+                field = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
+                details.append(f"{field}: {escape_data(str(err.get('msg', 'invalid')), limit=160)}")
+    if not details:
+        details.append(escape_data(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, limit=160))
+    return "invalid arguments: " + "; ".join(details)
 
 
 def make_tools(recommender: Recommender, state: SessionState | None = None,

@@ -148,3 +148,19 @@ def test_feedback_kinds(rec, kind, value):
     assert tools["record_feedback"].invoke(args).startswith(f"recorded {kind}")
     (event,) = list(rec.explore.store.events())
     assert event.kind == kind and event.value == value and event.request_id is None
+
+
+@pytest.mark.parametrize("name,args,field", [
+    ("search_items", {"query": "x", "k": 10**9}, "k"),
+    ("recommend_for_user", {"k": -3}, "k"),
+    ("recommend_for_user", {"k": "five"}, "k"),
+    ("explain_item", {}, "item_id"),
+    ("record_feedback", {"item_id": "c001", "kind": "like"}, "kind"),
+])
+def test_invalid_arguments_name_the_field_and_the_reason(rec, name, args, field):
+    """The model can only fix a call it is told about: the message names the argument and
+    what is wrong with it, on one line, without echoing the (untrusted) value."""
+    msg = tools_by_name(rec)[name].invoke(args)
+    assert msg.startswith("invalid arguments") and "\n" not in msg
+    assert f"{field}:" in msg and len(msg.split(f"{field}:", 1)[1].strip()) > 5
+    assert "five" not in msg and "'like'" not in msg
