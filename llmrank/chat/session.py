@@ -17,6 +17,7 @@ import logging
 import re
 import threading
 import uuid
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from langgraph.errors import GraphRecursionError
 from llmrank.chat.model import message_text
 from llmrank.chat.tools import ChatTools, SessionState
 from llmrank.errors import UnknownUserError
+from llmrank.prompts.escape import escape_data
 from llmrank.prompts.store import load_template
 
 if TYPE_CHECKING:
@@ -97,6 +99,19 @@ def mentioned(answer: str, candidates: dict[str, str]) -> list[str]:
     return [i for _, i in sorted(hits)]
 
 
+_NO_ANSWER = "Sorry, I could not finish that request. Could you rephrase it?"
+
+
+def _invalid_call_result(bad: Mapping[str, Any]) -> ToolMessage:
+    """The error a refused tool call (bad JSON, unbound tool, arguments not an object) gives
+    back to the model, as the result of that call."""
+    error = escape_data(str(bad.get("error") or "unparseable tool call"), limit=300)
+    return ToolMessage(f"invalid tool call: {error}. Call one of the listed tools with a JSON object "
+                       "of arguments, or answer in plain text.",
+                       tool_call_id=str(bad.get("id") or "invalid"), name=str(bad.get("name") or "invalid"),
+                       status="error")
+
+
 class ChatSession:
     """A conversation. Not thread-safe by itself: ``send`` holds the session's own lock, so
     two requests for one session run one after the other."""
@@ -104,7 +119,8 @@ class ChatSession:
     def __init__(self, recommender: Recommender, model: BaseChatModel, *, user_id: str | None = None,
                  history: list[str] | None = None, session_id: str | None = None,
                  lock: AbstractContextManager[Any] | None = None, max_messages: int = 40,
-                 catalog: str | None = None, recursion_limit: int = 16) -> None:
+                 catalog: str | None = None, recursion_limit: int = 16,
+                 invalid_call_retries: int = 2) -> None:
         if user_id is not None and history is None and not recommender.dataset.has_user(user_id):
             raise UnknownUserError(f"unknown user {user_id!r}: give a known user id or a history")
         from langchain.agents import create_agent
@@ -119,6 +135,7 @@ class ChatSession:
         self.messages: list[BaseMessage] = []
         self.max_messages = max_messages
         self.recursion_limit = recursion_limit
+        self.invalid_call_retries = invalid_call_retries
         self._lock = threading.Lock()
 
     @property
@@ -145,18 +162,31 @@ class ChatSession:
             self.state.start_turn()
             inputs = [*self._window(), HumanMessage(message)]
             try:
-                state: Any = {"messages": inputs}
-                result = self.agent.invoke(state,
-                                           config={"recursion_limit": self.recursion_limit})
+                messages: list[BaseMessage] = list(inputs)
+                for attempt in range(self.invalid_call_retries + 1):
+                    state: Any = {"messages": messages}
+                    result = self.agent.invoke(state,
+                                               config={"recursion_limit": self.recursion_limit})
+                    messages = list(result["messages"])
+                    last = messages[-1] if messages else None
+                    # the agent loop ends on a message whose calls all failed to parse: the
+                    # model never learns why; tell it (as tool errors) and let it try again
+                    if not (isinstance(last, AIMessage) and last.invalid_tool_calls and not last.tool_calls):
+                        break
+                    if attempt == self.invalid_call_retries:
+                        if not message_text(last).strip():
+                            messages.append(AIMessage(_NO_ANSWER))
+                        break
+                    messages += [_invalid_call_result(bad) for bad in last.invalid_tool_calls]
             except GraphRecursionError:
                 # the model kept calling tools: answer honestly, keep the session usable
                 log.warning("session %s: no answer within %d steps", self.session_id, self.recursion_limit)
                 turn = self._turn([])
-                turn.answer = "Sorry, I could not finish that request. Could you rephrase it?"
+                turn.answer = _NO_ANSWER
                 turn.notes.append(f"stopped after {self.recursion_limit} agent steps")
                 self._remember([HumanMessage(message), AIMessage(turn.answer)])
                 return turn
-            new = list(result["messages"])[len(inputs):]
+            new = messages[len(inputs):]
             self._remember([HumanMessage(message), *new])
             return self._turn(new)
 

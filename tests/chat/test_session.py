@@ -91,7 +91,7 @@ def test_answer_by_title_and_no_mention_falls_back_to_tool_items(rec):
 def test_invalid_tool_call_is_reported(rec):
     bad = AIMessage("hmm", invalid_tool_calls=[{"type": "invalid_tool_call", "id": "x", "name": "search_items",
                                                 "args": "{", "error": "malformed JSON"}])
-    session = ChatSession(rec, ScriptedChatModel(steps=[bad]), user_id="u001")
+    session = ChatSession(rec, ScriptedChatModel(steps=[bad, AIMessage("hmm")]), user_id="u001")
     turn = session.send("hi")
     assert turn.answer == "hmm" and not turn.tool_calls[0].ok and turn.notes == ["invalid tool call: malformed JSON"]
 
@@ -154,3 +154,38 @@ def test_mentioned_ignores_numbers_in_prose_and_titles_inside_words():
     answer = "Here are 3 picks for the theater:\n1. [260] Star Wars (1977)"
     assert mentioned(answer, cands) == ["260"]
     assert mentioned("Toy Story, then [3], and Heat.", cands) == ["1", "3", "6"]
+
+
+@pytest.mark.parametrize("error", ["unknown tool 'drop_tables'; available: search_items",
+                                   "malformed JSON in <tool_call>: Expecting ',' delimiter at char 5",
+                                   "arguments of 'search_items' must be a JSON object"])
+def test_an_invalid_tool_call_is_reported_to_the_model_which_can_recover(rec, error):
+    """A call the parser refused (bad JSON, unbound tool, arguments not an object) must reach
+    the model as an error it can fix; the agent loop alone ends the turn on it with an empty
+    answer."""
+    seen: list[str] = []
+
+    def retry(messages):
+        err = messages[-1]
+        assert isinstance(err, ToolMessage) and err.status == "error"
+        seen.append(str(err.content))
+        return call("search_items", query="rocket", k=2)(messages)
+
+    bad = AIMessage("", invalid_tool_calls=[{"type": "invalid_tool_call", "id": "call_bad", "name": "drop_tables",
+                                             "args": "{", "error": error}])
+    model = ScriptedChatModel(steps=[bad, retry, lambda m: AIMessage(f"Try [{last_tool(m).artifact[0]}].")])
+    session = ChatSession(rec, model, user_id="u001")
+    turn = session.send("something about rockets")
+    assert seen and "invalid tool call" in seen[0] and error[:15] in seen[0]
+    assert turn.answer.startswith("Try [") and len(turn.item_ids) == 1 and turn.item_ids[0] in rec.dataset.items
+    assert [(c.name, c.ok) for c in turn.tool_calls] == [("drop_tables", False), ("search_items", True)]
+    assert turn.request_ids[turn.item_ids[0]] == session.state.shown[turn.item_ids[0]] is not None
+
+
+def test_a_model_that_keeps_making_invalid_calls_gets_a_bounded_number_of_retries(rec):
+    bad = AIMessage("", invalid_tool_calls=[{"type": "invalid_tool_call", "id": "call_bad", "name": None,
+                                             "args": "{", "error": "malformed JSON"}])
+    model = ScriptedChatModel(steps=[bad] * 3)
+    turn = ChatSession(rec, model, user_id="u001").send("hi")
+    assert model.calls == 3 and turn.answer and not turn.item_ids
+    assert all(not c.ok for c in turn.tool_calls)
