@@ -91,6 +91,9 @@ class RankPromptBuilder:
         self.candidate_text = candidate_text or (lambda it: render_item(it, PROMPT_LIMITS))
         self.history_text = history_text
         self.alphabet = tuple(alphabet)
+        dup = sorted({lab for lab in self.alphabet if self.alphabet.count(lab) > 1})
+        if dup:
+            raise PromptError(f"duplicate labels {dup} in the alphabet: a label must name one candidate")
         specials = getattr(model, "special_tokens", None)
         self._specials: tuple[str, ...] = tuple(specials()) if callable(specials) else ()
 
@@ -128,6 +131,10 @@ class RankPromptBuilder:
             raise PromptError("a rank prompt needs at least one candidate")
         if len(candidates) > len(self.alphabet):
             raise PromptError(f"{len(candidates)} candidates but only {len(self.alphabet)} labels")
+        ids = [c.item_id for c in candidates]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:  # two labels for one item: label_for would answer for only one of them
+            raise PromptError(f"duplicate candidates {dup}: each item can be listed once")
         labels = list(self.alphabet[: len(candidates)])
         limit = self.max_prompt_tokens
         hist = [self.history_text(it) for it in history][-self.max_history:] if self.max_history else []

@@ -94,3 +94,34 @@ def test_real_chat_template_applied(tiny_llm):
     assert rp.text.startswith("<|im_start|>system\n")
     assert rp.text.endswith("<|im_start|>assistant\nAnswer:")
     assert rp.prompt_tokens == tiny_llm.count_tokens(rp.text)
+
+
+def test_duplicate_candidates_or_labels_are_refused():
+    """Two labels for one item (or one label for two items) make label_for/item_for answer for
+    only one of them: the scores of the other would be read for the wrong item."""
+    with pytest.raises(PromptError, match=r"duplicate candidates \['11'\]"):
+        RankPromptBuilder(FakeLLM()).build([], [ITEMS[10], ITEMS[11], ITEMS[11]])
+    with pytest.raises(PromptError, match="duplicate label"):
+        RankPromptBuilder(FakeLLM(), alphabet="ABA")
+
+
+def test_blank_query_is_no_query():
+    b = RankPromptBuilder(FakeLLM())
+    assert b.build([], ITEMS[:2], query="  \n ").text == b.build([], ITEMS[:2]).text
+    asked = b.build([], ITEMS[:2], query='a "quiet" film').text
+    assert "The user asks for: \"a 'quiet' film\"" in asked
+    assert asked.index("The user asks for") < asked.index("The user's history")
+
+
+def test_tiny_tokenizer_bound_is_kept_or_named(tiny_llm):
+    """With a real tokenizer: the kept prompt fits, the newest history is what stays, every
+    candidate stays, and a bound that no history can meet is a PromptError naming it."""
+    full = RankPromptBuilder(tiny_llm).build(ITEMS[:15], ITEMS[15:20])
+    limit = full.prompt_tokens - 25
+    rp = RankPromptBuilder(tiny_llm, max_prompt_tokens=limit).build(ITEMS[:15], ITEMS[15:20])
+    assert rp.prompt_tokens == tiny_llm.count_tokens(rp.text) <= limit and 0 < rp.n_history < 15
+    kept = [f'"Movie {i} ({1990 + i})"' for i in range(15 - rp.n_history, 15)]
+    assert all(k in rp.text for k in kept) and f'"Movie {14 - rp.n_history} (' not in rp.text
+    assert all(f'{lab}. "Movie {15 + j} (' in rp.text for j, lab in enumerate("ABCDE"))
+    with pytest.raises(PromptError, match="does not fit 20 tokens"):
+        RankPromptBuilder(tiny_llm, max_prompt_tokens=20).build(ITEMS[:15], ITEMS[15:20])
