@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from llmrank.records import Item
+from llmrank.textcut import grapheme_start
 
 _WS = re.compile(r"\s+")
 # characters that could fake prompt structure: control chars, our own delimiters
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # lone surrogates (from JSON "\\ud83d" escapes) cannot be encoded to UTF-8: every tokenizer fails
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_ZWJ, _VS = "\u200d", re.compile(r"[\ufe00-\ufe0f\U0001f3fb-\U0001f3ff]")  # joiner, selectors, skin tones
 
 
 @dataclass(frozen=True)
@@ -38,37 +37,12 @@ def clean(text: str, limit: int | None = None) -> str:
     """Collapse whitespace, drop control characters, truncate at a word boundary."""
     text = _WS.sub(" ", _CONTROL.sub(" ", _SURROGATE.sub("", text))).strip()
     if limit is not None and len(text) > limit:
-        cut = text[: _grapheme_start(text, max(0, limit - 1))]
+        cut = text[: grapheme_start(text, max(0, limit - 1))]
         space = cut.rfind(" ")
         if space > limit // 2:
             cut = cut[:space]
         text = cut.rstrip(" ,;:") + "…"
     return text
-
-
-def _grapheme_start(text: str, end: int) -> int:
-    """The largest cut position <= ``end`` that does not split a user-perceived character: not
-    before a combining mark, a variation selector or skin tone, not next to a zero-width joiner,
-    not inside a regional-indicator pair (a flag)."""
-    while 0 < end < len(text):
-        nxt, prev = text[end], text[end - 1]
-        if unicodedata.combining(nxt) or unicodedata.category(nxt) in ("Mn", "Mc", "Me") \
-                or _VS.match(nxt) or nxt == _ZWJ or prev == _ZWJ:
-            end -= 1
-        elif _is_regional(nxt) and _is_regional(prev):
-            run = end  # pairs count from the start of the run of indicators
-            while run > 0 and _is_regional(text[run - 1]):
-                run -= 1
-            if (end - run) % 2 == 0:
-                break
-            end -= 1
-        else:
-            break
-    return end
-
-
-def _is_regional(ch: str) -> bool:
-    return "\U0001f1e6" <= ch <= "\U0001f1ff"
 
 
 def _text(value: Any) -> str:

@@ -12,6 +12,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from llmrank.textcut import grapheme_start
+
 # chat-template special tokens of common model families, and generic <|...|> markers
 _SPECIAL = re.compile(
     r"<\|[^|<>]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|<start_of_turn>|<end_of_turn>"
@@ -81,7 +83,7 @@ def escape_data(text: str, extra_specials: Iterable[str] = (), limit: int | None
     text = _neutralise_markers(text)
     text = _WS.sub(" ", text).strip()
     if limit is not None and len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
+        text = text[: grapheme_start(text, limit - 1)].rstrip() + "…"
     return text
 
 

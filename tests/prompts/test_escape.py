@@ -132,3 +132,13 @@ def test_markers_disguised_with_marks_or_lookalike_letters_are_neutralised():
 def test_words_with_marks_or_foreign_letters_are_not_touched_without_a_colon():
     for title in ("Ánswer Me (1999)", "\u0410nna (2019)", "Сталкер (1979)", "Αλέξης Ζορμπάς"):
         assert escape_data(title) == title
+
+
+def test_the_length_cut_never_splits_a_flag_or_a_mark():
+    """escape_data cut at a fixed position: half a flag (one regional indicator) or a letter
+    without its combining mark ended a long query."""
+    flag = "\U0001f1eb\U0001f1f7"  # FR
+    out = escape_data("a" * 598 + flag + "zzz", limit=600)
+    assert out == "a" * 598 + "…"
+    out = escape_data("b" * 598 + "c\u0334" + "zzz", limit=600)  # a mark NFKC cannot compose
+    assert out == "b" * 598 + "…"
