@@ -4,7 +4,7 @@ the Typer app (and flags they take); its Layout names folders that exist. Fast a
 nothing here loads a dataset or a model.
 
 To check that these tests catch a stale README, point them at an edited copy:
-``LLMRANK_README=/tmp/README.md pytest tests/test_readme.py``."""
+``LLMRANK_README=path/to/edited-README.md pytest tests/test_readme.py``."""
 
 from __future__ import annotations
 

@@ -220,36 +220,24 @@ def test_the_ranking_adapter_comes_back_when_generation_fails():
     assert out[0].source == "fallback" and llm.adapter == "ranker"
 
 
-def _ml_item(iid):
-    import os
-
-    from llmrank.data.loaders.movielens import load_movielens
-
-    global _ML
-    if "_ML" not in globals():
-        root = os.environ.get("LLMRANK_DATA_DIR", "/work/shared/datasets")
-        _ML = load_movielens(Path(root) / "ml-latest-small")
-    return _ML.items[iid]
-
-
-def test_the_fallback_says_also_only_of_terms_every_cited_film_has():
+def test_the_fallback_says_also_only_of_terms_every_cited_film_has(ml_small):
     """Fargo is Comedy, Crime, Drama, Thriller; Heat is Action, Crime, Thriller and Toy Story
     a Comedy: "Because you liked Heat and Toy Story: Fargo is also Comedy, Crime and
     Thriller" calls Heat a comedy and Toy Story a crime thriller."""
-    heat, toy, fargo = _ml_item("6"), _ml_item("1"), _ml_item("608")
+    heat, toy, fargo = ml_small.items["6"], ml_small.items["1"], ml_small.items["608"]
     text = fallback_explanation(fargo, [toy, heat])
     assert text == 'Because you liked "Heat (1995)": "Fargo (1996)" is also Crime and Thriller.'
     # a second film is cited only when it has every term stated
-    psycho = _ml_item("2389")  # Crime, Horror, Thriller
+    psycho = ml_small.items["2389"]  # Crime, Horror, Thriller
     assert fallback_explanation(fargo, [toy, psycho, heat]) == (
         'Because you liked "Heat (1995)" and "Psycho (1998)": "Fargo (1996)" is also Crime and Thriller.')
 
 
-def test_the_fallback_without_history_is_grammatical_and_claims_nothing_unknown():
-    up = _ml_item("68954")  # Adventure, Animation, Children, Drama
+def test_the_fallback_without_history_is_grammatical_and_claims_nothing_unknown(ml_small):
+    up = ml_small.items["68954"]  # Adventure, Animation, Children, Drama
     text = fallback_explanation(up, [])
     assert text == '"Up (2009)" is an Adventure and Animation title.'
-    assert fallback_explanation(_ml_item("1217"), []) == '"Ran (1985)" is a Drama and War title.'
+    assert fallback_explanation(ml_small.items["1217"], []) == '"Ran (1985)" is a Drama and War title.'
     # no genres and no request: nothing "matches your request"
     assert fallback_explanation(Item("9", "Plain", None), []) == '"Plain" was picked for you.'
 
@@ -260,32 +248,25 @@ def test_the_fallback_escapes_quotes_and_markup_in_titles():
     assert text.count('"') == 2 and "<|" not in text and text.startswith('"Best')
 
 
-def _ml_explain(text, history, item, known=()):
-    from llmrank.data.loaders.movielens import load_movielens  # noqa: F401 (via _ml_item)
-
-    vocab = _ML_VOCAB()
+def _ml_explain(ml, text, history, item, known=()):
+    """``text`` as the model's explanation of ml-latest-small ``item`` for ``history``."""
     llm = FakeLLM(generations=[text])
-    out, _ = Explainer(llm, "explain@1.0.0", vocabulary=vocab).explain(
-        [_ml_item(h) for h in history], [_ml_item(item)], known=[_ml_item(k) for k in known])
+    out, _ = Explainer(llm, "explain@1.0.0", vocabulary=ml.genre_vocabulary()).explain(
+        [ml.items[h] for h in history], [ml.items[item]], known=[ml.items[k] for k in known])
     return out[0]
 
 
-def _ML_VOCAB():
-    _ml_item("1")
-    return _ML.genre_vocabulary()
-
-
-def test_a_common_word_title_in_prose_is_not_a_citation():
+def test_a_common_word_title_in_prose_is_not_a_citation(ml_small):
     """'It' (2017, Horror) in the history: the pronoun "it" did not cite the film, but licensed
     its Horror for Cars; "up" cited Up (2009) and grounded a text that cites nothing; the
     candidate 'Romance' (1999) hid the genre claim "a romance" as if it were that film."""
-    out = _ml_explain("Cars is a scary horror film, and you will love it.", ["1", "175303"], "45517")
+    out = _ml_explain(ml_small, "Cars is a scary horror film, and you will love it.", ["1", "175303"], "45517")
     assert out.source == "fallback" and "'horror'" in out.rejected
-    out = _ml_explain("Memento is a film that keeps you up all night.", ["68954"], "4226")
+    out = _ml_explain(ml_small, "Memento is a film that keeps you up all night.", ["68954"], "4226")
     assert out.source == "fallback" and out.rejected == "cites nothing from the history or the item"
-    out = _ml_explain("Heat is a romance, like Toy Story.", ["1"], "6", known=["2894", "6"])
+    out = _ml_explain(ml_small, "Heat is a romance, like Toy Story.", ["1"], "6", known=["2894", "6"])
     assert out.source == "fallback" and "'romance'" in out.rejected
     # the films themselves, named as films, still count
-    assert _ml_explain('Like "It", Psycho is a horror film.', ["175303"], "1219").source == "model"
-    assert _ml_explain("Like Up, Cars is a fun animation.", ["68954"], "45517").source == "model"
-    assert _ml_explain("Like It (2017), Psycho is a horror film.", ["175303"], "1219").source == "model"
+    assert _ml_explain(ml_small, 'Like "It", Psycho is a horror film.', ["175303"], "1219").source == "model"
+    assert _ml_explain(ml_small, "Like Up, Cars is a fun animation.", ["68954"], "45517").source == "model"
+    assert _ml_explain(ml_small, "Like It (2017), Psycho is a horror film.", ["175303"], "1219").source == "model"
