@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from llmrank.atomic import atomic_write
 from llmrank.batch.base import FailedLine
 from llmrank.errors import ConfigError, DataError
 
@@ -86,12 +87,8 @@ def _scan(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None]]:
 
 def _rewrite(path: Path, lines: Iterable[bytes]) -> None:
     """Replace a file by ``lines`` atomically: a kill leaves the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_write(path, "wb") as fh:
         fh.writelines(lines)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _numbers(values: list[int], most: int = 10) -> str:
@@ -203,9 +200,8 @@ class ResultSink:
             raise ConfigError(f"{self.path} was written with a different config; {_START_AGAIN}")
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
-        tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        os.replace(tmp, self.meta_path)  # never a half-written meta file
+        with atomic_write(self.meta_path) as fh:  # never a half-written meta file
+            fh.write(json.dumps(meta, indent=2))
 
     def mark_complete(self, total: int) -> None:
         """Every input line is in the output or the errors file: readers can tell a finished

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -61,23 +60,17 @@ def _atomic_text(path: Path) -> Iterator[IO[str]]:
     """Write ``path`` through a temporary file in its folder, renamed over it when complete:
     Ctrl-C or an error midway leaves the old file (or none), never half of one. The folder
     is made when missing."""
+    from llmrank.atomic import atomic_write
     from llmrank.errors import DataError
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    stack = ExitStack()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = tmp.open("w", encoding="utf-8")
+        fh = stack.enter_context(atomic_write(path))
     except OSError as exc:
         raise DataError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with stack:
+        yield fh
 
 
 def _store(store: Path | None, config: Path | None, *, read: bool = True) -> Any:
