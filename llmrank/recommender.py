@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from llmrank.config import Config, load_config
 from llmrank.errors import EmptyHistoryError, FeedbackError, UnknownUserError
@@ -109,11 +109,11 @@ class Recommender:
             return req
         return replace(req, n_candidates=max(n, req.k), explore=explore)
 
-    def _n_candidates(self, req: RecRequest) -> int:
-        """How many candidates a request retrieves (settled by ``_request``; the config's
-        default for one that skipped it)."""
-        n = req.n_candidates if req.n_candidates is not None else self.config.retriever.n_candidates
-        return max(n, req.k)
+    @staticmethod
+    def _n_candidates(req: RecRequest) -> int:
+        """How many candidates a request retrieves, as ``_request`` settled it."""
+        assert req.n_candidates is not None, "requests are settled by _request first"
+        return req.n_candidates
 
     def _history(self, req: RecRequest) -> list[str]:
         """Explicit history wins; a known user's history otherwise; items not in the catalog
@@ -251,10 +251,7 @@ class Recommender:
         else:
             shown = [replace(it, propensity=1.0) for it in ranked[: req.k]]
         allowed = {it.item_id for it in ranked}
-        kept: list[RankedItem] = []
-        for x in shown:  # a stage's duplicate is dropped, not shown twice
-            if (x.item_id in allowed or admit(x.item_id)) and all(x.item_id != y.item_id for y in kept):
-                kept.append(x)
+        kept = _first_of_each([x for x in shown if x.item_id in allowed or admit(x.item_id)])
         shown = [replace(it, position=p, title=it.title or self.dataset.items[it.item_id].title)
                  for p, it in enumerate(kept)][: req.k]
         trace.stage_seconds["explore"] = time.perf_counter() - t0
@@ -342,9 +339,13 @@ def _familiarity(dataset: Dataset, cfg: Config, reranker: Any, llm: Any) -> dict
     return dict(zip(dataset.item_ids, scores.tolist(), strict=True))
 
 
-def _first_of_each(cands: Sequence[Candidate]) -> list[Candidate]:
-    """Each item once, at its first (best) position."""
-    out, ids = [], set()
+_Listed = TypeVar("_Listed", Candidate, RankedItem)
+
+
+def _first_of_each(cands: Sequence[_Listed]) -> list[_Listed]:
+    """Each item once, at its first (best) position (a stage's duplicate is never shown twice)."""
+    out: list[_Listed] = []
+    ids: set[str] = set()
     for c in cands:
         if c.item_id not in ids:
             ids.add(c.item_id)
