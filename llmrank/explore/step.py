@@ -75,6 +75,9 @@ class ExploreStep:
         self._learned_at = float("-inf")
         self._learning = threading.Lock()  # concurrent requests: one of them learns, none waits
         self._window = threading.Lock()  # learn() calls in turn: each impression folded in once
+        # a policy's state (posteriors, its random generator) is not thread-safe: select and
+        # update take turns. Held per call, not per learn(): a request waits one update at most
+        self._policy_lock = threading.RLock()
         self.segment_key = segment_key
         self.users = users
         if segment_key is not None and users is None:
@@ -136,8 +139,9 @@ class ExploreStep:
         recent = list(history)[-self.history_items:] if self.history_items else []
         ctx = ExploreContext(user_id=request.user_id, history=recent, segment=segment,
                              request_id=request.request_id, admit=admit)
-        slate = policy.select([(it.item_id, self._prior(it, explores)) for it in ranked],
-                              request.k, ctx)
+        with self._policy_lock:
+            slate = policy.select([(it.item_id, self._prior(it, explores)) for it in ranked],
+                                  request.k, ctx)
         by_id = {it.item_id: it for it in ranked}
         shown = []
         for pos, (item_id, prop) in enumerate(zip(slate.items, slate.propensities or [], strict=True)):
@@ -213,7 +217,8 @@ class ExploreStep:
             for rnd in rounds(self.store, since=self.learned_until, until=until):
                 imp = rnd.impression  # any policy's slate is evidence about the items it showed
                 try:
-                    self.policy.update(context_of(imp), slate_of(imp), list(rnd.rewards))
+                    with self._policy_lock:
+                        self.policy.update(context_of(imp), slate_of(imp), list(rnd.rewards))
                 except Exception as exc:  # one bad impression must not block (or repeat) the rest
                     log.warning("explore: impression %s not learned (%s: %s)", imp.request_id,
                                 type(exc).__name__, exc)
