@@ -117,6 +117,7 @@ def run_eval(cfg: EvalConfig, *, dataset: Dataset | None = None,
     beyond = BeyondInputs(split.dataset.n_items, pop, item_vectors(cfg, split.dataset),
                           proto.beyond_k)
     users = eval_users(split, proto)
+    data_digest = prepared.digest()
     targets = np.array([split.target(int(u), stage) for u in users])
     instances = dict(rankers or {})
 
@@ -139,7 +140,7 @@ def run_eval(cfg: EvalConfig, *, dataset: Dataset | None = None,
         advance = progress(spec.display, len(users)) if progress else None
         res = evaluate_ranker(
             ranker, split, proto, seed=cfg.seed, label=spec.display, retriever=retriever,
-            out_dir=out / "checkpoints" / spec.display, fingerprint=cfg.fingerprint(spec),
+            out_dir=out / "checkpoints" / spec.display, fingerprint=cfg.fingerprint(spec, data_digest),
             workers=cfg.run.workers, shard_size=cfg.run.shard_size,
             fit=ranker is not retriever, beyond=beyond, progress=advance)
         results.append(res)

@@ -133,11 +133,12 @@ class EvalConfig(_Model):
     def out_dir(self) -> Path:
         return Path(self.run.out or Path("eval") / "out" / self.name)
 
-    def fingerprint(self, ranker: RankerSpec) -> str:
+    def fingerprint(self, ranker: RankerSpec, data_digest: str = "") -> str:
         """What must not change between an interrupted run and its resume: everything that
-        affects one ranker's per-user results (not workers, out dir, plots or reference)."""
+        affects one ranker's per-user results (not workers, out dir, plots or reference).
+        ``data_digest`` (PreparedData.digest) covers the data itself, not only its name."""
         payload = {
-            "seed": self.seed, "data": self.data.model_dump(),
+            "seed": self.seed, "data": self.data.model_dump(), "data_digest": data_digest,
             "protocol": self.protocol.model_dump(), "ranker": ranker.model_dump(),
             "shard_size": self.run.shard_size,
         }

@@ -52,7 +52,7 @@ class ShardStore:
             old = json.loads(path.read_text()).get("fingerprint")
             if old != self.fingerprint:
                 raise ConfigError(
-                    f"{self.root} holds checkpoints of a different configuration "
+                    f"{self.root} holds checkpoints of a different configuration or dataset "
                     f"(fingerprint {old} != {self.fingerprint}); use a new --out or --fresh")
         else:
             self.write_meta({})

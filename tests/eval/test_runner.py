@@ -107,6 +107,21 @@ def test_resume_with_other_config_is_refused(synth, tmp_path):
     run_eval(load_eval_config(other), dataset=synth, fresh=True)  # --fresh starts over
 
 
+def test_resume_with_another_in_memory_dataset_is_refused(synth, tmp_path):
+    """The config names the data, but a Python caller passes the dataset itself: the same
+    config with another dataset resumed the first one's checkpoints and mixed the two."""
+    from llmrank.eval.synthetic import synthetic_dataset
+
+    cfg = {"name": "x", "protocol": {"name": "candidates", "max_users": 20},
+           "rankers": [{"name": "random"}],
+           "run": {"out": str(tmp_path), "plots": False, "diversity_vectors": "none"}}
+    run_eval(load_eval_config(cfg), dataset=synth)
+    run_eval(load_eval_config(cfg), dataset=synth)  # the same data resumes
+    other = synthetic_dataset(n_users=120, n_items=200, seed=4)
+    with pytest.raises(ConfigError, match="different configuration"):
+        run_eval(load_eval_config(cfg), dataset=other)
+
+
 _SCRIPT = """
 import sys, time
 from llmrank.baselines import ItemKNNRanker
