@@ -12,18 +12,25 @@ positive integer ``line``, a second record of the same line) is dropped from its
 rewritten atomically (temp file + rename), and its request is redone. A failed line stays
 failed on resume unless ``retry_failed``: then it runs again, and the errors file is rewritten
 when the run closes (a line that now succeeds leaves it, one that fails again is in it once).
-Retried and redone lines are appended after the lines already there: each run writes in input
-order, and every record carries its input ``line`` to sort by.
+While a job runs, retried and redone lines are appended after the lines already there (each run
+writes in input order, and every record carries its input ``line``); when a run reaches the end
+of the input (``mark_complete``), a file left out of order is put in input order: a streaming
+merge of its ascending runs (one per run that appended out of order, so an output larger than
+memory is never loaded), records kept byte for byte, written atomically (a kill leaves the old
+file). A file already in order is not rewritten, nor read again: the sink tracks the order as it
+reads and appends. So a complete output and errors file are in ascending ``line`` order.
 Resuming against a different input or config is refused rather than silently mixing outputs."""
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import os
 import re
 import time
 from collections.abc import Iterable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import IO, Any
 
@@ -91,6 +98,92 @@ def _rewrite(path: Path, lines: Iterable[bytes]) -> None:
         fh.writelines(lines)
 
 
+def _line_of(raw: bytes) -> int | None:
+    """The input line of a record (its prefix as run_job writes it, else the parsed record),
+    or None if it is corrupt."""
+    if m := _LINE_PREFIX.match(raw):
+        return int(m[1])
+    rec = _record(raw)
+    return None if rec is None else int(rec["line"])
+
+
+def _ascending_runs(path: Path) -> list[tuple[int, int]] | None:
+    """Byte ranges ``[start, end)`` of the ascending runs of records in ``path`` (a new run
+    starts where ``line`` decreases), in one streaming pass; None if a record is corrupt."""
+    bounds = [0]
+    prev = pos = 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            line = _line_of(raw)
+            if line is None:
+                return None
+            if line < prev:
+                bounds.append(pos)
+            prev = line
+            pos += len(raw)
+    bounds.append(pos)
+    return list(pairwise(bounds))
+
+
+def _read_range(fh: IO[bytes], start: int, end: int, chunk: int) -> Iterator[bytes]:
+    """The lines (with their newline) of bytes ``[start, end)`` of ``fh``, read ``chunk``
+    bytes at a time: the readers of all runs share one file handle, each seeking to its own
+    position, so many runs need neither many open files nor much memory."""
+    pos, parts = start, []  # parts: the start of a line the next chunk ends
+    while pos < end:
+        fh.seek(pos)
+        data = fh.read(min(chunk, end - pos))
+        if not data:  # the file shrank under us: end the run
+            break
+        pos += len(data)
+        cut = data.rfind(b"\n")
+        if cut < 0:  # a line longer than the chunk
+            parts.append(data)
+            continue
+        parts.append(data[:cut + 1])
+        *lines, _ = b"".join(parts).split(b"\n")  # _: b"", the block ends at a newline
+        parts = [data[cut + 1:]]
+        for text in lines:
+            yield text + b"\n"
+    if rest := b"".join(parts):
+        yield rest
+
+
+def _sort_by_line(path: Path) -> bool:
+    """Put a file of records in ascending ``line`` order if it is not: a k-way merge of its
+    ascending runs (stable: records of one line keep their file order), streamed, records kept
+    byte for byte, written atomically. True if the file was rewritten."""
+    if not path.exists():
+        return False
+    runs = _ascending_runs(path)
+    if runs is None:
+        log.warning("%s: a corrupt record; left out of line order (a resume drops it)", path)
+        return False
+    if len(runs) < 2:
+        return False
+    log.info("%s: putting %d runs of records in input order", path, len(runs))
+    chunk = max(1 << 12, min(1 << 16, (16 << 20) // len(runs)))  # buffers: a few MiB at most
+    # src is closed before atomic_write renames the merged file over it
+    with atomic_write(path, "wb") as out, open(path, "rb", buffering=0) as src:
+        readers = [_read_range(src, start, end, chunk) for start, end in runs]
+        out.writelines(heapq.merge(*readers, key=lambda raw: _line_of(raw) or 0))  # none corrupt
+    return True
+
+
+class _Order:
+    """Whether a file's records are in ascending ``line`` order, followed as the sink reads and
+    appends them (``last``: the line of the last record), so checking costs no extra pass."""
+
+    __slots__ = ("ascending", "last")
+
+    def __init__(self, last: int = 0) -> None:
+        self.last, self.ascending = last, True
+
+    def follow(self, line: int) -> None:
+        self.ascending = self.ascending and line >= self.last
+        self.last = line
+
+
 def _numbers(values: list[int], most: int = 10) -> str:
     shown = ", ".join(map(str, values[:most]))
     return shown + (f" (+{len(values) - most} more)" if len(values) > most else "")
@@ -118,6 +211,8 @@ class ResultSink:
         self.failed: dict[int, FailedLine] = {}
         self._retry: set[int] = set()  # failed lines of earlier runs that run again now
         self._errors_stale = False  # the errors file holds superseded records: rewrite on close
+        # whether each file is in line order: mark_complete sorts one that is not
+        self._out_order, self._err_order = _Order(), _Order()
         self._out: IO[str] | None = None
         self._err: IO[str] | None = None
 
@@ -159,6 +254,7 @@ class ResultSink:
                     lost.add(int(m[1]))
             else:
                 self.done.add(rec["line"])
+                self._out_order.follow(rec["line"])
         if bad:
             _warn_dropped(self.path, bad, sorted(lost - self.done))
             drop = set(bad)
@@ -174,6 +270,7 @@ class ResultSink:
                 bad.append(n)
                 continue
             line = rec["line"]
+            self._err_order.follow(line)
             stale = stale or line in self.done or line in self.failed
             if line not in self.done:
                 self.failed[line] = FailedLine(line, str(rec.get("reason", "")), str(rec.get("error", "")))
@@ -186,6 +283,7 @@ class ResultSink:
         """The errors file as ``failed`` holds it: one record per failed line, in line order."""
         _rewrite(self.errors_path, (self._dumps(self._error_record(f)).encode("utf-8")
                                     for f in sorted(self.failed.values(), key=lambda f: f.line)))
+        self._err_order = _Order(max(self.failed, default=0))
 
     def _check_meta(self) -> None:
         """Refuse to resume into an output of other requests (DataError) or another config
@@ -205,7 +303,14 @@ class ResultSink:
 
     def mark_complete(self, total: int) -> None:
         """Every input line is in the output or the errors file: readers can tell a finished
-        output from one cut short by a crash (``complete`` stays false)."""
+        output from one cut short by a crash (``complete`` stays false). A file out of line
+        order (retried or redone lines appended) is sorted first; one in order is left as is."""
+        if not self._out_order.ascending:
+            _sort_by_line(self.path)
+            self._out_order = _Order(max(self.done, default=0))
+        if not self._err_order.ascending:
+            _sort_by_line(self.errors_path)
+            self._err_order = _Order(max(self.failed, default=0))
         meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
         self._write_meta({**meta, "complete": True, "total": total, "done": len(self.done),
                           "failed": len(self.failed)})
@@ -220,6 +325,7 @@ class ResultSink:
         if record.get("ok", True):
             body = {k: v for k, v in record.items() if k != "ok"}
             self._append(self._out, body)
+            self._out_order.follow(line)
             self.done.add(line)
             if self.failed.pop(line, None) is not None:  # a retried line succeeded
                 self._errors_stale = True
@@ -228,6 +334,7 @@ class ResultSink:
 
     def fail(self, failed: FailedLine) -> None:
         self._append(self._err, self._error_record(failed))
+        self._err_order.follow(failed.line)
         self._errors_stale = self._errors_stale or failed.line in self.failed  # failed again
         self.failed[failed.line] = failed
 
