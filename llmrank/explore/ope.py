@@ -7,7 +7,8 @@ The value of a policy is the expected total reward of its slate,
     V(pi) = E_x sum_p sum_a pi(a at p | x) q(x, a, p),
 and with per-position marginal propensities pi0(a at p | x) logged for the shown items
     IPS  = 1/N sum_n sum_p r_np w_np,                w_np = pi(a_np at p | x_n) / pi0(a_np at p | x_n)
-    SNIPS = sum_p (sum_n r_np w_np) / (sum_n w_np)   (each position's weights average 1)
+    SNIPS = sum_p (sum_n r_np w_np) / (sum_n w_np)   (each position's weights average 1;
+            w_np = 1 where round n's slate has no slot p: neither policy shows anything there)
     DR   = 1/N sum_n [ sum_p sum_a pi(a at p | x_n) qhat(x_n, a, p) + sum_p w_np (r_np - qhat(x_n, a_np, p)) ]
 IPS and DR are unbiased when pi0 > 0 wherever pi > 0; DR's reward model qhat is fitted on the
 other folds (cross-fitting) so that its errors do not correlate with the round it corrects.
@@ -165,10 +166,13 @@ def estimate(data: OPEData, estimator: str = "ips", *, n_boot: int = 1000, alpha
                          for p in range(w.shape[1])]))
     if estimator == "snips":
         num_r = data.rewards * w
-        value = float(_snips(num_r.sum(0)[None], w.sum(0)[None])[0])
+        # a round whose slate is shorter than slot p earns 0 there under both policies: it
+        # counts once in the normaliser (weight 1), or slot p is averaged over long slates only
+        den = np.where(data.mask, data.weights, 1.0)
+        value = float(_snips(num_r.sum(0)[None], den.sum(0)[None])[0])
         for start in range(0, n_boot, chunk):
             idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-            boots[start: start + len(idx)] = _snips(num_r[idx].sum(1), w[idx].sum(1))
+            boots[start: start + len(idx)] = _snips(num_r[idx].sum(1), den[idx].sum(1))
     else:
         c = _contributions(data, estimator)
         value = float(c.mean())

@@ -161,3 +161,27 @@ def test_a_logged_propensity_outside_0_1_is_refused(bad):
     rounds[2].propensities = np.array([bad])
     with pytest.raises(ValueError, match="propensit"):
         prepare(rounds, _greedy_target)
+
+
+def test_snips_of_the_logging_policy_on_slates_of_different_lengths_is_the_on_policy_mean():
+    """Rounds with fewer slots (fewer candidates than k) show nothing at the later positions,
+    and neither would the target: such a round weighs 1 in a position's normaliser (it earned
+    the 0 the target would earn there), not 0, or SNIPS averages the later positions over the
+    long slates only and overestimates. With target = logger every weight is 1, so SNIPS must
+    equal IPS and the plain mean total reward."""
+    def logger(rnd, k):  # the logged slate, deterministically: every weight is 1
+        out = np.zeros((k, len(rnd.candidates)))
+        out[np.arange(k), rnd.shown] = 1.0
+        return out
+
+    one = np.array([1.0])
+    rounds = [LoggedRound(["a", "b"], np.array([1.0, 0.0]), np.array([0, 1]), np.ones(2), np.array([1.0, 1.0])),
+              LoggedRound(["a"], one, np.array([0]), one, np.array([0.0])),
+              LoggedRound(["a"], one, np.array([0]), one, np.array([0.0])),
+              LoggedRound(["a"], one, np.array([0]), one, np.array([1.0]))]
+    data = prepare(rounds, logger)
+    mean = np.mean([r.rewards.sum() for r in rounds])  # (2 + 0 + 0 + 1) / 4
+    assert estimate(data, "ips", n_boot=20).value == pytest.approx(mean)
+    snips = estimate(data, "snips", n_boot=50)
+    assert snips.value == pytest.approx(mean)  # slot 0: 2 / 4, slot 1: 1 / 4 (was 1 / 1)
+    assert snips.ci_low <= snips.value <= snips.ci_high
