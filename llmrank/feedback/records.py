@@ -69,6 +69,9 @@ class Impression:
                 )
         if len(set(self.items)) != n:
             raise FeedbackError(f"impression {self.request_id}: an item is shown twice")
+        for pos in self.positions:
+            if not 0 <= pos < 2**63:  # a SQLite INTEGER, as an event's position
+                raise FeedbackError(f"impression {self.request_id}: position {pos} outside [0, 2**63)")
         for p in self.propensities:
             if not (0.0 < p <= 1.0 + 1e-9) or math.isnan(p):
                 raise FeedbackError(
@@ -123,6 +126,9 @@ class FeedbackEvent:
             raise FeedbackError(f"event {self.event_id}: position {self.position} outside [0, 2**63)")
         if self.kind == "rating" and (self.value is None or not math.isfinite(self.value)):
             raise FeedbackError(f"rating event {self.event_id} needs a finite value")
+        if self.value is not None and not math.isfinite(self.value):
+            # NaN != NaN made the event's own retry a conflict, and JSON cannot hold either
+            raise FeedbackError(f"event {self.event_id}: value {self.value} is not finite")
         if not math.isfinite(self.timestamp):
             raise FeedbackError(f"event {self.event_id}: timestamp is not finite")
         _check_text(f"event {self.event_id!r}", self.event_id, self.user_id, self.item_id, self.request_id)

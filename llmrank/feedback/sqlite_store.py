@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -270,7 +271,10 @@ class SqliteFeedbackStore:
             "SELECT user_id, item_id, kind, value, request_id, position, ts, event_id FROM events "
             f"WHERE {where} ORDER BY ts, seq", args)
         for r in rows:
-            yield FeedbackEvent(user_id=r[0], item_id=r[1], kind=r[2], value=r[3], request_id=r[4],
+            # an Infinity stored before non-finite values were refused reads as None, as SQLite
+            # returns a NaN (it stores NaN as NULL)
+            value = r[3] if r[3] is None or math.isfinite(r[3]) else None
+            yield FeedbackEvent(user_id=r[0], item_id=r[1], kind=r[2], value=value, request_id=r[4],
                                 position=r[5], timestamp=r[6], event_id=r[7])
 
     def counts(self) -> dict[str, int]:

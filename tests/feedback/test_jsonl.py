@@ -165,3 +165,20 @@ def test_on_error_raise_stops_at_the_bad_line_with_every_line_before_it_written(
     assert exc.value.line_no == 4
     assert [i.request_id for i in store.impressions()] == ["r0", "r1"]
     assert [e.event_id for e in store.events()] == ["e0"]
+
+
+def test_a_position_too_large_for_sqlite_is_one_bad_line_not_a_crash(tmp_path):
+    """An impression line with a position of 2**64 raised OverflowError from SQLite, which
+    stopped the import and lost every line of its batch; it is a reported bad line."""
+    from llmrank.data.lines import LoadReport
+
+    bad = json.loads(_imp_line("rbig", ["a"]))
+    bad["positions"] = [2**64]
+    lines = [_imp_line("r0", ["a", "b"]), json.dumps(bad), _ev_line("e0", "r0")]
+    path = tmp_path / "fb.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = LoadReport()
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    counts = import_jsonl(store, path, report=report)
+    assert counts == {"impressions": 1, "events": 1, "written": 2, "skipped": 1}
+    assert len(report.problems) == 1 and ":2:" in report.problems[0] and "position" in report.problems[0]

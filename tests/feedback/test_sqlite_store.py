@@ -281,3 +281,43 @@ def test_a_store_written_by_a_newer_schema_is_refused_and_left_alone(tmp_path):
             SqliteFeedbackStore(db, create=create)
     with sqlite3.connect(db) as conn:  # not stamped down to this version
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+
+
+def test_an_event_value_that_is_not_finite_is_rejected_for_every_kind(tmp_path):
+    """A NaN value was stored for a click or skip, and then its own retry (same event_id,
+    same fields) was a FeedbackConflictError, because NaN != NaN; an export wrote it as NaN
+    or Infinity, which is not JSON. Such a value is refused like a rating's."""
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    for kind in ("click", "skip", "rating"):
+        for value in (float("nan"), float("inf"), -float("inf")):
+            with pytest.raises(FeedbackError, match="finite"):
+                store.log_event(FeedbackEvent("u1", "a", kind, value=value, event_id=f"{kind}{value}"))
+    assert store.counts()["events"] == 0
+    ok = FeedbackEvent("u1", "a", "skip", value=0.0, event_id="s")
+    store.log_event(ok)
+    store.log_event(ok)  # its retry is still a no-op
+    assert store.counts()["events"] == 1
+
+
+def test_an_impression_position_sqlite_cannot_store_is_rejected(tmp_path):
+    """Positions are stored as SQLite INTEGERs, like an event's: 2**63 raised OverflowError
+    out of the store (a JSON-lines import stopped there, its batch unwritten); a negative
+    position is no position either. Both are a FeedbackError, as for events."""
+    for pos in (2**63, 10**30, -1):
+        with pytest.raises(FeedbackError, match="position"):
+            Impression("r", "u", ("a", "b"), (1.0, 0.5), (1.0, 1.0), "g", positions=(0, pos))
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    big = Impression("r", "u", ("a",), (1.0,), (1.0,), "g", positions=(2**63 - 1,))
+    store.log_impression(big)
+    assert store.impression("r") == big
+
+
+def test_a_store_holding_an_infinite_event_value_from_before_still_reads(tmp_path):
+    """Stores written before non-finite values were refused may hold an Infinity (SQLite
+    itself keeps NaN as NULL): such a value reads as None, as a NaN always did, instead of
+    every read of the events raising."""
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    store._write(lambda c: c.execute(
+        "INSERT INTO events(event_id, request_id, user_id, item_id, kind, value, position, ts) "
+        "VALUES ('old', NULL, 'u1', 'a', 'skip', 9e999, NULL, 1.0)").rowcount)
+    assert [(e.event_id, e.value) for e in store.events()] == [("old", None)]
