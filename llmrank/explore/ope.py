@@ -162,13 +162,13 @@ def estimate(data: OPEData, estimator: str = "ips", *, n_boot: int = 1000, alpha
     boots = np.empty(n_boot)
     chunk = max(1, min(n_boot, 2_000_000 // max(n, 1)))
     w = data.weights * data.mask
-    ess = float(np.mean([(w[:, p].sum() ** 2) / max((w[:, p] ** 2).sum(), 1e-300)
-                         for p in range(w.shape[1])]))
+    # a round whose slate is shorter than slot p earns 0 there under both policies: its weight
+    # there is 1 (in SNIPS' normaliser and the ESS), or slot p is averaged over long slates only
+    den = np.where(data.mask, data.weights, 1.0)
+    ess = float(np.mean([(den[:, p].sum() ** 2) / max((den[:, p] ** 2).sum(), 1e-300)
+                         for p in range(den.shape[1])]))
     if estimator == "snips":
         num_r = data.rewards * w
-        # a round whose slate is shorter than slot p earns 0 there under both policies: it
-        # counts once in the normaliser (weight 1), or slot p is averaged over long slates only
-        den = np.where(data.mask, data.weights, 1.0)
         value = float(_snips(num_r.sum(0)[None], den.sum(0)[None])[0])
         for start in range(0, n_boot, chunk):
             idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))

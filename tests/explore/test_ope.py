@@ -185,3 +185,4 @@ def test_snips_of_the_logging_policy_on_slates_of_different_lengths_is_the_on_po
     snips = estimate(data, "snips", n_boot=50)
     assert snips.value == pytest.approx(mean)  # slot 0: 2 / 4, slot 1: 1 / 4 (was 1 / 1)
     assert snips.ci_low <= snips.value <= snips.ci_high
+    assert snips.ess == pytest.approx(len(rounds))  # every weight 1: each slot's ESS is N (was 2.5)
