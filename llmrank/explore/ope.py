@@ -93,13 +93,16 @@ def _logged_only(item_id: str) -> bool:
 def memoize(fn: TargetFn) -> TargetFn:
     """Compute a target's (or reward model's) matrix once per logged round: the estimators,
     the ground truth and the reports all ask for the same matrices."""
-    cache: dict[tuple[int, int], np.ndarray] = {}
+    # the round is kept with its matrix: keyed by id() alone, a freed round's address was
+    # reused by a new round, which was then answered with the old round's matrix
+    cache: dict[tuple[int, int], tuple[LoggedRound, np.ndarray]] = {}
 
     def cached(rnd: LoggedRound, k: int) -> np.ndarray:
         key = (id(rnd), k)
-        if key not in cache:
-            cache[key] = fn(rnd, k)
-        return cache[key]
+        hit = cache.get(key)
+        if hit is None or hit[0] is not rnd:
+            hit = cache[key] = (rnd, fn(rnd, k))
+        return hit[1]
 
     return cached
 

@@ -186,3 +186,22 @@ def test_snips_of_the_logging_policy_on_slates_of_different_lengths_is_the_on_po
     assert snips.value == pytest.approx(mean)  # slot 0: 2 / 4, slot 1: 1 / 4 (was 1 / 1)
     assert snips.ci_low <= snips.value <= snips.ci_high
     assert snips.ess == pytest.approx(len(rounds))  # every weight 1: each slot's ESS is N (was 2.5)
+
+
+def test_memoize_never_answers_for_a_round_that_was_freed():
+    """The cache was keyed by id(round) alone: once a round was garbage-collected, a new round
+    at the same address got the old round's matrix (here 48 of 50 rounds built one after the
+    other were answered with a previous round's values)."""
+    calls = []
+
+    def target(rnd, k):
+        calls.append(1)
+        return np.array([[float(rnd.rewards[0])]])
+
+    cached = memoize(target)
+    for i in range(50):
+        rnd = LoggedRound(["a"], np.array([0.0]), np.array([0]), np.array([1.0]), np.array([float(i)]))
+        assert cached(rnd, 1)[0, 0] == i
+        assert cached(rnd, 1)[0, 0] == i  # and a round still alive is computed once
+        del rnd
+    assert len(calls) == 50
