@@ -22,8 +22,10 @@ class RewardSpec:
     min_rating: float = 4.0  # ratings at or above this count as positive
 
     def of(self, ev: FeedbackEvent) -> float | None:
-        """Reward of one event, or None when the event says nothing (e.g. a low rating is a
-        negative only when nothing else was positive)."""
+        """Reward of one event: ``click`` for a click, 1 or 0 for a rating (at or above
+        ``min_rating`` or not), 0 for a skip. A 0 does not undo a positive event of the same
+        slot: a slot's reward is the max over its events. (A subclass may return None for an
+        event that says nothing; the built-in kinds always say something.)"""
         if ev.kind == "click":
             return self.click
         if ev.kind == "rating":
