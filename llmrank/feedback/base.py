@@ -11,6 +11,9 @@ Contract every backend keeps:
   ``request_id`` with the same slate is a no-op (a different slate raises FeedbackError). This
   makes retries after a timeout and re-imports safe.
 * Several processes may write at once.
+* A time window is ``since <= timestamp < until`` for impressions and events alike (rounds,
+  exports and OPE's ``until`` cut-off rely on it: consecutive windows neither overlap nor
+  leave a gap).
 """
 
 from __future__ import annotations

@@ -321,3 +321,16 @@ def test_a_store_holding_an_infinite_event_value_from_before_still_reads(tmp_pat
         "INSERT INTO events(event_id, request_id, user_id, item_id, kind, value, position, ts) "
         "VALUES ('old', NULL, 'u1', 'a', 'skip', 9e999, NULL, 1.0)").rowcount)
     assert [(e.event_id, e.value) for e in store.events()] == [("old", None)]
+
+
+def test_time_windows_include_since_and_exclude_until_for_impressions_and_events(tmp_path):
+    """The window contract of FeedbackStore: since <= timestamp < until, the same for both
+    record kinds, so consecutive windows split a log without overlap or gap."""
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    store.log_many([_imp(f"r{t}", ts=float(t)) for t in (1, 2, 3)],
+                   [FeedbackEvent("u1", "a", "click", request_id=f"r{t}", timestamp=float(t),
+                                  event_id=f"e{t}") for t in (1, 2, 3)])
+    assert [i.request_id for i in store.impressions(since=2.0, until=3.0)] == ["r2"]
+    assert [e.event_id for e in store.events(since=2.0, until=3.0)] == ["e2"]
+    halves = [[i.request_id for i in store.impressions(**w)] for w in ({"until": 2.0}, {"since": 2.0})]
+    assert halves == [["r1"], ["r2", "r3"]]
