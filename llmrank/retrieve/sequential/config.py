@@ -101,9 +101,17 @@ class SequentialConfig:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.max_len < 2 or self.batch_size < 1 or self.epochs < 0:
             raise ValueError("max_len >= 2, batch_size >= 1 and epochs >= 0 are required")
+        if self.eval_every < 1 or (self.window_step is not None and self.window_step < 1):
+            raise ValueError("eval_every >= 1 and window_step >= 1 (or None) are required")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def unknown_keys(cls, data: dict[str, Any]) -> list[str]:
+        """Keys of ``data`` that are not fields (a misspelt setting in a user's config)."""
+        known = {f.name for f in fields(cls)}
+        return sorted(str(k) for k in data if k not in known)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SequentialConfig:

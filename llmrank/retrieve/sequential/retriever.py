@@ -43,6 +43,14 @@ def sequential_config(config: Config | None, override: SequentialConfig | None =
         opts.update(getattr(config.retriever, "options", {}).get("sequential", {}) or {})
         opts.setdefault("seed", config.seed)
     opts.update({k: v for k, v in fields.items() if v is not None})
+    # from_dict ignores unknown keys (saved folders of other versions load); a user's
+    # misspelt setting must not be dropped silently
+    unknown = SequentialConfig.unknown_keys(opts)
+    for n, member in enumerate(opts.get("ensemble") or []):
+        if isinstance(member, dict):
+            unknown += [f"ensemble[{n}].{k}" for k in SequentialConfig.unknown_keys(member)]
+    if unknown:
+        raise ConfigError(f"unknown sequential retriever setting(s): {', '.join(unknown)}")
     try:
         return SequentialConfig.from_dict(opts)
     except (TypeError, ValueError) as exc:

@@ -16,7 +16,10 @@ PAD = 0
 def training_windows(histories: Sequence[np.ndarray], max_len: int,
                      step: int | None = None) -> list[np.ndarray]:
     """Token windows (codes + 1) of length <= max_len + 1, newest first per user. Histories
-    shorter than two items teach nothing and are skipped."""
+    shorter than two items teach nothing and are skipped. ``step`` (None = ``max_len``) must
+    be positive."""
+    if step is not None and step < 1:
+        raise ValueError(f"window step must be >= 1, got {step}")
     step = step or max_len
     out: list[np.ndarray] = []
     for hist in histories:
