@@ -200,7 +200,8 @@ def from_store(store: object, *, reward: object = None, policy: str | None = Non
     """Logged rounds from a FeedbackStore's impressions and events (clicks and high ratings are
     rewards), of impressions logged before ``until`` (leave out those too young to have their
     clicks). Impressions logged without their candidate list cannot be re-scored by another
-    policy and are skipped; returns (rounds, skipped)."""
+    policy and are skipped; returns (rounds, skipped). A candidate listed twice is taken once,
+    at its first occurrence and with its first score."""
     from llmrank.feedback.base import FeedbackStore
     from llmrank.feedback.rounds import RewardSpec, rounds
 
@@ -213,11 +214,17 @@ def from_store(store: object, *, reward: object = None, policy: str | None = Non
         if not imp.candidates:
             skipped += 1
             continue
-        index = {c: j for j, c in enumerate(imp.candidates)}
-        scores = (np.asarray(imp.candidate_scores, dtype=np.float64) if imp.candidate_scores
-                  else np.zeros(len(imp.candidates)))
+        # each candidate once, at its first occurrence (an imported log may list one twice, and
+        # a policy refuses a ranked list that does)
+        first: dict[str, int] = {}
+        for j, c in enumerate(imp.candidates):
+            first.setdefault(c, j)
+        keep = list(first.values())
+        index = {c: i for i, c in enumerate(first)}
+        scores = (np.asarray(imp.candidate_scores, dtype=np.float64)[keep] if imp.candidate_scores
+                  else np.zeros(len(keep)))
         ctx = ExploreContext.from_log(imp.user_id, imp.request_id, imp.context)  # with the history
-        out.append(LoggedRound(list(imp.candidates), scores,
+        out.append(LoggedRound(list(first), scores,
                                np.array([index[i] for i in imp.items]),
                                np.asarray(imp.propensities), np.asarray(rnd.rewards), ctx))
     return out, skipped

@@ -205,3 +205,23 @@ def test_memoize_never_answers_for_a_round_that_was_freed():
         assert cached(rnd, 1)[0, 0] == i  # and a round still alive is computed once
         del rnd
     assert len(calls) == 50
+
+
+def test_a_logged_candidate_list_naming_an_item_twice_is_evaluated_on_its_first_occurrences(tmp_path):
+    """An imported impression may list a candidate twice (the record allows it); every policy
+    refuses such a ranked list, so one such impression made from_store's rounds crash the
+    whole evaluation. The candidates are taken once each, first occurrence and its score
+    first, as the recommender dedupes the candidates it ranks."""
+    from llmrank.explore.ope import from_store
+    from llmrank.feedback import FeedbackEvent, Impression
+    from llmrank.feedback.sqlite_store import SqliteFeedbackStore
+
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    store.log_many([Impression("r1", "u1", ("b", "a"), (0.5, 1.0), (0.5, 0.5), "ext", timestamp=1.0,
+                               candidates=("a", "b", "a", "c"), candidate_scores=(1.0, 0.5, 0.2, 0.0))],
+                   [FeedbackEvent("u1", "a", "click", request_id="r1", timestamp=2.0)])
+    (rnd,), skipped = from_store(store)
+    assert skipped == 0 and rnd.candidates == ["a", "b", "c"] and rnd.scores.tolist() == [1.0, 0.5, 0.0]
+    assert rnd.shown.tolist() == [1, 0] and rnd.rewards.tolist() == [0.0, 1.0]
+    est = evaluate([rnd], policy_target(make_policy("greedy")), estimators=("ips",), n_boot=10)
+    assert est["ips"].value == pytest.approx(0.0)  # greedy shows a, b: neither where it was logged
