@@ -70,8 +70,10 @@ class Impression:
         if len(set(self.items)) != n:
             raise FeedbackError(f"impression {self.request_id}: an item is shown twice")
         for pos in self.positions:
-            if not 0 <= pos < 2**63:  # a SQLite INTEGER, as an event's position
-                raise FeedbackError(f"impression {self.request_id}: position {pos} outside [0, 2**63)")
+            # a SQLite INTEGER (OverflowError otherwise); a negative one was always accepted and
+            # may be in a store already, which must stay readable
+            if not -(2**63) <= pos < 2**63:
+                raise FeedbackError(f"impression {self.request_id}: position {pos} outside a 64-bit integer")
         for p in self.propensities:
             if not (0.0 < p <= 1.0 + 1e-9) or math.isnan(p):
                 raise FeedbackError(

@@ -301,13 +301,13 @@ def test_an_event_value_that_is_not_finite_is_rejected_for_every_kind(tmp_path):
 
 def test_an_impression_position_sqlite_cannot_store_is_rejected(tmp_path):
     """Positions are stored as SQLite INTEGERs, like an event's: 2**63 raised OverflowError
-    out of the store (a JSON-lines import stopped there, its batch unwritten); a negative
-    position is no position either. Both are a FeedbackError, as for events."""
-    for pos in (2**63, 10**30, -1):
+    out of the store (a JSON-lines import stopped there, its batch unwritten). It is a
+    FeedbackError; the largest storable positions still round-trip."""
+    for pos in (2**63, 10**30, -(2**63) - 1):
         with pytest.raises(FeedbackError, match="position"):
             Impression("r", "u", ("a", "b"), (1.0, 0.5), (1.0, 1.0), "g", positions=(0, pos))
     store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
-    big = Impression("r", "u", ("a",), (1.0,), (1.0,), "g", positions=(2**63 - 1,))
+    big = Impression("r", "u", ("a", "b"), (1.0, 0.5), (1.0, 1.0), "g", positions=(2**63 - 1, -(2**63)))
     store.log_impression(big)
     assert store.impression("r") == big
 
