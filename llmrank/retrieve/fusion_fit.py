@@ -77,7 +77,8 @@ def text_queries(histories: Sequence[np.ndarray], text_vectors: np.ndarray,
 
 @dataclass
 class _Validation:
-    """Validation users' histories, targets and the masks that keep history items out."""
+    """Validation users' histories, targets and the masks that keep history items out (a
+    re-consumed target is not masked: it competes, as in the eval harness)."""
 
     hists: list[np.ndarray]
     targets: np.ndarray
@@ -89,12 +90,14 @@ class _Validation:
         users = split.eval_users()
         hists = [np.asarray(split.history(int(u), "valid"), np.int64) for u in users]
         targets = np.array([split.target(int(u), "valid") for u in users], np.int64)
-        rows = np.repeat(np.arange(len(hists), dtype=np.int64), [len(h) for h in hists])
-        cols = np.concatenate([np.zeros(0, np.int64), *hists])
+        masked = [h[h != t] for h, t in zip(hists, targets, strict=True)]
+        rows = np.repeat(np.arange(len(hists), dtype=np.int64), [len(h) for h in masked])
+        cols = np.concatenate([np.zeros(0, np.int64), *masked])
         return cls(hists, targets, rows, cols)
 
     def ranks(self, scores: np.ndarray) -> np.ndarray:
-        """Per-user target rank (history masked, ties pessimistic; scores is modified)."""
+        """Per-user target rank (history but the target masked, ties pessimistic; scores is
+        modified)."""
         scores[self.rows, self.cols] = -np.inf
         target = scores[np.arange(len(self.targets)), self.targets][:, None]
         ranks = (scores >= target).sum(axis=1).astype(np.float64)

@@ -16,13 +16,15 @@ ScoreFn = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 def masked_ranks(score_fn: ScoreFn, histories: Sequence[np.ndarray], targets: np.ndarray,
                  batch_size: int = 256) -> np.ndarray:
-    """1-based target ranks with each user's history items excluded (pessimistic ties)."""
+    """1-based target ranks with each user's history items excluded (pessimistic ties); a
+    re-consumed target still competes, as in the eval harness's full ranking."""
     ranks = np.full(len(histories), np.inf)
     for start in range(0, len(histories), batch_size):
         hist = histories[start: start + batch_size]
         scores = np.asarray(score_fn(hist), dtype=np.float64)
         for row, h in enumerate(hist):
-            scores[row, np.asarray(h, dtype=np.int64)] = -np.inf
+            seen = np.asarray(h, dtype=np.int64)
+            scores[row, seen[seen != targets[start + row]]] = -np.inf
         ranks[start: start + len(hist)] = target_ranks(scores, targets[start: start + len(hist)])
     return ranks
 
