@@ -74,7 +74,8 @@ class SequentialModel:
     def user_vectors(self, histories: Sequence[np.ndarray], batch_size: int | None = None
                      ) -> np.ndarray:
         """(len(histories), d + 1) float32 query vectors [state, 1] from item-code histories.
-        An empty history gives [0, 1]: items are then ranked by their learned bias alone."""
+        An empty history gives [0, 1]: items are then ranked by their learned bias alone
+        (with ``item_bias`` off every item scores 0: no order at all)."""
         self.net.eval()
         bs = batch_size or self.config.eval_batch_size
         out = np.zeros((len(histories), self.dim), dtype=np.float32)

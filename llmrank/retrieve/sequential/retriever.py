@@ -3,7 +3,9 @@ user state queries a FAISS index of its item vectors.
 
 Histories are dataset item ids in time order; ids the model was not trained on are skipped
 (the ``fused`` retriever gives such items vectors from their text). An empty history queries
-with [0, 1], which ranks items by their learned bias, a popularity prior."""
+with [0, 1], which ranks items by their learned bias, a popularity prior; a model trained
+without ``item_bias`` (the SASRec baseline) has none, so every item ties at 0 and such a
+query gets whatever order the index leaves tied items in, not popular items."""
 
 from __future__ import annotations
 
