@@ -30,7 +30,9 @@ HistoryFn = Callable[[str | None, float], list[str]]
 
 
 def store_history(store: FeedbackStore, reward: RewardSpec | None = None) -> HistoryFn:
-    """History from the store itself: the user's positive events before a time, oldest first."""
+    """History from the store itself: the items of the user's positive events before a time,
+    oldest first, each once at its latest engagement (a click then a rating of one item must
+    not take two of the prompt's history slots)."""
     spec = reward or RewardSpec()
     per_user: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for ev in store.events():
@@ -44,7 +46,8 @@ def store_history(store: FeedbackStore, reward: RewardSpec | None = None) -> His
         if user_id is None or user_id not in per_user:
             return []
         cut = bisect.bisect_left(times[user_id], before)
-        return [item for _, item in per_user[user_id][:cut]]
+        latest_first = dict.fromkeys(item for _, item in reversed(per_user[user_id][:cut]))
+        return list(latest_first)[::-1]
 
     return history
 

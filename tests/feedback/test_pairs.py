@@ -66,3 +66,18 @@ def test_rejected_is_never_an_item_the_user_clicked_elsewhere(tmp_path):
     # an explicit skip in this slate does not make it a negative either
     s.log_event(FeedbackEvent("u1", "b", "skip", request_id="r1", timestamp=1.2))
     assert [(p.request_id, p.rejected) for p in preference_pairs(s, negatives="skipped")] == []
+
+
+def test_store_history_names_an_item_once_at_its_latest_engagement(tmp_path):
+    """A click and then a rating of the same item are two positive events; the prompt's
+    history named the item twice and the repeat took one of its max_history slots."""
+    from llmrank.feedback.pairs import store_history
+
+    s = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    s.log_event(FeedbackEvent("u1", "a", "click", timestamp=1.0))
+    s.log_event(FeedbackEvent("u1", "b", "click", timestamp=2.0))
+    s.log_event(FeedbackEvent("u1", "a", "rating", value=5.0, timestamp=3.0))
+    s.log_event(FeedbackEvent("u1", "c", "click", timestamp=4.0))
+    history = store_history(s)
+    assert history("u1", 10.0) == ["b", "a", "c"]
+    assert history("u1", 2.5) == ["a", "b"]
