@@ -156,3 +156,24 @@ def test_overwriting_an_ensemble_folder_with_one_model_loads_that_model(dataset,
     assert not isinstance(loaded.model, EnsembleModel)
     hist = [item_id(3, 1), item_id(3, 2)]
     assert loaded.retrieve(history=hist, k=5) == single.retrieve(history=hist, k=5)
+
+
+def test_a_model_trained_on_a_gpu_loads_on_a_cpu_machine(members, tmp_path, caplog, monkeypatch):
+    """The saved config records the training device: a model trained with device = "cuda"
+    failed to load where there is no GPU unless the caller passed a device."""
+    import json
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    lru, _ = members
+    lru.save(tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["device"] = "cuda:0"
+    cfg_path.write_text(json.dumps(cfg))
+    loaded = SequentialModel.load(tmp_path / "m")
+    assert next(loaded.net.parameters()).device.type == "cpu"
+    assert "no GPU here" in caplog.text
+    hists = [lru.codes([item_id(0, 1), item_id(0, 2)])]
+    np.testing.assert_allclose(loaded.scores(hists), lru.scores(hists), rtol=1e-5, atol=1e-6)

@@ -36,6 +36,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def _load_device(asked: str | None, trained_on: str, folder: Path) -> torch.device:
+    """Where a loaded model runs: the caller's device, else the one it was trained with. A
+    model trained on a GPU machine and served on a CPU one falls back to the CPU (with a
+    warning) instead of failing; a device the caller asks for is never swapped."""
+    if asked is None and trained_on.startswith("cuda") and not torch.cuda.is_available():
+        log.warning("%s was trained on %s; no GPU here, loading it on the CPU", folder, trained_on)
+        return torch.device("cpu")
+    return resolve_device(asked or trained_on)
+
+
 class SequentialModel:
     """Network, config and the item ids (position = dataset item code = column of scores)."""
 
@@ -158,5 +168,5 @@ class SequentialModel:
         meta = json.loads((folder / META).read_text()) if (folder / META).is_file() else {}
         net = SequentialNet(len(item_ids), config)
         net.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
-        net.to(resolve_device(device or config.device)).eval()
+        net.to(_load_device(device, config.device, folder)).eval()
         return cls(net, config, item_ids, meta)
