@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from llmrank.errors import ConfigError
+
 DEFAULT_KAPPAS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 DEFAULT_RIDGES: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 DEFAULT_TEXT_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -99,12 +101,21 @@ class FusionConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FusionConfig:
+        """From ``retriever.options.fusion``: a misspelt setting is a ConfigError (dropping
+        it silently fitted the defaults the user meant to change)."""
         known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in data.items() if k in known}
-        for key in _GRIDS:
-            if key in kw:
-                kw[key] = tuple(float(x) for x in kw[key])
-        return cls(**kw)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown retriever.options.fusion setting(s): {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
+        kw = dict(data)
+        try:
+            for key in _GRIDS:
+                if key in kw:
+                    kw[key] = tuple(float(x) for x in kw[key])
+            return cls(**kw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid retriever.options.fusion settings: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,16 @@ def test_fusion_config_round_trip():
     assert FusionConfig.from_dict(fc.to_dict()) == fc
 
 
+def test_a_misspelt_fusion_setting_is_refused():
+    """``retriever.options.fusion = {half_lfe = 5}`` fitted the default half-life silently."""
+    from llmrank.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="half_lfe"):
+        FusionConfig.from_dict({"half_lfe": 5})
+    with pytest.raises(ConfigError, match="invalid"):
+        FusionConfig.from_dict({"ridges": ["lots"]})
+
+
 def test_cold_items_are_retrievable_from_text(fused, cfg):
     """A cold item (no interactions at all) is found from its neighbourhood: the history
     that precedes it in its genre's cycle. The same model without text cannot find it."""
