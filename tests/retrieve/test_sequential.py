@@ -77,6 +77,45 @@ def test_early_stopping_keeps_best_epoch(split):
         assert len(result.history) == result.best_epoch + cfg.patience
 
 
+def test_without_validation_users_every_epoch_runs_and_the_last_is_kept(split, caplog):
+    """Every history shorter than 3: validation scored 0.0, epoch 1 'won', training stopped
+    after ``patience`` epochs and silently returned the epoch-1 weights."""
+    import dataclasses
+
+    blind = dataclasses.replace(split, valid_target=np.full_like(split.valid_target, -1))
+    result = train_sequential(blind, tiny_config("lru", epochs=5, patience=1))
+    assert len(result.history) == 5 and result.best_epoch == 5 and not result.stopped_early
+    assert "no validation user" in caplog.text
+
+
+def test_a_diverged_run_stops_with_the_best_weights_and_says_so(split, caplog, monkeypatch):
+    """A NaN loss used to train on to the last epoch (NaN validation never 'improved') and
+    return the untrained weights without a word."""
+    import torch
+
+    from llmrank.retrieve.sequential import train as train_mod
+
+    real_epoch = train_mod._Run.epoch
+    calls = []
+
+    def epoch(self, on_step=None):
+        calls.append(1)
+        loss = real_epoch(self, on_step)
+        if len(calls) >= 3:
+            with torch.no_grad():
+                for p in self.net.parameters():
+                    p.fill_(float("nan"))
+            return float("nan")
+        return loss
+
+    monkeypatch.setattr(train_mod._Run, "epoch", epoch)
+    result = train_sequential(split, tiny_config("lru", epochs=10, patience=5))
+    assert len(calls) == 3 and result.stopped_early
+    assert 1 <= result.best_epoch <= 2 and "diverged at epoch 3" in caplog.text
+    scores = result.model.scores([np.array([1, 2], np.int64)])
+    assert np.isfinite(scores).all()  # the best epoch's weights, not the NaN ones
+
+
 def test_training_is_deterministic(split, trained):
     again = train_sequential(split, tiny_config("sasrec"))
     np.testing.assert_array_equal(again.model.item_vectors(), trained.model.item_vectors())

@@ -2,7 +2,10 @@
 
 Deterministic under ``config.seed`` on a given device (seeded torch, a numpy generator for
 the batch order). The best epoch's weights are kept in memory and restored at the end, so
-the returned model is the early-stopped one, not the last."""
+the returned model is the early-stopped one, not the last. Without validation users (every
+history shorter than 3) there is nothing to stop on: every epoch runs and the last is kept,
+with a warning. A non-finite training loss (diverged) stops training at the best epoch so far,
+with a warning; so does a run in which no epoch beat the untrained weights."""
 
 from __future__ import annotations
 
@@ -158,10 +161,22 @@ def train_sequential(
     history: list[EpochReport] = []
     best_metric, best_epoch, best_state = -1.0, 0, copy.deepcopy(net.state_dict())
     since_best, stopped_early = 0, False
+    validates = bool((np.asarray(split.valid_target) >= 0).any())
+    if not validates:
+        log.warning("no validation user (every history is shorter than 3 items): no early "
+                    "stopping, all %d epochs run and the last is kept", config.epochs)
     for epoch in range(1, config.epochs + 1):
         e0 = time.perf_counter()
         report = EpochReport(epoch, run.epoch(on_step), 0.0)
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
+        if not np.isfinite(report.loss):
+            log.warning("training diverged at epoch %d (loss %s): stopping with epoch %d's "
+                        "weights (try a lower lr)", epoch, report.loss, best_epoch)
+            history.append(report)
+            stopped_early = True
+            break
+        if not validates:
+            best_epoch, best_state = epoch, copy.deepcopy(net.state_dict())
+        elif epoch % config.eval_every == 0 or epoch == config.epochs:
             report.metrics = summarize(split_ranks(model.scores, split, "valid",
                                                    batch_size=config.eval_batch_size))
             value = report.metrics[SELECT_METRIC]
@@ -180,6 +195,9 @@ def train_sequential(
         if since_best >= config.patience and epoch >= config.min_epochs:
             stopped_early = True
             break
+    if best_epoch == 0 and validates:
+        log.warning("no epoch beat the untrained weights on validation %s (%s): the model "
+                    "returned is untrained", SELECT_METRIC, best_metric)
     net.load_state_dict(best_state)
     if config.refit and best_epoch > 0:
         model = refit_sequential(split, config, best_epoch, on_step)
