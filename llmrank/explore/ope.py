@@ -16,6 +16,7 @@ Confidence intervals: percentile bootstrap over rounds."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -24,6 +25,8 @@ import numpy as np
 from llmrank.explore.base import ExploreContext, Policy
 
 ESTIMATORS = ("ips", "snips", "dr", "dm")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -201,14 +204,16 @@ def from_store(store: object, *, reward: object = None, policy: str | None = Non
     rewards), of impressions logged before ``until`` (leave out those too young to have their
     clicks). Impressions logged without their candidate list cannot be re-scored by another
     policy and are skipped; returns (rounds, skipped). A candidate listed twice is taken once,
-    at its first occurrence and with its first score."""
+    at its first occurrence and with its first score. Impressions without candidate scores
+    (an imported log) are kept with every score 0, with a warning: a target policy that
+    starts from the ranker's scores is then evaluated without them."""
     from llmrank.feedback.base import FeedbackStore
     from llmrank.feedback.rounds import RewardSpec, rounds
 
     assert isinstance(store, FeedbackStore)
     spec = reward if isinstance(reward, RewardSpec) else RewardSpec()
     out: list[LoggedRound] = []
-    skipped = 0
+    skipped = unscored = 0
     for rnd in rounds(store, reward=spec, policy=policy, until=until):
         imp = rnd.impression
         if not imp.candidates:
@@ -221,10 +226,15 @@ def from_store(store: object, *, reward: object = None, policy: str | None = Non
             first.setdefault(c, j)
         keep = list(first.values())
         index = {c: i for i, c in enumerate(first)}
+        unscored += not imp.candidate_scores
         scores = (np.asarray(imp.candidate_scores, dtype=np.float64)[keep] if imp.candidate_scores
                   else np.zeros(len(keep)))
         ctx = ExploreContext.from_log(imp.user_id, imp.request_id, imp.context)  # with the history
         out.append(LoggedRound(list(first), scores,
                                np.array([index[i] for i in imp.items]),
                                np.asarray(imp.propensities), np.asarray(rnd.rewards), ctx))
+    if unscored:
+        log.warning("%d of %d impressions have no candidate scores: the target policy sees "
+                    "every candidate scored 0 there (its ranker prior is not evaluated)",
+                    unscored, len(out))
     return out, skipped

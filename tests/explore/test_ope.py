@@ -225,3 +225,18 @@ def test_a_logged_candidate_list_naming_an_item_twice_is_evaluated_on_its_first_
     assert rnd.shown.tolist() == [1, 0] and rnd.rewards.tolist() == [0.0, 1.0]
     est = evaluate([rnd], policy_target(make_policy("greedy")), estimators=("ips",), n_boot=10)
     assert est["ips"].value == pytest.approx(0.0)  # greedy shows a, b: neither where it was logged
+
+
+def test_rounds_without_candidate_scores_are_kept_with_a_warning(tmp_path, caplog):
+    """An imported log without candidate scores was evaluated as if the ranker had scored
+    every candidate 0, without a word: a score-based target policy is then not the live one."""
+    from llmrank.explore.ope import from_store
+    from llmrank.feedback import Impression
+    from llmrank.feedback.sqlite_store import SqliteFeedbackStore
+
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    store.log_impression(Impression("r1", "u1", ("a", "b"), (2.0, 1.0), (0.5, 0.5), "imported",
+                                    timestamp=1.0, candidates=("a", "b", "c")))
+    (rnd,), skipped = from_store(store)
+    assert skipped == 0 and rnd.scores.tolist() == [0.0, 0.0, 0.0]
+    assert "no candidate scores" in caplog.text
