@@ -69,6 +69,7 @@ class _Task:
     request: int
     perm: np.ndarray  # presented position -> candidate position
     job: Job
+    informative: bool = False  # some window's label scores were not all equal
 
 
 class LabelScorer:
@@ -133,6 +134,7 @@ class LabelScorer:
             for t in tasks:
                 mine = [s for (task, _), s in zip(round_windows, scored, strict=True) if task is t]
                 if mine:
+                    t.informative = t.informative or any(float(np.ptp(s)) > 0.0 for s in mine)
                     t.job.feed(mine)
 
     def _score_windows(self, inputs: Sequence[RankInput], windows: list[tuple[_Task, list[int]]],
@@ -172,10 +174,15 @@ class LabelScorer:
 
 def _sum_per_request(tasks: list[_Task]) -> dict[int, np.ndarray]:
     """Each job's scores mapped from presented positions back to candidate positions,
-    summed over the permutations of a request (in permutation order)."""
+    summed over the permutations of a request (in permutation order). A job whose every
+    window scored its labels all alike (garbage set to the floor, a top-N server that returned
+    no label) expressed no preference: its candidates tie, so the given order stands instead
+    of the presented order's window cuts."""
     sums: dict[int, np.ndarray] = {}
     for t in tasks:
         presented = t.job.result()  # per presented position
+        if not t.informative:
+            presented = np.full_like(presented, presented.max())
         per_cand = np.empty_like(presented)
         per_cand[t.perm] = presented
         sums[t.request] = per_cand if t.request not in sums else sums[t.request] + per_cand

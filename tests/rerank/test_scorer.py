@@ -154,3 +154,18 @@ def test_label_scores_reach_the_candidate_across_windows(strategy, perms):
         assert out.order[0] == target, (strategy, perms, target)
         others = np.delete(out.scores, target)
         assert out.scores[target] > others.max() + 0.5
+
+
+@pytest.mark.parametrize("strategy", ["tournament", "window"])
+@pytest.mark.parametrize("perms", [1, 3])
+@pytest.mark.parametrize("value", [np.nan, -np.inf, -4.0])
+def test_a_model_that_says_nothing_keeps_the_given_order(strategy, perms, value):
+    """Constant label rows (garbage made safe, or a top-N server that returned none of the
+    labels, so every label got the same floor) carry no preference: the candidates keep the
+    given (retrieval) order. The tournament's cut between survivors and losers, and the
+    permutations, used to reorder them in blocks."""
+    llm = FakeLLM(scores=lambda p, labels: [value] * len(labels))
+    out = scorer(llm, permutations=perms, strategy=strategy, max_labels=8).score(
+        [RankInput([], ITEMS[:25], key="u")])[0]
+    assert out.order == list(range(25))
+    assert np.all(np.isfinite(out.scores))
