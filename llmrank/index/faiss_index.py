@@ -153,7 +153,9 @@ class FaissIndex:
         """Train the coarse quantizer on a seeded sample; size ``nlist`` from the first batch
         when no size was known, and shrink it when the batch is too small for it (FAISS
         wants ~39 points per list)."""
-        if not self.params.nlist:  # created without a size: the first batch sets it
+        if not self.params.nlist or not self.params.nprobe:
+            # created without a size: the first batch sets what was not given (an explicit
+            # nlist is kept; its nprobe is derived from it, not left at one list)
             self.params = self.params.with_ivf_sizes(x.shape[0])
             self._index = self._new_structure()
         p = self.params
