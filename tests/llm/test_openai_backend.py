@@ -388,3 +388,26 @@ def test_real_vllm_server_matches_transformers(tiny_model_dir, tiny_llm, tmp_pat
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def test_llama_cpp_server_responses_are_read(tok_dir):
+    """llama.cpp's server: a multi-prompt request is answered by a JSON array of responses, and
+    logprobs come as {'content': [{id, token, logprob, top_logprobs: [{id, token, logprob}]}]}."""
+    def llama_cpp(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        out = []
+        for i, prompt in enumerate(body["prompt"]):
+            a, _, c = llm.label_ids(LABELS)
+            top = [{"id": a, "token": " A", "logprob": -len(prompt) / 100},
+                   {"id": c, "token": " C", "logprob": -2.0}, {"id": 3, "token": "x", "logprob": -0.9}]
+            logprobs = {"content": [{**top[0], "top_logprobs": top}]}
+            out.append({"choices": [{"text": " A", "index": i, "logprobs": logprobs}]})
+        return httpx.Response(200, json=out if len(out) > 1 else out[0])
+
+    llm = OpenAILLM(tok_dir, base_url="http://fake/v1", served_model="m",
+                    transport=httpx.MockTransport(llama_cpp))
+    prompts = ["Answer:", "Pick one. Answer:", "Pick one of three. Answer:"]
+    out = llm.label_logprobs(prompts, LABELS)
+    np.testing.assert_allclose(out[:, 0], [-len(llm.encode(p)) / 100 for p in prompts])
+    assert np.all(out[:, 2] == -2.0) and np.all(out[:, 1] < -2.0)
+    assert llm.generate(prompts, GenerationConfig()) == [" A"] * 3

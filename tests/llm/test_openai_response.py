@@ -62,3 +62,34 @@ def test_the_sampled_token_counts_when_not_in_the_top():
 def test_garbage_raises(bad):
     with pytest.raises(ModelError):
         label_row(bad, KEYS, 3)
+
+
+IDS = {"token_id:65": 0, "token_id:66": 1, "token_id:67": 2}
+
+
+def content_choice(top, sampled):
+    """llama.cpp's /v1/completions logprobs: a 'content' list of token objects (id, token,
+    logprob, top_logprobs: a list of such objects), the chat-completions shape."""
+    def entry(tid, text, value):
+        return {"id": tid, "token": text, "bytes": list(text.encode()), "logprob": value}
+
+    return {"logprobs": {"content": [{**entry(*sampled), "top_logprobs": [entry(*t) for t in top]}]}}
+
+
+def test_content_shaped_logprobs_are_read_by_token_id():
+    top = [(65, " A", -1.0), (67, " C", -2.0), (9, " B", -1.5)]  # text ' B' but another token
+    row = label_row(content_choice(top, (65, " A", -1.0)), IDS, 3)
+    tail = 1 - math.exp(-1.0) - math.exp(-2.0) - math.exp(-1.5)
+    assert row[0] == -1.0 and row[2] == -2.0
+    assert row[1] == pytest.approx(min(-2.0, math.log(tail)))  # floored, not token 9's -1.5
+    # the sampled token counts when it is not among the top entries
+    assert label_row(content_choice([(9, "x", -0.1)], (66, " B", -4.0)), IDS, 3)[1] == -4.0
+
+
+def test_a_list_of_single_choice_responses_is_one_response():
+    """llama.cpp answers a multi-prompt request with a JSON array of responses, one choice each
+    (its index is the prompt's position)."""
+    data = [{"choices": [{"index": 1, "text": "b"}]}, {"choices": [{"index": 0, "text": "a"}]}]
+    assert [c["text"] for c in completion_choices(data, 2)] == ["a", "b"]
+    with pytest.raises(ModelError, match="has 1 choices for 2 prompts"):
+        completion_choices(data[:1], 2)
