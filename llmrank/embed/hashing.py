@@ -12,6 +12,7 @@ import numpy as np
 from llmrank.embed.base import EncodeCallback, normalize_rows
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_MODEL_ID = re.compile(r"hashing-v1-(\d+)")
 
 
 class HashingEmbedder:
@@ -20,7 +21,10 @@ class HashingEmbedder:
 
     name = "hashing"
 
-    def __init__(self, dim: int = 256, model: str = "default", **_: object) -> None:
+    def __init__(self, dim: int | None = None, model: str = "default", **_: object) -> None:
+        if dim is None:  # a recorded model id ('hashing-v1-64') names its dim; else 256
+            named = _MODEL_ID.fullmatch(model)
+            dim = int(named.group(1)) if named else 256
         if dim < 8:
             raise ValueError(f"dim must be >= 8, got {dim}")
         self._dim = int(dim)

@@ -151,3 +151,15 @@ def test_a_relative_embedder_model_path_is_recorded_absolute(tmp_path, monkeypat
     named = load_config({"embedder": {"backend": "hashing", "model": "not-a-folder"}})
     save_retriever(build_retriever(tiny_dataset(), named), tmp_path / "idx2")
     assert read_manifest(tmp_path / "idx2").embedder.model == "not-a-folder"  # names stay names
+
+
+def test_an_index_built_with_a_non_default_hashing_dim_reloads_its_embedder(cfg, tmp_path):
+    """The manifest records the hashing model as 'hashing-v1-64'; loading must make that
+    embedder again (it made a 256-d one, and every text query or added item was refused)."""
+    built = TextRetriever.build(tiny_dataset(), cfg, embedder=HashingEmbedder(dim=64))
+    save_retriever(built, tmp_path / "idx")
+    loaded = load_retriever(tmp_path / "idx")
+    assert loaded.index.dim == 64
+    assert loaded.retrieve(text="ghost", k=3) == built.retrieve(text="ghost", k=3)
+    loaded.add_items([Item("new", "ghost haunted", 2000, ("Horror",))])
+    assert "new" in loaded.index
