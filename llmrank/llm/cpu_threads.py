@@ -6,9 +6,12 @@ second engineer's benchmark), two spinning threads on two cores measured 3-6x SL
 one thread here (SmolLM2-135M, 400-token prefill: 10.9 s vs 2.8 s; decode 750 vs 155 ms per
 token); with the passive policy two threads were as fast as one under load and use both
 cores when idle. The policy is read once, when libgomp loads with torch, so it must be in
-the environment before the first ``import torch``: the CLI entry point and the backend
-modules call :func:`prefer_passive_openmp` before importing torch. An explicit setting in
-the environment always wins."""
+the environment before the first ``import torch``: importing the ``llmrank.llm`` package
+(which every LLM backend module does first) calls :func:`prefer_passive_openmp`. The CLI
+entry point does not: a process whose first torch user is not an LLM backend (a sequential
+retriever, sentence-transformers embeddings) keeps OpenMP's default policy unless
+OMP_WAIT_POLICY is set in its environment. An explicit setting in the environment always
+wins."""
 
 from __future__ import annotations
 
