@@ -99,8 +99,11 @@ def _overfetch(index: FaissIndex, queries: np.ndarray, k: int, excl: list[set[st
                pred: _Keep, rate: float, results: list[Hits | None]) -> list[int]:
     """Fill ``results`` for the queries it can; return the ones still short of k."""
     n_live, ntotal = len(index), index.ntotal
-    dead = ntotal - n_live
-    fetch = {q: math.ceil((k + sum(1 for i in excl[q] if i in index)) / rate * SLACK) + dead
+    # HNSW tombstones (up to a third of the graph) take their share of the hits, not all of
+    # them: adding every tombstone to every fetch made ef that large on each search
+    live_share = n_live / max(1, ntotal)
+    fetch = {q: math.ceil((k + sum(1 for i in excl[q] if i in index)) / rate * SLACK
+                          / live_share)
              for q in range(len(excl))}
     pending = list(range(len(excl)))
     for _ in range(ROUNDS):
