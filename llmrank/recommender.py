@@ -319,7 +319,8 @@ def _build_retriever(dataset: Dataset, cfg: Config) -> Retriever:
     from llmrank.retrieve.store import build_retriever, load_retriever
 
     if cfg.index.path:
-        return load_retriever(cfg.index.path, dataset=dataset)  # refuses another dataset's index
+        # refuses another dataset's index; the config's GPU and embedder settings apply
+        return load_retriever(cfg.index.path, dataset=dataset, config=cfg)
     return build_retriever(dataset, cfg)
 
 

@@ -269,6 +269,20 @@ def test_an_index_folder_of_another_dataset_is_refused(tmp_path):
         Recommender.from_config(cfg, dataset=other, llm=FakeLLM())
 
 
+def test_a_loaded_index_serves_with_the_configs_settings(tmp_path):
+    """``index.use_gpu = false`` and the embedder's serving settings were ignored for an index
+    loaded from ``index.path`` (the folder was loaded without the config)."""
+    from llmrank.config import load_config
+    from llmrank.retrieve.store import build_retriever, save_retriever
+
+    ds = make_dataset()
+    cfg = {"reranker": {"backend": "fake"}, "embedder": {"backend": "hashing", "batch_size": 5},
+           "retriever": {"kind": "text"}, "index": {"path": str(tmp_path / "idx"), "use_gpu": False}}
+    save_retriever(build_retriever(ds, load_config(cfg)), tmp_path / "idx")
+    rec = Recommender.from_config(cfg, dataset=ds, llm=FakeLLM())
+    assert rec.retriever.embedder_config.batch_size == 5  # type: ignore[attr-defined]
+
+
 def test_an_index_path_that_is_not_an_index_folder_is_an_error(tmp_path):
     """A mistyped ``index.path`` (config file or API) must not be ignored: the recommender
     built an index in memory instead, for a fused retriever an hour of training."""

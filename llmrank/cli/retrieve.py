@@ -60,7 +60,7 @@ def retrieve(
         if user is not None:
             ds = load_data(_data_of(read_manifest(index).dataset, dataset, data_dir, cfg.data))
         # a --dataset other than the index's is refused (shared numeric ids, other films)
-        r: Any = load_retriever(index, dataset=ds if dataset is not None else None)
+        r: Any = load_retriever(index, dataset=ds if dataset is not None else None, config=cfg)
     else:
         ds = load_data(cfg.data)
         with progress_fn(not json_out) as progress:

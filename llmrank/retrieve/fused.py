@@ -43,7 +43,13 @@ from llmrank.retrieve.fusion import (
     item_rows,
     text_multipliers,
 )
-from llmrank.retrieve.manifest import DatasetInfo, EmbedderInfo, RetrieverManifest, recorded_model
+from llmrank.retrieve.manifest import (
+    DatasetInfo,
+    EmbedderInfo,
+    RetrieverManifest,
+    recorded_embedder,
+    recorded_model,
+)
 from llmrank.retrieve.sequential.config import SequentialConfig, default_fused_ensemble
 from llmrank.retrieve.sequential.model import SequentialModel
 from llmrank.retrieve.sequential.retriever import (
@@ -288,16 +294,14 @@ class FusedRetriever(VectorSearchMixin):
 
     @classmethod
     def load(cls, path: Path, manifest: RetrieverManifest, *, embedder: Embedder | None = None,
-             use_gpu: bool = True, device: str | None = None, **kwargs: Any) -> FusedRetriever:
+             use_gpu: bool = True, device: str | None = None,
+             embedder_config: EmbedderConfig | None = None, **kwargs: Any) -> FusedRetriever:
         path = Path(path)
         model = SequentialModel.load(path / MODEL_DIR, device=device)
         index = load_index(path / INDEX_DIR, use_gpu=use_gpu)
         projection = TextProjection.load(path / PROJECTION_FILE)
         state = json.loads((path / FUSION_FILE).read_text())
-        emb_cfg = EmbedderConfig()
-        if manifest.embedder is not None:
-            emb_cfg = EmbedderConfig(backend=manifest.embedder.backend,
-                                     model=manifest.embedder.model)
+        emb_cfg = recorded_embedder(manifest, embedder_config)
         return cls(model, projection, index, read_items(path), state["counts"],
                    float(state["kappa"]), float(state.get("text_weight", 0.0)),
                    half_life=float(state.get("half_life", 10.0)), embedder=embedder,

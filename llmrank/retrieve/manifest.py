@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from llmrank.errors import IndexError_
 
 if TYPE_CHECKING:
-    from llmrank.config import Config
+    from llmrank.config import Config, EmbedderConfig
     from llmrank.data.dataset import Dataset
 
 MANIFEST_NAME = "retriever.json"
@@ -59,6 +59,20 @@ def recorded_model(model: str) -> str:
     loaded from another working directory must still find it), a name or HF id as given."""
     path = Path(model).expanduser()
     return str(path.resolve()) if path.exists() else model
+
+
+def recorded_embedder(manifest: RetrieverManifest,
+                      settings: EmbedderConfig | None = None) -> EmbedderConfig:
+    """The embedder config a loaded index uses: the backend and model its manifest records
+    (they made the vectors) with the serving ``settings`` (device, batch size, cache) of the
+    caller's config, else the defaults."""
+    from llmrank.config import EmbedderConfig
+
+    base = settings or EmbedderConfig()
+    if manifest.embedder is None:
+        return base
+    return base.model_copy(update={"backend": manifest.embedder.backend,
+                                   "model": manifest.embedder.model})
 
 
 @dataclass

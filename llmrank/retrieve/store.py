@@ -74,12 +74,17 @@ def save_retriever(retriever: PersistentRetriever, path: str | Path, *,
 
 
 def load_retriever(path: str | Path, *, dataset: Dataset | None = None,
-                   **kwargs: Any) -> PersistentRetriever:
+                   config: Config | None = None, **kwargs: Any) -> PersistentRetriever:
     """Load an index folder with the class its manifest's ``kind`` names. ``kwargs`` go to
     that class's ``load`` (e.g. ``embedder=``, ``use_gpu=``). With ``dataset`` (the data it
     will serve), a folder built on another dataset (a k-core or visible-data subset of the
     same one counts as the same) is refused: ids of another dataset
-    (MovieLens releases share numeric ids for different films) would be silently wrong."""
+    (MovieLens releases share numeric ids for different films) would be silently wrong.
+    With ``config``, its serving settings apply to the loaded index: ``index.use_gpu`` and
+    the embedder's device, batch size and cache (the model stays the one the manifest
+    records: it made the vectors)."""
+    if config is not None:
+        kwargs = {"use_gpu": config.index.use_gpu, "embedder_config": config.embedder, **kwargs}
     src = Path(path)
     manifest = read_manifest(src)
     if dataset is not None and _family(manifest.dataset.name) != _family(dataset.name):

@@ -23,7 +23,13 @@ from llmrank.retrieve import query as qv
 from llmrank.retrieve.base import ProgressFn, no_progress
 from llmrank.retrieve.catalog import merge_items, read_items, write_items
 from llmrank.retrieve.filters import compile_filters
-from llmrank.retrieve.manifest import DatasetInfo, EmbedderInfo, RetrieverManifest, recorded_model
+from llmrank.retrieve.manifest import (
+    DatasetInfo,
+    EmbedderInfo,
+    RetrieverManifest,
+    recorded_embedder,
+    recorded_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +240,10 @@ class TextRetriever:
 
     @classmethod
     def load(cls, path: Path, manifest: RetrieverManifest, *, embedder: Embedder | None = None,
-             use_gpu: bool = True, **kwargs: Any) -> TextRetriever:
+             use_gpu: bool = True, embedder_config: EmbedderConfig | None = None,
+             **kwargs: Any) -> TextRetriever:
         index = load_index(path / INDEX_DIR, use_gpu=use_gpu)
-        emb_cfg = EmbedderConfig()
-        if manifest.embedder is not None:
-            emb_cfg = EmbedderConfig(backend=manifest.embedder.backend, model=manifest.embedder.model)
+        emb_cfg = recorded_embedder(manifest, embedder_config)
         half_life = float(manifest.settings.get("recency_half_life", 10.0))
         if "recency_half_life" in kwargs and kwargs["recency_half_life"] is not None:
             half_life = float(kwargs["recency_half_life"])

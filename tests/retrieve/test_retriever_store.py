@@ -163,3 +163,29 @@ def test_an_index_built_with_a_non_default_hashing_dim_reloads_its_embedder(cfg,
     assert loaded.retrieve(text="ghost", k=3) == built.retrieve(text="ghost", k=3)
     loaded.add_items([Item("new", "ghost haunted", 2000, ("Horror",))])
     assert "new" in loaded.index
+
+
+def test_a_loaded_index_takes_the_configs_serving_settings(cfg, tmp_path, monkeypatch):
+    """The Recommender loaded ``index.path`` without its config: ``index.use_gpu = false``
+    and the embedder's device, batch size and cache were ignored for a loaded index. The
+    model stays the manifest's (it made the vectors)."""
+    from llmrank.retrieve import text as text_mod
+
+    save_retriever(build_retriever(tiny_dataset(), cfg), tmp_path / "idx")
+    seen = {}
+    real = text_mod.load_index
+
+    def spy(path, use_gpu=True):
+        seen["use_gpu"] = use_gpu
+        return real(path, use_gpu=use_gpu)
+
+    monkeypatch.setattr(text_mod, "load_index", spy)
+    serving = load_config({"embedder": {"backend": "sentence-transformers", "model": "other",
+                                        "device": "cpu", "batch_size": 7, "cache": False},
+                           "index": {"use_gpu": False}})
+    loaded = load_retriever(tmp_path / "idx", config=serving)
+    assert seen["use_gpu"] is False
+    emb = loaded.embedder_config
+    assert (emb.backend, emb.device, emb.batch_size, emb.cache) == ("hashing", "cpu", 7, False)
+    assert emb.model == read_manifest(tmp_path / "idx").embedder.model
+    assert loaded.retrieve(text="ghost", k=3)  # the recorded embedder still answers text
