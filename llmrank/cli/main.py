@@ -51,6 +51,11 @@ _mount()
 
 
 def main() -> None:  # console entry point with typed-error handling
+    # before any command imports torch (sequential retriever, embeddings): spinning OpenMP
+    # threads are several times slower on a shared CPU (llmrank.llm.cpu_threads)
+    from llmrank.llm.cpu_threads import prefer_passive_openmp
+
+    prefer_passive_openmp()
     run_guarded(app)
 
 

@@ -234,8 +234,11 @@ class FaissIndex:
         widens the ANN beam (HNSW efSearch, IVF nprobe) for filtered fallbacks."""
         f, p = self.faiss, self.params
         fetch = max(1, min(fetch, self.ntotal))
-        if sel is None and not boost and fetch <= 2048 and self._gpu_index() is not None:
-            return self._gpu.search(queries, fetch)  # type: ignore[no-any-return]
+        # the GPU copy as returned, not re-read: an add/remove between a check and a re-read
+        # resets self._gpu to None (a server searches under its lock; a library caller may not)
+        gpu = self._gpu_index() if sel is None and not boost and fetch <= 2048 else None
+        if gpu is not None:
+            return gpu.search(queries, fetch)  # type: ignore[no-any-return]
         if self._kind == "hnsw":
             ef = max(p.ef_search, fetch) * (4 if boost else 1)
             params = f.SearchParametersHNSW(efSearch=int(ef))

@@ -7,11 +7,11 @@ one thread here (SmolLM2-135M, 400-token prefill: 10.9 s vs 2.8 s; decode 750 vs
 token); with the passive policy two threads were as fast as one under load and use both
 cores when idle. The policy is read once, when libgomp loads with torch, so it must be in
 the environment before the first ``import torch``: importing the ``llmrank.llm`` package
-(which every LLM backend module does first) calls :func:`prefer_passive_openmp`. The CLI
-entry point does not: a process whose first torch user is not an LLM backend (a sequential
-retriever, sentence-transformers embeddings) keeps OpenMP's default policy unless
-OMP_WAIT_POLICY is set in its environment. An explicit setting in the environment always
-wins."""
+(which every LLM backend module does first) calls :func:`prefer_passive_openmp`, and so does
+the ``llmrank`` CLI entry point before any command runs. A Python caller whose first torch
+user is not an LLM backend (a sequential retriever, sentence-transformers embeddings) keeps
+OpenMP's default policy unless OMP_WAIT_POLICY is set in its environment. An explicit setting
+in the environment always wins."""
 
 from __future__ import annotations
 

@@ -58,3 +58,22 @@ def test_data_convert_help_names_the_data_section() -> None:
 
     result = CliRunner().invoke(app, ["data", "convert", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "config whose data section" in " ".join(result.output.split())
+
+
+def test_the_cli_sets_the_passive_openmp_policy_before_any_command_loads_torch() -> None:
+    """Only importing llmrank.llm set it, so a command whose first torch user was the
+    sequential retriever or the embedder ran with spinning OpenMP threads (several times
+    slower on a shared CPU). The check runs the entry point in a clean process."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys; sys.argv = ['llmrank', '--help']\n"
+            "from llmrank.cli.main import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('POLICY=' + os.environ.get('OMP_WAIT_POLICY', ''))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert "POLICY=PASSIVE" in out
