@@ -104,8 +104,11 @@ class OpenAILLM(NamedAdapters, HFTokenizerMixin):
             self.load_adapter(adapter)
 
     # ---- HTTP ----------------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """JSON in, JSON out, retried on transport errors, timeouts, 429 and 5xx."""
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                 json_reply: bool = True) -> Any:
+        """JSON in, JSON out (the text, with ``json_reply=False``: vLLM answers
+        /load_lora_adapter with a plain sentence), retried on transport errors, timeouts, 429
+        and 5xx."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -119,6 +122,8 @@ class OpenAILLM(NamedAdapters, HFTokenizerMixin):
                 last = f"{type(exc).__name__}: {exc}"
                 continue
             if resp.status_code < 400:
+                if not json_reply:
+                    return resp.text
                 try:
                     return resp.json()
                 except ValueError:
@@ -251,14 +256,22 @@ class OpenAILLM(NamedAdapters, HFTokenizerMixin):
         """Make ``name`` the model requests ask for. The server must serve the adapter under
         that name (``vllm serve --enable-lora --lora-modules NAME=PATH``), or, with
         ``runtime_lora``, it is loaded through vLLM's /load_lora_adapter (needs
-        VLLM_ALLOW_RUNTIME_LORA_UPDATING=1 on the server)."""
+        VLLM_ALLOW_RUNTIME_LORA_UPDATING=1 on the server). Loaded at runtime, an adapter is
+        named as in the local backends (``NamedAdapters._name_for``): two runs' ``.../adapter``
+        folders get two names, where the second used to be taken for the first."""
+        if self.runtime_lora:
+            from llmrank.models.resolve import resolve_adapter
+
+            path = resolve_adapter(adapter).resolve()
+            name = self._name_for(path, name)
+            if name not in self._adapters:
+                self._request("POST", "load_lora_adapter", {"lora_name": name, "lora_path": str(path)},
+                              json_reply=False)
+                self._adapters[name] = str(path)
+            self.set_adapter(name)
+            return name
         name = name or Path(adapter).name
         if name not in self._adapters:
-            if self.runtime_lora:
-                from llmrank.models.resolve import resolve_adapter
-
-                path = str(resolve_adapter(adapter).resolve())
-                self._request("POST", "load_lora_adapter", {"lora_name": name, "lora_path": path})
             self._adapters[name] = adapter
         self.set_adapter(name)
         return name

@@ -221,6 +221,35 @@ def test_discovery_bounds_prompt_length_and_adapters_switch_model(tok_dir):
         llm.set_adapter("unknown")
 
 
+def test_runtime_lora_names_two_runs_adapter_folders_apart(tok_dir, tmp_path):
+    """Every finetune run writes ``<out>/adapter``: with runtime_lora the second run's folder
+    was taken for the first one (same name, never loaded), whose weights kept serving. And
+    vLLM answers /load_lora_adapter in plain text, which was refused as 'not JSON'."""
+    class LoraServer(Server):
+        def __call__(self, request):
+            if request.url.path.endswith("/load_lora_adapter"):
+                self.bodies.append(json.loads(request.content))
+                # vLLM's reply is a plain sentence, not JSON
+                return httpx.Response(200, text="Success: LoRA adapter added successfully.")
+            return super().__call__(request)
+
+    folders = []
+    for run in ("run1", "run2"):
+        folder = tmp_path / run / "adapter"
+        folder.mkdir(parents=True)
+        (folder / "adapter_config.json").write_text("{}")
+        folders.append(folder)
+    server = LoraServer()
+    llm = make(tok_dir, server, runtime_lora=True)
+    first = llm.load_adapter(str(folders[0]))
+    second = llm.load_adapter(str(folders[1]))
+    assert first != second and llm.adapter == second
+    loads = [b for b in server.bodies if "lora_path" in b]
+    assert [b["lora_path"] for b in loads] == [str(f.resolve()) for f in folders]
+    assert llm.load_adapter(str(folders[0])) == first  # the same folder again: no second load
+    assert len([b for b in server.bodies if "lora_path" in b]) == 2
+
+
 def test_server_limit_bounds_the_first_prompt(tok_dir):
     """The server's max_model_len is read before the first prompt is built, so the reranker's
     first prompt already fits it (and the second call does not fail where the first passed)."""
