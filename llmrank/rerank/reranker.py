@@ -30,6 +30,15 @@ class RerankRequest:
     query: str | None = None
     key: str = ""  # seeds permutations (user or request id)
 
+    def __post_init__(self) -> None:
+        """One retrieval score per candidate: a list of another length failed deep in the
+        blend (an IndexError or a numpy broadcast error, or a batch job's line lost to it)."""
+        if self.retrieval_scores is not None and len(self.retrieval_scores) != len(self.candidates):
+            from llmrank.errors import InvalidRequestError
+
+            raise InvalidRequestError(f"{len(self.retrieval_scores)} retrieval scores for "
+                                      f"{len(self.candidates)} candidates: give one per candidate")
+
 
 @dataclass
 class RerankResult:

@@ -27,3 +27,17 @@ def test_a_merged_model_gets_the_prompt_settings_it_was_trained_with(tmp_path, m
     assert builder.history_text is item_title_genres  # candidate_text 'genres'
     plain = LLMReranker.from_config(RerankerConfig(model=str(tmp_path)), llm=FakeLLM()).builder
     assert plain.max_history == RerankerConfig().max_history  # no manifest: the config's
+
+
+def test_retrieval_scores_of_another_length_are_a_typed_error():
+    """Two scores for three candidates failed inside the blend with a bare IndexError."""
+    import pytest
+
+    from llmrank.errors import InvalidRequestError
+    from llmrank.records import Item
+    from llmrank.rerank.reranker import RerankRequest
+
+    items = [Item(f"i{j}", f"Film {j}") for j in range(3)]
+    with pytest.raises(InvalidRequestError, match="2 retrieval scores for 3 candidates"):
+        RerankRequest(history=items[:1], candidates=items, retrieval_scores=[0.5, 0.4])
+    assert RerankRequest(history=[], candidates=items, retrieval_scores=[0.3, 0.2, 0.1])
