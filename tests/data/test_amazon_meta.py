@@ -47,3 +47,15 @@ def test_2014_category_paths(tmp_path):
 ])
 def test_clean_html(value, text):
     assert clean_html(value) == text
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    ("Fits bowls &lt; 5 in. wide and &gt; 3 in. deep", "Fits bowls < 5 in. wide and > 3 in. deep"),
+    ("Cable < 2 m, load > 1 kg", "Cable < 2 m, load > 1 kg"),
+    ("I <3 it, rated >4 stars", "I <3 it, rated >4 stars"),
+    ("Line one&lt;br /&gt;line two", "Line one line two"),  # escaped markup is still markup
+])
+def test_clean_html_keeps_comparisons_that_are_not_tags(value, text):
+    # entities are decoded before tags are dropped; '<' that opens no tag (a space or a digit
+    # after it) used to swallow the text up to the next '>'
+    assert clean_html(value) == text

@@ -15,7 +15,8 @@ from llmrank.errors import MalformedLineError
 from llmrank.records import Item
 
 Version = Literal["2018", "2023"]
-_TAG = re.compile(r"<[^>]*>")
+# a tag opens with a letter, "/", "!" or "?" after "<": "< 5 in." and "<3" are text, not markup
+_TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 _WS = re.compile(r"\s+")
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 MAX_DETAILS = 6
