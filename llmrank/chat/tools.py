@@ -13,6 +13,7 @@ an error message it can react to (ToolException), not as a crash of the turn."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -95,16 +96,18 @@ def item_line(item: Item, n: int | None = None) -> str:
 
 class ChatTools:
     """Builds the five tools over ``recommender`` for one session's ``state``. ``lock`` (the
-    server's model lock) serialises recommender calls with other requests."""
+    server's model lock) serialises recommender calls with other requests. Without one the
+    tools still take turns on a lock of their own: the agent runs the calls of one model
+    message in parallel threads, and neither the Recommender nor ``state`` is made for that."""
 
     def __init__(self, recommender: Recommender, state: SessionState,
                  lock: AbstractContextManager[Any] | None = None) -> None:
         self.rec = recommender
         self.state = state
-        self.lock = lock
+        self.lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
 
     def _locked(self) -> AbstractContextManager[Any]:
-        return self.lock if self.lock is not None else contextlib.nullcontext()
+        return self.lock
 
     def _item(self, item_id: str) -> Item:
         item = self.rec.dataset.items.get(str(item_id).strip().strip("[]"))
@@ -114,6 +117,7 @@ class ChatTools:
         return item
 
     def _listing(self, ids: Sequence[str], request_id: str | None, empty: str) -> tuple[str, list[str]]:
+        """The listing's text and ids, recorded in ``state``; call under ``self.lock``."""
         ids = [i for i in ids if i in self.rec.dataset.items]
         self.state.offer(ids, request_id)
         if not ids:
@@ -131,12 +135,13 @@ class ChatTools:
     def recommend_for_user(self, k: int = 5, query: str | None = None) -> tuple[str, list[str]]:
         with self._locked():
             resp = self.rec.recommend(self._request(k, query, personal=True))
-        return self._listing(resp.item_ids(), resp.request_id, "no recommendations found")
+            return self._listing(resp.item_ids(), resp.request_id, "no recommendations found")
 
     def search_items(self, query: str, k: int = 5) -> tuple[str, list[str]]:
         with self._locked():
             resp = self.rec.recommend(self._request(k, query, personal=False))
-        return self._listing(resp.item_ids(), resp.request_id, f"nothing found for {escape_data(query)!r}")
+            return self._listing(resp.item_ids(), resp.request_id,
+                                 f"nothing found for {escape_data(query)!r}")
 
     def explain_item(self, item_id: str) -> tuple[str, list[str]]:
         item = self._item(item_id)
@@ -153,7 +158,7 @@ class ChatTools:
             raise ToolException("similar_items is not available with this retriever")
         with self._locked():
             found = finder(item.item_id, k=k)
-        return self._listing([c.item_id for c in found], None, "no similar items found")
+            return self._listing([c.item_id for c in found], None, "no similar items found")
 
     def record_feedback(self, item_id: str, kind: str = "click", value: float | None = None,
                         ) -> tuple[str, list[str]]:
