@@ -93,3 +93,13 @@ def test_an_infinite_rating_is_a_reported_line(tmp_path, bad, other_bad_line):
     ds = load_recbole(folder, report=report)
     assert len(ds.interactions) == 2 and report.skipped == 1 + other_bad_line
     assert report.problems[0].startswith(f"{folder / 'r.inter'}:3: rating")
+
+
+def test_an_infinite_release_year_is_no_year_not_a_crash(tmp_path):
+    folder = tmp_path / "y"
+    write(folder / "y.inter", "user_id:token\titem_id:token\nu1\ti1\nu1\ti2\n")
+    write(folder / "y.item", "item_id:token\tmovie_title:token_seq\trelease_year:token\n"
+          "i1\tToy Story\tinf\ni2\tHeat\t1995\n")
+    ds = load_recbole(folder)  # int(float('inf')) raised a bare OverflowError
+    assert (ds.items["i1"].title, ds.items["i1"].year) == ("Toy Story", None)
+    assert ds.items["i2"].year == 1995

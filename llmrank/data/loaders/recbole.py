@@ -169,7 +169,7 @@ def _item(iid: str, values: Mapping[str, tuple[str, str]], names: Mapping[str, s
     if text.get("year"):
         try:
             year = int(float(text["year"]))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: an infinite year ('inf')
             year = None
     attrs = {k: " ".join(v.split(seq_sep)).strip() for k, (kind, v) in values.items()
              if k not in used and v.strip()}
