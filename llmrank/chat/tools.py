@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from llmrank.errors import LlmrankError
 from llmrank.prompts.escape import escape_data
@@ -57,7 +57,13 @@ class SessionState:
                 self.offered.append(i)
 
 
-class _K(BaseModel):
+class _Args(BaseModel):
+    # an id or a query written as a JSON number (MovieLens lists '[318] "..."', a film is
+    # called 1984) is the string the tool needs, not a wrong type the model must retry
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+
+class _K(_Args):
     k: int = Field(5, ge=1, le=20, description="how many items to return")
 
 
@@ -70,7 +76,7 @@ class SearchArgs(_K):
     query: str = Field(..., min_length=1, max_length=500, description="what to look for, in free text")
 
 
-class ItemArgs(BaseModel):
+class ItemArgs(_Args):
     item_id: str = Field(..., description="an item id exactly as a tool returned it, e.g. the text inside [ ]")
 
 

@@ -164,3 +164,21 @@ def test_invalid_arguments_name_the_field_and_the_reason(rec, name, args, field)
     assert msg.startswith("invalid arguments") and "\n" not in msg
     assert f"{field}:" in msg and len(msg.split(f"{field}:", 1)[1].strip()) > 5
     assert "five" not in msg and "'like'" not in msg
+
+
+def test_numeric_ids_and_queries_written_as_json_numbers_are_taken():
+    """A catalog with numeric ids (MovieLens) lists ``[318] "..."``; a model often passes that
+    id as the JSON number 318, and a film called 1984 as a number too. Both are the string
+    the tool needs (they were refused as 'Input should be a valid string')."""
+    items = [Item(str(n), f"Film {n}", 2000, ("Drama",)) for n in range(1, 11)]
+    items.append(Item("1984", "Nineteen Eighty-Four", 1984, ("Drama",)))
+    ds = Dataset.from_records("numeric", items, [User("u1")], [("u1", "1", 0, 4.0), ("u1", "2", 1, 4.0)])
+    rec = Recommender.from_config({"reranker": {"backend": "fake"},
+                                   "embedder": {"backend": "hashing", "cache": False}},
+                                  dataset=ds, llm=FakeLLM())
+    state = SessionState(user_id="u1")
+    tools = tools_by_name(rec, state)
+    assert tools["explain_item"].invoke({"item_id": 3}).startswith('[3] "Film 3"')
+    assert tools["similar_items"].invoke({"item_id": 5, "k": 2}).startswith("1. [")
+    assert not tools["search_items"].invoke({"query": 1984, "k": 2}).startswith("invalid arguments")
+    assert tools["explain_item"].args["item_id"]["type"] == "string"
