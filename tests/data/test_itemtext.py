@@ -82,3 +82,16 @@ def test_cut_never_splits_a_combining_sequence_or_a_flag():
     family = "\U0001F468\u200d\U0001F469\u200d\U0001F467" * 3  # ZWJ sequences
     assert not clean(family, 3)[:-1].endswith("\u200d")
     assert "\ud83d" not in clean("a\ud83db")  # a lone surrogate cannot be encoded: dropped
+
+
+def test_cut_never_splits_an_emoji_tag_sequence_or_a_decomposed_hangul_syllable():
+    from llmrank.textcut import grapheme_start
+
+    scotland = "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F"  # one flag
+    text = "ab" + scotland + "cd"
+    assert {grapheme_start(text, i) for i in range(2, 2 + len(scotland))} == {2}
+    assert grapheme_start(text, 2 + len(scotland)) == 2 + len(scotland)
+    gak = "\u1100\u1161\u11a8"  # 각 as conjoining jamo L V T (NFD Korean)
+    text = gak + gak
+    assert [grapheme_start(text, i) for i in range(len(text) + 1)] == [0, 0, 0, 3, 3, 3, 6]
+    assert grapheme_start("\uac00\u11a8", 1) == 0  # syllable LV + trailing T jamo
