@@ -85,10 +85,13 @@ def chat(
     """Chat with the recommender: it searches, recommends, explains and records feedback."""
     from llmrank._optional import require
 
+    if json_out and once is None:  # before minutes of loading
+        raise typer.BadParameter("--json needs --once (the interactive chat prints tables)")
     setup_logging(verbose)
     require("langchain", extra="chat")
     from llmrank.chat.factory import make_chat_model
     from llmrank.chat.session import ChatSession
+    from llmrank.errors import LlmrankError
     from llmrank.recommender import Recommender
 
     rec = Recommender.from_config(config, progress=not json_out)
@@ -96,14 +99,19 @@ def chat(
     model = make_chat_model(cfg, rec, seed=rec.config.seed)
     session = ChatSession(rec, model, user_id=user, max_messages=cfg.max_messages, catalog=cfg.catalog)
     if once is not None:
-        turn = session.send(once)
+        try:
+            turn = session.send(once)
+        except LlmrankError:
+            raise  # one line and its own exit code (run_guarded)
+        except Exception as exc:  # e.g. the chat server is down: one line, as in the loop
+            log.debug("chat turn failed", exc_info=exc)
+            print_error(f"{type(exc).__name__}: {exc}")
+            raise typer.Exit(1) from exc
         if json_out:
             print_json(turn_json(turn))
         else:
             show_turn(turn)
         return
-    if json_out:
-        raise typer.BadParameter("--json needs --once (the interactive chat prints tables)")
     _repl(session)
 
 

@@ -63,3 +63,30 @@ def test_a_failing_turn_does_not_end_the_conversation(tmp_path, monkeypatch):
     res = runner.invoke(app, ["chat", "--config", config(tmp_path)], input="hello\nagain\n/quit\n")
     assert res.exit_code == 0, res.output
     assert "chat server went away" in res.output and res.stdout.count("Hello! Ask me for a film.") == 1
+
+
+def test_a_failing_once_turn_is_one_error_line_not_a_traceback(tmp_path, monkeypatch):
+    """--once whose turn fails unexpectedly (the chat server is down) says so in one line
+    and exits 1, as the interactive loop does, instead of ending in a traceback."""
+    from llmrank.chat.session import ChatSession
+
+    def down(self, message):
+        raise ConnectionError("chat server went away")
+
+    monkeypatch.setattr(ChatSession, "send", down)
+    res = runner.invoke(app, ["chat", "--once", "hi", "--config", config(tmp_path)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
+    assert "ConnectionError: chat server went away" in res.output
+
+
+def test_json_without_once_is_refused_before_anything_loads(tmp_path, monkeypatch):
+    """The flag combination is checked first: the recommender and the chat model (minutes
+    for a local model) were loaded before '--json needs --once' was said."""
+    from llmrank.recommender import Recommender
+
+    def never(*args, **kwargs):
+        raise AssertionError("loaded the recommender")
+
+    monkeypatch.setattr(Recommender, "from_config", never)
+    res = runner.invoke(app, ["chat", "--json", "--config", config(tmp_path)])
+    assert res.exit_code == 2 and "--json needs --once" in res.output
