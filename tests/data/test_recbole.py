@@ -103,3 +103,22 @@ def test_an_infinite_release_year_is_no_year_not_a_crash(tmp_path):
     ds = load_recbole(folder)  # int(float('inf')) raised a bare OverflowError
     assert (ds.items["i1"].title, ds.items["i1"].year) == ("Toy Story", None)
     assert ds.items["i2"].year == 1995
+
+
+def test_a_mapping_key_or_field_that_does_not_apply_is_an_error_not_ignored(tmp_path):
+    from llmrank.errors import ConfigError
+
+    folder = tmp_path / "mp"
+    write(folder / "mp.inter", "user_id:token\titem_id:token\tscore:float\ttimestamp:float\n"
+          "u1\ti1\t4\t100\nu1\ti2\t5\t200\n")
+    write(folder / "mp.item", "item_id:token\tmovie_title:token_seq\ni1\tToy Story\ni2\tHeat\n")
+    ds = load_recbole(folder, mapping={"rating": "score", "title": "movie_title"})
+    assert ds.interactions.rating.tolist() == [4.0, 5.0] and ds.items["i2"].title == "Heat"
+    # a typo in a key was ignored: the title was still found by the default names
+    with pytest.raises(ConfigError, match="titel"):
+        load_recbole(folder, mapping={"titel": "movie_title"})
+    # a mapped field the files lack: every rating read as NaN (unrated), every title as ''
+    with pytest.raises(DataError, match="'ratings'"):
+        load_recbole(folder, mapping={"rating": "ratings"})
+    with pytest.raises(DataError, match="'name'"):
+        load_recbole(folder, mapping={"title": "name"})

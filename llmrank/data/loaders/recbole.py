@@ -25,7 +25,7 @@ from llmrank.data.loaders.recbole_files import (
 )
 from llmrank.data.loaders.recbole_presplit import load_presplit
 from llmrank.data.timestamps import in_range, to_seconds
-from llmrank.errors import DataError, MalformedLineError
+from llmrank.errors import ConfigError, DataError, MalformedLineError
 from llmrank.records import Item, User
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,10 @@ def load_recbole(
     report = report if report is not None else LoadReport()
     files = find_atomic_files(Path(path))
     names = {**INTER_FIELDS, **(mapping or {})}
+    use_split = bool(files.stages) if presplit is None else presplit
+    _check_mapping(files, mapping or {}, use_split)
     items = _read_items(files, names, seq_sep, on_error, report)
     users = _read_users(files, names, on_error, report) if files.user else []
-    use_split = bool(files.stages) if presplit is None else presplit
     if use_split and not files.stages:
         raise DataError(f"{files.name}: no pre-split .train/.valid/.test.inter files")
     if use_split:
@@ -66,6 +67,30 @@ def load_recbole(
         raise DataError(f"{files.name}: no {files.name}.inter (only pre-split files)")
     events = _read_inter(files.inter, names, on_error, report)
     return Dataset.from_arrays(name or files.name, items, users, *events.arrays())
+
+
+def _check_mapping(files: AtomicFiles, mapping: Mapping[str, str], use_split: bool) -> None:
+    """A key the loader does not know, or a field it names that the files lack, is an error:
+    ignored, a typo fell back to the default names and a missing rating or title field left
+    every rating NaN or every title empty without a word."""
+    unknown = sorted(set(mapping) - set(INTER_FIELDS) - set(ITEM_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown RecBole mapping keys {unknown}; valid keys: "
+                          f"{[*INTER_FIELDS, *ITEM_FIELDS]}")
+    if files.inter is not None and not use_split:  # pre-split rows carry no ratings or times
+        _require_fields([files.inter], {k: mapping[k] for k in ("rating", "timestamp") if k in mapping})
+    _require_fields([p for p in (files.item, files.text) if p is not None],
+                    {k: mapping[k] for k in ITEM_FIELDS if k in mapping}, f"{files.name}.item")
+
+
+def _require_fields(paths: list[Path], wanted: Mapping[str, str], absent: str = "") -> None:
+    if not wanted:
+        return
+    fields = {f.name for p in paths for f in read_header(p)}
+    missing = {k: v for k, v in wanted.items() if v not in fields}
+    if missing:
+        where = ", ".join(str(p) for p in paths) or f"{absent} (no such file)"
+        raise DataError(f"{where}: mapped fields {missing} are not in the header (fields: {sorted(fields)})")
 
 
 # ---- interactions ----------------------------------------------------------------------------
