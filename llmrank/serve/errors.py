@@ -1,12 +1,15 @@
 """Typed library errors -> HTTP status codes and a JSON body ({error, message, status}).
 
-The mapping is a table, not an if-chain, so a new error type gets its status in one line.
+The mapping is a table, not an if-chain, so a new error type gets its status in one line;
+a library error raised from a storage or I/O failure (its ``__cause__``) is a 503 whatever
+its type, as the request itself was fine.
 Clients never see a stack trace: an unexpected exception is logged with its traceback under
 an error id, and the response carries only its type and that id."""
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +73,10 @@ STATUS: list[tuple[type[BaseException], int]] = [
 
 
 def status_for(exc: BaseException) -> int:
+    if isinstance(exc, LlmrankError) and isinstance(exc.__cause__, (sqlite3.Error, OSError)):
+        # the store or a file failed under a valid request (a locked SQLite file, a full
+        # disk): the server's trouble, and a client may retry, whatever the error's type
+        return 503
     for cls, code in STATUS:
         if isinstance(exc, cls):
             return code

@@ -336,3 +336,27 @@ def test_a_misconfigured_chat_backend_is_the_servers_fault_not_the_clients(catal
     assert r.status_code == 501 and r.json()["error"] == "FeatureUnavailableError"
     assert "base_url" in r.json()["message"]
     assert client.post("/recommend", json={"user_id": "u001", "k": 2}).status_code == 200
+
+
+def test_a_locked_feedback_store_is_a_retryable_503_not_a_bad_request(make_client):
+    """The store cannot start a write (another writer holds the SQLite file past the busy
+    timeout): the server's trouble, which a client may retry. It was a 422 (FeedbackError),
+    which says 'your request is wrong, do not resend it', for /feedback and /recommend alike."""
+    import sqlite3
+
+    client, rec = make_client()
+    store = rec.explore.store
+    store._connection().execute("PRAGMA busy_timeout=50")  # not 30 s of waiting in a test
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        r = client.post("/feedback", json={"item_id": "c001", "kind": "click"})
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "FeedbackError" and "cannot start a write" in r.json()["message"]
+        r = client.post("/recommend", json={"user_id": "u001", "k": 2, "explore": True})
+        assert r.status_code == 503, r.text
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert client.post("/feedback", json={"item_id": "c001", "kind": "click"}).status_code == 200
+    assert "503" in client.get("/openapi.json").json()["paths"]["/feedback"]["post"]["responses"]
