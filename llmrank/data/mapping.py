@@ -93,9 +93,10 @@ class ColumnMapping:
         return cls.from_dict(pairs)
 
     def with_guesses(self, columns: Iterable[str]) -> ColumnMapping:
-        """Fill the unset fields from common column names (explicit entries always win)."""
+        """Fill the unset fields from common column names (explicit entries always win). Names
+        compare without case or surrounding spaces ('user_id, rating' has a column ' rating')."""
         cols = list(columns)
-        lower = {c.lower(): c for c in cols}
+        lower = {c.strip().lower(): c for c in cols}
         taken = {v for v in (getattr(self, k) for k in GUESSES) if v}
         updates: dict[str, Any] = {}
         for key, candidates in GUESSES.items():

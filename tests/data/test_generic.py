@@ -227,3 +227,14 @@ def test_a_utf8_bom_on_a_latin1_csv_is_not_part_of_the_first_column(tmp_path):
     path = write(tmp_path / "events.csv", b"\xef\xbb\xbfuser,item,title\nu1,a,Mis\xe9rables\n")
     ds = load_table(path, encoding="latin-1", on_error="raise")
     assert ds.user_ids == ["u1"] and ds.items["a"].title == "Misérables"
+
+
+def test_columns_padded_after_the_comma_are_still_guessed(tmp_path):
+    # 'user_id,item_id, rating, timestamp' (a space after each comma): user and item were
+    # guessed, rating and timestamp were not, and the load silently kept neither
+    path = write(tmp_path / "padded.csv", "user_id,item_id, rating, timestamp\n"
+                 "1,10, 4, 200\n1,11, 5, 100\n")
+    ds = load_table(path)
+    assert ds.history("1") == ["11", "10"]
+    assert ds.interactions.rating.tolist() == [4.0, 5.0]
+    assert ColumnMapping().with_guesses([" Rating "]).rating == " Rating "
