@@ -11,6 +11,7 @@ resuming with a different config is refused instead of silently mixing results.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing as mp
@@ -147,6 +148,19 @@ def _run_parallel(ranker: Ranker, ctx: ProtocolContext, shards: list[np.ndarray]
     pool.shutdown(wait=True)
 
 
+def _call_fingerprint(split: LeaveOneOut, protocol: EvalProtocol, users: np.ndarray, seed: int,
+                      shard_size: int, label: str, retriever: Ranker | None) -> str:
+    """What one evaluate_ranker call's per-user results depend on, as far as it can see."""
+    h = hashlib.sha256(json.dumps({
+        "protocol": protocol.model_dump(), "seed": seed, "shard_size": shard_size,
+        "label": label, "retriever": None if retriever is None else retriever.name,
+    }, sort_keys=True, default=str).encode())
+    h.update(np.ascontiguousarray(users, dtype=np.int64).tobytes())
+    targets = [split.target(int(u), protocol.stage) for u in users]
+    h.update(np.asarray(targets, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
 def evaluate_ranker(
     ranker: Ranker,
     split: LeaveOneOut,
@@ -167,11 +181,18 @@ def evaluate_ranker(
 
     ``fit`` calls ``ranker.fit(split, protocol.stage)`` first (skipped when every shard is
     already checkpointed in ``out_dir``). ``retriever`` (fitted) is required by the
-    retriever protocol. Without ``out_dir`` nothing is written and nothing can resume."""
+    retriever protocol. Without ``out_dir`` nothing is written and nothing can resume.
+    ``fingerprint`` names what the checkpoints depend on (run_eval passes the config's);
+    without one, ``out_dir`` is keyed by what this call knows (protocol, seed, shard size,
+    label, retriever name, the users and their targets), so another protocol, stage or seed
+    in the same folder is refused; the ranker's own options are the caller's to fingerprint."""
     protocol = protocol or EvalProtocol()
     ctx = ProtocolContext(split, protocol, seed, retriever)
     users = eval_users(split, protocol)
     shards = make_shards(users, shard_size)
+    if out_dir is not None and not fingerprint:
+        fingerprint = _call_fingerprint(split, protocol, users, seed, shard_size,
+                                        label or ranker.name, retriever)
     store = ShardStore(out_dir, fingerprint)
     fit_seconds = float(store.read_meta().get("fit_seconds", 0.0))
     if fit and not all(store.has(i) for i in range(len(shards))):

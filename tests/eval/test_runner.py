@@ -173,3 +173,22 @@ def test_killed_process_resumes_with_identical_numbers(synth, tmp_path):
     assert out_resumed.strip() == out_fresh.strip() != ""
     m_res = (tmp_path / "out" / "runs" / "knn.jsonl").read_text()
     assert m_res == (tmp_path / "fresh" / "runs" / "knn.jsonl").read_text()
+
+
+def test_python_resume_without_fingerprint_refuses_another_protocol(synth_split, tmp_path):
+    """evaluate_ranker(out_dir=...) from Python without a fingerprint: a second call with
+    another protocol, stage or seed in the same folder loaded the first call's shards and
+    reported them under the new protocol (full-ranking ranks as 20-candidate numbers)."""
+    from llmrank.baselines import MostPopularRanker
+
+    full = evaluate_ranker(MostPopularRanker(), synth_split, EvalProtocol(name="full"),
+                           out_dir=tmp_path)
+    again = evaluate_ranker(MostPopularRanker(), synth_split, EvalProtocol(name="full"),
+                            out_dir=tmp_path)  # the same evaluation still resumes
+    assert np.array_equal(full.outcome.ranks, again.outcome.ranks)
+    for other in (EvalProtocol(name="candidates"), EvalProtocol(name="full", stage="valid")):
+        with pytest.raises(ConfigError, match="different configuration"):
+            evaluate_ranker(MostPopularRanker(), synth_split, other, out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="different configuration"):
+        evaluate_ranker(MostPopularRanker(), synth_split, EvalProtocol(name="full"), seed=1,
+                        out_dir=tmp_path)
