@@ -2,8 +2,10 @@
 
 - ``random_candidates``: the target plus n negatives the user never touched (LLMRank's
   20-candidate protocol), shuffled.
-- ``top_n_candidates``: the first N unseen items of a retriever's ranking (the retriever
-  top-N protocol); the ranking itself comes from llmrank.retrieve.
+- ``top_n_candidates``: the first N unseen items of a retriever's ranking; the ranking itself
+  comes from llmrank.retrieve. The eval harness's retriever top-N protocol does not use it
+  (``llmrank.eval.protocols.retrieved_matrix`` keeps a re-consumed target, which this drops
+  with the rest of ``seen``).
 """
 
 from __future__ import annotations

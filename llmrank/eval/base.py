@@ -5,7 +5,9 @@ A Ranker is fitted once per stage and then asked for scores shard by shard, poss
 forked worker processes and possibly again after a resume. So that interrupted, parallel
 and uninterrupted runs give identical numbers, ``fit`` must be deterministic under the
 ranker's seed and ``score`` for a user must not depend on which other users share the
-batch (draw randomness from ``llmrank.data.candidates.user_rng(seed, user)``).
+batch (draw randomness from ``llmrank.data.candidates.user_rng(seed, user, salt)`` with a
+salt of the ranker's own: salt 0 is the stream that samples and shuffles the 20 candidates,
+and the protocols' random tie-break uses another).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class BeyondInputs:
     """Catalog facts the beyond-accuracy metrics need (computed once per run)."""
 
     n_items: int
-    popularity: np.ndarray  # training interaction count per item code
+    popularity: np.ndarray  # per item code, training users with it (train_matrix column sums)
     vectors: np.ndarray | None = None  # item representations for diversity
     k: int = 10
 

@@ -86,8 +86,9 @@ def paired_test(
     """Two-sided paired test of mean(a) == mean(b) over the same users.
 
     ``permutation`` is Fisher's randomisation test (randomly swap each user's pair, i.e.
-    flip the sign of the difference; no normality assumption; ranx's default), ``t`` is
-    the paired Student t-test (scipy). Both report a bootstrap CI of the mean difference."""
+    flip the sign of the difference; no normality assumption; ranx's ``stat_test='fisher'``),
+    ``t`` is the paired Student t-test (scipy; ranx's default ``'student'``). Both report a
+    bootstrap CI of the mean difference."""
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     b = np.asarray(b, dtype=np.float64).reshape(-1)
     if a.shape != b.shape:
