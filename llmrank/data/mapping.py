@@ -63,6 +63,8 @@ class ColumnMapping:
         if isinstance(attrs, str):
             attrs = tuple(a.strip() for a in attrs.split(";") if a.strip())
         data["attributes"] = tuple(attrs)
+        if not isinstance(data.get("list_sep", "|"), str) or not data.get("list_sep", "|"):
+            raise ConfigError(f"list_sep must be a non-empty string, got {data['list_sep']!r}")
         if data.get("timestamp_unit", "auto") not in ("auto", "s", "ms", "iso"):
             raise ConfigError(f"timestamp_unit must be auto, s, ms or iso, got {data['timestamp_unit']!r}")
         return cls(**data)
@@ -73,9 +75,9 @@ class ColumnMapping:
         (attributes separated by ';': ``attributes=brand;color``)."""
         if not text:
             return cls()
-        text = text.strip()
+        text = text.lstrip()  # a trailing space may be the value of 'list_sep= '
         if text.startswith("@"):
-            path = Path(text[1:])
+            path = Path(text[1:].strip())
             if not path.is_file():
                 raise ConfigError(f"mapping file not found: {path}")
             text = path.read_text(encoding="utf-8")
@@ -89,7 +91,8 @@ class ColumnMapping:
             key, sep, value = part.partition("=")
             if not sep or not key.strip():
                 raise ConfigError(f"mapping entry {part!r} is not key=column")
-            pairs[key.strip()] = value.strip()
+            # a separator that is whitespace (genres 'Action Comedy': 'list_sep= ') is kept
+            pairs[key.strip()] = value.strip() or value
         return cls.from_dict(pairs)
 
     def with_guesses(self, columns: Iterable[str]) -> ColumnMapping:

@@ -238,3 +238,14 @@ def test_columns_padded_after_the_comma_are_still_guessed(tmp_path):
     assert ds.history("1") == ["11", "10"]
     assert ds.interactions.rating.tolist() == [4.0, 5.0]
     assert ColumnMapping().with_guesses([" Rating "]).rating == " Rating "
+
+
+def test_a_space_list_separator_from_the_command_line(tmp_path):
+    # 'list_sep= ' was stripped to '' and every load crashed in str.split with 'empty separator'
+    m = ColumnMapping.parse("user=u,item=i,genres=g,list_sep= ")
+    assert m.list_sep == " "
+    ds = load_table(write(tmp_path / "g.csv", "u,i,g\n1,2,Action Comedy\n"), mapping=m)
+    assert ds.items["2"].genres == ("Action", "Comedy")
+    assert ColumnMapping.parse("user=u, list_sep = ;").list_sep == ";"
+    with pytest.raises(ConfigError, match="list_sep"):
+        ColumnMapping.from_dict({"list_sep": ""})
