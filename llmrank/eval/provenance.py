@@ -31,10 +31,15 @@ def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
 
 
 def git_state(cwd: Path | None = None) -> dict[str, Any]:
-    """Commit and whether the work tree had uncommitted changes (None outside git)."""
+    """Commit and whether the work tree had uncommitted changes, of the checkout llmrank is
+    imported from (``cwd`` to ask another); None when that is not a git work tree (an
+    installed package). Not the working directory's: a run started inside another repository
+    recorded that repository's commit as the code's."""
+    where = cwd or Path(__file__).resolve().parent
+
     def run(*args: str) -> str | None:
         try:
-            res = subprocess.run(["git", *args], cwd=cwd or Path.cwd(), capture_output=True,
+            res = subprocess.run(["git", *args], cwd=where, capture_output=True,
                                  text=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return None
