@@ -7,13 +7,15 @@ the model's chat template through the backend's ``format_chat``, generates, and 
 ``format_chat`` and ``generate`` works (transformers, vllm, the fake backend in tests).
 
 Thread-safety: the backend is shared with the reranker in a server, so generation runs under
-the optional ``lock`` (the server's model lock)."""
+the optional ``lock`` (the server's model lock). Sharing also means the reranker's LoRA adapter
+may be active (trained to answer one label letter): generation switches to ``adapter`` (None:
+the base model, as explanations write by default) and restores the active one afterwards."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -70,6 +72,7 @@ class LocalChatModel(BaseChatModel):
     temperature: float = 0.0
     seed: int = 0
     lock: Any = None
+    adapter: str | None = None  # the LoRA adapter chat generates with; None: the base model
 
     @property
     def _llm_type(self) -> str:
@@ -78,7 +81,7 @@ class LocalChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"backend": getattr(self.llm, "name", "?"), "model": getattr(self.llm, "model_id", "?"),
-                "adapter": getattr(self.llm, "adapter", None)}
+                "adapter": self.adapter}
 
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: str | dict[str, Any] | None = None,
                    **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
@@ -115,6 +118,20 @@ class LocalChatModel(BaseChatModel):
             return '<tool_call>\n{"name": "' + tool_choice + '", "arguments": '
         return "<tool_call>\n"
 
+    @contextlib.contextmanager
+    def _adapter(self) -> Iterator[None]:
+        """``self.adapter`` active on the backend while generating (the shared reranker LLM
+        may have its ranking adapter active); the one active before is restored."""
+        active = getattr(self.llm, "adapter", None)
+        if active == self.adapter:
+            yield
+            return
+        self.llm.set_adapter(self.adapter)
+        try:
+            yield
+        finally:
+            self.llm.set_adapter(active)
+
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         tools: list[dict[str, Any]] = list(kwargs.get("tools") or [])
@@ -128,7 +145,7 @@ class LocalChatModel(BaseChatModel):
         stops = (*(stop or ()), "<tool_response>") if names else tuple(stop or ())
         config = GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
                                   seed=self.seed, stop=stops)
-        with self.lock if self.lock is not None else contextlib.nullcontext():
+        with self.lock if self.lock is not None else contextlib.nullcontext(), self._adapter():
             text = prefix + self.llm.generate([prompt], config)[0]
         parsed = parse_tool_calls(text, names)
         if parsed.invalid_tool_calls:

@@ -145,3 +145,25 @@ def test_tiny_transformers_model_generates_and_parses(monkeypatch):
     assert isinstance(msg, AIMessage) and isinstance(msg.content, str)
     assert msg.response_metadata["model"] == llm.model_id
     assert all(c["name"] == "search_items" for c in msg.tool_calls)
+
+
+def test_a_shared_llm_chats_with_the_base_model_not_the_rankers_adapter(rec):
+    """The local chat model shares the reranker's LLM. A fine-tuned reranker has its LoRA
+    adapter active, trained to answer one label letter: chat generations (free text and tool
+    calls) run with the base model, as explanations do by default, and the reranker gets its
+    adapter back afterwards."""
+    from llmrank.chat.factory import make_chat_model
+    from llmrank.config import ChatConfig
+
+    llm = rec.reranker.llm
+    llm.load_adapter("rank-lora")
+    seen: list[str | None] = []
+
+    def gen(prompt: str) -> str:
+        seen.append(llm.adapter)
+        return "Hello there."
+
+    llm._generations = gen
+    model = make_chat_model(ChatConfig(), rec, lock=threading.RLock())
+    assert model.invoke("hi").content == "Hello there."
+    assert seen == [None] and llm.adapter == "rank-lora"
