@@ -49,7 +49,7 @@ def catalog_items(path: str | Path | None = None, *, on_error: ErrorPolicy = "ra
                 raise MalformedLineError(str(path), line_no, "empty item_id")
             if iid in seen:
                 raise MalformedLineError(str(path), line_no, f"duplicate id {iid!r} (first one, line {seen[iid]}, kept)")
-            year = int(row["year"]) if row["year"].strip().isdigit() else None
+            year = int(row["year"]) if row["year"].strip().isdecimal() else None
         except MalformedLineError as err:
             report.problem(err, on_error)
             continue

@@ -72,7 +72,7 @@ def _year(value: Any) -> int | None:
     if isinstance(value, float):
         return int(value) if math.isfinite(value) and value.is_integer() else None
     if isinstance(value, str):
-        return int(value.strip()) if value.strip().isdigit() else None
+        return int(value.strip()) if value.strip().isdecimal() else None  # not isdigit: int("²") fails
     return value if isinstance(value, int) else None
 
 

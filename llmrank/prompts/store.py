@@ -63,7 +63,7 @@ def _version_key(version: str) -> tuple[Any, ...]:
     release, dash, pre = version.partition("-")
 
     def parts(text: str) -> tuple[tuple[int, int | str], ...]:
-        return tuple((0, int(p)) if p.isdigit() else (1, p) for p in text.split("."))
+        return tuple((0, int(p)) if p.isdecimal() else (1, p) for p in text.split("."))
 
     return (parts(release), (0, parts(pre)) if dash else (1, ()))
 

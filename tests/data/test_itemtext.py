@@ -95,3 +95,8 @@ def test_cut_never_splits_an_emoji_tag_sequence_or_a_decomposed_hangul_syllable(
     text = gak + gak
     assert [grapheme_start(text, i) for i in range(len(text) + 1)] == [0, 0, 0, 3, 3, 3, 6]
     assert grapheme_start("\uac00\u11a8", 1) == 0  # syllable LV + trailing T jamo
+
+
+def test_a_superscript_digit_year_is_no_year_not_a_crash():
+    # '²'.isdigit() is True but int('²') raises: render_item crashed on such a year
+    assert render_item(Item("1", "X", "²")) == "X"  # type: ignore[arg-type]

@@ -240,3 +240,11 @@ def test_a_utf8_bom_on_latin1_files_is_not_part_of_the_first_id(tmp_path, monkey
     ds = load_movielens(folder, on_error="raise")
     assert ds.item_ids == ["1"] and ds.user_ids == ["1", "2"]
     assert ds.items["1"].title == "Les Misérables"
+
+
+def test_a_superscript_digit_occupation_is_kept_as_text_not_a_crash(tmp_path):
+    folder = tmp_path / "ml-1m"
+    write(folder / "movies.dat", "1::Toy Tale (1995)::Animation\n")
+    write(folder / "users.dat", "1::F::1::\u00b2::48067\n".encode("latin-1"))  # int("²") raised ValueError
+    write(folder / "ratings.dat", "1::1::5::978300760\n")
+    assert load_movielens(folder).users["1"].attributes["occupation"] == "\u00b2"

@@ -245,7 +245,7 @@ def _load_dat(path: Path, name: str, on_error: ErrorPolicy, report: LoadReport) 
             uid = f[0].strip()
             if not _unique(seen_users, uid, user_file, line_no, report, on_error):
                 continue
-            occ = int(f[3]) if f[3].isdigit() and int(f[3]) < len(ML1M_OCCUPATIONS) else None
+            occ = int(f[3]) if f[3].isdecimal() and int(f[3]) < len(ML1M_OCCUPATIONS) else None
             users.append(User(uid, {
                 "gender": f[1], "age": ML1M_AGES.get(f[2], f[2]),
                 "occupation": ML1M_OCCUPATIONS[occ] if occ is not None else f[3], "zip": f[4],
