@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 API_VERSION = "1"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorModel, "description": desc} for code, desc in [
-        (404, "unknown user or item"), (409, "chat session conflict"),
+        (404, "unknown user or item"),
+        (409, "conflict: a chat session of another user, a feedback event_id or a "
+              "request_id already used for something else"),
         (422, "invalid request (validation, empty history, config)"),
         (500, "internal error (message only, never a stack trace)"),
         (501, "not available on this server (missing extra or feature)"),

@@ -360,3 +360,11 @@ def test_a_locked_feedback_store_is_a_retryable_503_not_a_bad_request(make_clien
         other.close()
     assert client.post("/feedback", json={"item_id": "c001", "kind": "click"}).status_code == 200
     assert "503" in client.get("/openapi.json").json()["paths"]["/feedback"]["post"]["responses"]
+
+
+def test_openapi_409_names_every_conflict_it_is_used_for(client):
+    """409 comes back for a reused feedback event_id and a request_id logged with another
+    slate, not only for chat sessions; the published description said 'chat session conflict'."""
+    responses = client.get("/openapi.json").json()["paths"]["/feedback"]["post"]["responses"]
+    description = responses["409"]["description"]
+    assert "event_id" in description and "chat session" in description
