@@ -161,13 +161,14 @@ class ChatSession:
         with self._lock:
             self.state.start_turn()
             inputs = [*self._window(), HumanMessage(message)]
+            messages: list[BaseMessage] = list(inputs)
             try:
-                messages: list[BaseMessage] = list(inputs)
                 for attempt in range(self.invalid_call_retries + 1):
                     state: Any = {"messages": messages}
-                    result = self.agent.invoke(state,
-                                               config={"recursion_limit": self.recursion_limit})
-                    messages = list(result["messages"])
+                    # streamed: the last state survives a GraphRecursionError (what ran)
+                    for values in self.agent.stream(state, config={"recursion_limit": self.recursion_limit},
+                                                    stream_mode="values"):
+                        messages = list(values["messages"])
                     last = messages[-1] if messages else None
                     # the agent loop ends on a message whose calls all failed to parse: the
                     # model never learns why; tell it (as tool errors) and let it try again
@@ -182,6 +183,10 @@ class ChatSession:
                 # the model kept calling tools: answer honestly, keep the session usable
                 log.warning("session %s: no answer within %d steps", self.session_id, self.recursion_limit)
                 turn = self._turn([])
+                ran = messages[len(inputs):]
+                while ran and isinstance(ran[-1], AIMessage):  # calls asked for, never run
+                    ran.pop()
+                turn.tool_calls = self._turn(ran).tool_calls  # they ran (feedback was stored)
                 turn.answer = _NO_ANSWER
                 turn.notes.append(f"stopped after {self.recursion_limit} agent steps")
                 self._remember([HumanMessage(message), AIMessage(turn.answer)])

@@ -222,3 +222,18 @@ def test_parallel_tool_calls_of_one_turn_take_turns_on_the_recommender(rec):
     assert [c.name for c in turn.tool_calls] == ["search_items", "recommend_for_user", "search_items"]
     assert all(c.ok for c in turn.tool_calls) and peak[0] == 1
     assert len(turn.item_ids) == len(set(turn.item_ids)) > 0
+
+
+def test_a_turn_stopped_at_the_step_limit_still_reports_the_tools_that_ran(rec):
+    """The model records feedback, then keeps searching until the step limit: the turn's
+    answer is the honest apology, and its tool_calls list what ran (feedback was stored),
+    instead of an empty list; the kept history stays the clean user/answer pair."""
+    steps = [call("record_feedback", item_id="c010", kind="click")] + [call("search_items", query="x", k=1)] * 50
+    model = ScriptedChatModel(steps=steps)
+    session = ChatSession(rec, model, user_id="u001", recursion_limit=6)
+    turn = session.send("I liked c010, now loop")
+    assert turn.answer.startswith("Sorry") and "stopped after 6" in turn.notes[0]
+    names = [c.name for c in turn.tool_calls]
+    assert names[0] == "record_feedback" and turn.tool_calls[0].ok and "search_items" in names
+    assert rec.explore.store.counts()["events"] == 1
+    assert [type(m) for m in session.messages] == [HumanMessage, AIMessage]
