@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Container, Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from llmrank.records import Filters, LLMCall, RankedItem, RecRequest, RecResponse, Trace
 
@@ -21,6 +21,16 @@ MAX_CANDIDATES = 500
 MAX_HISTORY = 2000
 MAX_TEXT = 2000
 MAX_POSITION = 10_000  # a slot in a shown list: far beyond any slate, and a bounded integer
+
+
+def _not_blank(value: str | None) -> str | None:
+    """An id or message given as '' or spaces is a client mistake, not a value to store."""
+    if value is not None and not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+OptionalId = Annotated[str | None, AfterValidator(_not_blank)]
 
 
 class _Wire(BaseModel):
@@ -156,14 +166,14 @@ class ExplainResponseModel(_Wire):
 class FeedbackRequestModel(_Wire):
     """A click, rating or skip; ``request_id`` ties it to the impression that showed the item."""
 
-    user_id: str | None = Field(default=None, max_length=200)
+    user_id: OptionalId = Field(default=None, max_length=200)
     item_id: ItemId = Field(..., min_length=1, max_length=200)
     kind: Literal["click", "rating", "skip"] = "click"
     value: float | None = None
-    request_id: str | None = Field(default=None, max_length=200)
+    request_id: OptionalId = Field(default=None, max_length=200)
     position: int | None = Field(default=None, ge=0, le=MAX_POSITION)
     timestamp: float | None = Field(default=None, description="seconds since the epoch; now when absent")
-    event_id: str | None = Field(default=None, max_length=200, description="idempotency key; generated when absent")
+    event_id: OptionalId = Field(default=None, max_length=200, description="idempotency key; generated when absent")
 
 
 class FeedbackResponseModel(_Wire):
@@ -174,9 +184,9 @@ class FeedbackResponseModel(_Wire):
 class ChatRequestModel(_Wire):
     """One turn of a chat session. Without ``session_id`` a new session starts."""
 
-    message: str = Field(..., min_length=1, max_length=4000)
-    session_id: str | None = Field(default=None, max_length=200)
-    user_id: str | None = Field(default=None, max_length=200)
+    message: Annotated[str, AfterValidator(_not_blank)] = Field(..., min_length=1, max_length=4000)
+    session_id: OptionalId = Field(default=None, max_length=200)
+    user_id: OptionalId = Field(default=None, max_length=200)
     history: list[ItemId] | None = Field(default=None, max_length=MAX_HISTORY,
                                          description="seeds a new anonymous session (ignored afterwards)")
 

@@ -181,6 +181,20 @@ def test_feedback_errors(make_client):
     assert r.status_code == 501 and "no feedback store" in r.json()["message"]
 
 
+def test_blank_ids_and_messages_are_refused(make_client):
+    """``user_id: ""`` was stored with the event (while /recommend refused it), and a chat
+    message of spaces was sent to the model."""
+    client, rec = make_client()
+    for field in ("user_id", "request_id", "event_id"):
+        for blank in ("", "   "):
+            r = client.post("/feedback", json={"item_id": "c001", field: blank})
+            assert r.status_code == 422, (field, blank)
+    assert list(rec.explore.store.events()) == []
+    assert client.post("/chat", json={"message": "   "}).status_code == 422
+    assert client.post("/chat", json={"message": "hi", "user_id": ""}).status_code == 422
+    assert client.post("/feedback", json={"item_id": "c001", "user_id": "u001"}).status_code == 200
+
+
 def test_feedback_position_is_bounded(make_client):
     """A position far beyond any slate is a 422 from the schema, not a 500 from the store."""
     client, _ = make_client()
