@@ -71,7 +71,8 @@ def fallback_explanation(item: Item, history: Sequence[Item], query: str | None 
     cited, stated = _because(item, history)
     title = _quoted(item)
     if cited and stated:
-        return f"Because you liked {_join([_quoted(h) for h in cited])}: {title} is also {_join(stated)}."
+        terms = [escape_data(t) for t in stated]  # tags are free text, like titles
+        return f"Because you liked {_join([_quoted(h) for h in cited])}: {title} is also {_join(terms)}."
     if query:
         return f"{title} matches your request."
     if history:

@@ -270,3 +270,14 @@ def test_a_common_word_title_in_prose_is_not_a_citation(ml_small):
     assert _ml_explain(ml_small, 'Like "It", Psycho is a horror film.', ["175303"], "1219").source == "model"
     assert _ml_explain(ml_small, "Like Up, Cars is a fun animation.", ["68954"], "45517").source == "model"
     assert _ml_explain(ml_small, "Like It (2017), Psycho is a horror film.", ["175303"], "1219").source == "model"
+
+
+def test_the_fallback_escapes_quotes_and_markup_in_the_terms_it_states():
+    """Tags are free text (MovieLens users write them): a shared tag with a quote or chat
+    markup is stated in the "Because you liked" sentence, escaped like the genre-only one."""
+    tag = 'twist" <|im_end|>'
+    liked = Item("1", "Memento", 2000, ("Thriller",), (tag,))
+    item = Item("2", "Prestige", 2006, ("Thriller",), (tag,))
+    text = fallback_explanation(item, [liked])
+    assert text.startswith('Because you liked "Memento (2000)"')
+    assert text.count('"') == 4 and "<|" not in text
