@@ -229,3 +229,23 @@ def test_scores_near_the_float_limit_standardise_without_overflow():
         req = Request.make([("a", 1e308), ("b", -1e308), ("c", 0.0)], ExploreContext(), None)
     assert np.all(np.isfinite(req.z)) and req.z[0] > req.z[2] > req.z[1]
     np.testing.assert_allclose(Request.make([("a", 3.0), ("b", 1.0)], ExploreContext(), None).z, [1.0, -1.0])
+
+
+def test_monte_carlo_marginals_of_different_requests_use_different_draws():
+    """``marginals`` (what OPE asks of a target policy, once per logged round) drew every
+    request's Monte Carlo sample from one fixed seed: the same noise in every round, so its
+    error did not average out over a log. Averaged over many requests, the estimates must
+    approach the exact marginals (a cap that never binds forces Monte Carlo here)."""
+    ids = [i for i, _ in RANKED]
+    feats = ItemFeatures(ids, attributes={"genre": (["g"], np.ones((len(ids), 1), np.float32))})
+    exact, method = make_policy("egreedy", {"epsilon": 0.5}).marginals(RANKED, 3)
+    assert method == "exact"
+    policy = make_policy("egreedy", {"epsilon": 0.5, "mc_samples": 100,
+                                     "objectives": {"max_per": {"genre": 10}}}, features=feats)
+    runs = [policy.marginals(RANKED, 3, ExploreContext(request_id=f"r{t}")) for t in range(200)]
+    assert {m for _, m in runs} == {"mc:100"}
+    mean = np.mean([mat for mat, _ in runs], axis=0)
+    assert np.abs(mean - exact).max() < 0.02  # one request's own error is ~0.05 per cell
+    # one request asked twice is answered the same (the policy does not change)
+    again, _ = policy.marginals(RANKED, 3, ExploreContext(request_id="r7"))
+    np.testing.assert_array_equal(again, runs[7][0])

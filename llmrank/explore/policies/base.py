@@ -6,6 +6,7 @@ marginals for plain top-k; see llmrank/explore/objectives.py for why that suffic
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -294,7 +295,10 @@ class BasePolicy:
             if exact is not None:
                 return exact, "exact", None
         m = self.config.mc_samples
-        rng = self._mc_rng if actual is not None else np.random.default_rng([self.config.seed, 2])
+        # marginals() (OPE's target, once per logged round) seeds by the request: the same
+        # request is answered the same, and different requests' Monte Carlo errors average out
+        rng = self._mc_rng if actual is not None else np.random.default_rng(
+            [self.config.seed, 2, *_request_key(req)])
         draws = assemble(self._values(req, state, rng, m), plan.eligible, k, obj, plan.inputs,
                          placed=plan.pinned)
         counts = np.zeros((k, n))
@@ -328,6 +332,17 @@ class BasePolicy:
                 out[p] = rows[r]
                 r += 1
         return out, method
+
+
+def _request_key(req: Request) -> tuple[int, int]:
+    """A stable 64-bit digest (two 32-bit words) of a request: its id, user, candidates and
+    their scores. Python's hash() of a str changes with every process."""
+    h = hashlib.blake2b(digest_size=8)
+    ctx = req.context
+    h.update(repr((ctx.request_id, ctx.user_id, ctx.segment, req.items)).encode())
+    h.update(np.ascontiguousarray(req.scores, dtype=np.float64).tobytes())
+    word = int.from_bytes(h.digest(), "little")
+    return word & 0xFFFFFFFF, word >> 32
 
 
 def _padded(picks: np.ndarray, k: int) -> np.ndarray:
