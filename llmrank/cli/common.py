@@ -79,7 +79,8 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def run_guarded(app: typer.Typer) -> None:
-    """Run the Typer app; typed library errors become one red line and an exit code. A
+    """Run the Typer app; typed library errors become one red line and an exit code, and
+    so does an OSError (exit 1: an --out path that is a file, a folder that cannot be made). A
     command's exit code (``typer.Exit(3)``) comes back as the return value, because click
     in non-standalone mode returns it instead of raising."""
     try:
@@ -95,6 +96,9 @@ def run_guarded(app: typer.Typer) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except OSError as exc:  # the machine's, not a bug: an --out that is a file, a full disk
+        print_error(str(exc) or type(exc).__name__)
+        sys.exit(1)
     except Exception as exc:  # click usage errors
         if _is_usage_error(exc):
             exc.show()  # type: ignore[attr-defined]

@@ -145,3 +145,17 @@ def test_setup_logging_quietens_hf_progress_bars_unless_verbose(monkeypatch):
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
     setup_logging(verbose=False)
     assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "0"
+
+
+def test_an_os_error_is_one_line_and_exit_1_not_a_traceback(monkeypatch, capsys, tmp_path) -> None:
+    """`index build --out FILE` (an existing file, not a folder) and an output folder that
+    cannot be made escaped run_guarded as a NotADirectoryError / FileNotFoundError traceback."""
+    from llmrank.cli.main import app
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, err = _guarded(app, monkeypatch, capsys, "index", "build", "--dataset", "catalog",
+                         "--embedder", "hashing", "--out", str(blocker), "--json")
+    assert code == 1
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("error:") and "Not a directory" in err and str(blocker) in " ".join(err.split())
