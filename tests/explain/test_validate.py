@@ -312,3 +312,21 @@ def test_a_quoted_name_with_a_year_must_be_a_known_title():
                              known, [*TERMS, "Drama"])
     assert not v.ok and v.reason == "names an unknown item '\"Drama\" (2013)'", v.reason
     assert validate_explanation('You liked "Her" (2013), a Fantasy like "Dave (1993)".', known, TERMS).ok
+
+
+@pytest.mark.parametrize("text", [
+    "Because you liked Heat, this crime story will please ‘Titanic’ fans too.",
+    "You enjoyed Heat, and ‘Pulp Fiction’ fans love this crime story.",
+])
+def test_a_title_in_curly_single_quotes_must_be_known(text):
+    """Straight single and curly double quotes were read as naming a title, curly single ones
+    not: an unknown one-word title in ‘…’ passed."""
+    v = validate_explanation(text, TITLES, TERMS)
+    assert not v.ok and "unknown item" in v.reason
+
+
+def test_a_known_title_in_curly_single_quotes_passes():
+    v = validate_explanation("You enjoyed ‘Heat’, and this is another tense crime story.", TITLES, TERMS)
+    assert v.ok, v.reason
+    v = validate_explanation("You’ll like this crime story: it’s as tense as ‘Heat’ was.", TITLES, TERMS)
+    assert v.ok, v.reason
