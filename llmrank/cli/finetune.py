@@ -136,7 +136,9 @@ def register(app: typer.Typer) -> None:
             domain=domain, out=out, name=name, base_model=base_model, users=users,
             threads=threads, seed=seed, feedback=feedback)
         rec = read_recipe(resolve_recipe(recipe), {**overrides, **parse_key_values(sets)}, users)
-        compare = bool(domain and from_adapter and not (dpo or feedback))
+        # a comparison is SFT only: the recipe's mode decides (a DPO recipe without --dpo
+        # asked for one, which the API refuses)
+        compare = bool(domain and from_adapter and rec.mode == "sft")
         with progress_bar(enabled=not json_out) as bar:
             tasks: dict[str, Any] = {}
 

@@ -134,3 +134,25 @@ def test_steps_threads_and_lr_out_of_range_are_usage_errors(monkeypatch):
         assert res.exit_code == 2, (args, res.output)
         assert res.stdout == "", args
     assert called == []
+
+
+def test_a_dpo_recipe_on_a_new_domain_is_not_a_transfer_comparison(monkeypatch):
+    """`--recipe dpo.toml --domain D --from-adapter A` asked for a comparison (only --dpo or
+    --feedback turned it off), which the API refuses for DPO: the run failed with 'needs an
+    SFT recipe'. The recipe's mode decides: a DPO recipe trains DPO on the new domain."""
+    import llmrank.finetune.api as api
+
+    seen: list[dict] = []
+
+    def fake_finetune(recipe, **kw):  # type: ignore[no-untyped-def]
+        seen.append({"mode": recipe.mode, **kw})
+        raise typer.Exit(0)
+
+    monkeypatch.setattr(api, "finetune", fake_finetune)
+    args = ["finetune", "--domain", "ml-100k", "--from-adapter", "a", "--steps", "1"]
+    res = CliRunner().invoke(_app(), [*args, "--recipe", "dpo.toml"])
+    assert res.exit_code == 0, res.output
+    assert seen[-1]["mode"] == "dpo" and seen[-1]["compare_scratch"] is False
+    res = CliRunner().invoke(_app(), [*args, "--recipe", "sft_ml100k_transfer.toml"])
+    assert res.exit_code == 0, res.output
+    assert seen[-1]["mode"] == "sft" and seen[-1]["compare_scratch"] is True
