@@ -51,7 +51,7 @@ class ObjectivesConfig:
                 raise ConfigError(f"objectives.{name} must be in [0, 1), got {v}")
         if self.diversity + self.calibration >= 1.0:
             raise ConfigError("objectives.diversity + objectives.calibration must be < 1")
-        self.must = tuple(self.must)
+        self.must = tuple(dict.fromkeys(self.must))  # an item listed twice is pinned once
         self.must_not = tuple(self.must_not)
         both = sorted(set(self.must) & set(self.must_not))
         if both:

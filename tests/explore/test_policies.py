@@ -249,3 +249,12 @@ def test_monte_carlo_marginals_of_different_requests_use_different_draws():
     # one request asked twice is answered the same (the policy does not change)
     again, _ = policy.marginals(RANKED, 3, ExploreContext(request_id="r7"))
     np.testing.assert_array_equal(again, runs[7][0])
+
+
+def test_a_must_item_listed_twice_is_pinned_once():
+    """must = ("i3", "i3") (two rule sources merged, a repeated config line) showed i3 in two
+    slots, each with propensity 1: a slate that holds an item twice."""
+    for name in ("greedy", "egreedy", "thompson"):
+        slate = make_policy(name, {"objectives": {"must": ["i3", "i3"]}}).select(RANKED, 3)
+        assert slate.items[0] == "i3" and len(set(slate.items)) == 3
+        assert slate.reasons == ["pinned", "policy", "policy"]
