@@ -138,8 +138,10 @@ def build(
     data_dir: str | None = DataDirOpt,
     out: Path | None = typer.Option(None, "--out", "-o", help="Index folder to write "
                                     "(default $LLMRANK_HOME/indexes/<dataset>/<retriever>)."),
-    kind: str = typer.Option("auto", "--kind", help="Index structure: auto|flat|hnsw|ivf."),
-    retriever: str = typer.Option("text", "--retriever", help="Retriever kind: " + ", ".join(retrievers.names()) + "."),
+    kind: str | None = typer.Option(None, "--kind", help="Index structure: auto|flat|hnsw|ivf "
+                                    "(default: the config's, auto)."),
+    retriever: str | None = typer.Option(None, "--retriever", help="Retriever kind: "
+                                         + ", ".join(retrievers.names()) + " (default: the config's, text)."),
     kcore: int | None = typer.Option(None, "--kcore", help="k-core filter before indexing."),
     embedder: str | None = typer.Option(None, "--embedder", help="Embedder backend name."),
     model: str | None = typer.Option(None, "--model", help="Embedding model id or path."),
@@ -151,16 +153,17 @@ def build(
     from llmrank.retrieve import build_retriever, default_index_dir, retriever_kinds, save_retriever
 
     setup_logging(verbose)
-    if kind not in INDEX_KINDS:
+    if kind is not None and kind not in INDEX_KINDS:
         raise typer.BadParameter(f"--kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
-    if retriever not in retriever_kinds():
+    if retriever is not None and retriever not in retriever_kinds():
         raise typer.BadParameter(f"--retriever must be one of {', '.join(retriever_kinds())}, "
                                  f"got {retriever!r}")
-    cfg = make_config(config, {
+    cfg = make_config(config, {  # a flag not given (None) leaves the config's value
         "data.dataset": dataset, "data.data_dir": data_dir, "data.kcore": kcore,
-        "index.kind": kind if kind != "auto" else None, "retriever.kind": retriever,
+        "index.kind": kind, "retriever.kind": retriever,
         "embedder.backend": embedder, "embedder.model": model,
     })
+    retriever = cfg.retriever.kind
     t0 = time.perf_counter()
     ds = load_data(cfg.data)
     t1 = time.perf_counter()

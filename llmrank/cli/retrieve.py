@@ -37,7 +37,8 @@ def retrieve(
     index: Path | None = typer.Option(None, "--index", "-i", help="Index folder (else built in memory)."),
     dataset: str | None = DatasetOpt,
     data_dir: str | None = DataDirOpt,
-    retriever: str = typer.Option("text", "--retriever", help="Retriever kind when building: " + ", ".join(retrievers.names()) + "."),
+    retriever: str | None = typer.Option(None, "--retriever", help="Retriever kind when building: "
+                                         + ", ".join(retrievers.names()) + " (default: the config's, text)."),
     genre: list[str] | None = GenreOpt,
     attr: list[str] | None = AttrOpt,
     deny: list[str] | None = DenyOpt,
@@ -64,7 +65,7 @@ def retrieve(
     else:
         ds = load_data(cfg.data)
         with progress_fn(not json_out) as progress:
-            r = build_retriever(ds, cfg, kind=retriever, progress=progress)
+            r = build_retriever(ds, cfg, kind=cfg.retriever.kind, progress=progress)
     history = ds.history(user) if (ds is not None and user is not None) else None
     filters = build_filters(genre, attr, deny, allow, include_seen)
     t0 = time.perf_counter()
