@@ -85,6 +85,10 @@ def _retriever_pools(split: LeaveOneOut, positions: Sequence[tuple[int, int]],
     if retrieved and source is None:
         raise ConfigError("examples.candidates = 'retrieved' needs a retriever "
                           "(examples.retriever or examples.retriever_path)")
+    if source is None and spec.hard_negatives > 0:  # else silently random negatives only
+        raise ConfigError(f"examples.hard_negatives = {spec.hard_negatives} needs a retriever "
+                          "(examples.retriever or examples.retriever_path); set "
+                          "examples.hard_negatives = 0 for random negatives only")
     if source is None or (not retrieved and spec.hard_negatives <= 0):
         return [[] for _ in positions]
     prefixes = [split.train[u][:t] for u, t in positions]

@@ -99,3 +99,18 @@ def test_the_validation_sample_is_cached_so_a_resume_needs_no_retriever(make_rec
     other = make_recipe(**{"validation.protocol": "retrieved", "validation.users": 4})
     assert len(prepare_run(other, hard_source=Counting()).validation) == 4  # another key: redrawn
     assert len(calls) == 2
+
+
+def test_hard_negatives_without_a_retriever_are_a_config_error(make_recipe, split100k, prompt_model):
+    """examples.hard_negatives > 0 with examples.retriever = 'none' (and no retriever_path)
+    silently trained on random negatives only, while the manifest's recipe said 9 were hard."""
+    from llmrank.finetune.config import ExampleSpec, PromptSpec
+    from llmrank.finetune.data import build_examples
+    from llmrank.finetune.prompting import make_builder
+
+    with pytest.raises(ConfigError, match=r"examples\.hard_negatives = 2 needs a retriever"):
+        prepare_run(make_recipe(**{"examples.hard_negatives": 2}))
+    builder = make_builder(prompt_model, PromptSpec(max_history=5, max_prompt_tokens=4096))
+    with pytest.raises(ConfigError, match="needs a retriever"):
+        build_examples(split100k, builder, ExampleSpec(max_users=3, n_candidates=5,
+                                                       hard_negatives=1))
