@@ -315,8 +315,14 @@ def shown_text(text: str) -> str:
 # an injected instruction in any wording ("Ignore all previous instructions", "disregard the
 # prior prompt"), and chat-template markup other than <|...|> (caught by _ECHO)
 _INJECTION = re.compile(r"\b(?:ignore|disregard|forget|override)\b(?:\W+\w+){0,3}?\W+"
-                        r"(?:instructions?|prompts?|rules|directions)\b")
-_MARKUP = re.compile(r"</?s>|\[/?inst\]|<</?sys>>|<(?:start|end)_of_turn>|<bos>|<eos>|<pad>|</?think>")
+                        r"(?:instructions?|prompts?|rules|directions)\b"
+                        r"|\b(?:ignore|disregard|forget)\W+(?:(?:all|everything|anything|the)\W+)?above\b")
+# and the role markers prompts.escape neutralises in catalog text ('### Instruction:',
+# 'Human:', '[SYSTEM]'); 'system:', 'user:' and 'assistant:' are in _ECHO
+_MARKUP = re.compile(r"</?s>|\[/?inst\]|<</?sys>>|<(?:start|end)_of_turn>|<bos>|<eos>|<pad>|</?think>"
+                     r"|\[/?(?:system|user|assistant)(?:_prompt)?\]"
+                     r"|#{1,6}\s*(?:system|assistant|user|human|instruction|response|answer)\s*:"
+                     r"|\b(?:human|instruction)\s*:")
 # words of a sentence that English explanations do not use and French, German, Spanish or
 # Italian ones are made of
 _FOREIGN = frozenset(
