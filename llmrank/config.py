@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llmrank.config_files import problems, read_config_file, with_overrides
 from llmrank.errors import ConfigError
@@ -66,12 +66,24 @@ class IndexConfig(_Section):
 
 
 class RetrieverConfig(_Section):
-    kind: Literal["text", "sequential", "fused"] = "text"
+    kind: str = "text"  # a registered retriever: text, sequential, fused or a plugin's
     n_candidates: int = Field(default=20, ge=1)
     recency_half_life: float = Field(default=10.0, gt=0)  # in history positions, for text query vectors (inf: plain mean)
     # a trained sequential / fused index is reused through ``index.path`` (an index folder)
     # kind-specific settings: {"sequential": SequentialConfig fields, "fusion": FusionConfig fields}
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, kind: str) -> str:
+        """Any kind in the retriever registry (plugins included, as ``--retriever`` offers
+        them); a misspelt one is a ConfigError listing them, before any data is loaded."""
+        from llmrank.registry import retrievers
+
+        known = retrievers.names()
+        if kind not in known:
+            raise ValueError(f"unknown retriever kind {kind!r}; valid names: {', '.join(known)}")
+        return kind
 
 
 class RerankerConfig(_Section):

@@ -81,3 +81,37 @@ def test_a_thread_that_asks_while_plugins_load_waits_for_them(tmp_path, monkeypa
     time.sleep(0.1)  # the first thread is inside the plugin's import
     assert thing.get("slow") is json.dumps
     first.join()
+
+
+def test_a_plugin_retriever_kind_is_a_valid_config_and_cli_choice(tmp_path, monkeypatch) -> None:
+    """`index build` and `retrieve` offer every registered retriever (their --help lists
+    them), but retriever.kind was a Literal of the three built-ins: a plugin's kind was an
+    'invalid config' error. A kind no registry knows is still a ConfigError naming the key."""
+    from typer.testing import CliRunner
+
+    from llmrank.cli.main import app
+    from llmrank.config import load_config
+    from llmrank.errors import ConfigError
+
+    (tmp_path / "llmrank_retr_plugin.py").write_text(
+        "from llmrank.registry import retrievers\n"
+        "from llmrank.retrieve.text import TextRetriever\n"
+        "class PlainText(TextRetriever):\n"
+        "    name = 'plain'\n"
+        "retrievers.register('plain', PlainText)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "llmrank_retr_plugin", raising=False)
+    eps = [EntryPoint("plain", "llmrank_retr_plugin", registry._PLUGIN_GROUP)]
+    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: eps)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry.retrievers, "_entries", dict(registry.retrievers._entries))
+
+    assert load_config({"retriever": {"kind": "plain"}}).retriever.kind == "plain"
+    with pytest.raises(ConfigError, match=r"retriever\.kind: .*'dense'.*fused, plain, sequential, text"):
+        load_config({"retriever": {"kind": "dense"}})
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[embedder]\nbackend = "hashing"\n')
+    r = CliRunner().invoke(app, ["retrieve", "--text", "war", "-d", "catalog", "-c", str(cfg),
+                                 "--retriever", "plain"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "plain retrieval for 'war'" in r.stdout
