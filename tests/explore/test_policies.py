@@ -258,3 +258,11 @@ def test_a_must_item_listed_twice_is_pinned_once():
         slate = make_policy(name, {"objectives": {"must": ["i3", "i3"]}}).select(RANKED, 3)
         assert slate.items[0] == "i3" and len(set(slate.items)) == 3
         assert slate.reasons == ["pinned", "policy", "policy"]
+
+
+@pytest.mark.parametrize("samples", [0, -5])
+def test_monte_carlo_needs_at_least_one_sample(samples):
+    """mc_samples = 0 logged propensity 1 for every shown Thompson item (the shown draw was
+    the only one counted) and made marginals() NaN."""
+    with pytest.raises(ConfigError, match="mc_samples"):
+        make_policy("thompson", {"mc_samples": samples})

@@ -122,6 +122,8 @@ class BasePolicy:
         if config is not None and options:
             raise ConfigError("pass either a config or options, not both")
         self.config = config if config is not None else build_config(self.config_cls, options)
+        if self.config.mc_samples < 1:
+            raise ConfigError(f"mc_samples must be >= 1, got {self.config.mc_samples}")
         self.features = features
         seed = self.config.seed
         self._rng = np.random.default_rng([seed, 0])
