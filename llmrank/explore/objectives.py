@@ -51,6 +51,11 @@ class ObjectivesConfig:
                 raise ConfigError(f"objectives.{name} must be in [0, 1), got {v}")
         if self.diversity + self.calibration >= 1.0:
             raise ConfigError("objectives.diversity + objectives.calibration must be < 1")
+        # a lone string is iterable: it would be read letter by letter and the rule lost
+        for name, value in (("must", self.must), ("must_not", self.must_not),
+                            *((f"deny.{a}", v) for a, v in self.deny.items())):
+            if isinstance(value, str):
+                raise ConfigError(f"objectives.{name} must be a list, got the string {value!r}")
         self.must = tuple(dict.fromkeys(self.must))  # an item listed twice is pinned once
         self.must_not = tuple(self.must_not)
         both = sorted(set(self.must) & set(self.must_not))

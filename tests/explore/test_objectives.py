@@ -143,3 +143,19 @@ def test_an_item_both_pinned_and_banned_is_a_config_error():
     with pytest.raises(ConfigError, match=r"'x'.*must and must_not"):
         ObjectivesConfig(must=("a", "x"), must_not=("x",))
     assert ObjectivesConfig(must=("a",), must_not=("b",)).must == ("a",)
+
+
+def test_a_single_string_where_a_list_is_expected_is_a_config_error():
+    """deny = {genre = "A"} (one value written as a string) was read letter by letter and
+    matched no genre, so the rule was silently off; must = "a0" pinned items 'a' and '0'."""
+    import pytest
+
+    from llmrank.errors import ConfigError
+
+    for opts in ({"deny": {"genre": "A"}}, {"must": "a0"}, {"must_not": "a0"}):
+        with pytest.raises(ConfigError):
+            make_policy("greedy", {"objectives": opts}, features=_features())
+    # the list forms work
+    shown = make_policy("greedy", {"objectives": {"deny": {"genre": ["A"]}}},
+                        features=_features()).select(RANKED, 3).items
+    assert shown == ["b0", "b1", "b2"]
