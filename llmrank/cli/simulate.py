@@ -18,7 +18,7 @@ def simulate_cmd(
                                  help="Comma-separated policy labels from the config (or registry names)."),
     steps: int = typer.Option(None, "--steps", min=1, help="Served requests (sampled over the replay)."),
     out: Path = typer.Option(None, "--out", "-o", help="Report folder (default: eval/out/simulate/<dataset>)."),
-    seed: int = typer.Option(None, "--seed", help="Override the config's seed."),
+    seed: int = typer.Option(None, "--seed", min=0, help="Override the config's seed."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
     json_out: bool = JsonOpt,
     verbose: bool = VerboseOpt,

@@ -29,3 +29,19 @@ def test_simulate_command_on_ml100k(ml100k_dir, tmp_path):
     assert body["steps"] == 40 and set(body["policies"]) == {"greedy", "ts", "egreedy"}
     for name in ("metrics.json", "report.md", "cumulative_hit_rate.png", "coverage.png", "regret_vs_best.png"):
         assert (out / name).stat().st_size > 0
+
+
+def test_a_negative_seed_is_a_usage_error_not_a_numpy_traceback(tmp_path):
+    """--seed -1 reached numpy's SeedSequence: ValueError 'expected non-negative integer'."""
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    res = CliRunner().invoke(app, ["simulate", "--dataset", "catalog", "--steps", "5", "--seed", "-1",
+                                   "--out", str(tmp_path / "r"), "--no-plots", "--json"])
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert "--seed" in res.output
