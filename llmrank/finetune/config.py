@@ -48,9 +48,9 @@ class PromptSpec:
     knowledge of the titles can still match kinds of items."""
 
     template: str = "rank"
-    max_history: int = 10
+    max_history: int = Field(default=10, ge=0)
     candidate_text: Literal["title", "genres", "full"] = "title"
-    max_prompt_tokens: int = 640
+    max_prompt_tokens: int = Field(default=640, ge=1)
 
 
 @dataclass(config=_STRICT)
@@ -70,15 +70,15 @@ class ExampleSpec:
     among retriever favourites, which teaches the model to push those favourites down."""
 
     candidates: Literal["mixed", "retrieved"] = "mixed"
-    per_user: int = 2
-    min_history: int = 3
-    n_candidates: int = 20
-    hard_negatives: int = 0
-    hard_depth: int = 50
+    per_user: int = Field(default=2, ge=1)
+    min_history: int = Field(default=3, ge=0)
+    n_candidates: int = Field(default=20, ge=2)  # at most the builder's labels: checked when built
+    hard_negatives: int = Field(default=0, ge=0)
+    hard_depth: int = Field(default=50, ge=1)
     retriever: str = "none"  # 'none', or a `retrievers` registry name ('text', 'sequential', 'fused')
     retriever_options: dict[str, Any] = Field(default_factory=dict)  # llmrank Config dict
     retriever_path: str | None = None  # a saved index folder (llmrank.retrieve.store) to reuse
-    max_users: int | None = None  # first N users (smoke runs)
+    max_users: int | None = Field(default=None, ge=1)  # first N users (smoke runs)
 
 
 @dataclass(config=_STRICT)
@@ -86,11 +86,19 @@ class LoraSpec:
     """LoRA settings. ``top_layers`` > 0 puts adapters on the last N blocks only: backward
     then stops there, which makes a CPU step cheaper at some cost in capacity."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: int = Field(default=16, ge=1)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
-    top_layers: int = 0
+    top_layers: int = Field(default=0, ge=0)
+
+
+# transformers' schedulers that need no settings beyond warmup and steps (cosine_with_min_lr,
+# warmup_stable_decay and reduce_lr_on_plateau need kwargs or an eval loop the recipe lacks):
+# a typo fails at load, not in TrainingArguments after the data are built and the model loaded
+Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                    "constant_with_warmup", "inverse_sqrt"]
+SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
 
 
 @dataclass(config=_STRICT)
@@ -103,11 +111,11 @@ class TrainSpec:
     batch_size: int = Field(default=1, ge=1)
     grad_accum: int = Field(default=4, ge=1)
     warmup_ratio: float = Field(default=0.05, ge=0, le=1)
-    scheduler: str = "cosine"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    logging_steps: int = 10
-    save_steps: int = 50
+    scheduler: Scheduler = "cosine"
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, ge=0)  # 0: no clipping
+    logging_steps: int = Field(default=10, ge=1)
+    save_steps: int = Field(default=50, ge=1)
     save_total_limit: int = 2
     threads: int = Field(default=1, ge=1)  # 2 threads ran 2-3x slower than 1 on the shared 2-core machine
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -141,11 +149,17 @@ class ValidationSpec:
     chosen for the job it serves, reordering a retriever's candidates."""
 
     protocol: Literal["random", "retrieved"] = "random"
-    users: int = 100
-    every: int = 100
-    n_negatives: int = 19
+    users: int = Field(default=100, ge=0)
+    every: int = Field(default=100, ge=0)  # 0: at the start and the end only
+    n_negatives: int = Field(default=19, ge=1)
     metric: ValidationMetric = "ndcg@10"
-    batch_size: int = 4
+    batch_size: int = Field(default=4, ge=1)
+
+
+# TRL DPOTrainer's loss types (an unknown one failed at the first training step)
+DPOLoss = Literal["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair",
+                  "sppo_hard", "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft",
+                  "sigmoid_norm"]
 
 
 @dataclass(config=_STRICT)
@@ -157,9 +171,9 @@ class DPOSpec:
     source: Literal["split", "feedback"] = "split"
     feedback_db: str | None = None
     negatives: Literal["shown", "above", "skipped"] = "shown"
-    beta: float = 0.1
-    pairs_per_example: int = 1
-    loss_type: str = "sigmoid"
+    beta: float = Field(default=0.1, gt=0)
+    pairs_per_example: int = Field(default=1, ge=1)
+    loss_type: DPOLoss = "sigmoid"
 
 
 @dataclass(config=_STRICT)

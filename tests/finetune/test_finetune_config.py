@@ -67,3 +67,36 @@ def test_a_missing_shipped_recipe_is_an_error_not_the_builtin_defaults(monkeypat
     monkeypatch.setattr(config, "recipe_dirs", lambda: [])
     with pytest.raises(ConfigError, match=r"sft_ml_small\.toml.*--recipe"):
         config.resolve_recipe(None)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("train.scheduler", "cosin"), ("dpo.loss_type", "sigmod"), ("train.logging_steps", 0),
+    ("train.save_steps", 0), ("train.weight_decay", -0.1), ("lora.r", 0), ("lora.alpha", 0),
+    ("lora.dropout", 1.5), ("lora.top_layers", -1), ("dpo.beta", 0),
+    ("dpo.pairs_per_example", 0), ("validation.n_negatives", 0), ("validation.every", -1),
+    ("validation.batch_size", 0), ("examples.per_user", 0), ("examples.n_candidates", 1),
+    ("examples.hard_negatives", -1), ("examples.hard_depth", 0), ("examples.max_users", 0),
+    ("examples.min_history", -1), ("prompt.max_history", -1), ("prompt.max_prompt_tokens", 0),
+])
+def test_out_of_range_values_fail_when_the_recipe_loads(key, value):
+    """Each was accepted and failed only after the data were prepared (a retriever built, an
+    hour on CPU) and the model loaded (a scheduler or LoRA typo: ValueError in transformers or
+    peft), at the first DPO step (unknown loss type), or never: validation with 0 negatives
+    ranks one candidate, scores every step perfect and keeps the untrained step-0 adapter."""
+    with pytest.raises(ConfigError, match=key.split(".")[1]):
+        load_recipe(None, {key: value})
+
+
+def test_every_accepted_scheduler_is_one_transformers_builds_without_extra_settings():
+    from transformers import get_scheduler
+    from transformers.trainer_utils import SchedulerType
+
+    from llmrank.finetune.config import SCHEDULERS
+
+    assert set(SCHEDULERS) <= {s.value for s in SchedulerType}
+    import torch
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    for name in SCHEDULERS:
+        get_scheduler(name, opt, num_warmup_steps=1, num_training_steps=10)
+        assert load_recipe(None, {"train.scheduler": name}).train.scheduler == name
