@@ -61,8 +61,8 @@ def train_retriever(
     hidden: int | None = typer.Option(None, "--hidden", min=2, help="Embedding size."),
     max_len: int | None = typer.Option(None, "--max-len", min=2, help="History window."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="History windows per training batch."),
-    lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
-    dropout: float | None = typer.Option(None, "--dropout", help="Dropout rate."),
+    lr: float | None = typer.Option(None, "--lr", min=0.0, help="Learning rate."),
+    dropout: float | None = typer.Option(None, "--dropout", min=0.0, max=1.0, help="Dropout rate."),
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: the config's, 0)."),
     refit: bool | None = typer.Option(None, "--refit/--no-refit", help="After early stopping, "
                                       "retrain from scratch on every item, each user's held-out "
