@@ -60,22 +60,27 @@ class RerankRanker:
             log.info("%s: %d cached score rows from %s", self.name, len(self._cache), self.cache_path)
 
     def cache_settings(self) -> dict[str, Any]:
-        """What the cached scores depend on besides (stage, user, candidates): the prompt
-        settings, the permutation count and the seed. A cache file's first line records them."""
-        return {"prompt": dataclasses.asdict(self.prompt), "permutations": self.permutations,
+        """What the cached scores depend on besides (stage, user, candidates): the model and
+        adapter (as named here), the prompt settings, the permutation count and the seed. A
+        cache file's first line records them."""
+        return {"model": str(self.model), "adapter": str(self.adapter) if self.adapter else None,
+                "prompt": dataclasses.asdict(self.prompt), "permutations": self.permutations,
                 "seed": self.seed}
 
     def _read_cache(self, path: Path) -> None:
         """Load the rows of ``path``; ValueError when it was written under other settings
-        (its rows are scores of other prompts). A file without a settings line (written
-        before they were recorded) is read as it is."""
+        (its rows are scores of other prompts or another model). A file without a settings
+        line, or whose line lacks the model and adapter (written before they were recorded),
+        is checked on what it records."""
         mine = json.loads(json.dumps(self.cache_settings()))
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
             rec = json.loads(line)
             if "settings" in rec:
-                if rec["settings"] != mine:
+                known = {k: v for k, v in mine.items()
+                         if k in rec["settings"] or k not in ("model", "adapter")}
+                if rec["settings"] != known:
                     raise ValueError(f"score cache {path} was written under other settings "
                                      f"({rec['settings']}, not {mine}): use another cache_path")
                 continue

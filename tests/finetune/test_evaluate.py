@@ -85,3 +85,33 @@ def test_a_score_cache_is_not_read_under_other_prompt_settings(split100k, tiny_m
                   {"prompt": spec, "permutations": 3}, {"prompt": spec, "seed": 1}):
         with pytest.raises(ValueError, match="other settings"):
             RerankRanker(llm=llm, cache_path=path, **other)
+
+
+def test_a_score_cache_is_not_read_for_another_model_or_adapter(split100k, tmp_path):
+    """The scores are the model's and the adapter's, but the cache's settings line recorded
+    only the prompt spec, permutations and seed: a cache file written for one adapter served
+    another's ranker its rows (eval/simulate/llm_prior.py keeps one llm_scores.jsonl per
+    output folder, whatever --adapter). A file written before the line named them is read."""
+    import json
+
+    import pytest
+
+    spec = PromptSpec(max_history=3, max_prompt_tokens=4096)
+    path = tmp_path / "cache.jsonl"
+    first = RerankRanker("default", "adapter-a", llm=object(), prompt=spec, cache_path=path)
+    first.fit(split100k, "test")
+    first._scorer = type("S", (), {"score": lambda self, reqs: [
+        type("O", (), {"scores": np.arange(len(r.candidates), dtype=float)})() for r in reqs]})()
+    users, cands = np.array([0]), np.array([[1, 2, 3, 4]])
+    first.raw_scores(users, cands, "test")
+    again = RerankRanker("default", "adapter-a", llm=object(), prompt=spec, cache_path=path)
+    assert len(again._cache) == 1
+    for model, adapter in (("default", "adapter-b"), ("default", None), ("other-base", "adapter-a")):
+        with pytest.raises(ValueError, match="other settings"):
+            RerankRanker(model, adapter, llm=object(), prompt=spec, cache_path=path)
+    lines = path.read_text().splitlines()
+    old = json.loads(lines[0])
+    old["settings"] = {k: old["settings"][k] for k in ("prompt", "permutations", "seed")}
+    path.write_text("\n".join([json.dumps(old), *lines[1:]]) + "\n")
+    assert len(RerankRanker("default", "adapter-b", llm=object(), prompt=spec,
+                            cache_path=path)._cache) == 1
