@@ -367,6 +367,9 @@ def _other_language(untitled: str) -> str | None:
     return None
 
 
+_POSSESSIVE = re.compile(r"\w['’]s$")
+
+
 def _known_matcher(known_titles: Iterable[str], known_terms: Iterable[str]) -> Callable[[str], bool]:
     """A test for 'this span is whole words of a known title (with or without its year) or
     term', on normalised text so case, accents and punctuation do not matter. Whole words,
@@ -379,6 +382,8 @@ def _known_matcher(known_titles: Iterable[str], known_terms: Iterable[str]) -> C
 
     def known(span: str) -> bool:
         s = normalize_text(span)
+        if _POSSESSIVE.search(span):  # "Toy Story's humour" names "Toy Story"
+            s = s[:-2]
         return not s or any(f" {s} " in t for t in haystack)
 
     return known
@@ -412,6 +417,8 @@ def _caps_run_known(span: str, known: Callable[[str], bool]) -> bool:
     once a sentence-initial common word is dropped, known whole, or made of known parts
     joined by and/or/& ('Crime and Animation')."""
     words = _WORD.findall(span.lower())
+    if _POSSESSIVE.search(span):  # "Toy Story's": the title is "Toy Story"
+        words = words[:-1]
     if all(w in _COMMON for w in words):
         return True
     # drop a sentence-initial common word ("Since Toy Story" -> "Toy Story")

@@ -351,3 +351,20 @@ def test_above_and_colons_in_prose_are_not_echoes():
     for text in ("You liked Heat; this crime story rises above the usual heist film.",
                  "You liked Heat, and this one has the same mood: a tense crime story."):
         assert validate_explanation(text, TITLES, TERMS).ok
+
+
+@pytest.mark.parametrize("text", [
+    "You liked Toy Story and Heat; this shares Toy Story's humour.",
+    "Having watched Toy Story, you may like Heat's crime story too.",
+    "You enjoyed Heat, and this crime story has The Lord of the Rings’ scale.",
+])
+def test_a_known_title_in_the_possessive_is_known(text):
+    """'Toy Story's humour' was 'an unknown item "Toy Story's"': the possessive ending made
+    the span no known title's words."""
+    v = validate_explanation(text, TITLES, TERMS)
+    assert v.ok, v.reason
+
+
+def test_an_unknown_title_in_the_possessive_is_still_unknown():
+    v = validate_explanation("You liked Heat, so you may like Pulp Fiction's crime story.", TITLES, TERMS)
+    assert not v.ok and "Pulp Fiction" in v.reason
