@@ -66,7 +66,7 @@ def _summary_table(report: Any) -> None:
     from rich.table import Table
 
     s = report.summary()
-    table = Table(title=plain(f"llmrank finetune: {s['name']} ({s['mode']})"))
+    table = Table(title=plain(f"llmrank finetune: {s['recipe']} ({s['mode']})"))
     table.add_column("field")
     table.add_column("value")
     best = s.get("best") or {}

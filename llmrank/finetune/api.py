@@ -24,7 +24,8 @@ class FinetuneReport:
     merged: Path | None = None
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.recipe.name, "mode": self.recipe.mode,
+        # "name" is the result's registry name (None when unpublished); "recipe" names the run
+        out: dict[str, Any] = {"recipe": self.recipe.name, "mode": self.recipe.mode,
                                "dataset": self.recipe.data.dataset, **self.result.summary()}
         if self.transfer is not None:
             out["transfer"] = self.transfer.summary()

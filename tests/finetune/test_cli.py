@@ -156,3 +156,23 @@ def test_a_dpo_recipe_on_a_new_domain_is_not_a_transfer_comparison(monkeypatch):
     res = CliRunner().invoke(_app(), [*args, "--recipe", "sft_ml100k_transfer.toml"])
     assert res.exit_code == 0, res.output
     assert seen[-1]["mode"] == "sft" and seen[-1]["compare_scratch"] is True
+
+
+def test_the_summary_names_the_run_also_when_nothing_is_published(make_recipe, tmp_path):
+    """The table's title read ``name`` from the report summary, where the registry name (None
+    for an unpublished run) overwrote the recipe's: 'llmrank finetune: None (sft)'."""
+    from pathlib import Path
+
+    from llmrank.cli.common import console
+    from llmrank.cli.finetune import _summary_table
+    from llmrank.finetune.api import FinetuneReport
+    from llmrank.finetune.trainer import TrainResult
+
+    recipe = make_recipe(name="quick-run")
+    result = TrainResult(Path(tmp_path / "adapter"), None, None, 2, 3.0, 1.5, 10.0, "cpu",  # type: ignore[arg-type]
+                         None, [], tmp_path)
+    report = FinetuneReport(recipe, result)
+    assert report.summary()["name"] is None and report.summary()["recipe"] == "quick-run"
+    with console.capture() as cap:
+        _summary_table(report)
+    assert "quick-run" in cap.get() and "None" not in cap.get()
