@@ -142,7 +142,8 @@ def torch_threads(n: int) -> Any:
 
 @contextmanager
 def tensorboard_dir(path: Path) -> Any:
-    """transformers reads the TensorBoard folder from the environment only."""
+    """transformers reads the TensorBoard folder from the environment only, when the trainer
+    (its TensorBoard callback) is built: build the trainer inside this scope."""
     old = os.environ.get("TENSORBOARD_LOGGING_DIR")
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(path)
     try:
@@ -295,11 +296,12 @@ def fit(recipe: Recipe, run: PreparedRun, make_trainer: MakeTrainer, *, device: 
         recipe.lora, int(model.config.num_hidden_layers))
     lora = trained_lora(recipe, model)
     validation, cb = ranking_validation(recipe, run, out, fresh=checkpoint is None)
-    trainer = make_trainer(model, peft_cfg, common_args(recipe, device, out, show),
-                           [*([cb] if cb else []), *callbacks])
-    attach(trainer, cb, show)
-    start = time.perf_counter()
+    # the TensorBoard callback reads its folder when the trainer is built, not when it trains
     with tensorboard_dir(out / "tensorboard"):
+        trainer = make_trainer(model, peft_cfg, common_args(recipe, device, out, show),
+                               [*([cb] if cb else []), *callbacks])
+        attach(trainer, cb, show)
+        start = time.perf_counter()
         trainer.train(resume_from_checkpoint=checkpoint)
     return finish(recipe, run, trainer, validation, device, time.perf_counter() - start,
                   checkpoint, lora)

@@ -29,3 +29,15 @@ def test_warmup_ratio_is_a_share_of_the_steps_also_at_one(tmp_path):
                                     "train.report_to": ["none"]})
         args = TrainingArguments(**common_args(recipe, "cpu", tmp_path, False))
         assert args.get_warmup_steps(40) == steps, ratio
+
+
+def test_tensorboard_logs_go_to_the_runs_tensorboard_folder(make_recipe, tmp_path):
+    """transformers' TensorBoard callback reads TENSORBOARD_LOGGING_DIR when the trainer is
+    built, and the variable was set only around train(): the logs went to
+    <out>/checkpoints/runs/<date> (deleted by the next fresh run), not <out>/tensorboard."""
+    from llmrank.finetune.sft import train_sft
+
+    out = tmp_path / "tb-run"
+    train_sft(make_recipe(out, **{"train.max_steps": 1, "train.report_to": ["tensorboard"]}))
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not list((out / "checkpoints").rglob("events.out.tfevents.*"))
