@@ -53,7 +53,7 @@ def _default_policies() -> list[PolicyEntry]:
 
 
 class SimulateConfig(_Model):
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # numpy refuses a negative seed (a traceback mid-run)
     data: DataConfig = Field(default_factory=lambda: DataConfig(dataset="ml-100k"))
     replay: dict[str, Any] = Field(default_factory=dict)  # ReplayConfig fields
     prior: PriorConfig = Field(default_factory=PriorConfig)
@@ -65,6 +65,9 @@ class SimulateConfig(_Model):
         unknown = sorted(set(self.replay) - valid)
         if unknown:
             raise ConfigError(f"unknown [replay] key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        seed = self.replay.get("seed", self.seed)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"[replay] seed must be an integer >= 0, got {seed!r}")
         return ReplayConfig(**{"seed": self.seed, **self.replay})
 
     def select(self, names: Sequence[str] | None) -> list[PolicySpec]:

@@ -66,3 +66,17 @@ def test_the_seed_flag_overrides_a_seed_in_the_replay_table(tmp_path, monkeypatc
     cfg.write_text("seed = 0\n[replay]\nseed = 5\nk = 5\n")
     CliRunner().invoke(app, ["simulate", "--config", str(cfg), "--seed", "7", "--json"])
     assert seen == [7]
+
+
+def test_a_negative_seed_is_a_config_error(tmp_path):
+    """``seed = -1`` (top level or in [replay]) crashed in numpy once the replay started."""
+    from llmrank.errors import ConfigError
+
+    top = tmp_path / "top.toml"
+    top.write_text("seed = -1\n")
+    with pytest.raises(ConfigError, match="seed"):
+        load_simulate_config(top)
+    inner = tmp_path / "inner.toml"
+    inner.write_text("[replay]\nseed = -1\n")
+    with pytest.raises(ConfigError, match="seed"):
+        load_simulate_config(inner).replay_config()

@@ -47,3 +47,12 @@ def test_windows_reject_a_non_positive_step():
     """A negative step moved the window end forwards forever (the call never returned)."""
     with pytest.raises(ValueError):
         training_windows([np.arange(30)], max_len=4, step=-1)
+
+
+@pytest.mark.parametrize("opts", [{"dropout": 5}, {"dropout": -0.1}, {"attn_dropout": 1.0},
+                                  {"lr": -1}, {"lr": 0}, {"weight_decay": -0.5}, {"seed": -1}])
+def test_settings_torch_would_refuse_are_a_config_error_up_front(opts):
+    """``dropout = 5`` or a negative ``lr`` in a config file crashed inside torch, with a
+    traceback, after the data were loaded."""
+    with pytest.raises(ConfigError, match=next(iter(opts))):
+        sequential_config(_options(opts))

@@ -103,6 +103,14 @@ class SequentialConfig:
             raise ValueError("max_len >= 2, batch_size >= 1 and epochs >= 0 are required")
         if self.eval_every < 1 or (self.window_step is not None and self.window_step < 1):
             raise ValueError("eval_every >= 1 and window_step >= 1 (or None) are required")
+        # checked here: torch raised them as tracebacks once the data were loaded
+        for name in ("dropout", "attn_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not self.lr > 0 or self.weight_decay < 0 or not self.max_grad_norm > 0:
+            raise ValueError("lr > 0, weight_decay >= 0 and max_grad_norm > 0 are required")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
