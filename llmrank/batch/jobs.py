@@ -100,10 +100,18 @@ def iter_jobs(source: RequestSource, *, id_prefix: str | None = None) -> Iterato
 
 def _raw(source: RequestSource) -> Iterator[tuple[int, Any]]:
     if isinstance(source, (str, Path)):
-        # newline="\n": JSON lines end at LF only (CRLF keeps a CR json ignores); a lone CR is
-        # not a line break, or every later line number would be off
-        with open(source, encoding="utf-8", errors="replace", newline="\n") as fh:
-            for n, text in enumerate(fh, 1):
+        # read as bytes: JSON lines end at LF only (CRLF keeps a CR json ignores; a lone CR is
+        # not a line break, or every later line number would be off), and each line is decoded
+        # on its own, so a line that is not UTF-8 fails alone instead of being served with its
+        # bytes replaced (an id or query silently changed)
+        with open(source, "rb") as fh:
+            for n, data in enumerate(fh, 1):
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield n, FailedLine(n, f"not UTF-8: byte 0x{data[exc.start]:02x} at byte "
+                                           f"{exc.start + 1} of the line", "MalformedLineError")
+                    continue
                 if not text.strip():
                     continue
                 try:

@@ -76,19 +76,20 @@ def test_bad_lines_are_reported_and_skipped(rec, tmp_path):
             {"user_id": "u001", "colour": "red"}, GOOD[1], "   ", '{"user_id": "u002", "k": 2']
     src = write_requests(tmp_path / "req.jsonl", rows)
     with open(src, "ab") as fh:
-        fh.write(b'{"text": "caf\xe9 \xff noir", "k": 1}\n')  # bad UTF-8 is replaced, not fatal
+        fh.write(b'{"text": "caf\xe9 \xff noir", "k": 1}\n')  # not UTF-8: fails alone, not fatal
     report = run_batch(src, tmp_path / "out.jsonl", recommender=rec)
     failed = {f.line: f for f in report.failed}
-    assert sorted(failed) == [2, 4, 5, 6, 7, 10]
+    assert sorted(failed) == [2, 4, 5, 6, 7, 10, 11]
     assert failed[2].error == "MalformedLineError" and "malformed JSON" in failed[2].reason
     assert failed[4].error == "UnknownUserError" and "nobody" in failed[4].reason
     assert failed[5].error == "ValidationError" and "k:" in failed[5].reason
     assert failed[6].error == "ValidationError" and failed[7].error == "ValidationError"
     assert "colour" in failed[7].reason and failed[10].error == "MalformedLineError"
-    assert sorted(read_out(tmp_path / "out.jsonl")) == [1, 8, 11]
-    assert report.done == 3 and report.total == 9  # 11 lines, 2 blank: blank lines are not requests
+    assert failed[11].error == "MalformedLineError" and "UTF-8" in failed[11].reason
+    assert sorted(read_out(tmp_path / "out.jsonl")) == [1, 8]
+    assert report.done == 2 and report.total == 9  # 11 lines, 2 blank: blank lines are not requests
     errors = [json.loads(x) for x in (tmp_path / "out.jsonl.errors.jsonl").read_text().splitlines()]
-    assert sorted(e["line"] for e in errors) == [2, 4, 5, 6, 7, 10]
+    assert sorted(e["line"] for e in errors) == [2, 4, 5, 6, 7, 10, 11]
 
 
 def test_resume_after_interruption_redoes_nothing(rec, tmp_path):
