@@ -14,8 +14,10 @@ the local engine) at the cost of one small JSON line per request through the dri
 is negligible next to an LLM call. Jobs travel as JSON strings so Arrow never has to infer a
 schema for optional nested fields.
 
-Local mode for tests and one machine: ``ray.init(num_cpus=2)`` happens automatically when
-no cluster is running; ``address="auto"`` joins an existing cluster."""
+When Ray is not initialised yet, the engine calls ``ray.init`` with Ray's own rules for
+finding a cluster (``RAY_ADDRESS``, else the latest cluster started on this machine, else a
+new local instance on all CPUs, or on ``num_cpus`` when given); ``address="auto"`` (or any
+address) joins that cluster. ``shutdown=True`` shuts Ray down at the end of the run."""
 
 from __future__ import annotations
 
