@@ -68,8 +68,9 @@ class SyntheticWorld:
     def run(self, policy: Policy, n_rounds: int, *, seed: int, learn: bool = True,
             log: bool = True) -> tuple[list[LoggedRound], float, float]:
         """Let ``policy`` act for n rounds. Returns the logged rounds, the mean realised reward
-        per round (the replayed value) and the mean expected reward (its exact value on these
-        contexts)."""
+        per round (the replayed value) and the mean expected reward of the slates actually shown
+        (the click noise averaged out, the policy's own random choices not: for a stochastic
+        policy this is one draw around its exact value; ``true_value`` gives the exact one)."""
         rng = np.random.default_rng(seed)
         rounds: list[LoggedRound] = []
         realised = expected = 0.0
