@@ -103,11 +103,12 @@ def _raw(source: RequestSource) -> Iterator[tuple[int, Any]]:
         # read as bytes: JSON lines end at LF only (CRLF keeps a CR json ignores; a lone CR is
         # not a line break, or every later line number would be off), and each line is decoded
         # on its own, so a line that is not UTF-8 fails alone instead of being served with its
-        # bytes replaced (an id or query silently changed)
+        # bytes replaced (an id or query silently changed); a byte-order mark opening the file
+        # (editors on Windows write one) is not part of line 1's JSON
         with open(source, "rb") as fh:
             for n, data in enumerate(fh, 1):
                 try:
-                    text = data.decode("utf-8")
+                    text = data.decode("utf-8-sig" if n == 1 else "utf-8")
                 except UnicodeDecodeError as exc:
                     yield n, FailedLine(n, f"not UTF-8: byte 0x{data[exc.start]:02x} at byte "
                                            f"{exc.start + 1} of the line", "MalformedLineError")

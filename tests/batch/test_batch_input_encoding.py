@@ -28,3 +28,12 @@ def test_a_line_that_is_not_utf8_fails_alone_and_is_not_served_mangled(rec, tmp_
     assert report.done == 2 and [(f.line, f.error) for f in report.failed] == [(2, "MalformedLineError")]
     assert sorted(read_out(tmp_path / "out.jsonl")) == [1, 4]
     assert report.total == 3 and ticks[-1] == (3, 3)
+
+
+def test_a_byte_order_mark_opening_the_file_is_not_part_of_line_1(tmp_path):
+    """Files saved by Windows editors start with a UTF-8 BOM: line 1 failed as malformed JSON."""
+    src = tmp_path / "req.jsonl"
+    src.write_bytes(b'\xef\xbb\xbf{"user_id": "u001", "k": 2}\n{"user_id": "u002", "k": 2}\n')
+    items = list(iter_jobs(src))
+    assert [type(x) for x in items] == [Job, Job]
+    assert items[0].request["user_id"] == "u001"
