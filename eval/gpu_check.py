@@ -3,8 +3,9 @@
 It measures, on the same 20-candidate rank prompts (embedded catalog, synthetic users, so no
 data has to travel):
 - label-scoring requests/s of the vllm backend against the transformers backend (bf16);
-- parity of their label log-probs (renormalised over the labels), with and without a random
-  LoRA adapter, in bf16 and in fp32;
+- parity of their label log-probs (renormalised over the labels): base model in bf16 and in
+  fp32, and with and without a random LoRA adapter in bf16 (vLLM's GPU LoRA kernels take
+  fp16/bf16 only);
 - achieved prefill FLOP/s of each backend against a measured bf16 matmul rate;
 - faiss-gpu search against faiss on CPU (speed, and agreement of the neighbours).
 
@@ -148,42 +149,75 @@ def scoring(args: argparse.Namespace, summary: dict[str, Any], work: Path) -> di
         return info
     from llmrank.llm.vllm_backend import VllmLLM
 
-    v = VllmLLM(model_path, dtype="auto", max_num_seqs=256, gpu_memory_utilization=0.4, max_prompt_tokens=2048)
-    v_scores, v_dt = timed_scores(v, texts, labels, warm)
-    cached = shared_prefix_tokens(ids)
-    summary["vllm"] = {"requests_per_s": len(texts) / v_dt, "seconds": v_dt,
-                       "speedup_vs_transformers": tf_dt / v_dt,
-                       "prefill_tflops": prefill_flops(cfg, lengths, cached) / v_dt / 1e12,
-                       "prefill_tflops_counting_cached": flops / v_dt / 1e12,
-                       "shared_prefix_tokens": cached, "prefix_caching": True}
-    summary["parity_auto_dtype"] = {"dtype": "bfloat16" if cuda else "float32",
-                                    "base": compare(tf_scores, v_scores)}
-    v.close()
-    del v
+    try:  # a failure here is recorded and the parity sections still run
+        v = VllmLLM(model_path, dtype="auto", max_num_seqs=256, gpu_memory_utilization=0.4, max_prompt_tokens=2048)
+        try:
+            v_scores, v_dt = timed_scores(v, texts, labels, warm)
+        finally:
+            v.close()
+        del v
+        cached = shared_prefix_tokens(ids)
+        summary["vllm"] = {"requests_per_s": len(texts) / v_dt, "seconds": v_dt,
+                           "speedup_vs_transformers": tf_dt / v_dt,
+                           "prefill_tflops": prefill_flops(cfg, lengths, cached) / v_dt / 1e12,
+                           "prefill_tflops_counting_cached": flops / v_dt / 1e12,
+                           "shared_prefix_tokens": cached, "prefix_caching": True}
+        summary["parity_auto_dtype"] = {"dtype": "bfloat16" if cuda else "float32",
+                                        "base": compare(tf_scores, v_scores)}
+    except Exception as exc:
+        log.exception("vllm timing failed")
+        summary["vllm"] = {"error": f"{type(exc).__name__}: {exc}"[:800]}
     gc.collect()
-    section(summary, "parity_fp32", fp32_parity, model_path, texts[:n_par], labels, adapter)
+    section(summary, "parity_fp32", fp32_parity, model_path, texts[:n_par], labels)
+    section(summary, "parity_lora", lora_parity, model_path, texts[:n_par], labels, adapter)
     return info
 
 
-def fp32_parity(model_path: str, texts: list[str], labels: list[str], adapter: Path) -> dict[str, Any]:
-    """Both backends in float32, base model and the random adapter, on the same prompts."""
+def fp32_parity(model_path: str, texts: list[str], labels: list[str]) -> dict[str, Any]:
+    """Both backends in float32, base model, on the same prompts. No adapter here: vLLM's
+    GPU LoRA kernels (Triton lora_shrink/lora_expand) accept only fp16/bf16, so an fp32
+    engine with LoRA enabled fails at start-up; the adapter is compared in lora_parity."""
     from llmrank.llm.transformers_backend import TransformersLLM
     from llmrank.llm.vllm_backend import VllmLLM
 
     ref = TransformersLLM(model_path, dtype="float32", prefix_reuse=False)
     base_ref = ref.label_logprobs(texts, labels)
+    del ref
+    gc.collect()
+    v = VllmLLM(model_path, dtype="float32", gpu_memory_utilization=0.3, max_prompt_tokens=2048)
+    try:
+        base = v.label_logprobs(texts, labels)
+    finally:
+        v.close()
+    return {"dtype": "float32", "prompts": len(texts), "base": compare(base_ref, base)}
+
+
+def lora_parity(model_path: str, texts: list[str], labels: list[str], adapter: Path) -> dict[str, Any]:
+    """Both backends in the auto dtype (bf16 on a GPU, what vLLM's LoRA kernels take; fp32 on
+    CPU), base model and the random adapter, on the same prompts."""
+    import torch
+
+    from llmrank.llm.transformers_backend import TransformersLLM
+    from llmrank.llm.vllm_backend import VllmLLM
+
+    ref = TransformersLLM(model_path, dtype="auto", prefix_reuse=False)
+    base_ref = ref.label_logprobs(texts, labels)
     ref.load_adapter(str(adapter), name="lora-random")
     lora_ref = ref.label_logprobs(texts, labels)
     del ref
     gc.collect()
-    v = VllmLLM(model_path, dtype="float32", enable_lora=True, gpu_memory_utilization=0.3,
+    v = VllmLLM(model_path, dtype="auto", enable_lora=True, gpu_memory_utilization=0.3,
                 max_prompt_tokens=2048)
-    base = v.label_logprobs(texts, labels)
-    v.load_adapter(str(adapter), name="lora-random")
-    lora = v.label_logprobs(texts, labels)
-    v.close()
-    return {"prompts": len(texts), "base": compare(base_ref, base), "lora": compare(lora_ref, lora),
-            "adapter_moves_scores": float(np.abs(lora_ref - base_ref).max())}
+    try:
+        base = v.label_logprobs(texts, labels)
+        v.load_adapter(str(adapter), name="lora-random")
+        lora = v.label_logprobs(texts, labels)
+    finally:
+        v.close()
+    return {"dtype": "bfloat16" if torch.cuda.is_available() else "float32", "prompts": len(texts),
+            "base": compare(base_ref, base), "lora": compare(lora_ref, lora),
+            "adapter_moves_scores": float(np.abs(lora_ref - base_ref).max()),
+            "adapter_moves_scores_vllm": float(np.abs(lora - base).max())}
 
 
 # ---- faiss ---------------------------------------------------------------------------
