@@ -38,7 +38,7 @@ from llmrank.models.resolve import resolve_adapter, resolve_model
 log = logging.getLogger(__name__)
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's accepted max_lora_rank values
-MAX_LABEL_TOKEN_IDS = 128  # vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS (0.32)
+MAX_LABEL_TOKEN_IDS = 128  # vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS (0.32, 0.33)
 DEFAULT_CPU_KV_GIB = 1.0  # KV cache on CPU, where gpu_memory_utilization would mean host RAM
 
 
@@ -157,10 +157,12 @@ class VllmLLM(NamedAdapters, HFTokenizerMixin):
             kwargs |= {"enable_lora": True, "max_loras": max(1, int(max_loras)),
                        "max_lora_rank": self.max_lora_rank}
         kwargs |= dict(engine_args or {})
+        self._max_logprobs = int(kwargs["max_logprobs"])  # vLLM rejects logprobs=N above it
         self.batch_size = batch_size  # informational (see max_num_seqs)
+        load_errors: tuple[type[Exception], ...] = (OSError, ValueError, RuntimeError, TypeError, *_vllm_errors())
         try:
             self.engine: Any = vllm.LLM(model=self.path, **kwargs)
-        except (OSError, ValueError, RuntimeError, TypeError) as exc:
+        except load_errors as exc:
             raise ModelError(f"vLLM cannot load model {model!r} ({self.path}): {exc}") from exc
         self._next_lora_id = 1
         if adapter:
@@ -202,9 +204,10 @@ class VllmLLM(NamedAdapters, HFTokenizerMixin):
         return [TokensPrompt(prompt_token_ids=self.prompt_ids(p, self._max_prompt)) for p in prompts]
 
     def _run(self, prompts: list[Any], params: Any) -> list[Any]:
+        request_errors: tuple[type[Exception], ...] = (ValueError, RuntimeError, *_vllm_errors())
         try:
             outputs = self.engine.generate(prompts, params, use_tqdm=False, lora_request=self._lora())
-        except (ValueError, RuntimeError) as exc:
+        except request_errors as exc:
             raise ModelError(f"vLLM request failed: {exc}") from exc
         if len(outputs) != len(prompts):
             raise ModelError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts")
@@ -222,7 +225,10 @@ class VllmLLM(NamedAdapters, HFTokenizerMixin):
             except TypeError:  # a vLLM without the field
                 log.info("this vLLM has no logprob_token_ids; using top-%d log-probs", self.top_logprobs)
                 self.label_token_ids = False
-        return SamplingParams(**base, logprobs=max(self.top_logprobs, len(label_ids))), False
+        top_n = max(self.top_logprobs, len(label_ids))
+        if self._max_logprobs >= 0:  # -1: no cap
+            top_n = min(top_n, self._max_logprobs)
+        return SamplingParams(**base, logprobs=top_n), False
 
     def label_logprobs(self, prompts: list[str], labels: list[str]) -> np.ndarray:
         ids = self.prompt_label_ids(prompts, labels)
@@ -261,6 +267,17 @@ class VllmLLM(NamedAdapters, HFTokenizerMixin):
         shutdown = getattr(getattr(engine, "llm_engine", None), "engine_core", None)
         if shutdown is not None and hasattr(shutdown, "shutdown"):
             shutdown.shutdown()
+
+
+def _vllm_errors() -> tuple[type[Exception], ...]:
+    """vLLM's own error base, when it has one. In vllm 0.33 a rejected request raises
+    ``VLLMValidationError`` and a dead engine ``EngineDeadError``, both under
+    ``vllm.exceptions.VLLMError``, which is NOT a ValueError/RuntimeError."""
+    try:
+        from vllm.exceptions import VLLMError
+    except ImportError:
+        return ()
+    return (VLLMError,)
 
 
 def _cuda_available() -> bool:

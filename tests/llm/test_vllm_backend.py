@@ -239,6 +239,38 @@ def test_fake_engine_without_lora_refuses_adapters(monkeypatch, tiny_model_dir, 
         llm.load_adapter(_adapter(tmp_path, "a"))
 
 
+def test_fake_engine_vllm_errors_become_model_errors(monkeypatch, tiny_model_dir):
+    """vllm 0.33 rejects a request with VLLMValidationError (vllm/exceptions.py), which
+    derives from VLLMError(Exception), not ValueError: the backend still says ModelError."""
+    from llmrank.llm.vllm_backend import VllmLLM
+
+    _fake_vllm(monkeypatch)
+    exceptions = types.ModuleType("vllm.exceptions")
+
+    class VLLMError(Exception):
+        pass
+
+    exceptions.VLLMError = VLLMError  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm.exceptions", exceptions)
+    llm = VllmLLM(str(tiny_model_dir))
+
+    def reject(*args, **kwargs):
+        raise VLLMError("The decoder prompt cannot be empty")
+
+    monkeypatch.setattr(llm.engine, "generate", reject)
+    with pytest.raises(ModelError, match="vLLM request failed"):
+        llm.label_logprobs(["Answer:"], LABELS)
+
+
+def test_fake_engine_top_n_fallback_stays_within_max_logprobs(monkeypatch, tiny_model_dir):
+    from llmrank.llm.vllm_backend import VllmLLM
+
+    _fake_vllm(monkeypatch, with_token_ids=False)
+    llm = VllmLLM(str(tiny_model_dir), top_logprobs=5, engine_args={"max_logprobs": 2})
+    llm.label_logprobs(["Answer:"], LABELS)
+    assert llm.engine.calls[-1][1].logprobs == 2  # vLLM rejects logprobs above max_logprobs
+
+
 # ---- parity with the transformers reference (slow; needs an interpreter with vllm) -------
 @pytest.fixture(scope="module")
 def vllm_python() -> str:
