@@ -194,8 +194,7 @@ def _index_table(folder: Path, retriever: str, scfg: SequentialConfig, ds: Datas
     rows = [("retriever", retriever), ("model", f"{names} (hidden {scfg.hidden}, "
                                                 f"{scfg.layers} layers, max_len {scfg.max_len})"),
             ("dataset", f"{ds.name} ({ds.n_users} users, {ds.n_items} items)"),
-            ("best epoch", f"{meta.get('best_epoch')} (valid NDCG@10 "
-                           f"{meta.get('best_valid_ndcg10', 0):.4f})"),
+            ("best epoch", f"{meta.get('best_epoch')} ({_valid_ndcg(meta.get('best_valid_ndcg10'))})"),
             ("index", f"{manifest.index.get('kind')} ({manifest.n_items} vectors, {manifest.dim}-d)"),
             ("time", f"{seconds:.1f}s")]
     if retriever == "fused":
@@ -209,3 +208,8 @@ def _index_table(folder: Path, retriever: str, scfg: SequentialConfig, ds: Datas
 
 def register(app: typer.Typer) -> None:
     app.command("train-retriever")(train_retriever)
+
+
+def _valid_ndcg(value: object) -> str:
+    """The best validation NDCG@10, or why there is none (0 epochs, no validation users)."""
+    return f"valid NDCG@10 {value:.4f}" if isinstance(value, (int, float)) else "not validated"

@@ -86,6 +86,8 @@ def test_without_validation_users_every_epoch_runs_and_the_last_is_kept(split, c
     result = train_sequential(blind, tiny_config("lru", epochs=5, patience=1))
     assert len(result.history) == 5 and result.best_epoch == 5 and not result.stopped_early
     assert "no validation user" in caplog.text
+    # nothing was validated: no metric, not the -1.0 start value read as a measured NDCG
+    assert np.isnan(result.best_metric) and result.model.meta["best_valid_ndcg10"] is None
 
 
 def test_a_diverged_run_stops_with_the_best_weights_and_says_so(split, caplog, monkeypatch):

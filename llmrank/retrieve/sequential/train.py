@@ -203,7 +203,10 @@ def train_sequential(
         model = refit_sequential(split, config, best_epoch, on_step)
     model.net.eval()
     seconds = time.perf_counter() - t0
-    model.meta.update(best_epoch=best_epoch, best_valid_ndcg10=best_metric,
+    if not any(h.metrics for h in history):  # no epoch validated (0 epochs, no validation users)
+        best_metric = float("nan")  # not the -1.0 start value, which read as a measured NDCG
+    model.meta.update(best_epoch=best_epoch,
+                      best_valid_ndcg10=None if np.isnan(best_metric) else best_metric,
                       epochs_run=len(history), train_seconds=round(seconds, 1),
                       refit=bool(config.refit and best_epoch > 0))
     return TrainResult(model, history, best_epoch, best_metric, seconds, stopped_early)
