@@ -68,6 +68,7 @@ class BatchRun:
         self.progress = progress
         self._start = 0.0
         self._exhausted = False  # pending() reached the end of the input
+        self._shown = 0  # the count the progress callback last saw
 
     def __enter__(self) -> BatchRun:
         self.sink.open()
@@ -92,6 +93,11 @@ class BatchRun:
             yield job
         self.report.total = seen
         self._exhausted = True
+        if self.progress is not None and self._shown != self.report.processed + self.report.resumed:
+            # resumed lines are not ticked one by one: a resume with nothing left to do (or
+            # whose last lines were finished before) still ends with the bar at its total
+            self._shown = self.report.processed + self.report.resumed
+            self.progress(self._shown, self.total)
 
     def record(self, result: dict[str, Any]) -> None:
         self.sink.write(result)
@@ -103,7 +109,8 @@ class BatchRun:
     def _tick(self) -> None:
         self.report.processed += 1
         if self.progress is not None:
-            self.progress(self.report.processed + self.report.resumed, self.total)
+            self._shown = self.report.processed + self.report.resumed
+            self.progress(self._shown, self.total)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

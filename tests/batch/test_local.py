@@ -155,6 +155,10 @@ def test_iterable_of_records_progress_and_registry(rec, tmp_path):
     assert [out[1]["request_id"], out[2]["request_id"]] == ["a", "b"]
     assert out[1]["items"] == direct(rec, {"user_id": "u001", "k": 2}, "a")["items"]
     assert report.to_dict()["n_failed"] == 0
+    # a resume with nothing left to do still shows the bar at its total (it never ticked)
+    ticks.clear()
+    engine.run(reqs, tmp_path / "out.jsonl", progress=lambda done, total: ticks.append((done, total)))
+    assert ticks == [(2, 2)]
 
 
 def test_an_iterable_input_resumes_only_its_own_output(rec, tmp_path):
