@@ -3,6 +3,7 @@ give them."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,8 @@ def test_eval_config_bounds_are_config_errors(override) -> None:
     from llmrank.errors import ConfigError
     from llmrank.eval.config import load_eval_config
 
-    with pytest.raises(ConfigError):
+    (key,) = override  # its own bound, not "Extra inputs are not permitted" for a renamed key
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: (Input|List) should"):
         load_eval_config(None, override)
 
 
@@ -78,5 +80,6 @@ def test_recipe_bounds_are_config_errors(override) -> None:
     from llmrank.errors import ConfigError
     from llmrank.finetune.config import load_recipe
 
-    with pytest.raises(ConfigError):
+    (key,) = override  # its own bound, not "Unexpected keyword argument" for a renamed key
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: Input should"):
         load_recipe(None, override)
