@@ -56,5 +56,9 @@ def test_a_round_never_misses_an_event_committed_before_its_impression_was_read(
     store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
     store.log_many([_imp("r1", 100.0)], [FeedbackEvent("u1", "b", "click", request_id="r1", timestamp=101.0)])
     for window in ({}, {"until": 200.0}, {"since": 0.0, "until": 200.0}):
-        for rnd in rounds(_WritesAfterEachEventRead(store), **window):  # type: ignore[arg-type]
+        got = list(rounds(_WritesAfterEachEventRead(store), **window))  # type: ignore[arg-type]
+        # r1 was committed before rounds() began: it is always there, with its click
+        assert [r.impression.request_id for r in got][:1] == ["r1"], window
+        assert got[0].rewards == (0.0, 1.0), window
+        for rnd in got:
             assert any(rnd.rewards), (window, rnd.impression.request_id, rnd.rewards)
