@@ -117,7 +117,11 @@ def test_a_users_own_validation_or_test_item_is_never_a_negative(split100k, buil
     source = FixedHard([ds.item_ids[c] for c in held_out] + ds.item_ids[-120:])
     spec = ExampleSpec(per_user=2, max_users=20, n_candidates=8, hard_negatives=7, hard_depth=60)
     examples = build_examples(split100k, builder, spec, seed=0, hard_source=source)
-    for ex in examples:
+    assert len(examples) == 40 and all(sum(ex.hard) == 7 for ex in examples)
+    # the source's held-out items do reach the candidates (as other users' negatives) ...
+    held_ids = {ds.item_ids[c] for c in held_out}
+    assert any(set(ex.candidates) & held_ids for ex in examples)
+    for ex in examples:  # ... but never the user's own
         u = ds.user_code(ex.user_id)
         own = {split100k.valid_target[u], split100k.test_target[u]}
         assert not {ds.item_code(c) for c in ex.candidates} & own
