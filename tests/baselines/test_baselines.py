@@ -161,6 +161,8 @@ def test_retriever_adapter_can_return_a_reconsumed_target(protocol):
     split = _reconsumed()
     ranker = RetrieverRanker(factory=_GenreRetriever, k=3)
     res = evaluate_ranker(ranker, split, EvalProtocol(name=protocol, n_negatives=2))
+    # a target dropped as seen is NaN among the candidates: a finite (worst) rank, but missing
+    assert res.missing_rate == 0 and res.invalid_rate == 0
     assert np.isfinite(res.outcome.ranks).all()
 
 
