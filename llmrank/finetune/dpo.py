@@ -117,7 +117,8 @@ def feedback_pairs(pairs: Sequence[PreferencePair], dataset: Dataset, builder: R
                    held_out: dict[str, set[str]] | None = None) -> list[PreferenceExample]:
     """Rank prompts for logged pairs: ``prompt_history``, and the slate's candidates when the
     store still has the impression (else chosen + rejected + random fill), shuffled with a
-    seeded RNG. Pairs naming unknown items, or a user's ``held_out`` items, are skipped."""
+    seeded RNG. Pairs naming unknown items, or a user's ``held_out`` items, are skipped, and a
+    user's held-out items appear nowhere in their prompts (history, slate or random fill)."""
     items = dataset.items
     past = history_before(dataset)
     held_out = held_out or {}
@@ -127,19 +128,23 @@ def feedback_pairs(pairs: Sequence[PreferencePair], dataset: Dataset, builder: R
         if p.chosen not in items or p.rejected not in items:
             skipped += 1
             continue
-        if {p.chosen, p.rejected} & held_out.get(p.user_id or "", set()):
+        mine = held_out.get(p.user_id or "", set())
+        if {p.chosen, p.rejected} & mine:
             leaked += 1
             continue
         imp = store.impression(p.request_id) if store is not None else None
-        history = [h for h in prompt_history(p, imp, past) if h in items]
+        # the validation/test items stay out of the prompt too: in the history (a later
+        # engagement of the store or the dataset) or among the other candidates
+        history = [h for h in prompt_history(p, imp, past) if h in items and h not in mine]
         slate: list[str] = []
         if imp is not None:
-            slate = [c for c in (imp.candidates or imp.items) if c in items]
+            slate = [c for c in (imp.candidates or imp.items) if c in items and c not in mine]
         others = [c for c in dict.fromkeys(slate) if c not in (p.chosen, p.rejected)]
         rng = user_rng(seed, k, salt=31)
         others = [others[i] for i in rng.permutation(len(others))][: n_candidates - 2]
         if len(others) < n_candidates - 2:
-            exclude = dataset.item_codes([*history, p.chosen, p.rejected, *others])
+            exclude = dataset.item_codes([*history, p.chosen, p.rejected, *others,
+                                          *(m for m in mine if m in items)])
             fill = sample_negatives(dataset.n_items, exclude, n_candidates - 2 - len(others), rng)
             others += [dataset.item_ids[c] for c in fill]
         cands = [p.chosen, p.rejected, *others]

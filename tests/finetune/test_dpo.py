@@ -180,3 +180,17 @@ def test_feedback_pairs_naming_a_users_held_out_items_are_left_out(split100k, pr
     builder = make_builder(prompt_model, PromptSpec(max_history=3, max_prompt_tokens=4096))
     examples = feedback_pairs(pairs, ds, builder, n_candidates=5, seed=0, held_out=held)
     assert [(e.chosen_item, e.rejected_item) for e in examples] == [(free[2], free[3])]
+    # nor in the prompt of a kept pair: its history (here given) and its other candidates
+    # (the impression's slate, here holding both)
+    from llmrank.feedback.records import Impression
+
+    class Store:
+        def impression(self, request_id):
+            return Impression(request_id, user, (free[2], free[3], valid, test, free[4]),
+                              (5, 4, 3, 2, 1), (1.0,) * 5, "llm", timestamp=1.0)
+
+    kept = [PreferencePair(user, (test, free[5]), free[2], free[3], "r4")]
+    (ex,) = feedback_pairs(kept, ds, builder, store=Store(), n_candidates=5, seed=0, held_out=held)
+    for item in (valid, test):
+        assert ds.items[item].title not in ex.prompt
+    assert ds.items[free[5]].title in ex.prompt and ds.items[free[4]].title in ex.prompt
