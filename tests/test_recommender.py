@@ -244,8 +244,10 @@ def test_explanations_only_call_well_rated_history_items_liked():
     model_text = r.explain("fan", ["5"])[0]
     assert model_text.source == "fallback" and "Film 1" not in model_text.text
     r.explainer.llm = None  # template sentences only
-    for exp in r.explain("fan", ["4", "5", "6"]):
-        assert "Film 1" not in exp.text
+    templates = r.explain("fan", ["4", "5", "6"])
+    assert [e.item_id for e in templates] == ["4", "5", "6"]  # the loop below must not be empty
+    for exp in templates:
+        assert exp.text and "Film 1" not in exp.text
     unrated = Recommender.from_config({"reranker": {"backend": "fake"},
                                        "explain": {"liked_min_rating": None}},
                                       dataset=ds, retriever=FakeRetriever(), llm=llm)
