@@ -23,23 +23,33 @@ from typing import IO, Literal
 
 from llmrank.errors import FeedbackError
 from llmrank.feedback.base import FeedbackStore
-from llmrank.feedback.records import PreferencePair
+from llmrank.feedback.records import FeedbackEvent, PreferencePair
 from llmrank.feedback.rounds import RewardSpec, rounds
 
 HistoryFn = Callable[[str | None, float], list[str]]
+
+
+def _positive_events(store: FeedbackStore, spec: RewardSpec) -> dict[str, list[FeedbackEvent]]:
+    """Per user, every event with a positive reward: one pass over the store's events, which
+    the pairs' 'liked' items and the store history both read."""
+    per_user: dict[str, list[FeedbackEvent]] = defaultdict(list)
+    for ev in store.events():
+        if ev.user_id is not None and (spec.of(ev) or 0.0) > 0.0:
+            per_user[ev.user_id].append(ev)
+    return per_user
 
 
 def store_history(store: FeedbackStore, reward: RewardSpec | None = None) -> HistoryFn:
     """History from the store itself: the items of the user's positive events before a time,
     oldest first, each once at its latest engagement (a click then a rating of one item must
     not take two of the prompt's history slots)."""
-    spec = reward or RewardSpec()
-    per_user: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    for ev in store.events():
-        if ev.user_id is not None and ev.kind != "skip" and (spec.of(ev) or 0.0) > 0.0:
-            per_user[ev.user_id].append((ev.timestamp, ev.item_id))
-    for events in per_user.values():
-        events.sort()
+    return _history_of(_positive_events(store, reward or RewardSpec()))
+
+
+def _history_of(positives: dict[str, list[FeedbackEvent]]) -> HistoryFn:
+    """``store_history`` over already collected positive events (skips are never history)."""
+    per_user = {u: sorted((ev.timestamp, ev.item_id) for ev in evs if ev.kind != "skip")
+                for u, evs in positives.items()}
     times = {u: [t for t, _ in evs] for u, evs in per_user.items()}
 
     def history(user_id: str | None, before: float) -> list[str]:
@@ -67,12 +77,9 @@ def preference_pairs(
     """All (chosen, rejected) pairs in the store's impressions, in time order."""
     if negatives not in ("shown", "above", "skipped"):
         raise FeedbackError(f"negatives must be shown, above or skipped, got {negatives!r}")
-    spec = reward or RewardSpec()
-    liked: dict[str, set[str]] = defaultdict(set)  # per user: every item with a positive event
-    for ev in store.events():
-        if ev.user_id is not None and (spec.of(ev) or 0.0) > 0.0:
-            liked[ev.user_id].add(ev.item_id)
-    hist_fn = store_history(store, reward) if history == "store" else history
+    positives = _positive_events(store, reward or RewardSpec())
+    liked = {u: {ev.item_id for ev in evs} for u, evs in positives.items()}  # every liked item
+    hist_fn = _history_of(positives) if history == "store" else history
     out: list[PreferencePair] = []
     for rnd in rounds(store, reward=reward, policy=policy, since=since, until=until):
         imp = rnd.impression

@@ -81,3 +81,21 @@ def test_store_history_names_an_item_once_at_its_latest_engagement(tmp_path):
     history = store_history(s)
     assert history("u1", 10.0) == ["b", "a", "c"]
     assert history("u1", 2.5) == ["a", "b"]
+
+
+def test_pairs_read_the_stores_events_once(tmp_path):
+    """The liked items and the store history come from one pass over the events (a store
+    holds millions; they read it once each); ``rounds`` makes the other read, joining events
+    to their impressions."""
+    s = _store(tmp_path)
+    calls = []
+    real = s.events
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    s.events = counted  # type: ignore[method-assign]
+    before = [(p.chosen, p.rejected, p.history) for p in preference_pairs(_store(tmp_path / "b"))]
+    assert [(p.chosen, p.rejected, p.history) for p in preference_pairs(s)] == before
+    assert len(calls) == 2
