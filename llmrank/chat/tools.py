@@ -112,9 +112,6 @@ class ChatTools:
         self.state = state
         self.lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
 
-    def _locked(self) -> AbstractContextManager[Any]:
-        return self.lock
-
     def _item(self, item_id: str) -> Item:
         item = self.rec.dataset.items.get(str(item_id).strip().strip("[]"))
         if item is None:
@@ -139,12 +136,12 @@ class ChatTools:
 
     # ---- the tools ---------------------------------------------------------------------
     def recommend_for_user(self, k: int = 5, query: str | None = None) -> tuple[str, list[str]]:
-        with self._locked():
+        with self.lock:
             resp = self.rec.recommend(self._request(k, query, personal=True))
             return self._listing(resp.item_ids(), resp.request_id, "no recommendations found")
 
     def search_items(self, query: str, k: int = 5) -> tuple[str, list[str]]:
-        with self._locked():
+        with self.lock:
             resp = self.rec.recommend(self._request(k, query, personal=False))
             return self._listing(resp.item_ids(), resp.request_id,
                                  f"nothing found for {escape_data(query)!r}")
@@ -152,7 +149,7 @@ class ChatTools:
     def explain_item(self, item_id: str) -> tuple[str, list[str]]:
         item = self._item(item_id)
         req = RecRequest(user_id=self.state.user_id, history=self.state.history)
-        with self._locked():
+        with self.lock:
             exps = self.rec.explain(req, [item.item_id])
         text = exps[0].text if exps else "no explanation available"
         return f'{item_line(item)}: "{escape_data(text, limit=800)}"', [item.item_id]
@@ -162,7 +159,7 @@ class ChatTools:
         finder = getattr(self.rec.retriever, "similar_items", None)
         if finder is None:
             raise ToolException("similar_items is not available with this retriever")
-        with self._locked():
+        with self.lock:
             found = finder(item.item_id, k=k)
             return self._listing([c.item_id for c in found], None, "no similar items found")
 
@@ -173,7 +170,7 @@ class ChatTools:
         item = self._item(item_id)
         event = FeedbackEvent(user_id=self.state.user_id, item_id=item.item_id, kind=kind,
                               value=value, request_id=self.state.shown.get(item.item_id))
-        with self._locked():
+        with self.lock:
             event_id = self.rec.feedback(event)
         self.state.feedback.append(event_id)
         return f"recorded {kind} on [{escape_data(item.item_id)}]", [item.item_id]
