@@ -168,7 +168,7 @@ def build(
     ds = load_data(cfg.data)
     t1 = time.perf_counter()
     with progress_fn(not json_out) as progress:
-        built = build_retriever(ds, cfg, kind=retriever, progress=progress)
+        built = build_retriever(ds, cfg, progress=progress)  # the kind: cfg.retriever.kind
     t2 = time.perf_counter()
     folder = out or default_index_dir(ds.name, retriever)
     manifest = save_retriever(built, folder)

@@ -65,7 +65,7 @@ def retrieve(
     else:
         ds = load_data(cfg.data)
         with progress_fn(not json_out) as progress:
-            r = build_retriever(ds, cfg, kind=cfg.retriever.kind, progress=progress)
+            r = build_retriever(ds, cfg, progress=progress)  # the kind: cfg.retriever.kind
     history = ds.history(user) if (ds is not None and user is not None) else None
     filters = build_filters(genre, attr, deny, allow, include_seen)
     t0 = time.perf_counter()
