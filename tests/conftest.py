@@ -88,3 +88,36 @@ def synth_split(synth):
     from llmrank.data.splits import LeaveOneOut
 
     return LeaveOneOut.from_dataset(synth)
+
+
+class ConcurrencyProbe:
+    """Wraps callables to record how many of them run at once (``peak``): the lock tests
+    check that calls meant to take turns never overlap. ``delay`` widens the window a race
+    needs."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.active = self.peak = 0
+        self._guard = threading.Lock()
+
+    def wrap(self, fn, delay: float = 0.02):
+        import time
+
+        def run(*args, **kwargs):
+            with self._guard:
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+            time.sleep(delay)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._guard:
+                    self.active -= 1
+
+        return run
+
+
+@pytest.fixture
+def concurrency_probe() -> ConcurrencyProbe:
+    return ConcurrencyProbe()

@@ -191,36 +191,18 @@ def test_a_model_that_keeps_making_invalid_calls_gets_a_bounded_number_of_retrie
     assert all(not c.ok for c in turn.tool_calls)
 
 
-def test_parallel_tool_calls_of_one_turn_take_turns_on_the_recommender(rec):
+def test_parallel_tool_calls_of_one_turn_take_turns_on_the_recommender(rec, concurrency_probe):
     """A model that asks for several tools in one message: the agent runs them in parallel
     threads. Without a server lock (``llmrank chat``, a library caller) they still reach the
     Recommender one at a time (it is not made for concurrent use)."""
-    import threading
-    import time
-
-    active, peak = [0], [0]
-    guard = threading.Lock()
-    original = rec.recommend
-
-    def slow(*args, **kwargs):
-        with guard:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        time.sleep(0.05)
-        try:
-            return original(*args, **kwargs)
-        finally:
-            with guard:
-                active[0] -= 1
-
-    rec.recommend = slow  # type: ignore[method-assign]
+    rec.recommend = concurrency_probe.wrap(rec.recommend, delay=0.05)  # type: ignore[method-assign]
     calls = [{"name": "search_items", "args": {"query": "space", "k": 3}, "id": "call_a"},
              {"name": "recommend_for_user", "args": {"k": 3}, "id": "call_b"},
              {"name": "search_items", "args": {"query": "radio", "k": 3}, "id": "call_c"}]
     model = ScriptedChatModel(steps=[AIMessage("", tool_calls=calls), AIMessage("Here you go.")])
     turn = ChatSession(rec, model, user_id="u001").send("anything")
     assert [c.name for c in turn.tool_calls] == ["search_items", "recommend_for_user", "search_items"]
-    assert all(c.ok for c in turn.tool_calls) and peak[0] == 1
+    assert all(c.ok for c in turn.tool_calls) and concurrency_probe.peak == 1
     assert len(turn.item_ids) == len(set(turn.item_ids)) > 0
 
 

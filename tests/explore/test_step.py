@@ -194,7 +194,7 @@ def test_an_impression_the_policy_cannot_learn_from_is_skipped_not_relearned(tmp
     assert calls == [r.request_id for r in reqs]  # each tried once
 
 
-def test_select_and_update_take_turns_across_threads(tmp_path):
+def test_select_and_update_take_turns_across_threads(tmp_path, concurrency_probe):
     """A server serves requests in a thread pool while Recommender.learn (or the step's own
     periodic learning) updates the policy; a policy's posteriors and random generator are not
     thread-safe, so select and update must never run at the same time."""
@@ -205,26 +205,8 @@ def test_select_and_update_take_turns_across_threads(tmp_path):
         req = RecRequest(user_id=f"u{j}", k=3, explore=True)
         shown = step(req, RANKED)
         step.feedback(FeedbackEvent(req.user_id, shown[0].item_id, "click", request_id=req.request_id))
-    inside, overlaps = [0], []
-    guard = threading.Lock()
-
-    def exclusive(fn):
-        def run(*args, **kwargs):
-            with guard:
-                inside[0] += 1
-                if inside[0] > 1:
-                    overlaps.append(fn.__name__)
-            time.sleep(0.002)  # widen the window a race needs
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                with guard:
-                    inside[0] -= 1
-        run.__name__ = fn.__name__
-        return run
-
-    step.policy.select = exclusive(step.policy.select)  # type: ignore[method-assign]
-    step.policy.update = exclusive(step.policy.update)  # type: ignore[method-assign]
+    step.policy.select = concurrency_probe.wrap(step.policy.select, delay=0.002)  # type: ignore[method-assign]
+    step.policy.update = concurrency_probe.wrap(step.policy.update, delay=0.002)  # type: ignore[method-assign]
 
     def serve():
         for j in range(15):
@@ -236,4 +218,4 @@ def test_select_and_update_take_turns_across_threads(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    assert overlaps == []
+    assert concurrency_probe.peak == 1  # both ran, never at the same time

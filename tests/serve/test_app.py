@@ -3,8 +3,6 @@ OpenAPI schema, serialised model calls."""
 
 from __future__ import annotations
 
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -289,28 +287,13 @@ def test_openapi_schema(client):
     assert client.get("/docs").status_code == 200
 
 
-def test_model_calls_are_serialised(make_client):
+def test_model_calls_are_serialised(make_client, concurrency_probe):
     client, rec = make_client()
-    active, peak = [0], [0]
-    guard = threading.Lock()
-    original = rec.recommend
-
-    def slow(*args, **kwargs):
-        with guard:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        time.sleep(0.02)
-        try:
-            return original(*args, **kwargs)
-        finally:
-            with guard:
-                active[0] -= 1
-
-    rec.recommend = slow
+    rec.recommend = concurrency_probe.wrap(rec.recommend)
     with ThreadPoolExecutor(6) as pool:
         codes = list(pool.map(lambda u: client.post("/recommend", json={"user_id": f"u00{u}"}).status_code,
                               range(1, 9)))
-    assert codes == [200] * 8 and peak[0] == 1
+    assert codes == [200] * 8 and concurrency_probe.peak == 1
 
 
 def test_the_server_configs_candidate_count_is_the_default(make_client, monkeypatch):
