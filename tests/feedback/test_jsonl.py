@@ -46,14 +46,7 @@ def test_malformed_lines_reported_with_line_numbers(tmp_path):
     bad_event = json.dumps({"type": "event", "event_id": "e9", "item_id": "a", "kind": "buy",
                             "timestamp": 1.0})
     lines = [good[0], "{not json", good[1], bad_event, '["list"]', good[2]]
-    path = tmp_path / "bad.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-
-    from llmrank.data.lines import LoadReport
-
-    report = LoadReport()
-    dst = SqliteFeedbackStore(tmp_path / "b.sqlite")
-    counts = import_jsonl(dst, path, report=report)
+    counts, report, _, path = _import_lines(tmp_path, lines)
     assert counts["skipped"] == 3 and counts["written"] == 3  # the rest is never lost
     assert [p.split(":")[1] for p in report.problems] == ["2", "4", "5"]
     assert "kind" in report.problems[1]
@@ -61,6 +54,18 @@ def test_malformed_lines_reported_with_line_numbers(tmp_path):
     with pytest.raises(MalformedLineError) as exc:
         import_jsonl(SqliteFeedbackStore(tmp_path / "c.sqlite"), path, on_error="raise")
     assert exc.value.line_no == 2
+
+
+def _import_lines(tmp_path, lines: list[str]):
+    """``lines`` written as a JSON-lines file and imported into a new store: (counts, the
+    load report, the store, the file)."""
+    from llmrank.data.lines import LoadReport
+
+    path = tmp_path / "fb.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = LoadReport()
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    return import_jsonl(store, path, report=report), report, store, path
 
 
 def _imp_line(rid: str, items: list[str], score: str = "1.0") -> str:
@@ -83,15 +88,9 @@ def _ev_line(eid: str, rid: str) -> str:
 def test_a_record_the_store_refuses_skips_only_its_line(tmp_path, bad, reason):
     """A conflicting duplicate request_id or a NaN score is one bad line: it is reported with
     its line number and the rest of its batch is written."""
-    from llmrank.data.lines import LoadReport
-
     lines = [line for i in range(10) for line in (_imp_line(f"r{i}", ["a", "b"]), _ev_line(f"e{i}", f"r{i}"))]
     lines.insert(5, bad)
-    path = tmp_path / "fb.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    report = LoadReport()
-    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
-    counts = import_jsonl(store, path, report=report)
+    counts, report, store, path = _import_lines(tmp_path, lines)
     assert counts == {"impressions": 10, "events": 10, "written": 20, "skipped": 1}
     assert store.counts()["impressions"] == 10 and store.counts()["events"] == 10
     assert len(report.problems) == 1 and ":6:" in report.problems[0] and reason in report.problems[0]
@@ -103,18 +102,12 @@ def test_a_record_the_store_refuses_skips_only_its_line(tmp_path, bad, reason):
 def test_an_id_with_a_lone_surrogate_is_a_bad_line_not_a_crash(tmp_path):
     """JSON may escape half of an emoji ("\\ud83c"): SQLite cannot store such an id (a
     UnicodeEncodeError traceback that stopped the import). It is a reported bad line."""
-    from llmrank.data.lines import LoadReport
-
     lines = [_imp_line("r0", ["a", "b"]),
              json.dumps({"type": "event", "event_id": "e\ud83c", "request_id": "r0", "item_id": "a",
                          "kind": "click", "timestamp": 1.0}),
              _imp_line("r1", ["a", "b\ud83c"]),
              _ev_line("e1", "r0")]
-    path = tmp_path / "fb.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    report = LoadReport()
-    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
-    counts = import_jsonl(store, path, report=report)
+    counts, report, store, path = _import_lines(tmp_path, lines)
     assert counts == {"impressions": 1, "events": 1, "written": 2, "skipped": 2}
     assert [p.split(":")[1] for p in report.problems] == ["2", "3"]
     assert all("UTF-8" in p for p in report.problems), report.problems
@@ -170,15 +163,9 @@ def test_on_error_raise_stops_at_the_bad_line_with_every_line_before_it_written(
 def test_a_position_too_large_for_sqlite_is_one_bad_line_not_a_crash(tmp_path):
     """An impression line with a position of 2**64 raised OverflowError from SQLite, which
     stopped the import and lost every line of its batch; it is a reported bad line."""
-    from llmrank.data.lines import LoadReport
-
     bad = json.loads(_imp_line("rbig", ["a"]))
     bad["positions"] = [2**64]
     lines = [_imp_line("r0", ["a", "b"]), json.dumps(bad), _ev_line("e0", "r0")]
-    path = tmp_path / "fb.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    report = LoadReport()
-    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
-    counts = import_jsonl(store, path, report=report)
+    counts, report, _, _ = _import_lines(tmp_path, lines)
     assert counts == {"impressions": 1, "events": 1, "written": 2, "skipped": 1}
     assert len(report.problems) == 1 and ":2:" in report.problems[0] and "position" in report.problems[0]
