@@ -16,16 +16,28 @@ import pytest
 from llmrank import registry
 
 
+def _advertise(monkeypatch: pytest.MonkeyPatch, folder: Path,
+               modules: dict[str, tuple[str, str | None]]) -> None:
+    """Plugins as installed packages would advertise them: each entry point name -> a module
+    written into ``folder`` from its source (None: a module that does not exist), found
+    through the patched entry points on the next registry lookup."""
+    eps = []
+    for ep_name, (module, source) in modules.items():
+        if source is not None:
+            (folder / f"{module}.py").write_text(source)
+            monkeypatch.delitem(sys.modules, module, raising=False)
+        eps.append(EntryPoint(ep_name, module, registry._PLUGIN_GROUP))
+    monkeypatch.syspath_prepend(str(folder))  # after the files: import caches see them
+    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: eps)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+
+
 @pytest.fixture
 def broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Two advertised plugins: one whose package is gone, one that raises on import."""
-    (tmp_path / "llmrank_bad_plugin.py").write_text('raise RuntimeError("boom [x]")\n')
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "llmrank_bad_plugin", raising=False)
-    eps = [EntryPoint("gone", "llmrank_no_such_plugin_pkg", registry._PLUGIN_GROUP),
-           EntryPoint("bad", "llmrank_bad_plugin", registry._PLUGIN_GROUP)]
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: eps)
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    _advertise(monkeypatch, tmp_path, {
+        "gone": ("llmrank_no_such_plugin_pkg", None),
+        "bad": ("llmrank_bad_plugin", 'raise RuntimeError("boom [x]")\n')})
     broken: dict[str, str] = {}
     monkeypatch.setattr(registry, "broken_plugins", broken)
     return broken
@@ -68,14 +80,9 @@ def test_a_thread_that_asks_while_plugins_load_waits_for_them(tmp_path, monkeypa
     loaded while the first was still importing them, and its plugin backend was 'unknown'."""
     thing: registry.Registry[object] = registry.Registry("thing")
     monkeypatch.setattr(registry, "_test_thing", thing, raising=False)
-    (tmp_path / "llmrank_slow_plugin.py").write_text(
-        "import time\nimport llmrank.registry as r\ntime.sleep(0.5)\n"
-        "r._test_thing.register('slow', 'json:dumps')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "llmrank_slow_plugin", raising=False)
-    eps = [EntryPoint("slow", "llmrank_slow_plugin", registry._PLUGIN_GROUP)]
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: eps)
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    _advertise(monkeypatch, tmp_path, {"slow": (
+        "llmrank_slow_plugin", "import time\nimport llmrank.registry as r\ntime.sleep(0.5)\n"
+        "r._test_thing.register('slow', 'json:dumps')\n")})
     first = threading.Thread(target=thing.names)
     first.start()
     time.sleep(0.1)  # the first thread is inside the plugin's import
@@ -93,17 +100,13 @@ def test_a_plugin_retriever_kind_is_a_valid_config_and_cli_choice(tmp_path, monk
     from llmrank.config import load_config
     from llmrank.errors import ConfigError
 
-    (tmp_path / "llmrank_retr_plugin.py").write_text(
+    _advertise(monkeypatch, tmp_path, {"plain": (
+        "llmrank_retr_plugin",
         "from llmrank.registry import retrievers\n"
         "from llmrank.retrieve.text import TextRetriever\n"
         "class PlainText(TextRetriever):\n"
         "    name = 'plain'\n"
-        "retrievers.register('plain', PlainText)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "llmrank_retr_plugin", raising=False)
-    eps = [EntryPoint("plain", "llmrank_retr_plugin", registry._PLUGIN_GROUP)]
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: eps)
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+        "retrievers.register('plain', PlainText)\n")})
     monkeypatch.setattr(registry.retrievers, "_entries", dict(registry.retrievers._entries))
 
     assert load_config({"retriever": {"kind": "plain"}}).retriever.kind == "plain"
