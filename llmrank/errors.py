@@ -76,6 +76,11 @@ class ModelError(LlmrankError):
     """A model cannot be loaded or returned unusable output."""
 
 
+class ModelUnavailableError(ModelError):
+    """A model server could not be reached or kept failing (connection errors, timeouts,
+    429 and 5xx after the retries): the request itself was fine and may be retried later."""
+
+
 class FeedbackError(LlmrankError):
     """A feedback event is invalid or cannot be stored."""
 

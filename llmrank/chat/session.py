@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import uuid
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from langgraph.errors import GraphRecursionError
 
 from llmrank.chat.model import message_text
 from llmrank.chat.tools import ChatTools, SessionState
-from llmrank.errors import UnknownUserError
+from llmrank.errors import ModelUnavailableError, UnknownUserError
 from llmrank.prompts.escape import escape_data
 from llmrank.prompts.store import load_template
 
@@ -100,6 +101,23 @@ def mentioned(answer: str, candidates: dict[str, str]) -> list[str]:
 
 
 _NO_ANSWER = "Sorry, I could not finish that request. Could you rephrase it?"
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the chat model's server is down or overloaded (a connection
+    error, a timeout, a 429 or 5xx after the client's retries), not that the request or the
+    code is wrong. The client libraries are only checked when already imported: a remote chat
+    model imported them, and nothing else raises their errors."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    openai = sys.modules.get("openai")
+    if openai is not None:
+        if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+            return True
+        if isinstance(exc, openai.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500):
+            return True
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(exc, httpx.TransportError)
 
 
 def _invalid_call_result(bad: Mapping[str, Any]) -> ToolMessage:
@@ -191,6 +209,13 @@ class ChatSession:
                 turn.notes.append(f"stopped after {self.recursion_limit} agent steps")
                 self._remember([HumanMessage(message), AIMessage(turn.answer)])
                 return turn
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
+                # the session is unchanged (this message is not remembered): the client may
+                # send it again once the model server is back
+                raise ModelUnavailableError(
+                    f"the chat model could not answer ({type(exc).__name__}: {exc}); try again later") from exc
             new = messages[len(inputs):]
             self._remember([HumanMessage(message), *new])
             return self._turn(new)

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 
-from llmrank.errors import ModelError
+from llmrank.errors import ModelError, ModelUnavailableError
 from llmrank.llm.base import GenerationConfig, NamedAdapters
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, cut_at_stop, load_tokenizer
 from llmrank.llm.openai_response import completion_choices, label_row
@@ -133,7 +133,7 @@ class OpenAILLM(NamedAdapters, HFTokenizerMixin):
             if resp.status_code not in _RETRY_STATUS:
                 raise RequestRejected(resp.status_code, f"{self.base_url}/{path}: {message}")
             last = f"HTTP {resp.status_code}: {message}"
-        raise ModelError(f"{self.base_url}/{path} failed after {self.retries + 1} attempts: {last}")
+        raise ModelUnavailableError(f"{self.base_url}/{path} failed after {self.retries + 1} attempts: {last}")
 
     def _model_name(self) -> str:
         """The name requests use: the active adapter, else the served base model."""

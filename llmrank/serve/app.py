@@ -47,7 +47,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "invalid request (validation, empty history, config)"),
         (500, "internal error (message only, never a stack trace)"),
         (501, "not available on this server (missing extra or feature)"),
-        (503, "storage unavailable (e.g. the feedback store is locked): retry later"),
+        (503, "storage or model server unavailable (a locked feedback store, a chat or reranker server that is down): retry later"),
     ]
 }
 

@@ -22,6 +22,7 @@ from llmrank.errors import (
     InvalidRequestError,
     LlmrankError,
     MissingExtraError,
+    ModelUnavailableError,
     PromptError,
     UnknownBackendError,
     UnknownItemError,
@@ -58,6 +59,7 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (UnknownUserError, 404),
     (UnknownItemError, 404),
     (MissingExtraError, 501),
+    (ModelUnavailableError, 503),  # the model server is down or overloaded: retry later
     (FeatureUnavailableError, 501),
     (SessionConflictError, 409),
     (FeedbackConflictError, 409),  # before FeedbackError (422)

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from llmrank.errors import ModelError, PromptError
+from llmrank.errors import ModelError, ModelUnavailableError, PromptError
 from llmrank.llm.base import LLM, GenerationConfig
 from llmrank.llm.openai_backend import OpenAILLM, RequestRejected
 from llmrank.prompts.chat import ChatMessage
@@ -147,7 +147,8 @@ def test_retries_then_succeeds_and_gives_up(tok_dir):
     assert llm.label_logprobs(["Answer:"], LABELS).shape == (1, 3)
     assert len(server.paths) == 3
     server = Server(status=[500, 502, 503])
-    with pytest.raises(ModelError, match="after 3 attempts"):
+    # a server that keeps failing is unavailable (HTTP 503 for a client), not a broken request
+    with pytest.raises(ModelUnavailableError, match="after 3 attempts"):
         make(tok_dir, server, served_model="m", retries=2).label_logprobs(["Answer:"], LABELS)
 
 
@@ -164,7 +165,7 @@ def test_connection_refused_is_a_model_error(tok_dir):
 
     llm = OpenAILLM(tok_dir, base_url="http://fake/v1", served_model="m", retries=1, backoff=0.0,
                     transport=httpx.MockTransport(refuse))
-    with pytest.raises(ModelError, match="ConnectError"):
+    with pytest.raises(ModelUnavailableError, match="ConnectError"):
         llm.generate(["hi"], GenerationConfig())
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from serve_fakes import SearchThenAnswer
 
 from llmrank.errors import (
     ConfigError,
     EmptyHistoryError,
     MissingExtraError,
     ModelError,
+    ModelUnavailableError,
     PromptError,
 )
 
@@ -96,7 +98,7 @@ def test_http_errors_have_the_error_body(client):
 @pytest.mark.parametrize("exc,status", [
     (EmptyHistoryError("no history"), 422), (ConfigError("bad config"), 422),
     (PromptError("prompt too long"), 422), (MissingExtraError("pip install 'llmrank[gpu]'"), 501),
-    (ModelError("model exploded"), 500),
+    (ModelError("model exploded"), 500), (ModelUnavailableError("model server down"), 503),
 ])
 def test_library_errors_map_to_status(make_client, exc, status):
     client, rec = make_client()
@@ -333,6 +335,44 @@ def test_a_misconfigured_chat_backend_is_the_servers_fault_not_the_clients(catal
     assert r.status_code == 501 and r.json()["error"] == "FeatureUnavailableError"
     assert "base_url" in r.json()["message"]
     assert client.post("/recommend", json={"user_id": "u001", "k": 2}).status_code == 200
+
+
+class _DownThenUp(SearchThenAnswer):
+    """A remote chat model whose server refuses the first ``down`` calls."""
+
+    down: int = 1
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        if self.down:
+            self.down -= 1
+            import httpx
+            import openai
+
+            raise openai.APIConnectionError(request=httpx.Request("POST", "http://chat-server/v1/chat/completions"))
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def test_an_unreachable_chat_server_is_a_retryable_503_and_the_session_survives(make_client):
+    """The chat model's server is down: a 503 that says so (it was a 500 'internal error'),
+    and the same message sent again once it is back gets a normal turn in the same session."""
+    client, _ = make_client(chat_model=_DownThenUp())
+    r = client.post("/chat", json={"message": "rocket space", "user_id": "u001", "session_id": "s1"})
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "ModelUnavailableError" and "APIConnectionError" in r.json()["message"]
+    r = client.post("/chat", json={"message": "rocket space", "user_id": "u001", "session_id": "s1"})
+    assert r.status_code == 200 and r.json()["session_id"] == "s1" and r.json()["item_ids"]
+
+
+def test_a_chat_model_bug_is_still_an_internal_error(make_client):
+    """Only transport failures become 503: a bug in the model code stays a logged 500."""
+
+    class Broken(SearchThenAnswer):
+        def _generate(self, *args, **kwargs):
+            raise ValueError("bug")
+
+    client, _ = make_client(chat_model=Broken())
+    r = client.post("/chat", json={"message": "rocket space", "user_id": "u001"})
+    assert r.status_code == 500 and r.json()["error"] == "InternalError"
 
 
 def test_a_locked_feedback_store_is_a_retryable_503_not_a_bad_request(make_client):
