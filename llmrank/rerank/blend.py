@@ -7,11 +7,24 @@ import numpy as np
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
+    """z-scores of ``x``, computed on ``x`` divided by its largest magnitude (z does not change)
+    so that scores near 1e308 do not overflow; zeros for equal scores or any non-finite one."""
     x = np.asarray(x, dtype=np.float64)
-    if x.size == 0:
-        return x
-    sd = float(x.std())
-    return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
+    scale = float(np.max(np.abs(x))) if x.size else 0.0
+    if not np.isfinite(scale) or scale == 0.0:
+        return np.zeros_like(x)
+    u = x / scale
+    sd = float(u.std())
+    return (u - u.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
+
+
+def unit_scale(x: np.ndarray) -> np.ndarray:
+    """``x`` divided by its largest finite magnitude, non-finite values kept as they are (they
+    mean "no score" to fill_missing, whose score range would overflow near 1e308)."""
+    x = np.asarray(x, dtype=np.float64)
+    finite = np.isfinite(x)
+    top = float(np.abs(x[finite]).max()) if finite.any() else 0.0
+    return x / top if top > 0 else x
 
 
 def blend(llm_scores: np.ndarray, retrieval_scores: np.ndarray | None, weight: float) -> np.ndarray:
@@ -19,7 +32,7 @@ def blend(llm_scores: np.ndarray, retrieval_scores: np.ndarray | None, weight: f
     scores are known."""
     if retrieval_scores is None or weight <= 0:
         return np.asarray(llm_scores, dtype=np.float64)
-    r = fill_missing(np.asarray(retrieval_scores, dtype=np.float64))
+    r = fill_missing(unit_scale(retrieval_scores))
     return (1.0 - weight) * zscore(llm_scores) + weight * zscore(r)
 
 

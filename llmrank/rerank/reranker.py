@@ -84,7 +84,7 @@ class LLMReranker:
         results = []
         for req, out in zip(uniq, outs, strict=True):
             retr = np.asarray(req.retrieval_scores, dtype=np.float64) if req.retrieval_scores is not None else None
-            final = blend(out.scores, _unit_scale(retr), self.blend_retrieval)
+            final = blend(out.scores, retr, self.blend_retrieval)
             order = [int(j) for j in np.argsort(-final, kind="stable")]
             items = [RankedItem(
                 item_id=req.candidates[j].item_id, score=float(final[j]), position=pos,
@@ -102,17 +102,6 @@ class LLMReranker:
 
     def rerank(self, request: RerankRequest) -> RerankResult:
         return self.rerank_many([request])[0]
-
-
-def _unit_scale(x: np.ndarray | None) -> np.ndarray | None:
-    """``x`` divided by its largest finite magnitude (non-finite values kept as they are): the
-    blend z-scores it, which a positive scale does not change, but the mean and deviation of
-    scores near 1e308 overflow and made every blended score NaN."""
-    if x is None:
-        return None
-    finite = np.isfinite(x)
-    top = float(np.abs(x[finite]).max()) if finite.any() else 0.0
-    return x / top if top > 0 else x
 
 
 def _dedupe(req: RerankRequest) -> RerankRequest:

@@ -19,6 +19,7 @@ from llmrank.explore.base import ExploreContext, Ranked, Slate
 from llmrank.explore.coldstart import ColdStartBudget, ColdStartConfig
 from llmrank.explore.features import ItemFeatures
 from llmrank.explore.objectives import AssemblyInputs, ObjectivesConfig, assemble, eligible_mask
+from llmrank.rerank.blend import zscore
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +82,7 @@ class Request:
         codes = features.codes(items) if features is not None else np.full(len(items), -1)
         rank = np.empty(len(s), np.int64)
         rank[np.argsort(-s, kind="stable")] = np.arange(len(s))
-        return cls(items, s, codes, context, rank, _standardised(s))
-
-
-def _standardised(s: np.ndarray) -> np.ndarray:
-    """z-scores of ``s``, computed on ``s`` divided by its largest magnitude (z does not change)
-    so that scores near 1e308 do not overflow; zeros for no candidates or equal scores."""
-    scale = float(np.max(np.abs(s))) if len(s) else 0.0
-    if not np.isfinite(scale) or scale == 0.0:
-        return np.zeros_like(s)
-    u = s / scale
-    sd = u.std()
-    return (u - u.mean()) / sd if sd > 0 else np.zeros_like(s)
+        return cls(items, s, codes, context, rank, zscore(s))
 
 
 @dataclass
