@@ -6,7 +6,9 @@ embedded catalog, so ``Config()`` alone is a working deployment."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +19,22 @@ from llmrank.errors import ConfigError
 
 DATA_DIR_ENV = "LLMRANK_DATA_DIR"
 HOME_ENV = "LLMRANK_HOME"
+
+
+def unknown_fields(cls: type, data: Mapping[str, Any]) -> list[str]:
+    """Keys of ``data`` that are not fields of the dataclass ``cls``, sorted."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return sorted(str(k) for k in data if k not in known)
+
+
+def reject_unknown_fields(cls: type, data: Mapping[str, Any], what: str) -> None:
+    """ConfigError naming the keys of ``data`` that are not fields of ``cls`` (``what``: e.g.
+    "retriever.options.fusion setting(s)"): a misspelt setting must fail, not silently fit
+    the defaults the user meant to change."""
+    unknown = unknown_fields(cls, data)
+    if unknown:
+        known = sorted(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"unknown {what}: {', '.join(unknown)}; known: {', '.join(known)}")
 
 
 def llmrank_home() -> Path:

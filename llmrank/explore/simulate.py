@@ -20,14 +20,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmrank.config import DataConfig
+from llmrank.config import DataConfig, reject_unknown_fields
 from llmrank.config_files import problems, read_config_file
 from llmrank.errors import ConfigError
 from llmrank.explore.replay import PolicySpec, ReplayConfig, ReplayResult
@@ -61,10 +60,7 @@ class SimulateConfig(_Model):
     out: str | None = None
 
     def replay_config(self) -> ReplayConfig:
-        valid = {f.name for f in dataclasses.fields(ReplayConfig)}
-        unknown = sorted(set(self.replay) - valid)
-        if unknown:
-            raise ConfigError(f"unknown [replay] key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        reject_unknown_fields(ReplayConfig, self.replay, "[replay] key(s)")
         seed = self.replay.get("seed", self.seed)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"[replay] seed must be an integer >= 0, got {seed!r}")

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from llmrank.config import reject_unknown_fields
 from llmrank.errors import ConfigError
 
 DEFAULT_KAPPAS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
@@ -103,11 +104,7 @@ class FusionConfig:
     def from_dict(cls, data: dict[str, Any]) -> FusionConfig:
         """From ``retriever.options.fusion``: a misspelt setting is a ConfigError (dropping
         it silently fitted the defaults the user meant to change)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown retriever.options.fusion setting(s): {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(known))}")
+        reject_unknown_fields(cls, data, "retriever.options.fusion setting(s)")
         kw = dict(data)
         try:
             for key in _GRIDS:

@@ -5,7 +5,6 @@ marginals for plain top-k; see llmrank/explore/objectives.py for why that suffic
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from llmrank.config import reject_unknown_fields
 from llmrank.errors import ConfigError
 from llmrank.explore.base import ExploreContext, Ranked, Slate
 from llmrank.explore.coldstart import ColdStartBudget, ColdStartConfig
@@ -38,11 +38,7 @@ def build_config(cls: type[C], options: Mapping[str, Any] | None) -> C:
     """A policy config from a plain dict (the ``[policy.options]`` table); unknown keys raise
     ConfigError with the valid ones."""
     opts = dict(options or {})
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(opts) - valid)
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; "
-                          f"valid: {', '.join(sorted(valid))}")
+    reject_unknown_fields(cls, opts, f"option(s) for {cls.__name__}")
     try:
         if isinstance(opts.get("cold_start"), Mapping):
             opts["cold_start"] = ColdStartConfig(**opts["cold_start"])

@@ -116,12 +116,6 @@ class SequentialConfig:
         return asdict(self)
 
     @classmethod
-    def unknown_keys(cls, data: dict[str, Any]) -> list[str]:
-        """Keys of ``data`` that are not fields (a misspelt setting in a user's config)."""
-        known = {f.name for f in fields(cls)}
-        return sorted(str(k) for k in data if k not in known)
-
-    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SequentialConfig:
         """Build from a dict, ignoring unknown keys (older/newer saved folders still load)."""
         known = {f.name for f in fields(cls)}

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from llmrank.config import Config
+from llmrank.config import Config, unknown_fields
 from llmrank.data.dataset import Dataset
 from llmrank.errors import ConfigError
 from llmrank.index import IndexParams, VectorIndex, create_index, load_index
@@ -47,10 +47,10 @@ def sequential_config(config: Config | None, override: SequentialConfig | None =
     opts.update({k: v for k, v in fields.items() if v is not None})
     # from_dict ignores unknown keys (saved folders of other versions load); a user's
     # misspelt setting must not be dropped silently
-    unknown = SequentialConfig.unknown_keys(opts)
+    unknown = unknown_fields(SequentialConfig, opts)
     for n, member in enumerate(opts.get("ensemble") or []):
         if isinstance(member, dict):
-            unknown += [f"ensemble[{n}].{k}" for k in SequentialConfig.unknown_keys(member)]
+            unknown += [f"ensemble[{n}].{k}" for k in unknown_fields(SequentialConfig, member)]
     if unknown:
         raise ConfigError(f"unknown sequential retriever setting(s): {', '.join(unknown)}")
     try:
