@@ -120,11 +120,18 @@ class SqliteFeedbackStore:
         if self._conn_obj is not None and self._pid == os.getpid():
             return self._conn_obj
         # a connection inherited through fork must not be used by the child: open a new one
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                               check_same_thread=False)
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:  # a folder, a file this process may not open
+            raise DataError(f"cannot open feedback store {self.path}: {exc}") from exc
         conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
         if self.path != ":memory:":
-            mode = self._retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            try:
+                mode = self._retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            except sqlite3.DatabaseError as exc:  # 'file is not a database' (lock errors: FeedbackError)
+                conn.close()
+                raise DataError(f"{self.path} is not a SQLite feedback store: {exc}") from exc
             if str(mode).lower() != "wal":
                 raise FeedbackError(f"{self.path}: could not enable WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")

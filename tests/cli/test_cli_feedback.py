@@ -292,3 +292,20 @@ def test_ope_on_only_unsettled_impressions_says_so(tmp_path):
     s.close()
     res = runner.invoke(app, ["ope", "--store", str(src), "--policy", "greedy"])
     assert "younger than --settle" in str(res.exception)
+
+
+@pytest.mark.parametrize("command", [["stats"], ["import", "in.jsonl"]])
+@pytest.mark.parametrize("store", ["notes.csv", "folder"])
+def test_a_store_that_is_not_a_sqlite_file_exits_3_with_one_line(command, store, tmp_path):
+    """--store naming a text file or a folder ended in a sqlite3 traceback (exit 1)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "notes.csv").write_text("user,item\n1,2\n")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "in.jsonl").write_text("")
+    res = subprocess.run([sys.executable, "-m", "llmrank.cli.main", "feedback", *command, "--store", store,
+                          "--json"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 3, res.stderr
+    assert "Traceback" not in res.stderr and store in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and res.stdout == ""

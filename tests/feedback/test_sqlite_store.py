@@ -334,3 +334,22 @@ def test_time_windows_include_since_and_exclude_until_for_impressions_and_events
     assert [e.event_id for e in store.events(since=2.0, until=3.0)] == ["e2"]
     halves = [[i.request_id for i in store.impressions(**w)] for w in ({"until": 2.0}, {"since": 2.0})]
     assert halves == [["r1"], ["r2", "r3"]]
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_a_path_that_is_not_a_sqlite_file_is_a_data_error_naming_it(tmp_path, create):
+    """A --store (or [feedback] path) that is a text file or a folder raised sqlite3's own
+    DatabaseError / OperationalError, which the CLI printed as a traceback; the file is left
+    as it was."""
+    from llmrank.errors import DataError
+
+    text = tmp_path / "notes.csv"
+    text.write_text("user,item\n1,2\n")
+    with pytest.raises(DataError, match=r"notes\.csv"):
+        SqliteFeedbackStore(text, create=create)
+    assert text.read_text() == "user,item\n1,2\n"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(DataError, match="folder"):
+        SqliteFeedbackStore(folder, create=create)
+    assert list(folder.iterdir()) == []
