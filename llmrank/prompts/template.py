@@ -85,6 +85,8 @@ class PromptTemplate:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise PromptError(f"{path}: template is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         except OSError as exc:
             raise PromptError(f"cannot read template {path}: {exc}") from exc
         return cls.from_toml(text, str(path))

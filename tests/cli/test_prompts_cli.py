@@ -219,3 +219,23 @@ def test_var_values_read_json_for_other_types():
     tmpl = SimpleNamespace(inputs=[InputSpec("n", "int"), InputSpec("xs", "list"), InputSpec("s")])
     got = var_values(cast(PromptTemplate, tmpl), ["n=3", "xs=[1, 2]", 's="quoted"', "s=4.0"])
     assert got == {"n": 3, "xs": [1, 2], "s": "4.0"}
+
+
+@pytest.mark.parametrize("args", [["list", "--json"], ["show", "latin1.toml", "--json"]])
+def test_a_template_that_is_not_utf8_is_one_line_not_a_traceback(args, tmp_path):
+    """`prompts list` with such a file in $LLMRANK_PROMPTS_DIR (it is skipped with a warning)
+    and `prompts show` of its path (exit 1, one error line) ended in a UnicodeDecodeError."""
+    import os
+    import subprocess
+
+    (tmp_path / "latin1.toml").write_bytes("name = 'caf\u00e9'\n".encode("latin-1"))
+    env = {**os.environ, "LLMRANK_PROMPTS_DIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-m", "llmrank.cli.main", "prompts", *args], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path, env=env)
+    assert "Traceback" not in res.stderr and "latin1.toml" in res.stderr, res.stderr
+    if args[0] == "list":
+        assert res.returncode == 0
+        assert "rank" in {t["name"] for t in json.loads(res.stdout)}
+    else:
+        assert res.returncode == 1 and res.stdout == ""
+        assert len(res.stderr.strip().splitlines()) == 1

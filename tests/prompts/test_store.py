@@ -54,6 +54,16 @@ def test_a_malformed_user_template_does_not_break_the_others(tmp_path, monkeypat
         load_template(str(tmp_path / "shape.toml"))
 
 
+def test_a_template_that_is_not_utf8_is_skipped_and_a_prompt_error_naming_it(tmp_path, monkeypatch):
+    """A .toml in a user dir that is not UTF-8 text raised UnicodeDecodeError out of
+    list_templates (every command that loads a template) and out of load_template(path)."""
+    (tmp_path / "latin1.toml").write_bytes("name = 'caf\u00e9'\n".encode("latin-1"))
+    monkeypatch.setenv(PROMPTS_DIR_ENV, str(tmp_path))
+    assert load_template("rank").version == "1.0.0"
+    with pytest.raises(PromptError, match=r"latin1\.toml.*UTF-8"):
+        load_template(str(tmp_path / "latin1.toml"))
+
+
 def test_an_installed_wheel_does_not_search_the_folder_beside_the_package(tmp_path, monkeypatch):
     """Installed, ``parents[2]`` of the store is site-packages: its ``prompts/`` belongs to some
     other distribution. The source tree is only the fallback of a checkout."""
