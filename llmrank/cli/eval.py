@@ -39,6 +39,10 @@ def _select_rankers(raw: dict[str, Any], names: str) -> list[dict[str, Any]]:
     from llmrank.errors import ConfigError
 
     existing = raw.get("rankers", [])
+    if not isinstance(existing, list) or not all(isinstance(r, dict) for r in existing):
+        # read as tables below; the same file without --rankers is this ConfigError too
+        raise ConfigError(f"invalid eval config: rankers must be a list of tables ([[rankers]] "
+                          f"with name = ...), got {existing!r:.80}")
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     if not wanted:  # zero rankers evaluated nothing and exited 0
         raise ConfigError(f"--rankers names no ranker: {names!r} (give NAME[,NAME...])")
@@ -53,12 +57,15 @@ def _drop_lost_reference(raw: dict[str, Any], reference: str | None) -> None:
     """``--rankers`` without the config's reference ranker: no paired comparison (with a
     note), instead of a ConfigError after every ranker was evaluated. An explicit
     ``--reference`` is kept, and checked when the config loads."""
-    ref = (raw.get("run") or {}).get("reference")
+    run = raw.get("run")
+    if not isinstance(run, dict):  # no section, or not a table: load_eval_config reports it
+        return
+    ref = run.get("reference")
     labels = [r.get("label", r.get("name")) for r in raw.get("rankers", [])]
     if reference is None and ref is not None and ref not in labels:
         print_warning(f"reference ranker {ref!r} is not among --rankers {', '.join(map(str, labels))}: "
                       "no paired comparison (give --reference LABEL for one)")
-        raw["run"] = {k: v for k, v in raw["run"].items() if k != "reference"}
+        raw["run"] = {k: v for k, v in run.items() if k != "reference"}
 
 
 def eval_command(
