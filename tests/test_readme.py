@@ -1,7 +1,9 @@
 """README.md says what the code does: its Python snippets import names that exist, use config
 keys that validate and attributes the records have; its CLI table lists exactly the commands of
-the Typer app (and flags they take); its Layout names folders that exist. Fast and offline:
-nothing here loads a dataset or a model.
+the Typer app (and flags they take); its Layout names folders that exist. The commands that
+README.md, eval/RESULTS.md, eval/README.md and finetune/README.md print name commands, scripts
+and flags that exist, and the plots they link exist. Fast and offline: nothing here loads a
+dataset or a model.
 
 To check that these tests catch a stale README, point them at an edited copy:
 ``LLMRANK_README=path/to/edited-README.md pytest tests/test_readme.py``."""
@@ -445,3 +447,91 @@ def test_layout_names_paths_that_exist_and_every_subpackage():
                    if (d / "__init__.py").is_file() and not d.name.startswith("_")}
     unlisted = subpackages - set(paths)
     assert not unlisted, f"README Layout omits {sorted(unlisted)}"
+
+
+# ---- commands and plots in the other docs -------------------------------------------------
+# eval/RESULTS.md, eval/README.md and finetune/README.md print the commands behind their
+# numbers; a renamed flag or script leaves them unrunnable without any other test noticing.
+
+DOCS = [README, ROOT / "eval" / "RESULTS.md", ROOT / "eval" / "README.md",
+        ROOT / "finetune" / "README.md"]
+_HEAD = re.compile(r"(?:^|(?<=[\s;(]))(?<!import )(llmrank|python3? (eval/[\w/]+\.py))(?=\s|$)")
+_END = re.compile(r"\s#|;|&&|\s\|\s|\)(?:\s|$)")
+_FLAG = re.compile(r"--?[A-Za-z][\w-]*")
+
+
+def _code_spans(text: str) -> list[str]:
+    """Fenced blocks, indented lines (4+ spaces) and inline code, with ``\\`` line
+    continuations joined: every place a doc prints a command."""
+    spans = []
+    for lang, block in re.findall(r"```([^\n]*)\n(.*?)```", text, re.S):
+        if lang != "python":
+            spans += block.replace("\\\n", " ").splitlines()
+    rest = re.sub(r"```.*?```", "", text, flags=re.S)
+    spans += [ln for ln in rest.replace("\\\n", " ").splitlines() if ln.startswith("    ")]
+    spans += re.findall(r"`([^`]+)`", re.sub(r"^    .*$", "", rest, flags=re.M))
+    return [" ".join(s.split()) for s in spans]
+
+
+def _doc_commands() -> list[tuple[str, str, list[str]]]:
+    """(doc name, 'llmrank' or the script path, the words after it) for each command."""
+    found = []
+    for doc in DOCS:
+        for span in _code_spans(doc.read_text(encoding="utf-8")):
+            for m in _HEAD.finditer(span):
+                words = _END.split(span[m.end():], maxsplit=1)[0].split()
+                found.append((doc.name, m.group(2) or "llmrank", words))
+    return found
+
+
+def test_llmrank_commands_in_the_docs_exist_with_their_flags():
+    tree = _cli_tree()
+    checked = 0
+    for doc, head, words in _doc_commands():
+        if head != "llmrank" or not words or not re.fullmatch(r"[a-z][\w-]*", words[0]):
+            continue  # `llmrank ...` as a name in prose
+        assert words[0] in tree, f"{doc}: llmrank {words[0]} is not a command"
+        name, cmds, args = words[0], [tree[words[0]]], words[1:]
+        if hasattr(cmds[0], "commands") and args and re.fullmatch(r"[\w\\|-]+", args[0]):
+            subs = args[0].replace("\\", "").split("|")
+            missing = [s for s in subs if s not in cmds[0].commands]
+            assert not missing, f"{doc}: llmrank {name} has no {missing}"
+            name, cmds, args = f"{name} {'|'.join(subs)}", [cmds[0].commands[s] for s in subs], args[1:]
+        for arg in args:
+            flag = arg.split("=")[0]
+            if _FLAG.fullmatch(flag):
+                assert any(flag in _flags(c) | {"--help"} for c in cmds), \
+                    f"{doc}: llmrank {name} takes no {flag}"
+        checked += 1
+    assert checked >= 20, f"only {checked} llmrank commands found in the docs"
+
+
+def test_eval_scripts_in_the_docs_exist_with_their_flags():
+    checked = 0
+    for doc, head, words in _doc_commands():
+        if head == "llmrank":
+            continue
+        script = ROOT / head
+        assert script.is_file(), f"{doc}: {head} does not exist"
+        source = script.read_text(encoding="utf-8")
+        defined = set(re.findall(r"[\"'](--[A-Za-z][\w-]*)[\"']", source)) | {"--help", "-h"}
+        defined |= {f"--no-{f[2:]}" for f in defined}  # BooleanOptionalAction
+        for arg in words:
+            flag = arg.split("=")[0]
+            if _FLAG.fullmatch(flag):
+                assert flag in defined, f"{doc}: {head} takes no {flag}"
+        checked += 1
+    assert checked >= 40, f"only {checked} eval script commands found in the docs"
+
+
+def test_plots_the_docs_link_exist():
+    checked = 0
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        targets = re.findall(r"\]\(([^)\s]+\.png)\)", text)
+        targets += [t for t in re.findall(r"`(eval/plots/[\w./-]+\.png)`", text)]
+        for target in targets:
+            path = (ROOT / target) if target.startswith("eval/") else (doc.parent / target)
+            assert path.is_file(), f"{doc.name} links {target}, which does not exist"
+            checked += 1
+    assert checked >= 20, f"only {checked} plot links found"
