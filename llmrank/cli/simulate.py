@@ -36,7 +36,11 @@ def simulate_cmd(
     if seed is not None:
         cfg.seed = seed
         cfg.replay.pop("seed", None)  # a [replay] seed would beat the top-level one
-    names = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
+    names = [p.strip() for p in policies.split(",") if p.strip()] if policies is not None else None
+    if names == []:  # an empty list replayed the config's policies, as no flag does
+        from llmrank.errors import ConfigError
+
+        raise ConfigError(f"--policies names no policy: {policies!r} (give NAME[,NAME...])")
     with progress_bar(not json_out) as bar:
         task = bar.add_task("replay", total=None)
 

@@ -45,3 +45,24 @@ def test_a_negative_seed_is_a_usage_error_not_a_numpy_traceback(tmp_path):
     assert res.exit_code == 2, res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
     assert "--seed" in res.output
+
+
+def test_policies_that_name_no_policy_are_a_usage_error(tmp_path):
+    """--policies ',' (or ' , ') named no policy and silently replayed the config's whole
+    list with exit 0; --rankers ',' of `llmrank eval` is already a ConfigError."""
+    from llmrank.cli.common import exit_code_for
+    from llmrank.errors import ConfigError
+
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    for value in (",", " , "):
+        res = CliRunner().invoke(app, ["simulate", "--dataset", "catalog", "--steps", "5", "--policies", value,
+                                       "--out", str(tmp_path / "r"), "--no-plots", "--json"])
+        assert isinstance(res.exception, ConfigError), repr(res.exception)
+        assert exit_code_for(res.exception) == 2 and res.stdout == ""
+        assert not (tmp_path / "r").exists()
