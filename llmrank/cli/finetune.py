@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
         users: int | None = typer.Option(None, min=1, help="Use only the first N users, and at most N "
                                          "validation users (quick runs)."),
         threads: int | None = typer.Option(None, min=1, help="Torch CPU threads."),
-        seed: int | None = typer.Option(None, help="Seed."),
+        seed: int | None = typer.Option(None, min=0, help="Seed."),
         resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run folder."),
         merge: bool = typer.Option(False, "--merge", help="Also save the adapter merged into the base model."),
         sets: list[str] | None = typer.Option(

@@ -183,7 +183,7 @@ class Recipe:
     when ``adapter_name`` is set."""
 
     name: str = "finetune"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # numpy's generators refuse negative seeds
     base_model: str = "default"
     from_adapter: str | None = None  # start from this adapter (cross-domain, DPO after SFT)
     mode: Literal["sft", "dpo"] = "sft"
