@@ -15,7 +15,18 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from llmrank.records import Filters, LLMCall, RankedItem, RecRequest, RecResponse, Trace
 
-ItemId = str  # the dataset's own id, always a string
+
+def _utf8(value: str) -> str:
+    """An id must be UTF-8 text: a lone UTF-16 surrogate (half an emoji, which JSON can escape)
+    cannot be stored, logged or written back in a response."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid UTF-8 text (a lone surrogate is not)") from None
+    return value
+
+
+ItemId = Annotated[str, AfterValidator(_utf8)]  # the dataset's own id, always a string
 MAX_K = 100
 MAX_CANDIDATES = 500
 MAX_HISTORY = 2000

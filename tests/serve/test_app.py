@@ -405,3 +405,19 @@ def test_openapi_409_names_every_conflict_it_is_used_for(client):
     responses = client.get("/openapi.json").json()["paths"]["/feedback"]["post"]["responses"]
     description = responses["409"]["description"]
     assert "event_id" in description and "chat session" in description
+
+
+def test_ids_that_are_not_utf8_text_are_a_422_everywhere(client):
+    """A lone surrogate (half an emoji, which JSON can escape) in an item id list: /rerank
+    acknowledged it as a candidate, then failed to write its 'dropped' note as UTF-8 (a 500
+    after the work was done); ids in lists passed where a lone surrogate in user_id was a 422."""
+    surrogate = b'"\\ud800"'
+    bodies = {"/rerank": b'{"text": "space", "candidates": [%s, "c001", "c002"]}',
+              "/recommend": b'{"history": [%s, "c001"]}',
+              "/explain": b'{"item_ids": ["c001", %s]}',
+              "/chat": b'{"message": "space", "history": [%s]}'}
+    for path, body in bodies.items():
+        r = client.post(path, content=body.replace(b"%s", surrogate),
+                        headers={"content-type": "application/json"})
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["error"] == "ValidationError" and "UTF-8" in r.json()["message"]
