@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 API_VERSION = "1"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorModel, "description": desc} for code, desc in [
+        (400, "unparsable request body (e.g. JSON nested too deeply)"),
         (404, "unknown user or item"),
         (409, "conflict: a chat session of another user, a feedback event_id or a "
               "request_id already used for something else"),
