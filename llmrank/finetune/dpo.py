@@ -160,13 +160,21 @@ def feedback_pairs(pairs: Sequence[PreferencePair], dataset: Dataset, builder: R
     return out
 
 
+def open_feedback_db(recipe: Recipe) -> Any:
+    """The recipe's feedback store, which must exist: a mistyped ``dpo.feedback_db`` is a
+    DataError naming it, not a new empty store that has no pairs."""
+    from llmrank.feedback import open_store
+
+    if not recipe.dpo.feedback_db:
+        raise ConfigError("dpo.source = 'feedback' needs dpo.feedback_db (a SQLite feedback file)")
+    return open_store(path=recipe.dpo.feedback_db, create=False)
+
+
 def load_feedback_pairs(recipe: Recipe, run: PreparedRun) -> list[PreferenceExample]:
-    from llmrank.feedback import open_store, preference_pairs
+    from llmrank.feedback import preference_pairs
 
     spec = recipe.dpo
-    if not spec.feedback_db:
-        raise ConfigError("dpo.source = 'feedback' needs dpo.feedback_db (a SQLite feedback file)")
-    store = open_store(path=spec.feedback_db)
+    store = open_feedback_db(recipe)
     try:
         pairs = preference_pairs(store, negatives=spec.negatives,
                                  max_history=recipe.prompt.max_history)
@@ -218,6 +226,8 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
 
     from llmrank.finetune.trainer import fit, pick_device, torch_threads
 
+    if pairs is None and recipe.dpo.source == "feedback":
+        open_feedback_db(recipe).close()  # a missing or broken store fails now, not after the data
     out = recipe.out_dir()
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(recipe.train)

@@ -36,3 +36,24 @@ def test_a_negative_seed_is_a_usage_error_before_any_work(args, monkeypatch):
         else exit_code_for(res.exception)
     assert code == 2, (args, repr(res.exception), res.output)
     assert res.stdout == "" and called == []
+
+
+@pytest.mark.parametrize("store", ["typo.sqlite", "notes.csv"])
+def test_a_feedback_store_that_is_missing_or_not_sqlite_fails_before_the_data_are_prepared(
+        store, tmp_path, monkeypatch):
+    """--feedback typo.sqlite created an empty store under that name and failed with 'no
+    preference pairs' only after the data were prepared (a retriever built for hard
+    negatives: up to an hour on CPU)."""
+    import llmrank.finetune.dpo as dpo
+    from llmrank.errors import DataError
+
+    (tmp_path / "notes.csv").write_text("user,item\n1,2\n")
+    monkeypatch.chdir(tmp_path)
+    prepared = []
+    monkeypatch.setattr(dpo, "prepare_run", lambda *a, **k: prepared.append(a) or pytest.fail("prepared"))
+    res = CliRunner().invoke(_app(), ["finetune", "--feedback", store, "--dataset", "catalog",
+                                      "--steps", "1", "--out", str(tmp_path / "run"), "--json"])
+    assert isinstance(res.exception, DataError) and store in str(res.exception), repr(res.exception)
+    assert exit_code_for(res.exception) == 3 and res.stdout == ""
+    assert prepared == [] and not (tmp_path / "typo.sqlite").exists() and not (tmp_path / "run").exists()
+    assert (tmp_path / "notes.csv").read_text() == "user,item\n1,2\n"
