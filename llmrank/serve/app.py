@@ -13,7 +13,7 @@ import platform
 from typing import TYPE_CHECKING, Any
 
 from llmrank import __version__
-from llmrank.errors import LlmrankError, UnknownItemError
+from llmrank.errors import FeedbackConflictError, LlmrankError, UnknownItemError
 from llmrank.serve.errors import FeatureUnavailableError, install_handlers, internal
 from llmrank.serve.schemas import (
     ChatItemModel,
@@ -121,7 +121,14 @@ def _routes(app: FastAPI, service: Service) -> None:
             raise FeatureUnavailableError("this server has no feedback store ([feedback] path in the config)")
         fields: dict[str, Any] = body.model_dump(exclude_none=True, exclude={"user_id"})
         event = FeedbackEvent(user_id=body.user_id, **fields)
-        event_id = service.call(lambda: rec.feedback(event))
+        try:
+            event_id = service.call(lambda: rec.feedback(event))
+        except FeedbackConflictError as exc:
+            # event ids are chosen by clients: the store's message describes the stored event
+            # (another user's id and item), which is not this client's business
+            raise FeedbackConflictError(
+                f"event_id {event.event_id!r} is already stored for another event; a different "
+                "event needs its own event_id (a retry must resend the same event)") from exc
         return FeedbackResponseModel(event_id=event_id)
 
     @app.post("/chat", response_model=ChatResponseModel, tags=["chat"])

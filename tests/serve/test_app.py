@@ -435,3 +435,20 @@ def test_openapi_documents_every_error_status_the_endpoints_return(client):
         for status in ("400", "404", "409", "422", "500", "501", "503"):
             schema = responses[status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorModel"}, (path, status)
+
+
+def test_a_reused_event_id_conflict_does_not_show_the_stored_event(make_client):
+    """Event ids are chosen by clients, so two clients can pick the same one. The 409 for the
+    second said what the first had stored: 'already logged as click of item 'c001' by user
+    'u001'', another user's id and what they clicked."""
+    client, rec = make_client()
+    first = {"user_id": "u001", "item_id": "c001", "kind": "click", "event_id": "evt-shared"}
+    assert client.post("/feedback", json=first).status_code == 200
+    r = client.post("/feedback", json={"user_id": "u002", "item_id": "c002", "kind": "skip",
+                                       "event_id": "evt-shared"})
+    assert r.status_code == 409 and r.json()["error"] == "FeedbackConflictError"
+    assert "evt-shared" in r.json()["message"] and "event_id" in r.json()["message"]
+    assert "u001" not in r.text and "c001" not in r.text and "click" not in r.text
+    assert client.post("/feedback", json=first).status_code == 200  # the first one's retry
+    (event,) = list(rec.explore.store.events())
+    assert (event.user_id, event.item_id, event.kind) == ("u001", "c001", "click")
