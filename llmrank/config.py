@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,18 @@ def llmrank_home() -> Path:
     return Path(value).expanduser() if value else Path.home() / ".cache" / "llmrank"
 
 
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(device: str) -> str:
+    """A device setting torch can place a model on (auto, cpu, cuda, cuda:N, mps); another
+    name is refused when the config loads: torch's RuntimeError for it came once the data and
+    the model were loaded, as a traceback."""
+    if not _DEVICE.fullmatch(device):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
 class _Section(BaseModel):
     """Unknown keys and out-of-range numbers are ConfigErrors when the config is loaded, not a
     clamp or a ValueError deep in a stage (``Field(ge=..., le=...)`` on every bounded number).
@@ -74,6 +87,8 @@ class EmbedderConfig(_Section):
     batch_size: int = Field(default=64, ge=1)
     device: str = "auto"  # 'auto' = cuda when torch sees a GPU
     cache: bool = True  # disk cache of item embeddings under $LLMRANK_HOME/embeddings
+
+    _device = field_validator("device")(check_device)
 
 
 class IndexConfig(_Section):
@@ -120,6 +135,8 @@ class RerankerConfig(_Section):
     max_labels: int = Field(default=20, ge=2, le=26)  # labels per prompt (A..T); one letter each, A..Z
     max_prompt_tokens: int = Field(default=2048, ge=1)  # every backend's prompt bound; oldest history dropped first
     options: dict[str, Any] = Field(default_factory=dict)  # backend-specific settings
+
+    _device = field_validator("device")(check_device)
 
 
 class ExplainConfig(_Section):

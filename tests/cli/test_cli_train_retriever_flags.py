@@ -30,3 +30,17 @@ def test_out_of_range_training_flags_are_usage_errors(app, tmp_path, flag, value
     assert res.exit_code == 2, res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
     assert flag in res.output
+
+
+def test_a_device_torch_does_not_know_is_a_usage_error_before_any_data(app, tmp_path, monkeypatch) -> None:
+    """--device nosuch loaded the data and then ended in torch's RuntimeError traceback."""
+    import llmrank.cli.train_retriever as cli
+    from llmrank.cli.common import exit_code_for
+    from llmrank.errors import ConfigError
+
+    monkeypatch.setattr(cli, "load_data", lambda *a: pytest.fail("data loaded"))
+    res = CliRunner().invoke(app, ["train-retriever", "--dataset", "catalog", "--retriever", "sequential",
+                                   "--ensemble", "none", "--epochs", "1", "--device", "nosuch",
+                                   "--out", str(tmp_path / "idx"), "--json"])
+    assert isinstance(res.exception, ConfigError) and "nosuch" in str(res.exception), repr(res.exception)
+    assert exit_code_for(res.exception) == 2 and res.stdout == ""

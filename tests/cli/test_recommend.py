@@ -185,3 +185,15 @@ def test_an_index_folder_that_is_not_there_is_an_error(app, monkeypatch, capsys,
                              "--json", *FAST)
     assert code != 0 and out == "" and "no retriever index" in err and str(missing) in err
     assert "Traceback" not in err and not missing.exists()
+
+
+@pytest.mark.parametrize("key", ["reranker.device", "embedder.device"])
+def test_a_device_torch_does_not_know_is_a_config_error(app, key):
+    """--set reranker.device=nosuch (or embedder.device) loaded the data and then ended in
+    torch's RuntimeError traceback when the model was placed."""
+    from llmrank.cli.common import exit_code_for
+    from llmrank.errors import ConfigError
+
+    res = CliRunner().invoke(app, ["recommend", "--user", "u001", *FAST, "--set", f"{key}=nosuch", "--json"])
+    assert isinstance(res.exception, ConfigError), repr(res.exception)
+    assert key in str(res.exception) and exit_code_for(res.exception) == 2 and res.stdout == ""

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from llmrank.config import check_device
+
 Architecture = Literal["sasrec", "lru"]
 
 # an ensemble member's settings over the main model's (SequentialConfig.ensemble entries):
@@ -111,6 +113,7 @@ class SequentialConfig:
             raise ValueError("lr > 0, weight_decay >= 0 and max_grad_norm > 0 are required")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        check_device(self.device)  # torch's RuntimeError came after the data were loaded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
