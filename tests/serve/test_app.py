@@ -452,3 +452,19 @@ def test_a_reused_event_id_conflict_does_not_show_the_stored_event(make_client):
     assert client.post("/feedback", json=first).status_code == 200  # the first one's retry
     (event,) = list(rec.explore.store.events())
     assert (event.user_id, event.item_id, event.kind) == ("u001", "c001", "click")
+
+
+def test_concurrent_retries_of_one_event_store_it_once(make_client):
+    """A client that resends a feedback event while the first send is still in flight: every
+    copy is acknowledged with the same event_id and the store holds the event once; a
+    different event under that id at the same time is refused, not stored."""
+    client, rec = make_client()
+    body = {"user_id": "u001", "item_id": "c001", "kind": "click", "event_id": "evt-race"}
+    other = {**body, "item_id": "c002"}
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda b: client.post("/feedback", json=b), [body] * 12 + [other] * 4))
+    assert [r.status_code for r in replies[:12]] == [200] * 12
+    assert {r.json()["event_id"] for r in replies[:12]} == {"evt-race"}
+    assert [r.status_code for r in replies[12:]] == [409] * 4
+    (event,) = list(rec.explore.store.events())
+    assert (event.event_id, event.item_id) == ("evt-race", "c001")
