@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from llmrank._optional import require
+from llmrank.devices import resolve_device
 from llmrank.embed.base import EncodeCallback, normalize_rows
 from llmrank.errors import ModelError
 
@@ -45,14 +46,6 @@ def resolve_model(model: str) -> tuple[str, str]:
     if local.exists():
         return str(local.resolve()), str(local.resolve())
     return model, model
-
-
-def resolve_device(device: str = "auto") -> str:
-    """'auto' = cuda when torch sees a GPU, else cpu."""
-    if device != "auto":
-        return device
-    torch = require("torch")
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def cache_options(max_seq_length: int | None, kwargs: dict[str, Any]) -> str:

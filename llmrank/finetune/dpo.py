@@ -228,9 +228,9 @@ def train_dpo(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
 
     if pairs is None and recipe.dpo.source == "feedback":
         open_feedback_db(recipe).close()  # a missing or broken store fails now, not after the data
+    device = pick_device(recipe.train)  # a GPU asked for where there is none: before any work
     out = recipe.out_dir()
     out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(recipe.train)
     show = recipe.train.progress if progress is None else progress
     with torch_threads(recipe.train.threads):
         run = run or prepare_run(recipe, dataset=dataset, progress=on_prepare)

@@ -27,9 +27,9 @@ def train_sft(recipe: Recipe, *, resume: bool = False, run: PreparedRun | None =
     it with its manifest (and publish it under ``recipe.adapter_name``)."""
     from trl import SFTConfig, SFTTrainer
 
+    device = pick_device(recipe.train)  # a GPU asked for where there is none: before any work
     out = recipe.out_dir()
     out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(recipe.train)
     show = recipe.train.progress if progress is None else progress
     with torch_threads(recipe.train.threads):
         run = run or prepare_run(recipe, progress=on_prepare)

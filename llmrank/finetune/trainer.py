@@ -68,11 +68,9 @@ def _brief(best: dict[str, Any] | None) -> dict[str, Any] | None:
 
 # ---- settings ---------------------------------------------------------------------------
 def pick_device(train: TrainSpec) -> str:
-    if train.device != "auto":
-        return train.device
-    import torch
+    from llmrank.devices import resolve_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_device(train.device)
 
 
 def device_args(train: TrainSpec, device: str) -> dict[str, Any]:

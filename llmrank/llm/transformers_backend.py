@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from llmrank.devices import resolve_device
 from llmrank.errors import ModelError, PromptError
 from llmrank.llm.base import GenerationConfig, NamedAdapters
 from llmrank.llm.cpu_threads import set_torch_threads
@@ -32,9 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return torch.device(resolve_device(device))
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from llmrank import devices
 from llmrank.errors import ModelError
 from llmrank.retrieve.sequential.config import SequentialConfig
 from llmrank.retrieve.sequential.net import SequentialNet
@@ -31,9 +32,7 @@ META = "meta.json"
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when torch sees a GPU (training then uses it), else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return torch.device(devices.resolve_device(name))
 
 
 def _load_device(asked: str | None, trained_on: str, folder: Path) -> torch.device:
