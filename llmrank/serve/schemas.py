@@ -15,10 +15,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from llmrank.records import Filters, LLMCall, RankedItem, RecRequest, RecResponse, Trace
 
+MAX_ID = 200  # characters of one id (as user_id)
+
 
 def _utf8(value: str) -> str:
     """An id must be UTF-8 text: a lone UTF-16 surrogate (half an emoji, which JSON can escape)
-    cannot be stored, logged or written back in a response."""
+    cannot be stored, logged or written back in a response. And a bounded one."""
+    if len(value) > MAX_ID:
+        raise ValueError(f"an id has at most {MAX_ID} characters")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -31,6 +35,8 @@ MAX_K = 100
 MAX_CANDIDATES = 500
 MAX_HISTORY = 2000
 MAX_TEXT = 2000
+MAX_FILTER_IDS = 10_000  # an allow or deny list
+MAX_ATTRIBUTES = 50  # attribute filters, and values per attribute: 1000
 MAX_POSITION = 10_000  # a slot in a shown list: far beyond any slate, and a bounded integer
 
 
@@ -51,10 +57,13 @@ class _Wire(BaseModel):
 class FiltersModel(_Wire):
     """Business filters applied inside retrieval (see llmrank.records.Filters)."""
 
-    allow: list[ItemId] | None = Field(default=None, description="only these items may be shown")
-    deny: list[ItemId] = Field(default_factory=list, description="never show these items")
-    attributes: dict[str, list[str]] = Field(
-        default_factory=dict, description="attribute (or 'genre') -> allowed values")
+    allow: list[ItemId] | None = Field(default=None, max_length=MAX_FILTER_IDS,
+                                       description="only these items may be shown")
+    deny: list[ItemId] = Field(default_factory=list, max_length=MAX_FILTER_IDS,
+                               description="never show these items")
+    attributes: dict[Annotated[str, Field(max_length=MAX_ID)],
+                     Annotated[list[Annotated[str, Field(max_length=MAX_TEXT)]], Field(max_length=1000)]] = Field(
+        default_factory=dict, max_length=MAX_ATTRIBUTES, description="attribute (or 'genre') -> allowed values")
     exclude_seen: bool = True
 
     def to_record(self) -> Filters:

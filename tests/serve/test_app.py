@@ -468,3 +468,20 @@ def test_concurrent_retries_of_one_event_store_it_once(make_client):
     assert [r.status_code for r in replies[12:]] == [409] * 4
     (event,) = list(rec.explore.store.events())
     assert (event.event_id, event.item_id) == ("evt-race", "c001")
+
+
+def test_oversized_requests_are_refused(client):
+    """Every field is bounded (one id: 200 characters; an allow/deny list: 10,000 ids; 50
+    attribute filters) and a declared body over 8 MiB is a 413 before it is parsed: a client
+    cannot make the server hold or scan an unbounded request under the model lock."""
+    from llmrank.serve.app import MAX_BODY_BYTES
+
+    for body in ({"user_id": "u001", "history": ["c001", "x" * 201]},
+                 {"user_id": "u001", "filters": {"deny": ["c001"] * 10_001}},
+                 {"user_id": "u001", "filters": {"attributes": {f"a{i}": ["v"] for i in range(51)}}}):
+        r = client.post("/recommend", json=body)
+        assert r.status_code == 422 and r.json()["error"] == "ValidationError", r.text
+    r = client.post("/recommend", content=b" " * (MAX_BODY_BYTES + 1), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["status"] == 413 and "limit" in r.json()["message"]
+    assert client.post("/recommend", json={"user_id": "u001", "filters": {"deny": ["c001"] * 10_000}}).status_code == 200
+    assert "413" in client.get("/openapi.json").json()["paths"]["/recommend"]["post"]["responses"]
