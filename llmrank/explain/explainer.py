@@ -64,7 +64,7 @@ class Explainer:
 
     def _prompt(self, history: Sequence[Item], item: Item, query: str | None) -> tuple[str, int]:
         assert self.llm is not None
-        hist = [item_title(h) for h in history][-self.max_history:]
+        hist = [item_title(h) for h in history[-self.max_history:]] if self.max_history > 0 else []
         shared = shared_terms(item, history)
         limit = self.max_prompt_tokens()
         for keep in range(len(hist), -1, -1):  # drop the oldest history first

@@ -24,15 +24,15 @@ def test_overlapping_mentions_keep_the_longer_title():
 
 
 def test_aliases_cover_alternate_titles_and_trailing_articles():
-    assert aliases("Heat (1995)") == ["Heat"]
-    assert aliases("Jet Li's Fearless (Huo Yuan Jia) (2006)") == [
-        "Jet Li's Fearless (Huo Yuan Jia)", "Jet Li's Fearless", "Huo Yuan Jia"]
+    assert aliases("Heat (1995)") == ("Heat",)
+    assert aliases("Jet Li's Fearless (Huo Yuan Jia) (2006)") == (
+        "Jet Li's Fearless (Huo Yuan Jia)", "Jet Li's Fearless", "Huo Yuan Jia")
     assert "The Shawshank Redemption" in aliases("Shawshank Redemption, The (1994)")
     assert "The Boy in the Striped Pyjamas" in aliases(
         "The Boy in the Striped Pajamas (Boy in the Striped Pyjamas, The) (2008)")
-    assert aliases("Seven (a.k.a. Se7en) (1995)")[1:] == ["Seven", "Se7en"]
-    assert aliases("Monsters, Inc. (2001)") == ["Monsters, Inc."]  # no article to move
-    assert aliases("(500) Days of Summer (2009)") == ["(500) Days of Summer"]
+    assert aliases("Seven (a.k.a. Se7en) (1995)")[1:] == ("Seven", "Se7en")
+    assert aliases("Monsters, Inc. (2001)") == ("Monsters, Inc.",)  # no article to move
+    assert aliases("(500) Days of Summer (2009)") == ("(500) Days of Summer",)
 
 
 def test_a_title_is_mentioned_by_its_main_title_alone():
