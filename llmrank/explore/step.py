@@ -16,6 +16,12 @@ calls it), so a server keeps learning without a separate job. A request with ``e
 is served greedily (propensity 1; the policy's business rules and objectives still apply) and
 logged as policy 'greedy'.
 
+Retries: ``request_id`` is an idempotency key. A request whose id is already on record for the
+same user gets the logged slate back (same items, positions and propensities; the policy does
+not draw again), so a client that lost a response can ask again under an exploring policy
+(a fresh draw was a different slate, refused by the store as a conflict). The same id from
+another user is a FeedbackConflictError.
+
 Prior source: the policy's prior score of a candidate is the reranker's score, or, with
 ``prior_scores`` (``[policy] prior = "familiarity"``), the LLM's familiarity with the item's
 title; an item without one gets the lowest known score. The shown items keep their reranker
@@ -131,6 +137,10 @@ class ExploreStep:
         """The shown items, logged as shown. ``admit`` says which must-show items that are not
         in ``ranked`` may be added (the Recommender passes the request's filters): the slate
         is final here, so what is logged is what the caller returns."""
+        if log and self.store is not None:
+            logged = self.store.impression(request.request_id)
+            if logged is not None:
+                return self._replay(logged, request, ranked)
         self._learn_if_due()
         explores = request.explore is not False  # None: the configured policy decides
         policy = self.policy if explores else self.greedy
@@ -152,6 +162,20 @@ class ExploreStep:
             self.store.log_impression(slate.impression(request.request_id, request.user_id,
                                                        context=ctx.to_log()))
         return shown
+
+    def _replay(self, logged: Impression, request: RecRequest, ranked: Sequence[RankedItem]) -> list[RankedItem]:
+        """The slate on record for a retried request (module docstring: Retries)."""
+        from llmrank.errors import FeedbackConflictError
+
+        if logged.user_id != request.user_id:
+            raise FeedbackConflictError(f"request_id {request.request_id!r} is already used by another "
+                                        "request; give each request its own id")
+        log.info("request %s is a retry: the logged slate is served again", request.request_id)
+        by_id = {it.item_id: it for it in ranked}
+        return [replace(by_id.get(item_id) or RankedItem(item_id=item_id, score=score, position=pos),
+                        position=pos, propensity=prop)
+                for pos, (item_id, score, prop) in enumerate(zip(logged.items, logged.scores,
+                                                                 logged.propensities, strict=True))]
 
     def _prior(self, item: RankedItem, exploring: bool) -> float:
         """The policy's prior score (a request served greedily keeps the reranker's order)."""

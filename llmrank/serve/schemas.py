@@ -90,7 +90,7 @@ class RecRequestModel(_Wire):
     explain: bool = False
     explore: bool | None = Field(default=None, description="let the configured policy explore "
                                  "(default: when the server's policy is not greedy)")
-    request_id: str | None = Field(default=None, max_length=200, description="generated when absent")
+    request_id: str | None = Field(default=None, max_length=200, description="generated when absent; an idempotency key: a retry under a logged id gets the logged slate back")
 
     def to_record(self) -> RecRequest:
         req = RecRequest(user_id=self.user_id, history=self.history, text=self.text, k=self.k,

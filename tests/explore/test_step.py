@@ -219,3 +219,26 @@ def test_select_and_update_take_turns_across_threads(tmp_path, concurrency_probe
     for t in threads:
         t.join()
     assert concurrency_probe.peak == 1  # both ran, never at the same time
+
+
+def test_a_retried_request_gets_the_logged_slate_back(tmp_path):
+    """request_id is an idempotency key: under an exploring policy a retry drew a new slate,
+    which the store refused as a conflict (HTTP 409), so a client that lost the response could
+    not get it again. Now the logged slate is served again, without a new draw or record; the
+    same id from another user is a conflict."""
+    import pytest
+
+    from llmrank.errors import FeedbackConflictError
+
+    step = _step(tmp_path, "egreedy", {"epsilon": 1.0, "settle_seconds": 0})
+    req = RecRequest(user_id="u1", k=4, explore=True, request_id="r-1")
+    first = step(req, RANKED)
+    draws = [[s.item_id for s in step(RecRequest(user_id="u1", k=4, explore=True), RANKED)] for _ in range(5)]
+    assert any(d != [s.item_id for s in first] for d in draws)  # the policy does explore
+    for _ in range(3):
+        again = step(RecRequest(user_id="u1", k=4, explore=True, request_id="r-1"), RANKED)
+        assert [(s.item_id, s.position, s.propensity) for s in again] == \
+            [(s.item_id, s.position, s.propensity) for s in first]
+    assert step.store.counts()["impressions"] == 6
+    with pytest.raises(FeedbackConflictError, match="already used"):
+        step(RecRequest(user_id="u2", k=4, explore=True, request_id="r-1"), RANKED)

@@ -485,3 +485,18 @@ def test_oversized_requests_are_refused(client):
     assert r.status_code == 413 and r.json()["status"] == 413 and "limit" in r.json()["message"]
     assert client.post("/recommend", json={"user_id": "u001", "filters": {"deny": ["c001"] * 10_000}}).status_code == 200
     assert "413" in client.get("/openapi.json").json()["paths"]["/recommend"]["post"]["responses"]
+
+
+def test_a_retried_recommend_under_an_exploring_policy_gets_the_same_slate(make_client):
+    """A client that lost a response sends the same body again: it was a 409 on most retries
+    (the policy drew a new slate under the logged request_id); now 200 with the logged slate."""
+    client, _ = make_client(policy={"name": "egreedy", "options": {"epsilon": 1.0}})
+    body = {"user_id": "u001", "k": 5, "request_id": "retry-me"}
+    first = client.post("/recommend", json=body).json()["items"]
+    for _ in range(4):
+        r = client.post("/recommend", json=body)
+        assert r.status_code == 200, r.text
+        assert [(it["item_id"], it["propensity"]) for it in r.json()["items"]] == \
+            [(it["item_id"], it["propensity"]) for it in first]
+    r = client.post("/recommend", json={**body, "user_id": "u002"})
+    assert r.status_code == 409 and "already used" in r.json()["message"]
