@@ -85,15 +85,23 @@ def status_for(exc: BaseException) -> int:
     return 500
 
 
+_SERVER_SIDE = {500: "the server could not answer", 503: "a service the server needs is unavailable; retry later"}
+
+
 def error_body(exc: BaseException) -> dict[str, Any]:
-    """The JSON body for ``exc``. Library errors keep their message (it was written for
-    users); anything else is an internal error whose details stay in the server log."""
+    """The JSON body for ``exc``. A library error about the request (4xx) or a missing
+    feature (501) keeps its message (it was written for users). A server-side failure (500,
+    503) says what kind it is, with an error id: its message names the server's own files and
+    hosts (a store's path, a model server's address), which stay in the server log."""
     status = status_for(exc)
-    if isinstance(exc, LlmrankError):
-        if status >= 500 and not isinstance(exc, InternalError):
-            log.error("request failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+    if not isinstance(exc, LlmrankError):
+        return {"error": "InternalError", "message": str(internal(exc)), "status": 500}
+    if isinstance(exc, InternalError) or status not in _SERVER_SIDE:
         return {"error": type(exc).__name__, "message": str(exc), "status": status}
-    return {"error": "InternalError", "message": str(internal(exc)), "status": 500}
+    error_id = uuid.uuid4().hex[:12]
+    log.error("request failed (error id %s): %s: %s", error_id, type(exc).__name__, exc, exc_info=exc)
+    return {"error": type(exc).__name__, "status": status,
+            "message": f"{_SERVER_SIDE[status]} ({type(exc).__name__}); see the server log, error id {error_id}"}
 
 
 def install_handlers(app: FastAPI) -> None:
