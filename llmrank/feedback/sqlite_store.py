@@ -95,8 +95,10 @@ class SqliteFeedbackStore:
         timeout: float = 30.0,
         create: bool = True,
     ) -> None:
-        """``create`` False: the file must exist (DataError), for readers, where a mistyped
-        path would otherwise become a new empty store that reads as no feedback."""
+        """``create`` False: the file must exist and already be a feedback store (DataError),
+        for readers, where a mistyped path would otherwise become a new empty store that reads
+        as no feedback; such a store is opened without creating or migrating anything, so an
+        empty file or another program's database is left as it was."""
         if path is None:
             from llmrank.config import llmrank_home
 
@@ -106,6 +108,7 @@ class SqliteFeedbackStore:
         self.path = str(path)
         self.synchronous = synchronous
         self.timeout = float(timeout)
+        self.create = create
         self._lock = threading.RLock()
         self._conn_obj: sqlite3.Connection | None = None
         self._pid = -1
@@ -126,6 +129,8 @@ class SqliteFeedbackStore:
         except sqlite3.Error as exc:  # a folder, a file this process may not open
             raise DataError(f"cannot open feedback store {self.path}: {exc}") from exc
         conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+        if not self.create:
+            self._check_is_store(conn)  # before anything below writes to the file
         if self.path != ":memory:":
             try:
                 mode = self._retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
@@ -136,8 +141,27 @@ class SqliteFeedbackStore:
                 raise FeedbackError(f"{self.path}: could not enable WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         self._conn_obj, self._pid = conn, os.getpid()
-        self._write(self._create_schema)
+        if self.create:
+            self._write(self._create_schema)
         return conn
+
+    def _check_is_store(self, conn: sqlite3.Connection) -> None:
+        """For a reader: the file already holds the feedback tables at a schema this llmrank
+        reads; read-only checks, so a file that fails them is not written to."""
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:  # 'file is not a database'
+            conn.close()
+            raise DataError(f"{self.path} is not a SQLite feedback store: {exc}") from exc
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise FeedbackError(f"feedback store schema {version} is newer than this llmrank ({SCHEMA_VERSION})")
+        if not {"impressions", "impression_items", "events"} <= tables:
+            conn.close()
+            what = "an empty file" if not tables and self.path != ":memory:" and \
+                os.path.getsize(self.path) == 0 else "a database without the feedback tables"
+            raise DataError(f"{self.path} is not a feedback store ({what}); a reader does not create one")
 
     def _retry_locked(self, fn: Callable[[], T]) -> T:
         """Switching to WAL needs a moment without other writers; wait for it like busy_timeout."""

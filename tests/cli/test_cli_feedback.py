@@ -309,3 +309,19 @@ def test_a_store_that_is_not_a_sqlite_file_exits_3_with_one_line(command, store,
     assert res.returncode == 3, res.stderr
     assert "Traceback" not in res.stderr and store in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and res.stdout == ""
+
+
+@pytest.mark.parametrize("command", [["stats"], ["export"]])
+def test_a_read_only_command_on_an_empty_file_exits_3_and_leaves_it_empty(command, tmp_path):
+    """`feedback stats --store EMPTYFILE` turned the 0-byte file into a SQLite store and printed
+    zeros: a read-only command wrote to the user's file."""
+    import subprocess
+    import sys
+
+    (tmp_path / "empty").write_bytes(b"")
+    res = subprocess.run([sys.executable, "-m", "llmrank.cli.main", "feedback", *command, "--store", "empty"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 3, res.stderr
+    assert "not a feedback store" in res.stderr and "empty" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and res.stdout == ""
+    assert (tmp_path / "empty").read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir()) == ["empty"]

@@ -353,3 +353,31 @@ def test_a_path_that_is_not_a_sqlite_file_is_a_data_error_naming_it(tmp_path, cr
     with pytest.raises(DataError, match="folder"):
         SqliteFeedbackStore(folder, create=create)
     assert list(folder.iterdir()) == []
+
+
+def test_a_reader_leaves_an_empty_file_or_another_database_as_it_was(tmp_path):
+    """create=False (readers: feedback stats/export, DPO) opened a 0-byte file, or another
+    program's SQLite database, and wrote the feedback schema into it (and switched it to WAL):
+    a read-only command changed the user's file. It is a DataError naming the file, untouched."""
+    import sqlite3
+
+    from llmrank.errors import DataError
+
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty.*not a feedback store"):
+        SqliteFeedbackStore(empty, create=False)
+    assert empty.read_bytes() == b""
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.close()
+    before = other.read_bytes()
+    with pytest.raises(DataError, match=r"other\.db.*not a feedback store"):
+        SqliteFeedbackStore(other, create=False)
+    assert other.read_bytes() == before
+    with sqlite3.connect(other) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+    SqliteFeedbackStore(tmp_path / "real.sqlite").log_impression(_imp("r1"))  # a store still opens
+    assert SqliteFeedbackStore(tmp_path / "real.sqlite", create=False).counts()["impressions"] == 1
