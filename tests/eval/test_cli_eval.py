@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
+from llmrank.cli.common import exit_code_for
 from llmrank.cli.eval import register
+from llmrank.errors import ConfigError
 from llmrank.eval.synthetic import write_movielens_csv
 
 
@@ -104,3 +107,21 @@ def test_bad_numbers_and_empty_rankers_are_usage_errors(tmp_path):
             else exit_code_for(res.exception)
         assert code == 2, (extra, repr(res.exception))
         assert res.stdout == "", extra
+
+
+@pytest.mark.parametrize("body", [
+    'rankers = ["most-popular"]\n',             # names, not [[rankers]] tables
+    "rankers = 5\n",
+    'run = 3\n[[rankers]]\nname = "random"\n',  # run is not a section
+    'rankers = [{ name = "random" }, "most-popular"]\n',
+])
+def test_rankers_flag_over_a_malformed_config_is_a_config_error(body, tmp_path):
+    """--rankers read the config's rankers and run sections as lists of tables and a table
+    before they were validated: AttributeError / TypeError tracebacks (exit 1)."""
+    cfg = tmp_path / "e.toml"
+    cfg.write_text(body)
+    res = CliRunner().invoke(_app(), ["eval", "--config", str(cfg), "--rankers", "random", "--dataset",
+                                      "catalog", "--max-users", "5", "--no-plots", "--out",
+                                      str(tmp_path / "out"), "--json"])
+    assert isinstance(res.exception, ConfigError), repr(res.exception)
+    assert exit_code_for(res.exception) == 2 and res.stdout == ""
