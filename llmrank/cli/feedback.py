@@ -63,14 +63,19 @@ def _atomic_text(path: Path) -> Iterator[IO[str]]:
     from llmrank.atomic import atomic_write
     from llmrank.errors import DataError
 
+    if path.is_dir():  # else it failed at the rename, naming the hidden temporary file
+        raise DataError(f"cannot write --out {path}: it is a folder; give a file path")
     stack = ExitStack()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = stack.enter_context(atomic_write(path))
     except OSError as exc:
-        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    with stack:
-        yield fh
+        raise DataError(f"cannot write --out {path}: {exc.strerror or exc}") from exc
+    try:
+        with stack:
+            yield fh
+    except OSError as exc:  # writing or the final rename: name the path given, not the temporary file
+        raise DataError(f"cannot write --out {path}: {exc.strerror or exc}") from exc
 
 
 def _store(store: Path | None, config: Path | None, *, read: bool = True) -> Any:

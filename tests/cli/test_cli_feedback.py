@@ -325,3 +325,21 @@ def test_a_read_only_command_on_an_empty_file_exits_3_and_leaves_it_empty(comman
     assert "not a feedback store" in res.stderr and "empty" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and res.stdout == ""
     assert (tmp_path / "empty").read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+@pytest.mark.parametrize("command", [["export"], ["pairs"]])
+def test_out_that_is_a_folder_names_it_and_says_so(command, tmp_path):
+    """`export -o DIR` failed at the final rename with "Is a directory: '.adir.4546.tmp' ->
+    'adir'": the hidden temporary file, not the path given. Now one line naming --out DIR."""
+    import subprocess
+    import sys
+
+    _fill(tmp_path / "a.sqlite")
+    (tmp_path / "adir").mkdir()
+    res = subprocess.run([sys.executable, "-m", "llmrank.cli.main", "feedback", *command, "--store", "a.sqlite",
+                          "-o", "adir"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 3, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and ".tmp" not in res.stderr, res.stderr
+    assert "--out adir" in res.stderr and "folder" in res.stderr, res.stderr
+    assert list((tmp_path / "adir").iterdir()) == []
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
