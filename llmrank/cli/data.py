@@ -48,7 +48,22 @@ def _data_config(source: str | None, config: Path | None, data_dir: str | None, 
     if mapping:
         parsed = ColumnMapping.parse(mapping)
         overrides["data.mapping"] = {k: v for k, v in vars(parsed).items() if v != getattr(ColumnMapping(), k)}
-    return load_config(config, overrides).data
+    data = load_config(config, overrides).data
+    _refuse_format_for_catalog(data, from_flag=fmt is not None)
+    return data
+
+
+def _refuse_format_for_catalog(data: Any, *, from_flag: bool) -> None:
+    """The embedded catalog has no files for a loader to read: a --format other than
+    'catalog' was silently ignored for it (`data info catalog -f movielens` printed the
+    catalog). A usage error instead, before anything loads."""
+    from llmrank.data.resolve import CATALOG
+    from llmrank.errors import ConfigError
+
+    if data.dataset == CATALOG and not Path(CATALOG).exists() and data.format not in (None, CATALOG):
+        where = f"--format {data.format}" if from_flag else f"data.format = {data.format!r} (config)"
+        raise ConfigError(f"{where} does not apply to the embedded {CATALOG!r} dataset, which has no files "
+                          "to load; leave the format out, or give a path to data in that format")
 
 
 @app.command()
