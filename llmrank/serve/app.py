@@ -67,7 +67,7 @@ def create_app(recommender: Recommender, *, chat_model: BaseChatModel | None = N
     from fastapi import FastAPI
 
     service = Service(recommender, chat_model=chat_model, max_sessions=max_sessions)
-    app = FastAPI(title=title, version=__version__, responses=_ERRORS,
+    app = FastAPI(title=title, version=__version__,
                   description="LLM recommender: retrieval, one-pass LLM reranking, exploration, chat.")
     app.state.service = service
     install_handlers(app)
@@ -109,19 +109,19 @@ def app_from_env() -> FastAPI:
 def _routes(app: FastAPI, service: Service) -> None:
     rec = service.recommender
 
-    @app.post("/recommend", response_model=RecResponseModel, tags=["recommend"])
+    @app.post("/recommend", responses=_ERRORS, response_model=RecResponseModel, tags=["recommend"])
     def recommend(body: RecRequestModel) -> RecResponseModel:
         """Retrieve, rerank, explore and (optionally) explain for a user, history or text."""
         resp = service.call(lambda: rec.recommend(body.to_record()))
         return RecResponseModel.from_record(resp)
 
-    @app.post("/rerank", response_model=RecResponseModel, tags=["recommend"])
+    @app.post("/rerank", responses=_ERRORS, response_model=RecResponseModel, tags=["recommend"])
     def rerank(body: RerankRequestModel) -> RecResponseModel:
         """Rerank the given candidates (no retrieval)."""
         resp = service.call(lambda: rec.rerank(body.to_record(), body.candidates))
         return RecResponseModel.from_record(resp).note_dropped(body.candidates, rec.dataset.items)
 
-    @app.post("/explain", response_model=ExplainResponseModel, tags=["recommend"])
+    @app.post("/explain", responses=_ERRORS, response_model=ExplainResponseModel, tags=["recommend"])
     def explain(body: ExplainRequestModel) -> ExplainResponseModel:
         """Grounded explanations for the given items (validated model text or a fallback)."""
         for item_id in body.item_ids:
@@ -131,7 +131,7 @@ def _routes(app: FastAPI, service: Service) -> None:
         return ExplainResponseModel(explanations=[
             ExplanationModel(item_id=e.item_id, text=e.text, source=e.source) for e in exps])
 
-    @app.post("/feedback", response_model=FeedbackResponseModel, tags=["feedback"])
+    @app.post("/feedback", responses=_ERRORS, response_model=FeedbackResponseModel, tags=["feedback"])
     def feedback(body: FeedbackRequestModel) -> FeedbackResponseModel:
         """Store a click, rating or skip; returns once it is durable (the acknowledgement)."""
         from llmrank.feedback.records import FeedbackEvent
@@ -152,7 +152,7 @@ def _routes(app: FastAPI, service: Service) -> None:
                 "event needs its own event_id (a retry must resend the same event)") from exc
         return FeedbackResponseModel(event_id=event_id)
 
-    @app.post("/chat", response_model=ChatResponseModel, tags=["chat"])
+    @app.post("/chat", responses=_ERRORS, response_model=ChatResponseModel, tags=["chat"])
     def chat(body: ChatRequestModel) -> ChatResponseModel:
         """One turn of a chat session (a new session when ``session_id`` is absent or unknown)."""
         session = service.sessions.get(body.session_id, body.user_id, body.history)
@@ -170,12 +170,12 @@ def _routes(app: FastAPI, service: Service) -> None:
                         for c in turn.tool_calls],
             rejected_ids=turn.rejected_ids)
 
-    @app.get("/health", tags=["service"])
+    @app.get("/health", responses={500: _ERRORS[500]}, tags=["service"])
     def health() -> dict[str, Any]:
         """Liveness plus what is loaded: dataset, index, model and adapter, policy, chat."""
         return service.health()
 
-    @app.get("/version", tags=["service"])
+    @app.get("/version", responses={500: _ERRORS[500]}, tags=["service"])
     def version() -> dict[str, Any]:
         """Package, API and prompt-template versions (what produced the responses)."""
         from llmrank.prompts.store import load_template

@@ -508,3 +508,12 @@ def test_a_retried_recommend_under_an_exploring_policy_gets_the_same_slate(make_
             [(it["item_id"], it["propensity"]) for it in first]
     r = client.post("/recommend", json={**body, "user_id": "u002"})
     assert r.status_code == 409 and "already used" in r.json()["message"]
+
+
+def test_the_read_only_endpoints_document_only_what_they_can_return(client):
+    """/health and /version take no input and touch no store: they advertised the request
+    and storage errors of the POST endpoints (404, 409, 422, 503 ...) to generated clients."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/health", "/version"):
+        assert set(paths[path]["get"]["responses"]) == {"200", "500"}, path
+    assert {"404", "409", "422", "503"} <= set(paths["/recommend"]["post"]["responses"])
