@@ -209,6 +209,8 @@ def query(
     from llmrank.retrieve import load_retriever
 
     setup_logging(verbose)
+    if text is not None and not text.strip():  # else the retriever's "no items and no text", exit 1
+        raise typer.BadParameter("is blank: give words to search for", param_hint="'--text'")
     if (text is None) == (item is None):
         raise typer.BadParameter("give exactly one of --text or --item")
     r: Any = load_retriever(index)

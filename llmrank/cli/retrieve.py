@@ -52,6 +52,8 @@ def retrieve(
     from llmrank.retrieve import build_retriever, load_retriever, read_manifest
 
     setup_logging(verbose)
+    if text is not None and not text.strip():  # else the retriever's "no items and no text", exit 1
+        raise typer.BadParameter("is blank: give words to search for", param_hint="'--text'")
     if user is None and not text:
         raise typer.BadParameter("give --user ID or --text \"...\" (or both)")
     cfg = make_config(config, {"data.dataset": dataset, "data.data_dir": data_dir,

@@ -153,3 +153,15 @@ def test_titles_ids_and_paths_that_look_like_markup_are_shown_as_written(app, tm
     assert "[bold]Loud[/bold]" in r.stdout, r.stdout
     r = CliRunner().invoke(app, ["index", "info", "--index", str(out)])
     assert r.exit_code == 0 and "idx [bold]" in r.stdout, r.output
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_text_query_is_a_usage_error(app, built, blank):
+    """`index query --text ""` went on to the retriever and exited 1 ("no items and no text"),
+    as a failure; `retrieve --text "  "` the same. A blank --text is a usage error (exit 2)."""
+    out, _ = built
+    for args in (["index", "query", "--index", str(out), "--text", blank],
+                 ["retrieve", "--index", str(out), "--text", blank]):
+        r = CliRunner().invoke(app, [*args, "--json"])
+        assert r.exit_code == 2, (args, r.output, r.exception)
+        assert "--text" in r.output and r.stdout.count("{") == 0
