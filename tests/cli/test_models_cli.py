@@ -119,3 +119,15 @@ def test_default_counts_as_converted_only_with_its_manifest(app, home):
     assert run_json(app, "list")["default"]["converted"] is False
     (folder / "llmrank_model.json").write_text(json.dumps({"name": "smollm2-135m-instruct"}))
     assert run_json(app, "list")["default"]["converted"] is True
+
+
+def test_path_of_an_empty_folder_is_not_a_model(app, home, monkeypatch, capsys):
+    """`models path EMPTYDIR` printed the folder as a local model (exit 0)."""
+    empty = home / "nothing-here"
+    empty.mkdir()
+    monkeypatch.setattr(sys, "argv", ["llmrank", "models", "path", str(empty), "--json"])
+    with pytest.raises(SystemExit) as info:
+        run_guarded(app)
+    out = capsys.readouterr()
+    assert info.value.code == 1 and out.out == ""
+    assert "nothing-here" in out.err and "not a model" in out.err and len(out.err.strip().splitlines()) == 1
