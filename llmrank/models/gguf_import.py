@@ -45,8 +45,12 @@ def lock(path: Path) -> Iterator[None]:
     """An exclusive file lock, so two processes (or threads) never convert into one folder."""
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "w")  # noqa: SIM115 - closed by the with block below
+    except OSError as exc:  # a read-only home, a file where the folder should be
+        raise ModelError(f"cannot write to {path.parent}: {exc}") from exc
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -100,17 +104,25 @@ def _convert(gguf_path: Path, dest: Path, *, name: str | None, dtype: str) -> Pa
     if getattr(model, "hf_quantizer", None) is not None:
         setattr(model, "hf_quantizer", None)  # noqa: B010 - untyped attribute of PreTrainedModel
     tmp = dest.with_name(dest.name + ".partial")
-    if tmp.exists():  # left by a crashed run: its stale shards must not end up in dest
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    _strip_quantization(tmp / "config.json")
-    manifest = ModelManifest(
-        name=name or default_name(gguf_path), source=str(gguf_path.resolve()),
-        source_format="gguf", dtype=dtype, created=time.strftime("%Y-%m-%dT%H:%M:%S"),
-    )
-    (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
+    try:
+        if tmp.exists():  # left by a crashed run: its stale shards must not end up in dest
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        _strip_quantization(tmp / "config.json")
+        manifest = ModelManifest(
+            name=name or default_name(gguf_path), source=str(gguf_path.resolve()),
+            source_format="gguf", dtype=dtype, created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
+        (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
+    except BaseException as exc:
+        # a full disk, a read-only folder, Ctrl-C: the half folder (hundreds of MB) goes, and
+        # safetensors' own SafetensorError (not an OSError) becomes a typed error
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, Exception) and not isinstance(exc, ModelError):
+            raise ModelError(f"cannot write the converted model to {dest}: {exc}") from exc
+        raise
     old = dest.with_name(dest.name + ".old.partial")  # ".partial": never listed as a model
     if dest.exists():  # a converted model (checked above) or an empty folder: moved aside
         if old.exists():

@@ -94,3 +94,36 @@ def test_parallel_imports_into_one_folder_convert_once(fake_hf, tmp_path):
         t.join()
     assert results == [dest, dest]
     assert _FakeLoaded.conversions == 1 and (dest / MANIFEST).is_file()
+
+
+def test_a_write_error_is_a_model_error_and_leaves_no_partial_folder(fake_hf, tmp_path, monkeypatch):
+    """A full disk while saving: safetensors raises its own SafetensorError (not an OSError),
+    which reached the CLI as a traceback, and the half-written '.partial' folder (hundreds of
+    MB for a real model) stayed on the full disk. The model converted before is kept."""
+    from safetensors import SafetensorError
+
+    dest = import_gguf(fake_hf, tmp_path / "models" / "tiny")
+    (dest / "weights.bin").write_bytes(b"the good model")
+
+    def full_disk(self, folder, **kwargs):
+        (Path(folder) / "model-00001-of-00002.safetensors").write_bytes(b"half")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(_FakeLoaded, "save_pretrained", full_disk)
+    with pytest.raises(ModelError, match="No space left on device"):
+        import_gguf(fake_hf, dest, overwrite=True)
+    assert not dest.with_name("tiny.partial").exists()
+    assert (dest / "weights.bin").read_bytes() == b"the good model" and (dest / MANIFEST).is_file()
+    fresh = tmp_path / "models" / "fresh"
+    with pytest.raises(ModelError, match="No space left on device"):
+        import_gguf(fake_hf, fresh)
+    assert sorted(p.name for p in fresh.parent.iterdir() if not p.name.endswith(".lock")) == ["tiny"]
+
+
+def test_an_unwritable_destination_is_a_model_error(fake_hf, tmp_path, monkeypatch):
+    """The models folder cannot be created (read-only home, a file in the way): a typed error."""
+    blocker = tmp_path / "home"
+    blocker.write_text("a file, not a folder", encoding="utf-8")
+    with pytest.raises(ModelError, match="cannot write"):
+        import_gguf(fake_hf, blocker / "models" / "tiny")
+
