@@ -72,6 +72,7 @@ def import_gguf(gguf_path: str | Path, dest: str | Path, *, name: str | None = N
         raise ModelError(f"GGUF file not found: {gguf_path}")
     with lock(dest.parent / f".{dest.name}.lock"):
         if (dest / MANIFEST).is_file() and not overwrite:
+            _check_same_source(dest, gguf_path)
             log.info("reusing converted model at %s", dest)
             return dest
         if dest.exists() and not (dest / MANIFEST).is_file() and (not dest.is_dir() or any(dest.iterdir())):
@@ -132,6 +133,18 @@ def _convert(gguf_path: Path, dest: Path, *, name: str | None, dtype: str) -> Pa
     if old.exists():
         shutil.rmtree(old)
     return dest
+
+
+def _check_same_source(dest: Path, gguf_path: Path) -> None:
+    """A converted folder is reused only for the GGUF it came from: two files with one name
+    (a/model.gguf, b/model.gguf) map to one folder, and the second got the first's model."""
+    manifest = read_manifest(dest)
+    if manifest is None or not manifest.source:
+        return  # written by another version: its source is unknown, reuse as before
+    if Path(manifest.source) != gguf_path.resolve():
+        raise ModelError(f"{dest} was converted from {manifest.source}, not {gguf_path.resolve()}; "
+                         "convert this file under another name (--name, --out) or replace the "
+                         "folder (--overwrite)")
 
 
 def _strip_quantization(config_json: Path) -> None:

@@ -127,3 +127,17 @@ def test_an_unwritable_destination_is_a_model_error(fake_hf, tmp_path, monkeypat
     with pytest.raises(ModelError, match="cannot write"):
         import_gguf(fake_hf, blocker / "models" / "tiny")
 
+
+def test_a_conversion_of_another_gguf_is_not_reused(fake_hf, tmp_path):
+    """Two different files with one name (a/model.gguf, b/model.gguf) map to one folder: the
+    second import returned the first file's model, silently."""
+    other = tmp_path / "other" / fake_hf.name
+    other.parent.mkdir()
+    other.write_bytes(b"GGUF, another model")
+    dest = import_gguf(fake_hf, tmp_path / "models" / "tiny")
+    with pytest.raises(ModelError, match=r"converted from .*tiny\.Q8_0\.gguf"):
+        import_gguf(other, dest)
+    assert json.loads((dest / "config.json").read_text(encoding="utf-8"))["from"] == fake_hf.name
+    assert import_gguf(fake_hf, dest) == dest and _FakeLoaded.conversions == 1  # same file: reused
+    assert import_gguf(other, dest, overwrite=True) == dest and _FakeLoaded.conversions == 2
+    assert json.loads((dest / MANIFEST).read_text(encoding="utf-8"))["source"] == str(other.resolve())

@@ -45,3 +45,32 @@ def test_a_missing_path_is_a_model_error_not_an_hf_id(no_package, given):
 @pytest.mark.parametrize("hub_id", ["HuggingFaceTB/SmolLM2-360M-Instruct", "gpt2"])
 def test_hub_ids_pass_through_without_the_network(no_package, hub_id):
     assert resolve.resolve_model(hub_id) == hub_id
+
+
+@pytest.fixture
+def fake_convert(monkeypatch):
+    """The conversion itself replaced by a folder with a config and a manifest."""
+    from llmrank.models import gguf_import
+
+    def convert(gguf_path, dest, *, name, dtype):
+        dest.mkdir(parents=True)
+        (dest / "config.json").write_text("{}", encoding="utf-8")
+        (dest / MANIFEST).write_text(json.dumps({
+            "name": name or dest.name, "source": str(gguf_path.resolve()), "source_format": "gguf",
+            "dtype": dtype, "created": "now"}), encoding="utf-8")
+        return dest
+
+    monkeypatch.setattr(gguf_import, "_convert", convert)
+
+
+def test_two_ggufs_with_one_file_name_are_not_one_model(no_package, fake_convert):
+    """--model a/model.gguf then --model b/model.gguf: both map to models/model, and the second
+    silently ran the first file's model."""
+    first, second = no_package / "a" / "model.gguf", no_package / "b" / "model.gguf"
+    for gguf in (first, second):
+        gguf.parent.mkdir()
+        gguf.write_bytes(b"GGUF")
+    assert resolve.resolve_model(str(first)) == str(resolve.models_dir() / "model")
+    with pytest.raises(ModelError, match="converted from"):
+        resolve.resolve_model(str(second))
+
