@@ -7,6 +7,7 @@ conversion drops ``quantization_config`` so the saved weights are ordinary fp32/
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -35,9 +36,27 @@ class ModelManifest:
 
 
 def default_name(gguf_path: Path) -> str:
-    """'SmolLM2-135M-Instruct.Q4_1.gguf' -> 'smollm2-135m-instruct-q4_1'."""
-    stem = gguf_path.name.removesuffix(".gguf")
-    return re.sub(r"[^a-z0-9_\-]+", "-", stem.lower()).strip("-")
+    """'SmolLM2-135M-Instruct.Q4_1.gguf' -> 'smollm2-135m-instruct-q4_1'. A file name without
+    ASCII letters or digits ('模型.gguf') gets 'model-' and a hash of it: never '', which made
+    the models folder itself the destination."""
+    stem = gguf_path.name
+    if stem.lower().endswith(".gguf"):
+        stem = stem[: -len(".gguf")]
+    name = re.sub(r"[^a-z0-9_\-]+", "-", stem.lower()).strip("-")
+    if not re.search(r"[a-z0-9]", name):
+        name = "model-" + hashlib.sha256(stem.encode("utf-8")).hexdigest()[:8]
+    return name
+
+
+def check_name(name: str) -> str:
+    """``name`` as one folder under the models folder: not '', '.', '..', a path ('a/b',
+    '/abs'), hidden ('.x'), a work folder ('x.partial') or 'default' (which always means
+    the offline default model), so it can be written there, listed and resolved by name."""
+    if (not name or name.strip() != name or "/" in name or "\\" in name or name.startswith(".")
+            or name.endswith(".partial") or name == "default"):
+        raise ModelError(f"invalid model name {name!r}: use one folder name (letters, digits, "
+                         "'-', '_'), not a path, '.'-prefixed, '*.partial' or 'default'")
+    return name
 
 
 @contextlib.contextmanager

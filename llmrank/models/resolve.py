@@ -47,11 +47,13 @@ def default_gguf() -> Path:
 
 
 def import_gguf_cached(gguf: str | Path, name: str | None = None, *, overwrite: bool = False) -> Path:
-    """Convert ``gguf`` into ``models_dir()/name`` once (locked) and return the folder."""
-    from llmrank.models.gguf_import import default_name
+    """Convert ``gguf`` into ``models_dir()/name`` once (locked) and return the folder.
+    ``name`` (default: from the file name) must be one folder name: ModelError otherwise."""
+    from llmrank.models.gguf_import import check_name, default_name
 
     gguf = Path(gguf)
-    return import_gguf(gguf, models_dir() / (name or default_name(gguf)), name=name, overwrite=overwrite)
+    name = check_name(default_name(gguf) if name is None else name)
+    return import_gguf(gguf, models_dir() / name, name=name, overwrite=overwrite)
 
 
 def _default_model() -> Path:

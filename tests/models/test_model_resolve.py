@@ -74,3 +74,27 @@ def test_two_ggufs_with_one_file_name_are_not_one_model(no_package, fake_convert
     with pytest.raises(ModelError, match="converted from"):
         resolve.resolve_model(str(second))
 
+
+@pytest.mark.parametrize("name", ["", "../escape", "ABSOLUTE", "a/b", "a\\b", ".hidden",
+                                  "x.partial", "default", "..", "."])
+def test_an_invalid_model_name_is_refused_before_writing(no_package, fake_convert, name):
+    """--name '' converted into $LLMRANK_HOME/models itself, '../x' and '/abs' outside it,
+    'x.partial' to a folder `models list` hides, 'default' to one resolve never returns."""
+    if name == "ABSOLUTE":
+        name = str(no_package / "elsewhere")
+    gguf = no_package / "tiny.gguf"
+    gguf.write_bytes(b"GGUF")
+    with pytest.raises(ModelError, match="model name"):
+        resolve.import_gguf_cached(gguf, name)
+    assert sorted(p.name for p in no_package.iterdir()) == ["tiny.gguf"]
+
+
+@pytest.mark.parametrize("file_name", ["模型.gguf", "---.gguf", "Tiny.Q8_0.GGUF"])
+def test_every_gguf_file_name_gives_a_model_name(no_package, fake_convert, file_name):
+    """A file name without ASCII letters or digits gave the name '' (the models folder itself
+    as destination); '.GGUF' stayed in the name."""
+    gguf = no_package / file_name
+    gguf.write_bytes(b"GGUF")
+    folder = resolve.import_gguf_cached(gguf)
+    assert folder.parent == resolve.models_dir() and (folder / MANIFEST).is_file()
+    assert "gguf" not in folder.name
