@@ -134,6 +134,11 @@ def path_cmd(
             resolved, kind = str(resolve_adapter(name)), "adapter"
         except ModelError:
             kind = "hf-id"  # not local: from the HF cache, or downloaded where there is a network
+    if kind == "model" and Path(resolved).is_dir() and not (Path(resolved) / "config.json").is_file():
+        # resolve_model returns any folder (a backend's load says what is missing); an empty
+        # folder was reported here as a local model
+        raise ModelError(f"{resolved} is a folder but not a model: it has no config.json (nor an "
+                         "adapter's adapter_config.json)")
     info = {"name": name, "path": resolved, "kind": kind, "local": Path(resolved).is_dir()}
     if json_out:
         print_json(info)

@@ -75,29 +75,20 @@ def resolve_model(model: str) -> str:
         return str(_default_model())
     path = Path(model).expanduser()
     if path.is_dir():
-        return str(_model_folder(path))
+        return str(path)
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelError(f"GGUF file not found: {path}")
         return str(import_gguf_cached(path))
     cached = models_dir() / model
     if cached.is_dir():
-        return str(_model_folder(cached))
+        return str(cached)
     if _looks_like_path(model):
         raise ModelError(
             f"no model folder at {path}: give an existing folder, a .gguf file, 'default', a name "
             f"under {models_dir()} (llmrank models list) or a Hugging Face id such as org/name"
         )
     return model
-
-
-def _model_folder(folder: Path) -> Path:
-    """``folder`` when ``from_pretrained`` can load it: a model's config.json, or a LoRA
-    adapter's adapter_config.json. An empty folder was returned as a local model."""
-    if (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file():
-        return folder
-    raise ModelError(f"{folder} is a folder but not a model: it has no config.json (nor an "
-                     "adapter's adapter_config.json)")
 
 
 def _looks_like_path(model: str) -> bool:

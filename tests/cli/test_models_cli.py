@@ -121,11 +121,15 @@ def test_default_counts_as_converted_only_with_its_manifest(app, home):
     assert run_json(app, "list")["default"]["converted"] is True
 
 
-def test_path_of_an_empty_folder_is_not_a_model(app, home, monkeypatch, capsys):
-    """`models path EMPTYDIR` printed the folder as a local model (exit 0)."""
-    empty = home / "nothing-here"
+@pytest.mark.parametrize("as_path", [True, False])
+def test_path_of_an_empty_folder_is_not_a_model(app, home, monkeypatch, capsys, as_path):
+    """`models path EMPTYDIR` (or a name whose folder under models/ is empty) printed the
+    folder as a local model (exit 0)."""
+    empty = home / "nothing-here" if as_path else home / "models" / "nothing-here"
     empty.mkdir()
-    monkeypatch.setattr(sys, "argv", ["llmrank", "models", "path", str(empty), "--json"])
+    (empty / "notes.txt").write_text("no model")
+    given = str(empty) if as_path else "nothing-here"
+    monkeypatch.setattr(sys, "argv", ["llmrank", "models", "path", given, "--json"])
     with pytest.raises(SystemExit) as info:
         run_guarded(app)
     out = capsys.readouterr()
