@@ -123,6 +123,38 @@ def eligible_mask(cfg: ObjectivesConfig, features: ItemFeatures | None, items: S
     return mask
 
 
+def check_must(cfg: ObjectivesConfig, features: ItemFeatures | None) -> None:
+    """ConfigError when a must item is one the hard rules forbid: a denied attribute value,
+    or more must items of one value than its ``max_per`` cap. Pinned items bypass the rules,
+    so such a pair of rules showed the forbidden item; like an item in both must and must_not,
+    the contradiction is refused, not guessed. Items the features do not know pass."""
+    from llmrank.errors import ConfigError
+
+    if features is None or not cfg.must:
+        return
+    codes = features.codes(cfg.must)
+    for attr, values in cfg.deny.items():
+        rows = features.attribute_rows(attr, codes)
+        if rows is None:
+            continue
+        names = features.attributes[attr][0]
+        for item, row in zip(cfg.must, rows, strict=True):
+            bad = [v for v in values if v in names and row[names.index(v)] > 0]
+            if bad:
+                raise ConfigError(f"objectives: must item {item!r} has {attr} {bad[0]!r}, which "
+                                  f"objectives.deny.{attr} forbids")
+    for attr, limit in cfg.max_per.items():
+        rows = features.attribute_rows(attr, codes)
+        if rows is None:
+            continue
+        counts = (rows > 0).sum(0)
+        over = np.flatnonzero(counts > limit)
+        if len(over):
+            value = features.attributes[attr][0][int(over[0])]
+            raise ConfigError(f"objectives: {int(counts[over[0]])} must items have {attr} {value!r}, "
+                              f"over objectives.max_per.{attr} = {limit}")
+
+
 def assemble(values: np.ndarray, eligible: np.ndarray, k: int, cfg: ObjectivesConfig,
              inputs: AssemblyInputs, placed: Sequence[int] = ()) -> np.ndarray:
     """(m, k') candidate indices per draw, k' = min(k, eligible count). ``placed`` are

@@ -159,3 +159,26 @@ def test_a_single_string_where_a_list_is_expected_is_a_config_error():
     shown = make_policy("greedy", {"objectives": {"deny": {"genre": ["A"]}}},
                         features=_features()).select(RANKED, 3).items
     assert shown == ["b0", "b1", "b2"]
+
+
+def test_a_must_item_that_a_hard_rule_forbids_is_a_config_error():
+    """must = b3 with deny = {genre = ["B"]} (b3 is a B) pinned b3 on top of every slate: a
+    denied value was shown, as were three must items of one genre under max_per = 2. Like must
+    and must_not on one item, the contradiction is refused, not guessed."""
+    import pytest
+
+    from llmrank.errors import ConfigError
+
+    feats = _features()
+    for name in ("greedy", "thompson"):
+        with pytest.raises(ConfigError, match=r"'b3'.*genre.*'B'"):
+            make_policy(name, {"objectives": {"must": ["a0", "b3"], "deny": {"genre": ["B"]}}},
+                        features=feats)
+        with pytest.raises(ConfigError, match=r"genre.*'A'.*max_per"):
+            make_policy(name, {"objectives": {"must": ["a0", "a1", "a2"], "max_per": {"genre": 2}}},
+                        features=feats)
+    # no contradiction: a must item outside the features, within the cap, or without features
+    assert make_policy("greedy", {"objectives": {"must": ["zz", "a0", "a1"], "deny": {"genre": ["B"]},
+                                                 "max_per": {"genre": 2}}},
+                       features=feats).select(RANKED, 3).items == ["zz", "a0", "a1"]
+    make_policy("greedy", {"objectives": {"must": ["b3"], "deny": {"genre": ["B"]}}})

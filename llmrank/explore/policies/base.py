@@ -18,7 +18,13 @@ from llmrank.errors import ConfigError
 from llmrank.explore.base import ExploreContext, Ranked, Slate
 from llmrank.explore.coldstart import ColdStartBudget, ColdStartConfig
 from llmrank.explore.features import ItemFeatures
-from llmrank.explore.objectives import AssemblyInputs, ObjectivesConfig, assemble, eligible_mask
+from llmrank.explore.objectives import (
+    AssemblyInputs,
+    ObjectivesConfig,
+    assemble,
+    check_must,
+    eligible_mask,
+)
 from llmrank.rerank.blend import zscore
 
 log = logging.getLogger(__name__)
@@ -110,6 +116,7 @@ class BasePolicy:
         self.config = config if config is not None else build_config(self.config_cls, options)
         if self.config.mc_samples < 1:
             raise ConfigError(f"mc_samples must be >= 1, got {self.config.mc_samples}")
+        check_must(self.config.objectives, features)
         self.features = features
         seed = self.config.seed
         self._rng = np.random.default_rng([seed, 0])
