@@ -4,6 +4,7 @@ library's typed exceptions into one clear line and an exit code."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -97,7 +98,7 @@ def run_guarded(app: typer.Typer) -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except OSError as exc:  # the machine's, not a bug: an --out that is a file, a full disk
-        print_error(str(exc) or type(exc).__name__)
+        print_error(describe_os_error(exc, sys.argv[1:]))
         sys.exit(1)
     except Exception as exc:  # click usage errors
         if _is_usage_error(exc):
@@ -106,6 +107,60 @@ def run_guarded(app: typer.Typer) -> None:
         raise
     if isinstance(rc, int) and not isinstance(rc, bool):
         sys.exit(rc)
+
+
+def describe_os_error(exc: OSError, argv: Sequence[str]) -> str:
+    """An OSError as one line that says which option (or argument) of ``argv`` it came from
+    and, for a path under a file, which file is in the way: "--out small.csv/idx: Not a
+    directory (small.csv is a file, not a folder)", where it was "[Errno 20] Not a directory:
+    'small.csv/idx'" (or "[Errno 17] File exists: 'small.csv'"), naming neither."""
+    names = [os.fsdecode(f) for f in (exc.filename2, exc.filename) if f is not None]
+    if not names or not exc.strerror:
+        return str(exc) or type(exc).__name__
+    given = next((g for name in names for g in (_argument_for(name, argv),) if g), None)
+    blocker = _file_in_the_way(names[-1]) if exc.errno in (errno.ENOTDIR, errno.EEXIST) else None
+    detail = f" ({blocker} is a file, not a folder)" if blocker else f": {' -> '.join(reversed(names))}"
+    if given is None:
+        return f"{exc.strerror}{detail}"
+    flag, value = given
+    return f"{flag + ' ' if flag else ''}{value}: {exc.strerror}{detail}"
+
+
+def _argument_for(name: str, argv: Sequence[str]) -> tuple[str | None, str] | None:
+    """(flag or None, value) of the argument whose path is ``name``, holds it or lies in it."""
+    def norm(path: str) -> str:
+        return os.path.normpath(os.path.abspath(os.path.expanduser(path)))
+
+    target, found = norm(name), None
+    for i, token in enumerate(argv):
+        flag: str | None = None
+        if token.startswith("-") and "=" in token:
+            flag, _, value = token.partition("=")
+        elif token.startswith("-"):
+            continue
+        else:
+            value = token
+            if i > 0 and argv[i - 1].startswith("-") and "=" not in argv[i - 1]:
+                flag = argv[i - 1]
+        if not value:
+            continue
+        path = norm(value)
+        if path == target:
+            return flag, value
+        if found is None and (path.startswith(target + os.sep) or target.startswith(path + os.sep)):
+            found = (flag, value)
+    return found
+
+
+def _file_in_the_way(name: str) -> str | None:
+    """The first part of ``name`` that exists and is not a folder (``name`` itself included)."""
+    path = Path(name)
+    for part in (*reversed(path.parents), path):
+        if str(part) in ("", ".") or not part.exists():
+            continue
+        if not part.is_dir():
+            return str(part)
+    return None
 
 
 def plain(value: object) -> str:

@@ -159,3 +159,25 @@ def test_an_os_error_is_one_line_and_exit_1_not_a_traceback(monkeypatch, capsys,
     assert code == 1
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert err.startswith("error:") and "Not a directory" in err and str(blocker) in " ".join(err.split())
+
+
+@pytest.mark.parametrize(("argv", "given"), [
+    (["index", "build", "--dataset", "catalog", "--embedder", "hashing", "--out", "small.csv/idx"],
+     "--out small.csv/idx"),
+    (["index", "build", "--dataset", "catalog", "--embedder", "hashing", "--out=small.csv/a/b"],
+     "--out small.csv/a/b"),
+    (["data", "download", "ml-100k", "--data-dir", "small.csv/data"], "--data-dir small.csv/data"),
+    (["data", "convert", "catalog", "small.csv/a/b"], "small.csv/a/b"),
+])
+def test_an_os_error_names_the_flag_and_the_file_in_the_way(argv, given, monkeypatch, capsys, tmp_path):
+    """An output path under a file printed the raw "[Errno 17] File exists: 'small.csv'" or
+    "[Errno 20] Not a directory: 'small.csv/out'": which option, and what is wrong with it?"""
+    from llmrank.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "small.csv").write_text("user,item\n")
+    code, err = _guarded(app, monkeypatch, capsys, *argv, "--json")  # --json: no progress bars
+    line = " ".join(err.split())
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert line.startswith(f"error: {given}: ") and "small.csv is a file, not a folder" in line, line
+    assert "[Errno" not in line
