@@ -97,7 +97,19 @@ def read_manifest(adapter: str | Path) -> AdapterManifest:
     if not path.is_file():
         raise ModelError(f"adapter {adapter!r} ({folder}) has no {MANIFEST}; it was not "
                          "saved by llmrank finetune")
-    return AdapterManifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return _parse_manifest(path)
+
+
+def _parse_manifest(path: Path) -> AdapterManifest:
+    """ModelError for a manifest that is not JSON or lacks required fields (a hand-edited or
+    truncated file): a JSONDecodeError or TypeError escaped the callers that handle ModelError."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        return AdapterManifest.from_dict(data)
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelError(f"{path}: not a valid adapter manifest ({exc})") from exc
 
 
 def merged_prompt_spec(model: str | Path) -> PromptSpec | None:
@@ -106,8 +118,7 @@ def merged_prompt_spec(model: str | Path) -> PromptSpec | None:
     prompts their adapter learned. None for any other model (nothing is downloaded)."""
     for folder in (Path(model).expanduser(), models_dir() / str(model)):
         if (folder / MANIFEST).is_file():
-            data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-            return AdapterManifest.from_dict(data).prompt_spec()
+            return _parse_manifest(folder / MANIFEST).prompt_spec()
     return None
 
 

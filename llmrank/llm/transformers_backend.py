@@ -27,6 +27,7 @@ from llmrank.llm.cpu_threads import set_torch_threads
 from llmrank.llm.hf_decode import DecodeStats, decode_batch
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, cut_at_stop, load_tokenizer
 from llmrank.llm.kv_reuse import last_logits_with_reuse
+from llmrank.models.adapter_fit import check_adapter_base, load_error
 from llmrank.models.resolve import resolve_adapter, resolve_model
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,14 @@ class TransformersLLM(NamedAdapters, HFTokenizerMixin):
         path = resolve_adapter(adapter)
         name = self._name_for(path, name)
         if name not in self._adapters:
-            if isinstance(self.model, PeftModel):
-                self.model.load_adapter(str(path), adapter_name=name)
-            else:
-                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
+            check_adapter_base(path, self.model_id, self.path)
+            try:
+                if isinstance(self.model, PeftModel):
+                    self.model.load_adapter(str(path), adapter_name=name)
+                else:
+                    self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
+            except (RuntimeError, ValueError, KeyError) as exc:  # peft: size mismatch, missing modules
+                raise load_error(path, self.model_id, exc) from exc
             self.model.to(device=self.device, dtype=self.dtype)
             self.model.eval()
             self._adapters[name] = str(path)

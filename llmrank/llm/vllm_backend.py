@@ -33,6 +33,7 @@ from llmrank.errors import ModelError
 from llmrank.llm.base import GenerationConfig, NamedAdapters
 from llmrank.llm.hf_tokenizer import HFTokenizerMixin, cut_at_stop, load_tokenizer
 from llmrank.llm.logprobs import clip_logprob, missing_label_floor
+from llmrank.models.adapter_fit import check_adapter_base
 from llmrank.models.resolve import resolve_adapter, resolve_model
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,7 @@ class VllmLLM(NamedAdapters, HFTokenizerMixin):
             if not self.lora_enabled:
                 raise ModelError("this vLLM engine was built without LoRA: create the backend with "
                                  "enable_lora=True (or with an adapter) to load adapters later")
+            check_adapter_base(path, self.model_id, self.path)
             rank = adapter_rank(path)
             if rank > self.max_lora_rank:
                 raise ModelError(f"adapter {name!r} has rank {rank} > max_lora_rank "

@@ -53,6 +53,17 @@ def test_manifest_roundtrip_and_prompt_spec(adapter):
     assert prompt_spec_for(None) == PromptSpec()
 
 
+@pytest.mark.parametrize("text", ["{not json", '{"name": "x"}', "[1, 2]", "\udcff"])
+def test_a_broken_manifest_is_a_model_error_and_the_reranker_falls_back(adapter, text, caplog):
+    """A truncated or hand-edited manifest raised JSONDecodeError / TypeError ('missing 7
+    required positional arguments'), which escaped prompt_spec_for (it handles ModelError):
+    a reranker with such an adapter failed to start with a traceback."""
+    (adapter / MANIFEST).write_text(text, encoding="utf-8", errors="surrogateescape")
+    with pytest.raises(ModelError, match="not a valid adapter manifest"):
+        read_manifest(adapter)
+    assert prompt_spec_for(adapter) == PromptSpec()  # default settings, with a warning
+
+
 def test_adapter_lora_reads_the_weights_config(adapter):
     """The recipe's lora fields of a saved adapter come from its adapter_config.json (what
     the weights are), whatever its manifest says."""

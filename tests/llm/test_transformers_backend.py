@@ -171,3 +171,37 @@ def test_a_folder_that_is_not_a_model_is_a_model_error(tmp_path):
     (tmp_path / "notes.txt").write_text("not a model", encoding="utf-8")
     with pytest.raises(ModelError, match="cannot load model"):
         TransformersLLM(model=str(tmp_path))
+
+
+def _random_adapter(model_dir, dest, seed=1):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
+                   LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+                   ).save_pretrained(dest)
+    return str(dest)
+
+
+def test_an_adapter_of_another_base_model_is_flagged_or_refused(tiny_model_dir, tmp_path, caplog):
+    """A LoRA adapter only fits its base model. On another model of the same shapes it loaded
+    silently (and ranked wrongly): now a warning naming both models. On one of other shapes
+    peft's untyped RuntimeError (size mismatch) escaped: now a ModelError naming both."""
+    import logging
+
+    from llmrank.llm.tiny import build_tiny_model
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    twin = build_tiny_model(tmp_path / "twin", seed=7)  # same shapes, other weights
+    wide = build_tiny_model(tmp_path / "wide", hidden=128)
+    adapter = _random_adapter(tiny_model_dir, tmp_path / "ad")
+    with caplog.at_level(logging.WARNING, logger="llmrank.models.adapter_fit"):
+        TransformersLLM(str(tiny_model_dir), adapter)
+        assert not caplog.records  # its own base model: nothing to say
+        TransformersLLM(str(twin), adapter)
+    assert any("only fits its base model" in r.getMessage() and str(twin) in r.getMessage()
+               for r in caplog.records)
+    with pytest.raises(ModelError, match="does not fit model"):
+        TransformersLLM(str(wide), adapter)
