@@ -118,7 +118,7 @@ def describe_os_error(exc: OSError, argv: Sequence[str]) -> str:
     if not names or not exc.strerror:
         return str(exc) or type(exc).__name__
     given = next((g for name in names for g in (_argument_for(name, argv),) if g), None)
-    blocker = _file_in_the_way(names[-1]) if exc.errno in (errno.ENOTDIR, errno.EEXIST) else None
+    blocker = file_in_the_way(names[-1]) if exc.errno in (errno.ENOTDIR, errno.EEXIST) else None
     detail = f" ({blocker} is a file, not a folder)" if blocker else f": {' -> '.join(reversed(names))}"
     if given is None:
         return f"{exc.strerror}{detail}"
@@ -152,7 +152,7 @@ def _argument_for(name: str, argv: Sequence[str]) -> tuple[str | None, str] | No
     return found
 
 
-def _file_in_the_way(name: str) -> str | None:
+def file_in_the_way(name: str) -> str | None:
     """The first part of ``name`` that exists and is not a folder (``name`` itself included)."""
     path = Path(name)
     for part in (*reversed(path.parents), path):

@@ -23,6 +23,7 @@ from llmrank.cli.common import (
     VerboseOpt,
     console,
     exit_if_nothing_succeeded,
+    file_in_the_way,
     print_json,
     setup_logging,
 )
@@ -70,7 +71,9 @@ def _atomic_text(path: Path) -> Iterator[IO[str]]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = stack.enter_context(atomic_write(path))
     except OSError as exc:
-        raise DataError(f"cannot write --out {path}: {exc.strerror or exc}") from exc
+        blocker = file_in_the_way(str(path.parent))
+        why = f"{blocker} is a file, not a folder" if blocker else exc.strerror or exc
+        raise DataError(f"cannot write --out {path}: {why}") from exc
     try:
         with stack:
             yield fh

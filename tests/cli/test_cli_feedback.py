@@ -343,3 +343,17 @@ def test_out_that_is_a_folder_names_it_and_says_so(command, tmp_path):
     assert "--out adir" in res.stderr and "folder" in res.stderr, res.stderr
     assert list((tmp_path / "adir").iterdir()) == []
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_out_under_a_file_names_the_file_in_the_way(tmp_path, monkeypatch):
+    """`export -o small.csv/x.jsonl` said "cannot write small.csv/x.jsonl: File exists"."""
+    from llmrank.errors import DataError
+
+    monkeypatch.chdir(tmp_path)
+    _fill(tmp_path / "a.sqlite")
+    (tmp_path / "small.csv").write_text("x\n")
+    for out in ("small.csv/x.jsonl", "small.csv/sub/x.jsonl"):
+        res = runner.invoke(app, ["export", "--store", "a.sqlite", "-o", out])
+        assert isinstance(res.exception, DataError), res.output
+        assert str(res.exception).startswith(f"cannot write --out {out}: ")
+        assert "small.csv is a file, not a folder" in str(res.exception), str(res.exception)
