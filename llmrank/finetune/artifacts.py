@@ -13,10 +13,14 @@ Loading by name: ``llmrank_home()/adapters/<name>`` or a path, resolved by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import shutil
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -162,14 +166,10 @@ def save_adapter(model: Any, folder: str | Path, manifest: AdapterManifest,
     DPO reference copy) and the manifest. Written to a temporary folder, then renamed, so a
     crash never leaves a half adapter under the final name."""
     folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    names = [n for n in adapter_names if n in getattr(model, "peft_config", {})]
-    model.save_pretrained(str(tmp), selected_adapters=names or None)
-    write_manifest(tmp, manifest)
-    _replace(tmp, folder)
+    with _staging(folder) as tmp:
+        names = [n for n in adapter_names if n in getattr(model, "peft_config", {})]
+        model.save_pretrained(str(tmp), selected_adapters=names or None)
+        write_manifest(tmp, manifest)
     return folder
 
 
@@ -178,41 +178,53 @@ def copy_adapter(src: str | Path, dest: str | Path, manifest: AdapterManifest) -
     src, dest = Path(src), Path(dest)
     if not (src / "adapter_config.json").is_file():
         raise ModelError(f"{src} holds no adapter (adapter_config.json missing)")
-    tmp = dest.with_name(dest.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("best.json", MANIFEST))
-    write_manifest(tmp, manifest)
-    _replace(tmp, dest)
+    with _staging(dest) as tmp:
+        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("best.json", MANIFEST), dirs_exist_ok=True)
+        write_manifest(tmp, manifest)
     return dest
 
 
 def publish(folder: str | Path, name: str) -> Path:
-    """Copy an adapter into the registry folder so that it loads by ``name`` everywhere."""
-    if not name or "/" in name or name.startswith("."):
+    """Copy an adapter into the registry folder so that it loads by ``name`` everywhere (an
+    adapter already published under ``name`` is replaced, with a warning)."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or name.endswith(".partial"):
         raise ModelError(f"invalid adapter name {name!r}")
+    if not (Path(folder) / "adapter_config.json").is_file():
+        raise ModelError(f"{folder} holds no adapter (adapter_config.json missing)")
     dest = adapters_dir() / name
-    tmp = dest.with_name(dest.name + ".partial")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(folder, tmp)
-    _replace(tmp, dest)
+    if dest.exists():
+        log.warning("adapter %r is replaced by the one in %s", name, folder)
+    with _staging(dest) as tmp:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
     log.info("adapter %r published to %s", name, dest)
     return dest
 
 
-def _replace(tmp: Path, dest: Path) -> None:
-    if dest.exists():
-        old = dest.with_name(dest.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        dest.rename(old)
-        tmp.rename(dest)
-        shutil.rmtree(old)
-    else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(dest)
+@contextlib.contextmanager
+def _staging(dest: Path) -> Iterator[Path]:
+    """A hidden folder of this process to write into, renamed to ``dest`` (replacing it) when
+    the block ends; removed when it fails. Unique per call and swapped under a lock, so
+    concurrent publishes of one name never write into each other's files, a crash never leaves
+    a half adapter under ``dest``, and no other adapter's folder is touched (the ``x.old`` and
+    ``x.partial`` of name x were removed without asking: they may be adapters named so)."""
+    from llmrank.models.gguf_import import lock
+
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = dest.with_name(f".{dest.name}.partial-{tag}")
+    try:
+        tmp.mkdir(parents=True)
+        yield tmp
+        with lock(dest.with_name(f".{dest.name}.lock")):
+            if dest.exists():
+                old = dest.with_name(f".{dest.name}.old-{tag}")
+                dest.rename(old)
+                tmp.rename(dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_peft_model(adapter: str | Path, *, base_model: str | None = None,
@@ -264,9 +276,9 @@ def list_adapters() -> list[AdapterManifest]:
     out: list[AdapterManifest] = []
     if not root.is_dir():
         return out
-    for folder in sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()):
-        try:
-            out.append(AdapterManifest.from_dict(json.loads((folder / MANIFEST).read_text())))
-        except (ValueError, TypeError) as exc:
+    for folder in sorted(p for p in root.iterdir() if (p / MANIFEST).is_file() and not p.name.startswith(".")):
+        try:  # (hidden: a publish in progress, or one a crash interrupted)
+            out.append(_parse_manifest(folder / MANIFEST))
+        except ModelError as exc:
             log.warning("unreadable manifest in %s: %s", folder, exc)
     return out

@@ -128,7 +128,8 @@ def list_models() -> list[ModelInfo]:
     for kind, root in (("model", models_dir()), ("adapter", adapters_dir())):
         if not root.is_dir():
             continue
-        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".partial")):
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".partial")
+                             and not p.name.startswith(".")):  # hidden: a write in progress
             manifest = read_manifest(folder)
             source = manifest.source if manifest else ""
             if kind == "adapter":

@@ -128,3 +128,37 @@ def test_an_adapter_is_served_with_the_template_version_it_was_trained_on(
     for spec in (prompt_spec_for(adapter), read_manifest(adapter).prompt_spec()):
         template = make_builder(prompt_model, spec).template
         assert (template.name, template.version) == ("rank", "1.0.0")
+
+
+def test_publishing_replaces_only_its_own_name_and_refuses_a_non_adapter(adapter, home, tmp_path):
+    """publish('x') removed the adapters named 'x.old' and 'x.partial' without asking (its
+    scratch names), wrote every concurrent publish of x into the same x.partial, and copied
+    any folder, adapter or not, into the registry."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llmrank.models.resolve import adapters_dir, list_models
+
+    neighbour = publish(adapter, "x.old")
+    assert publish(adapter, "x") == adapters_dir() / "x"
+    publish(adapter, "x")  # replaced (with a warning)
+    assert (neighbour / "adapter_config.json").is_file()
+    with pytest.raises(ModelError, match="invalid adapter name"):
+        publish(adapter, "x.partial")
+    not_adapter = tmp_path / "notes"
+    not_adapter.mkdir()
+    (not_adapter / "README").write_text("hi")
+    with pytest.raises(ModelError, match="holds no adapter"):
+        publish(not_adapter, "y")
+    assert not (adapters_dir() / "y").exists()
+    # the same name published by several threads at once: each from its own staging folder
+    copies = []
+    for i in range(4):
+        shutil.copytree(adapter, tmp_path / f"c{i}")
+        copies.append(tmp_path / f"c{i}")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda c: publish(c, "z"), copies))
+    assert (adapters_dir() / "z" / "adapter_config.json").is_file() and read_manifest("z").name == "rand"
+    assert sorted(p.name for p in adapters_dir().iterdir() if not p.name.endswith(".lock")) == \
+        ["x", "x.old", "z"]  # no staging folder left behind
+    assert {m.name for m in list_models() if m.kind == "adapter"} == {"x", "x.old", "z"}
