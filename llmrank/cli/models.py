@@ -81,7 +81,6 @@ def import_gguf_cmd(
     """Convert a GGUF file into a Hugging Face folder (dequantised, trainable, servable), once."""
     from llmrank.models import import_gguf, import_gguf_cached
     from llmrank.models.gguf_import import default_name, read_manifest
-    from llmrank.models.resolve import models_dir
 
     setup_logging(verbose)
     if not path.is_file():
@@ -91,10 +90,10 @@ def import_gguf_cmd(
     if status is not None:
         status.start()
     try:
-        if out is None and dtype == "float32":
-            folder = import_gguf_cached(path, name, overwrite=overwrite)  # locked against a parallel run
+        if out is None:  # the name checked (one folder under models/), locked against a parallel run
+            folder = import_gguf_cached(path, name, overwrite=overwrite, dtype=dtype)
         else:
-            folder = import_gguf(path, out or models_dir() / name, name=name, dtype=dtype, overwrite=overwrite)
+            folder = import_gguf(path, out, name=name, dtype=dtype, overwrite=overwrite)
     finally:
         if status is not None:
             status.stop()

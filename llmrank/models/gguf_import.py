@@ -91,7 +91,7 @@ def import_gguf(gguf_path: str | Path, dest: str | Path, *, name: str | None = N
         raise ModelError(f"GGUF file not found: {gguf_path}")
     with lock(dest.parent / f".{dest.name}.lock"):
         if (dest / MANIFEST).is_file() and not overwrite:
-            _check_same_source(dest, gguf_path)
+            _check_same_source(dest, gguf_path, dtype)
             log.info("reusing converted model at %s", dest)
             return dest
         if dest.exists() and not (dest / MANIFEST).is_file() and (not dest.is_dir() or any(dest.iterdir())):
@@ -154,10 +154,14 @@ def _convert(gguf_path: Path, dest: Path, *, name: str | None, dtype: str) -> Pa
     return dest
 
 
-def _check_same_source(dest: Path, gguf_path: Path) -> None:
-    """A converted folder is reused only for the GGUF it came from: two files with one name
-    (a/model.gguf, b/model.gguf) map to one folder, and the second got the first's model."""
+def _check_same_source(dest: Path, gguf_path: Path, dtype: str) -> None:
+    """A converted folder is reused only for the GGUF it came from, in the dtype asked for:
+    two files with one name (a/model.gguf, b/model.gguf) map to one folder, and the second
+    got the first's model; a bfloat16 import got the float32 folder converted before."""
     manifest = read_manifest(dest)
+    if manifest is not None and manifest.dtype and manifest.dtype != dtype:
+        raise ModelError(f"{dest} was converted to {manifest.dtype}, not {dtype}; convert it under "
+                         "another name (--name, --out) or replace the folder (--overwrite)")
     if manifest is None or not manifest.source:
         return  # written by another version: its source is unknown, reuse as before
     if Path(manifest.source) != gguf_path.resolve():

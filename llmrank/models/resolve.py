@@ -46,14 +46,15 @@ def default_gguf() -> Path:
     return files[0]
 
 
-def import_gguf_cached(gguf: str | Path, name: str | None = None, *, overwrite: bool = False) -> Path:
+def import_gguf_cached(gguf: str | Path, name: str | None = None, *, overwrite: bool = False,
+                       dtype: str = "float32") -> Path:
     """Convert ``gguf`` into ``models_dir()/name`` once (locked) and return the folder.
     ``name`` (default: from the file name) must be one folder name: ModelError otherwise."""
     from llmrank.models.gguf_import import check_name, default_name
 
     gguf = Path(gguf)
     name = check_name(default_name(gguf) if name is None else name)
-    return import_gguf(gguf, models_dir() / name, name=name, overwrite=overwrite)
+    return import_gguf(gguf, models_dir() / name, name=name, overwrite=overwrite, dtype=dtype)
 
 
 def _default_model() -> Path:

@@ -141,3 +141,30 @@ def test_a_conversion_of_another_gguf_is_not_reused(fake_hf, tmp_path):
     assert import_gguf(fake_hf, dest) == dest and _FakeLoaded.conversions == 1  # same file: reused
     assert import_gguf(other, dest, overwrite=True) == dest and _FakeLoaded.conversions == 2
     assert json.loads((dest / MANIFEST).read_text(encoding="utf-8"))["source"] == str(other.resolve())
+
+
+def test_a_conversion_in_another_dtype_is_not_reused(fake_hf, tmp_path):
+    """`import-gguf --dtype bfloat16` over a float32 conversion of the same file returned the
+    float32 folder (the manifest said float32, the user asked for bfloat16)."""
+    dest = import_gguf(fake_hf, tmp_path / "models" / "tiny")
+    with pytest.raises(ModelError, match="converted to float32, not bfloat16"):
+        import_gguf(fake_hf, dest, dtype="bfloat16")
+    assert import_gguf(fake_hf, dest, dtype="bfloat16", overwrite=True) == dest
+    assert json.loads((dest / MANIFEST).read_text(encoding="utf-8"))["dtype"] == "bfloat16"
+
+
+def test_the_cli_checks_the_name_whatever_the_dtype(fake_hf, tmp_path, monkeypatch):
+    """`import-gguf --name ../x --dtype bfloat16` skipped the name check (only float32 went
+    through import_gguf_cached) and wrote outside the models folder."""
+    from typer.testing import CliRunner
+
+    from llmrank.cli.main import app
+
+    monkeypatch.setenv("LLMRANK_HOME", str(tmp_path / "home"))
+    res = CliRunner().invoke(app, ["models", "import-gguf", str(fake_hf), "--name", "../x",
+                                   "--dtype", "bfloat16", "--json"])
+    assert res.exit_code != 0 and not (tmp_path / "home" / "x").exists()
+    res = CliRunner().invoke(app, ["models", "import-gguf", str(fake_hf), "--name", "ok",
+                                   "--dtype", "bfloat16", "--json"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "home" / "models" / "ok" / MANIFEST).is_file()
