@@ -63,8 +63,9 @@ class Filters:
 
 @dataclass
 class RecRequest:
-    """What a caller asks for. One of ``user_id``, ``history`` or ``text`` must be given;
-    a known user with an explicit history uses the explicit history."""
+    """What a caller asks for: a ``user_id``, a ``history``, a ``text``, or a mix; a known
+    user with an explicit history uses the explicit history. With none of them (an anonymous
+    visitor) the answer is the cold-start list: the most popular items."""
 
     user_id: str | None = None
     history: list[str] | None = None

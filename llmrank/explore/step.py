@@ -84,6 +84,10 @@ class ExploreStep:
         # a policy's state (posteriors, its random generator) is not thread-safe: select and
         # update take turns. Held per call, not per learn(): a request waits one update at most
         self._policy_lock = threading.RLock()
+        # an impression is stamped and written under this lock, and learn() fixes its window
+        # under it: an impression stamped before the window's end but written after it (a
+        # slow or locked store) was skipped by that learn() and, being older, by every later one
+        self._logging = threading.Lock()
         self.segment_key = segment_key
         self.users = users
         if segment_key is not None and users is None:
@@ -159,8 +163,9 @@ class ExploreStep:
             base = by_id.get(item_id) or RankedItem(item_id=item_id, score=slate.scores[pos], position=pos)
             shown.append(replace(base, position=pos, propensity=prop))
         if log and self.store is not None and slate.items:  # nothing shown: nothing to learn from
-            self.store.log_impression(slate.impression(request.request_id, request.user_id,
-                                                       context=ctx.to_log()))
+            with self._logging:
+                self.store.log_impression(slate.impression(request.request_id, request.user_id,
+                                                           context=ctx.to_log()))
         return shown
 
     def _replay(self, logged: Impression, request: RecRequest, ranked: Sequence[RankedItem]) -> list[RankedItem]:
@@ -234,7 +239,8 @@ class ExploreStep:
         from llmrank.feedback.rounds import rounds
 
         with self._window:
-            until = (time.time() if now is None else now) - self.settle_seconds
+            with self._logging:  # every impression stamped before ``until`` is in the store
+                until = (time.time() if now is None else now) - self.settle_seconds
             if self.learned_until is not None and until <= self.learned_until:
                 return 0
             n = 0

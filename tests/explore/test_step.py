@@ -242,3 +242,30 @@ def test_a_retried_request_gets_the_logged_slate_back(tmp_path):
     assert step.store.counts()["impressions"] == 6
     with pytest.raises(FeedbackConflictError, match="already used"):
         step(RecRequest(user_id="u2", k=4, explore=True, request_id="r-1"), RANKED)
+
+
+def test_an_impression_written_while_learn_runs_is_learned_once(tmp_path):
+    """settle_seconds = 0 and a slow store: an impression stamped before a concurrent learn()
+    but written after it fell behind that learn's window, and every later learn() starts
+    after it: never learned. Now the stamp and the write happen together, before learn()
+    fixes its window."""
+    import threading
+
+    step = _step(tmp_path, "thompson", {"settle_seconds": 0, "learn_every_seconds": -1})
+    real = step.store.log_impression
+    writing = threading.Event()
+
+    def slow_write(imp):
+        writing.set()
+        time.sleep(0.3)  # a busy SQLite file
+        return real(imp)
+
+    step.store.log_impression = slow_write
+    serve = threading.Thread(target=step, args=(RecRequest(user_id="u1", k=3, explore=True), RANKED))
+    serve.start()
+    writing.wait(5)
+    learned = [step.learn()]  # runs while the impression is being written
+    serve.join()
+    time.sleep(0.01)
+    learned.append(step.learn())
+    assert sum(learned) == 1
