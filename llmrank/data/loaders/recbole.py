@@ -9,6 +9,7 @@ header types are read by recbole_files.py."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from llmrank.data.loaders.recbole_files import (
     read_header,
 )
 from llmrank.data.loaders.recbole_presplit import load_presplit
-from llmrank.data.timestamps import in_range, to_seconds
+from llmrank.data.timestamps import exact_time, in_range
 from llmrank.errors import ConfigError, DataError, MalformedLineError
 from llmrank.records import Item, User
 
@@ -65,8 +66,12 @@ def load_recbole(
         return load_presplit(files, names, name or files.name, items, users, seq_sep, on_error, report)
     if files.inter is None:
         raise DataError(f"{files.name}: no {files.name}.inter (only pre-split files)")
-    events = _read_inter(files.inter, names, on_error, report)
-    return Dataset.from_arrays(name or files.name, items, users, *events.arrays())
+    events, exact = _read_inter(files.inter, names, on_error, report)
+    # RecBole orders by the float timestamp: within one second its fraction, then file order
+    n = len(exact)
+    order = np.empty(n, np.int64)
+    order[np.lexsort((np.arange(n), exact))] = np.arange(n)
+    return Dataset.from_arrays(name or files.name, items, users, *events.arrays(), order)
 
 
 def _check_mapping(files: AtomicFiles, mapping: Mapping[str, str], use_split: bool) -> None:
@@ -95,8 +100,10 @@ def _require_fields(paths: list[Path], wanted: Mapping[str, str], absent: str = 
 
 # ---- interactions ----------------------------------------------------------------------------
 
-def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, report: LoadReport) -> EventColumns:
-    """The interactions of ``<name>.inter``; none at all is an error."""
+def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy,
+                report: LoadReport) -> tuple[EventColumns, np.ndarray]:
+    """The interactions of ``<name>.inter`` (timestamps floored to whole seconds) and their
+    exact float times, which order events within a second; none at all is an error."""
     skipped_before = report.skipped
     header = read_header(path)
     by_name = {f.name: i for i, f in enumerate(header)}
@@ -118,10 +125,12 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
                                 and (r_idx is None or not np.isinf(cols[r_idx]).any()))
         if fast is not None:
             n = len(fast[0])
-            ts = np.asarray(fast[t_idx]).astype(np.int64) if t_idx is not None else np.zeros(n, np.int64)
+            exact = np.asarray(fast[t_idx], np.float64) if t_idx is not None else np.zeros(n)
             rt = np.asarray(fast[r_idx]).astype(np.float32) if r_idx is not None else np.full(n, np.nan, np.float32)
-            return EventColumns(fast[by_name[names["user"]]], fast[by_name[names["item"]]], ts, rt)
+            return EventColumns(fast[by_name[names["user"]]], fast[by_name[names["item"]]],
+                                np.floor(exact).astype(np.int64), rt), exact
     events = EventColumns()
+    exact_list: list[float] = []
     for line_no, row, _ in iter_rows(path, report, on_error):
         try:
             uid, iid = row[names["user"]].strip(), row[names["item"]].strip()
@@ -132,13 +141,14 @@ def _read_inter(path: Path, names: Mapping[str, str], on_error: ErrorPolicy, rep
                 raw = row[names["rating"]]
                 rating = finite_rating(parse_float(raw, what="rating", path=str(path), line_no=line_no),
                                        raw, str(path), line_no)
-            when = to_seconds(row[names["timestamp"]], "s", str(path), line_no) if t_idx is not None else 0
+            when = exact_time(row[names["timestamp"]], "s", str(path), line_no) if t_idx is not None else 0.0
         except MalformedLineError as err:
             report.problem(err, on_error)
             continue
-        events.append(uid, iid, when, rating)
+        events.append(uid, iid, math.floor(when), rating)
+        exact_list.append(when)
     require_events(len(events), path, report, skipped_before=skipped_before)
-    return events
+    return events, np.asarray(exact_list, np.float64)
 
 
 # ---- items and users -------------------------------------------------------------------------
