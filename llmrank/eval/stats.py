@@ -88,11 +88,19 @@ def paired_test(
     ``permutation`` is Fisher's randomisation test (randomly swap each user's pair, i.e.
     flip the sign of the difference; no normality assumption; ranx's ``stat_test='fisher'``),
     ``t`` is the paired Student t-test (scipy; ranx's default ``'student'``). Both report a
-    bootstrap CI of the mean difference."""
+    bootstrap CI of the mean difference. NaN or infinite values are refused (ValueError):
+    the caller drops undefined users from both arrays with one mask."""
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     b = np.asarray(b, dtype=np.float64).reshape(-1)
     if a.shape != b.shape:
         raise ValueError(f"paired test needs the same users: {a.shape} vs {b.shape}")
+    undefined = int(np.sum(~(np.isfinite(a) & np.isfinite(b))))
+    if undefined:
+        # a NaN difference made every sign flip 'less extreme' than the (NaN) observed mean:
+        # p = 1/(n_resamples + 1), the smallest p there is, for data that say nothing
+        raise ValueError(
+            f"paired test: {undefined} user{'s' if undefined > 1 else ''} with a NaN or "
+            f"infinite value; drop them from both arrays (the same mask) first")
     d = a - b
     n = len(d)
     observed = float(d.mean()) if n else float("nan")

@@ -45,3 +45,21 @@ def test_paired_t_matches_scipy_and_identical_inputs():
     assert paired_test(a, a).p_value == 1.0
     with pytest.raises(ValueError):
         paired_test(a, b[:10])
+
+
+@pytest.mark.parametrize("method", ["permutation", "t"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_paired_test_refuses_undefined_per_user_values(method, bad):
+    """A NaN (or inf) per-user value is not a difference of 0: the sign-flip statistic became
+    NaN, no flip was 'as extreme', and the test reported p = 1/(n_resamples + 1), the
+    smallest p it can give, for data that say nothing. Undefined users must be dropped from
+    both arrays by the caller, with the same mask."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random(40), rng.random(40)
+    a[7] = bad
+    with pytest.raises(ValueError, match="1 user"):
+        paired_test(a, b, method=method)
+    with pytest.raises(ValueError, match="1 user"):
+        paired_test(b, a, method=method)
+    ok = np.arange(40) != 7
+    assert paired_test(a[ok], b[ok], method=method).p_value > 0.01
