@@ -20,9 +20,15 @@ def user_rng(seed: int, user: int, salt: int = 0) -> np.random.Generator:
 
 
 def sample_negatives(n_items: int, exclude: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` distinct item codes uniformly from ``range(n_items)`` minus ``exclude``."""
+    """``n`` distinct item codes uniformly from ``range(n_items)`` minus ``exclude``.
+    ValueError for a code in ``exclude`` outside the catalog (a negative one would index
+    from the end and exclude the wrong item)."""
+    codes = np.asarray(exclude, dtype=np.int64)
+    if len(codes) and (codes.min() < 0 or codes.max() >= n_items):
+        bad = codes[(codes < 0) | (codes >= n_items)]
+        raise ValueError(f"exclude holds codes outside range({n_items}): {bad[:5].tolist()}")
     excluded = np.zeros(n_items, dtype=bool)
-    excluded[np.asarray(exclude, dtype=np.int64)] = True
+    excluded[codes] = True
     available = n_items - int(excluded.sum())
     if available < n:
         raise ValueError(f"only {available} items left to sample {n} negatives from")
@@ -47,7 +53,10 @@ def random_candidates(
     n_items: int, target: int, seen: np.ndarray, *, n_negatives: int = 19, seed: int = 0,
     user: int = 0,
 ) -> np.ndarray:
-    """Target plus ``n_negatives`` random unseen items, shuffled (LLMRank protocol)."""
+    """Target plus ``n_negatives`` random unseen items, shuffled (LLMRank protocol).
+    ValueError for a target outside the catalog (-1: a user with no target)."""
+    if not 0 <= int(target) < n_items:
+        raise ValueError(f"target {target} is not an item code in range({n_items})")
     rng = user_rng(seed, user)
     exclude = np.append(np.asarray(seen, dtype=np.int64), target)
     negs = sample_negatives(n_items, exclude, n_negatives, rng)

@@ -132,3 +132,15 @@ def test_from_predefined_refuses_a_split_that_is_not_leave_one_out():
                                 "test": (u1, np.array([4], np.int32))})  # valid not second-to-last
     with pytest.raises(DataError, match="not leave-one-out"):
         LeaveOneOut.from_predefined(ds)
+
+
+def test_codes_outside_the_catalog_are_refused_not_wrapped():
+    """A target of -1 (a user without a test item) or a negative code in ``exclude`` used to
+    index from the end: the last item was silently excluded and -1 came back as a candidate."""
+    with pytest.raises(ValueError, match="target -1 is not an item code"):
+        random_candidates(30, -1, np.array([1, 2]), n_negatives=5)
+    with pytest.raises(ValueError, match="exclude holds codes outside"):
+        sample_negatives(30, np.array([3, -1]), 5, user_rng(0, 0))
+    with pytest.raises(ValueError, match="exclude holds codes outside"):
+        sample_negatives(30, np.array([30]), 5, user_rng(0, 0))
+    assert sorted(sample_negatives(3, np.array([0, 1]), 1, user_rng(0, 0)).tolist()) == [2]
