@@ -123,8 +123,13 @@ def metrics_from_ranks(
     """Per-user ``recall@k`` (= HR@k with one target), ``ndcg@k`` and ``mrr@k``.
 
     With one relevant item, NDCG@k = 1/log2(rank+1) if rank <= k (the ideal DCG is 1), and
-    MRR@k = 1/rank if rank <= k."""
+    MRR@k = 1/rank if rank <= k. Ranks are 1-based, ``inf`` for a miss; NaN or a rank
+    below 1 (a 0-based rank?) is refused rather than scored as a miss or as NDCG = inf."""
     ranks = np.asarray(ranks, dtype=np.float64)
+    bad = np.isnan(ranks) | (ranks < 1)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} target rank(s) are NaN or below 1 (first: "
+                         f"{ranks[bad][0]}); ranks are 1-based, inf for a miss")
     out: dict[str, np.ndarray] = {}
     wanted = set(names)
     unknown = wanted - set(ACCURACY_METRICS)

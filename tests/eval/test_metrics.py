@@ -146,3 +146,14 @@ def test_top_k_agrees_with_ranks_given_secondary():
         lists = top_k(scores, 10, keys, secondary)
         ranks = target_ranks(scores, targets, keys=keys, secondary=secondary)
         assert [rank_of(lst, t) for lst, t in zip(lists, targets, strict=True)] == ranks.tolist()
+
+
+def test_metrics_from_ranks_refuses_nan_and_sub_one_ranks():
+    """inf is the documented 'never ranked' (a miss); NaN is not a rank and was silently
+    scored as a miss, and a 0-based rank 0 gave NDCG = 1/log2(1) = inf."""
+    for bad in (np.nan, 0.0, -1.0, 0.5):
+        with pytest.raises(ValueError, match="rank"):
+            metrics_from_ranks(np.array([1.0, bad, np.inf]), ks=(10,))
+    m = metrics_from_ranks(np.array([1.0, 2.0, np.inf]), ks=(10,))
+    assert m["ndcg@10"] == pytest.approx([1.0, 1 / math.log2(3), 0.0])
+    assert metrics_from_ranks(np.array([]), ks=(10,))["mrr@10"].shape == (0,)
