@@ -155,11 +155,15 @@ def fit_fusion(model: SequentialModel, split: LeaveOneOut, text_vectors: np.ndar
     betas = (config.text_weight,) if config.text_weight is not None else config.text_weights
 
     val = _Validation.of(split)
+    if not len(val.targets):  # every NDCG below would be the mean of nothing (NaN)
+        log.warning("fusion: no validation user (every history is shorter than 3 items): "
+                    "kappa %s, text_weight %s and the cold placement are not tuned",
+                    kappas[0], betas[0])
     text_scores = text_queries(val.hists, text_vectors, half_life) @ text_vectors.T
     parts = _parts(model, val, counts, projected, text_scores)
     grid: dict[str, float] = {}
     best = (-1.0, float(kappas[0]), float(betas[0]))
-    for kappa in kappas:
+    for kappa in kappas if len(val.targets) else ():
         for beta in betas:
             ndcg = float(val.ndcg(parts.scores(counts, float(kappa), float(beta),
                                                ColdPlacement())).mean())
@@ -170,7 +174,7 @@ def fit_fusion(model: SequentialModel, split: LeaveOneOut, text_vectors: np.ndar
     log.info("fusion: ridge %.3g, kappa %.3g, text_weight %.3g (valid NDCG@10 %.4f)",
              ridge, kappa, beta, best[0])
     report = {"ridge": ridge, "kappa": kappa, "text_weight": beta,
-              "valid_ndcg10": best[0], "valid_ndcg10_grid": grid,
+              "valid_ndcg10": best[0] if grid else None, "valid_ndcg10_grid": grid,
               "warm_items": len(warm), "cold_items": int(len(counts) - len(warm))}
     del parts  # users x items matrices: the cold stage builds its own
     cold, cold_report = fit_cold_placement(model, val, counts, behaviour, text_vectors,
@@ -217,7 +221,9 @@ def fit_cold_placement(model: SequentialModel, val: _Validation, counts: np.ndar
     Recall@``cold_floor_k`` reaches the floor (an explicit cold/warm operating point)."""
     warm = np.flatnonzero(counts > 0)
     n_pseudo = round(config.pseudo_cold * len(warm))
-    if n_pseudo < 1 or len(warm) - n_pseudo < 2:
+    # no validation user: the offset's centre and spread would be means over nobody (NaN),
+    # and a NaN offset turns every index row NaN (0 * NaN in the blend)
+    if n_pseudo < 1 or len(warm) - n_pseudo < 2 or not len(val.targets):
         return ColdPlacement(), {"tuned": False, "pseudo_cold_items": 0}
     rng = np.random.default_rng(config.seed)
     pseudo = np.sort(rng.choice(warm, size=n_pseudo, replace=False))

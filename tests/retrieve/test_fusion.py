@@ -265,3 +265,18 @@ def test_free_text_queries_are_not_written_to_the_embedding_cache(fused, tmp_pat
         assert len(cached.cache) == 0
     finally:
         fused._embedder = before
+
+
+def test_a_dataset_without_validation_users_still_gives_finite_rows(cfg):
+    """Every history shorter than 3 items: nothing to tune on. The cold placement's offset
+    was centred on the mean over zero validation users (NaN), and 0 * NaN made every index
+    row NaN, warm items included: retrieval returned nothing at all."""
+    short = cyclic_dataset(min_len=2, max_len=2, cold=COLD)
+    assert max(len(h) for h in short.histories()) < 3
+    built = FusedRetriever.build(short, cfg, embedder=HashingEmbedder(),
+                                 seq_config=tiny_config("sasrec", epochs=2))
+    rows = built.index.reconstruct(built.index.ids())
+    assert np.isfinite(rows).all()
+    assert built.cold == ColdPlacement() and not built.report["cold"]["tuned"]
+    assert len(built.retrieve(history=[item_id(1, 2)], k=5)) == 5
+    assert len(built.retrieve(history=[COLD[0]], k=5)) == 5
