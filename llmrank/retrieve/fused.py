@@ -145,6 +145,10 @@ class FusedRetriever(VectorSearchMixin):
         if model.item_ids != dataset.item_ids:
             raise IndexError_("the sequential model's items differ from the dataset's")
         emb = embedder
+        emb_cfg = cfg.embedder
+        if embedder is not None:  # recorded, so that a loaded index makes this one again
+            emb_cfg = emb_cfg.model_copy(update={"backend": embedder.name,
+                                                 "model": embedder.model_id})
         if text_vectors is None:
             from llmrank.embed.factory import create_embedder
 
@@ -166,7 +170,7 @@ class FusedRetriever(VectorSearchMixin):
         counts = {dataset.item_ids[c]: int(n) for c, n in enumerate(fitted.counts) if n}
         return cls(model, fitted.projection, index, dataset.items, counts, fitted.kappa,
                    fitted.text_weight, half_life=half_life, embedder=emb,
-                   embedder_config=cfg.embedder, dataset=dataset_info(dataset, cfg),
+                   embedder_config=emb_cfg, dataset=dataset_info(dataset, cfg),
                    report=fitted.report, cold=fitted.cold,
                    text_model=emb.model_id if emb is not None else None)
 

@@ -280,3 +280,18 @@ def test_a_dataset_without_validation_users_still_gives_finite_rows(cfg):
     assert built.cold == ColdPlacement() and not built.report["cold"]["tuned"]
     assert len(built.retrieve(history=[item_id(1, 2)], k=5)) == 5
     assert len(built.retrieve(history=[COLD[0]], k=5)) == 5
+
+
+def test_a_fused_index_built_with_a_given_embedder_reloads_that_embedder(fused, cold_dataset,
+                                                                          cfg, tmp_path):
+    """``build(embedder=...)`` recorded the config's embedder model ('default', a 256-d
+    hashing one here), not the one that made the text vectors: the reloaded index refused
+    every text query and added item until the caller found and passed the right embedder
+    (the text retriever records the given embedder)."""
+    built = FusedRetriever.build(cold_dataset, cfg, embedder=HashingEmbedder(dim=64),
+                                 model=fused.model, fusion=PLACED)
+    save_retriever(built, tmp_path / "fused64")
+    loaded = load_retriever(tmp_path / "fused64")  # no embedder passed: the manifest's
+    assert loaded.retrieve(text="cowboy", k=4) == built.retrieve(text="cowboy", k=4)
+    loaded.add_items([Item("new", "ghost haunted scream", 2000, ("horror",))])
+    assert "new" in loaded.index
