@@ -75,6 +75,16 @@ def embed_catalog(embedder: Embedder, items: Sequence[Item], batch_size: int = 6
     return embed_items(embedder, items, batch_size=batch_size, progress=progress)
 
 
+def _options(embedder: Embedder) -> str:
+    """An embedder's settings that change its vectors (``Embedder.options``; '' = none)."""
+    raw = getattr(embedder, "inner", embedder)
+    return str(getattr(raw, "options", ""))
+
+
+def _described(options: str | None) -> str:
+    return f" ({options})" if options else ""
+
+
 class FusedRetriever(VectorSearchMixin):
     """Register name and manifest kind: ``fused``."""
 
@@ -87,7 +97,8 @@ class FusedRetriever(VectorSearchMixin):
                  text_weight: float = 0.0, *, half_life: float = 10.0,
                  embedder: Embedder | None = None, embedder_config: EmbedderConfig | None = None,
                  dataset: DatasetInfo | None = None, report: dict[str, Any] | None = None,
-                 cold: ColdPlacement | None = None, text_model: str | None = None) -> None:
+                 cold: ColdPlacement | None = None, text_model: str | None = None,
+                 text_options: str | None = None) -> None:
         self.model = model
         self.projection = projection
         self.index = index
@@ -104,6 +115,10 @@ class FusedRetriever(VectorSearchMixin):
         self._hidden = model.config.hidden
         # model id of the embedder that made the indexed text vectors (None = not known)
         self.text_model = text_model or (embedder.model_id if embedder else None)
+        # and its vector-changing options (Embedder.options; None = not known: an index
+        # saved before they were recorded, or no embedder yet)
+        self.text_options = text_options if text_options is not None else (
+            _options(embedder) if embedder and not text_model else None)
 
     # ---- construction -----------------------------------------------------------------
     @classmethod
@@ -172,7 +187,8 @@ class FusedRetriever(VectorSearchMixin):
                    fitted.text_weight, half_life=half_life, embedder=emb,
                    embedder_config=emb_cfg, dataset=dataset_info(dataset, cfg),
                    report=fitted.report, cold=fitted.cold,
-                   text_model=emb.model_id if emb is not None else None)
+                   text_model=emb.model_id if emb is not None else None,
+                   text_options=_options(emb) if emb is not None else None)
 
     @property
     def embedder(self) -> Embedder:
@@ -187,11 +203,15 @@ class FusedRetriever(VectorSearchMixin):
         """``embedder``, checked to be the model that made the indexed text vectors: text
         embedded by another model (even of the same dim) would score garbage."""
         emb = self.embedder
+        options = _options(emb)
         if self.text_model is None:
-            self.text_model = emb.model_id
-        elif emb.model_id != self.text_model:
-            raise IndexError_(f"the index's text was embedded by {self.text_model!r}, not "
-                              f"{emb.model_id!r}: pass that embedder (embedder=...)")
+            self.text_model, self.text_options = emb.model_id, options
+        elif self.text_options is None and emb.model_id == self.text_model:
+            self.text_options = options  # not recorded (an older index): trust the first
+        if (emb.model_id, options) != (self.text_model, self.text_options):
+            raise IndexError_(f"the index's text was embedded by {self.text_model!r}"
+                              f"{_described(self.text_options)}, not {emb.model_id!r}"
+                              f"{_described(options)}: pass that embedder (embedder=...)")
         return emb
 
     # ---- live catalog -----------------------------------------------------------------
@@ -273,6 +293,7 @@ class FusedRetriever(VectorSearchMixin):
         info = EmbedderInfo(backend=self.embedder_config.backend,
                             model=recorded_model(self.embedder_config.model),
                             model_id=self.text_model or self.embedder_config.model,
+                            options=self.text_options or "",
                             dim=self.projection.text_dim)
         describe = getattr(self.index, "describe", None)
         settings = {"kappa": self.kappa, "text_weight": self.text_weight,
@@ -291,7 +312,8 @@ class FusedRetriever(VectorSearchMixin):
         self.projection.save(path / PROJECTION_FILE)
         state = {"kappa": self.kappa, "text_weight": self.text_weight,
                  "half_life": self.half_life, "cold": self.cold.to_dict(),
-                 "counts": self.counts, "report": self.report, "text_model": self.text_model}
+                 "counts": self.counts, "report": self.report, "text_model": self.text_model,
+                 "text_options": self.text_options}
         (path / FUSION_FILE).write_text(json.dumps(state, indent=1))
         write_items(path, (self.items[i] for i in self.index.ids() if i in self.items))
         return self.manifest()
@@ -311,4 +333,4 @@ class FusedRetriever(VectorSearchMixin):
                    half_life=float(state.get("half_life", 10.0)), embedder=embedder,
                    embedder_config=emb_cfg, dataset=manifest.dataset, report=state.get("report"),
                    cold=ColdPlacement.from_dict(state.get("cold")),
-                   text_model=state.get("text_model"))
+                   text_model=state.get("text_model"), text_options=state.get("text_options"))

@@ -14,7 +14,7 @@ from llmrank.embed.hashing import HashingEmbedder
 from llmrank.errors import IndexError_
 from llmrank.records import Filters, Item
 from llmrank.registry import retrievers
-from llmrank.retrieve import load_retriever, save_retriever
+from llmrank.retrieve import load_retriever, read_manifest, save_retriever
 from llmrank.retrieve.fused import FusedRetriever
 from llmrank.retrieve.fusion import (
     ColdPlacement,
@@ -295,3 +295,40 @@ def test_a_fused_index_built_with_a_given_embedder_reloads_that_embedder(fused, 
     assert loaded.retrieve(text="cowboy", k=4) == built.retrieve(text="cowboy", k=4)
     loaded.add_items([Item("new", "ghost haunted scream", 2000, ("horror",))])
     assert "new" in loaded.index
+
+
+class _ShortTextEmbedder(HashingEmbedder):
+    """The default hashing model under options that change its vectors (as a
+    sentence-transformers max_seq_length does): the same model id, other vectors."""
+
+    options = "max_seq_length=2"
+
+    def encode(self, texts, **kwargs):
+        return super().encode([" ".join(t.split()[:2]) for t in texts], **kwargs)
+
+
+def test_a_loaded_fused_index_refuses_the_same_model_under_other_options(fused, cold_dataset,
+                                                                          cfg, tmp_path):
+    """Only the model id was compared: text embedded with other options (a truncating
+    max_seq_length) was silently scored against the index's text vectors. The text
+    retriever refuses it."""
+    built = FusedRetriever.build(cold_dataset, cfg, embedder=_ShortTextEmbedder(),
+                                 model=fused.model, fusion=PLACED)
+    save_retriever(built, tmp_path / "short")
+    assert read_manifest(tmp_path / "short").embedder.options == "max_seq_length=2"
+    plain = load_retriever(tmp_path / "short", embedder=HashingEmbedder())
+    with pytest.raises(IndexError_, match="max_seq_length=2"):
+        plain.retrieve(text="cowboy sheriff desert", k=4)
+    with pytest.raises(IndexError_, match="max_seq_length=2"):
+        plain.add_items([Item("new", "ghost haunted scream", 2000, ("horror",))])
+    same = load_retriever(tmp_path / "short", embedder=_ShortTextEmbedder())
+    query = "cowboy sheriff desert"
+    assert same.retrieve(text=query, k=4) == built.retrieve(text=query, k=4)
+    import json
+
+    state_path = tmp_path / "short" / "fusion.json"
+    state = json.loads(state_path.read_text())
+    del state["text_options"]  # as saved before options were recorded: not known, not refused
+    state_path.write_text(json.dumps(state))
+    old = load_retriever(tmp_path / "short", embedder=_ShortTextEmbedder())
+    assert old.retrieve(text=query, k=4) == built.retrieve(text=query, k=4)
