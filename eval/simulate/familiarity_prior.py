@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from llmrank.explore.report import _boot_mean, markdown, summarize, write_report
+from llmrank.explore.report import bootstrap_mean_ci, markdown, summarize, write_report
 from llmrank.explore.simulate import PriorConfig, load_simulate_config, simulate
 
 HERE = Path(__file__).resolve().parent
@@ -109,8 +109,9 @@ def paired(result: Any) -> dict[str, Any]:
     for a, b in PAIRS:
         d = result.traces[a].hits.astype(np.float64) - result.traces[b].hits.astype(np.float64)
         tenth, half = max(1, len(d) // 10), len(d) // 2
-        out[f"{a} - {b}"] = {name: [float(part.mean()), *_boot_mean(part)] for name, part in
-                             (("all", d), ("first 10%", d[:tenth]), ("last 50%", d[half:]))}
+        out[f"{a} - {b}"] = {name: [float(d[sl].mean()), *bootstrap_mean_ci(d[sl], result.users[sl])]
+                             for name, sl in (("all", slice(None)), ("first 10%", slice(None, tenth)),
+                                              ("last 50%", slice(half, None)))}
     return out
 
 

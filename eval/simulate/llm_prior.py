@@ -34,7 +34,7 @@ from llmrank.config import DataConfig
 from llmrank.data import load_dataset
 from llmrank.explore.priors import ItemKNNPrior, Prior, RankerPrior, TwoStagePrior
 from llmrank.explore.replay import PolicySpec, ReplayConfig, replay
-from llmrank.explore.report import _boot_mean
+from llmrank.explore.report import bootstrap_mean_ci
 
 HERE = Path(__file__).resolve().parent
 TS = {"prior_strength": 20.0, "base_rate": 0.02}
@@ -63,15 +63,21 @@ def part(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def summary(hits: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Means and 95% CIs per part of the replay; users (when saved) are resampled as units."""
+    users = hits.get("users")  # absent from hits files written before 2026-11-29
+
+    def ci(x: np.ndarray, name: str) -> tuple[float, float]:
+        return bootstrap_mean_ci(part(x, name), None if users is None else part(users, name))
+
     arms = {a: arm_hits(hits, a) for a in ARMS}
     out: dict[str, Any] = {"steps": len(arms["greedy"]), "arms": {}, "thompson - thompson-flat": {}}
     for arm, hits in arms.items():
-        out["arms"][arm] = {name: [float(part(hits, name).mean()), *_boot_mean(part(hits, name))]
+        out["arms"][arm] = {name: [float(part(hits, name).mean()), *ci(hits, name)]
                             for name in PARTS}
     diff = arms["thompson"] - arms["thompson-flat"]
     for name in PARTS:
         out["thompson - thompson-flat"][name] = [float(part(diff, name).mean()),
-                                                 *_boot_mean(part(diff, name))]
+                                                 *ci(diff, name)]
     return out
 
 
@@ -116,7 +122,7 @@ def run(ds: Any, prior: Prior, cfg: ReplayConfig, seeds: int, label: str) -> dic
             logging.info("%s prior: %d/%d requests, %.0fs", label, done, total, time.time() - started)
 
     res = replay(ds, specs(seeds), prior, cfg, progress=tick)
-    return {k: t.hits for k, t in res.traces.items()}
+    return {**{k: t.hits for k, t in res.traces.items()}, "users": res.users}
 
 
 def main() -> None:

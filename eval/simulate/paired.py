@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from llmrank.explore.report import _boot_mean
+from llmrank.explore.report import bootstrap_mean_ci
 
 
 def main() -> None:
@@ -29,10 +29,16 @@ def main() -> None:
     if not np.array_equal(z["timestamps"], zb["timestamps"]):
         raise SystemExit("the two replays did not serve the same requests")
     d = z[f"hits/{args.a}"].astype(np.float64) - zb[f"hits/{args.b}"].astype(np.float64)
+    # users are resampled as units where the replay recorded them (traces written before
+    # 2026-11-29 did not: their requests are resampled, an interval 7-10% too narrow)
+    users = z["users"] if "users" in z.files and len(z["users"]) == len(d) else None
+    unit = "users resampled" if users is not None else "requests resampled: no users in these traces"
     half = len(d) // 2
-    for name, part in (("all", d), ("first 50%", d[:half]), ("last 50%", d[half:])):
-        lo, hi = _boot_mean(part)
-        print(f"{args.a} - {args.b} [{name}, {len(part)} requests]: {part.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]")
+    for name, sl in (("all", slice(None)), ("first 50%", slice(None, half)), ("last 50%", slice(half, None))):
+        part = d[sl]
+        lo, hi = bootstrap_mean_ci(part, None if users is None else users[sl])
+        print(f"{args.a} - {args.b} [{name}, {len(part)} requests, {unit}]: "
+              f"{part.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ class ReplayResult:
     pool_items: int  # distinct items that ever were candidates (the coverage ceiling)
     traces: dict[str, PolicyTrace]
     seconds: float = 0.0
+    users: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (steps,) user code per request
 
 
 def build_features(dataset: Dataset, warm: list[np.ndarray], warm_mask: np.ndarray,
@@ -157,6 +158,7 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
     seconds = dict.fromkeys(hits, 0.0)
     pool: set[int] = set()
     stamps = np.zeros(steps, np.int64)
+    users = ev_user[stream]
     item_ids = dataset.item_ids
     # (event index that closes the window, step, label, ctx, slate, rewards): a reward is
     # learned once the replay has walked past the last event of its lookahead window
@@ -211,7 +213,7 @@ def replay(dataset: Dataset, specs: Sequence[PolicySpec], prior: Prior,
                                  seconds[label], extra[label][:, 0], extra[label][:, 1],
                                  extra[label][:, 2]) for label in policies}
     return ReplayResult(dataset.name, prior.name, cfg, dataset.n_items, steps, stamps, len(pool),
-                        traces, time.perf_counter() - started)
+                        traces, time.perf_counter() - started, users)
 
 
 def _check_config(cfg: ReplayConfig) -> None:

@@ -20,14 +20,29 @@ from llmrank.explore.replay import ReplayResult
 log = logging.getLogger(__name__)
 
 
-def _boot_mean(x: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_mean_ci(x: np.ndarray, users: np.ndarray | None = None, n_boot: int = 1000,
+                      seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of ``x`` (one value per request). With
+    ``users`` (the user of each request) whole users are resampled: a user's requests are not
+    independent (the same tastes, the same history), and resampling requests made the
+    intervals of the replays 7-27% too narrow. Without, requests are resampled."""
+    x = np.asarray(x, dtype=np.float64)
+    if users is not None and len(users) != len(x):
+        raise ValueError(f"{len(users)} users for {len(x)} requests")
+    if users is None:
+        sums, counts = x, np.ones(len(x))
+    else:
+        _, group = np.unique(users, return_inverse=True)
+        sums, counts = np.bincount(group, weights=x), np.bincount(group).astype(np.float64)
     rng = np.random.default_rng(seed)
-    n = len(x)
+    n = len(sums)
+    if n == 0:
+        return float("nan"), float("nan")
     means = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // max(n, 1))
+    chunk = max(1, 2_000_000 // n)
     for s in range(0, n_boot, chunk):
         idx = rng.integers(0, n, size=(min(chunk, n_boot - s), n))
-        means[s: s + len(idx)] = x[idx].mean(1)
+        means[s: s + len(idx)] = sums[idx].sum(1) / counts[idx].sum(1)
     lo, hi = np.quantile(means, [0.025, 0.975])
     return float(lo), float(hi)
 
@@ -51,10 +66,12 @@ def summarize(result: ReplayResult, baseline: str = "greedy") -> dict[str, Any]:
     best = max(totals, key=lambda label: totals[label])
     early = max(1, steps // 10)
     base = result.traces.get(baseline)
+    users = result.users if len(result.users) == steps else None  # resampled as units
+    half_users = users[steps // 2:] if users is not None else None
     policies: dict[str, Any] = {}
     for label, tr in result.traces.items():
         hits = tr.hits.astype(np.float64)
-        lo, hi = _boot_mean(hits)
+        lo, hi = bootstrap_mean_ci(hits, users)
         counts = np.zeros(result.n_items)
         counts[: len(tr.shown)] = sorted(tr.shown.values(), reverse=True)
         row: dict[str, Any] = {
@@ -74,12 +91,12 @@ def summarize(result: ReplayResult, baseline: str = "greedy") -> dict[str, Any]:
         }
         if base is not None and label != baseline:
             diff = hits - base.hits.astype(np.float64)
-            dlo, dhi = _boot_mean(diff, seed=1)
+            dlo, dhi = bootstrap_mean_ci(diff, users, seed=1)
             row["hit_rate_vs_" + baseline] = float(diff.mean())
             row["hit_rate_vs_" + baseline + "_ci"] = [dlo, dhi]
             row["coverage_ratio_vs_" + baseline] = float(tr.coverage[-1] / max(base.coverage[-1], 1))
             late = diff[steps // 2:]  # the long run: the second half of the replay
-            llo, lhi = _boot_mean(late, seed=2)
+            llo, lhi = bootstrap_mean_ci(late, half_users, seed=2)
             row["hit_rate_last_50pct_vs_" + baseline] = float(late.mean())
             row["hit_rate_last_50pct_vs_" + baseline + "_ci"] = [llo, lhi]
         policies[label] = row
@@ -191,13 +208,14 @@ def plot(summary: dict[str, Any], out_dir: Path, prefix: str = "") -> list[Path]
 def write_report(summary: dict[str, Any], out_dir: str | Path, *, plots: bool = True,
                  result: ReplayResult | None = None) -> dict[str, str]:
     """metrics.json, report.md, the PNG plots, and with ``result`` the per-request arrays
-    (traces.npz: hits, clicks, coverage per policy) for later paired analyses."""
+    (traces.npz: hits, clicks, coverage per policy, the user of each request) for later paired
+    analyses."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if result is not None:
         arrays = {f"{key}/{label}": getattr(tr, key) for label, tr in result.traces.items()
                   for key in ("hits", "clicks", "coverage")}
-        np.savez_compressed(out / "traces.npz", timestamps=result.timestamps, **arrays)
+        np.savez_compressed(out / "traces.npz", timestamps=result.timestamps, users=result.users, **arrays)
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
     (out / "report.md").write_text(markdown(summary))
     files = {"metrics": str(out / "metrics.json"), "markdown": str(out / "report.md")}

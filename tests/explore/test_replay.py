@@ -262,3 +262,31 @@ def test_the_replay_seed_reaches_the_policies():
     assert zero["egreedy"] == zero["pinned"]  # seed 0 = the policies' own default
     assert one["egreedy"] != zero["egreedy"] and one["pinned"] == zero["pinned"]
     assert shown(1) == one
+
+
+def test_confidence_intervals_resample_users_not_requests(result, tmp_path):
+    """A user's requests are not independent: resampling requests gave the replays' intervals
+    7-27% too narrow. The replay records each request's user, the report resamples users,
+    and traces.npz keeps them for the paired scripts."""
+    from llmrank.explore.report import bootstrap_mean_ci
+
+    ds = tiny_dataset()
+    assert len(result.users) == result.steps
+    codes = {ds.user_ids[u] for u in result.users.tolist()}
+    assert codes <= set(ds.user_ids) and len(codes) > 1
+    # 50 users x 20 requests whose hits are all one value per user: the unit of evidence is
+    # the user, so the interval is far wider than one that treats 1,000 requests as independent
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(50), 20)
+    x = np.repeat(rng.random(50) < 0.3, 20).astype(np.float64)
+    lo_r, hi_r = bootstrap_mean_ci(x)
+    lo_u, hi_u = bootstrap_mean_ci(x, users)
+    assert lo_u <= x.mean() <= hi_u and (hi_u - lo_u) > 3 * (hi_r - lo_r)
+    assert bootstrap_mean_ci(x, np.arange(len(x))) == pytest.approx((lo_r, hi_r), abs=0.02)  # one request each
+    with pytest.raises(ValueError, match="users for"):
+        bootstrap_mean_ci(x, users[:10])
+    summary = summarize(result)
+    hits = result.traces["greedy"].hits.astype(np.float64)
+    assert summary["policies"]["greedy"]["hit_rate_ci"] == pytest.approx(list(bootstrap_mean_ci(hits, result.users)))
+    write_report(summary, tmp_path, result=result)
+    assert np.array_equal(np.load(tmp_path / "traces.npz")["users"], result.users)
