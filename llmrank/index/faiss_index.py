@@ -107,6 +107,9 @@ class FaissIndex:
         return len(self._label_of)
 
     def __contains__(self, item_id: object) -> bool:
+        """Ids as ``add`` stores them (strings): 5 is in an index that added 5 or "5"."""
+        if not isinstance(item_id, str) and isinstance(item_id, (int, np.integer)):
+            item_id = str(item_id)
         return item_id in self._label_of
 
     def ids(self) -> list[str]:

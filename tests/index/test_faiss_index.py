@@ -164,6 +164,8 @@ def test_ids_given_as_numbers_are_the_same_ids_everywhere(kind):
     hits = index.search(x[2:3], 3, exclude=[{2}])[0]
     assert "2" not in {i for i, _ in hits}
     np.testing.assert_allclose(index.reconstruct([5]), x[5:6], atol=1e-6)
+    # membership too: the retrievers skip history ids that are not ``in`` the index
+    assert 5 in index and np.int64(5) in index and 0 not in index and "5" in index
 
 
 def test_ivf_with_an_explicit_nlist_but_no_nprobe_derives_nprobe():
