@@ -82,7 +82,12 @@ def line_from_record(req: RecRequest, candidates: list[str] | None = None) -> Ba
 def iter_jobs(source: RequestSource, *, id_prefix: str | None = None) -> Iterator[Job | FailedLine]:
     """Jobs in input order; blank lines are skipped silently, bad ones become FailedLines.
     Requests without a request_id get ``<id_prefix>-<line>`` (deterministic, so a retried
-    request logs the same impression id) or a random one without a prefix."""
+    request logs the same impression id) or a random one without a prefix. A request_id is an
+    idempotency key (the feedback store serves the logged slate again under it): the first
+    valid line that gives an id holds it, and a later line that gives it again is a failed line
+    (InvalidRequestError) instead of being served that slate. The ids given are kept in memory
+    for this check (generated ones are unique by construction)."""
+    holders: dict[str, int] = {}  # request_id given in the input -> the line that holds it
     for line, raw in _raw(source):
         if isinstance(raw, FailedLine):
             yield raw
@@ -95,6 +100,11 @@ def iter_jobs(source: RequestSource, *, id_prefix: str | None = None) -> Iterato
         if not model.request_id:
             rid = f"{id_prefix}-{line}" if id_prefix else RecRequest().request_id
             model = model.model_copy(update={"request_id": rid})
+        elif (first := holders.setdefault(model.request_id, line)) != line:
+            yield FailedLine(line, f"request_id {model.request_id!r} is already used by line {first}: "
+                                   "give each request its own id (a request under a logged id is "
+                                   "served that id's slate)", "InvalidRequestError")
+            continue
         yield Job(line, model.model_dump(mode="json", exclude_none=True))
 
 
