@@ -10,6 +10,7 @@ input line number). Every engine keeps the same promises:
 * results are appended and synced every batch, so an interrupted job (Ctrl-C, kill, crash)
   resumes on re-run without redoing finished lines and without losing any written result;
 * an existing output is never overwritten unless asked (``overwrite=True``);
+* one job at a time writes an output (``<out>.lock``): a second one is refused (DataError);
 * a failed line stays failed on resume unless asked (``retry_failed=True``: for passing
   failures such as a backend timeout); a retried line that succeeds moves to the output."""
 

@@ -114,14 +114,17 @@ class BatchRun:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.sink.close()
-        r = self.report
-        r.seconds = time.perf_counter() - self._start
-        r.done = len(self.sink.done)
-        r.total = r.total or self.total or 0
-        r.failed = sorted(self.sink.failed.values(), key=lambda f: f.line)
-        if exc_type is None and self._exhausted:
-            self.sink.mark_complete(r.total)
+        try:  # the output stays locked until it is complete: no other job reads it half sorted
+            self.sink.close(keep_lock=True)
+            r = self.report
+            r.seconds = time.perf_counter() - self._start
+            r.done = len(self.sink.done)
+            r.total = r.total or self.total or 0
+            r.failed = sorted(self.sink.failed.values(), key=lambda f: f.line)
+            if exc_type is None and self._exhausted:
+                self.sink.mark_complete(r.total)
+        finally:
+            self.sink.release()
         if exc_type is not None:
             log.warning("batch run interrupted (%s) after %d requests; re-run to resume",
                         exc_type.__name__, r.processed)

@@ -4,6 +4,8 @@
     <out>.errors.jsonl one JSON line per failed request ({"line", "error", "reason"})
     <out>.meta.json    the input fingerprint and config hash the output belongs to, and
                        ``complete`` (true once a run reached the end of the input, with counts)
+    <out>.lock         locked (flock) while a job writes the output: a second job on the same
+                       output is refused; the kernel drops the lock when its process dies
 
 Lines are appended, flushed per line and fsynced per batch. A kill can leave at most a
 partial last line, which ``open`` cuts off before resuming; every complete line is a finished
@@ -42,6 +44,25 @@ from llmrank.errors import ConfigError, DataError
 _START_AGAIN = "start again with --overwrite (overwrite=True in Python) or choose another output path"
 
 log = logging.getLogger(__name__)
+
+
+def _lock(path: Path) -> IO[bytes] | None:
+    """Hold an exclusive lock on ``path`` (created if absent) for as long as the returned
+    handle is open, or raise DataError if another process holds it. The lock file stays on
+    disk (deleting it would let two jobs lock two different files); the kernel releases the
+    lock when the holder exits, even by SIGKILL. No-op where fcntl is missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    fh = open(path, "ab")  # noqa: SIM115 - held until close()
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise DataError(f"another job is writing {path.with_suffix('')} (it holds {path.name}); "
+                        "wait for it to end or choose another output path") from None
+    return fh
 
 
 def _repair_tail(path: Path) -> None:
@@ -202,6 +223,7 @@ class ResultSink:
         self.path = Path(out)
         self.errors_path = self.path.with_name(self.path.name + ".errors.jsonl")
         self.meta_path = self.path.with_name(self.path.name + ".meta.json")
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.input_key = input_key
         self.config_key = config_key
         self.engine = engine
@@ -215,11 +237,27 @@ class ResultSink:
         self._out_order, self._err_order = _Order(), _Order()
         self._out: IO[str] | None = None
         self._err: IO[str] | None = None
+        self._lock: IO[bytes] | None = None
 
     # ---- resume ------------------------------------------------------------------------
     def open(self) -> None:
-        """Prepare the files: fresh, overwritten, or resumed (reading what is finished)."""
+        """Prepare the files: fresh, overwritten, or resumed (reading what is finished). The
+        output is locked first: nothing is read, cut or deleted while another job writes it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(self.lock_path)
+        try:
+            self._open()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Unlock the output (another job may open it now)."""
+        if self._lock is not None:
+            self._lock.close()  # closing the handle releases the flock
+            self._lock = None
+
+    def _open(self) -> None:
         exists = self.path.exists() or self.errors_path.exists()
         if exists and self.overwrite:
             for p in (self.path, self.errors_path, self.meta_path):
@@ -360,12 +398,18 @@ class ResultSink:
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    def close(self) -> None:
+    def close(self, *, keep_lock: bool = False) -> None:
+        """Sync and close the files; the output stays locked with ``keep_lock`` (for
+        ``mark_complete``) until ``release()``."""
         self.checkpoint()
         for fh in (self._out, self._err):
             if fh is not None:
                 fh.close()
         self._out = self._err = None
-        if self._errors_stale:  # after a retry: one record per line still failed
-            self._rewrite_errors()
-            self._errors_stale = False
+        try:
+            if self._errors_stale:  # after a retry: one record per line still failed
+                self._rewrite_errors()
+                self._errors_stale = False
+        finally:
+            if not keep_lock:
+                self.release()

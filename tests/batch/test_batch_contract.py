@@ -4,11 +4,19 @@ an input that changes while its job runs, a line too long to hold in memory."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
+import pytest
 from batch_fakes import GOOD, read_out, write_requests
 
 from llmrank.batch.jobs import Job, iter_jobs
 from llmrank.batch.local import LocalBatchEngine
+from llmrank.errors import DataError
 
 
 def test_a_request_id_reused_by_another_line_fails_that_line(rec_factory, tmp_path):
@@ -43,3 +51,62 @@ def test_generated_request_ids_do_not_count_as_reuse(tmp_path):
     assert all(isinstance(j, Job) for j in jobs)
     assert [j.request["request_id"] for j in jobs if isinstance(j, Job)] == ["p-1", "p-2", "text-1"]
     assert json.loads(src.read_text().splitlines()[0]) == {"user_id": "u001"}
+
+
+JOB = textwrap.dedent("""
+    import sys, time
+    from llmrank.batch.local import LocalBatchEngine
+    from llmrank.llm.fake import FakeLLM
+    from llmrank.recommender import Recommender
+
+    class Slow(FakeLLM):  # the tests' FakeLLM scores, each call delayed
+        def label_logprobs(self, prompts, labels):
+            time.sleep(float(sys.argv[3]))
+            return super().label_logprobs(prompts, labels)
+
+    cfg = {"reranker": {"backend": "fake"}, "embedder": {"backend": "hashing", "cache": False}}
+    rec = Recommender.from_config(cfg, llm=Slow())
+    LocalBatchEngine(rec, batch_size=3).run(sys.argv[1], sys.argv[2], retry_failed=len(sys.argv) > 4)
+""")
+
+
+def start_job(src, out, delay: float = 0.2, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", JOB, str(src), str(out), str(delay), *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for_lines(proc: subprocess.Popen, out, n: int) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < n):
+        assert proc.poll() is None, "the job ended too early"
+        time.sleep(0.02)
+
+
+def test_a_second_job_on_a_running_output_is_refused(rec, tmp_path):
+    """Nothing stopped two jobs on one output: the second 'resumed' what the first had written
+    (cutting its half-written last line as a torn record), both appended the remaining lines,
+    and the output could hold lines twice. The output is locked while a job runs (released by the
+    kernel when its process dies, so a killed job leaves no stale lock)."""
+    rows = [{"user_id": f"u{u:03d}", "k": 2} for u in range(1, 13)]
+    src = write_requests(tmp_path / "req.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    proc = start_job(src, out)
+    try:
+        wait_for_lines(proc, out, 2)
+        for overwrite in (False, True):
+            with pytest.raises(DataError, match="another job is writing"):
+                LocalBatchEngine(rec).run(src, out, overwrite=overwrite)
+        assert proc.poll() is None
+    finally:
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    full = tmp_path / "full.jsonl"
+    LocalBatchEngine(rec).run(src, full)
+    assert read_out(out) == read_out(full)  # no line twice, none lost
+    killed = tmp_path / "killed.jsonl"
+    proc = start_job(src, killed)
+    wait_for_lines(proc, killed, 1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    LocalBatchEngine(rec).run(src, killed)  # no stale lock
+    assert read_out(killed) == read_out(full)
