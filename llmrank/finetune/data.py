@@ -79,8 +79,10 @@ def example_positions(split: LeaveOneOut, spec: ExampleSpec) -> list[tuple[int, 
 def _retriever_pools(split: LeaveOneOut, positions: Sequence[tuple[int, int]],
                      spec: ExampleSpec, source: HardNegativeSource | None) -> list[list[int]]:
     """Retriever top items (codes) for each example's history prefix; empty when the spec
-    needs none. The depth leaves room for the user's items after the prefix (the target,
-    later training items, validation and test items), which the caller leaves out."""
+    needs none. Hard negatives: exactly the top ``hard_depth`` (the user's own items in it
+    are left out by the caller, not replaced by deeper ones, so every hard negative is in
+    the retriever's top ``hard_depth`` for the prefix). Retrieved candidates: deep enough
+    that ``n_candidates`` remain once the user's items after the prefix are left out."""
     retrieved = spec.candidates == "retrieved"
     if retrieved and source is None:
         raise ConfigError("examples.candidates = 'retrieved' needs a retriever "
@@ -92,8 +94,8 @@ def _retriever_pools(split: LeaveOneOut, positions: Sequence[tuple[int, int]],
     if source is None or (not retrieved and spec.hard_negatives <= 0):
         return [[] for _ in positions]
     prefixes = [split.train[u][:t] for u, t in positions]
-    if not retrieved:  # a pool for hard negatives: about hard_depth deep is enough
-        return top_codes(source, split, prefixes, spec.hard_depth + 1 + spec.per_user)
+    if not retrieved:  # the pool of hard negatives: the retriever's top hard_depth, no deeper
+        return [row[: spec.hard_depth] for row in top_codes(source, split, prefixes, spec.hard_depth)]
     # the retriever leaves the prefix out; any other item the user touched may come back and
     # is left out of the list, which must still hold n_candidates items
     touched = split.dataset.histories()
