@@ -138,7 +138,10 @@ class RankPromptBuilder:
         labels = list(self.alphabet[: len(candidates)])
         limit = self.max_prompt_tokens
         hist = [self.history_text(it) for it in history][-self.max_history:] if self.max_history else []
-        for texts in ([self.candidate_text(c) for c in candidates], [item_title(c) for c in candidates]):
+        # the fallback cuts to titles at the prompt's title limit (item_title's default, 120
+        # characters, is longer than the 80 a full text shows: a long title grew back)
+        titles = [item_title(c, PROMPT_LIMITS) for c in candidates]
+        for texts in ([self.candidate_text(c) for c in candidates], titles):
             found = self._fit(hist, texts, labels, query, limit)
             if found is not None:
                 text, kept, n_tok = found

@@ -57,6 +57,20 @@ def test_max_history_and_titles_only_fallback():
         RankPromptBuilder(FakeLLM(max_prompt_tokens=10)).build([], long)
 
 
+def test_titles_only_fallback_is_no_longer_than_the_titles_in_the_full_texts():
+    """The fallback cuts candidate texts to their titles at the prompt's title limit; it used
+    item_title's default limit (120 characters, 80 in the full text), so a long title grew
+    back and a prompt that fits with the shorter titles was refused."""
+    long = [Item(str(i), " ".join(f"w{i}x{j}" for j in range(40)), description="word " * 30)
+            for i in range(3)]
+    full = RankPromptBuilder(FakeLLM()).build([], long)
+    rp = RankPromptBuilder(FakeLLM(max_prompt_tokens=full.prompt_tokens - 30)).build([], long)
+    assert "word" not in rp.text and rp.prompt_tokens <= full.prompt_tokens - 30
+    for c in long:  # each title no longer than it was in the full text
+        shown = next(line for line in rp.text.splitlines() if f"w{c.item_id}x0" in line)
+        assert shown.split(". ", 1)[1].strip('"') in full.text
+
+
 def test_answer_prefix_ending_in_whitespace_is_refused():
     from pathlib import Path
 
