@@ -79,16 +79,19 @@ def line_from_record(req: RecRequest, candidates: list[str] | None = None) -> Ba
                              attributes={k: sorted(v) for k, v in f.attributes.items()}))
 
 
-def iter_jobs(source: RequestSource, *, id_prefix: str | None = None) -> Iterator[Job | FailedLine]:
+def iter_jobs(source: RequestSource, *, id_prefix: str | None = None,
+              digest: Any = None) -> Iterator[Job | FailedLine]:
     """Jobs in input order; blank lines are skipped silently, bad ones become FailedLines.
     Requests without a request_id get ``<id_prefix>-<line>`` (deterministic, so a retried
     request logs the same impression id) or a random one without a prefix. A request_id is an
     idempotency key (the feedback store serves the logged slate again under it): the first
     valid line that gives an id holds it, and a later line that gives it again is a failed line
     (InvalidRequestError) instead of being served that slate. The ids given are kept in memory
-    for this check (generated ones are unique by construction)."""
+    for this check (generated ones are unique by construction). A file's bytes, as read, go to
+    ``digest`` (a hashlib object) when given: compared with the fingerprint taken before, it
+    tells whether the file changed while it was read."""
     holders: dict[str, int] = {}  # request_id given in the input -> the line that holds it
-    for line, raw in _raw(source):
+    for line, raw in _raw(source, digest):
         if isinstance(raw, FailedLine):
             yield raw
             continue
@@ -108,7 +111,7 @@ def iter_jobs(source: RequestSource, *, id_prefix: str | None = None) -> Iterato
         yield Job(line, model.model_dump(mode="json", exclude_none=True))
 
 
-def _raw(source: RequestSource) -> Iterator[tuple[int, Any]]:
+def _raw(source: RequestSource, digest: Any = None) -> Iterator[tuple[int, Any]]:
     if isinstance(source, (str, Path)):
         # read as bytes: JSON lines end at LF only (CRLF keeps a CR json ignores; a lone CR is
         # not a line break, or every later line number would be off), and each line is decoded
@@ -117,6 +120,8 @@ def _raw(source: RequestSource) -> Iterator[tuple[int, Any]]:
         # (editors on Windows write one) is not part of line 1's JSON
         with open(source, "rb") as fh:
             for n, data in enumerate(fh, 1):
+                if digest is not None:
+                    digest.update(data)
                 try:
                     text = data.decode("utf-8-sig" if n == 1 else "utf-8")
                 except UnicodeDecodeError as exc:

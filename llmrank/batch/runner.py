@@ -57,6 +57,7 @@ class BatchRun:
             source = source if isinstance(source, Sequence) else list(source)
             key = fingerprint_requests(source)
         self.source = source
+        self.src_path, self.key = src_path, key
         self.prefix = key[:12] if key else None
         self.sink = ResultSink(out, input_key=key, config_key=config_key(config), engine=engine,
                                overwrite=overwrite, retry_failed=retry_failed)
@@ -81,7 +82,8 @@ class BatchRun:
     def pending(self) -> Iterator[Job]:
         """Jobs not finished by an earlier run; bad input lines are recorded on the way."""
         seen = 0
-        for job in iter_jobs(self.source, id_prefix=self.prefix):
+        read = hashlib.sha256() if self.src_path is not None else None
+        for job in iter_jobs(self.source, id_prefix=self.prefix, digest=read):
             seen += 1
             if self.sink.finished(job.line):
                 self.report.resumed += 1
@@ -91,6 +93,12 @@ class BatchRun:
                 self._tick()
                 continue
             yield job
+        if read is not None and read.hexdigest() != self.key:
+            # lines read after the change were served from another input than the one this
+            # output belongs to: never mark it complete (a resume then refuses the changed file)
+            raise DataError(f"{self.src_path} changed while the job ran (its bytes are not those "
+                            f"fingerprinted at the start), so {self.sink.path} may mix two versions "
+                            f"of it; start again with --overwrite once the input is final")
         self.report.total = seen
         self._exhausted = True
         if self.progress is not None and self._shown != self.report.processed + self.report.resumed:
