@@ -40,8 +40,7 @@ def hf_format_chat(tokenizer: object, messages: Sequence[ChatMessage], *,
     """Apply a Hugging Face tokenizer's chat template, falling back to the plain format when
     the tokenizer has none. Special tokens inside message contents are removed first, so data
     can never close a turn (the template escaping already did this for quoted data)."""
-    specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t]
-    specials += [str(t) for t in getattr(tokenizer, "added_tokens_encoder", {}) if t]
+    specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t] + _control_added_tokens(tokenizer)
     clean = []
     for m in messages:
         content = m.content
@@ -55,3 +54,18 @@ def hf_format_chat(tokenizer: object, messages: Sequence[ChatMessage], *,
         tokenize=False, add_generation_prompt=add_generation_prompt,
     )
     return str(text)
+
+
+_MARKUP = set("<>[]|")
+
+
+def _control_added_tokens(tokenizer: object) -> list[str]:
+    """Added tokens that can act as control: those marked special, and markup-like ones that
+    are not (Qwen2.5's '<tool_call>'). Other added tokens are text (a word or a whitespace run
+    added to the vocabulary) and must stay in the prompt."""
+    decoder = getattr(tokenizer, "added_tokens_decoder", None)
+    if isinstance(decoder, dict):
+        entries = [(str(getattr(t, "content", t)), bool(getattr(t, "special", False))) for t in decoder.values()]
+    else:
+        entries = [(str(t), False) for t in getattr(tokenizer, "added_tokens_encoder", {})]
+    return [text for text, special in entries if text and (special or _MARKUP & set(text))]
