@@ -118,9 +118,11 @@ def feedback_pairs(pairs: Sequence[PreferencePair], dataset: Dataset, builder: R
     """Rank prompts for logged pairs: ``prompt_history``, and the slate's candidates when the
     store still has the impression (else chosen + rejected + random fill), shuffled with a
     seeded RNG. Pairs naming unknown items, or a user's ``held_out`` items, are skipped, and a
-    user's held-out items appear nowhere in their prompts (history, slate or random fill)."""
+    user's held-out items appear nowhere in their prompts (history, slate or random fill). The
+    random fill never holds an item of the user's whole dataset history."""
     items = dataset.items
     past = history_before(dataset)
+    touched = dataset.histories()
     held_out = held_out or {}
     out: list[PreferenceExample] = []
     skipped = leaked = 0
@@ -143,8 +145,13 @@ def feedback_pairs(pairs: Sequence[PreferencePair], dataset: Dataset, builder: R
         rng = user_rng(seed, k, salt=31)
         others = [others[i] for i in rng.permutation(len(others))][: n_candidates - 2]
         if len(others) < n_candidates - 2:
-            exclude = dataset.item_codes([*history, p.chosen, p.rejected, *others,
-                                          *(m for m in mine if m in items)])
+            # like every negative (SFT examples, eval protocols): nothing the user ever
+            # touched in the dataset, not only what the prompt shows
+            own = touched[dataset.user_code(p.user_id)] if p.user_id and dataset.has_user(
+                p.user_id) else np.zeros(0, np.int64)
+            exclude = np.concatenate([dataset.item_codes([
+                *history, p.chosen, p.rejected, *others, *(m for m in mine if m in items)]),
+                own]).astype(np.int64)
             fill = sample_negatives(dataset.n_items, exclude, n_candidates - 2 - len(others), rng)
             others += [dataset.item_ids[c] for c in fill]
         cands = [p.chosen, p.rejected, *others]

@@ -194,3 +194,36 @@ def test_feedback_pairs_naming_a_users_held_out_items_are_left_out(split100k, pr
     for item in (valid, test):
         assert ds.items[item].title not in ex.prompt
     assert ds.items[free[5]].title in ex.prompt and ds.items[free[4]].title in ex.prompt
+
+
+def test_feedback_prompts_fill_with_items_the_user_never_touched(split100k, prompt_model):
+    """Random fillers of a feedback prompt are negatives like the SFT examples' and the eval
+    protocols': never an item of the user's whole dataset history (only the shown history and
+    the pair were left out, so earlier items beyond ``max_history`` and later ones were drawn)."""
+    from llmrank.feedback.pairs import PreferencePair
+    from llmrank.finetune.config import PromptSpec
+    from llmrank.finetune.dpo import feedback_pairs
+    from llmrank.finetune.prompting import make_builder
+
+    ds = split100k.dataset
+    hists = ds.histories()
+    u = int(max(range(ds.n_users), key=lambda c: len(hists[c])))
+    touched = {ds.item_ids[c] for c in hists[u]}
+    unseen = [i for i in ds.item_ids if i not in touched]
+    shown = [ds.item_ids[c] for c in hists[u][:2]]
+    pairs = [PreferencePair(ds.user_ids[u], tuple(shown), unseen[2 * k], unseen[2 * k + 1], f"r{k}")
+             for k in range(10)]
+    builder = make_builder(prompt_model, PromptSpec(max_history=3, max_prompt_tokens=4096))
+    listed: list[list[str]] = []
+
+    class Recording:
+        def build(self, history, candidates, **kw):
+            listed.append([c.item_id for c in candidates])
+            return builder.build(history, candidates, **kw)
+
+    examples = feedback_pairs(pairs, ds, Recording(), n_candidates=20, seed=0)  # type: ignore[arg-type]
+    assert len(examples) == len(listed) == 10
+    assert len(touched) / ds.n_items > 0.2  # ~180 fillers: many would be the user's at random
+    for cands, p in zip(listed, pairs, strict=True):
+        assert len(cands) == 20 and {p.chosen, p.rejected} <= set(cands)
+        assert not set(cands) & touched
