@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from llmrank.recommender import Recommender
 
 log = logging.getLogger(__name__)
+
+# the longest input line read (bytes, newline included): POST /recommend's body limit
+# (llmrank.serve.app.MAX_BODY_BYTES); the schemas' bounds keep a valid request far below it.
+# A longer line is one failed line, skipped in chunks instead of read whole.
+MAX_LINE_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,36 @@ def iter_jobs(source: RequestSource, *, id_prefix: str | None = None,
         yield Job(line, model.model_dump(mode="json", exclude_none=True))
 
 
+def _lines(fh: IO[bytes], digest: Any = None) -> Iterator[bytes | int]:
+    """Each line of a binary file (LF-terminated, the last one maybe not), or for a line over
+    MAX_LINE_BYTES its length in bytes: it is read a chunk at a time and never held whole.
+    Every byte read goes to ``digest`` when given."""
+    while data := fh.readline(MAX_LINE_BYTES + 1):
+        if digest is not None:
+            digest.update(data)
+        if len(data) <= MAX_LINE_BYTES or data.endswith(b"\n"):
+            yield data
+            continue
+        size = len(data)
+        while data and not data.endswith(b"\n"):
+            data = fh.readline(1 << 20)
+            if digest is not None:
+                digest.update(data)
+            size += len(data)
+        yield size
+
+
+def _is_blank(data: bytes, first: bool) -> bool:
+    return not data.decode("utf-8-sig" if first else "utf-8", errors="replace").strip()
+
+
+def count_requests(path: str | Path) -> int:
+    """The lines ``iter_jobs`` reads as requests (good or bad): the non-blank ones."""
+    with open(path, "rb") as fh:
+        return sum(1 for n, data in enumerate(_lines(fh), 1)
+                   if isinstance(data, int) or not _is_blank(data, n == 1))
+
+
 def _raw(source: RequestSource, digest: Any = None) -> Iterator[tuple[int, Any]]:
     if isinstance(source, (str, Path)):
         # read as bytes: JSON lines end at LF only (CRLF keeps a CR json ignores; a lone CR is
@@ -119,9 +154,11 @@ def _raw(source: RequestSource, digest: Any = None) -> Iterator[tuple[int, Any]]
         # bytes replaced (an id or query silently changed); a byte-order mark opening the file
         # (editors on Windows write one) is not part of line 1's JSON
         with open(source, "rb") as fh:
-            for n, data in enumerate(fh, 1):
-                if digest is not None:
-                    digest.update(data)
+            for n, data in enumerate(_lines(fh, digest), 1):
+                if isinstance(data, int):
+                    yield n, FailedLine(n, f"line too long: {data} bytes (at most {MAX_LINE_BYTES}, "
+                                           "as the body of POST /recommend)", "MalformedLineError")
+                    continue
                 try:
                     text = data.decode("utf-8-sig" if n == 1 else "utf-8")
                 except UnicodeDecodeError as exc:

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from llmrank.batch.base import BatchProgress, BatchReport, FailedLine, RequestSource
-from llmrank.batch.jobs import Job, fingerprint, fingerprint_requests, iter_jobs
+from llmrank.batch.jobs import Job, count_requests, fingerprint, fingerprint_requests, iter_jobs
 from llmrank.batch.sink import ResultSink
 from llmrank.errors import DataError
 
@@ -26,11 +26,6 @@ def config_key(config: Any) -> str:
 
     cfg = load_config(config) if config is not None else load_config()
     return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
-
-
-def _count_lines(path: str | Path) -> int:
-    with open(path, encoding="utf-8", errors="replace", newline="\n") as fh:  # as jobs._raw splits
-        return sum(1 for text in fh if text.strip())
 
 
 def _refuse_input_as_output(source: Path, sink: ResultSink) -> None:
@@ -64,7 +59,7 @@ class BatchRun:
         if src_path is not None:
             _refuse_input_as_output(src_path, self.sink)
         self.report = BatchReport(engine, str(self.sink.path), str(self.sink.errors_path))
-        self.total: int | None = _count_lines(source) if is_path else (  # type: ignore[arg-type]
+        self.total: int | None = count_requests(source) if is_path else (  # type: ignore[arg-type]
             len(source) if isinstance(source, Sized) else None)
         self.progress = progress
         self._start = 0.0

@@ -14,6 +14,7 @@ import time
 import pytest
 from batch_fakes import GOOD, read_out, write_requests
 
+from llmrank.batch.base import FailedLine
 from llmrank.batch.jobs import Job, iter_jobs
 from llmrank.batch.local import LocalBatchEngine
 from llmrank.errors import DataError
@@ -186,3 +187,44 @@ def test_an_input_that_changes_while_its_job_runs_is_detected(rec, tmp_path):
         assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["complete"] is False
         with pytest.raises(DataError, match="different input"):
             LocalBatchEngine(rec).run(src, out)
+
+
+def test_a_line_too_long_fails_alone_without_being_read_whole(rec, tmp_path):
+    """A line was read, decoded and parsed whole: one huge line (a JSON array saved on one
+    line instead of JSON lines, a runaway writer) took memory several times its size and
+    could end the job. A line over MAX_LINE_BYTES (POST /recommend's body limit) is one
+    failed line, skipped in chunks; the lines around it run."""
+    import tracemalloc
+
+    from llmrank.batch.jobs import MAX_LINE_BYTES
+    from llmrank.batch.runner import BatchRun
+
+    huge = 6 * MAX_LINE_BYTES
+    src = tmp_path / "req.jsonl"
+    with open(src, "wb") as fh:
+        fh.write(json.dumps(GOOD[0]).encode() + b"\n")
+        fh.write(b'{"text": "' + b"a" * huge + b'"}\n')
+        fh.write(b"[" + b"{}," * (huge // 3) + b"{}]\n")
+        fh.write(json.dumps(GOOD[1]).encode())  # a last line without its newline
+    tracemalloc.start()
+    try:
+        items = list(iter_jobs(src))
+        total = BatchRun("local", src, tmp_path / "x.jsonl", config=rec.config).total
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * MAX_LINE_BYTES, f"peak {peak >> 20} MiB"  # bounded, not the line's size
+    assert total == 4 and [(type(x), x.line) for x in items] == [(Job, 1), (FailedLine, 2), (FailedLine, 3), (Job, 4)]
+    assert all(x.error == "MalformedLineError" and "line too long" in x.reason
+               for x in items if isinstance(x, FailedLine))
+    report = LocalBatchEngine(rec).run(src, tmp_path / "out.jsonl")
+    assert report.done == 2 and [f.line for f in report.failed] == [2, 3]
+    assert sorted(read_out(tmp_path / "out.jsonl")) == [1, 4]
+
+
+def test_the_line_limit_is_the_http_body_limit():
+    pytest.importorskip("fastapi")
+    from llmrank.batch.jobs import MAX_LINE_BYTES
+    from llmrank.serve.app import MAX_BODY_BYTES
+
+    assert MAX_LINE_BYTES == MAX_BODY_BYTES
