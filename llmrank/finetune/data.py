@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 META_FILE = "llmrank_finetune_data.json"
+# the example rules: bump when a change makes the same recipe give other examples, so a
+# cached <out>/data of the older rules is rebuilt (and its checkpoints not resumed)
+# 2: hard negatives only from the retriever's top hard_depth (before: up to
+#    hard_depth + per_user deep)
+EXAMPLES_VERSION = 2
 Progress = Callable[[int, int], None]  # (done, total)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from llmrank.errors import ConfigError
 from llmrank.finetune.config import ExampleSpec, Recipe
 from llmrank.finetune.data import (
+    EXAMPLES_VERSION,
     META_FILE,
     build_examples,
     describe,
@@ -83,7 +84,8 @@ def load_data(recipe: Recipe, dataset: Dataset | None = None) -> PreparedData:
 def data_fingerprint(recipe: Recipe, model_path: str, template_id: str) -> str:
     payload = {"data": recipe.to_dict()["data"], "prompt": recipe.to_dict()["prompt"],
                "examples": recipe.to_dict()["examples"], "seed": recipe.seed,
-               "tokenizer": model_path, "template": template_id}
+               "tokenizer": model_path, "template": template_id,
+               "examples_version": EXAMPLES_VERSION}
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -109,10 +111,11 @@ def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
         return hard_source or _retriever_source(recipe, prepared, progress)
 
     examples: datasets.Dataset
-    if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
+    cached = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if cached.get("fingerprint") == fp and cached.get("examples_version") == EXAMPLES_VERSION:
         log.info("reusing training examples in %s", data_dir)
         examples = load_examples(data_dir)
-        meta = json.loads(meta_path.read_text())
+        meta = cached
     else:
         positions = example_positions(prepared.split, spec)
         check_examples_fit(prepared.split, spec, positions)
@@ -130,7 +133,7 @@ def prepare_run(recipe: Recipe, *, dataset: Dataset | None = None,
                               f"held the target of none of {len(positions)} history prefixes "
                               "(examples.candidates = 'mixed' keeps every prefix)")
         meta = {
-            "fingerprint": fp, "dataset": recipe.data.dataset,
+            "fingerprint": fp, "examples_version": EXAMPLES_VERSION, "dataset": recipe.data.dataset,
             "preprocessing": prepared.preprocessing, "template": builder.template.name,
             "template_version": builder.template.version, "prompt": recipe.to_dict()["prompt"],
             "examples": recipe.to_dict()["examples"], "seed": recipe.seed,

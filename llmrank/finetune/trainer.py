@@ -365,7 +365,7 @@ def build_manifest(recipe: Recipe, run: PreparedRun, best: dict[str, Any] | None
         template_version=run.builder.template.version, prompt=recipe.to_dict()["prompt"],
         mode=recipe.mode, seed=recipe.seed,
         dataset={k: run.data_meta.get(k) for k in
-                 ("dataset", "preprocessing", "examples", "summary", "fingerprint",
+                 ("dataset", "preprocessing", "examples", "summary", "fingerprint", "examples_version",
                   "hard_source", "preference_pairs")},
         metrics={"best": best, "validation": history},
         training=training, lora=lora or recipe.to_dict()["lora"], recipe=recipe.to_dict(),

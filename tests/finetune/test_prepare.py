@@ -114,3 +114,34 @@ def test_hard_negatives_without_a_retriever_are_a_config_error(make_recipe, spli
     with pytest.raises(ConfigError, match="needs a retriever"):
         build_examples(split100k, builder, ExampleSpec(max_users=3, n_candidates=5,
                                                        hard_negatives=1))
+
+
+def test_examples_cached_by_an_older_example_builder_are_rebuilt(make_recipe, split100k):
+    """The cached examples are reused when their fingerprint matches, and the fingerprint
+    held only the recipe: a folder written before the example rules changed (e.g. hard
+    negatives from deeper than ``hard_depth``) was silently reused by a fresh run. A cache
+    that does not record the current ``EXAMPLES_VERSION`` is rebuilt."""
+    import json
+
+    from llmrank.finetune.data import META_FILE
+
+    pool = split100k.dataset.item_ids[-60:]
+    calls = []
+
+    class Counting:
+        def top_items(self, histories, k):
+            calls.append(k)
+            return [pool[:k] for _ in histories]
+
+    recipe = make_recipe(**{"examples.hard_negatives": 2, "examples.hard_depth": 20})
+    prepare_run(recipe, hard_source=Counting())
+    prepare_run(recipe, hard_source=Counting())
+    assert len(calls) == 1  # same recipe, same builder: reused
+    meta_path = recipe.out_dir() / "data" / META_FILE
+    meta = json.loads(meta_path.read_text())
+    meta.pop("examples_version", None)  # what a folder of the older builder holds
+    meta_path.write_text(json.dumps(meta))
+    run = prepare_run(recipe, hard_source=Counting())
+    assert len(calls) == 2  # rebuilt
+    assert "examples_version" in json.loads(meta_path.read_text())
+    assert run.data_meta["examples_version"] == json.loads(meta_path.read_text())["examples_version"]
