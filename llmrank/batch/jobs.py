@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +33,14 @@ log = logging.getLogger(__name__)
 # (llmrank.serve.app.MAX_BODY_BYTES); the schemas' bounds keep a valid request far below it.
 # A longer line is one failed line, skipped in chunks instead of read whole.
 MAX_LINE_BYTES = 8 * 2**20
+
+# errors that say the model server is down or overloaded, not that the request is wrong:
+# a line retries them (TRANSIENT_RETRIES times, TRANSIENT_BACKOFF s doubling), and many in a
+# row stop the job (runner.MAX_CONSECUTIVE_UNAVAILABLE), which a resume with --retry-failed
+# picks up once the server is back
+TRANSIENT = ("ModelUnavailableError", "TimeoutError", "ConnectionError")
+TRANSIENT_RETRIES = 2
+TRANSIENT_BACKOFF = 1.0
 
 
 @dataclass(frozen=True)
@@ -185,10 +194,26 @@ def _raw(source: RequestSource, digest: Any = None) -> Iterator[tuple[int, Any]]
         yield n, item
 
 
-def run_job(recommender: Recommender, job: Job) -> dict[str, Any]:
+def run_job(recommender: Recommender, job: Job, *, retries: int | None = None,
+            backoff: float | None = None) -> dict[str, Any]:
     """One output line: ``{"line", "ok": true, ...RecResponse}`` or ``{"line", "ok": false,
     "error", "reason"}``. Never raises for a bad request (only for KeyboardInterrupt and
-    the like)."""
+    the like). A TRANSIENT failure is tried again ``retries`` times, waiting ``backoff``
+    seconds, doubled each time (module defaults)."""
+    retries = TRANSIENT_RETRIES if retries is None else retries
+    wait = TRANSIENT_BACKOFF if backoff is None else backoff
+    for attempt in range(retries + 1):
+        result = _run_once(recommender, job)
+        if result["ok"] or result["error"] not in TRANSIENT or attempt == retries:
+            return result
+        log.warning("batch line %d: %s (%s); trying again in %.1fs", job.line, result["error"],
+                    result["reason"], wait)
+        time.sleep(wait)
+        wait *= 2
+    raise AssertionError("unreachable")
+
+
+def _run_once(recommender: Recommender, job: Job) -> dict[str, Any]:
     try:
         model = BatchLineModel.model_validate(job.request)
         req = model.to_record()

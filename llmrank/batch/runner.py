@@ -13,12 +13,22 @@ from types import TracebackType
 from typing import Any
 
 from llmrank.batch.base import BatchProgress, BatchReport, FailedLine, RequestSource
-from llmrank.batch.jobs import Job, count_requests, fingerprint, fingerprint_requests, iter_jobs
+from llmrank.batch.jobs import (
+    TRANSIENT,
+    Job,
+    count_requests,
+    fingerprint,
+    fingerprint_requests,
+    iter_jobs,
+)
 from llmrank.batch.sink import ResultSink
-from llmrank.errors import DataError
+from llmrank.errors import DataError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
+
+# TRANSIENT failures in a row that stop a job (an outage, not a few bad requests)
+MAX_CONSECUTIVE_UNAVAILABLE = 20
 
 def config_key(config: Any) -> str:
     """A short hash of the deployment config (a resumed run must use the same one)."""
@@ -65,6 +75,7 @@ class BatchRun:
         self._start = 0.0
         self._exhausted = False  # pending() reached the end of the input
         self._shown = 0  # the count the progress callback last saw
+        self._unavailable = 0  # TRANSIENT failures in a row
 
     def __enter__(self) -> BatchRun:
         self.sink.open()
@@ -105,6 +116,16 @@ class BatchRun:
     def record(self, result: dict[str, Any]) -> None:
         self.sink.write(result)
         self._tick()
+        if not result.get("ok") and result.get("error") in TRANSIENT:
+            self._unavailable += 1
+            if self._unavailable >= MAX_CONSECUTIVE_UNAVAILABLE:
+                # an outage: failing (and recording) every remaining line helps nobody
+                raise ModelUnavailableError(
+                    f"stopped after {self._unavailable} requests in a row failed with "
+                    f"{result['error']} ({result.get('reason', '')}); the model server seems down: "
+                    "run the job again with --retry-failed once it is back (done lines are kept)")
+        else:
+            self._unavailable = 0
 
     def checkpoint(self) -> None:
         self.sink.checkpoint()

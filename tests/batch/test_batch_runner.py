@@ -47,3 +47,54 @@ def test_meta_says_whether_the_output_is_complete(rec, tmp_path):
     LocalBatchEngine(rec).run(src, out)
     meta = json.loads(meta_path.read_text())
     assert (meta["complete"], meta["done"], meta["failed"], meta["total"]) == (True, 4, 1, 5)
+
+
+class _Flaky:
+    """A recommender whose model server is down for the first ``down`` calls."""
+
+    def __init__(self, rec, down: int) -> None:
+        self.rec, self.down, self.calls = rec, down, 0
+        self.config, self.dataset = rec.config, rec.dataset
+
+    def recommend(self, req):
+        from llmrank.errors import ModelUnavailableError
+
+        self.calls += 1
+        if self.calls <= self.down:
+            raise ModelUnavailableError("http://model:8000/v1/completions failed after 3 attempts")
+        return self.rec.recommend(req)
+
+
+def test_a_line_retries_a_model_server_that_is_briefly_down(rec, tmp_path, monkeypatch):
+    """A request that met ModelUnavailableError (or a timeout, a refused connection) was
+    recorded as failed at once: a short outage failed every line it touched."""
+    import llmrank.batch.jobs as jobs
+
+    monkeypatch.setattr(jobs, "TRANSIENT_BACKOFF", 0.0)
+    flaky = _Flaky(rec, down=2)
+    report = LocalBatchEngine(flaky, batch_size=1).run(write_requests(tmp_path / "r.jsonl", GOOD[:3]),
+                                                        tmp_path / "out.jsonl")
+    assert (report.done, len(report.failed), flaky.calls) == (3, 0, 5)
+
+
+def test_an_outage_stops_the_job_and_a_resume_finishes_it(rec, tmp_path, monkeypatch):
+    """A server that stays down failed and recorded every remaining line (each after its
+    retries); now MAX_CONSECUTIVE_UNAVAILABLE failures in a row stop the job, resumable, and
+    --retry-failed serves the recorded ones once the server is back."""
+    import json
+
+    import llmrank.batch.jobs as jobs
+    import llmrank.batch.runner as runner
+    from llmrank.errors import ModelUnavailableError
+
+    monkeypatch.setattr(jobs, "TRANSIENT_BACKOFF", 0.0)
+    monkeypatch.setattr(runner, "MAX_CONSECUTIVE_UNAVAILABLE", 3)
+    src = write_requests(tmp_path / "r.jsonl", GOOD[:8])
+    out = tmp_path / "out.jsonl"
+    down = _Flaky(rec, down=10**9)
+    with pytest.raises(ModelUnavailableError, match="3 requests in a row"):
+        LocalBatchEngine(down, batch_size=1).run(src, out)
+    assert down.calls == 3 * (jobs.TRANSIENT_RETRIES + 1)  # three lines tried, the rest untouched
+    assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["complete"] is False
+    report = LocalBatchEngine(rec).run(src, out, retry_failed=True)
+    assert (report.done, len(report.failed)) == (8, 0)
