@@ -275,7 +275,8 @@ def ranking_validation(recipe: Recipe, run: PreparedRun, out: Path, *,
 
     validation = RankingValidation(
         run.validation, lambda llm: make_builder(llm, recipe.prompt), run.model_path,
-        recipe.validation, out, seed=recipe.seed, fresh=fresh)
+        recipe.validation, out, seed=recipe.seed, fresh=fresh,
+        max_prompt_tokens=recipe.prompt.max_prompt_tokens)
     return validation, make_callback(validation, recipe.validation.every)
 
 

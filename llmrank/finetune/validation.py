@@ -164,8 +164,12 @@ class RankingValidation:
 
     def __init__(self, sample: ValidationSample, make_builder: Callable[[Any], RankPromptBuilder],
                  tokenizer_path: str, spec: ValidationSpec, out_dir: Path, *, seed: int = 0,
-                 adapter_names: Sequence[str] = ("default",), fresh: bool = False) -> None:
+                 adapter_names: Sequence[str] = ("default",), fresh: bool = False,
+                 max_prompt_tokens: int = 2048) -> None:
         self.sample = sample
+        # the training prompts' bound (the recipe's), not the live model's default of 2048:
+        # a recipe above it trained on prompts longer than the ones it was validated on
+        self.max_prompt_tokens = max_prompt_tokens
         self.make_builder = make_builder
         self.tokenizer_path = tokenizer_path
         self.spec = spec
@@ -204,7 +208,8 @@ class RankingValidation:
         was_training = model.training
         model.eval()
         try:
-            llm = LiveTransformersLLM(model, self.tokenizer_path, batch_size=self.spec.batch_size)
+            llm = LiveTransformersLLM(model, self.tokenizer_path, batch_size=self.spec.batch_size,
+                                      max_prompt_tokens=self.max_prompt_tokens)
             return score_sample(llm, self.make_builder(llm), self.sample, seed=self.seed)
         finally:
             if was_training:

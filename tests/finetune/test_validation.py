@@ -48,3 +48,29 @@ def test_a_loss_metric_keeps_the_lowest(tmp_path, monkeypatch):
         for step in range(4):
             v.step(None, step)
         assert v.best is not None and v.best["step"] == 2, metric
+
+
+def test_validation_renders_prompts_under_the_recipes_bound(tmp_path, monkeypatch):
+    """The live model of a validation pass had the default bound of 2048 tokens: a recipe
+    whose prompt.max_prompt_tokens is above it trained on longer prompts (more history) than
+    it was validated on. The bound now comes from the recipe."""
+    import llmrank.finetune.live as live
+    import llmrank.finetune.validation as validation
+
+    seen: dict[str, int] = {}
+
+    class Recorder:
+        def __init__(self, model, tokenizer_path, *, batch_size=4, max_prompt_tokens=2048):
+            seen["max_prompt_tokens"] = max_prompt_tokens
+
+    monkeypatch.setattr(live, "LiveTransformersLLM", Recorder)
+    monkeypatch.setattr(validation, "score_sample", lambda llm, builder, sample, seed: np.zeros((1, 2)))
+
+    class Model:
+        training = False
+
+        def eval(self):
+            pass
+
+    _validation(tmp_path, max_prompt_tokens=3000).evaluate(Model())
+    assert seen == {"max_prompt_tokens": 3000}
