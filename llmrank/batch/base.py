@@ -38,6 +38,9 @@ class FailedLine:
     error: str = "DataError"  # the exception type
 
 
+MAX_FAILED_LISTED = 100
+
+
 @dataclass
 class BatchReport:
     """What a run did. ``done`` and ``failed`` cover the whole output (all runs of a resumed
@@ -59,7 +62,10 @@ class BatchReport:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able; ``failed`` lists the first MAX_FAILED_LISTED failed lines (a job over a
+        broken input has one per line: the errors file holds them all), ``n_failed`` counts all."""
         out = asdict(self)
+        out["failed"] = out["failed"][:MAX_FAILED_LISTED]
         out["throughput"] = round(self.throughput, 3)
         out["n_failed"] = len(self.failed)
         return out

@@ -98,3 +98,15 @@ def test_an_outage_stops_the_job_and_a_resume_finishes_it(rec, tmp_path, monkeyp
     assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["complete"] is False
     report = LocalBatchEngine(rec).run(src, out, retry_failed=True)
     assert (report.done, len(report.failed)) == (8, 0)
+
+
+def test_the_report_lists_a_bounded_number_of_failed_lines():
+    """`llmrank rerank --json` printed every failed line: a million-line input of the wrong
+    format gave a report of a million entries. The errors file keeps them all."""
+    from llmrank.batch.base import MAX_FAILED_LISTED, BatchReport, FailedLine
+
+    report = BatchReport("local", "out.jsonl", "out.jsonl.errors.jsonl",
+                         failed=[FailedLine(n, "malformed JSON", "MalformedLineError") for n in range(1, 251)])
+    d = report.to_dict()
+    assert d["n_failed"] == 250 and len(d["failed"]) == MAX_FAILED_LISTED == 100
+    assert [f["line"] for f in d["failed"]][:3] == [1, 2, 3]
