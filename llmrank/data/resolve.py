@@ -94,6 +94,11 @@ def resolve(cfg: DataConfig, *, download: bool | None = None) -> tuple[str, Path
     """(loader name, path) for a config; path is None for the embedded catalog."""
     name = cfg.dataset
     if name == CATALOG and not Path(name).exists():
+        if cfg.format not in (None, CATALOG):  # the embedded catalog has one format
+            from llmrank.errors import ConfigError
+
+            raise ConfigError(f"data.format {cfg.format!r} does not apply to the embedded catalog "
+                              "(dataset 'catalog'); leave the format out or name a file")
         return CATALOG, None
     direct = Path(name).expanduser()
     root = data_dir(cfg.data_dir)

@@ -99,3 +99,11 @@ def test_on_error_raise_reaches_the_loader(tmp_path):
     assert load_dataset(DataConfig(dataset=str(path))).report.skipped == 1
     with pytest.raises(MalformedLineError, match=r"ev\.csv:3:"):
         load_dataset(DataConfig(dataset=str(path), on_error="raise"))
+
+
+def test_a_format_for_the_embedded_catalog_is_a_config_error():
+    """load_dataset(dataset='catalog', format='movielens') silently loaded the catalog (the
+    CLI refuses the flag since a45d7eb; a library caller got no word either)."""
+    with pytest.raises(ConfigError, match="does not apply to the embedded catalog"):
+        load_dataset(DataConfig(dataset="catalog", format="movielens"))
+    assert load_dataset(DataConfig(dataset="catalog", format="catalog")).n_items > 0
