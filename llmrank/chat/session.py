@@ -78,26 +78,50 @@ def system_prompt(recommender: Recommender, user_id: str | None, catalog: str | 
     return "\n\n".join(m.content for m in rendered.messages if m.role == "system")
 
 
+def _title_spans(answer: str, candidates: dict[str, str]) -> list[tuple[int, int, str]]:
+    """(start, end, id) of every title of ``candidates`` the answer names (whole words,
+    titles of 4+ characters, case-insensitive), as written in the catalog or as the tools
+    showed it (escaped: quotes become apostrophes). Longer titles win: in "The Lantern Keeper:
+    Ashes of Vell" the sequel is named, not also "The Lantern Keeper"."""
+    low = answer.lower()
+    forms: list[tuple[str, str]] = []
+    for item_id, title in candidates.items():
+        for form in dict.fromkeys((title, escape_data(title, limit=160))):
+            if len(form) >= 4:
+                forms.append((form.lower(), item_id))
+    found: list[tuple[int, int, str]] = []
+    for form, item_id in sorted(forms, key=lambda f: -len(f[0])):
+        for t in re.finditer(r"(?<!\w)" + re.escape(form) + r"(?!\w)", low):
+            if not any(t.start() < end and start < t.end() for start, end, _ in found):
+                found.append((t.start(), t.end(), item_id))
+    return found
+
+
 def mentioned(answer: str, candidates: dict[str, str]) -> list[str]:
     """Ids in ``candidates`` (id -> title) that ``answer`` names, in order of first mention:
-    as ``[id]``, as a whole-word id, or by title (whole words, titles of 4+ characters). A
-    numeric id (MovieLens) counts only as ``[id]``: in prose "3" or "1." is a count or a list
-    number, not an item."""
-    low = answer.lower()
-    hits: list[tuple[int, str]] = []
-    for item_id, title in candidates.items():
-        positions = []
+    as ``[id]``, as a whole-word id, or by title (see ``_title_spans``). A numeric id
+    (MovieLens) counts only as ``[id]``: in prose "3" or "1." is a count or a list number, not
+    an item. An id inside a longer title that the answer names does not count."""
+    spans = _title_spans(answer, candidates)
+    first: dict[str, int] = {}
+    for start, _, item_id in spans:
+        first[item_id] = min(start, first.get(item_id, start))
+    for item_id in candidates:
         bare = re.escape(item_id) if not item_id.isdigit() else r"\[" + re.escape(item_id) + r"\]"
-        m = re.search(r"(?<![\w-])" + bare + r"(?![\w-])", answer)
-        if m:
-            positions.append(m.start())
-        if len(title) >= 4:
-            t = re.search(r"(?<!\w)" + re.escape(title.lower()) + r"(?!\w)", low)
-            if t:
-                positions.append(t.start())
-        if positions:
-            hits.append((min(positions), item_id))
-    return [i for _, i in sorted(hits)]
+        for m in re.finditer(r"(?<![\w-])" + bare + r"(?![\w-])", answer):
+            if not any(start <= m.start() and m.end() <= end for start, end, _ in spans):
+                first[item_id] = min(m.start(), first.get(item_id, m.start()))
+                break
+    return sorted(first, key=lambda i: first[i])
+
+
+def unshown_bracketed(answer: str, shown: dict[str, str]) -> list[str]:
+    """``[x]`` in the answer where x is no item the tools showed: an invented id. Brackets
+    that belong to a named title ("[REC]") are part of the title, not an id."""
+    spans = _title_spans(answer, shown)
+    return [m.group(1) for m in _BRACKETED.finditer(answer)
+            if m.group(1) not in shown
+            and not any(start <= m.start() and m.end() <= end for start, end, _ in spans)]
 
 
 _NO_ANSWER = "Sorry, I could not finish that request. Could you rephrase it?"
@@ -241,7 +265,7 @@ class ChatSession:
         shown = {i: items[i].title for i in self.state.shown if i in items}
         item_ids = mentioned(answer, shown) or [i for i in self.state.offered if i in items]
         rejected = list(dict.fromkeys(
-            [*self.state.rejected, *(b for b in _BRACKETED.findall(answer) if b not in shown)]))
+            [*self.state.rejected, *unshown_bracketed(answer, shown)]))
         if rejected:
             log.info("session %s: rejected ids %s", self.session_id, rejected)
         return ChatTurn(self.session_id, answer, item_ids, {i: shown[i] for i in item_ids},

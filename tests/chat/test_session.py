@@ -219,3 +219,48 @@ def test_a_turn_stopped_at_the_step_limit_still_reports_the_tools_that_ran(rec):
     assert names[0] == "record_feedback" and turn.tool_calls[0].ok and "search_items" in names
     assert rec.explore.store.counts()["events"] == 1
     assert [type(m) for m in session.messages] == [HumanMessage, AIMessage]
+
+
+def test_a_title_that_contains_another_title_names_only_the_longer_one():
+    """A sequel's title starts with the first film's title: the answer that names the sequel
+    does not also name the first film (a wrong item in item_ids, and in a feedback click)."""
+    cands = {"c001": "The Lantern Keeper", "c002": "The Lantern Keeper: Ashes of Vell",
+             "c019": "The Hollow Pines", "c020": "The Hollow Pines II: Rootbound"}
+    assert mentioned("Try The Lantern Keeper: Ashes of Vell.", cands) == ["c002"]
+    assert mentioned("The Hollow Pines II: Rootbound, then The Lantern Keeper", cands) == ["c020", "c001"]
+    assert mentioned("The Lantern Keeper, and its sequel The Lantern Keeper: Ashes of Vell", cands) == [
+        "c001", "c002"]
+
+
+def test_a_title_is_recognised_as_the_tools_showed_it():
+    """Tool results show titles escaped (double quotes become apostrophes): the model repeats
+    what it saw, and that still names the item."""
+    cands = {"c1": 'The "Real" Deal', "c2": "Heat"}
+    assert mentioned("Watch The 'Real' Deal tonight", cands) == ["c1"]
+    assert mentioned('Watch The "Real" Deal tonight', cands) == ["c1"]
+
+
+def test_brackets_of_a_named_title_are_not_an_invented_id(rec, catalog_parts):
+    """Titles such as "[REC]" carry brackets: an answer naming a shown item by such a title
+    returns it and rejects nothing (the bracketed word is the title, not an unknown id)."""
+    from dataclasses import replace
+
+    from chat_fakes import CFG
+
+    from llmrank.data.dataset import Dataset
+    from llmrank.llm.fake import FakeLLM
+    from llmrank.recommender import Recommender
+
+    ds, retriever = catalog_parts
+    items = {i: replace(it, title=f"[REC] {it.title}") for i, it in ds.items.items()}
+    ds2 = Dataset(ds.name, items, ds.users, ds.interactions, list(ds.item_ids), list(ds.user_ids))
+    rec2 = Recommender.from_config(CFG, dataset=ds2, retriever=retriever, llm=FakeLLM())
+    picked: list[str] = []
+
+    def by_title(messages):
+        picked.append(last_tool(messages).artifact[0])
+        return AIMessage(f"Try {items[picked[0]].title}, and not [c999].")
+
+    model = ScriptedChatModel(steps=[call("search_items", query="space", k=3), by_title])
+    turn = ChatSession(rec2, model, user_id="u001").send("space?")
+    assert turn.item_ids == picked and turn.rejected_ids == ["c999"]
