@@ -186,12 +186,21 @@ class ChatSession:
         return list(self.state.shown)
 
     def _window(self) -> list[BaseMessage]:
-        """The last messages, cut at a user message so tool calls keep their results."""
+        """The last messages, cut at a user message so tool calls keep their results. A last
+        turn longer than the window (many tool calls) is kept as its question and answer:
+        cutting inside it would orphan tool results, and dropping it would forget it."""
         msgs = self.messages[-self.max_messages:] if self.max_messages else list(self.messages)
         for i, m in enumerate(msgs):
             if isinstance(m, HumanMessage):
                 return msgs[i:]
-        return []
+        asked = [i for i, m in enumerate(self.messages) if isinstance(m, HumanMessage)]
+        if not asked:
+            return []
+        last = self.messages[asked[-1]:]
+        answer = last[-1]
+        if isinstance(answer, AIMessage) and not answer.tool_calls and not answer.invalid_tool_calls:
+            return [last[0], answer]
+        return [last[0]]
 
     def _remember(self, turn: list[BaseMessage]) -> None:
         """Append a turn and keep only the window: older messages never reach the model

@@ -264,3 +264,24 @@ def test_brackets_of_a_named_title_are_not_an_invented_id(rec, catalog_parts):
     model = ScriptedChatModel(steps=[call("search_items", query="space", k=3), by_title])
     turn = ChatSession(rec2, model, user_id="u001").send("space?")
     assert turn.item_ids == picked and turn.rejected_ids == ["c999"]
+
+
+def test_a_turn_longer_than_the_window_is_remembered_as_question_and_answer(rec):
+    """A turn with more tool calls than the window holds: the session used to keep nothing
+    at all (no user message in the window), so the next turn had no memory of it. It keeps
+    the question and the answer, and never a tool result without its call."""
+    seen: list[list] = []
+
+    def remember(messages):
+        seen.append(list(messages))
+        return AIMessage("the second answer")
+
+    model = ScriptedChatModel(steps=[call("search_items", query="space", k=1), call("search_items", query="x", k=1),
+                                     AIMessage("the first answer"), remember])
+    session = ChatSession(rec, model, user_id="u001", max_messages=4)
+    session.send("first question")
+    assert [m.content for m in session.messages] == ["first question", "the first answer"]
+    session.send("second question")
+    assert [m.content for m in seen[0] if isinstance(m, (HumanMessage, AIMessage))] == [
+        "first question", "the first answer", "second question"]
+    assert not any(isinstance(m, ToolMessage) for m in seen[0])
