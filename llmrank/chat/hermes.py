@@ -94,6 +94,39 @@ def _parse_block(raw: str, allowed: set[str] | None) -> tuple[dict[str, Any] | N
     return {"type": "tool_call", "id": cid, "name": name, "args": args}, None
 
 
+def _objects(raw: str) -> list[str] | None:
+    """The JSON objects of a block that holds several, one after the other (small models
+    put two calls in one ``<tool_call>``), as their texts; None when the block is not such a
+    sequence (one value, or trailing text: that is reported as malformed)."""
+    decoder = json.JSONDecoder()
+    found: list[str] = []
+    pos, raw = 0, raw.strip()
+    while pos < len(raw):
+        try:
+            obj, end = decoder.raw_decode(raw, pos)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(obj, dict):
+            return None
+        found.append(raw[pos:end])
+        pos = end
+        while pos < len(raw) and (raw[pos].isspace() or raw[pos] == ","):
+            pos += 1
+    return found if len(found) > 1 else None
+
+
+def _add_block(out: ParsedOutput, raw: str, names: set[str] | None, unclosed: bool = False) -> None:
+    """Parse one block's text into ``out``: one call, or several objects in a row."""
+    for part in _objects(raw) or [raw]:
+        call, bad = _parse_block(part, names)
+        if call is not None:
+            out.tool_calls.append(call)
+        if bad is not None:
+            if unclosed:
+                bad["error"] = "unclosed <tool_call> (" + bad["error"] + ")"
+            out.invalid_tool_calls.append(bad)
+
+
 def parse_tool_calls(text: str, allowed: Iterable[str] | None = None) -> ParsedOutput:
     """Split a generation into content and tool calls. ``allowed`` = the bound tool names
     (None accepts any name)."""
@@ -103,23 +136,17 @@ def parse_tool_calls(text: str, allowed: Iterable[str] | None = None) -> ParsedO
     pos = 0
     for m in _BLOCK.finditer(text):
         pieces.append(text[pos:m.start()])
-        call, bad = _parse_block(m.group(2), names)
-        if call is not None:
-            out.tool_calls.append(call)
-        if bad is not None:
-            out.invalid_tool_calls.append(bad)
+        _add_block(out, m.group(2), names)
         pos = m.end()
     rest = text[pos:]
     cut = rest.find(_OPEN)
     if cut >= 0:  # an unclosed block: generation stopped (max tokens) inside a call
-        tail = rest[cut + len(_OPEN):]
-        call, bad = _parse_block(tail, names)
-        if call is not None:
-            out.tool_calls.append(call)
-        else:
-            assert bad is not None
-            bad["error"] = "unclosed <tool_call> (" + bad["error"] + ")"
-            out.invalid_tool_calls.append(bad)
+        # several unclosed blocks: each <tool_call> opens the next call (the model left out
+        # the closing tags); only the last one may really be cut short
+        *opened, tail = rest[cut + len(_OPEN):].split(_OPEN)
+        for raw in opened:
+            _add_block(out, raw, names)
+        _add_block(out, tail, names, unclosed=True)
         rest = rest[:cut]
     pieces.append(rest)
     out.content = re.sub(r"\n{3,}", "\n\n", "".join(pieces)).strip()

@@ -118,3 +118,29 @@ def test_render_neutralises_data_and_keeps_real_calls():
     assert "<tool_call>" not in results
     conversation = "".join(m.content for m in msgs[1:])
     assert conversation.count("<tool_call>") == 1  # the real call only
+
+
+def test_several_calls_in_one_block_are_each_a_call():
+    """Small models put two calls' JSON in one <tool_call> block, one per line: both run,
+    in order (the whole block used to be refused as 'Extra data')."""
+    text = ('<tool_call>\n{"name": "search_items", "arguments": {"query": "a {b} c"}}\n'
+            '{"name": "record_feedback", "arguments": {"item_id": "c001"}}\n</tool_call>')
+    out = parse_tool_calls(text, TOOLS)
+    assert [(c["name"], c["args"]) for c in out.tool_calls] == [
+        ("search_items", {"query": "a {b} c"}), ("record_feedback", {"item_id": "c001"})]
+    assert not out.invalid_tool_calls and out.content == ""
+    # trailing text after the JSON is still malformed, not silently dropped
+    junk = parse_tool_calls(block('{"name": "search_items", "arguments": {"query": "a"}} now'), TOOLS)
+    assert not junk.tool_calls and "Extra data" in junk.invalid_tool_calls[0]["error"]
+
+
+def test_blocks_without_closing_tags_are_each_a_call():
+    """Two <tool_call> openers and no closing tag: each opener starts the next call. The
+    tail used to be parsed as one JSON text, so both calls were lost."""
+    text = ('<tool_call>{"name": "search_items", "arguments": {"query": "a"}}\n'
+            '<tool_call>{"name": "search_items", "arguments": {"query": "b"}}')
+    out = parse_tool_calls(text, TOOLS)
+    assert [c["args"]["query"] for c in out.tool_calls] == ["a", "b"] and not out.invalid_tool_calls
+    cut = parse_tool_calls(text[:-3], TOOLS)
+    assert [c["args"]["query"] for c in cut.tool_calls] == ["a"]
+    assert cut.invalid_tool_calls[0]["error"].startswith("unclosed <tool_call>")
