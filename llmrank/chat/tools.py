@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmrank.errors import LlmrankError
 from llmrank.prompts.escape import escape_data
@@ -71,9 +71,22 @@ class RecommendArgs(_K):
     query: str | None = Field(None, max_length=500,
                               description="optional wish in free text, e.g. 'something light and funny'")
 
+    @field_validator("query")
+    @classmethod
+    def _no_wish(cls, v: str | None) -> str | None:
+        # models fill optional arguments with "": that is no wish, not an invalid request
+        return v if v is None or v.strip() else None
+
 
 class SearchArgs(_K):
     query: str = Field(..., min_length=1, max_length=500, description="what to look for, in free text")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must contain words to search for")
+        return v
 
 
 class ItemArgs(_Args):

@@ -182,3 +182,15 @@ def test_numeric_ids_and_queries_written_as_json_numbers_are_taken():
     assert tools["similar_items"].invoke({"item_id": 5, "k": 2}).startswith("1. [")
     assert not tools["search_items"].invoke({"query": 1984, "k": 2}).startswith("invalid arguments")
     assert tools["explain_item"].args["item_id"]["type"] == "string"
+
+
+def test_an_empty_wish_is_no_wish_and_a_blank_search_names_the_query(rec):
+    """Small models fill the optional ``query`` with "": recommend_for_user then answers
+    without a wish (it failed with the library's 'text must be a non-empty string', naming
+    an argument the model does not have). A blank search says which argument is wrong."""
+    tools = tools_by_name(rec)
+    for query in ("", "   "):
+        out = tools["recommend_for_user"].invoke({"k": 2, "query": query})
+        assert out.startswith("1. [") and out.count("\n") == 1, out
+        msg = tools["search_items"].invoke({"query": query, "k": 2})
+        assert msg.startswith("invalid arguments") and "query:" in msg, msg
