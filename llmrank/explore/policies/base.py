@@ -152,12 +152,12 @@ class BasePolicy:
         picks = picks[picks >= 0]
         if capped:  # the cold item must keep the caps next to what the policy placed
             cold_pick = self._pick_cold(req, plan, self._rng, self._cold_open(plan, picks[None])[0])
-        order, reasons, rows = self._compose(plan, picks, cold_pick)
+        order, reasons = self._compose(plan, picks, cold_pick)
         props: list[float] | None = None
         method = "none"
         if propensities:
             mat, method = self._marginal_matrix(req, state, plan, picks)
-            props = [float(mat[r, j]) for r, j in zip(rows, order, strict=True)]
+            props = [float(mat[p, j]) for p, j in enumerate(order)]
         self.budget.record([req.items[j] for j in order], cold_pick is not None)
         return Slate(
             items=[req.items[j] for j in order], scores=[float(req.scores[j]) for j in order],
@@ -243,30 +243,23 @@ class BasePolicy:
         return np.asarray(open_ / np.maximum(n_open, 1))
 
     def _compose(self, plan: Plan, picks: np.ndarray,
-                 cold_pick: int | None) -> tuple[list[int], list[str], list[int]]:
-        """Shown order, the reason of each slot, and each slot's row in the marginal matrix
-        (its planned position; they differ only when hard caps cut the slate short and the
-        cold item moves up)."""
+                 cold_pick: int | None) -> tuple[list[int], list[str]]:
+        """Shown order and the reason of each slot. Slot p's propensity is row p of the
+        marginal matrix: when caps cut the slate short the cold item moves up to just below
+        the policy's picks, and when they leave the reserved slot empty the picks below it
+        move up (``_capped_cold_marginals`` counts them where they are shown)."""
         order = list(plan.pinned)
         reasons = ["pinned"] * len(order)
-        rows = list(range(len(order)))
-        row = len(order)
         for j in picks.tolist():
-            if plan.cold is not None and row == plan.cold_slot:
-                if cold_pick is not None:  # (a reserved slot that caps left empty is skipped)
-                    order.append(cold_pick)
-                    reasons.append("cold-start")
-                    rows.append(row)
-                row += 1
+            if cold_pick is not None and len(order) == plan.cold_slot:
+                order.append(cold_pick)
+                reasons.append("cold-start")
             order.append(int(j))
             reasons.append("policy")
-            rows.append(row)
-            row += 1
         if cold_pick is not None and cold_pick not in order:
             order.append(cold_pick)
             reasons.append("cold-start")
-            rows.append(plan.cold_slot)
-        return order, reasons, rows
+        return order, reasons
 
     def _policy_rows(self, req: Request, state: Any, plan: Plan,
                      actual: np.ndarray | None) -> tuple[np.ndarray, str, np.ndarray | None]:
@@ -311,15 +304,15 @@ class BasePolicy:
                          actual: np.ndarray | None) -> tuple[np.ndarray, str]:
         n = len(req.items)
         rows, method, draws = self._policy_rows(req, state, plan, actual)
+        if plan.cold is not None and plan.inputs.caps and draws is not None:
+            return self._capped_cold_marginals(req, plan, draws), method
         out = np.zeros((plan.k_total, n))
         r = 0
         for p in range(plan.k_total):
             if p < len(plan.pinned):
                 out[p, plan.pinned[p]] = 1.0
             elif plan.cold is not None and p == plan.cold_slot:
-                if plan.inputs.caps and draws is not None:  # the cold item keeps the caps
-                    out[p, plan.cold] = self._cold_probs(req, plan, self._cold_open(plan, draws)).mean(0)
-                elif self.config.cold_start.pick == "best":
+                if self.config.cold_start.pick == "best":
                     out[p, int(plan.cold[np.argmax(req.scores[plan.cold])])] = 1.0
                 else:
                     out[p, plan.cold] = 1.0 / len(plan.cold)
@@ -327,6 +320,31 @@ class BasePolicy:
                 out[p] = rows[r]
                 r += 1
         return out, method
+
+
+    def _capped_cold_marginals(self, req: Request, plan: Plan, draws: np.ndarray) -> np.ndarray:
+        """(k_total, n) marginals over shown positions when the reserved cold slot meets
+        ``max_per`` caps, averaged over the policy's slates ``draws`` (m, k_policy; -1 = empty).
+        Caps can cut a slate short (the cold item then moves up to just below the policy's
+        picks) or leave no cold candidate open (the slot stays empty and the picks below it
+        move up), so the planned rows are not the shown positions: each draw is composed as
+        ``_compose`` shows it."""
+        assert plan.cold is not None
+        n_pin = len(plan.pinned)
+        out = np.zeros((plan.k_total, len(req.items)))
+        for p, j in enumerate(plan.pinned):
+            out[p, j] = float(len(draws))
+        open_ = self._cold_open(plan, draws)
+        probs = self._cold_probs(req, plan, open_)  # (m, #cold)
+        has_cold = open_.any(1)
+        for i in range(draws.shape[1]):
+            placed = draws[:, i] >= 0
+            pos = np.where(has_cold & (n_pin + i >= plan.cold_slot), n_pin + i + 1, n_pin + i)
+            np.add.at(out, (pos[placed], draws[placed, i]), 1.0)
+        cold_pos = np.minimum(plan.cold_slot, n_pin + (draws >= 0).sum(1))
+        np.add.at(out, (np.repeat(cold_pos, len(plan.cold)), np.tile(plan.cold, len(draws))),
+                  probs.ravel())
+        return out / len(draws)
 
 
 def _request_key(req: Request) -> tuple[int, int]:
