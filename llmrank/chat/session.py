@@ -82,7 +82,8 @@ def _title_spans(answer: str, candidates: dict[str, str]) -> list[tuple[int, int
     """(start, end, id) of every title of ``candidates`` the answer names (whole words,
     titles of 4+ characters, case-insensitive), as written in the catalog or as the tools
     showed it (escaped: quotes become apostrophes). Longer titles win: in "The Lantern Keeper:
-    Ashes of Vell" the sequel is named, not also "The Lantern Keeper"."""
+    Ashes of Vell" the sequel is named, not also "The Lantern Keeper". Items with the same
+    title (a remake) are all named."""
     low = answer.lower()
     forms: list[tuple[str, str]] = []
     for item_id, title in candidates.items():
@@ -92,7 +93,9 @@ def _title_spans(answer: str, candidates: dict[str, str]) -> list[tuple[int, int
     found: list[tuple[int, int, str]] = []
     for form, item_id in sorted(forms, key=lambda f: -len(f[0])):
         for t in re.finditer(r"(?<!\w)" + re.escape(form) + r"(?!\w)", low):
-            if not any(t.start() < end and start < t.end() for start, end, _ in found):
+            # a longer title around it wins; the same title of another item (a remake) too
+            if not any(t.start() < end and start < t.end() and (start, end) != t.span()
+                       for start, end, _ in found):
                 found.append((t.start(), t.end(), item_id))
     return found
 

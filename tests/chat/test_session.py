@@ -230,6 +230,8 @@ def test_a_title_that_contains_another_title_names_only_the_longer_one():
     assert mentioned("The Hollow Pines II: Rootbound, then The Lantern Keeper", cands) == ["c020", "c001"]
     assert mentioned("The Lantern Keeper, and its sequel The Lantern Keeper: Ashes of Vell", cands) == [
         "c001", "c002"]
+    remakes = {"d1": "Dune", "d2": "Dune", "d3": "Dune: Part Two"}
+    assert mentioned("Dune, or Dune: Part Two", remakes) == ["d1", "d2", "d3"]
 
 
 def test_a_title_is_recognised_as_the_tools_showed_it():
