@@ -28,7 +28,7 @@ from langgraph.errors import GraphRecursionError
 
 from llmrank.chat.model import message_text
 from llmrank.chat.tools import ChatTools, SessionState
-from llmrank.errors import ModelUnavailableError, UnknownUserError
+from llmrank.errors import InvalidRequestError, ModelUnavailableError, UnknownUserError
 from llmrank.prompts.escape import escape_data
 from llmrank.prompts.store import load_template
 
@@ -212,6 +212,10 @@ class ChatSession:
         self.messages = self._window()
 
     def send(self, message: str) -> ChatTurn:
+        if not isinstance(message, str) or not message.strip():
+            # nothing to answer: a model asked to reply to "" invents a request (and the HTTP
+            # API refuses it too)
+            raise InvalidRequestError(f"a chat message must be non-empty text, got {message!r:.40}")
         with self._lock:
             self.state.start_turn()
             inputs = [*self._window(), HumanMessage(message)]

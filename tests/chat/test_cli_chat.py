@@ -6,6 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
+from llmrank.cli.common import exit_code_for
 from llmrank.cli.main import app
 
 runner = CliRunner()
@@ -90,3 +91,19 @@ def test_json_without_once_is_refused_before_anything_loads(tmp_path, monkeypatc
     monkeypatch.setattr(Recommender, "from_config", never)
     res = runner.invoke(app, ["chat", "--json", "--config", config(tmp_path)])
     assert res.exit_code == 2 and "--json needs --once" in res.output
+
+
+def test_a_blank_once_message_is_refused_before_the_model_runs(tmp_path, monkeypatch):
+    """``--once ""`` (an empty shell variable) used to send an empty user message to the
+    chat model, which answered a question nobody asked; it is a data error (exit 3 under run_guarded), as the
+    HTTP API refuses a blank message, and the model is never called."""
+    from llmrank.chat.model import LocalChatModel
+
+    def never(*args, **kwargs):
+        raise AssertionError("the chat model ran")
+
+    monkeypatch.setattr(LocalChatModel, "_generate", never)
+    for message in ("", "   \n"):
+        res = runner.invoke(app, ["chat", "--once", message, "--json", "--config", config(tmp_path)])
+        assert res.exit_code != 0 and exit_code_for(res.exception) == 3, res.output
+        assert "non-empty" in str(res.exception)
