@@ -74,6 +74,9 @@ class Slate:
     candidate_scores: list[float]
     propensity_method: str = "exact"
     reasons: list[str] = field(default_factory=list)
+    # the slate length asked for: hard caps may show fewer, and a policy's plan (where the
+    # cold-start slot goes) depends on it, so OPE must ask the target for the same k
+    k: int | None = None
 
     @property
     def positions(self) -> list[int]:
@@ -92,7 +95,8 @@ class Slate:
             scores=tuple(self.scores), propensities=tuple(self.propensities), policy=self.policy,
             timestamp=time.time() if timestamp is None else timestamp,
             candidates=tuple(self.candidates), candidate_scores=tuple(self.candidate_scores),
-            propensity_method=self.propensity_method, context=dict(context or {}),
+            propensity_method=self.propensity_method,
+            context={**(context or {}), **({"k": self.k} if self.k is not None else {})},
         )
 
 

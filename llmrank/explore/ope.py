@@ -40,6 +40,13 @@ class LoggedRound:
     propensities: np.ndarray  # (K,)
     rewards: np.ndarray  # (K,)
     context: ExploreContext = field(default_factory=ExploreContext)
+    k: int | None = None  # the slate length the logging policy was asked for (None: K)
+
+    @property
+    def requested(self) -> int:
+        """What to ask a target policy's marginals for: the logged request's k (caps may
+        have shown fewer items, and the policy's plan depends on k), else the shown length."""
+        return self.k if self.k is not None else len(self.shown)
 
     @property
     def ranked(self) -> list[tuple[str, float]]:
@@ -122,7 +129,7 @@ def prepare(rounds: Sequence[LoggedRound], target: TargetFn,
     q_shown = np.zeros((n, k_max))
     for i, rnd in enumerate(rounds):
         k = len(rnd.shown)
-        pi = target(rnd, k)  # (k', n_cand)
+        pi = target(rnd, rnd.requested)  # (k', n_cand); rows by shown position
         if pi.shape[1] != len(rnd.candidates):
             raise ValueError(f"the target gave marginals over {pi.shape[1]} items for "
                              f"{len(rnd.candidates)} logged candidates")
@@ -135,8 +142,9 @@ def prepare(rounds: Sequence[LoggedRound], target: TargetFn,
         mask[i, :k] = True
         weights[i, slots] = pi[slots, rnd.shown[slots]] / rnd.propensities[slots]
         if reward_model is not None:
-            q = reward_model(rnd, k)
-            dm[i] = float((pi * q[: pi.shape[0]]).sum())
+            q = reward_model(rnd, max(k, pi.shape[0]))
+            rows = min(pi.shape[0], q.shape[0])
+            dm[i] = float((pi[:rows] * q[:rows]).sum())
             q_shown[i, :k] = q[np.arange(k), rnd.shown]
     return OPEData(rewards, weights, mask, dm, q_shown)
 
@@ -230,9 +238,11 @@ def from_store(store: object, *, reward: object = None, policy: str | None = Non
         scores = (np.asarray(imp.candidate_scores, dtype=np.float64)[keep] if imp.candidate_scores
                   else np.zeros(len(keep)))
         ctx = ExploreContext.from_log(imp.user_id, imp.request_id, imp.context)  # with the history
+        k = imp.context.get("k")
         out.append(LoggedRound(list(first), scores,
                                np.array([index[i] for i in imp.items]),
-                               np.asarray(imp.propensities), np.asarray(rnd.rewards), ctx))
+                               np.asarray(imp.propensities), np.asarray(rnd.rewards), ctx,
+                               k=int(k) if isinstance(k, int) and not isinstance(k, bool) else None))
     if unscored:
         log.warning("%d of %d impressions have no candidate scores: the target policy sees "
                     "every candidate scored 0 there (its ranker prior is not evaluated)",

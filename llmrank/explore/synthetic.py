@@ -91,7 +91,7 @@ class SyntheticWorld:
             if log:
                 assert slate.propensities is not None
                 rounds.append(LoggedRound(list(slate.candidates), np.asarray(slate.candidate_scores),
-                                          shown, np.asarray(slate.propensities), clicks, ctx))
+                                          shown, np.asarray(slate.propensities), clicks, ctx, k=slate.k))
         return rounds, realised / n_rounds, expected / n_rounds
 
     def true_value(self, rounds: list[LoggedRound], target: TargetFn) -> float:
@@ -100,7 +100,7 @@ class SyntheticWorld:
         for rnd in rounds:
             u = int(rnd.context.user_id[1:]) if rnd.context.user_id else 0
             cands = np.array([int(c[1:]) for c in rnd.candidates])
-            pi = target(rnd, len(rnd.shown))
+            pi = target(rnd, rnd.requested)
             total += float((pi * self.ctr(u, cands)[: pi.shape[0]]).sum())
         return total / len(rounds)
 

@@ -240,3 +240,32 @@ def test_rounds_without_candidate_scores_are_kept_with_a_warning(tmp_path, caplo
     (rnd,), skipped = from_store(store)
     assert skipped == 0 and rnd.scores.tolist() == [0.0, 0.0, 0.0]
     assert "no candidate scores" in caplog.text
+
+
+def test_ope_asks_the_target_for_the_slate_length_the_logger_was_asked_for(tmp_path):
+    """Caps can show fewer items than asked (k = 4, 3 shown), and a policy's marginals per
+    shown position depend on k (under k = 4 the cold item is at position 2 only when the caps
+    cut the slate short): OPE asked the target for len(shown) and divided marginals of another
+    plan by the logged propensities. The impression now records k; evaluating the logging
+    policy on its own log weighs the shown items 1 (up to Monte Carlo error)."""
+    from test_objectives import _short_slate_policy
+
+    from llmrank.explore.base import ExploreContext
+    from llmrank.explore.ope import from_store, policy_target, prepare
+    from llmrank.feedback.sqlite_store import SqliteFeedbackStore
+
+    policy, ranked = _short_slate_policy("egreedy", -1, 2, epsilon=0.5, mc_samples=4000)
+    state = policy.budget.shown.copy()
+    store = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    for n in range(50):  # a slate the caps cut short
+        policy.budget.shown = state.copy()
+        slate = policy.select(ranked, 4, ExploreContext(user_id="u1", request_id=f"r{n}"))
+        if len(slate.items) == 3:
+            break
+    assert len(slate.items) == 3 and slate.k == 4 and slate.reasons[-1] == "cold-start"
+    store.log_impression(slate.impression(f"r{n}", "u1"))
+    (rnd,), skipped = from_store(store)
+    assert skipped == 0 and rnd.k == 4 and rnd.requested == 4
+    policy.budget.shown = state.copy()  # the state the slate was selected in
+    data = prepare([rnd], policy_target(policy))
+    np.testing.assert_allclose(data.weights[0, :3], 1.0, atol=0.15)

@@ -163,7 +163,7 @@ class BasePolicy:
             items=[req.items[j] for j in order], scores=[float(req.scores[j]) for j in order],
             propensities=props, policy=self.name, candidates=list(req.items),
             candidate_scores=[float(s) for s in req.scores], propensity_method=method,
-            reasons=reasons,
+            reasons=reasons, k=k,
         )
 
     def marginals(self, ranked: Ranked, k: int,
