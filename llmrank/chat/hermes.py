@@ -95,12 +95,20 @@ def _parse_block(raw: str, allowed: set[str] | None) -> tuple[dict[str, Any] | N
 
 
 def _objects(raw: str) -> list[str] | None:
-    """The JSON objects of a block that holds several, one after the other (small models
-    put two calls in one ``<tool_call>``), as their texts; None when the block is not such a
-    sequence (one value, or trailing text: that is reported as malformed)."""
+    """The JSON objects of a block that holds several, one after the other or as a JSON list
+    (small models put two calls in one ``<tool_call>``), as their texts; None when the block
+    is not such a sequence (one value, or trailing text: that is reported as malformed)."""
     decoder = json.JSONDecoder()
     found: list[str] = []
     pos, raw = 0, raw.strip()
+    if raw.startswith("["):  # a JSON list of calls
+        try:
+            calls = json.loads(raw)
+        except json.JSONDecodeError:
+            return None
+        if calls and all(isinstance(c, dict) for c in calls):
+            return [json.dumps(c, ensure_ascii=False) for c in calls]
+        return None
     while pos < len(raw):
         try:
             obj, end = decoder.raw_decode(raw, pos)

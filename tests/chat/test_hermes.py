@@ -129,6 +129,9 @@ def test_several_calls_in_one_block_are_each_a_call():
     assert [(c["name"], c["args"]) for c in out.tool_calls] == [
         ("search_items", {"query": "a {b} c"}), ("record_feedback", {"item_id": "c001"})]
     assert not out.invalid_tool_calls and out.content == ""
+    listed = parse_tool_calls(block('[{"name": "search_items", "arguments": {"query": "a"}}, '
+                                    '{"name": "search_items", "arguments": {"query": "b"}}]'), TOOLS)
+    assert [c["args"]["query"] for c in listed.tool_calls] == ["a", "b"] and not listed.invalid_tool_calls
     # trailing text after the JSON is still malformed, not silently dropped
     junk = parse_tool_calls(block('{"name": "search_items", "arguments": {"query": "a"}} now'), TOOLS)
     assert not junk.tool_calls and "Extra data" in junk.invalid_tool_calls[0]["error"]
