@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _BRACKETED = re.compile(r"\[([^\[\]\s]{1,64})\]")
+# a title set off as one: between quotes, in brackets, or emphasised (Markdown)
+_QUOTED = r"(?<=[\"'“”‘’*_\[(]){}(?=[\"'“”‘’*_\])])"
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def _title_spans(answer: str, candidates: dict[str, str]) -> list[tuple[int, int
     titles of 4+ characters, case-insensitive), as written in the catalog or as the tools
     showed it (escaped: quotes become apostrophes). Longer titles win: in "The Lantern Keeper:
     Ashes of Vell" the sequel is named, not also "The Lantern Keeper". Items with the same
-    title (a remake) are all named."""
+    title (a remake) are all named. A title without letters ("1984") counts only set off as a
+    title (quoted, bracketed or emphasised): in prose it is a year or a count."""
     low = answer.lower()
     forms: list[tuple[str, str]] = []
     for item_id, title in candidates.items():
@@ -92,7 +95,10 @@ def _title_spans(answer: str, candidates: dict[str, str]) -> list[tuple[int, int
                 forms.append((form.lower(), item_id))
     found: list[tuple[int, int, str]] = []
     for form, item_id in sorted(forms, key=lambda f: -len(f[0])):
-        for t in re.finditer(r"(?<!\w)" + re.escape(form) + r"(?!\w)", low):
+        pattern = r"(?<!\w)" + re.escape(form) + r"(?!\w)"
+        if not any(ch.isalpha() for ch in form):  # "1984", "2012": in prose a year
+            pattern = _QUOTED.format(pattern)
+        for t in re.finditer(pattern, low):
             # a longer title around it wins; the same title of another item (a remake) too
             if not any(t.start() < end and start < t.end() and (start, end) != t.span()
                        for start, end, _ in found):

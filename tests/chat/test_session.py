@@ -287,3 +287,12 @@ def test_a_turn_longer_than_the_window_is_remembered_as_question_and_answer(rec)
     assert [m.content for m in seen[0] if isinstance(m, (HumanMessage, AIMessage))] == [
         "first question", "the first answer", "second question"]
     assert not any(isinstance(m, ToolMessage) for m in seen[0])
+
+
+def test_a_title_without_letters_is_named_only_when_set_off_as_a_title():
+    """MovieLens has films called 1984, 2012 and 1917: once one was shown, every year in an
+    answer ("a classic from 1984") named it. Quoted, bracketed or emphasised it still does."""
+    cands = {"1": "1984", "2": "Blade Runner", "3": "2012"}
+    assert mentioned("Blade Runner, or a classic from 1984, or anything from 2012", cands) == ["2"]
+    assert mentioned('Try "1984" or **2012**', cands) == ["1", "3"]
+    assert mentioned("Try 1984 (the film)", {"1": "1984"}) == []
