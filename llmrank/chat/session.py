@@ -8,7 +8,7 @@ The agent is ``langchain.agents.create_agent(model, tools, system_prompt=...)`` 
 versioned ``chat_system`` template. The session keeps the messages (trimmed to whole
 exchanges), the user id and the items the tools showed. Grounding: the answer's item ids are
 the tool-offered items the answer names (by id or title); when it names none, the items the
-tools listed in this turn. Ids the model passed to tools that were refused, or bracketed ids in
+tools listed in this turn (none when the turn ends without an answer). Ids the model passed to tools that were refused, or bracketed ids in
 its answer that no tool returned, are reported as ``rejected_ids`` and never returned as items."""
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ class ChatSession:
             except GraphRecursionError:
                 # the model kept calling tools: answer honestly, keep the session usable
                 log.warning("session %s: no answer within %d steps", self.session_id, self.recursion_limit)
-                turn = self._turn([])
+                turn = self._turn([AIMessage(_NO_ANSWER)])
                 ran = messages[len(inputs):]
                 while ran and isinstance(ran[-1], AIMessage):  # calls asked for, never run
                     ran.pop()
@@ -285,7 +285,9 @@ class ChatSession:
         answer = message_text(answers[-1]) if answers else ""
         items = self.recommender.dataset.items
         shown = {i: items[i].title for i in self.state.shown if i in items}
-        item_ids = mentioned(answer, shown) or [i for i in self.state.offered if i in items]
+        # an answer that names nothing presents the listing; the apology presents nothing
+        item_ids = mentioned(answer, shown) or (
+            [] if answer == _NO_ANSWER else [i for i in self.state.offered if i in items])
         rejected = list(dict.fromkeys(
             [*self.state.rejected, *unshown_bracketed(answer, shown)]))
         if rejected:

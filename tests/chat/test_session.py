@@ -296,3 +296,18 @@ def test_a_title_without_letters_is_named_only_when_set_off_as_a_title():
     assert mentioned("Blade Runner, or a classic from 1984, or anything from 2012", cands) == ["2"]
     assert mentioned('Try "1984" or **2012**', cands) == ["1", "3"]
     assert mentioned("Try 1984 (the film)", {"1": "1984"}) == []
+
+
+def test_a_turn_without_an_answer_recommends_nothing(rec):
+    """A turn stopped at the step limit, or after the invalid-call retries, answers with an
+    apology: it returned the items the looping searches had listed as if the answer
+    recommended them (a client shows them under "Sorry, I could not finish")."""
+    loop = ScriptedChatModel(steps=[call("search_items", query="space", k=3)] * 50)
+    turn = ChatSession(rec, loop, user_id="u001", recursion_limit=5).send("loop")
+    assert turn.answer.startswith("Sorry") and turn.item_ids == [] and not turn.titles
+
+    bad = AIMessage("", invalid_tool_calls=[{"type": "invalid_tool_call", "id": "call_bad", "name": None,
+                                             "args": "{", "error": "malformed JSON"}])
+    model = ScriptedChatModel(steps=[call("search_items", query="space", k=3), bad, bad, bad])
+    turn = ChatSession(rec, model, user_id="u001").send("hi")
+    assert turn.answer.startswith("Sorry") and turn.item_ids == []
