@@ -8,8 +8,9 @@ The agent is ``langchain.agents.create_agent(model, tools, system_prompt=...)`` 
 versioned ``chat_system`` template. The session keeps the messages (trimmed to whole
 exchanges), the user id and the items the tools showed. Grounding: the answer's item ids are
 the tool-offered items the answer names (by id or title); when it names none, the items the
-tools listed in this turn (none when the turn ends without an answer). Ids the model passed to tools that were refused, or bracketed ids in
-its answer that no tool returned, are reported as ``rejected_ids`` and never returned as items."""
+tools listed in this turn (none when the turn ends without an answer). Ids the model passed
+to tools that were refused, or bracketed ids in its answer that no tool returned, are
+reported as ``rejected_ids`` and never returned as items."""
 
 from __future__ import annotations
 
