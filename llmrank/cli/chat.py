@@ -68,6 +68,8 @@ def _repl(session: ChatSession) -> None:
             continue
         try:
             show_turn(session.send(message))
+        except KeyboardInterrupt:  # Ctrl-C stops this turn (a slow model), not the conversation
+            console.print("[dim]turn interrupted (Ctrl-D or /quit to leave)[/]")
         except LlmrankError as exc:
             print_error(exc)
         except Exception as exc:  # e.g. the chat server dropped: keep the conversation

@@ -107,3 +107,23 @@ def test_a_blank_once_message_is_refused_before_the_model_runs(tmp_path, monkeyp
         res = runner.invoke(app, ["chat", "--once", message, "--json", "--config", config(tmp_path)])
         assert res.exit_code != 0 and exit_code_for(res.exception) == 3, res.output
         assert "non-empty" in str(res.exception)
+
+
+def test_ctrl_c_during_a_turn_stops_the_turn_not_the_conversation(tmp_path, monkeypatch):
+    """Ctrl-C while the model was answering ended the whole CLI (exit 130) and the session
+    with it; at the prompt it still leaves."""
+    from llmrank.chat.session import ChatSession
+
+    real = ChatSession.send
+    calls = {"n": 0}
+
+    def slow(self, message):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(self, message)
+
+    monkeypatch.setattr(ChatSession, "send", slow)
+    res = runner.invoke(app, ["chat", "--config", config(tmp_path)], input="hello\nagain\n/quit\n")
+    assert res.exit_code == 0, res.output
+    assert "turn interrupted" in res.stdout and res.stdout.count("Hello! Ask me for a film.") == 1
