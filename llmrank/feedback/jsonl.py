@@ -53,6 +53,8 @@ def parse_record(text: str, path: str, line_no: int) -> Impression | FeedbackEve
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MalformedLineError(path, line_no, f"not JSON: {exc.msg}") from None
+    except ValueError as exc:  # an integer of more than 4300 digits (Python's own limit)
+        raise MalformedLineError(path, line_no, f"not JSON this reader accepts: {exc}") from None
     if not isinstance(obj, dict):
         raise MalformedLineError(path, line_no, "a line must be a JSON object")
     kind = obj.get("type")

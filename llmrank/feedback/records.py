@@ -203,7 +203,7 @@ def impression_from_dict(d: Mapping[str, Any]) -> Impression:
             propensity_method="exact" if d.get("propensity_method") is None else str(d["propensity_method"]),
             context=dict(d.get("context") or {}),
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # Overflow: an integer beyond a double
         raise FeedbackError(f"bad impression field: {exc}") from exc
 
 
@@ -220,7 +220,7 @@ def event_from_dict(d: Mapping[str, Any]) -> FeedbackEvent:
             timestamp=float(d["timestamp"]),
             event_id=str(d["event_id"]),
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise FeedbackError(f"bad event field: {exc}") from exc
 
 

@@ -169,3 +169,16 @@ def test_a_position_too_large_for_sqlite_is_one_bad_line_not_a_crash(tmp_path):
     counts, report, _, _ = _import_lines(tmp_path, lines)
     assert counts == {"impressions": 1, "events": 1, "written": 2, "skipped": 1}
     assert len(report.problems) == 1 and ":2:" in report.problems[0] and "position" in report.problems[0]
+
+
+@pytest.mark.parametrize("number", ["9" * 400, "1" * 5000])
+def test_a_number_too_large_for_a_float_is_one_bad_line_not_a_crash(tmp_path, number):
+    """An integer literal beyond a double (a rating value, a timestamp, a score) raised
+    OverflowError, and one beyond Python's 4300-digit limit a ValueError from the JSON parser:
+    either stopped the import with a traceback and lost the good lines of its batch."""
+    bad_event = _ev_line("ebig", "r0").replace('"timestamp": 1001.0', f'"timestamp": {number}')
+    bad_imp = _imp_line("rbig", ["a"], number)
+    lines = [_imp_line("r0", ["a", "b"]), bad_event, bad_imp, _ev_line("e0", "r0")]
+    counts, report, _, _ = _import_lines(tmp_path, lines)
+    assert counts == {"impressions": 1, "events": 1, "written": 2, "skipped": 2}
+    assert [p.split(":")[1] for p in report.problems] == ["2", "3"]
