@@ -46,6 +46,13 @@ def llmrank_home() -> Path:
     return Path(value).expanduser() if value else Path.home() / ".cache" / "llmrank"
 
 
+def expand_home(path: str | None) -> str | None:
+    """A path setting with a leading ``~`` expanded: TOML and YAML strings and quoted ``--set``
+    values reach us unexpanded, and ``[feedback] path = "~/fb.sqlite"`` made a folder named
+    '~' in the working directory."""
+    return os.path.expanduser(path) if path else path
+
+
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -80,6 +87,8 @@ class DataConfig(_Section):
     mapping: dict[str, Any] = Field(default_factory=dict)  # generic tables: {"user": "uid", ...}
     options: dict[str, Any] = Field(default_factory=dict)  # extra loader arguments (e.g. seed)
 
+    _data_dir = field_validator("data_dir")(expand_home)
+
 
 class EmbedderConfig(_Section):
     backend: str = "sentence-transformers"
@@ -96,6 +105,8 @@ class IndexConfig(_Section):
     kind: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
     path: str | None = None
     use_gpu: bool = True  # only when faiss sees a GPU
+
+    _path = field_validator("path")(expand_home)
 
 
 class RetrieverConfig(_Section):
@@ -167,6 +178,8 @@ class PolicyConfig(_Section):
 class FeedbackConfig(_Section):
     backend: str = "sqlite"
     path: str | None = None
+
+    _path = field_validator("path")(expand_home)
 
 
 class ChatConfig(_Section):

@@ -83,3 +83,25 @@ def test_recipe_bounds_are_config_errors(override) -> None:
     (key,) = override  # its own bound, not "Unexpected keyword argument" for a renamed key
     with pytest.raises(ConfigError, match=rf"{re.escape(key)}: Input should"):
         load_recipe(None, override)
+
+
+def test_config_paths_expand_the_tilde(tmp_path: Path, monkeypatch) -> None:
+    """``[feedback] path = "~/fb.sqlite"`` made a folder literally named '~' in the working
+    directory and logged there, and ``[index] path = "~/idx"`` was "no retriever index at
+    ~/idx"; data_dir, models and adapters already expanded it."""
+    from llmrank.config import load_config
+    from llmrank.feedback import open_store
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    (tmp_path / "c.toml").write_text('[feedback]\npath = "~/fb.sqlite"\n[index]\npath = "~/idx"\n'
+                                     '[data]\ndata_dir = "~/data"\n', encoding="utf-8")
+    cfg = load_config(tmp_path / "c.toml")
+    assert cfg.index.path == str(tmp_path / "home" / "idx")
+    assert cfg.data.data_dir == str(tmp_path / "home" / "data")
+    open_store(cfg.feedback)
+    assert (tmp_path / "home" / "fb.sqlite").is_file()
+    assert not (tmp_path / "cwd" / "~").exists()
+    assert load_config(None, {"feedback.path": "~"}).feedback.path == str(tmp_path / "home")
