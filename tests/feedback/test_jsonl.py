@@ -182,3 +182,22 @@ def test_a_number_too_large_for_a_float_is_one_bad_line_not_a_crash(tmp_path, nu
     counts, report, _, _ = _import_lines(tmp_path, lines)
     assert counts == {"impressions": 1, "events": 1, "written": 2, "skipped": 2}
     assert [p.split(":")[1] for p in report.problems] == ["2", "3"]
+
+
+def test_a_context_holding_a_lone_surrogate_exports_and_imports_back_unchanged(tmp_path):
+    """Ids are refused when they hold a lone UTF-16 surrogate, but the context (history ids
+    from a request, a segment) is not checked and the store keeps it (escaped); the export
+    wrote it raw and failed with UnicodeEncodeError on a UTF-8 file, leaving the store
+    unexportable. Such a line is written with JSON escapes, which read back as the same text."""
+    imp = Impression("r1", "u1", ("a",), (1.0,), (1.0,), "greedy", timestamp=5.0,
+                     context={"history": ["x\ud83c", "é"], "segment": "\udcff"})
+    other = Impression("r2", "u1", ("a",), (1.0,), (1.0,), "greedy", timestamp=7.0, context={"segment": "é"})
+    src = SqliteFeedbackStore(tmp_path / "a.sqlite")
+    src.log_many([imp, other], [FeedbackEvent("u1", "a", "click", request_id="r1", timestamp=6.0, event_id="e1")])
+    path = tmp_path / "fb.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        assert export_jsonl(src, fh) == {"impressions": 2, "events": 1}
+    dst = SqliteFeedbackStore(tmp_path / "b.sqlite")
+    assert import_jsonl(dst, path) == {"impressions": 2, "events": 1, "written": 3, "skipped": 0}
+    assert list(dst.impressions()) == [imp, other]
+    assert '"segment": "é"' in path.read_text(encoding="utf-8")  # other lines keep their text unescaped
