@@ -10,9 +10,10 @@ import hashlib
 import logging
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 _CHUNK = 500  # sqlite's default limit on bound parameters is 999
+_T = TypeVar("_T")
 
 
 def text_key(text: str) -> str:
@@ -45,16 +47,30 @@ def model_key(embedder: Embedder) -> str:
     return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
+class _BrokenCache(Exception):
+    """The cache file holds something other than our table (see ``EmbeddingCache``)."""
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """A damaged file (not a database, malformed pages), as opposed to a busy or read-only
+    one: those must reach the caller, not cost the cache."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    return name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB"
+
+
 class EmbeddingCache:
-    """Vectors of one model in ``<root>/<model_key>.sqlite``."""
+    """Vectors of one model in ``<root>/<model_key>.sqlite``.
+
+    A damaged file (a process or machine killed while it was copied or written by something
+    other than sqlite, a truncated download, a table from another layout) is deleted and
+    started afresh: it is only a cache. Rows of the wrong length or with non-finite values
+    are misses, and the recomputed vectors replace them."""
 
     def __init__(self, root: str | Path, key: str, dim: int) -> None:
         self.path = Path(root) / f"{key}.sqlite"
         self.dim = dim
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+        self._guarded(self._init_db)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -65,30 +81,75 @@ class EmbeddingCache:
         finally:
             con.close()
 
+    def _init_db(self) -> None:
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+            columns = [row[1] for row in con.execute("PRAGMA table_info(emb)")]
+            if columns != ["key", "vec"]:
+                raise _BrokenCache(f"table emb has columns {columns}, not ['key', 'vec']")
+
+    def _healthy(self) -> bool:
+        """Whether the file is usable now (another process may have rebuilt it meanwhile)."""
+        try:
+            self._init_db()
+            with self._connect() as con:
+                return [r[0] for r in con.execute("PRAGMA quick_check")] == ["ok"]
+        except (sqlite3.DatabaseError, _BrokenCache) as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and not _is_corruption(exc):
+                raise
+            return False
+
+    def _guarded(self, op: Callable[[], _T]) -> _T:
+        try:
+            return op()
+        except (sqlite3.DatabaseError, _BrokenCache) as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and not _is_corruption(exc):
+                raise
+            if not self._healthy():
+                log.warning("embedding cache %s is damaged (%s); rebuilding it", self.path, exc)
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                self._init_db()
+            return op()
+
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        return self._guarded(lambda: self._get_many(keys))
+
+    def _get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
+        size = self.dim * np.dtype(np.float32).itemsize
         with self._connect() as con:
             for start in range(0, len(keys), _CHUNK):
                 chunk = list(keys[start:start + _CHUNK])
                 marks = ",".join("?" * len(chunk))
                 rows = con.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk)
                 for key, blob in rows:
+                    if not isinstance(blob, bytes) or len(blob) != size:
+                        continue  # another dim, or damaged: a miss, rewritten by put_many
                     vec = np.frombuffer(blob, dtype=np.float32)
-                    if vec.shape[0] == self.dim:
+                    if np.isfinite(vec).all():
                         found[key] = vec
         return found
 
     def put_many(self, keys: Sequence[str], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        with self._connect() as con:
-            con.executemany(
-                "INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)",
-                ((k, vectors[i].tobytes()) for i, k in enumerate(keys)),
-            )
+
+        def put() -> None:
+            with self._connect() as con:
+                con.executemany(
+                    "INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)",
+                    ((k, vectors[i].tobytes()) for i, k in enumerate(keys)),
+                )
+
+        self._guarded(put)
 
     def __len__(self) -> int:
-        with self._connect() as con:
-            return int(con.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+        def count() -> int:
+            with self._connect() as con:
+                return int(con.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+
+        return self._guarded(count)
 
 
 class CachedEmbedder:

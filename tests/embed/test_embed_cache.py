@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import numpy as np
 
 from llmrank.config import EmbedderConfig
@@ -83,3 +86,72 @@ def test_factory_wraps_in_cache_unless_disabled(tmp_path):
     assert isinstance(create_embedder(cfg, cache=tmp_path), CachedEmbedder)
     assert isinstance(create_embedder(cfg, cache=False), HashingEmbedder)
     assert isinstance(create_embedder(EmbedderConfig(backend="hashing", cache=False)), HashingEmbedder)
+
+
+def _filled_cache(tmp_path, texts):
+    cached = CachedEmbedder(HashingEmbedder(dim=16), tmp_path)
+    cached.encode(texts)
+    return cached.cache.path
+
+
+def _reopen_and_check(tmp_path, texts):
+    """A new process opening the cache gets the right vectors, and the cache works again."""
+    inner = CountingEmbedder(dim=16)
+    cached = CachedEmbedder(inner, tmp_path)
+    np.testing.assert_array_equal(cached.encode(texts), HashingEmbedder(dim=16).encode(texts))
+    again = CachedEmbedder(CountingEmbedder(dim=16), tmp_path)
+    again.encode(texts)
+    assert again.last_misses == 0  # rebuilt, and served from disk next time
+    return inner
+
+
+def test_a_file_that_is_not_a_database_is_rebuilt(tmp_path):
+    texts = [f"text {i}" for i in range(50)]
+    path = _filled_cache(tmp_path, texts)
+    for side in ("-wal", "-shm"):
+        Path(f"{path}{side}").unlink(missing_ok=True)
+    path.write_bytes(b"not sqlite at all " * 64)  # raised 'file is not a database'
+    inner = _reopen_and_check(tmp_path, texts)
+    assert inner.calls == [texts]
+
+
+def test_a_truncated_cache_file_is_rebuilt(tmp_path):
+    texts = [f"text {i}" for i in range(300)]
+    path = _filled_cache(tmp_path, texts)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # killed while copied: 'disk image is malformed'
+    _reopen_and_check(tmp_path, texts)
+
+
+def test_a_cache_corrupted_after_it_was_opened_is_rebuilt(tmp_path):
+    texts = [f"text {i}" for i in range(300)]
+    cached = CachedEmbedder(HashingEmbedder(dim=16), tmp_path)
+    cached.encode(texts[:1])
+    path = cached.cache.path
+    _filled_cache(tmp_path, texts)
+    data = bytearray(path.read_bytes())
+    data[4096:] = bytes((b * 7 + 13) % 256 for b in data[4096:])
+    path.write_bytes(bytes(data))
+    np.testing.assert_array_equal(cached.encode(texts), HashingEmbedder(dim=16).encode(texts))
+    assert len(cached.cache) == len(texts)
+
+
+def test_damaged_rows_are_misses_and_get_rewritten(tmp_path):
+    texts = ["odd", "nan", "fine"]
+    path = _filled_cache(tmp_path, texts)
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("UPDATE emb SET vec=? WHERE key=?", (b"abc", text_key("odd")))  # raised
+        con.execute("UPDATE emb SET vec=? WHERE key=?",
+                    (np.full(16, np.nan, np.float32).tobytes(), text_key("nan")))  # was served
+    con.close()
+    inner = _reopen_and_check(tmp_path, texts)
+    assert inner.calls == [["odd", "nan"]]
+
+
+def test_a_table_of_another_layout_is_rebuilt(tmp_path):
+    con = sqlite3.connect(tmp_path / f"{model_key(HashingEmbedder(dim=16))}.sqlite")
+    with con:
+        con.execute("CREATE TABLE emb (k TEXT, v BLOB)")  # raised 'no such column: key'
+    con.close()
+    _reopen_and_check(tmp_path, ["a", "b"])
