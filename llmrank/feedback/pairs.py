@@ -31,11 +31,26 @@ HistoryFn = Callable[[str | None, float], list[str]]
 
 def _positive_events(store: FeedbackStore, spec: RewardSpec) -> dict[str, list[FeedbackEvent]]:
     """Per user, every event with a positive reward: one pass over the store's events, which
-    the pairs' 'liked' items and the store history both read."""
+    the pairs' 'liked' items and the store history both read. An event without user_id that
+    answers an impression (POST /feedback takes user_id as optional) is the impression's
+    user's: rounds() counts it for that user's slate, so it is that user's liked item too."""
     per_user: dict[str, list[FeedbackEvent]] = defaultdict(list)
+    anonymous: list[tuple[str, FeedbackEvent]] = []
     for ev in store.events():
-        if ev.user_id is not None and (spec.of(ev) or 0.0) > 0.0:
+        if (spec.of(ev) or 0.0) <= 0.0:
+            continue
+        if ev.user_id is not None:
             per_user[ev.user_id].append(ev)
+        elif ev.request_id is not None:
+            anonymous.append((ev.request_id, ev))
+    owners: dict[str, str | None] = {}
+    for rid, ev in anonymous:
+        if rid not in owners:
+            imp = store.impression(rid)
+            owners[rid] = None if imp is None else imp.user_id
+        owner = owners[rid]
+        if owner is not None:
+            per_user[owner].append(ev)
     return per_user
 
 

@@ -99,3 +99,22 @@ def test_pairs_read_the_stores_events_once(tmp_path):
     before = [(p.chosen, p.rejected, p.history) for p in preference_pairs(_store(tmp_path / "b"))]
     assert [(p.chosen, p.rejected, p.history) for p in preference_pairs(s)] == before
     assert len(calls) == 2
+
+
+def test_an_event_without_user_id_belongs_to_the_user_of_its_impression(tmp_path):
+    """POST /feedback takes user_id as optional: a click that names only its request_id is
+    the click of the impression's user. rounds() counted it for its slate, but the liked
+    items and the store history are per event user_id, so the item became a rejected one in
+    the same user's next slate and was missing from that user's history."""
+    s = SqliteFeedbackStore(tmp_path / "fb.sqlite")
+    s.log_impression(Impression("r1", "u1", ("a", "b"), (2, 1), (1.0, 1.0), "greedy", timestamp=1.0))
+    s.log_event(FeedbackEvent(None, "b", "click", request_id="r1", timestamp=1.1))
+    s.log_impression(Impression("r2", "u1", ("c", "b", "d"), (3, 2, 1), (1.0,) * 3, "greedy", timestamp=2.0))
+    s.log_event(FeedbackEvent(None, "c", "click", request_id="r2", timestamp=2.1))
+    s.log_impression(Impression("r3", "u1", ("e", "f"), (2, 1), (1.0, 1.0), "greedy", timestamp=3.0))
+    s.log_event(FeedbackEvent("u1", "e", "click", request_id="r3", timestamp=3.1))
+    got = [(p.request_id, p.chosen, p.rejected, p.history) for p in preference_pairs(s)]
+    assert got == [("r1", "b", "a", ()), ("r2", "c", "d", ()), ("r3", "e", "f", ("b", "c"))]
+    # an event without user_id and without an impression stays nobody's
+    s.log_event(FeedbackEvent(None, "f", "click", timestamp=4.0))
+    assert [p.rejected for p in preference_pairs(s)][-1] == "f"
