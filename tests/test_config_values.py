@@ -105,3 +105,26 @@ def test_config_paths_expand_the_tilde(tmp_path: Path, monkeypatch) -> None:
     assert (tmp_path / "home" / "fb.sqlite").is_file()
     assert not (tmp_path / "cwd" / "~").exists()
     assert load_config(None, {"feedback.path": "~"}).feedback.path == str(tmp_path / "home")
+
+
+def test_set_keeps_the_text_of_a_number_given_to_a_text_field() -> None:
+    """``--set reranker.adapter=1.10`` loaded the adapter '1.1', ``--set data.dataset=1e3`` the
+    dataset '1000.0': the JSON number's text was rebuilt from the float. Number fields still
+    get the number, and the value survives a copy and a pickle (Ray, worker processes)."""
+    import copy
+    import pickle
+
+    from llmrank.cli.common import parse_key_values
+    from llmrank.config import load_config
+
+    sets = parse_key_values(["reranker.adapter=1.10", "data.dataset=1e3", "chat.model=NaN",
+                             "retriever.recency_half_life=2.50", "reranker.blend_retrieval=5e-1",
+                             "reranker.options.top_p=0.90"])
+    cfg = load_config(None, sets)
+    assert (cfg.reranker.adapter, cfg.data.dataset, cfg.chat.model) == ("1.10", "1e3", "NaN")
+    assert cfg.retriever.recency_half_life == 2.5 and type(cfg.retriever.recency_half_life) is float
+    assert cfg.reranker.blend_retrieval == 0.5
+    top_p = cfg.reranker.options["top_p"]
+    assert top_p == 0.9 and isinstance(top_p, float)
+    assert pickle.loads(pickle.dumps(top_p)) == 0.9 and copy.deepcopy(top_p) == 0.9
+    assert load_config(pickle.loads(pickle.dumps(cfg))) == cfg

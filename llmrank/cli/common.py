@@ -235,6 +235,38 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress]:
         yield progress
 
 
+class WrittenFloat(float):
+    """A float read from a ``KEY=VALUE`` flag that keeps the text it was written as: a text
+    field takes that text (pydantic makes a number a str with ``str()``), so ``--set
+    reranker.adapter=1.10`` names the adapter '1.10', not '1.1' (nor '1e3' '1000.0', 'NaN'
+    'nan'); a number field gets the number. A copy is the same object and a pickle a plain
+    float (the text matters only until the config is validated)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> WrittenFloat:
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = float.__repr__
+
+    def __reduce__(self) -> tuple[type, tuple[float]]:
+        return float, (float(self),)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> WrittenFloat:
+        return self
+
+
+def _written_float(text: str) -> float:
+    """A JSON float, as a WrittenFloat only where ``str()`` would not give its text back."""
+    value = float(text)
+    return value if str(value) == text else WrittenFloat(text)
+
+
 def parse_key_values(pairs: Sequence[str] | None, flag: str = "--set") -> dict[str, Any]:
     """``KEY=VALUE`` flags (repeatable) as a dict; a VALUE that parses as JSON is read as
     JSON (numbers, booleans, lists), anything else stays a string. For ``--set`` (config
@@ -247,7 +279,7 @@ def parse_key_values(pairs: Sequence[str] | None, flag: str = "--set") -> dict[s
         if not sep or not key.strip():
             raise typer.BadParameter(f"{flag} wants KEY=VALUE, got {pair!r}")
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, parse_float=_written_float, parse_constant=WrittenFloat)
         except ValueError:
             value = raw
         out[key.strip()] = null if value is None else value
