@@ -92,6 +92,8 @@ def preference_pairs(
     """All (chosen, rejected) pairs in the store's impressions, in time order."""
     if negatives not in ("shown", "above", "skipped"):
         raise FeedbackError(f"negatives must be shown, above or skipped, got {negatives!r}")
+    if max_pairs_per_impression is not None and max_pairs_per_impression < 0:
+        raise FeedbackError(f"max_pairs_per_impression must be >= 0 (None: no limit), got {max_pairs_per_impression}")
     positives = _positive_events(store, reward or RewardSpec())
     liked = {u: {ev.item_id for ev in evs} for u, evs in positives.items()}  # every liked item
     hist_fn = _history_of(positives) if history == "store" else history
@@ -112,7 +114,7 @@ def preference_pairs(
             hist = tuple(full[-max_history:]) if max_history > 0 else ()
         pairs = [PreferencePair(imp.user_id, hist, imp.items[p], imp.items[n], imp.request_id)
                  for p in pos_slots for n in neg_slots]
-        out.extend(pairs[:max_pairs_per_impression] if max_pairs_per_impression else pairs)
+        out.extend(pairs if max_pairs_per_impression is None else pairs[:max_pairs_per_impression])
     return out
 
 

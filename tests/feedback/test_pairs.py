@@ -118,3 +118,19 @@ def test_an_event_without_user_id_belongs_to_the_user_of_its_impression(tmp_path
     # an event without user_id and without an impression stays nobody's
     s.log_event(FeedbackEvent(None, "f", "click", timestamp=4.0))
     assert [p.rejected for p in preference_pairs(s)][-1] == "f"
+
+
+def test_max_pairs_per_impression_zero_keeps_none_and_a_negative_one_is_refused(tmp_path):
+    """``max_pairs_per_impression=0`` was falsy and kept every pair; a negative one sliced
+    pairs off the end (-1: all but the last) instead of being refused."""
+    import pytest
+
+    from llmrank.errors import FeedbackError
+
+    s = _store(tmp_path)
+    assert len(preference_pairs(s)) == 5
+    assert [(p.request_id, p.rejected) for p in preference_pairs(s, max_pairs_per_impression=1)] == [
+        ("r1", "a"), ("r2", "e")]
+    assert preference_pairs(s, max_pairs_per_impression=0) == []
+    with pytest.raises(FeedbackError, match="max_pairs_per_impression"):
+        preference_pairs(s, max_pairs_per_impression=-1)
