@@ -5,6 +5,7 @@ torch and sentence_transformers are imported here only, when an embedder is crea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -58,13 +59,38 @@ def cache_options(max_seq_length: int | None, kwargs: dict[str, Any]) -> str:
     return json.dumps(given, sort_keys=True, default=repr) if given else ""
 
 
-def _fingerprint(load_from: str) -> str:
-    """A local folder's newest mtime, so that a model retrained in place misses the cache."""
+def _fingerprint(load_from: str, *, revision: str | None = None,
+                 cache_folder: str | None = None) -> str:
+    """What the model files are, for the embedding cache's key. A local folder: a hash of each
+    file's path, size and mtime (the newest mtime alone missed weights copied in with an
+    older one, cp -p / rsync -a / tar x, or a file added or removed). A hub id: the commit of
+    the snapshot in the HF cache that is loaded, so that a new revision misses the cache."""
     path = Path(load_from)
-    if not path.is_dir():
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            st = file.stat()
+            digest.update(f"{file.relative_to(path).as_posix()}|{st.st_size}|{st.st_mtime_ns}\n"
+                          .encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()[:16]
+    return _hub_commit(load_from, revision, cache_folder)
+
+
+def _hub_commit(repo_id: str, revision: str | None, cache_folder: str | None) -> str:
+    """The snapshot commit of a hub model in the local HF cache ('' when not found there)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
         return ""
-    mtimes = [p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()]
-    return str(max(mtimes)) if mtimes else ""
+    for filename in ("modules.json", "config.json"):
+        try:
+            found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_folder,
+                                           revision=revision)
+        except ValueError:  # HFValidationError: an id the hub would refuse, no fingerprint
+            return ""
+        if isinstance(found, str):
+            return Path(found).parent.name
+    return ""
 
 
 class SentenceTransformerEmbedder:
@@ -78,7 +104,6 @@ class SentenceTransformerEmbedder:
         load_from, self.model_id = resolve_model(model)
         self.device = resolve_device(device)
         self.batch_size = batch_size
-        self.fingerprint = _fingerprint(load_from)
         self.options = cache_options(max_seq_length, kwargs)
         try:
             self._model = st.SentenceTransformer(load_from, device=self.device, **kwargs)
@@ -89,6 +114,9 @@ class SentenceTransformerEmbedder:
             ) from exc
         if max_seq_length is not None:
             self._model.max_seq_length = max_seq_length
+        # after loading: a hub model is in the HF cache now
+        self.fingerprint = _fingerprint(load_from, revision=kwargs.get("revision"),
+                                        cache_folder=kwargs.get("cache_folder"))
         get_dim = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension
         self._dim = int(get_dim())

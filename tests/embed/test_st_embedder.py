@@ -58,3 +58,73 @@ def test_minilm_offline_embeds_meaningfully(monkeypatch, tmp_path):
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
     np.testing.assert_allclose(emb.encode(texts[:1])[0], v[0], atol=1e-6)  # cache hit
     assert emb.last_hits == 1  # type: ignore[attr-defined]
+
+
+class _FakeST:
+    """Stands in for sentence_transformers.SentenceTransformer (no torch needed)."""
+
+    def __init__(self, path, device=None, **kwargs):
+        self.max_seq_length = 256
+
+    def get_embedding_dimension(self):
+        return 8
+
+
+def _fake_st_embedder(monkeypatch, model, **kwargs):
+    import types
+
+    from llmrank.embed import sentence_transformers as mod
+
+    fake = types.SimpleNamespace(SentenceTransformer=_FakeST)
+    monkeypatch.setattr(mod, "require", lambda *a, **k: fake)
+    return mod.SentenceTransformerEmbedder(model, device="cpu", **kwargs)
+
+
+def test_a_model_folder_changed_in_any_file_misses_the_cache(monkeypatch, tmp_path):
+    import os
+
+    from llmrank.embed.cache import model_key
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"weights v1")
+    os.utime(folder / "model.safetensors", ns=(1_000, 1_000))
+    os.utime(folder / "config.json", ns=(9_000, 9_000))
+    before = _fake_st_embedder(monkeypatch, str(folder))
+    # new weights copied in keeping their (older) mtime, e.g. cp -p, rsync -a, tar x:
+    # the newest mtime in the folder (config.json's) stays the same
+    (folder / "model.safetensors").write_bytes(b"weights v2, retrained")
+    os.utime(folder / "model.safetensors", ns=(2_000, 2_000))
+    after = _fake_st_embedder(monkeypatch, str(folder))
+    assert after.model_id == before.model_id
+    assert model_key(after) != model_key(before)
+    (folder / "extra_module.json").write_text("{}")  # a module added, also with an old mtime
+    os.utime(folder / "extra_module.json", ns=(3_000, 3_000))
+    assert model_key(_fake_st_embedder(monkeypatch, str(folder))) != model_key(after)
+    assert model_key(_fake_st_embedder(monkeypatch, str(folder))) == \
+        model_key(_fake_st_embedder(monkeypatch, str(folder)))  # unchanged folder: same key
+
+
+def test_a_hub_model_keys_the_cache_by_its_downloaded_revision(monkeypatch, tmp_path):
+    from llmrank.embed.cache import model_key
+
+    pytest.importorskip("huggingface_hub")
+    repo = tmp_path / "models--org--tiny-embedder"
+
+    def download(commit):
+        snap = repo / "snapshots" / commit
+        snap.mkdir(parents=True)
+        (snap / "config.json").write_text("{}")
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+
+    monkeypatch.chdir(tmp_path)  # 'org/tiny-embedder' is no local folder here
+    download("a" * 40)
+    old = _fake_st_embedder(monkeypatch, "org/tiny-embedder", cache_folder=str(tmp_path))
+    download("b" * 40)  # the hub moved on and the new revision was fetched
+    new = _fake_st_embedder(monkeypatch, "org/tiny-embedder", cache_folder=str(tmp_path))
+    assert new.model_id == old.model_id == "org/tiny-embedder"
+    assert model_key(new) != model_key(old)
+    assert model_key(new) == model_key(
+        _fake_st_embedder(monkeypatch, "org/tiny-embedder", cache_folder=str(tmp_path)))
