@@ -239,4 +239,4 @@ def load_config(source: str | Path | dict[str, Any] | Config | None = None,
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"invalid config: {problems(exc.errors())}") from exc
+        raise ConfigError(f"invalid config: {problems(exc.errors(), model=Config)}") from exc

@@ -25,17 +25,37 @@ class _Null:
         return self
 
 
-def problems(errors: Iterable[Mapping[str, Any]], limit: int = 5) -> str:
+def problems(errors: Iterable[Mapping[str, Any]], limit: int = 5, model: type | None = None) -> str:
     """Pydantic's errors as one line, ``key: message (got value)`` joined by '; ': the CLI
-    promises one line and an exit code, and pydantic's own text spans lines and links."""
+    promises one line and an exit code, and pydantic's own text spans lines and links. With
+    ``model`` (the validated pydantic model), an unknown key lists the valid ones of its
+    section: "Extra inputs are not permitted" left the user to guess the spelling."""
     errors = list(errors)
-    parts = [_problem(e) for e in errors[:limit]]
+    parts = [_unknown_key(e, model) or _problem(e) for e in errors[:limit]]
     if len(errors) > limit:
         parts.append(f"{len(errors) - limit} more")
     return "; ".join(parts)
 
 
 _UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")  # the value is beside the point
+
+
+def _unknown_key(error: Mapping[str, Any], model: type | None) -> str | None:
+    """``key: unknown key (valid: ...)`` for an extra_forbidden error under ``model``; None
+    when it is another error or its section is not a pydantic model."""
+    loc = tuple(error.get("loc", ()))
+    if model is None or error.get("type") != "extra_forbidden" or not loc:
+        return None
+    section: Any = model
+    for part in loc[:-1]:
+        fields = getattr(section, "model_fields", None)
+        if not isinstance(fields, dict) or part not in fields:
+            return None
+        section = fields[part].annotation
+    fields = getattr(section, "model_fields", None)
+    if not isinstance(fields, dict):
+        return None
+    return f"{'.'.join(str(p) for p in loc)}: unknown key (valid: {', '.join(sorted(fields))})"
 
 
 def _problem(error: Mapping[str, Any]) -> str:

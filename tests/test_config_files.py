@@ -77,7 +77,9 @@ def test_invalid_values_are_one_line_per_problem_without_pydantic_links():
         load_config(None, {"reranker.permutations": 0, "reranker.bogus": 1})
     msg = str(info.value)
     assert msg == ("invalid config: reranker.permutations: Input should be greater than or equal "
-                   "to 1 (got 0); reranker.bogus: Extra inputs are not permitted")
+                   "to 1 (got 0); reranker.bogus: unknown key (valid: adapter, backend, batch_size, "
+                   "blend_retrieval, device, dtype, enabled, max_history, max_labels, max_prompt_tokens, "
+                   "model, options, permutations, strategy, template)")
     with pytest.raises(ConfigError) as info:
         load_eval_config(None, {"run.workers": "many"})
     assert str(info.value).startswith("invalid eval config: run.workers: ")
@@ -122,3 +124,18 @@ def test_an_empty_yaml_section_means_its_defaults(tmp_path: Path) -> None:
     cfg = load_config(tmp_path / "c.yaml")
     assert cfg.reranker.model == "default" and cfg.data.kcore == 5
     assert load_config(tmp_path / "c.yaml", {"reranker.permutations": 3}).reranker.permutations == 3
+
+
+def test_an_unknown_key_or_section_lists_the_valid_ones(tmp_path: Path) -> None:
+    """``--set reranker.permutaions=3`` and a ``[retreiver]`` section said only "Extra inputs
+    are not permitted": the user had to read llmrank/config.py to find the spelling."""
+    from llmrank.config import load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"reranker.permutaions": 3})
+    assert "reranker.permutaions: unknown key (valid: adapter, backend, " in str(info.value)
+    assert "permutations" in str(info.value) and "\n" not in str(info.value)
+    (tmp_path / "c.toml").write_text("[retreiver]\nkind = 'text'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"retreiver: unknown key \(valid: chat, data, embedder, "
+                                          r"explain, feedback, index, .*retriever, seed\)"):
+        load_config(tmp_path / "c.toml")
