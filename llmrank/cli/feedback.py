@@ -176,7 +176,10 @@ def stats_cmd(store: Path = StoreOpt, config: Path = ConfigOpt, json_out: bool =
 @app.command("pairs")
 def pairs_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="JSON-lines file of preference pairs."),
-    negatives: str = typer.Option("shown", "--negatives", help="shown, above or skipped."),
+    negatives: str = typer.Option("shown", "--negatives", help="Which non-clicked items are rejected: "
+                                  "shown (every one; assumes the whole slate was seen), above (only those "
+                                  "above the lowest click, plus explicit skips) or skipped (explicit skips "
+                                  "and low ratings only)."),
     max_history: int = typer.Option(20, "--max-history", min=0,
                                     help="Most recent history items kept with each pair (0: none)."),
     settle: float = SettleOpt,

@@ -5,7 +5,9 @@ was shown in the same slate but not acted on (or explicitly skipped) is *rejecte
 inside one slate keeps the context identical for both sides, which is what DPO assumes.
 
 ``negatives`` picks which non-clicked items count as rejected:
-  * ``"shown"``: every shown item without a positive event (default; most pairs);
+  * ``"shown"``: every shown item without a positive event (default; most pairs). This
+    assumes the user saw the whole slate: an item shown below the lowest click may never
+    have been looked at, and its pair is then noise; ``"above"`` leaves those out;
   * ``"above"``: only those shown above the lowest click, plus explicit skips (cascade
     assumption: the user looked at them and passed; fewer but cleaner pairs);
   * ``"skipped"``: only explicit skips and low ratings.
