@@ -18,6 +18,7 @@ from typing import TypeVar
 import numpy as np
 
 from llmrank.embed.base import Embedder, EncodeCallback
+from llmrank.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,11 @@ class CachedEmbedder:
             inner_cb = None if callback is None else (lambda n: callback(done_before + n))
             vecs = self.inner.encode([text_of[k] for k in missing], batch_size=batch_size,
                                      progress=progress, callback=inner_cb)
+            vecs = np.asarray(vecs)
+            if vecs.shape != (len(missing), self.dim):
+                raise ModelError(
+                    f"embedder {self.model_id!r} returned vectors of shape {vecs.shape} for "
+                    f"{len(missing)} texts, not ({len(missing)}, {self.dim}) as its dim says")
             self.cache.put_many(missing, vecs)
             found.update(zip(missing, vecs, strict=True))
         if callback is not None:

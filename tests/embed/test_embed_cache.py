@@ -4,6 +4,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from llmrank.config import EmbedderConfig
 from llmrank.embed.cache import CachedEmbedder, EmbeddingCache, model_key, text_key
@@ -155,3 +156,19 @@ def test_a_table_of_another_layout_is_rebuilt(tmp_path):
         con.execute("CREATE TABLE emb (k TEXT, v BLOB)")  # raised 'no such column: key'
     con.close()
     _reopen_and_check(tmp_path, ["a", "b"])
+
+
+class WrongDimEmbedder(HashingEmbedder):
+    """Says 16-d, returns 8-d vectors (e.g. a plugin whose ``dim`` ignores a truncation)."""
+
+    def encode(self, texts, **kwargs):  # type: ignore[override]
+        return HashingEmbedder(dim=8).encode(texts, **kwargs)
+
+
+def test_vectors_of_another_shape_than_the_embedder_says_are_refused(tmp_path):
+    from llmrank.errors import ModelError
+
+    cached = CachedEmbedder(WrongDimEmbedder(dim=16), tmp_path)
+    with pytest.raises(ModelError, match="8"):  # was numpy's 'could not broadcast'
+        cached.encode(["a", "b"])
+    assert len(cached.cache) == 0  # and nothing half-right was stored
