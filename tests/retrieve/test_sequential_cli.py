@@ -110,3 +110,17 @@ def test_seed_flag_wins_over_the_config_files_sequential_seed(app, movielens_dir
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["model"]["seed"] == 5
+
+
+def test_the_configs_retriever_kind_is_used_without_the_flag(app, movielens_dir, tmp_path):
+    """--retriever defaulted to 'fused' and was always passed as retriever.kind, so a config
+    saying kind = "sequential" trained a fused index unless the flag was repeated."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[retriever]\nkind = "sequential"\n')
+    args = ["train-retriever", "--dataset", str(movielens_dir), "--config", str(cfg),
+            "--epochs", "1", "--hidden", "8", "--max-len", "8", "--device", "cpu",
+            "--embedder", "hashing", "--out", str(tmp_path / "idx"), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["retriever"] == "sequential"
+    assert load_retriever(tmp_path / "idx").kind == "sequential"
