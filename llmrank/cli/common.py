@@ -213,8 +213,15 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def print_json(obj: Any) -> None:
-    """JSON to stdout without rich markup or wrapping (safe to pipe)."""
-    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+    """JSON to stdout without rich markup or wrapping (safe to pipe). Non-ASCII text as it is;
+    the whole document \\u-escaped when it holds text UTF-8 cannot encode (a lone surrogate in
+    a logged context), which stopped the command with a UnicodeEncodeError."""
+    text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=True)
+    sys.stdout.write(text + "\n")
 
 
 @contextmanager

@@ -181,3 +181,26 @@ def test_an_os_error_names_the_flag_and_the_file_in_the_way(argv, given, monkeyp
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert line.startswith(f"error: {given}: ") and "small.csv is a file, not a folder" in line, line
     assert "[Errno" not in line
+
+
+def test_print_json_escapes_text_utf8_cannot_encode(capsys):
+    """A lone surrogate (half an emoji, e.g. in a logged context) made print_json raise
+    UnicodeEncodeError when stdout is UTF-8: `feedback export --json` stopped. Other
+    non-ASCII text stays readable."""
+    import io
+    import json
+    import sys
+
+    from llmrank.cli.common import print_json
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    real, sys.stdout = sys.stdout, out
+    try:
+        print_json({"title": "Amélie", "history": ["ok", "\ud83d"]})
+        print_json({"title": "Amélie"})
+    finally:
+        sys.stdout = real
+    out.seek(0)
+    first, second = out.read().split("}\n{")
+    assert json.loads(first + "}")["history"][1] == "\ud83d"
+    assert "Amélie" in second
