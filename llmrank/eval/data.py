@@ -34,24 +34,30 @@ class PreparedData:
                 f"{p['eval_users']} evaluable users")
 
     def digest(self) -> str:
-        """A hash of what the split evaluates (user and item ids, every training history,
-        the targets), for the resume fingerprint: the config names a dataset, but a Python
-        caller's in-memory dataset, or a file replaced on disk, can differ under the same
-        name, and resuming would mix two datasets' per-user results. Item text is not in it."""
-        import hashlib
+        """A hash of what the split evaluates (``split_digest``), for the resume fingerprint:
+        the config names a dataset, but a Python caller's in-memory dataset, or a file
+        replaced on disk, can differ under the same name, and resuming would mix two
+        datasets' per-user results."""
+        return split_digest(self.split)
 
-        h = hashlib.sha256()
-        ds, split = self.dataset, self.split
-        for ids in (ds.user_ids, ds.item_ids):
-            h.update("\x1f".join(ids).encode("utf-8", "surrogatepass"))
-            h.update(b"\x1e")
-        lengths = np.fromiter((len(t) for t in split.train), dtype=np.int64, count=len(split.train))
-        h.update(lengths.tobytes())
-        for t in split.train:
-            h.update(np.ascontiguousarray(t, dtype=np.int64).tobytes())
-        h.update(np.ascontiguousarray(split.valid_target, dtype=np.int64).tobytes())
-        h.update(np.ascontiguousarray(split.test_target, dtype=np.int64).tobytes())
-        return h.hexdigest()[:16]
+
+def split_digest(split: LeaveOneOut) -> str:
+    """A hash of a split's user and item ids, every training history and the targets (item
+    text is not in it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    ds = split.dataset
+    for ids in (ds.user_ids, ds.item_ids):
+        h.update("\x1f".join(ids).encode("utf-8", "surrogatepass"))
+        h.update(b"\x1e")
+    lengths = np.fromiter((len(t) for t in split.train), dtype=np.int64, count=len(split.train))
+    h.update(lengths.tobytes())
+    for t in split.train:
+        h.update(np.ascontiguousarray(t, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(split.valid_target, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(split.test_target, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def load_dataset(cfg: EvalData) -> tuple[Dataset, Path | None]:

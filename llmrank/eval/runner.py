@@ -150,10 +150,14 @@ def _run_parallel(ranker: Ranker, ctx: ProtocolContext, shards: list[np.ndarray]
 
 def _call_fingerprint(split: LeaveOneOut, protocol: EvalProtocol, users: np.ndarray, seed: int,
                       shard_size: int, label: str, retriever: Ranker | None) -> str:
-    """What one evaluate_ranker call's per-user results depend on, as far as it can see."""
+    """What one evaluate_ranker call's per-user results depend on, as far as it can see:
+    the split itself too (ids, training histories, targets), not only the users' targets."""
+    from llmrank.eval.data import split_digest
+
     h = hashlib.sha256(json.dumps({
         "protocol": protocol.model_dump(), "seed": seed, "shard_size": shard_size,
         "label": label, "retriever": None if retriever is None else retriever.name,
+        "split": split_digest(split),
     }, sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(users, dtype=np.int64).tobytes())
     targets = [split.target(int(u), protocol.stage) for u in users]
@@ -184,8 +188,9 @@ def evaluate_ranker(
     retriever protocol. Without ``out_dir`` nothing is written and nothing can resume.
     ``fingerprint`` names what the checkpoints depend on (run_eval passes the config's);
     without one, ``out_dir`` is keyed by what this call knows (protocol, seed, shard size,
-    label, retriever name, the users and their targets), so another protocol, stage or seed
-    in the same folder is refused; the ranker's own options are the caller's to fingerprint."""
+    label, retriever name, the split's ids, histories and targets), so another protocol,
+    stage, seed or data in the same folder is refused; the ranker's own options are the
+    caller's to fingerprint."""
     protocol = protocol or EvalProtocol()
     ctx = ProtocolContext(split, protocol, seed, retriever)
     users = eval_users(split, protocol)

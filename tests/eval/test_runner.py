@@ -192,3 +192,21 @@ def test_python_resume_without_fingerprint_refuses_another_protocol(synth_split,
     with pytest.raises(ConfigError, match="different configuration"):
         evaluate_ranker(MostPopularRanker(), synth_split, EvalProtocol(name="full"), seed=1,
                         out_dir=tmp_path)
+
+
+def test_python_resume_without_fingerprint_refuses_other_training_data(synth_split, tmp_path):
+    """evaluate_ranker(out_dir=...) without a fingerprint keyed the folder by the users and
+    their targets only: a split with the same targets but other training histories (another
+    data version, another filter) resumed the first split's shards and mixed the two."""
+    from llmrank.baselines import MostPopularRanker
+    from llmrank.data.splits import LeaveOneOut
+
+    proto = EvalProtocol(name="full", max_users=40)
+    evaluate_ranker(MostPopularRanker(), synth_split, proto, out_dir=tmp_path, shard_size=8)
+    u = int(synth_split.eval_users()[0])
+    train = list(synth_split.train)
+    train[u] = train[u][1:]  # one training interaction fewer; users and targets unchanged
+    other = LeaveOneOut(synth_split.dataset, train, synth_split.valid_target.copy(),
+                        synth_split.test_target.copy())
+    with pytest.raises(ConfigError, match="different configuration"):
+        evaluate_ranker(MostPopularRanker(), other, proto, out_dir=tmp_path, shard_size=8)
