@@ -29,7 +29,9 @@ from llmrank.explain.seen import recommended_item_claimed_seen, unseen_claim
 from llmrank.explain.titles import WORD as _WORD
 from llmrank.explain.titles import aliases, cited, mentions, normalize_text, strip_year
 
-_QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(?!\w)|‘([^‘’]{3,120}?)’(?!\w)")
+_QUOTED = re.compile(r"[\"“”«»](.{2,120}?)[\"“”«»]|'([^']{3,120}?)'(?!\w)|‘([^‘’]{3,120}?)’(?!\w)"
+                     # markdown emphasis of a capitalised name: *Darkness*, **Heat**, _Midnight Run_
+                     r"|\*{1,2}([A-Z0-9][^*\n]{0,118}?)\*{1,2}|(?<![^\W_])_{1,2}([A-Z0-9][^_\n]{0,118}?)_{1,2}(?![^\W_])")
 # a capitalised word followed by capitalised words or numbers ('Toy Story', 'Rocky 4'),
 # optionally joined by short lower-case words ('Lord of the Rings')
 _CAPS = re.compile(
@@ -392,7 +394,7 @@ def _known_matcher(known_titles: Iterable[str], known_terms: Iterable[str]) -> C
 def _unknown_span(text: str, known: Callable[[str], bool]) -> str | None:
     """The first quoted span, then the first capitalised run, that names nothing known."""
     for m in _QUOTED.finditer(text):
-        span = m.group(1) or m.group(2) or m.group(3) or ""
+        span = next((g for g in m.groups() if g is not None), "")
         if not known(span):
             return span
     for m in _CAPS.finditer(text):
