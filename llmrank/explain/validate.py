@@ -114,6 +114,9 @@ def _degenerate(text: str) -> str | None:
     grams = Counter(zip(words, words[1:], words[2:], words[3:], strict=False))
     if grams and max(grams.values()) >= 3:  # "a film about X, a film about X, and a film about X"
         return "repeated phrase"
+    sentences = [normalize_text(s) for s in _sentences(text)]
+    if len(set(sentences)) < len(sentences):  # "X is a crime film. X is a crime film."
+        return "repeated sentence"
     return None
 
 

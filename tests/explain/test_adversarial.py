@@ -83,3 +83,17 @@ def test_a_known_title_in_markdown_emphasis_passes():
                  "Because you liked **Heat**, *Ronin* is a *very* tense crime thriller."):
         e = _explain(text)
         assert e.source == "model", (text, e.rejected)
+
+
+@pytest.mark.parametrize("text", [
+    "Because you liked Heat, Ronin is a crime thriller. Because you liked Heat, Ronin is a crime thriller.",
+    "Ronin is a tense crime thriller like Heat! ronin is a tense crime thriller, like Heat.",
+])
+def test_a_sentence_said_twice_is_degenerate(text):
+    e = _explain(text)
+    assert e.source == "fallback" and e.rejected == "repeated sentence", e.rejected
+
+
+def test_two_different_sentences_pass():
+    e = _explain("Because you liked Heat, Ronin is a crime thriller. It is just as tense.")
+    assert e.source == "model", e.rejected
