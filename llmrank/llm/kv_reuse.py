@@ -33,8 +33,13 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def _croppable(cache: Any) -> bool:
+    """Whether ``cache`` can be cut back to a shared prefix. Not a cache with sliding-window
+    layers (Mistral, Gemma, qwen2 with use_sliding_window): such a layer keeps only the last
+    window of keys/values, so once a prompt outgrows the window the prefix is gone (transformers
+    raises in ``crop``); those prompts are recomputed whole, with the same results."""
     ok = getattr(cache, "is_croppable", True)
-    return bool(ok) and hasattr(cache, "crop")
+    sliding = any(getattr(layer, "is_sliding", False) for layer in getattr(cache, "layers", ()))
+    return bool(ok) and hasattr(cache, "crop") and not sliding
 
 
 def _crop_to(cache: Any, keep: int) -> None:

@@ -83,3 +83,28 @@ def test_sampling_is_seeded_and_stop_strings_cut(reuse_llm):
         stop = greedy[1:3]
         cut = reuse_llm.generate(prompts[:1], GenerationConfig(max_new_tokens=8, stop=(stop,)))[0]
         assert cut == greedy[: greedy.index(stop)]
+
+
+def test_sliding_window_model_scores_with_reuse_as_without(tmp_path):
+    """A sliding-window model (qwen2 with use_sliding_window, as Mistral or Gemma are) keeps
+    only the last window of keys/values per layer: its cache cannot be cropped back to a
+    shared prefix once prompts outgrow the window. Reuse on (the CPU default) crashed with
+    transformers' RuntimeError; such a cache is now recomputed per prompt, same scores."""
+    import json
+
+    from llmrank.llm.tiny import build_tiny_model
+    from llmrank.llm.transformers_backend import TransformersLLM
+
+    path = build_tiny_model(tmp_path, arch="qwen2", seed=3)
+    config = json.loads((path / "config.json").read_text())
+    config.update(use_sliding_window=True, sliding_window=12, max_window_layers=0)
+    config.pop("layer_types", None)
+    (path / "config.json").write_text(json.dumps(config))
+    llm = TransformersLLM(str(path), batch_size=8)
+    assert "sliding_attention" in llm.model.config.layer_types
+    prompts = _prompts(llm)
+    assert min(llm.count_tokens(p) for p in prompts) > 12
+    llm.prefix_reuse = False
+    padded = llm.label_logprobs(prompts, LABELS)
+    llm.prefix_reuse = True
+    np.testing.assert_allclose(llm.label_logprobs(prompts, LABELS), padded, atol=1e-4)
