@@ -175,6 +175,8 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     if (history_titles is not None or item_terms is not None) and not _grounded(
             text, untitled, history_titles or [], list(item_terms or [])):
         return Verdict(False, "cites nothing from the history or the item")
+    if (reason := _unfinished(text)) is not None:  # last: the other reasons read first (5.3)
+        return Verdict(False, reason)
     return Verdict(True, "", text)
 
 
@@ -304,6 +306,15 @@ def _unclosed(text: str) -> str | None:
             or text.count("(") != text.count(")")):
         return "cut off (an unclosed quote or bracket)"
     return None
+
+
+def _unfinished(text: str) -> str | None:
+    """The reason when the text has no sentence end: the token limit cut its only sentence
+    ("... the same tags as those you liked, including holocaust, bittersweet, heartw"); tidy
+    drops such a last sentence only when a finished one precedes it."""
+    if text.endswith("…") or _FINISHED.search(text):  # cut by MAX_CHARS here, on purpose
+        return None
+    return "cut off (no sentence end)"
 
 
 def shown_text(text: str) -> str:

@@ -97,3 +97,21 @@ def test_a_sentence_said_twice_is_degenerate(text):
 def test_two_different_sentences_pass():
     e = _explain("Because you liked Heat, Ronin is a crime thriller. It is just as tense.")
     assert e.source == "model", e.rejected
+
+
+@pytest.mark.parametrize("text", [  # cut by max_new_tokens in the middle of the only sentence
+    "Because you liked Heat, Ronin is a crime thri",
+    "Because you liked Heat, Ronin is a crime thriller with car ch",
+    "You like Ronin because it shares the genres of crime and thriller with the titles you liked,"
+    " and it also has the same tags as those you liked, including heist, tense, heartw",
+])
+def test_a_text_without_a_sentence_end_is_cut_off(text):
+    e = _explain(text)
+    assert e.source == "fallback" and e.rejected == "cut off (no sentence end)", e.rejected
+
+
+def test_a_long_text_cut_here_with_an_ellipsis_is_not_cut_off():
+    words = " ".join(f"x{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(120))  # 480 chars
+    text = f"Because you liked Heat, Ronin is a crime thriller with {words}."
+    e = _explain(text)
+    assert e.source == "model" and e.text.endswith("…"), e.rejected

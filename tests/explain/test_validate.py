@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmrank.explain.validate import MAX_CHARS, validate_explanation
+from llmrank.explain.validate import MAX_CHARS, tidy, validate_explanation
 
 TITLES = ["Toy Story (1995)", "Heat (1995)", "The Lord of the Rings (2001)"]
 TERMS = ["Animation", "Crime", "Fantasy"]
@@ -61,9 +61,11 @@ def test_sentence_cut_off_by_the_token_limit_is_dropped():
     v = validate_explanation('You enjoyed the tense "Heat (1995)." This is another crime story. '
                              "The user", TITLES, TERMS)
     assert v.ok and v.text == 'You enjoyed the tense "Heat (1995)." This is another crime story.'
-    # with nothing finished before it, a lone fragment is kept as it was
-    assert validate_explanation("Heat is a tense crime film that", TITLES, TERMS).text == (
-        "Heat is a tense crime film that")
+    # with nothing finished before it, tidy keeps a lone fragment as it was, and the validator
+    # rejects it: the token limit cut the only sentence (it was accepted and shown until then)
+    assert tidy("Heat is a tense crime film that") == "Heat is a tense crime film that"
+    v = validate_explanation("Heat is a tense crime film that", TITLES, TERMS)
+    assert not v.ok and v.reason == "cut off (no sentence end)"
 
 
 def test_long_text_is_cut_at_a_word_with_an_ellipsis():
