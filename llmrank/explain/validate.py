@@ -148,7 +148,8 @@ def validate_explanation(text: str, known_titles: Iterable[str],
     span = _unknown_span(text, _known_matcher(known_titles, known_terms))
     if span is not None:
         return Verdict(False, f"names an unknown item {span!r}")
-    if (year := _unknown_year(text, known_titles)) is not None:
+    # '2001' in '2001: A Space Odyssey (1968)' is the title's, not a year the text names
+    if (year := _unknown_year(_without_titles(text, known_titles), known_titles)) is not None:
         return Verdict(False, f"names a year no known item has ({year})")
     if (dated := _dated_unknown(text, known_titles)) is not None:
         return Verdict(False, f"names an unknown item {dated!r}")

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from llmrank.data.itemtext import item_title
 from llmrank.explain import Explainer
+from llmrank.explain.explainer import _claimable
+from llmrank.explain.fallback import fallback_explanation
+from llmrank.explain.validate import shown_text, validate_explanation
 from llmrank.llm.fake import FakeLLM
 from llmrank.records import Item
 
@@ -115,3 +119,54 @@ def test_a_long_text_cut_here_with_an_ellipsis_is_not_cut_off():
     text = f"Because you liked Heat, Ronin is a crime thriller with {words}."
     e = _explain(text)
     assert e.source == "model" and e.text.endswith("…"), e.rejected
+
+
+ODYSSEY = Item("8", "2001: A Space Odyssey", 1968, ("Adventure", "Drama", "Sci-Fi"))
+INTERSTELLAR = Item("16", "Interstellar", 2014, ("Sci-Fi", "Drama"))
+
+
+def test_a_number_inside_a_cited_title_is_not_a_year():
+    """'2001' in '2001: A Space Odyssey (1968)' is the title, not a year of the text: the
+    model's sentence and the fallback both cite it, and neither names a year."""
+    history = [*HIST, ODYSSEY]
+    e = _explain("Because you liked 2001: A Space Odyssey, Interstellar is a thoughtful sci-fi drama.",
+                 item=INTERSTELLAR, history=history, candidates=[INTERSTELLAR, RONIN])
+    assert e.source == "model", e.rejected
+    # an invented year next to it is still caught
+    e = _explain("Because you liked the 2003 film 2001: A Space Odyssey, Interstellar is a sci-fi drama.",
+                 item=INTERSTELLAR, history=history, candidates=[INTERSTELLAR, RONIN])
+    assert e.source == "fallback" and "2003" in e.rejected, e.rejected
+
+
+def _validate_as_explainer(text: str, item: Item, history: list[Item], candidates: list[Item]):
+    history_titles = [item_title(h) for h in history]
+    return validate_explanation(
+        text, [*history_titles, *(item_title(c) for c in candidates)],
+        [t for x in (*history, *candidates) for t in (*x.genres, *x.tags)], vocabulary=VOCAB,
+        claimable=_claimable(shown_text(text), item, history), history_titles=history_titles,
+        item_title=item_title(item), item_terms=[*item.genres, *item.tags])
+
+
+@pytest.mark.parametrize("item,history,others", [
+    (RONIN, HIST, CANDS), (CANDS[1], HIST, CANDS), (CANDS[2], HIST[:2], CANDS),
+    # no candidate from 2001: the '2001' of the title is no known title's year
+    (INTERSTELLAR, [*HIST, ODYSSEY], [RONIN]), (ODYSSEY, [*HIST, INTERSTELLAR], [RONIN]),
+    (INTERSTELLAR, [ODYSSEY], []),
+])
+def test_the_fallback_sentence_passes_the_validator(item, history, others):
+    candidates = [item, *others]
+    text = fallback_explanation(item, history)
+    assert text.startswith("Because you liked ")
+    v = _validate_as_explainer(text, item, history, candidates)
+    assert v.ok and v.text == text, (text, v.reason)
+
+
+def test_validation_is_deterministic():
+    texts = ["Because you liked Heat, Ronin is another tense crime thriller.",
+             "Because you liked Heat and Casino, Ronin is a crime thriller.",
+             "You already saw Ronin, a crime thriller like Heat."]
+    first = [_validate_as_explainer(t, RONIN, HIST, CANDS) for t in texts]
+    for _ in range(3):
+        again = [_validate_as_explainer(t, RONIN, list(reversed(HIST)), list(reversed(CANDS))) for t in texts]
+        assert again == first
+    assert [v.ok for v in first] == [True, False, False]
