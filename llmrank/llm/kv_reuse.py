@@ -38,8 +38,12 @@ def _croppable(cache: Any) -> bool:
     window of keys/values, so once a prompt outgrows the window the prefix is gone (transformers
     raises in ``crop``); those prompts are recomputed whole, with the same results."""
     ok = getattr(cache, "is_croppable", True)
-    sliding = any(getattr(layer, "is_sliding", False) for layer in getattr(cache, "layers", ()))
-    return bool(ok) and hasattr(cache, "crop") and not sliding
+    return bool(ok) and hasattr(cache, "crop") and not _sliding(cache)
+
+
+def _sliding(cache: Any) -> bool:
+    """Whether any layer of ``cache`` attends to a sliding window of cache positions."""
+    return any(getattr(layer, "is_sliding", False) for layer in getattr(cache, "layers", ()))
 
 
 def _crop_to(cache: Any, keep: int) -> None:
@@ -98,10 +102,12 @@ def prefill_shared(model: Any, prompts: Sequence[Sequence[int]], device: torch.d
         res = model(input_ids=head, position_ids=torch.arange(shared, device=device).unsqueeze(0),
                     use_cache=True, logits_to_keep=1)
         cache = res.past_key_values
-        if hasattr(cache, "batch_repeat_interleave"):
+        computed += shared
+        # a sliding window counts cache positions: padding between the prefix and a short
+        # suffix would take the place of real tokens in its window. Left padding only there.
+        if hasattr(cache, "batch_repeat_interleave") and not _sliding(cache):
             cache.batch_repeat_interleave(batch)
-            computed += shared
-        else:  # pragma: no cover - caches without batch expansion: no reuse
+        else:  # caches without batch expansion, sliding windows: no reuse
             cache, shared = None, 0
     else:
         shared = 0

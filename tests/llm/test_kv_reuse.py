@@ -85,26 +85,47 @@ def test_sampling_is_seeded_and_stop_strings_cut(reuse_llm):
         assert cut == greedy[: greedy.index(stop)]
 
 
-def test_sliding_window_model_scores_with_reuse_as_without(tmp_path):
-    """A sliding-window model (qwen2 with use_sliding_window, as Mistral or Gemma are) keeps
-    only the last window of keys/values per layer: its cache cannot be cropped back to a
-    shared prefix once prompts outgrow the window. Reuse on (the CPU default) crashed with
-    transformers' RuntimeError; such a cache is now recomputed per prompt, same scores."""
+def _sliding_window_llm(path):
+    """A tiny qwen2 whose layers all attend to the last 12 positions only."""
     import json
 
     from llmrank.llm.tiny import build_tiny_model
     from llmrank.llm.transformers_backend import TransformersLLM
 
-    path = build_tiny_model(tmp_path, arch="qwen2", seed=3)
+    build_tiny_model(path, arch="qwen2", seed=3)
     config = json.loads((path / "config.json").read_text())
     config.update(use_sliding_window=True, sliding_window=12, max_window_layers=0)
     config.pop("layer_types", None)
     (path / "config.json").write_text(json.dumps(config))
     llm = TransformersLLM(str(path), batch_size=8)
-    assert "sliding_attention" in llm.model.config.layer_types
+    assert set(llm.model.config.layer_types) == {"sliding_attention"}
+    return llm
+
+
+def test_sliding_window_model_scores_with_reuse_as_without(tmp_path):
+    """A sliding-window model (qwen2 with use_sliding_window, as Mistral or Gemma are) keeps
+    only the last window of keys/values per layer: its cache cannot be cropped back to a
+    shared prefix once prompts outgrow the window. Reuse on (the CPU default) crashed with
+    transformers' RuntimeError; such a cache is now recomputed per prompt, same scores."""
+    llm = _sliding_window_llm(tmp_path)
     prompts = _prompts(llm)
     assert min(llm.count_tokens(p) for p in prompts) > 12
     llm.prefix_reuse = False
     padded = llm.label_logprobs(prompts, LABELS)
     llm.prefix_reuse = True
     np.testing.assert_allclose(llm.label_logprobs(prompts, LABELS), padded, atol=1e-4)
+
+
+def test_sliding_window_model_generates_batched_as_alone(tmp_path):
+    """The decode prefill put each row's padding between the shared prefix and its suffix; a
+    sliding window counts cache positions, so a row's window held padding instead of its
+    last real tokens (a short suffix after a long one: logits off by ~5 nats here). Such
+    models now prefill with left padding only."""
+    llm = _sliding_window_llm(tmp_path)
+    head = "The user's history, oldest first: Toy Story (1995). Heat (1995). Genres: Comedy"
+    prompts = [head + " A Answer:", head + " Drama, Action. Candidates: A. B. C. Which candidate Answer:",
+               head + " B. Answer:"]
+    assert min(common_prefix(llm.encode(prompts[0]), llm.encode(p)) for p in prompts) > 24
+    cfg = GenerationConfig(max_new_tokens=8)
+    alone = [llm.generate([p], cfg)[0] for p in prompts]
+    assert llm.generate(prompts, cfg) == alone
