@@ -19,7 +19,8 @@ def _one_at_a_time(llm, text: str, ctx: list[int] | None = None) -> float:
 
     ctx = ctx if ctx is not None else llm.tokenizer(DEFAULT_CONTEXT, add_special_tokens=False).input_ids
     toks = llm.tokenizer(" " + text, add_special_tokens=False).input_ids
-    with torch.inference_mode():
+    # the base model as the backend serves it: the session's tiny_llm may hold a disabled LoRA
+    with torch.inference_mode(), llm._adapter_context():
         logits = llm.model(input_ids=torch.tensor([ctx + toks])).logits[0].float()
     logp = torch.log_softmax(logits, dim=-1)
     return float(np.mean([float(logp[len(ctx) - 1 + j, t]) for j, t in enumerate(toks)]))

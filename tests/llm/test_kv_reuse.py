@@ -65,7 +65,7 @@ def test_generate_matches_transformers_greedy(reuse_llm):
 
     prompt = _prompts(reuse_llm)[0]
     ids = torch.tensor([reuse_llm.encode(prompt)])
-    with torch.inference_mode():
+    with torch.inference_mode(), reuse_llm._adapter_context():  # a disabled LoRA stays off
         ref = reuse_llm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8,
                                        do_sample=False, pad_token_id=reuse_llm.tokenizer.pad_token_id)
     new = [int(t) for t in ref[0, ids.shape[1]:] if int(t) not in reuse_llm._eos_ids()]
