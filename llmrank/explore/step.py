@@ -156,12 +156,7 @@ class ExploreStep:
         with self._policy_lock:
             slate = policy.select([(it.item_id, self._prior(it, explores)) for it in ranked],
                                   request.k, ctx)
-        by_id = {it.item_id: it for it in ranked}
-        shown = []
-        for pos, (item_id, prop) in enumerate(zip(slate.items, slate.propensities or [], strict=True)):
-            # an added must-show item has no reranker fields: it gets the policy's score for it
-            base = by_id.get(item_id) or RankedItem(item_id=item_id, score=slate.scores[pos], position=pos)
-            shown.append(replace(base, position=pos, propensity=prop))
+        shown = _as_shown(ranked, slate.items, slate.scores, slate.propensities or [])
         if log and self.store is not None and slate.items:  # nothing shown: nothing to learn from
             with self._logging:
                 self.store.log_impression(slate.impression(request.request_id, request.user_id,
@@ -176,11 +171,7 @@ class ExploreStep:
             raise FeedbackConflictError(f"request_id {request.request_id!r} is already used by another "
                                         "request; give each request its own id")
         log.info("request %s is a retry: the logged slate is served again", request.request_id)
-        by_id = {it.item_id: it for it in ranked}
-        return [replace(by_id.get(item_id) or RankedItem(item_id=item_id, score=score, position=pos),
-                        position=pos, propensity=prop)
-                for pos, (item_id, score, prop) in enumerate(zip(logged.items, logged.scores,
-                                                                 logged.propensities, strict=True))]
+        return _as_shown(ranked, logged.items, logged.scores, logged.propensities)
 
     def _prior(self, item: RankedItem, exploring: bool) -> float:
         """The policy's prior score (a request served greedily keeps the reranker's order)."""
@@ -256,6 +247,16 @@ class ExploreStep:
                 n += 1
             self.learned_until = until
             return n
+
+
+def _as_shown(ranked: Sequence[RankedItem], items: Sequence[str], scores: Sequence[float],
+              propensities: Sequence[float]) -> list[RankedItem]:
+    """The shown items at their positions with their propensities, keeping the reranker's
+    fields; an item not in ``ranked`` (an added must-show one) gets the slate's score for it."""
+    by_id = {it.item_id: it for it in ranked}
+    return [replace(by_id.get(item_id) or RankedItem(item_id=item_id, score=score, position=pos),
+                    position=pos, propensity=prop)
+            for pos, (item_id, score, prop) in enumerate(zip(items, scores, propensities, strict=True))]
 
 
 def slate_of(imp: Impression) -> Slate:
