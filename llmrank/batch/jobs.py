@@ -22,17 +22,16 @@ from llmrank.batch.base import FailedLine, RequestSource
 from llmrank.config_files import problems
 from llmrank.errors import LlmrankError
 from llmrank.records import RecRequest
-from llmrank.serve.schemas import BatchLineModel, FiltersModel, RecResponseModel
+from llmrank.serve.schemas import MAX_BODY_BYTES, BatchLineModel, FiltersModel, RecResponseModel
 
 if TYPE_CHECKING:
     from llmrank.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
-# the longest input line read (bytes, newline included): POST /recommend's body limit
-# (llmrank.serve.app.MAX_BODY_BYTES); the schemas' bounds keep a valid request far below it.
+# the longest input line read (bytes, newline included): the body limit of POST /recommend.
 # A longer line is one failed line, skipped in chunks instead of read whole.
-MAX_LINE_BYTES = 8 * 2**20
+MAX_LINE_BYTES = MAX_BODY_BYTES
 
 # errors that say the model server is down or overloaded, not that the request is wrong:
 # a line retries them (TRANSIENT_RETRIES times, TRANSIENT_BACKOFF s doubling), and many in a

@@ -16,6 +16,7 @@ from llmrank import __version__
 from llmrank.errors import FeedbackConflictError, LlmrankError, UnknownItemError
 from llmrank.serve.errors import FeatureUnavailableError, install_handlers, internal
 from llmrank.serve.schemas import (
+    MAX_BODY_BYTES,
     ChatItemModel,
     ChatRequestModel,
     ChatResponseModel,
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
     from llmrank.recommender import Recommender
 
 API_VERSION = "1"
-# a declared body over this is refused before it is read: the schemas bound every field, so
-# a valid request stays far below it (2,000 history ids and 10,000 filter ids of 200 chars)
-MAX_BODY_BYTES = 8 * 2**20
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorModel, "description": desc} for code, desc in [
         (400, "unparsable request body (e.g. JSON nested too deeply)"),

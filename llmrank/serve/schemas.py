@@ -37,6 +37,10 @@ MAX_HISTORY = 2000
 MAX_TEXT = 2000
 MAX_FILTER_IDS = 10_000  # an allow or deny list
 MAX_ATTRIBUTES = 50  # attribute filters, and values per attribute: 1000
+# one request's body (HTTP) or line (batch files): refused over it before it is read or
+# parsed; the bounds above keep a valid request far below it (2,000 history ids and 10,000
+# filter ids of 200 characters)
+MAX_BODY_BYTES = 8 * 2**20
 MAX_POSITION = 10_000  # a slot in a shown list: far beyond any slate, and a bounded integer
 
 
