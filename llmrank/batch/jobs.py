@@ -199,17 +199,16 @@ def run_job(recommender: Recommender, job: Job, *, retries: int | None = None,
     "error", "reason"}``. Never raises for a bad request (only for KeyboardInterrupt and
     the like). A TRANSIENT failure is tried again ``retries`` times, waiting ``backoff``
     seconds, doubled each time (module defaults)."""
-    retries = TRANSIENT_RETRIES if retries is None else retries
     wait = TRANSIENT_BACKOFF if backoff is None else backoff
-    for attempt in range(retries + 1):
+    for _ in range(TRANSIENT_RETRIES if retries is None else retries):
         result = _run_once(recommender, job)
-        if result["ok"] or result["error"] not in TRANSIENT or attempt == retries:
+        if result["ok"] or result["error"] not in TRANSIENT:
             return result
         log.warning("batch line %d: %s (%s); trying again in %.1fs", job.line, result["error"],
                     result["reason"], wait)
         time.sleep(wait)
         wait *= 2
-    raise AssertionError("unreachable")
+    return _run_once(recommender, job)
 
 
 def _run_once(recommender: Recommender, job: Job) -> dict[str, Any]:

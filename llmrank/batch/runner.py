@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # TRANSIENT failures in a row that stop a job (an outage, not a few bad requests)
 MAX_CONSECUTIVE_UNAVAILABLE = 20
 
+
 def config_key(config: Any) -> str:
     """A short hash of the deployment config (a resumed run must use the same one)."""
     from llmrank.config import load_config
