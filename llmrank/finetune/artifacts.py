@@ -27,11 +27,12 @@ from typing import Any
 
 from llmrank.errors import ModelError
 from llmrank.finetune.config import PromptSpec
+from llmrank.models.adapter_fit import ADAPTER_MANIFEST
 from llmrank.models.resolve import adapters_dir, models_dir, resolve_adapter, resolve_model
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "llmrank_adapter.json"
+MANIFEST = ADAPTER_MANIFEST
 FORMAT_VERSION = 1
 PACKAGES = ("llmrank", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "numpy")
 

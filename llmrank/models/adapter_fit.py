@@ -19,11 +19,13 @@ from llmrank.errors import ModelError
 
 log = logging.getLogger(__name__)
 
+ADAPTER_MANIFEST = "llmrank_adapter.json"  # written by llmrank.finetune.artifacts
+
 
 def trained_on(adapter: Path) -> list[str]:
     """The names and paths of the base model the adapter folder records (may be empty)."""
     names: list[str] = []
-    for file, keys in (("llmrank_adapter.json", ("base_model", "base_model_path")),
+    for file, keys in ((ADAPTER_MANIFEST, ("base_model", "base_model_path")),
                        ("adapter_config.json", ("base_model_name_or_path",))):
         try:
             data: Any = json.loads((adapter / file).read_text(encoding="utf-8"))
