@@ -45,6 +45,14 @@ DenyOpt = typer.Option(None, "--deny", help="Never return this item id (repeatab
 AllowOpt = typer.Option(None, "--allow", help="Only return these item ids (repeatable).")
 
 
+def search_words(text: str | None) -> str | None:
+    """The --text of a query (an option callback): a blank one ("" or spaces) is a usage
+    error (exit 2); it went on to the retriever and failed with "no items and no text"."""
+    if text is not None and not text.strip():
+        raise typer.BadParameter("is blank: give words to search for")
+    return text
+
+
 # ---- helpers shared with `llmrank retrieve` ----------------------------------------------
 def load_data(data: DataConfig) -> Dataset:
     """The dataset a DataConfig names (``llmrank.data.load_dataset``: a name under the data
@@ -195,7 +203,7 @@ def build(
 @app.command("query")
 def query(
     index: Path = typer.Option(..., "--index", "-i", help="Index folder."),
-    text: str | None = typer.Option(None, "--text", "-t", help="Free-text query."),
+    text: str | None = typer.Option(None, "--text", "-t", callback=search_words, help="Free-text query."),
     item: str | None = typer.Option(None, "--item", help="Find items similar to this item id."),
     k: int = KOpt,
     genre: list[str] | None = GenreOpt,
@@ -209,8 +217,6 @@ def query(
     from llmrank.retrieve import load_retriever
 
     setup_logging(verbose)
-    if text is not None and not text.strip():  # else the retriever's "no items and no text", exit 1
-        raise typer.BadParameter("is blank: give words to search for", param_hint="'--text'")
     if (text is None) == (item is None):
         raise typer.BadParameter("give exactly one of --text or --item")
     r: Any = load_retriever(index)

@@ -24,6 +24,7 @@ from llmrank.cli.index import (
     load_data,
     make_config,
     progress_fn,
+    search_words,
     show_candidates,
 )
 from llmrank.config import DataConfig
@@ -32,7 +33,8 @@ from llmrank.registry import retrievers
 
 def retrieve(
     user: str | None = typer.Option(None, "--user", "-u", help="User id (history from the dataset)."),
-    text: str | None = typer.Option(None, "--text", "-t", help="Free-text query (alone or with --user)."),
+    text: str | None = typer.Option(None, "--text", "-t", callback=search_words,
+                                    help="Free-text query (alone or with --user)."),
     k: int = KOpt,
     index: Path | None = typer.Option(None, "--index", "-i", help="Index folder (else built in memory)."),
     dataset: str | None = DatasetOpt,
@@ -52,8 +54,6 @@ def retrieve(
     from llmrank.retrieve import build_retriever, load_retriever, read_manifest
 
     setup_logging(verbose)
-    if text is not None and not text.strip():  # else the retriever's "no items and no text", exit 1
-        raise typer.BadParameter("is blank: give words to search for", param_hint="'--text'")
     if user is None and not text:
         raise typer.BadParameter("give --user ID or --text \"...\" (or both)")
     cfg = make_config(config, {"data.dataset": dataset, "data.data_dir": data_dir,
