@@ -90,14 +90,13 @@ def train_retriever(
     from llmrank.retrieve.sequential.retriever import sequential_config
 
     setup_logging(verbose)
-    _checked_members(retriever or "fused", model, ensemble)  # a typo fails before the config loads
+    members = _checked_members(retriever or "fused", model, ensemble)  # a typo fails before the config loads
     cfg = make_config(config, {"data.dataset": dataset, "data.data_dir": data_dir,
                                "data.kcore": kcore, "retriever.kind": retriever,
                                "embedder.backend": embedder, "seed": seed})
     # the flag, else the config's kind (the flag's default used to override it), else fused
     retriever = retriever or (cfg.retriever.kind if cfg.retriever.kind in KINDS else "fused")
     cfg = cfg.model_copy(update={"retriever": cfg.retriever.model_copy(update={"kind": retriever})})
-    members = _checked_members(retriever, model, ensemble)
     scfg = sequential_config(cfg, model=model, epochs=epochs, patience=patience, hidden=hidden,
                              max_len=max_len, batch_size=batch_size, lr=lr, dropout=dropout,
                              device=device, threads=threads, refit=refit,
