@@ -213,15 +213,11 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def print_json(obj: Any) -> None:
-    """JSON to stdout without rich markup or wrapping (safe to pipe). Non-ASCII text as it is;
-    the whole document \\u-escaped when it holds text UTF-8 cannot encode (a lone surrogate in
-    a logged context), which stopped the command with a UnicodeEncodeError."""
-    text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=True)
-    sys.stdout.write(text + "\n")
+    """JSON to stdout without rich markup or wrapping (safe to pipe), encodable as UTF-8
+    (``llmrank.jsontext``)."""
+    from llmrank.jsontext import dumps
+
+    sys.stdout.write(dumps(to_jsonable(obj), indent=2) + "\n")
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from llmrank.feedback.records import (
     impression_from_dict,
     impression_to_dict,
 )
+from llmrank.jsontext import dumps
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +39,13 @@ def export_jsonl(store: FeedbackStore, out: IO[str], *, what: str = "all",
     n_imp = n_ev = 0
     if what in ("all", "impressions"):
         for imp in store.impressions(since=since, until=until):
-            out.write(_line(impression_to_dict(imp)))
+            out.write(dumps(impression_to_dict(imp)) + "\n")
             n_imp += 1
     if what in ("all", "events"):
         for ev in store.events(since=since, until=until):
-            out.write(_line(event_to_dict(ev)))
+            out.write(dumps(event_to_dict(ev)) + "\n")
             n_ev += 1
     return {"impressions": n_imp, "events": n_ev}
-
-
-def _line(record: dict[str, object]) -> str:
-    """One JSON line, non-ASCII text as is. A lone UTF-16 surrogate (half an emoji) cannot be
-    written as UTF-8: ids are refused when they hold one, but an impression's free-form context
-    may; such a line is written with JSON escapes, which read back as the same text."""
-    text = json.dumps(record, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(record)
-    return text + "\n"
 
 
 def parse_record(text: str, path: str, line_no: int) -> Impression | FeedbackEvent:
