@@ -52,9 +52,11 @@ class _BrokenCache(Exception):
     """The cache file holds something other than our table (see ``EmbeddingCache``)."""
 
 
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
-    """A damaged file (not a database, malformed pages), as opposed to a busy or read-only
-    one: those must reach the caller, not cost the cache."""
+def _damaged(exc: sqlite3.DatabaseError | _BrokenCache) -> bool:
+    """A damaged file (not a database, malformed pages, another table layout), as opposed to
+    a busy or read-only one: those must reach the caller, not cost the cache."""
+    if isinstance(exc, _BrokenCache):
+        return True
     name = str(getattr(exc, "sqlite_errorname", ""))
     return name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB"
 
@@ -97,7 +99,7 @@ class EmbeddingCache:
             with self._connect() as con:
                 return [r[0] for r in con.execute("PRAGMA quick_check")] == ["ok"]
         except (sqlite3.DatabaseError, _BrokenCache) as exc:
-            if isinstance(exc, sqlite3.DatabaseError) and not _is_corruption(exc):
+            if not _damaged(exc):
                 raise
             return False
 
@@ -105,7 +107,7 @@ class EmbeddingCache:
         try:
             return op()
         except (sqlite3.DatabaseError, _BrokenCache) as exc:
-            if isinstance(exc, sqlite3.DatabaseError) and not _is_corruption(exc):
+            if not _damaged(exc):
                 raise
             if not self._healthy():
                 log.warning("embedding cache %s is damaged (%s); rebuilding it", self.path, exc)
